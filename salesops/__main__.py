@@ -1,0 +1,3 @@
+from salesops.cli import app
+
+app()

@@ -1,0 +1,94 @@
+"""The `salesops` command."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="salesops: event-driven sales and operations planning.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics of the contract.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+console = Console()
+
+
+class ServiceName(StrEnum):
+    promotion = "promotion"
+    fulfillment = "fulfillment"
+    returns = "returns"
+    planning = "planning"
+
+
+@app.command()
+def up(
+    port_base: Annotated[int, typer.Option(help="services listen on port-base+1 .. +4")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="embedded database, broker logs and generated keys")] = Path(
+        ".salesops"
+    ),
+) -> None:
+    """Run the whole system on this machine (embedded PostgreSQL and broker unless configured otherwise)."""
+    from salesops.launcher import Launcher
+
+    raise typer.Exit(Launcher(port_base=port_base, data_dir=data_dir, console=console).run())
+
+
+@app.command()
+def serve(
+    service: ServiceName,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Run one service (HTTP API, outbox relay, consumers) in the foreground; SIGTERM drains it."""
+    import uvicorn
+
+    from shared.settings import Settings
+
+    module = importlib.import_module(f"services.{service.value}_service.app")
+    settings = Settings()
+    application = module.build_app(settings)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        loop="uvloop" if os.name != "nt" else "asyncio",
+        http="httptools",
+    )
+
+
+@app.command()
+def migrate(
+    service: Annotated[ServiceName | None, typer.Option(help="only this service")] = None,
+) -> None:
+    """Run the database migrations of every service (or one) against SALESOPS_DATABASE_URL."""
+    from shared import migrations
+    from shared.settings import Settings
+
+    url = Settings().database_url
+    for name in [service.value] if service else migrations.SERVICES:
+        migrations.upgrade(name, url)
+        console.print(f"migrated {name}")
+
+
+@topics_app.command("create")
+def topics_create(
+    partitions: Annotated[int | None, typer.Option(help="partitions per topic")] = None,
+) -> None:
+    """Create every contract topic and its dead-letter topic (existing ones are left alone)."""
+    from shared.events import ALL_TOPICS
+    from shared.kafka import ensure_topics
+    from shared.settings import Settings
+
+    settings = Settings()
+    created = asyncio.run(
+        ensure_topics(settings.kafka_bootstrap_servers, ALL_TOPICS, partitions or settings.topic_partitions)
+    )
+    console.print(f"created {len(created)} topic(s); {len(ALL_TOPICS) - len(created)} already existed")

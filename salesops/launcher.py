@@ -1,0 +1,200 @@
+"""`salesops up`: the whole system on one machine, each service a supervised process of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from salesops.infra import EmbeddedBroker, EmbeddedPostgres, die_with_parent, free_port
+from shared import migrations
+from shared.auth import generate_keys_file
+from shared.events import ALL_TOPICS
+from shared.kafka import ensure_topics
+
+SERVICE_PORT_OFFSETS = {"promotion": 1, "fulfillment": 2, "returns": 3, "planning": 4}
+BROKER_PORT_OFFSET = 92
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, env: dict[str, str]) -> None:
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "salesops", "serve", self.name, "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets the parent-death signal
+        )
+        self.started_at = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def terminate(self) -> None:
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_or_kill(self, deadline: float) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self._log is not None:
+            self._log.close()
+
+
+class Launcher:
+    def __init__(self, *, port_base: int, data_dir: Path, console: Console) -> None:
+        self.port_base = port_base
+        self.data_dir = data_dir.resolve()
+        self.console = console
+        self.logs_dir = self.data_dir / "logs"
+        self.postgres: EmbeddedPostgres | None = None
+        self.broker: EmbeddedBroker | None = None
+        self.services = [
+            ServiceProcess(name, port_base + offset, self.logs_dir / f"{name}.log")
+            for name, offset in SERVICE_PORT_OFFSETS.items()
+        ]
+        self._stop = False
+
+    def run(self) -> int:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._request_stop)
+        try:
+            env = self._prepare()
+            if self._stop:
+                return 0
+            for service in self.services:
+                service.start(env)
+            self._wait_ready()
+            self._print_summary(env)
+            self._supervise(env)
+            return 0
+        finally:
+            self._shutdown()
+
+    def _request_stop(self, signum: int, _frame: object) -> None:
+        if not self._stop:
+            self.console.print(f"\n[bold]{signal.Signals(signum).name}[/]: stopping salesops ...")
+        self._stop = True
+
+    def _prepare(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("SALESOPS_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+        keys_file = env.get("SALESOPS_API_KEYS_FILE")
+        if not keys_file:
+            path = self.data_dir / "api-keys.json"
+            if not path.exists():
+                generate_keys_file(path)
+            env["SALESOPS_API_KEYS_FILE"] = str(path)
+
+        if not env.get("SALESOPS_DATABASE_URL"):
+            with self.console.status("starting the embedded PostgreSQL ..."):
+                self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
+                env["SALESOPS_DATABASE_URL"] = self.postgres.start()
+        if not env.get("SALESOPS_KAFKA_BOOTSTRAP_SERVERS"):
+            with self.console.status("starting the embedded broker ..."):
+                self.broker = EmbeddedBroker(
+                    free_port(self.port_base + BROKER_PORT_OFFSET), log_path=self.logs_dir / "broker.log"
+                )
+                env["SALESOPS_KAFKA_BOOTSTRAP_SERVERS"] = self.broker.start()
+                # The embedded broker has no transactions or idempotent producers; correctness comes from
+                # the outbox and the inbox.
+                env["SALESOPS_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
+        with self.console.status("creating topics and running migrations ..."):
+            partitions = int(env.get("SALESOPS_TOPIC_PARTITIONS", "6"))
+            asyncio.run(ensure_topics(env["SALESOPS_KAFKA_BOOTSTRAP_SERVERS"], ALL_TOPICS, partitions))
+            for service in migrations.SERVICES:
+                migrations.upgrade(service, env["SALESOPS_DATABASE_URL"])
+        return env
+
+    def _wait_ready(self, timeout_s: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        pending = {s.name: s for s in self.services}
+        with self.console.status("waiting for the services to be ready ..."), httpx.Client(timeout=2.0) as client:
+            while pending and not self._stop and time.monotonic() < deadline:
+                for name, service in list(pending.items()):
+                    if not service.alive():
+                        raise RuntimeError(f"the {name} service exited at startup; see {service.log_path}")
+                    try:
+                        if client.get(f"{service.url}/readyz").status_code == 200:
+                            del pending[name]
+                    except httpx.HTTPError:
+                        pass
+                time.sleep(0.2)
+        if pending and not self._stop:
+            raise RuntimeError(f"not ready after {timeout_s:.0f}s: {', '.join(pending)} (logs in {self.logs_dir})")
+
+    def _print_summary(self, env: dict[str, str]) -> None:
+        table = Table(title="salesops is running", show_lines=False)
+        table.add_column("service")
+        table.add_column("API")
+        table.add_column("docs")
+        for service in self.services:
+            table.add_row(service.name, service.url, f"{service.url}/docs")
+        self.console.print(table)
+        self.console.print(f"API keys:   {env['SALESOPS_API_KEYS_FILE']}")
+        self.console.print(f"database:   {'embedded, ' + str(self.data_dir / 'postgres') if self.postgres else 'external'}")
+        self.console.print(f"broker:     {env['SALESOPS_KAFKA_BOOTSTRAP_SERVERS']}{' (embedded)' if self.broker else ''}")
+        self.console.print(f"logs:       {self.logs_dir}")
+        self.console.print("Press Ctrl-C to stop.")
+
+    def _supervise(self, env: dict[str, str]) -> None:
+        while not self._stop:
+            if self.broker is not None and not self.broker.running():
+                self.console.print("[yellow]the embedded broker stopped; restarting it[/]")
+                self.broker.start()
+                asyncio.run(ensure_topics(self.broker.bootstrap_servers, ALL_TOPICS, int(env.get("SALESOPS_TOPIC_PARTITIONS", "6"))))
+            for service in self.services:
+                if not service.alive() and not self._stop:
+                    code = service.process.returncode if service.process else None
+                    # Back off when a service keeps crashing at startup.
+                    if time.monotonic() - service.started_at < 5 and service.restarts > 2:
+                        time.sleep(2)
+                    service.restarts += 1
+                    self.console.print(f"[yellow]{service.name} exited ({code}); restarting[/]")
+                    service.start(env)
+            time.sleep(0.5)
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + 20
+        for service in self.services:
+            service.terminate()
+        for service in self.services:
+            service.wait_or_kill(deadline)
+        if self.broker is not None:
+            self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        self.console.print("salesops stopped.")

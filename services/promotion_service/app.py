@@ -1,0 +1,21 @@
+"""Composition root of the promotion service."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.promotion_service import tables
+from services.promotion_service.api import router
+from shared.service import ServiceSpec, create_app
+from shared.settings import Settings
+
+SPEC = ServiceSpec(
+    name="promotion",
+    metadata=tables.metadata,
+    routers=[router],
+    description="Marketing systems announce promotions and launches; each change is published once.",
+)
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    return create_app(SPEC, settings or Settings())

@@ -1,0 +1,68 @@
+"""Request and response models of the promotion API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from services.promotion_service.domain import PromotionStatus
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
+Sku = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PromotionItem(Strict):
+    sku: Sku
+    uplift_pct: float = Field(gt=-100, le=10_000, description="Demand uplift during the promotion, in percent")
+
+
+class Cannibalization(Strict):
+    sku: Sku
+    pct: float = Field(gt=0, le=100, description="How much this SKU's baseline drops during the promotion")
+
+
+class PromotionCreate(Strict):
+    promotion_id: Identifier = Field(description="The client's own id; the idempotency key of the create")
+    name: str = Field(min_length=1, max_length=200)
+    starts_on: date
+    ends_on: date
+    items: list[PromotionItem] = Field(min_length=1, max_length=1000)
+    post_promo_dip_pct: float = Field(default=0, ge=0, le=100)
+    post_promo_dip_weeks: int = Field(default=0, ge=0, le=52)
+    cannibalized: list[Cannibalization] = Field(default_factory=list, max_length=1000)
+    channel: str | None = Field(default=None, max_length=100)
+    regions: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] = Field(default_factory=list)
+    account_segments: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] = Field(
+        default_factory=list
+    )
+
+
+class PromotionRead(BaseModel):
+    promotion_id: str
+    name: str
+    starts_on: date
+    ends_on: date
+    items: list[PromotionItem]
+    post_promo_dip_pct: float
+    post_promo_dip_weeks: int
+    cannibalized: list[Cannibalization]
+    channel: str | None
+    regions: list[str]
+    account_segments: list[str]
+    status: PromotionStatus
+    version: int
+    conflict: dict[str, Any] | None = Field(
+        default=None, description="The capacity conflict planning reports while the promotion is at risk"
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class PromotionList(BaseModel):
+    data: list[PromotionRead]

@@ -1,0 +1,142 @@
+"""API-key authentication with scopes: `Authorization: Bearer <key>`, keys loaded from a JSON file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, Field, ValidationError
+
+from shared.errors import ProblemError
+
+
+class Scope(StrEnum):
+    PROMOTIONS_READ = "promotions:read"
+    PROMOTIONS_WRITE = "promotions:write"
+    VOLUMES_READ = "volumes:read"
+    VOLUMES_WRITE = "volumes:write"
+    RETURNS_READ = "returns:read"
+    RETURNS_WRITE = "returns:write"
+    ALERTS_READ = "alerts:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
+    PLANNING_READ = "planning:read"
+    PLANNING_WRITE = "planning:write"
+
+
+class ApiKey(BaseModel):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=16)
+    scopes: list[Scope]
+    revoked: bool = False
+
+
+class ApiKeysFile(BaseModel):
+    keys: list[ApiKey]
+
+
+# The client roles `salesops up` generates keys for, and what each may do.
+CLIENT_ROLES: dict[str, tuple[Scope, ...]] = {
+    "marketing": (Scope.PROMOTIONS_READ, Scope.PROMOTIONS_WRITE),
+    "warehouse": (Scope.VOLUMES_READ, Scope.VOLUMES_WRITE),
+    "returns-desk": (Scope.RETURNS_READ, Scope.RETURNS_WRITE),
+    "crm": (Scope.ALERTS_READ, Scope.WEBHOOKS_MANAGE, Scope.PROMOTIONS_READ),
+    "planner": (
+        Scope.PLANNING_READ,
+        Scope.PLANNING_WRITE,
+        Scope.PROMOTIONS_READ,
+        Scope.VOLUMES_READ,
+        Scope.RETURNS_READ,
+        Scope.ALERTS_READ,
+    ),
+    "admin": tuple(Scope),
+}
+
+
+def generate_keys_file(path: Path, roles: Iterable[str] = CLIENT_ROLES) -> ApiKeysFile:
+    keys = ApiKeysFile(
+        keys=[ApiKey(name=role, key=f"sk_{role}_{secrets.token_urlsafe(24)}", scopes=list(CLIENT_ROLES[role])) for role in roles]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(keys.model_dump_json(indent=2))
+    path.chmod(0o600)
+    return keys
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+class KeyStore:
+    """Looks up keys by their SHA-256, re-reading the file when it changes (so a revocation takes effect)."""
+
+    def __init__(self, path: Path | None, *, recheck_interval_s: float = 2.0) -> None:
+        self._path = path
+        self._recheck_interval_s = recheck_interval_s
+        self._mtime: float | None = None
+        self._checked_at = 0.0
+        self._keys: dict[bytes, ApiKey] = {}
+        self._load()
+
+    def _load(self) -> None:
+        if self._path is None:
+            return
+        mtime = self._path.stat().st_mtime
+        if mtime == self._mtime:
+            return
+        try:
+            parsed = ApiKeysFile.model_validate(json.loads(self._path.read_text()))
+        except (ValidationError, json.JSONDecodeError) as exc:
+            if self._mtime is None:
+                raise ValueError(f"invalid API keys file {self._path}: {exc}") from exc
+            return  # keep the last good keys while the file is being edited
+        self._keys = {_digest(k.key): k for k in parsed.keys}
+        self._mtime = mtime
+
+    def lookup(self, secret: str) -> ApiKey | None:
+        now = time.monotonic()
+        if now - self._checked_at > self._recheck_interval_s:
+            self._checked_at = now
+            try:
+                self._load()
+            except OSError:
+                pass
+        found = self._keys.get(_digest(secret))
+        if found is None or found.revoked:
+            return None
+        # Constant-time comparison of the secret itself guards against a digest collision shortcut.
+        return found if secrets.compare_digest(found.key, secret) else None
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def require(scope: Scope) -> Callable[..., Any]:
+    """A dependency that admits only callers whose key carries `scope`."""
+
+    def check(request: Request) -> ApiKey:
+        store: KeyStore = request.app.state.runtime.keys
+        header = request.headers.get("authorization", "")
+        kind, _, secret = header.partition(" ")
+        if kind.lower() != "bearer" or not secret.strip():
+            raise _unauthorized("send an API key as 'Authorization: Bearer <key>'")
+        key = store.lookup(secret.strip())
+        if key is None:
+            raise _unauthorized("the API key is unknown or revoked")
+        if scope not in key.scopes:
+            raise ProblemError(403, "Forbidden", f"the API key '{key.name}' lacks the scope '{scope.value}'")
+        return key
+
+    check.__name__ = f"require_{scope.name.lower()}"
+    return check
+
+
+def Authorized(scope: Scope) -> Any:  # noqa: N802 - reads as a type in signatures
+    return Annotated[ApiKey, Depends(require(scope))]

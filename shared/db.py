@@ -1,0 +1,129 @@
+"""Database plumbing: the async engine, the unit of work, and how to tell a transient failure from a bug."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from shared.events import CloudEvent, EventData, EventType, new_event, topic_of
+from shared.settings import Settings
+
+# SQLSTATE classes worth retrying: connection exceptions, insufficient resources, operator intervention
+# (e.g. the server shutting down), and serialization failures / deadlocks.
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P", "40001", "40P01")
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        pool_timeout=10,
+    )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying later may succeed (database or network unavailable), False for bugs and bad data."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES):
+            return True
+        return _is_network_error(exc.orig)
+    return _is_network_error(exc)
+
+
+def _is_network_error(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError, OSError)):
+            return True
+        name = type(exc).__name__
+        if name in {"ConnectionDoesNotExistError", "CannotConnectNowError", "InterfaceError"}:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+async def database_ready(engine: AsyncEngine, timeout_s: float = 2.0) -> bool:
+    try:
+        async with asyncio.timeout(timeout_s), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+class UnitOfWork:
+    """One database transaction plus the events it will publish through the outbox.
+
+    Only the boundary (an HTTP endpoint or a consumer) commits; handlers record state and events.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        source: str,
+        record_outbox: Callable[[AsyncSession, list[tuple[CloudEvent, str, str]]], Any],
+        on_commit: Callable[[], None],
+        traceparent: str | None = None,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._record_outbox = record_outbox
+        self._on_commit = on_commit
+        self.source = source
+        self.traceparent = traceparent
+        self.pending: list[tuple[CloudEvent, str, str]] = []
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._session
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._session = self._sessionmaker()
+        await self._session.begin()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        session, self._session = self.session, None
+        try:
+            if session.in_transaction():
+                await session.rollback()
+        finally:
+            await session.close()
+            self.pending.clear()
+
+    def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent:
+        """Record an event to be published if and only if this unit of work commits."""
+        event = new_event(event_type, source=self.source, subject=subject, data=data, traceparent=self.traceparent)
+        self.pending.append((event, topic_of(event_type).value, key))
+        return event
+
+    async def commit(self) -> None:
+        had_events = bool(self.pending)
+        if had_events:
+            await self._record_outbox(self.session, self.pending)
+            self.pending = []
+        await self.session.commit()
+        if had_events:
+            self._on_commit()
+
+    async def rollback(self) -> None:
+        self.pending = []
+        await self.session.rollback()

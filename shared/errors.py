@@ -1,0 +1,105 @@
+"""Errors as RFC 9457 problem documents (`application/problem+json`) that name the offending field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """Raise from anywhere in a request to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+        self.extra = extra
+
+
+def not_found(what: str, ident: str) -> ProblemError:
+    return ProblemError(404, "Not Found", f"no {what} with id '{ident}'")
+
+
+def conflict(detail: str, **extra: Any) -> ProblemError:
+    return ProblemError(409, "Conflict", detail, **extra)
+
+
+def invalid(field: str, message: str) -> ProblemError:
+    """A 422 for a rule the request schema cannot express (e.g. a date ordering)."""
+    return ProblemError(
+        422, "Unprocessable Entity", f"{field}: {message}", errors=[{"field": field, "message": message}]
+    )
+
+
+def problem_response(
+    status: int, title: str, detail: str, *, errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None, instance: str | None = None, **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = errors
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        where, rest = parts[0], parts[1:]
+        return ".".join(rest) if where == "body" and rest else ".".join([where, *rest]) if rest else where
+    return ".".join(parts)
+
+
+def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
+    errors = []
+    for err in raw:
+        field = _field_path(err.get("loc", ()))
+        if err.get("type") == "json_invalid":
+            field = "body"
+        errors.append({"field": field, "message": err.get("msg", "invalid"), "type": err.get("type")})
+    return errors
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(
+            exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers,
+            instance=request.url.path, **exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = validation_errors(list(exc.errors()))
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem_response(
+            422, "Unprocessable Entity", summary or "invalid request", errors=errors, instance=request.url.path
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large"}.get(exc.status_code, "Error")
+        return problem_response(
+            exc.status_code, title, str(exc.detail), headers=getattr(exc, "headers", None),
+            instance=request.url.path,
+        )

@@ -1,0 +1,294 @@
+"""The CloudEvents 1.0 envelope, the topic names and the v1 event models of the external contract."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+
+
+class Topic(StrEnum):
+    PROMOTIONS = "salesops.promotions"
+    WAREHOUSE_REPORTS = "salesops.warehouse-reports"
+    ORDER_VOLUMES = "salesops.order-volumes"
+    RETURNS = "salesops.returns"
+    SALES_ALERTS = "salesops.sales-alerts"
+    PLANS = "salesops.plans"
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+ALL_TOPICS: tuple[str, ...] = tuple(t.value for t in Topic) + tuple(dead_letter_topic(t) for t in Topic)
+
+
+class EventType(StrEnum):
+    PROMOTION_PLANNED = "salesops.promotion.planned.v1"
+    PROMOTION_REVISED = "salesops.promotion.revised.v1"
+    PROMOTION_CANCELLED = "salesops.promotion.cancelled.v1"
+    LAUNCH_PLANNED = "salesops.launch.planned.v1"
+    ORDER_VOLUME_REPORT = "salesops.order-volume.report.v1"
+    ORDER_VOLUME_REPORTED = "salesops.order-volume.reported.v1"
+    ORDER_SPIKE_DETECTED = "salesops.order-spike.detected.v1"
+    RETURN_RECORDED = "salesops.return.recorded.v1"
+    COMPLAINT_RECORDED = "salesops.complaint.recorded.v1"
+    SALES_ALERT_RAISED = "salesops.sales-alert.raised.v1"
+    SALES_ALERT_UPDATED = "salesops.sales-alert.updated.v1"
+    MPS_REVISED = "salesops.mps.revised.v1"
+    CAPACITY_CONFLICT_DETECTED = "salesops.capacity-conflict.detected.v1"
+    CAPACITY_CONFLICT_RESOLVED = "salesops.capacity-conflict.resolved.v1"
+
+
+# ---------------------------------------------------------------- v1 data models
+
+
+class EventData(BaseModel):
+    """Base of every event payload: unknown fields are ignored so producers can add fields safely."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class PromotionItemData(EventData):
+    sku: str = Field(min_length=1)
+    uplift_pct: float = Field(gt=-100)
+
+
+class CannibalizationData(EventData):
+    sku: str = Field(min_length=1)
+    pct: float = Field(ge=0, le=100)
+
+
+class PromotionData(EventData):
+    """Event-carried state of a promotion: every promotion event carries the whole promotion."""
+
+    promotion_id: str = Field(min_length=1)
+    name: str
+    starts_on: date
+    ends_on: date
+    items: list[PromotionItemData] = Field(min_length=1)
+    post_promo_dip_pct: float = Field(default=0, ge=0, le=100)
+    post_promo_dip_weeks: int = Field(default=0, ge=0)
+    cannibalized: list[CannibalizationData] = Field(default_factory=list)
+    channel: str | None = None
+    regions: list[str] = Field(default_factory=list)
+    account_segments: list[str] = Field(default_factory=list)
+    status: str = "planned"
+    version: int = Field(default=1, ge=1)
+
+
+class LaunchData(EventData):
+    launch_id: str = Field(min_length=1)
+    sku: str = Field(min_length=1)
+    launch_on: date
+    reference_sku: str = Field(min_length=1)
+    scale_pct: float = Field(default=100, gt=0)
+    ramp_weeks: int = Field(default=0, ge=0)
+
+
+class VolumeLineData(EventData):
+    sku: str = Field(min_length=1)
+    day: date
+    units_ordered: int = Field(ge=0)
+    units_shipped: int = Field(ge=0)
+    units_backordered: int = Field(ge=0)
+
+
+class OrderVolumeReportData(EventData):
+    warehouse_id: str = Field(min_length=1)
+    lines: list[VolumeLineData] = Field(min_length=1, max_length=10_000)
+
+
+class DailyTotalData(EventData):
+    day: date
+    units_ordered: int = Field(ge=0)
+    units_shipped: int = Field(ge=0)
+    units_backordered: int = Field(ge=0)
+
+
+class OrderVolumeReportedData(EventData):
+    sku: str = Field(min_length=1)
+    days: list[DailyTotalData] = Field(min_length=1)
+
+
+class OrderSpikeData(EventData):
+    sku: str = Field(min_length=1)
+    day: date
+    units: float = Field(ge=0)
+    baseline: float = Field(ge=0)
+    ratio: float | None = None
+    explained_by_promotion_id: str | None = None
+
+
+class ReturnData(EventData):
+    return_id: str = Field(min_length=1)
+    sku: str = Field(min_length=1)
+    quantity: int = Field(gt=0)
+    account_id: str = Field(min_length=1)
+    reason: str
+    condition: str
+    returned_on: date
+    order_id: str | None = None
+    resolution: str | None = None
+
+
+class ComplaintData(EventData):
+    complaint_id: str = Field(min_length=1)
+    account_id: str = Field(min_length=1)
+    sku: str | None = None
+    category: str
+    severity: str
+    description: str
+    received_on: date
+
+
+class SalesAlertData(EventData):
+    alert_id: str = Field(min_length=1)
+    type: str
+    status: str
+    priority: str
+    sku: str | None = None
+    account_ids: list[str] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class WeekChangeData(EventData):
+    week_start: date
+    field: str
+    before: float | None
+    after: float | None
+
+
+class MpsRevisedData(EventData):
+    sku: str = Field(min_length=1)
+    plan_version: int = Field(ge=1)
+    changed_weeks: list[WeekChangeData] = Field(default_factory=list)
+    driver_event_ids: list[str] = Field(default_factory=list)
+
+
+class ShortfallWeekData(EventData):
+    week_start: date
+    shortfall: float = Field(ge=0)
+
+
+class CapacityConflictData(EventData):
+    sku: str = Field(min_length=1)
+    promotion_ids: list[str] = Field(default_factory=list)
+    weeks: list[ShortfallWeekData] = Field(default_factory=list)
+    total_shortfall: float = Field(default=0, ge=0)
+    plan_version: int | None = None
+
+
+EVENT_CATALOG: dict[EventType, tuple[Topic, type[EventData]]] = {
+    EventType.PROMOTION_PLANNED: (Topic.PROMOTIONS, PromotionData),
+    EventType.PROMOTION_REVISED: (Topic.PROMOTIONS, PromotionData),
+    EventType.PROMOTION_CANCELLED: (Topic.PROMOTIONS, PromotionData),
+    EventType.LAUNCH_PLANNED: (Topic.PROMOTIONS, LaunchData),
+    EventType.ORDER_VOLUME_REPORT: (Topic.WAREHOUSE_REPORTS, OrderVolumeReportData),
+    EventType.ORDER_VOLUME_REPORTED: (Topic.ORDER_VOLUMES, OrderVolumeReportedData),
+    EventType.ORDER_SPIKE_DETECTED: (Topic.ORDER_VOLUMES, OrderSpikeData),
+    EventType.RETURN_RECORDED: (Topic.RETURNS, ReturnData),
+    EventType.COMPLAINT_RECORDED: (Topic.RETURNS, ComplaintData),
+    EventType.SALES_ALERT_RAISED: (Topic.SALES_ALERTS, SalesAlertData),
+    EventType.SALES_ALERT_UPDATED: (Topic.SALES_ALERTS, SalesAlertData),
+    EventType.MPS_REVISED: (Topic.PLANS, MpsRevisedData),
+    EventType.CAPACITY_CONFLICT_DETECTED: (Topic.PLANS, CapacityConflictData),
+    EventType.CAPACITY_CONFLICT_RESOLVED: (Topic.PLANS, CapacityConflictData),
+}
+
+
+def topic_of(event_type: EventType) -> Topic:
+    return EVENT_CATALOG[event_type][0]
+
+
+def types_on(topic: str) -> frozenset[str]:
+    return frozenset(t.value for t, (tp, _) in EVENT_CATALOG.items() if tp == topic)
+
+
+# ---------------------------------------------------------------- the envelope
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 structured-mode JSON document; extension attributes are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1, max_length=200)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    time: datetime | None = None
+    subject: str | None = None
+    datacontenttype: str | None = "application/json"
+    data: Any = None
+    traceparent: str | None = None
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class InvalidEvent(Exception):
+    """A message that can never be processed: it belongs in the dead-letter topic, with `reason`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def new_event(
+    event_type: EventType,
+    *,
+    source: str,
+    subject: str,
+    data: EventData,
+    traceparent: str | None = None,
+    time: datetime | None = None,
+) -> CloudEvent:
+    return CloudEvent(
+        specversion="1.0",
+        id=str(uuid.uuid4()),
+        source=source,
+        type=event_type.value,
+        time=time or datetime.now(UTC),
+        subject=subject,
+        datacontenttype="application/json",
+        data=data.model_dump(mode="json"),
+        traceparent=traceparent,
+    )
+
+
+def parse_envelope(raw: bytes | None) -> CloudEvent:
+    """Parse raw Kafka bytes into a CloudEvent, or raise InvalidEvent saying why not."""
+    if raw is None:
+        raise InvalidEvent("empty-message", "the message has no value")
+    try:
+        return CloudEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            raise InvalidEvent("not-json", str(first["msg"])) from exc
+        where = ".".join(str(p) for p in first["loc"]) or "document"
+        raise InvalidEvent("not-cloudevents", f"{where}: {first['msg']}") from exc
+
+
+def parse_data(event: CloudEvent, topic: str) -> EventData:
+    """Validate the event's `data` against the contract's model of its type on this topic."""
+    try:
+        event_type = EventType(event.type)
+    except ValueError as exc:
+        raise InvalidEvent("unknown-type", f"{event.type!r} is not a salesops v1 event type") from exc
+    expected_topic, model = EVENT_CATALOG[event_type]
+    if expected_topic != topic:
+        raise InvalidEvent("unknown-type", f"{event.type!r} does not belong on {topic}")
+    try:
+        return model.model_validate(event.data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "data"
+        raise InvalidEvent("invalid-data", f"data.{where}: {first['msg']}") from exc

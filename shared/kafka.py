@@ -1,0 +1,321 @@
+"""Kafka plumbing: a producer that survives broker outages, topic creation, and the consumer loop with
+manual commits, retries for transient failures and dead letters for poison messages."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from shared.db import UnitOfWork, is_transient
+from shared.events import CloudEvent, EventData, InvalidEvent, dead_letter_topic, parse_data, parse_envelope
+from shared.observability import Metrics, bind_event_context
+from shared.settings import Settings
+
+log = structlog.get_logger("salesops.kafka")
+
+# Dead letters keep the original bytes, but never more than fits in one broker request.
+_MAX_DEAD_LETTER_BYTES = 900_000
+
+
+class Producer:
+    """An AIOKafkaProducer started lazily and restarted after failures, so a broker outage never blocks startup."""
+
+    def __init__(self, settings: Settings, *, client_id: str) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def ensure_started(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                    client_id=self._client_id,
+                    acks="all",
+                    enable_idempotence=self._settings.kafka_enable_idempotence,
+                    request_timeout_ms=self._settings.kafka_request_timeout_ms,
+                    linger_ms=2,
+                )
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def send(
+        self, topic: str, *, value: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> asyncio.Future[Any]:
+        """Enqueue a message; the returned future resolves when the broker acknowledged it."""
+        producer = await self.ensure_started()
+        try:
+            return await producer.send(topic, value=value, key=key, headers=list(headers))
+        except KafkaError:
+            await self.reset()
+            raise
+
+    async def send_and_wait(
+        self, topic: str, *, value: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        future = await self.send(topic, value=value, key=key, headers=headers)
+        try:
+            await future
+        except KafkaError:
+            await self.reset()
+            raise
+
+    async def reset(self) -> None:
+        async with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), timeout=5)
+            except Exception as exc:
+                log.debug("producer stop failed", error=repr(exc))
+
+    async def ready(self, timeout_s: float = 2.0) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                producer = await self.ensure_started()
+                await producer.client.fetch_all_metadata()
+            return True
+        except Exception:
+            return False
+
+    async def stop(self) -> None:
+        await self.reset()
+
+
+async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> list[str]:
+    """Create the topics that do not exist yet; returns the ones created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="salesops-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass
+        return missing
+    finally:
+        await admin.close()
+
+
+EventHandler = Callable[[UnitOfWork, CloudEvent, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A consumer group of one service: the topics it reads and a handler per event type it cares about.
+
+    Types of the contract without a handler here are acknowledged and skipped; types outside the contract
+    are dead-lettered.
+    """
+
+    name: str
+    topics: tuple[str, ...]
+    handlers: dict[str, EventHandler] = field(default_factory=dict)
+
+
+class _Stopping(Exception):
+    pass
+
+
+class EventConsumer:
+    """Reads a subscription's topics and hands every event to its handler inside one unit of work.
+
+    Each event runs in one transaction together with its inbox row, so a redelivered event is skipped; the
+    offset is committed only after that transaction committed (at least once, idempotent in effect).
+    Poison messages go to `<topic>.dlq` with the reason in headers; transient failures are retried with
+    capped exponential backoff and never dead-lettered.
+    """
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        *,
+        settings: Settings,
+        producer: Producer,
+        unit_of_work: Callable[[str | None], UnitOfWork],
+        claim: Callable[[UnitOfWork, str, CloudEvent], Awaitable[bool]],
+        metrics: Metrics,
+    ) -> None:
+        self.subscription = subscription
+        self._settings = settings
+        self._producer = producer
+        self._unit_of_work = unit_of_work
+        self._claim = claim
+        self._metrics = metrics
+        self._stopping = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self.processed = 0
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except _Stopping:
+                return
+            except Exception as exc:
+                log.warning("consumer failed; restarting", consumer=self.subscription.name, error=repr(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _consume(self) -> None:
+        consumer = AIOKafkaConsumer(
+            *self.subscription.topics,
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            group_id=self.subscription.name,
+            client_id=self.subscription.name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._settings.consumer_batch_size,
+            request_timeout_ms=max(self._settings.kafka_request_timeout_ms, 40_000),
+        )
+        await consumer.start()
+        self._consumer = consumer
+        try:
+            while not self._stopping:
+                batch = await consumer.getmany(timeout_ms=500, max_records=self._settings.consumer_batch_size)
+                offsets: dict[TopicPartition, int] = {}
+                try:
+                    for tp, messages in batch.items():
+                        for message in messages:
+                            if self._stopping:
+                                break
+                            await self._process(message)
+                            offsets[tp] = message.offset + 1
+                finally:
+                    if offsets:
+                        await self._commit(consumer, offsets)
+        finally:
+            self._consumer = None
+            try:
+                await asyncio.wait_for(consumer.stop(), timeout=10)
+            except Exception as exc:
+                log.debug("consumer stop failed", error=repr(exc))
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:
+            # The inbox makes a redelivery harmless; the next commit catches up.
+            log.warning("offset commit failed", consumer=self.subscription.name, error=repr(exc))
+
+    async def _process(self, message: ConsumerRecord[bytes, bytes]) -> None:
+        name = self.subscription.name
+        try:
+            event = parse_envelope(message.value)
+            data = parse_data(event, message.topic)
+        except InvalidEvent as invalid:
+            await self._dead_letter(message, invalid.reason, invalid.detail)
+            return
+        handler = self.subscription.handlers.get(event.type)
+        with bind_event_context(event):
+            if handler is None:
+                self._metrics.consumed.labels(name, event.type, "ignored").inc()
+                return
+            await self._handle(message, handler, event, data)
+
+    async def _handle(
+        self, message: ConsumerRecord[bytes, bytes], handler: EventHandler, event: CloudEvent, data: EventData
+    ) -> None:
+        name = self.subscription.name
+        attempt = 0
+        delay = self._settings.consumer_backoff_initial_s
+        while True:
+            started = time.perf_counter()
+            try:
+                async with self._unit_of_work(event.traceparent) as uow:
+                    if not await self._claim(uow, name, event):
+                        self._metrics.consumed.labels(name, event.type, "duplicate").inc()
+                        log.info("duplicate event skipped")
+                        return
+                    await handler(uow, event, data)
+                    await uow.commit()
+                self.processed += 1
+                self._metrics.consumed.labels(name, event.type, "processed").inc()
+                self._metrics.handle_seconds.labels(name, event.type).observe(time.perf_counter() - started)
+                return
+            except InvalidEvent as invalid:
+                await self._dead_letter(message, invalid.reason, invalid.detail)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                transient = is_transient(exc)
+                attempt += 0 if transient else 1
+                if attempt >= self._settings.consumer_max_attempts:
+                    log.error("handler keeps failing; dead-lettering", error=repr(exc), attempts=attempt)
+                    await self._dead_letter(message, "handler-error", repr(exc))
+                    return
+                self._metrics.retries.labels(name, "transient" if transient else "error").inc()
+                log.warning("handler failed; retrying", error=repr(exc), transient=transient, retry_in_s=delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, self._settings.consumer_backoff_max_s)
+
+    async def _dead_letter(self, message: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
+        value = message.value or b""
+        headers = list(message.headers or ())
+        if len(value) > _MAX_DEAD_LETTER_BYTES:
+            headers.append(("dlq-truncated-from-bytes", str(len(value)).encode()))
+            value = value[:_MAX_DEAD_LETTER_BYTES]
+        headers += [
+            ("dlq-reason", reason.encode()),
+            ("dlq-detail", detail[:2000].encode()),
+            ("dlq-original-topic", message.topic.encode()),
+            ("dlq-original-partition", str(message.partition).encode()),
+            ("dlq-original-offset", str(message.offset).encode()),
+            ("dlq-consumer", self.subscription.name.encode()),
+            ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),
+        ]
+        delay = self._settings.consumer_backoff_initial_s
+        while True:
+            try:
+                await self._producer.send_and_wait(
+                    dead_letter_topic(message.topic), value=value, key=message.key, headers=headers
+                )
+                break
+            except KafkaError as exc:
+                log.warning("dead-letter publish failed; retrying", error=repr(exc))
+                await self._sleep(delay)
+                delay = min(delay * 2, self._settings.consumer_backoff_max_s)
+        self._metrics.dead_lettered.labels(self.subscription.name, message.topic, reason).inc()
+        log.warning(
+            "message dead-lettered",
+            reason=reason,
+            detail=detail[:500],
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+        )
+
+    async def _sleep(self, delay: float) -> None:
+        # Jitter spreads retries of several consumers hitting the same outage.
+        end = time.monotonic() + delay * random.uniform(0.8, 1.2)
+        while time.monotonic() < end:
+            if self._stopping:
+                raise _Stopping
+            await asyncio.sleep(min(0.1, end - time.monotonic()))

@@ -1,0 +1,320 @@
+"""Assembly of one service: settings, engine, producer, outbox relay, consumers, HTTP plumbing and lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import MetaData, Table
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import inbox, outbox
+from shared.auth import KeyStore
+from shared.db import UnitOfWork, create_engine, database_ready, is_transient
+from shared.errors import install_problem_handlers, problem_response
+from shared.events import ALL_TOPICS, CloudEvent
+from shared.kafka import EventConsumer, Producer, Subscription, ensure_topics
+from shared.observability import Metrics, child_traceparent, configure_logging
+from shared.settings import Settings
+
+log = structlog.get_logger("salesops.service")
+
+BackgroundTask = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    """What makes a service itself: its name, schema, tables, routes, subscriptions and background tasks."""
+
+    name: str
+    metadata: MetaData
+    routers: Sequence[APIRouter]
+    subscriptions: Sequence[Subscription] = ()
+    background: Sequence[BackgroundTask] = ()
+    description: str = ""
+    version: str = "1.0.0"
+
+    @property
+    def schema(self) -> str:
+        assert self.metadata.schema is not None
+        return self.metadata.schema
+
+    @property
+    def source(self) -> str:
+        return f"salesops/{self.name}-service"
+
+    @property
+    def outbox(self) -> Table:
+        return self.metadata.tables[f"{self.schema}.outbox"]
+
+    @property
+    def inbox(self) -> Table:
+        return self.metadata.tables[f"{self.schema}.inbox"]
+
+
+@dataclass
+class Runtime:
+    """Everything a running service shares between requests, consumers and background tasks."""
+
+    spec: ServiceSpec
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    producer: Producer
+    relay: outbox.OutboxRelay
+    keys: KeyStore
+    metrics: Metrics
+    consumers: list[EventConsumer] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def unit_of_work(self, traceparent: str | None = None) -> UnitOfWork:
+        return UnitOfWork(
+            self.sessionmaker,
+            source=self.spec.source,
+            record_outbox=lambda session, events: outbox.record_events(session, self.spec.outbox, events),
+            on_commit=self.relay.wake,
+            traceparent=traceparent,
+        )
+
+    async def claim(self, uow: UnitOfWork, consumer: str, event: CloudEvent) -> bool:
+        return await inbox.claim(uow.session, self.spec.inbox, consumer, event)
+
+
+def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
+    engine = create_engine(settings)
+    metrics = Metrics()
+    producer = Producer(settings, client_id=f"{spec.name}-service")
+    relay = outbox.OutboxRelay(
+        engine=engine,
+        table=spec.outbox,
+        producer=producer,
+        name=spec.name,
+        metrics=metrics,
+        batch_size=settings.relay_batch_size,
+        poll_interval_s=settings.relay_poll_interval_s,
+        retention=timedelta(days=settings.relay_retention_days),
+    )
+    runtime = Runtime(
+        spec=spec,
+        settings=settings,
+        engine=engine,
+        sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
+        producer=producer,
+        relay=relay,
+        keys=KeyStore(settings.api_keys_file),
+        metrics=metrics,
+    )
+    runtime.consumers = [
+        EventConsumer(
+            sub,
+            settings=settings,
+            producer=producer,
+            unit_of_work=runtime.unit_of_work,
+            claim=runtime.claim,
+            metrics=metrics,
+        )
+        for sub in spec.subscriptions
+    ]
+    return runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
+    runtime = get_runtime(request)
+    async with runtime.unit_of_work(request.state.traceparent) as uow:
+        yield uow
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_uow)]
+
+
+class BodySizeLimit:
+    """Answers 413 to request bodies over the limit, whether or not they declare a Content-Length."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not response_started:
+                await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            413, "Content Too Large", f"the request body exceeds {self.max_bytes} bytes", instance=scope["path"]
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _route_template(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
+def create_app(spec: ServiceSpec, settings: Settings, *, ensure_kafka_topics: bool = True) -> FastAPI:
+    configure_logging(spec.name, settings.log_level, settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = build_runtime(spec, settings)
+        app.state.runtime = runtime
+        if ensure_kafka_topics:
+            runtime.tasks.append(asyncio.create_task(_ensure_topics(settings), name="ensure-topics"))
+        runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
+        for consumer in runtime.consumers:
+            runtime.tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{consumer.subscription.name}"))
+        for task in spec.background:
+            runtime.tasks.append(asyncio.create_task(task(runtime), name=getattr(task, "__name__", "background")))
+        log.info("service started", consumers=[c.subscription.name for c in runtime.consumers])
+        try:
+            yield
+        finally:
+            await _shutdown(runtime)
+
+    app = FastAPI(
+        title=f"salesops {spec.name} service",
+        description=spec.description,
+        version=spec.version,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):
+            log.warning("dependency unavailable", error=repr(exc))
+            return problem_response(
+                503, "Service Unavailable", "a dependency is unavailable; retry shortly",
+                headers={"Retry-After": "2"}, instance=request.url.path,
+            )
+        log.exception("unhandled error")
+        return problem_response(500, "Internal Server Error", "an unexpected error occurred",
+                                instance=request.url.path)
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        traceparent = child_traceparent(request.headers.get("traceparent"))
+        request.state.traceparent = traceparent
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(
+            trace_id=traceparent.split("-")[1], span_id=traceparent.split("-")[2]
+        ):
+            response = await call_next(request)
+            elapsed = time.perf_counter() - started
+            route = _route_template(request)
+            metrics: Metrics = request.app.state.runtime.metrics
+            metrics.http_requests.labels(request.method, route, str(response.status_code)).inc()
+            metrics.http_duration.labels(request.method, route).observe(elapsed)
+            response.headers["traceparent"] = traceparent
+            if route not in {"/healthz", "/readyz", "/metrics"}:
+                log.info("request", method=request.method, path=request.url.path, status=response.status_code,
+                         duration_ms=round(elapsed * 1000, 2))
+            return response
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.include_router(health_router())
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness: the database and the broker are reachable",
+                responses={503: {"description": "a dependency is unreachable"}})
+    async def readyz(runtime: RuntimeDep) -> JSONResponse:
+        db_ok, broker_ok = await asyncio.gather(database_ready(runtime.engine), runtime.producer.ready())
+        body = {"status": "ready" if db_ok and broker_ok else "unavailable",
+                "checks": {"database": "ok" if db_ok else "unreachable", "broker": "ok" if broker_ok else "unreachable"}}
+        return JSONResponse(body, status_code=200 if db_ok and broker_ok else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics(runtime: RuntimeDep) -> Response:
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+async def _ensure_topics(settings: Settings) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await ensure_topics(settings.kafka_bootstrap_servers, ALL_TOPICS, settings.topic_partitions)
+            return
+        except Exception as exc:
+            log.info("topics not ensured yet; broker unavailable", error=repr(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def _shutdown(runtime: Runtime) -> None:
+    """Drain: stop consumers after their current event, flush the relay, then close connections."""
+    grace = runtime.settings.shutdown_grace_s
+    for consumer in runtime.consumers:
+        consumer.stop()
+    runtime.relay.stop()
+    consumer_tasks = [t for t in runtime.tasks if t.get_name().startswith(("consumer-", "outbox-relay"))]
+    if consumer_tasks:
+        _, still_running = await asyncio.wait(consumer_tasks, timeout=grace)
+        for task in still_running:
+            task.cancel()
+    await runtime.relay.drain(timeout_s=min(5.0, grace))
+    for task in runtime.tasks:
+        if not task.done():
+            task.cancel()
+    await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    await runtime.producer.stop()
+    await runtime.engine.dispose()
+    log.info("service stopped")
