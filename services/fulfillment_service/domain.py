@@ -1,0 +1,304 @@
+"""Fulfillment rules: merging warehouse volume reports (a correction replaces, never adds) and
+detecting order spikes against a SKU's own weekday-seasonal baseline, told apart from promotions."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+
+LineKey = tuple[str, str, date]
+"""(warehouse_id, sku, day): the identity of one reported volume line."""
+
+# Scale factor that makes the median absolute deviation a consistent estimate of a normal sigma.
+_MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeLine:
+    warehouse_id: str
+    sku: str
+    day: date
+    units_ordered: int
+    units_shipped: int
+    units_backordered: int
+
+    def __post_init__(self) -> None:
+        if not self.warehouse_id or not self.sku:
+            raise ValueError("warehouse_id and sku must be non-empty")
+        for name in ("units_ordered", "units_shipped", "units_backordered"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+
+    @property
+    def key(self) -> LineKey:
+        return (self.warehouse_id, self.sku, self.day)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """What a batch of reports changes. `changed_lines` are new or corrected lines (one per key, in key
+    order) to upsert; `previous` holds the stored lines they replace (new keys are absent from it)."""
+
+    accepted: int
+    changed_lines: tuple[VolumeLine, ...]
+    affected_keys: frozenset[LineKey]
+    previous: Mapping[LineKey, VolumeLine] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> int:
+        return len(self.changed_lines)
+
+    @property
+    def affected_skus(self) -> frozenset[str]:
+        return frozenset(sku for _, sku, _ in self.affected_keys)
+
+    @property
+    def affected_sku_days(self) -> frozenset[tuple[str, date]]:
+        """The (sku, day) totals that may have moved, i.e. the days whose spike verdict to re-evaluate."""
+        return frozenset((sku, day) for _, sku, day in self.affected_keys)
+
+    def apply_to(self, existing: Mapping[LineKey, VolumeLine]) -> dict[LineKey, VolumeLine]:
+        merged = dict(existing)
+        merged.update((line.key, line) for line in self.changed_lines)
+        return merged
+
+
+def merge_reports(existing: Mapping[LineKey, VolumeLine], incoming: Sequence[VolumeLine]) -> MergeResult:
+    """Latest report per (warehouse, sku, day) wins; within one batch the last occurrence of a key wins.
+
+    Only the final line of a key is compared with what is stored, so a batch that corrects a line and
+    then restores it changes nothing.
+    """
+    latest: dict[LineKey, VolumeLine] = {}
+    for line in incoming:
+        latest[line.key] = line
+    changed: list[VolumeLine] = []
+    previous: dict[LineKey, VolumeLine] = {}
+    for key in sorted(latest):
+        line = latest[key]
+        stored = existing.get(key)
+        if stored == line:
+            continue
+        changed.append(line)
+        if stored is not None:
+            previous[key] = stored
+    return MergeResult(
+        accepted=len(incoming),
+        changed_lines=tuple(changed),
+        affected_keys=frozenset(line.key for line in changed),
+        previous=previous,
+    )
+
+
+def daily_totals(lines: Iterable[VolumeLine]) -> dict[tuple[str, date], int]:
+    """Units ordered per (sku, day), summed across warehouses."""
+    totals: dict[tuple[str, date], int] = {}
+    for line in lines:
+        key = (line.sku, line.day)
+        totals[key] = totals.get(key, 0) + line.units_ordered
+    return totals
+
+
+def sku_daily_totals(lines: Iterable[VolumeLine], sku: str) -> dict[date, int]:
+    """One SKU's units ordered per day across warehouses: the series `detect_spike` judges."""
+    return {day: units for (line_sku, day), units in daily_totals(lines).items() if line_sku == sku}
+
+
+@dataclass(frozen=True, slots=True)
+class SpikeRule:
+    """When a day's units ordered (all warehouses) count as a spike.
+
+    For day d, the history is the `baseline_weeks` * 7 days before d, clipped to the SKU's observed
+    range: days from the first day present in the series up to d - 1. Inside that range a missing day
+    counts as 0 orders; days before the first report are unknown and are not history at all. Later
+    days are ignored, so re-evaluating an old day gives the verdict it had.
+
+    - seasonal = lower median of the same-weekday values in the history (weekly seasonality);
+    - level    = median of the last `level_days` history days (the SKU's overall recent level);
+    - baseline = max(seasonal, level): a usually quiet weekday is not judged against ~0 alone, and a
+      sustained rise is absorbed within about half of `level_days` instead of being flagged forever;
+    - sigma    = 1.4826 * median |x_t - seasonal(weekday t)| over history days whose weekday has at least
+      `min_same_weekday` observations, floored at sqrt(baseline) (the counting noise of orders) and at
+      `min_sigma`;
+    - spike iff units > baseline + z_threshold * sigma AND units >= baseline * min_ratio AND
+      units - baseline >= min_units. A baseline of 0 has no ratio (infinite): only the other two apply.
+
+    The rule judges only with at least `min_history_days` history days and `min_same_weekday`
+    observations of d's weekday; otherwise there is no verdict (not a spike).
+
+    Past spikes are not excluded by flag but neutralised by the medians: one outlier cannot move a
+    median, and with exactly two same-weekday values the lower one is taken. This keeps the rule
+    stateless, so a corrected day and every later day simply re-evaluate from the figures.
+    """
+
+    baseline_weeks: int = 8
+    level_days: int = 14
+    min_history_days: int = 14
+    min_same_weekday: int = 2
+    z_threshold: float = 3.0
+    min_ratio: float = 1.5
+    min_units: float = 10.0
+    min_sigma: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.baseline_weeks < 1 or self.level_days < 1 or self.min_same_weekday < 1:
+            raise ValueError("baseline_weeks, level_days and min_same_weekday must be >= 1")
+        if self.min_history_days < 1 or self.min_history_days > self.baseline_weeks * 7:
+            raise ValueError("min_history_days must be between 1 and baseline_weeks * 7")
+        if self.z_threshold < 0 or self.min_ratio < 0 or self.min_units < 0 or self.min_sigma <= 0:
+            raise ValueError("thresholds must be >= 0 and min_sigma > 0")
+
+    @property
+    def window_days(self) -> int:
+        return self.baseline_weeks * 7
+
+
+@dataclass(frozen=True, slots=True)
+class Spike:
+    day: date
+    units: float
+    baseline: float
+    seasonal_baseline: float
+    level: float
+    sigma: float
+    ratio: float | None  # units / baseline; None when the baseline is 0
+    excess_units: float
+    z_score: float
+    sku: str | None = None
+    explained_by_promotion_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Baseline:
+    seasonal: float
+    level: float
+    sigma: float
+
+    @property
+    def value(self) -> float:
+        return max(self.seasonal, self.level)
+
+
+def _baseline(daily_totals: Mapping[date, float], day: date, rule: SpikeRule) -> _Baseline | None:
+    if not daily_totals:
+        return None
+    start = max(min(daily_totals), day - timedelta(days=rule.window_days))
+    history = [start + timedelta(days=i) for i in range((day - start).days)]
+    if len(history) < rule.min_history_days:
+        return None
+    values = {d: float(daily_totals.get(d, 0)) for d in history}
+    by_weekday: dict[int, list[float]] = {}
+    for d in history:
+        by_weekday.setdefault(d.weekday(), []).append(values[d])
+    same_weekday = by_weekday.get(day.weekday(), [])
+    if len(same_weekday) < rule.min_same_weekday:
+        return None
+    seasonal_of = {wd: statistics.median_low(v) for wd, v in by_weekday.items()}
+    level = statistics.median(values[d] for d in history[-rule.level_days :])
+    residuals = [
+        abs(values[d] - seasonal_of[d.weekday()])
+        for d in history
+        if len(by_weekday[d.weekday()]) >= rule.min_same_weekday
+    ]
+    robust_sigma = _MAD_TO_SIGMA * statistics.median(residuals)
+    seasonal = seasonal_of[day.weekday()]
+    sigma = max(robust_sigma, math.sqrt(max(seasonal, level)), rule.min_sigma)
+    return _Baseline(seasonal=seasonal, level=level, sigma=sigma)
+
+
+def detect_spike(
+    daily_totals: Mapping[date, float], day: date, rule: SpikeRule, *, sku: str | None = None
+) -> Spike | None:
+    """The spike on `day` under `rule`, or None (not a spike, or not enough history to judge)."""
+    base = _baseline(daily_totals, day, rule)
+    if base is None:
+        return None
+    units = float(daily_totals.get(day, 0))
+    baseline = base.value
+    excess = units - baseline
+    ratio = units / baseline if baseline > 0 else None
+    if excess <= rule.z_threshold * base.sigma or excess < rule.min_units:
+        return None
+    if ratio is not None and ratio < rule.min_ratio:
+        return None
+    return Spike(
+        day=day,
+        units=units,
+        baseline=baseline,
+        seasonal_baseline=base.seasonal,
+        level=base.level,
+        sigma=base.sigma,
+        ratio=ratio,
+        excess_units=excess,
+        z_score=excess / base.sigma,
+        sku=sku,
+    )
+
+
+def detect_spikes(
+    daily_totals: Mapping[date, float], days: Iterable[date], rule: SpikeRule, *, sku: str | None = None
+) -> dict[date, Spike | None]:
+    """Verdict for every requested day, in date order; None tells the caller to retract a stored spike."""
+    return {day: detect_spike(daily_totals, day, rule, sku=sku) for day in sorted(set(days))}
+
+
+def days_to_reevaluate(changed_days: Iterable[date], rule: SpikeRule, *, until: date) -> list[date]:
+    """Days whose verdict a change on `changed_days` can move: each changed day and every later day
+    (up to `until`) whose history window contains it."""
+    affected: set[date] = set()
+    for changed in changed_days:
+        last = min(until, changed + timedelta(days=rule.window_days))
+        affected.update(changed + timedelta(days=i) for i in range((last - changed).days + 1))
+    return sorted(affected)
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionWindow:
+    promotion_id: str
+    skus: frozenset[str]
+    starts_on: date
+    ends_on: date  # inclusive
+    cancelled: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ends_on < self.starts_on:
+            raise ValueError("ends_on must be on or after starts_on")
+
+    def explains(self, sku: str, day: date) -> bool:
+        return not self.cancelled and sku in self.skus and self.starts_on <= day <= self.ends_on
+
+
+def explaining_promotion(sku: str, day: date, windows: Iterable[PromotionWindow]) -> str | None:
+    """The promotion that explains orders of `sku` on `day`: the most recently started covering one,
+    ties broken by the smallest promotion_id so the answer never depends on input order."""
+    covering = [w for w in windows if w.explains(sku, day)]
+    if not covering:
+        return None
+    best = min(covering, key=lambda w: (-w.starts_on.toordinal(), w.promotion_id))
+    return best.promotion_id
+
+
+def explain_spike(spike: Spike, sku: str, windows: Iterable[PromotionWindow]) -> Spike:
+    """The spike with `explained_by_promotion_id` set (or cleared) from the current promotion windows."""
+    return replace(spike, sku=sku, explained_by_promotion_id=explaining_promotion(sku, spike.day, windows))
+
+
+__all__ = [
+    "LineKey",
+    "MergeResult",
+    "PromotionWindow",
+    "Spike",
+    "SpikeRule",
+    "VolumeLine",
+    "daily_totals",
+    "days_to_reevaluate",
+    "detect_spike",
+    "detect_spikes",
+    "explain_spike",
+    "explaining_promotion",
+    "merge_reports",
+    "sku_daily_totals",
+]
