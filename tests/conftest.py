@@ -1,0 +1,136 @@
+"""Fixtures for tests against the real infrastructure: an embedded PostgreSQL server for the session, a fresh
+database (from a migrated template) and a fresh broker per test, and helpers to drive services in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from salesops.infra import EmbeddedBroker, EmbeddedPostgres, free_port
+from shared import migrations
+from shared.auth import CLIENT_ROLES, generate_keys_file
+from shared.events import ALL_TOPICS
+from shared.kafka import ensure_topics
+from shared.settings import Settings
+
+TEMPLATE_DB = "salesops_template"
+
+
+def _asyncpg_dsn(sqlalchemy_url: str, database: str) -> str:
+    # postgresql+asyncpg://postgres@/postgres?host=/dir  ->  postgresql://postgres@/<database>?host=/dir
+    head, _, query = sqlalchemy_url.partition("?")
+    base = head.replace("postgresql+asyncpg://", "postgresql://", 1).rsplit("/", 1)[0]
+    return f"{base}/{database}?{query}"
+
+
+def _with_database(sqlalchemy_url: str, database: str) -> str:
+    head, _, query = sqlalchemy_url.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{database}?{query}"
+
+
+@dataclass
+class PostgresServer:
+    embedded: EmbeddedPostgres
+    url: str
+
+    def dsn(self, database: str) -> str:
+        return _asyncpg_dsn(self.url, database)
+
+    async def create_database(self) -> str:
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        conn = await asyncpg.connect(self.dsn("postgres"))
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+        finally:
+            await conn.close()
+        return _with_database(self.url, name)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    url = embedded.start()
+    server = PostgresServer(embedded, url)
+
+    async def make_template() -> None:
+        conn = await asyncpg.connect(server.dsn("postgres"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+            await conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(make_template())
+    template_url = _with_database(url, TEMPLATE_DB)
+    for service in migrations.SERVICES:
+        migrations.upgrade(service, template_url)
+    yield server
+    embedded.stop(mode="immediate")
+
+
+@pytest.fixture
+async def database_url(postgres_server: PostgresServer) -> str:
+    """A fresh, fully migrated database for one test."""
+    return await postgres_server.create_database()
+
+
+@pytest.fixture
+async def db(database_url: str, postgres_server: PostgresServer) -> AsyncIterator[asyncpg.Connection]:
+    """A raw connection to the test's database, to check what was stored."""
+    conn = await asyncpg.connect(_asyncpg_dsn(database_url, database_url.split("?")[0].rsplit("/", 1)[1]))
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
+    """A fresh broker for one test, with every contract topic created."""
+    embedded = EmbeddedBroker(free_port(), log_path=tmp_path / "broker.log")
+    embedded.start()
+    await ensure_topics(embedded.bootstrap_servers, ALL_TOPICS, partitions=3)
+    yield embedded
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def api_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Keys for every client role (plus a revoked one), written to a keys file."""
+    path = tmp_path_factory.mktemp("keys") / "api-keys.json"
+    keys = generate_keys_file(path, roles=CLIENT_ROLES)
+    document = json.loads(keys.model_dump_json())
+    document["keys"].append(
+        {
+            "name": "revoked",
+            "key": "sk_revoked_" + uuid.uuid4().hex,
+            "scopes": ["promotions:write"],
+            "revoked": True,
+        }
+    )
+    path.write_text(json.dumps(document))
+    by_name = {k["name"]: k["key"] for k in document["keys"]}
+    return {"path": path, **by_name}
+
+
+@pytest.fixture
+def settings(database_url: str, broker: EmbeddedBroker, api_keys: dict[str, Any]) -> Settings:
+    return Settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_enable_idempotence=False,
+        kafka_request_timeout_ms=3000,
+        api_keys_file=api_keys["path"],
+        topic_partitions=3,
+        relay_poll_interval_s=0.1,
+        consumer_backoff_initial_s=0.05,
+        consumer_backoff_max_s=0.5,
+        db_pool_size=5,
+        log_format="console",
+    )
