@@ -47,11 +47,9 @@ def serve(
     """Run one service (HTTP API, outbox relay, consumers) in the foreground; SIGTERM drains it."""
     import uvicorn
 
-    from shared.settings import Settings
-
     module = importlib.import_module(f"services.{service.value}_service.app")
-    settings = Settings()
-    application = module.build_app(settings)
+    application = module.build_app()
+    settings = application.state.settings
     uvicorn.run(
         application,
         host=host,

@@ -43,7 +43,17 @@ class ServiceProcess:
     def start(self, env: dict[str, str]) -> None:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "salesops", "serve", self.name, "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "salesops",
+                "serve",
+                self.name,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -132,6 +142,8 @@ class Launcher:
                 # The embedded broker has no transactions or idempotent producers; correctness comes from
                 # the outbox and the inbox.
                 env["SALESOPS_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
+                env.setdefault("SALESOPS_CONSUMER_SESSION_TIMEOUT_MS", "6000")
+                env.setdefault("SALESOPS_CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")
         with self.console.status("creating topics and running migrations ..."):
             partitions = int(env.get("SALESOPS_TOPIC_PARTITIONS", "6"))
             asyncio.run(ensure_topics(env["SALESOPS_KAFKA_BOOTSTRAP_SERVERS"], ALL_TOPICS, partitions))
@@ -142,7 +154,10 @@ class Launcher:
     def _wait_ready(self, timeout_s: float = 90.0) -> None:
         deadline = time.monotonic() + timeout_s
         pending = {s.name: s for s in self.services}
-        with self.console.status("waiting for the services to be ready ..."), httpx.Client(timeout=2.0) as client:
+        with (
+            self.console.status("waiting for the services to be ready ..."),
+            httpx.Client(timeout=2.0) as client,
+        ):
             while pending and not self._stop and time.monotonic() < deadline:
                 for name, service in list(pending.items()):
                     if not service.alive():
@@ -154,7 +169,9 @@ class Launcher:
                         pass
                 time.sleep(0.2)
         if pending and not self._stop:
-            raise RuntimeError(f"not ready after {timeout_s:.0f}s: {', '.join(pending)} (logs in {self.logs_dir})")
+            raise RuntimeError(
+                f"not ready after {timeout_s:.0f}s: {', '.join(pending)} (logs in {self.logs_dir})"
+            )
 
     def _print_summary(self, env: dict[str, str]) -> None:
         table = Table(title="salesops is running", show_lines=False)
@@ -165,8 +182,12 @@ class Launcher:
             table.add_row(service.name, service.url, f"{service.url}/docs")
         self.console.print(table)
         self.console.print(f"API keys:   {env['SALESOPS_API_KEYS_FILE']}")
-        self.console.print(f"database:   {'embedded, ' + str(self.data_dir / 'postgres') if self.postgres else 'external'}")
-        self.console.print(f"broker:     {env['SALESOPS_KAFKA_BOOTSTRAP_SERVERS']}{' (embedded)' if self.broker else ''}")
+        self.console.print(
+            f"database:   {'embedded, ' + str(self.data_dir / 'postgres') if self.postgres else 'external'}"
+        )
+        self.console.print(
+            f"broker:     {env['SALESOPS_KAFKA_BOOTSTRAP_SERVERS']}{' (embedded)' if self.broker else ''}"
+        )
         self.console.print(f"logs:       {self.logs_dir}")
         self.console.print("Press Ctrl-C to stop.")
 
@@ -175,7 +196,13 @@ class Launcher:
             if self.broker is not None and not self.broker.running():
                 self.console.print("[yellow]the embedded broker stopped; restarting it[/]")
                 self.broker.start()
-                asyncio.run(ensure_topics(self.broker.bootstrap_servers, ALL_TOPICS, int(env.get("SALESOPS_TOPIC_PARTITIONS", "6"))))
+                asyncio.run(
+                    ensure_topics(
+                        self.broker.bootstrap_servers,
+                        ALL_TOPICS,
+                        int(env.get("SALESOPS_TOPIC_PARTITIONS", "6")),
+                    )
+                )
             for service in self.services:
                 if not service.alive() and not self._stop:
                     code = service.process.returncode if service.process else None

@@ -61,7 +61,10 @@ CLIENT_ROLES: dict[str, tuple[Scope, ...]] = {
 
 def generate_keys_file(path: Path, roles: Iterable[str] = CLIENT_ROLES) -> ApiKeysFile:
     keys = ApiKeysFile(
-        keys=[ApiKey(name=role, key=f"sk_{role}_{secrets.token_urlsafe(24)}", scopes=list(CLIENT_ROLES[role])) for role in roles]
+        keys=[
+            ApiKey(name=role, key=f"sk_{role}_{secrets.token_urlsafe(24)}", scopes=list(CLIENT_ROLES[role]))
+            for role in roles
+        ]
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(keys.model_dump_json(indent=2))

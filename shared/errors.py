@@ -50,8 +50,14 @@ def invalid(field: str, message: str) -> ProblemError:
 
 
 def problem_response(
-    status: int, title: str, detail: str, *, errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None, instance: str | None = None, **extra: Any,
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    instance: str | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if instance:
@@ -84,8 +90,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
         return problem_response(
-            exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers,
-            instance=request.url.path, **exc.extra,
+            exc.status,
+            exc.title,
+            exc.detail,
+            errors=exc.errors,
+            headers=exc.headers,
+            instance=request.url.path,
+            **exc.extra,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -93,13 +104,22 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = validation_errors(list(exc.errors()))
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return problem_response(
-            422, "Unprocessable Entity", summary or "invalid request", errors=errors, instance=request.url.path
+            422,
+            "Unprocessable Entity",
+            summary or "invalid request",
+            errors=errors,
+            instance=request.url.path,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large"}.get(exc.status_code, "Error")
+        title = {404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large"}.get(
+            exc.status_code, "Error"
+        )
         return problem_response(
-            exc.status_code, title, str(exc.detail), headers=getattr(exc, "headers", None),
+            exc.status_code,
+            title,
+            str(exc.detail),
+            headers=getattr(exc, "headers", None),
             instance=request.url.path,
         )

@@ -36,6 +36,7 @@ class EventType(StrEnum):
     ORDER_VOLUME_REPORT = "salesops.order-volume.report.v1"
     ORDER_VOLUME_REPORTED = "salesops.order-volume.reported.v1"
     ORDER_SPIKE_DETECTED = "salesops.order-spike.detected.v1"
+    ORDER_SPIKE_RETRACTED = "salesops.order-spike.retracted.v1"
     RETURN_RECORDED = "salesops.return.recorded.v1"
     COMPLAINT_RECORDED = "salesops.complaint.recorded.v1"
     SALES_ALERT_RAISED = "salesops.sales-alert.raised.v1"
@@ -123,6 +124,10 @@ class OrderSpikeData(EventData):
     baseline: float = Field(ge=0)
     ratio: float | None = None
     explained_by_promotion_id: str | None = None
+    # Added in v1 (optional, so older consumers and producers stay compatible):
+    z_score: float | None = None
+    excess_units: float | None = None
+    status: str = "detected"  # "retracted" when a correction removed the spike
 
 
 class ReturnData(EventData):
@@ -155,6 +160,11 @@ class SalesAlertData(EventData):
     sku: str | None = None
     account_ids: list[str] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
+    # The affected accounts with their service tier: [{"account_id", "name", "segment"}].
+    accounts: list[dict[str, Any]] = Field(default_factory=list)
+    revision: int = Field(default=1, ge=1)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 class WeekChangeData(EventData):
@@ -192,6 +202,7 @@ EVENT_CATALOG: dict[EventType, tuple[Topic, type[EventData]]] = {
     EventType.ORDER_VOLUME_REPORT: (Topic.WAREHOUSE_REPORTS, OrderVolumeReportData),
     EventType.ORDER_VOLUME_REPORTED: (Topic.ORDER_VOLUMES, OrderVolumeReportedData),
     EventType.ORDER_SPIKE_DETECTED: (Topic.ORDER_VOLUMES, OrderSpikeData),
+    EventType.ORDER_SPIKE_RETRACTED: (Topic.ORDER_VOLUMES, OrderSpikeData),
     EventType.RETURN_RECORDED: (Topic.RETURNS, ReturnData),
     EventType.COMPLAINT_RECORDED: (Topic.RETURNS, ComplaintData),
     EventType.SALES_ALERT_RAISED: (Topic.SALES_ALERTS, SalesAlertData),

@@ -163,13 +163,25 @@ class EventConsumer:
         self._claim = claim
         self._metrics = metrics
         self._stopping = False
-        self._consumer: AIOKafkaConsumer | None = None
+        self._busy = False
+        self._task: asyncio.Task[None] | None = None
         self.processed = 0
 
     def stop(self) -> None:
+        """Stop after the event in hand; a consumer idle in a poll or a group join is cancelled at once."""
         self._stopping = True
+        if not self._busy and self._task is not None:
+            self._task.cancel()
 
     async def run(self) -> None:
+        self._task = asyncio.current_task()
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+
+    async def _run(self) -> None:
         backoff = 0.5
         while not self._stopping:
             try:
@@ -192,10 +204,11 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._settings.consumer_batch_size,
+            session_timeout_ms=self._settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=self._settings.consumer_heartbeat_interval_ms,
             request_timeout_ms=max(self._settings.kafka_request_timeout_ms, 40_000),
         )
         await consumer.start()
-        self._consumer = consumer
         try:
             while not self._stopping:
                 batch = await consumer.getmany(timeout_ms=500, max_records=self._settings.consumer_batch_size)
@@ -205,15 +218,18 @@ class EventConsumer:
                         for message in messages:
                             if self._stopping:
                                 break
-                            await self._process(message)
+                            self._busy = True
+                            try:
+                                await self._process(message)
+                            finally:
+                                self._busy = False
                             offsets[tp] = message.offset + 1
                 finally:
                     if offsets:
                         await self._commit(consumer, offsets)
         finally:
-            self._consumer = None
             try:
-                await asyncio.wait_for(consumer.stop(), timeout=10)
+                await asyncio.wait_for(asyncio.shield(consumer.stop()), timeout=10)
             except Exception as exc:
                 log.debug("consumer stop failed", error=repr(exc))
 
@@ -272,7 +288,9 @@ class EventConsumer:
                     await self._dead_letter(message, "handler-error", repr(exc))
                     return
                 self._metrics.retries.labels(name, "transient" if transient else "error").inc()
-                log.warning("handler failed; retrying", error=repr(exc), transient=transient, retry_in_s=delay)
+                log.warning(
+                    "handler failed; retrying", error=repr(exc), transient=transient, retry_in_s=delay
+                )
                 await self._sleep(delay)
                 delay = min(delay * 2, self._settings.consumer_backoff_max_s)
 

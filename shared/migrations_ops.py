@@ -18,7 +18,11 @@ def create_outbox(schema: str) -> None:
         schema=schema,
     )
     op.create_index(
-        "ix_outbox_unpublished", "outbox", ["id"], schema=schema, postgresql_where=sa.text("published_at IS NULL")
+        "ix_outbox_unpublished",
+        "outbox",
+        ["id"],
+        schema=schema,
+        postgresql_where=sa.text("published_at IS NULL"),
     )
 
 

@@ -52,7 +52,9 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
-async def record_events(session: AsyncSession, table: Table, events: list[tuple[CloudEvent, str, str]]) -> None:
+async def record_events(
+    session: AsyncSession, table: Table, events: list[tuple[CloudEvent, str, str]]
+) -> None:
     await session.execute(
         insert(table),
         [

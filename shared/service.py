@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,7 +29,7 @@ from shared.settings import Settings
 
 log = structlog.get_logger("salesops.service")
 
-BackgroundTask = Callable[["Runtime"], Awaitable[None]]
+BackgroundTask = Callable[["Runtime"], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -184,7 +184,10 @@ class BodySizeLimit:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(
-            413, "Content Too Large", f"the request body exceeds {self.max_bytes} bytes", instance=scope["path"]
+            413,
+            "Content Too Large",
+            f"the request body exceeds {self.max_bytes} bytes",
+            instance=scope["path"],
         )
         await response(scope, receive, send)
 
@@ -209,9 +212,13 @@ def create_app(spec: ServiceSpec, settings: Settings, *, ensure_kafka_topics: bo
             runtime.tasks.append(asyncio.create_task(_ensure_topics(settings), name="ensure-topics"))
         runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
         for consumer in runtime.consumers:
-            runtime.tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{consumer.subscription.name}"))
+            runtime.tasks.append(
+                asyncio.create_task(consumer.run(), name=f"consumer-{consumer.subscription.name}")
+            )
         for task in spec.background:
-            runtime.tasks.append(asyncio.create_task(task(runtime), name=getattr(task, "__name__", "background")))
+            runtime.tasks.append(
+                asyncio.create_task(task(runtime), name=getattr(task, "__name__", "background"))
+            )
         log.info("service started", consumers=[c.subscription.name for c in runtime.consumers])
         try:
             yield
@@ -224,6 +231,7 @@ def create_app(spec: ServiceSpec, settings: Settings, *, ensure_kafka_topics: bo
         version=spec.version,
         lifespan=lifespan,
     )
+    app.state.settings = settings
     install_problem_handlers(app)
 
     @app.exception_handler(Exception)
@@ -231,12 +239,16 @@ def create_app(spec: ServiceSpec, settings: Settings, *, ensure_kafka_topics: bo
         if is_transient(exc):
             log.warning("dependency unavailable", error=repr(exc))
             return problem_response(
-                503, "Service Unavailable", "a dependency is unavailable; retry shortly",
-                headers={"Retry-After": "2"}, instance=request.url.path,
+                503,
+                "Service Unavailable",
+                "a dependency is unavailable; retry shortly",
+                headers={"Retry-After": "2"},
+                instance=request.url.path,
             )
         log.exception("unhandled error")
-        return problem_response(500, "Internal Server Error", "an unexpected error occurred",
-                                instance=request.url.path)
+        return problem_response(
+            500, "Internal Server Error", "an unexpected error occurred", instance=request.url.path
+        )
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -254,8 +266,13 @@ def create_app(spec: ServiceSpec, settings: Settings, *, ensure_kafka_topics: bo
             metrics.http_duration.labels(request.method, route).observe(elapsed)
             response.headers["traceparent"] = traceparent
             if route not in {"/healthz", "/readyz", "/metrics"}:
-                log.info("request", method=request.method, path=request.url.path, status=response.status_code,
-                         duration_ms=round(elapsed * 1000, 2))
+                log.info(
+                    "request",
+                    method=request.method,
+                    path=request.url.path,
+                    status=response.status_code,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
             return response
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
@@ -272,12 +289,20 @@ def health_router() -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: the database and the broker are reachable",
-                responses={503: {"description": "a dependency is unreachable"}})
+    @router.get(
+        "/readyz",
+        summary="Readiness: the database and the broker are reachable",
+        responses={503: {"description": "a dependency is unreachable"}},
+    )
     async def readyz(runtime: RuntimeDep) -> JSONResponse:
         db_ok, broker_ok = await asyncio.gather(database_ready(runtime.engine), runtime.producer.ready())
-        body = {"status": "ready" if db_ok and broker_ok else "unavailable",
-                "checks": {"database": "ok" if db_ok else "unreachable", "broker": "ok" if broker_ok else "unreachable"}}
+        body = {
+            "status": "ready" if db_ok and broker_ok else "unavailable",
+            "checks": {
+                "database": "ok" if db_ok else "unreachable",
+                "broker": "ok" if broker_ok else "unreachable",
+            },
+        }
         return JSONResponse(body, status_code=200 if db_ok and broker_ok else 503)
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     relay_retention_days: int = Field(default=7, ge=1)
 
     consumer_batch_size: int = Field(default=200, ge=1)
+    # The embedded broker completes a group join after half the session timeout; tests and one-machine
+    # mode shorten it, real Kafka deployments keep the defaults.
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1000)
+    consumer_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_initial_s: float = Field(default=0.2, gt=0)
     consumer_backoff_max_s: float = Field(default=10.0, gt=0)

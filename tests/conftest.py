@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
         migrations.upgrade(service, template_url)
     yield server
     embedded.stop(mode="immediate")
+    # Services configure logging onto pytest's captured stderr, which is closed by the time atexit hooks log.
+    logging.getLogger().handlers.clear()
 
 
 @pytest.fixture
@@ -97,7 +100,7 @@ async def broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
     embedded.start()
     await ensure_topics(embedded.bootstrap_servers, ALL_TOPICS, partitions=3)
     yield embedded
-    embedded.stop()
+    embedded.stop(grace_s=0.1)
 
 
 @pytest.fixture(scope="session")
@@ -132,5 +135,7 @@ def settings(database_url: str, broker: EmbeddedBroker, api_keys: dict[str, Any]
         consumer_backoff_initial_s=0.05,
         consumer_backoff_max_s=0.5,
         db_pool_size=5,
+        consumer_session_timeout_ms=2000,
+        consumer_heartbeat_interval_ms=300,
         log_format="console",
     )

@@ -50,8 +50,11 @@ async def list_drivers(
     return DriverList(data=[Driver.model_validate(r) for r in rows])
 
 
-@router.get("/inputs/promotions/{promotion_id}", response_model=KnownPromotion,
-            summary="Planning's copy of a promotion, as the events described it")
+@router.get(
+    "/inputs/promotions/{promotion_id}",
+    response_model=KnownPromotion,
+    summary="Planning's copy of a promotion, as the events described it",
+)
 async def get_known_promotion(
     promotion_id: str, uow: UnitOfWorkDep, _: Authorized(Scope.PLANNING_READ)
 ) -> KnownPromotion:

@@ -28,8 +28,14 @@ def promotion_summary(event_type: str, promotion: PromotionData) -> str:
 async def record_driver(uow: UnitOfWork, event: CloudEvent, skus: list[str], summary: str) -> None:
     await uow.session.execute(
         insert(D)
-        .values(event_id=event.id, event_type=event.type, subject=event.subject, skus=sorted(set(skus)),
-                summary=summary, occurred_at=event.time)
+        .values(
+            event_id=event.id,
+            event_type=event.type,
+            subject=event.subject,
+            skus=sorted(set(skus)),
+            summary=summary,
+            occurred_at=event.time,
+        )
         .on_conflict_do_nothing()
     )
 
@@ -37,8 +43,13 @@ async def record_driver(uow: UnitOfWork, event: CloudEvent, skus: list[str], sum
 async def on_promotion_event(uow: UnitOfWork, event: CloudEvent, promotion: PromotionData) -> None:
     """Keep the newest version of the promotion; an older version arriving late changes nothing."""
     status = "cancelled" if event.type == EventType.PROMOTION_CANCELLED else promotion.status
-    values = {"promotion_id": promotion.promotion_id, "version": promotion.version, "status": status,
-              "body": promotion.model_dump(mode="json"), "last_event_id": event.id}
+    values = {
+        "promotion_id": promotion.promotion_id,
+        "version": promotion.version,
+        "status": status,
+        "body": promotion.model_dump(mode="json"),
+        "last_event_id": event.id,
+    }
     statement = insert(P).values(**values)
     await uow.session.execute(
         statement.on_conflict_do_update(

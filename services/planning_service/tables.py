@@ -1,7 +1,7 @@
 """Tables of the planning service (schema `planning`)."""
 
-from sqlalchemy import ARRAY, Column, DateTime, Index, Integer, MetaData, String, Table, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text, func
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from shared.inbox import inbox_table
 from shared.outbox import outbox_table
