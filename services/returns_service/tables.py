@@ -1,6 +1,23 @@
 """Tables of the returns service (schema `returns`)."""
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from shared.inbox import inbox_table
 from shared.outbox import outbox_table
@@ -9,3 +26,170 @@ metadata = MetaData(schema="returns")
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+
+
+def _timestamps() -> list[Column[object]]:
+    return [
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ]
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(100), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("segment", String(20), nullable=False),
+    Column("owner_email", String(320), nullable=True),
+    *_timestamps(),
+)
+
+returns = Table(
+    "returns",
+    metadata,
+    Column("return_id", String(100), primary_key=True),
+    Column("sku", String(100), nullable=False),
+    Column("account_id", String(100), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("reason", String(30), nullable=False),
+    Column("condition", String(20), nullable=False),
+    Column("returned_on", Date, nullable=False),
+    Column("body", JSONB, nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_returns_sku_day", "sku", "returned_on"),
+)
+
+complaints = Table(
+    "complaints",
+    metadata,
+    Column("complaint_id", String(100), primary_key=True),
+    Column("account_id", String(100), nullable=False),
+    Column("sku", String(100), nullable=True),
+    Column("severity", String(20), nullable=False),
+    Column("received_on", Date, nullable=False),
+    Column("body", JSONB, nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Daily totals across warehouses, as the fulfillment service last reported them (the surge denominator).
+daily_volumes = Table(
+    "daily_volumes",
+    metadata,
+    Column("sku", String(100), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("units_ordered", Integer, nullable=False),
+    Column("units_shipped", Integer, nullable=False),
+    Column("units_backordered", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# The service's own copy of promotions, from salesops.promotions (event-carried state).
+promotions = Table(
+    "promotions",
+    metadata,
+    Column("promotion_id", String(100), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("skus", ARRAY(String(100)), nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),
+    Column("account_segments", ARRAY(String(50)), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", String(40), primary_key=True),
+    Column("type", String(30), nullable=False),
+    Column("subject", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("priority", String(20), nullable=False),
+    Column("sku", String(100), nullable=True),
+    Column("account_ids", ARRAY(String(100)), nullable=False),
+    Column("accounts", JSONB, nullable=False),
+    Column("details", JSONB, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("revision", Integer, nullable=False),
+    *_timestamps(),
+    # One open alert per (type, subject): concurrent evidence updates it instead of raising another.
+    Index("ux_alerts_open", "type", "subject", unique=True, postgresql_where=text("status = 'open'")),
+    Index("ix_alerts_updated", "updated_at", "alert_id"),
+)
+
+# Every alert change in commit order: the SSE stream's resumable sequence (`id` = seq).
+alert_changes = Table(
+    "alert_changes",
+    metadata,
+    Column("seq", BigInteger, Identity(always=False), primary_key=True),
+    Column("alert_id", String(40), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("type", String(30), nullable=False),
+    Column("sku", String(100), nullable=True),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("endpoint_id", String(40), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("event_types", ARRAY(String(60)), nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    Column("disabled_at", DateTime(timezone=True), nullable=True),
+    Column("disabled_reason", Text, nullable=True),
+    Column("created_by", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery_id", BigInteger, Identity(always=False), primary_key=True),
+    Column(
+        "endpoint_id",
+        String(40),
+        ForeignKey("returns.webhook_endpoints.endpoint_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("message_id", String(60), nullable=False),
+    Column("alert_id", String(40), nullable=False),
+    Column("change_seq", BigInteger, nullable=False),
+    Column("event_type", String(60), nullable=False),
+    Column("body", Text, nullable=False),  # the exact bytes sent on every attempt
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    Index("ix_deliveries_endpoint", "endpoint_id", "delivery_id"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("attempt_id", BigInteger, Identity(always=False), primary_key=True),
+    Column(
+        "delivery_id",
+        BigInteger,
+        ForeignKey("returns.webhook_deliveries.delivery_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Float, nullable=False),
+    Index("ix_attempts_delivery", "delivery_id", "attempt"),
+)

@@ -1,0 +1,53 @@
+"""Kafka subscriptions of the returns service: shipped volumes, promotions and capacity conflicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.returns_service import handlers
+from services.returns_service.settings import ReturnsSettings
+from shared.db import UnitOfWork
+from shared.events import (
+    CapacityConflictData,
+    CloudEvent,
+    EventType,
+    OrderVolumeReportedData,
+    PromotionData,
+    Topic,
+)
+from shared.kafka import EventHandler, Subscription
+
+
+def subscription(settings: ReturnsSettings) -> Subscription:
+    """The `returns` consumer group; handlers are bound to the settings (thresholds and clock)."""
+
+    async def on_volumes(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
+        assert isinstance(data, OrderVolumeReportedData)
+        await handlers.record_order_volumes(uow, data, settings)
+
+    async def on_promotion(uow: UnitOfWork, event: CloudEvent, data: Any) -> None:
+        assert isinstance(data, PromotionData)
+        cancelled = event.type == EventType.PROMOTION_CANCELLED.value
+        await handlers.record_promotion(uow, data, settings, cancelled=cancelled)
+
+    async def on_conflict(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
+        assert isinstance(data, CapacityConflictData)
+        await handlers.record_capacity_conflict(uow, data)
+
+    async def on_resolved(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
+        assert isinstance(data, CapacityConflictData)
+        await handlers.resolve_capacity_conflict(uow, data)
+
+    routes: dict[str, EventHandler] = {
+        EventType.ORDER_VOLUME_REPORTED.value: on_volumes,
+        EventType.PROMOTION_PLANNED.value: on_promotion,
+        EventType.PROMOTION_REVISED.value: on_promotion,
+        EventType.PROMOTION_CANCELLED.value: on_promotion,
+        EventType.CAPACITY_CONFLICT_DETECTED.value: on_conflict,
+        EventType.CAPACITY_CONFLICT_RESOLVED.value: on_resolved,
+    }
+    return Subscription(
+        name="returns",
+        topics=(Topic.ORDER_VOLUMES.value, Topic.PROMOTIONS.value, Topic.PLANS.value),
+        handlers=routes,
+    )

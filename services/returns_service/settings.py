@@ -1,0 +1,47 @@
+"""Settings of the returns service: alert thresholds, the clock, webhook delivery and the live stream."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from pydantic import Field
+
+from services.returns_service.domain import ReturnSurgeRule
+from shared.settings import Settings
+
+
+class ReturnsSettings(Settings):
+    """`SALESOPS_*` environment variables of the returns service (on top of the shared ones)."""
+
+    return_surge_window_days: int = Field(default=14, ge=1, le=365)
+    return_surge_rate_threshold: float = Field(default=0.05, ge=0, le=1)
+    return_surge_min_returns: int = Field(default=5, ge=1)
+    # Pins "today" (ISO date) so tests and replays evaluate the trailing window deterministically.
+    clock_today: date | None = None
+
+    webhook_allow_private_targets: bool = False
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    webhook_backoff_initial_s: float = Field(default=5.0, gt=0)
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
+    webhook_max_attempts: int = Field(default=15, ge=1)
+    webhook_disable_after_failures: int = Field(default=50, ge=1)
+    webhook_disable_after_s: float = Field(default=3 * 24 * 3600.0, ge=0)
+    webhook_poll_interval_s: float = Field(default=1.0, gt=0)
+    webhook_batch_size: int = Field(default=50, ge=1, le=1000)
+    webhook_concurrency: int = Field(default=10, ge=1, le=200)
+
+    sse_poll_interval_s: float = Field(default=1.0, gt=0)
+    sse_heartbeat_s: float = Field(default=15.0, gt=0)
+    sse_max_connection_s: float = Field(default=300.0, gt=0)
+    sse_batch_size: int = Field(default=200, ge=1, le=5000)
+    sse_retry_ms: int = Field(default=2000, ge=0)
+
+    def surge_rule(self) -> ReturnSurgeRule:
+        return ReturnSurgeRule(
+            window_days=self.return_surge_window_days,
+            rate_threshold=self.return_surge_rate_threshold,
+            min_returns=self.return_surge_min_returns,
+        )
+
+    def today(self) -> date:
+        return self.clock_today or datetime.now(UTC).date()

@@ -1,0 +1,135 @@
+"""Returns, complaints and accounts over HTTP: idempotent creates, validation, auth, published events."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import pytest
+
+from services.returns_service.app import build_app
+from services.returns_service.settings import ReturnsSettings
+from shared.settings import Settings
+from tests.support import bearer, read_topic, running
+
+TODAY = date(2026, 11, 30)
+
+
+@pytest.fixture
+def returns_settings(settings: Settings) -> ReturnsSettings:
+    return ReturnsSettings(**settings.model_dump(), clock_today=TODAY)
+
+
+def a_return(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "return_id": "R-1",
+        "sku": "SKU-1",
+        "quantity": 2,
+        "account_id": "ACME",
+        "reason": "defective",
+        "condition": "scrap",
+        "returned_on": "2026-11-28",
+        "resolution": "refund",
+    }
+    return {**body, **overrides}
+
+
+async def test_return_is_created_once_and_published_once(returns_settings, broker, api_keys) -> None:
+    desk = bearer(api_keys["returns-desk"])
+    async with running(build_app(returns_settings)) as client:
+        first = await client.post("/v1/returns", json=a_return(), headers=desk)
+        assert first.status_code == 201, first.text
+        assert first.headers["location"] == "/v1/returns/R-1"
+        retry = await client.post("/v1/returns", json=a_return(), headers=desk)
+        assert retry.status_code == 200
+        assert retry.json() == first.json()
+        changed = await client.post("/v1/returns", json=a_return(quantity=3), headers=desk)
+        assert changed.status_code == 409
+        assert changed.headers["content-type"].startswith("application/problem+json")
+        fetched = await client.get("/v1/returns/R-1", headers=desk)
+        assert fetched.json()["quantity"] == 2
+        listed = await client.get("/v1/returns", params={"sku": "SKU-1"}, headers=desk)
+        assert [r["return_id"] for r in listed.json()["data"]] == ["R-1"]
+
+    messages = await read_topic(broker.bootstrap_servers, "salesops.returns", expect=2, timeout=4)
+    assert len(messages) == 1
+    event = json.loads(messages[0].value)
+    assert event["type"] == "salesops.return.recorded.v1"
+    assert messages[0].key == b"SKU-1"
+    assert event["data"]["return_id"] == "R-1"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (a_return(reason="broken"), "reason"),
+        (a_return(condition="new"), "condition"),
+        (a_return(quantity=0), "quantity"),
+        (a_return(returned_on="2026-13-01"), "returned_on"),
+        (a_return(returned_on="2027-01-05"), "returned_on"),
+        (a_return(resolution="voucher"), "resolution"),
+        ({k: v for k, v in a_return().items() if k != "sku"}, "sku"),
+        (a_return(return_id="bad id with spaces"), "return_id"),
+        (a_return(unexpected=1), "unexpected"),
+    ],
+)
+async def test_invalid_return_names_the_field(returns_settings, api_keys, body, field) -> None:
+    async with running(build_app(returns_settings)) as client:
+        response = await client.post("/v1/returns", json=body, headers=bearer(api_keys["returns-desk"]))
+    assert response.status_code == 422, response.text
+    assert field in [e["field"] for e in response.json()["errors"]]
+
+
+async def test_auth_is_required_and_scoped(returns_settings, api_keys) -> None:
+    async with running(build_app(returns_settings)) as client:
+        assert (await client.post("/v1/returns", json=a_return())).status_code == 401
+        unknown = await client.post("/v1/returns", json=a_return(), headers=bearer("sk_unknown_" + "x" * 20))
+        assert unknown.status_code == 401
+        crm = await client.post("/v1/returns", json=a_return(), headers=bearer(api_keys["crm"]))
+        assert crm.status_code == 403
+        assert (await client.get("/v1/alerts", headers=bearer(api_keys["returns-desk"]))).status_code == 403
+        assert (await client.get("/v1/webhooks", headers=bearer(api_keys["returns-desk"]))).status_code == 403
+
+
+async def test_complaint_without_sku_is_keyed_by_its_id(returns_settings, broker, api_keys) -> None:
+    body = {
+        "complaint_id": "C-1",
+        "account_id": "BOLT",
+        "category": "billing",
+        "severity": "low",
+        "description": "invoice twice",
+        "received_on": "2026-11-29",
+    }
+    desk = bearer(api_keys["returns-desk"])
+    async with running(build_app(returns_settings)) as client:
+        assert (await client.post("/v1/complaints", json=body, headers=desk)).status_code == 201
+        assert (await client.post("/v1/complaints", json=body, headers=desk)).status_code == 200
+        other = await client.post("/v1/complaints", json={**body, "severity": "high"}, headers=desk)
+        assert other.status_code == 409
+        bad = await client.post(
+            "/v1/complaints", json={**body, "complaint_id": "C-2", "severity": "x"}, headers=desk
+        )
+        assert bad.status_code == 422
+        assert [e["field"] for e in bad.json()["errors"]] == ["severity"]
+    messages = await read_topic(broker.bootstrap_servers, "salesops.returns", expect=2, timeout=4)
+    assert [(m.key, json.loads(m.value)["type"]) for m in messages] == [
+        (b"C-1", "salesops.complaint.recorded.v1")
+    ]
+
+
+async def test_account_put_creates_then_updates(returns_settings, api_keys) -> None:
+    desk = bearer(api_keys["returns-desk"])
+    body = {"name": "Acme", "segment": "strategic", "owner_email": "kim@example.com"}
+    async with running(build_app(returns_settings)) as client:
+        created = await client.put("/v1/accounts/ACME", json=body, headers=desk)
+        assert created.status_code == 201, created.text
+        updated = await client.put("/v1/accounts/ACME", json={**body, "segment": "stable"}, headers=desk)
+        assert updated.status_code == 200
+        assert (await client.get("/v1/accounts/ACME", headers=desk)).json()["segment"] == "stable"
+        bad = await client.put("/v1/accounts/ACME", json={**body, "segment": "gold"}, headers=desk)
+        assert bad.status_code == 422
+        assert [e["field"] for e in bad.json()["errors"]] == ["segment"]
+        email = await client.put("/v1/accounts/ACME", json={**body, "owner_email": "nope"}, headers=desk)
+        assert [e["field"] for e in email.json()["errors"]] == ["owner_email"]
+        assert (await client.get("/v1/accounts/NOPE", headers=desk)).status_code == 404
