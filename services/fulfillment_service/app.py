@@ -5,16 +5,31 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.fulfillment_service import tables
+from services.fulfillment_service.api import router
+from services.fulfillment_service.consumer import build_subscription
+from services.fulfillment_service.settings import FulfillmentSettings
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 
-SPEC = ServiceSpec(
-    name="fulfillment",
-    metadata=tables.metadata,
-    routers=[],
-    description="Warehouse systems report daily order volumes; spikes are detected and told apart from promotions.",
-)
+
+def build_spec(settings: FulfillmentSettings) -> ServiceSpec:
+    return ServiceSpec(
+        name="fulfillment",
+        metadata=tables.metadata,
+        routers=[router],
+        subscriptions=[build_subscription(settings.spike_rule())],
+        description=(
+            "Warehouse systems report daily order volumes;"
+            " spikes are detected and told apart from promotions."
+        ),
+    )
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
-    return create_app(SPEC, settings or Settings())
+    """The app; plain `Settings` become `FulfillmentSettings` (the spike rule from `SALESOPS_SPIKE_*`)."""
+    if not isinstance(settings, FulfillmentSettings):
+        overrides = settings.model_dump() if settings is not None else {}
+        settings = FulfillmentSettings(**overrides)
+    app = create_app(build_spec(settings), settings)
+    app.state.spike_rule = settings.spike_rule()
+    return app

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.promotion_service import tables
 from services.promotion_service.api import router
+from services.promotion_service.consumer import subscription
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 
@@ -13,6 +14,7 @@ SPEC = ServiceSpec(
     name="promotion",
     metadata=tables.metadata,
     routers=[router],
+    subscriptions=[subscription],
     description="Marketing systems announce promotions and launches; each change is published once.",
 )
 

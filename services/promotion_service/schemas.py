@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.promotion_service.domain import PromotionStatus
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+]
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 
 
@@ -19,7 +21,9 @@ class Strict(BaseModel):
 
 class PromotionItem(Strict):
     sku: Sku
-    uplift_pct: float = Field(gt=-100, le=10_000, description="Demand uplift during the promotion, in percent")
+    uplift_pct: float = Field(
+        gt=-100, le=10_000, description="Demand uplift during the promotion, in percent"
+    )
 
 
 class Cannibalization(Strict):
@@ -37,7 +41,9 @@ class PromotionCreate(Strict):
     post_promo_dip_weeks: int = Field(default=0, ge=0, le=52)
     cannibalized: list[Cannibalization] = Field(default_factory=list, max_length=1000)
     channel: str | None = Field(default=None, max_length=100)
-    regions: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] = Field(default_factory=list)
+    regions: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] = Field(
+        default_factory=list
+    )
     account_segments: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] = Field(
         default_factory=list
     )
@@ -64,5 +70,55 @@ class PromotionRead(BaseModel):
     updated_at: datetime
 
 
+class PromotionRevise(Strict):
+    """A partial revision: only the fields sent change; lists are replaced as a whole."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    starts_on: date | None = None
+    ends_on: date | None = None
+    items: list[PromotionItem] | None = Field(default=None, min_length=1, max_length=1000)
+    post_promo_dip_pct: float | None = Field(default=None, ge=0, le=100)
+    post_promo_dip_weeks: int | None = Field(default=None, ge=0, le=52)
+    cannibalized: list[Cannibalization] | None = Field(default=None, max_length=1000)
+    channel: str | None = Field(default=None, max_length=100)
+    regions: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] | None = None
+    account_segments: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] | None = None
+
+
+class PromotionWarning(BaseModel):
+    code: str = Field(description="`overlapping-promotion`: another live promotion of the SKU overlaps")
+    sku: str
+    promotion_id: str
+    starts_on: date
+    ends_on: date
+
+
+class PromotionWritten(PromotionRead):
+    """The answer to a create or a revision: the promotion plus advice that did not block the change."""
+
+    warnings: list[PromotionWarning] = Field(default_factory=list)
+
+
 class PromotionList(BaseModel):
     data: list[PromotionRead]
+    next_after: str | None = Field(
+        default=None, description="Pass as `after` to get the next page; null on the last page"
+    )
+
+
+class LaunchCreate(Strict):
+    launch_id: Identifier = Field(description="The client's own id; the idempotency key of the create")
+    sku: Sku
+    launch_on: date
+    reference_sku: Sku = Field(description="The existing SKU whose baseline the new SKU's forecast follows")
+    scale_pct: float = Field(default=100, gt=0, le=10_000)
+    ramp_weeks: int = Field(default=0, ge=0, le=52)
+
+
+class LaunchRead(LaunchCreate):
+    created_at: datetime
+
+
+class LaunchList(BaseModel):
+    data: list[LaunchRead]
+    next_after: str | None = None

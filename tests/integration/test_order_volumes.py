@@ -1,0 +1,178 @@
+"""Order volumes over HTTP: validation, auth, corrections, idempotency, one event per SKU, queries."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from services.fulfillment_service.app import build_app
+from shared.events import EventType, Topic
+from tests.support import bearer, read_topic, running
+
+pytestmark = pytest.mark.asyncio
+
+DAY = date(2026, 11, 20)
+
+
+def line(
+    sku: str = "SKU-1", day: date = DAY, ordered: int = 120, shipped: int = 110, backordered: int = 10
+) -> dict[str, Any]:
+    return {
+        "sku": sku,
+        "day": day.isoformat(),
+        "units_ordered": ordered,
+        "units_shipped": shipped,
+        "units_backordered": backordered,
+    }
+
+
+def report(*lines: dict[str, Any], warehouse_id: str = "DC-EAST") -> dict[str, Any]:
+    return {"warehouse_id": warehouse_id, "lines": list(lines)}
+
+
+def fields(response: Any) -> list[str]:
+    return [e["field"] for e in response.json()["errors"]]
+
+
+async def test_auth_is_required_and_scoped(settings, api_keys):
+    async with running(build_app(settings)) as client:
+        assert (await client.post("/v1/order-volumes", json=report(line()))).status_code == 401
+        marketing = bearer(api_keys["marketing"])
+        assert (
+            await client.post("/v1/order-volumes", json=report(line()), headers=marketing)
+        ).status_code == 403
+        assert (await client.get("/v1/order-volumes", headers=marketing)).status_code == 403
+        assert (await client.get("/v1/spikes", headers=marketing)).status_code == 403
+        planner = bearer(api_keys["planner"])  # reads volumes, cannot write them
+        assert (
+            await client.post("/v1/order-volumes", json=report(line()), headers=planner)
+        ).status_code == 403
+        assert (await client.get("/v1/spikes", headers=planner)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (report(), "lines"),
+        (report(line(ordered=-1)), "lines.0.units_ordered"),
+        (report(line(), {**line(), "day": "2026-13-01"}), "lines.1.day"),
+        (report(line(sku="")), "lines.0.sku"),
+        (report(line(), warehouse_id=""), "warehouse_id"),
+        ({"lines": [line()]}, "warehouse_id"),
+        (report({**line(), "colour": "red"}), "lines.0.colour"),
+        (report(line(shipped=3_000_000_000)), "lines.0.units_shipped"),
+    ],
+)
+async def test_invalid_reports_are_rejected_naming_the_field(settings, api_keys, body, field):
+    async with running(build_app(settings)) as client:
+        response = await client.post("/v1/order-volumes", json=body, headers=bearer(api_keys["warehouse"]))
+        assert response.status_code == 422, response.json()
+        assert field in fields(response)
+
+
+async def test_more_than_ten_thousand_lines_is_refused_naming_lines(settings, api_keys):
+    lines = [line(sku=f"SKU-{i % 500}", day=DAY - timedelta(days=i // 500)) for i in range(10_001)]
+    async with running(build_app(settings)) as client:
+        response = await client.post(
+            "/v1/order-volumes", json=report(*lines), headers=bearer(api_keys["warehouse"])
+        )
+        assert response.status_code == 422
+        assert fields(response) == ["lines"]
+
+
+async def test_corrections_replace_and_resends_change_nothing(settings, broker, api_keys, db):
+    headers = bearer(api_keys["warehouse"])
+    async with running(build_app(settings)) as client:
+        first = report(
+            line("SKU-1", DAY, 120), line("SKU-1", DAY + timedelta(days=1), 80), line("SKU-2", DAY, 5)
+        )
+        response = await client.post("/v1/order-volumes", json=first, headers=headers)
+        assert response.status_code == 202
+        assert response.json() == {"accepted": 3, "changed": 3}
+        assert (await client.post("/v1/order-volumes", json=first, headers=headers)).json() == {
+            "accepted": 3,
+            "changed": 0,
+        }
+        west = report(line("SKU-1", DAY, 30, 30, 0), warehouse_id="DC-WEST")
+        assert (await client.post("/v1/order-volumes", json=west, headers=headers)).json()["changed"] == 1
+        # A correction replaces DC-EAST's figure; within a batch the last line of a key wins.
+        correction = report(line("SKU-1", DAY, 999), line("SKU-1", DAY, 100, 95, 5), line("SKU-2", DAY, 5))
+        assert (await client.post("/v1/order-volumes", json=correction, headers=headers)).json() == {
+            "accepted": 3,
+            "changed": 1,
+        }
+        stored = await db.fetch(
+            "select warehouse_id, units_ordered from fulfillment.volumes"
+            " where sku='SKU-1' and day=$1 order by 1",
+            DAY,
+        )
+        assert [tuple(r) for r in stored] == [("DC-EAST", 100), ("DC-WEST", 30)]
+
+        # Read for one message more than expected, so a duplicate would show.
+        messages = await read_topic(broker.bootstrap_servers, Topic.ORDER_VOLUMES.value, expect=5, timeout=5)
+    reported: dict[bytes, list[dict[str, Any]]] = {}
+    for message in messages:  # order holds per key (partition), not across keys
+        event = json.loads(message.value)
+        assert event["type"] == EventType.ORDER_VOLUME_REPORTED.value
+        reported.setdefault(message.key, []).append(event["data"])
+    assert sorted(reported) == [b"SKU-1", b"SKU-2"]
+    assert [[d["day"] for d in data["days"]] for data in reported[b"SKU-1"]] == [
+        ["2026-11-20", "2026-11-21"],
+        ["2026-11-20"],
+        ["2026-11-20"],
+    ]
+    assert [[d["day"] for d in data["days"]] for data in reported[b"SKU-2"]] == [["2026-11-20"]]
+    # The totals are across warehouses: 120 (east) + 30 (west), then 100 + 30 after the correction.
+    assert [data["days"][0]["units_ordered"] for data in reported[b"SKU-1"]] == [120, 150, 130]
+    assert reported[b"SKU-1"][-1]["days"][0] == {
+        "day": "2026-11-20",
+        "units_ordered": 130,
+        "units_shipped": 125,
+        "units_backordered": 5,
+    }
+
+
+async def test_volumes_are_listed_with_filters_and_pages(settings, api_keys):
+    headers = bearer(api_keys["warehouse"])
+    async with running(build_app(settings)) as client:
+        east = report(*(line("SKU-1", DAY + timedelta(days=i), 10 + i) for i in range(5)), line("SKU-2", DAY))
+        await client.post("/v1/order-volumes", json=east, headers=headers)
+        await client.post(
+            "/v1/order-volumes", json=report(line("SKU-1", DAY), warehouse_id="DC-WEST"), headers=headers
+        )
+
+        async def get(**params: Any) -> dict[str, Any]:
+            response = await client.get("/v1/order-volumes", params=params, headers=headers)
+            assert response.status_code == 200, response.json()
+            return response.json()
+
+        assert len((await get())["data"]) == 7
+        assert [r["warehouse_id"] for r in (await get(sku="SKU-1", until=DAY.isoformat()))["data"]] == [
+            "DC-EAST",
+            "DC-WEST",
+        ]
+        assert (
+            len(
+                (await get(sku="SKU-1", warehouse_id="DC-EAST", since=(DAY + timedelta(days=3)).isoformat()))[
+                    "data"
+                ]
+            )
+            == 2
+        )
+        page = await get(sku="SKU-1", limit=4)
+        assert len(page["data"]) == 4 and page["next_cursor"]
+        rest = await get(sku="SKU-1", limit=4, cursor=page["next_cursor"])
+        assert len(rest["data"]) == 2 and rest["next_cursor"] is None
+        seen = {(r["day"], r["warehouse_id"]) for r in page["data"] + rest["data"]}
+        assert len(seen) == 6
+        bad = await client.get("/v1/order-volumes", params={"cursor": "garbage"}, headers=headers)
+        assert bad.status_code == 422 and fields(bad) == ["query.cursor"]
+        bad_range = await client.get(
+            "/v1/order-volumes", params={"since": "2026-11-02", "until": "2026-11-01"}, headers=headers
+        )
+        assert bad_range.status_code == 422 and fields(bad_range) == ["query.until"]
+        bad_day = await client.get("/v1/order-volumes", params={"since": "yesterday"}, headers=headers)
+        assert bad_day.status_code == 422 and fields(bad_day) == ["query.since"]
