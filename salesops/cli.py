@@ -87,6 +87,11 @@ def topics_create(
 
     settings = Settings()
     created = asyncio.run(
-        ensure_topics(settings.kafka_bootstrap_servers, ALL_TOPICS, partitions or settings.topic_partitions)
+        ensure_topics(
+            settings.kafka_bootstrap_servers,
+            ALL_TOPICS,
+            partitions or settings.topic_partitions,
+            settings.topic_replication_factor,
+        )
     )
     console.print(f"created {len(created)} topic(s); {len(ALL_TOPICS) - len(created)} already existed")

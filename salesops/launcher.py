@@ -58,7 +58,7 @@ class ServiceProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets the parent-death signal
+            preexec_fn=die_with_parent,
         )
         self.started_at = time.monotonic()
 
@@ -169,9 +169,7 @@ class Launcher:
                         pass
                 time.sleep(0.2)
         if pending and not self._stop:
-            raise RuntimeError(
-                f"not ready after {timeout_s:.0f}s: {', '.join(pending)} (logs in {self.logs_dir})"
-            )
+            raise RuntimeError(f"not ready after {timeout_s:.0f}s: {', '.join(pending)} (logs in {self.logs_dir})")
 
     def _print_summary(self, env: dict[str, str]) -> None:
         table = Table(title="salesops is running", show_lines=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -106,10 +107,8 @@ class KeyStore:
         now = time.monotonic()
         if now - self._checked_at > self._recheck_interval_s:
             self._checked_at = now
-            try:
+            with contextlib.suppress(OSError):
                 self._load()
-            except OSError:
-                pass
         found = self._keys.get(_digest(secret))
         if found is None or found.revoked:
             return None
@@ -141,5 +140,5 @@ def require(scope: Scope) -> Callable[..., Any]:
     return check
 
 
-def Authorized(scope: Scope) -> Any:  # noqa: N802 - reads as a type in signatures
+def Authorized(scope: Scope) -> Any:
     return Annotated[ApiKey, Depends(require(scope))]

@@ -111,9 +111,7 @@ class UnitOfWork:
 
     def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent:
         """Record an event to be published if and only if this unit of work commits."""
-        event = new_event(
-            event_type, source=self.source, subject=subject, data=data, traceparent=self.traceparent
-        )
+        event = new_event(event_type, source=self.source, subject=subject, data=data, traceparent=self.traceparent)
         self.pending.append((event, topic_of(event_type).value, key))
         return event
 

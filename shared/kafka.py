@@ -1,9 +1,10 @@
-"""Kafka plumbing: a producer that survives broker outages, topic creation, and the consumer loop with
-manual commits, retries for transient failures and dead letters for poison messages."""
+"""Kafka plumbing: a producer that survives broker outages, topic creation, and the consumer loop
+with manual commits, retries for transient failures and dead letters for poison messages."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -98,7 +99,9 @@ class Producer:
         await self.reset()
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> list[str]:
+async def ensure_topics(
+    bootstrap_servers: str, topics: Sequence[str], partitions: int, replication_factor: int = 1
+) -> list[str]:
     """Create the topics that do not exist yet; returns the ones created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="salesops-admin")
     await admin.start()
@@ -106,12 +109,10 @@ async def ensure_topics(bootstrap_servers: str, topics: Sequence[str], partition
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in missing]
+                    [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor) for t in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass
         return missing
     finally:
         await admin.close()
@@ -288,9 +289,7 @@ class EventConsumer:
                     await self._dead_letter(message, "handler-error", repr(exc))
                     return
                 self._metrics.retries.labels(name, "transient" if transient else "error").inc()
-                log.warning(
-                    "handler failed; retrying", error=repr(exc), transient=transient, retry_in_s=delay
-                )
+                log.warning("handler failed; retrying", error=repr(exc), transient=transient, retry_in_s=delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, self._settings.consumer_backoff_max_s)
 

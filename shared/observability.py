@@ -1,4 +1,4 @@
-"""Observability: JSON logs with event and trace context on every line, Prometheus metrics, W3C trace context."""
+"""Observability: JSON logs carrying event and trace context, Prometheus metrics, W3C trace context."""
 
 from __future__ import annotations
 
@@ -118,9 +118,7 @@ class Metrics:
         self.handle_seconds = Histogram(
             "salesops_event_handle_seconds", "Time to handle one event", ["consumer", "type"], registry=r
         )
-        self.retries = Counter(
-            "salesops_event_retries_total", "Handler retries", ["consumer", "kind"], registry=r
-        )
+        self.retries = Counter("salesops_event_retries_total", "Handler retries", ["consumer", "kind"], registry=r)
         self.dead_lettered = Counter(
             "salesops_events_dead_lettered_total",
             "Messages sent to a dead-letter topic",

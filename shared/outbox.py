@@ -1,8 +1,9 @@
-"""Transactional outbox: event rows written with the state change, and the relay that publishes them in order."""
+"""Transactional outbox: event rows written with the state change, and the relay publishing them in order."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass
@@ -52,9 +53,7 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
-async def record_events(
-    session: AsyncSession, table: Table, events: list[tuple[CloudEvent, str, str]]
-) -> None:
+async def record_events(session: AsyncSession, table: Table, events: list[tuple[CloudEvent, str, str]]) -> None:
     await session.execute(
         insert(table),
         [
@@ -126,10 +125,8 @@ class OutboxRelay:
                     continue
                 await self._purge_if_due()
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
-                except TimeoutError:
-                    pass
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

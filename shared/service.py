@@ -1,4 +1,4 @@
-"""Assembly of one service: settings, engine, producer, outbox relay, consumers, HTTP plumbing and lifespan."""
+"""Assembly of one service: engine, producer, outbox relay, consumers, HTTP plumbing and lifespan."""
 
 from __future__ import annotations
 
@@ -212,13 +212,9 @@ def create_app(spec: ServiceSpec, settings: Settings, *, ensure_kafka_topics: bo
             runtime.tasks.append(asyncio.create_task(_ensure_topics(settings), name="ensure-topics"))
         runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
         for consumer in runtime.consumers:
-            runtime.tasks.append(
-                asyncio.create_task(consumer.run(), name=f"consumer-{consumer.subscription.name}")
-            )
+            runtime.tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{consumer.subscription.name}"))
         for task in spec.background:
-            runtime.tasks.append(
-                asyncio.create_task(task(runtime), name=getattr(task, "__name__", "background"))
-            )
+            runtime.tasks.append(asyncio.create_task(task(runtime), name=getattr(task, "__name__", "background")))
         log.info("service started", consumers=[c.subscription.name for c in runtime.consumers])
         try:
             yield
@@ -246,9 +242,7 @@ def create_app(spec: ServiceSpec, settings: Settings, *, ensure_kafka_topics: bo
                 instance=request.url.path,
             )
         log.exception("unhandled error")
-        return problem_response(
-            500, "Internal Server Error", "an unexpected error occurred", instance=request.url.path
-        )
+        return problem_response(500, "Internal Server Error", "an unexpected error occurred", instance=request.url.path)
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -316,7 +310,12 @@ async def _ensure_topics(settings: Settings) -> None:
     delay = 0.5
     while True:
         try:
-            await ensure_topics(settings.kafka_bootstrap_servers, ALL_TOPICS, settings.topic_partitions)
+            await ensure_topics(
+                settings.kafka_bootstrap_servers,
+                ALL_TOPICS,
+                settings.topic_partitions,
+                settings.topic_replication_factor,
+            )
             return
         except Exception as exc:
             log.info("topics not ensured yet; broker unavailable", error=repr(exc))

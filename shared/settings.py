@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     kafka_enable_idempotence: bool = True
     kafka_request_timeout_ms: int = 10_000
     topic_partitions: int = Field(default=6, ge=1)
+    # One copy suits a single broker; production clusters should set 3 (Strimzi's KafkaTopics already do).
+    topic_replication_factor: int = Field(default=1, ge=1)
     api_keys_file: Path | None = None
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")

@@ -53,7 +53,9 @@ async def wait_ready(port: int, timeout: float = 30.0) -> None:
             except httpx.HTTPError:
                 return False
 
-        await eventually(ready, timeout=timeout, interval=0.2, message=f"service on {port} never became ready")
+        await eventually(
+            ready, timeout=timeout, interval=0.2, message=f"service on {port} never became ready"
+        )
 
 
 def promotion_event(index: int) -> bytes:
@@ -66,10 +68,14 @@ def promotion_event(index: int) -> bytes:
             "items": [{"sku": f"SKU-{index % 7}", "uplift_pct": 10 + index % 30}],
         }
     )
-    return new_event(EventType.PROMOTION_PLANNED, source="test", subject=data.promotion_id, data=data).to_json()
+    return new_event(
+        EventType.PROMOTION_PLANNED, source="test", subject=data.promotion_id, data=data
+    ).to_json()
 
 
-async def test_planning_killed_mid_stream_loses_nothing_and_applies_nothing_twice(settings, broker, db, tmp_path):
+async def test_planning_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
+    settings, broker, db, tmp_path
+):
     total = 300
     port = free_port()
     env = service_env(settings)
@@ -77,8 +83,12 @@ async def test_planning_killed_mid_stream_loses_nothing_and_applies_nothing_twic
     try:
         await wait_ready(port)
         for index in range(total):
-            await produce(broker.bootstrap_servers, "salesops.promotions", promotion_event(index),
-                          key=f"SKU-{index % 7}".encode())
+            await produce(
+                broker.bootstrap_servers,
+                "salesops.promotions",
+                promotion_event(index),
+                key=f"SKU-{index % 7}".encode(),
+            )
 
         async def some_processed() -> bool:
             return await db.fetchval("select count(*) from planning.inbox") >= 30
@@ -120,8 +130,19 @@ async def test_salesops_up_runs_the_system_stops_cleanly_and_finds_its_data_agai
 
     def launch() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "salesops", "up", "--port-base", str(port_base), "--data-dir", str(data_dir)],
-            env=env, stdout=(tmp_path / "up.log").open("ab"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "salesops",
+                "up",
+                "--port-base",
+                str(port_base),
+                "--data-dir",
+                str(data_dir),
+            ],
+            env=env,
+            stdout=(tmp_path / "up.log").open("ab"),
+            stderr=subprocess.STDOUT,
         )
 
     async def stop(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
@@ -137,9 +158,16 @@ async def test_salesops_up_runs_the_system_stops_cleanly_and_finds_its_data_agai
         keys = __import__("json").loads((data_dir / "api-keys.json").read_text())["keys"]
         admin = next(k["key"] for k in keys if k["name"] == "admin")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_base + 1}") as promotion:
-            body = {"promotion_id": "KEEP", "name": "kept", "starts_on": "2026-12-01", "ends_on": "2026-12-02",
-                    "items": [{"sku": "SKU-K", "uplift_pct": 20}]}
-            assert (await promotion.post("/v1/promotions", json=body, headers=bearer(admin))).status_code == 201
+            body = {
+                "promotion_id": "KEEP",
+                "name": "kept",
+                "starts_on": "2026-12-01",
+                "ends_on": "2026-12-02",
+                "items": [{"sku": "SKU-K", "uplift_pct": 20}],
+            }
+            assert (
+                await promotion.post("/v1/promotions", json=body, headers=bearer(admin))
+            ).status_code == 201
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_base + 4}") as planning:
 
             async def applied() -> bool:
