@@ -11,8 +11,11 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import structlog
+import swagger_ui_bundle
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -145,7 +148,11 @@ UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_uow)]
 
 
 class BodySizeLimit:
-    """Answers 413 to request bodies over the limit, whether or not they declare a Content-Length."""
+    """Answers 413 to request bodies over the limit, whether or not they declare a Content-Length.
+
+    A streamed body is counted as the app reads it; once over the limit the 413 is sent at once and the
+    app sees a disconnect, so whatever it does afterwards never reaches the client.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -157,43 +164,47 @@ class BodySizeLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, send)
             return
         received = 0
         response_started = False
+        rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge
+                if received > self.max_bytes and not response_started:
+                    rejected = True
+                    await self._too_large(scope, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal response_started
+            if rejected:
+                return
             response_started = response_started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not response_started:
-                await self._too_large(scope, receive, send)
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not rejected:
+                raise
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, send: Send) -> None:
         response = problem_response(
-            413,
-            "Content Too Large",
-            f"the request body exceeds {self.max_bytes} bytes",
-            instance=scope["path"],
+            413, "Content Too Large", f"the request body exceeds {self.max_bytes} bytes", instance=scope["path"]
         )
-        await response(scope, receive, send)
 
+        async def no_body() -> Message:
+            return {"type": "http.disconnect"}
 
-class _TooLarge(Exception):
-    pass
+        await response(scope, no_body, send)
 
 
 def _route_template(request: Request) -> str:
@@ -226,7 +237,10 @@ def create_app(spec: ServiceSpec, settings: Settings, *, ensure_kafka_topics: bo
         description=spec.description,
         version=spec.version,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_offline_docs(app)
     app.state.settings = settings
     install_problem_handlers(app)
 
@@ -274,6 +288,21 @@ def create_app(spec: ServiceSpec, settings: Settings, *, ensure_kafka_topics: bo
     for router in spec.routers:
         app.include_router(router)
     return app
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """`/docs` from the Swagger UI assets of an installed package: works offline, no CDN."""
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API docs",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )
 
 
 def health_router() -> APIRouter:
