@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Iterable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.errors import ProblemError
@@ -138,7 +138,3 @@ def require(scope: Scope) -> Callable[..., Any]:
 
     check.__name__ = f"require_{scope.name.lower()}"
     return check
-
-
-def Authorized(scope: Scope) -> Any:
-    return Annotated[ApiKey, Depends(require(scope))]

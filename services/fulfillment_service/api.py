@@ -85,9 +85,7 @@ async def list_spikes(
     sku: Annotated[str | None, Query(max_length=100)] = None,
     since: date | None = None,
     until: date | None = None,
-    include_retracted: Annotated[
-        bool, Query(description="also list spikes a later correction removed")
-    ] = False,
+    include_retracted: Annotated[bool, Query(description="also list spikes a later correction removed")] = False,
     limit: PageSize = 100,
     cursor: Cursor = None,
 ) -> SpikeList:

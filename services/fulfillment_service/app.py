@@ -19,8 +19,7 @@ def build_spec(settings: FulfillmentSettings) -> ServiceSpec:
         routers=[router],
         subscriptions=[build_subscription(settings.spike_rule())],
         description=(
-            "Warehouse systems report daily order volumes;"
-            " spikes are detected and told apart from promotions."
+            "Warehouse systems report daily order volumes; spikes are detected and told apart from promotions."
         ),
     )
 

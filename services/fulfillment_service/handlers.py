@@ -136,9 +136,7 @@ async def record_volumes(
 async def _announce_totals(uow: UnitOfWork, changed: dict[str, set[date]]) -> None:
     """One `reported` event per SKU with the new all-warehouse totals of the days that changed."""
     pairs = [(sku, day) for sku, days in changed.items() for day in days]
-    rows = await uow.session.execute(
-        _DAILY_TOTALS, {"skus": [p[0] for p in pairs], "days": [p[1] for p in pairs]}
-    )
+    rows = await uow.session.execute(_DAILY_TOTALS, {"skus": [p[0] for p in pairs], "days": [p[1] for p in pairs]})
     by_sku: dict[str, list[DailyTotalData]] = defaultdict(list)
     for row in rows:
         by_sku[row.sku].append(
@@ -175,13 +173,9 @@ async def _series(uow: UnitOfWork, froms: dict[str, date]) -> dict[str, dict[dat
 
 
 async def _windows(uow: UnitOfWork, skus: Iterable[str]) -> list[PromotionWindow]:
-    rows = await uow.session.execute(
-        select(W).where(W.c.skus.overlap(sorted(set(skus))), W.c.cancelled.is_(False))
-    )
+    rows = await uow.session.execute(select(W).where(W.c.skus.overlap(sorted(set(skus))), W.c.cancelled.is_(False)))
     return [
-        PromotionWindow(
-            promotion_id=r.promotion_id, skus=frozenset(r.skus), starts_on=r.starts_on, ends_on=r.ends_on
-        )
+        PromotionWindow(promotion_id=r.promotion_id, skus=frozenset(r.skus), starts_on=r.starts_on, ends_on=r.ends_on)
         for r in rows
     ]
 
@@ -235,9 +229,7 @@ async def _apply_verdict(
     if verdict is None:
         if live:
             await uow.session.execute(
-                update(S)
-                .where(S.c.sku == sku, S.c.day == day)
-                .values(status="retracted", updated_at=func.now())
+                update(S).where(S.c.sku == sku, S.c.day == day).values(status="retracted", updated_at=func.now())
             )
             assert stored is not None
             uow.publish(
@@ -264,9 +256,7 @@ async def _apply_verdict(
     }
     statement = insert(S).values(sku=sku, day=day, **values)
     await uow.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[S.c.sku, S.c.day], set_={**values, "updated_at": func.now()}
-        )
+        statement.on_conflict_do_update(index_elements=[S.c.sku, S.c.day], set_={**values, "updated_at": func.now()})
     )
     uow.publish(
         EventType.ORDER_SPIKE_DETECTED,
@@ -290,18 +280,14 @@ def make_report_handler(rule: SpikeRule) -> Any:
             where = ".".join(str(p) for p in first["loc"]) or "data"
             raise InvalidEvent("invalid-data", f"data.{where}: {first['msg']}") from exc
         accepted, changed = await record_volumes(uow, report.warehouse_id, report.lines, rule)
-        log.info(
-            "warehouse report stored", warehouse_id=report.warehouse_id, accepted=accepted, changed=changed
-        )
+        log.info("warehouse report stored", warehouse_id=report.warehouse_id, accepted=accepted, changed=changed)
 
     return on_order_volume_report
 
 
 async def on_promotion_event(uow: UnitOfWork, event: CloudEvent, promotion: PromotionData) -> None:
     """Keep the newest window of the promotion, then re-explain the spikes it may (no longer) explain."""
-    previous = (
-        await uow.session.execute(select(W).where(W.c.promotion_id == promotion.promotion_id))
-    ).first()
+    previous = (await uow.session.execute(select(W).where(W.c.promotion_id == promotion.promotion_id))).first()
     if previous is not None and previous.version > promotion.version:
         return  # an older version arriving late changes nothing
     skus = sorted({item.sku for item in promotion.items})
@@ -315,9 +301,7 @@ async def on_promotion_event(uow: UnitOfWork, event: CloudEvent, promotion: Prom
     }
     statement = insert(W).values(promotion_id=promotion.promotion_id, **values)
     await uow.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[W.c.promotion_id], set_={**values, "updated_at": func.now()}
-        )
+        statement.on_conflict_do_update(index_elements=[W.c.promotion_id], set_={**values, "updated_at": func.now()})
     )
     affected_skus = set(skus) | set(previous.skus if previous else [])
     first = min(promotion.starts_on, previous.starts_on if previous else promotion.starts_on)

@@ -29,9 +29,7 @@ def decode_cursor(cursor: str, *kinds: type) -> list[Any]:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(values, list) or len(values) != len(kinds):
             raise ValueError("wrong shape")
-        return [
-            date.fromisoformat(v) if kind is date else kind(v) for v, kind in zip(values, kinds, strict=True)
-        ]
+        return [date.fromisoformat(v) if kind is date else kind(v) for v, kind in zip(values, kinds, strict=True)]
     except (ValueError, TypeError) as exc:
         raise invalid("query.cursor", "is not a cursor this API returned") from exc
 

@@ -9,9 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_LINES = 10_000
 
-Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
-]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 # Stored as PostgreSQL integer; no warehouse books two billion units of one SKU in a day.
 Units = Annotated[int, Field(ge=0, le=2_000_000_000)]

@@ -1,6 +1,18 @@
 """Tables of the planning service (schema `planning`)."""
 
-from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text, func
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from shared.inbox import inbox_table
@@ -32,6 +44,124 @@ drivers = Table(
     Column("occurred_at", DateTime(timezone=True), nullable=True),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_drivers_skus", "skus", postgresql_using="gin"),
+)
+
+# The item master: what a SKU is made of for planning; `revision` counts the PUTs that changed it.
+items = Table(
+    "items",
+    metadata,
+    Column("sku", String(100), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("on_hand", Float, nullable=False),
+    Column("safety_stock", Float, nullable=False),
+    Column("lot_size", Float, nullable=False),
+    Column("weekly_capacity", Float, nullable=True),
+    Column("frozen_weeks", Integer, nullable=False),
+    Column("baseline_weekly_demand", Float, nullable=True),
+    Column("revision", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+launches = Table(
+    "launches",
+    metadata,
+    Column("launch_id", String(100), primary_key=True),
+    Column("sku", String(100), nullable=False, index=True),
+    Column("body", JSONB, nullable=False),
+    Column("last_event_id", String(200), nullable=False),
+)
+
+# Daily totals across warehouses as fulfillment last reported them: a correction replaces the day.
+daily_volumes = Table(
+    "daily_volumes",
+    metadata,
+    Column("sku", String(100), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("units_ordered", Integer, nullable=False),
+    Column("units_shipped", Integer, nullable=False),
+    Column("units_backordered", Integer, nullable=False),
+)
+
+# Order spikes by (sku, day); the newest event about a day wins (a retraction marks it `retracted`).
+spikes = Table(
+    "spikes",
+    metadata,
+    Column("sku", String(100), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("units", Float, nullable=False),
+    Column("baseline", Float, nullable=False),
+    Column("explained_by_promotion_id", String(100), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=True),
+)
+
+returns = Table(
+    "returns",
+    metadata,
+    Column("return_id", String(100), primary_key=True),
+    Column("sku", String(100), nullable=False, index=True),
+    Column("quantity", Integer, nullable=False),
+    Column("condition", String(20), nullable=False),
+    Column("resolution", String(20), nullable=True),
+    Column("returned_on", Date, nullable=False),
+)
+
+# The current plan of every SKU with an item; `weeks` holds every PlanWeek field by name.
+plans = Table(
+    "plans",
+    metadata,
+    Column("sku", String(100), primary_key=True),
+    Column("plan_version", Integer, nullable=False),
+    Column("horizon_start", Date, nullable=False),
+    Column("generated_at", DateTime(timezone=True), nullable=False),
+    Column("weeks", JSONB, nullable=False),
+    Column("exceptions", JSONB, nullable=False),
+    Column("total_forecast", Float, nullable=False),
+    Column("total_mps", Float, nullable=False),
+    Column("shortfall_weeks", Integer, nullable=False),
+)
+
+# One row per plan version: which week fields moved, from what to what, and the events that moved them.
+plan_revisions = Table(
+    "plan_revisions",
+    metadata,
+    Column("sku", String(100), primary_key=True),
+    Column("plan_version", Integer, primary_key=True),
+    Column("generated_at", DateTime(timezone=True), nullable=False),
+    Column("driver_event_ids", ARRAY(String(200)), nullable=False),
+    Column("changes", JSONB, nullable=False),
+)
+
+# The open capacity conflict of a SKU, as last published (detected); deleted when resolved.
+conflicts = Table(
+    "conflicts",
+    metadata,
+    Column("sku", String(100), primary_key=True),
+    Column("promotion_ids", ARRAY(String(100)), nullable=False),
+    Column("weeks", JSONB, nullable=False),
+    Column("total_shortfall", Float, nullable=False),
+    Column("plan_version", Integer, nullable=False),
+    Column("detected_at", DateTime(timezone=True), nullable=False),
+)
+
+# Each week's forecast as it stood when the week began: what accuracy is measured against.
+forecast_snapshots = Table(
+    "forecast_snapshots",
+    metadata,
+    Column("sku", String(100), primary_key=True),
+    Column("week_start", Date, primary_key=True),
+    Column("forecast", Float, nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Service-wide facts, e.g. the ISO week the plans were last rolled to (key "horizon_start").
+planning_state = Table(
+    "planning_state",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", JSONB, nullable=False),
 )
 
 outbox = outbox_table(metadata)

@@ -25,7 +25,7 @@ from shared.service import UnitOfWorkDep
 
 router = APIRouter(prefix="/v1", tags=["promotions"])
 
-# Aliases rather than `Authorized(...)` calls in signatures, so type checkers see a real type.
+# Callers must hold these scopes; aliases keep the signatures typed.
 CanRead = Annotated[ApiKey, Depends(require(Scope.PROMOTIONS_READ))]
 CanWrite = Annotated[ApiKey, Depends(require(Scope.PROMOTIONS_WRITE))]
 
@@ -132,9 +132,7 @@ async def cancel_promotion(promotion_id: str, uow: UnitOfWorkDep, _: CanWrite) -
         409: {"description": "the id exists with a different body"},
     },
 )
-async def create_launch(
-    body: LaunchCreate, uow: UnitOfWorkDep, response: Response, _: CanWrite
-) -> LaunchRead:
+async def create_launch(body: LaunchCreate, uow: UnitOfWorkDep, response: Response, _: CanWrite) -> LaunchRead:
     launch, created = await handlers.create_launch(uow, body)
     await uow.commit()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK

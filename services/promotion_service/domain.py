@@ -29,9 +29,7 @@ def check_promotion(
     """The cross-field rules a schema cannot express. Empty when the promotion is consistent."""
     violations: list[RuleViolation] = []
     if ends_on < starts_on:
-        violations.append(
-            RuleViolation("ends_on", f"must be on or after starts_on ({starts_on.isoformat()})")
-        )
+        violations.append(RuleViolation("ends_on", f"must be on or after starts_on ({starts_on.isoformat()})"))
     seen: set[str] = set()
     for index, sku in enumerate(item_skus):
         if sku in seen:
@@ -40,13 +38,9 @@ def check_promotion(
     seen_cannibalized: set[str] = set()
     for index, sku in enumerate(cannibalized_skus):
         if sku in seen:
-            violations.append(
-                RuleViolation(f"cannibalized.{index}.sku", f"SKU {sku!r} is promoted by this promotion")
-            )
+            violations.append(RuleViolation(f"cannibalized.{index}.sku", f"SKU {sku!r} is promoted by this promotion"))
         elif sku in seen_cannibalized:
-            violations.append(
-                RuleViolation(f"cannibalized.{index}.sku", f"SKU {sku!r} appears more than once")
-            )
+            violations.append(RuleViolation(f"cannibalized.{index}.sku", f"SKU {sku!r} appears more than once"))
         seen_cannibalized.add(sku)
     return violations
 
@@ -118,9 +112,7 @@ def overlap_warnings(candidate: PromotionSpan, others: Sequence[PromotionSpan]) 
     telling the caller about; sorted by SKU then promotion id so the answer is stable.
     """
     found = [
-        OverlapWarning(
-            sku=sku, promotion_id=other.promotion_id, starts_on=other.starts_on, ends_on=other.ends_on
-        )
+        OverlapWarning(sku=sku, promotion_id=other.promotion_id, starts_on=other.starts_on, ends_on=other.ends_on)
         for other in others
         if other.promotion_id != candidate.promotion_id
         and other.starts_on <= candidate.ends_on

@@ -99,9 +99,7 @@ async def _warnings(uow: UnitOfWork, promotion: PromotionCreate | PromotionRead)
     query = query.where(or_(*contains_any)).limit(1000)
     others = [_span(to_read(row)) for row in (await uow.session.execute(query)).all()]
     return [
-        PromotionWarning(
-            code=w.code, sku=w.sku, promotion_id=w.promotion_id, starts_on=w.starts_on, ends_on=w.ends_on
-        )
+        PromotionWarning(code=w.code, sku=w.sku, promotion_id=w.promotion_id, starts_on=w.starts_on, ends_on=w.ends_on)
         for w in overlap_warnings(_span(promotion), others)
     ]
 
@@ -131,9 +129,7 @@ async def create_promotion(uow: UnitOfWork, command: PromotionCreate) -> tuple[P
         )
     ).first()
     if inserted is None:
-        existing = (
-            await uow.session.execute(select(T).where(T.c.promotion_id == command.promotion_id))
-        ).one()
+        existing = (await uow.session.execute(select(T).where(T.c.promotion_id == command.promotion_id))).one()
         if existing.request_hash != digest:
             raise conflict(
                 f"promotion '{command.promotion_id}' already exists with a different body",
@@ -153,9 +149,7 @@ async def create_promotion(uow: UnitOfWork, command: PromotionCreate) -> tuple[P
 
 async def _load_for_update(uow: UnitOfWork, promotion_id: str) -> Row[Any]:
     # The row lock serialises concurrent revisions, so versions and events never interleave.
-    row = (
-        await uow.session.execute(select(T).where(T.c.promotion_id == promotion_id).with_for_update())
-    ).first()
+    row = (await uow.session.execute(select(T).where(T.c.promotion_id == promotion_id).with_for_update())).first()
     if row is None:
         raise not_found("promotion", promotion_id)
     return row
@@ -169,10 +163,7 @@ def _validated_merge(current: dict[str, Any], changes: dict[str, Any]) -> Promot
         command = PromotionCreate.model_validate(merged)
     except ValidationError as exc:
         raise _unprocessable(
-            [
-                RuleViolation(".".join(str(p) for p in err["loc"]) or "body", err["msg"])
-                for err in exc.errors()
-            ]
+            [RuleViolation(".".join(str(p) for p in err["loc"]) or "body", err["msg"]) for err in exc.errors()]
         ) from exc
     _reject_violations(command)
     return command
@@ -317,9 +308,7 @@ async def get_launch(uow: UnitOfWork, launch_id: str) -> LaunchRead | None:
     return _launch_read(row) if row else None
 
 
-async def list_launches(
-    uow: UnitOfWork, *, sku: str | None, limit: int, after: str | None
-) -> list[LaunchRead]:
+async def list_launches(uow: UnitOfWork, *, sku: str | None, limit: int, after: str | None) -> list[LaunchRead]:
     query = select(L).order_by(L.c.launch_id).limit(limit)
     if sku is not None:
         query = query.where(L.c.sku == sku)
@@ -333,9 +322,7 @@ async def list_launches(
 
 async def _refresh_conflict_state(uow: UnitOfWork, promotion_id: str) -> None:
     """Recompute the promotion's conflict summary and status from its open conflict rows."""
-    row = (
-        await uow.session.execute(select(T).where(T.c.promotion_id == promotion_id).with_for_update())
-    ).first()
+    row = (await uow.session.execute(select(T).where(T.c.promotion_id == promotion_id).with_for_update())).first()
     if row is None:
         return
     rows = (await uow.session.execute(select(C).where(C.c.promotion_id == promotion_id))).all()
@@ -370,9 +357,7 @@ def _is_stale(stored_version: int | None, incoming: int | None) -> bool:
     return stored_version is not None and incoming is not None and incoming < stored_version
 
 
-async def on_capacity_conflict_detected(
-    uow: UnitOfWork, event: CloudEvent, data: CapacityConflictData
-) -> None:
+async def on_capacity_conflict_detected(uow: UnitOfWork, event: CloudEvent, data: CapacityConflictData) -> None:
     """Planning cannot cover the SKU's demand: the named promotions are at risk until it says resolved."""
     known = await _known_promotions(uow, sorted(set(data.promotion_ids)))
     for unknown in sorted(set(data.promotion_ids) - known):
@@ -409,9 +394,7 @@ async def on_capacity_conflict_detected(
         await _refresh_conflict_state(uow, promotion_id)
 
 
-async def on_capacity_conflict_resolved(
-    uow: UnitOfWork, event: CloudEvent, data: CapacityConflictData
-) -> None:
+async def on_capacity_conflict_resolved(uow: UnitOfWork, event: CloudEvent, data: CapacityConflictData) -> None:
     """Planning covers the SKU again; without promotion ids, every conflict on the SKU is resolved."""
     query = select(C.c.promotion_id, C.c.plan_version).where(C.c.sku == data.sku)
     if data.promotion_ids:

@@ -9,9 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.promotion_service.domain import PromotionStatus
 
-Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
-]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 
 
@@ -21,9 +19,7 @@ class Strict(BaseModel):
 
 class PromotionItem(Strict):
     sku: Sku
-    uplift_pct: float = Field(
-        gt=-100, le=10_000, description="Demand uplift during the promotion, in percent"
-    )
+    uplift_pct: float = Field(gt=-100, le=10_000, description="Demand uplift during the promotion, in percent")
 
 
 class Cannibalization(Strict):
@@ -41,12 +37,8 @@ class PromotionCreate(Strict):
     post_promo_dip_weeks: int = Field(default=0, ge=0, le=52)
     cannibalized: list[Cannibalization] = Field(default_factory=list, max_length=1000)
     channel: str | None = Field(default=None, max_length=100)
-    regions: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] = Field(
-        default_factory=list
-    )
-    account_segments: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] = Field(
-        default_factory=list
-    )
+    regions: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] = Field(default_factory=list)
+    account_segments: list[Annotated[str, StringConstraints(min_length=1, max_length=50)]] = Field(default_factory=list)
 
 
 class PromotionRead(BaseModel):

@@ -56,8 +56,7 @@ def _describe(finding: Finding) -> dict[str, Any]:
     """The alert's sku, accounts and details as the CRM reads them."""
     if isinstance(finding, ReturnSurgeFinding):
         affected = [
-            {"account_id": a.account_id, "name": a.name, "segment": a.segment}
-            for a in finding.affected_accounts
+            {"account_id": a.account_id, "name": a.name, "segment": a.segment} for a in finding.affected_accounts
         ]
         details: dict[str, Any] = {
             "rate": finding.rate,
@@ -67,8 +66,7 @@ def _describe(finding: Finding) -> dict[str, Any]:
             "window_start": finding.window_start.isoformat(),
             "window_end": finding.window_end.isoformat(),
             "top_reasons": [
-                {"reason": r.reason.value, "units": r.units, "returns": r.returns}
-                for r in finding.top_reasons
+                {"reason": r.reason.value, "units": r.units, "returns": r.returns} for r in finding.top_reasons
             ],
             "affected_accounts": [
                 {**acc, "units": a.units, "returns": a.returns}
@@ -166,9 +164,7 @@ async def apply_finding(
     return await _record_change(uow, row, EventType.SALES_ALERT_UPDATED)
 
 
-async def resolve(
-    uow: UnitOfWork, alert_type: AlertType, subject: str, *, extra: dict[str, Any]
-) -> AlertRead | None:
+async def resolve(uow: UnitOfWork, alert_type: AlertType, subject: str, *, extra: dict[str, Any]) -> AlertRead | None:
     """Close the open alert of (type, subject) because its cause went away; None when none was open."""
     await _lock_subject(uow, alert_type, subject)
     current = await _open_alert(uow, alert_type, subject)
@@ -247,7 +243,5 @@ async def list_alerts(
     if status is not None:
         query = query.where(A.c.status == status)
     if after is not None:
-        query = query.where(
-            tuple_(A.c.updated_at, A.c.alert_id) > tuple_(literal(after[0]), literal(after[1]))
-        )
+        query = query.where(tuple_(A.c.updated_at, A.c.alert_id) > tuple_(literal(after[0]), literal(after[1])))
     return [alert_read(row) for row in (await uow.session.execute(query)).all()]

@@ -41,7 +41,7 @@ from shared.service import RuntimeDep, UnitOfWorkDep
 
 router = APIRouter(prefix="/v1")
 
-# Aliases rather than `Authorized(...)` calls in signatures, so type checkers see a real type.
+# Callers must hold these scopes; aliases keep the signatures typed.
 CanReadReturns = Annotated[ApiKey, Depends(require(Scope.RETURNS_READ))]
 CanWriteReturns = Annotated[ApiKey, Depends(require(Scope.RETURNS_WRITE))]
 CanReadAlerts = Annotated[ApiKey, Depends(require(Scope.ALERTS_READ))]
@@ -79,9 +79,7 @@ def _check_not_future(field: str, day: date, settings: ReturnsSettings) -> None:
 # ---------------------------------------------------------------- returns
 
 
-@router.post(
-    "/returns", status_code=201, response_model=ReturnRead, tags=["returns"], responses=CREATE_PROBLEMS
-)
+@router.post("/returns", status_code=201, response_model=ReturnRead, tags=["returns"], responses=CREATE_PROBLEMS)
 async def record_return(
     body: ReturnCreate,
     uow: UnitOfWorkDep,
@@ -109,9 +107,7 @@ async def list_returns(
     after: After = None,
 ) -> ReturnList:
     return ReturnList(
-        data=await handlers.list_returns(
-            uow, sku=sku, account_id=account_id, since=since, limit=limit, after=after
-        )
+        data=await handlers.list_returns(uow, sku=sku, account_id=account_id, since=since, limit=limit, after=after)
     )
 
 
@@ -162,9 +158,7 @@ async def list_complaints(
     )
 
 
-@router.get(
-    "/complaints/{complaint_id}", response_model=ComplaintRead, tags=["complaints"], responses=NOT_FOUND
-)
+@router.get("/complaints/{complaint_id}", response_model=ComplaintRead, tags=["complaints"], responses=NOT_FOUND)
 async def get_complaint(complaint_id: IdPath, uow: UnitOfWorkDep, _: CanReadReturns) -> ComplaintRead:
     found = await handlers.get_complaint(uow, complaint_id)
     if found is None:
@@ -358,9 +352,7 @@ async def delete_webhook(webhook_id: IdPath, uow: UnitOfWorkDep, _: CanManageWeb
     return Response(status_code=204)
 
 
-@router.post(
-    "/webhooks/{webhook_id}/enable", response_model=WebhookRead, tags=["webhooks"], responses=NOT_FOUND
-)
+@router.post("/webhooks/{webhook_id}/enable", response_model=WebhookRead, tags=["webhooks"], responses=NOT_FOUND)
 async def enable_webhook(webhook_id: IdPath, uow: UnitOfWorkDep, _: CanManageWebhooks) -> WebhookRead:
     row = await webhooks.enable_endpoint(uow.session, webhook_id)
     if row is None:
@@ -369,18 +361,14 @@ async def enable_webhook(webhook_id: IdPath, uow: UnitOfWorkDep, _: CanManageWeb
     return _webhook_read(row)
 
 
-@router.get(
-    "/webhooks/{webhook_id}/deliveries", response_model=DeliveryList, tags=["webhooks"], responses=NOT_FOUND
-)
+@router.get("/webhooks/{webhook_id}/deliveries", response_model=DeliveryList, tags=["webhooks"], responses=NOT_FOUND)
 async def list_deliveries(
     webhook_id: IdPath,
     uow: UnitOfWorkDep,
     _: CanManageWebhooks,
     status: Annotated[str | None, Query(pattern="^(pending|delivered|failed)$")] = None,
     limit: Limit = 100,
-    before: Annotated[
-        int | None, Query(ge=1, description="the last delivery_id of the previous page")
-    ] = None,
+    before: Annotated[int | None, Query(ge=1, description="the last delivery_id of the previous page")] = None,
 ) -> DeliveryList:
     if await webhooks.get_endpoint(uow.session, webhook_id) is None:
         raise not_found("webhook", webhook_id)

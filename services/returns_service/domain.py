@@ -207,9 +207,7 @@ class ReturnSurgeFinding:
             "quality_return_count": self.quality_return_count,
             "shipped_units": self.shipped_units,
             "top_reasons": [[r.reason.value, r.units, r.returns] for r in self.top_reasons],
-            "affected_accounts": [
-                [a.account_id, a.segment, a.units, a.returns] for a in self.affected_accounts
-            ],
+            "affected_accounts": [[a.account_id, a.segment, a.units, a.returns] for a in self.affected_accounts],
             "active_promotions": [p.promotion_id for p in self.active_promotions],
             "priority": self.priority.value,
         }
@@ -231,9 +229,7 @@ def evaluate_return_surge(
     earlier, and `min_returns` quality returns are a signal in their own right.
     """
     start, end = rule.window(today)
-    quality = [
-        r for r in returns if r.sku == sku and r.reason in QUALITY_REASONS and start <= r.returned_on <= end
-    ]
+    quality = [r for r in returns if r.sku == sku and r.reason in QUALITY_REASONS and start <= r.returned_on <= end]
     if len(quality) < rule.min_returns:
         return None
     quality_units = sum(r.quantity for r in quality)

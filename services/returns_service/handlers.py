@@ -55,9 +55,7 @@ def _digest(body: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- returns
 
 
-async def record_return(
-    uow: UnitOfWork, command: ReturnCreate, settings: ReturnsSettings
-) -> tuple[ReturnRead, bool]:
+async def record_return(uow: UnitOfWork, command: ReturnCreate, settings: ReturnsSettings) -> tuple[ReturnRead, bool]:
     """Store a return, announce it and re-evaluate the SKU's surge; an identical retry changes nothing."""
     T = tables.returns
     body = command.model_dump(mode="json")
@@ -130,9 +128,7 @@ async def evaluate_surge(uow: UnitOfWork, sku: str, settings: ReturnsSettings) -
     ]
     V = tables.daily_volumes
     shipped = await uow.session.scalar(
-        select(func.coalesce(func.sum(V.c.units_shipped), 0)).where(
-            V.c.sku == sku, V.c.day.between(start, end)
-        )
+        select(func.coalesce(func.sum(V.c.units_shipped), 0)).where(V.c.sku == sku, V.c.day.between(start, end))
     )
     accounts = await load_accounts(uow, {r.account_id for r in records})
     finding = evaluate_return_surge(
@@ -143,9 +139,7 @@ async def evaluate_surge(uow: UnitOfWork, sku: str, settings: ReturnsSettings) -
         "rate_threshold": rule.rate_threshold,
         "min_returns": rule.min_returns,
     }
-    return await alerts.apply_finding(
-        uow, AlertType.RETURN_SURGE, sku, finding, extra={"thresholds": thresholds}
-    )
+    return await alerts.apply_finding(uow, AlertType.RETURN_SURGE, sku, finding, extra={"thresholds": thresholds})
 
 
 async def load_accounts(uow: UnitOfWork, account_ids: set[str]) -> dict[str, Account]:
@@ -199,9 +193,7 @@ async def record_complaint(uow: UnitOfWork, command: ComplaintCreate) -> tuple[C
         )
     ).first()
     if inserted is None:
-        existing = (
-            await uow.session.execute(select(T).where(T.c.complaint_id == command.complaint_id))
-        ).one()
+        existing = (await uow.session.execute(select(T).where(T.c.complaint_id == command.complaint_id))).one()
         if existing.request_hash != digest:
             raise conflict(
                 f"complaint '{command.complaint_id}' already exists with a different body",
@@ -261,9 +253,7 @@ async def get_account(uow: UnitOfWork, account_id: str) -> AccountRead | None:
 # ---------------------------------------------------------------- incoming events
 
 
-async def record_order_volumes(
-    uow: UnitOfWork, data: OrderVolumeReportedData, settings: ReturnsSettings
-) -> None:
+async def record_order_volumes(uow: UnitOfWork, data: OrderVolumeReportedData, settings: ReturnsSettings) -> None:
     """Store the new daily totals (replacing earlier figures) and re-evaluate the SKU's surge."""
     V = tables.daily_volumes
     rows = [
@@ -291,9 +281,7 @@ async def record_order_volumes(
     await evaluate_surge(uow, data.sku, settings)
 
 
-async def record_promotion(
-    uow: UnitOfWork, data: PromotionData, settings: ReturnsSettings, *, cancelled: bool
-) -> None:
+async def record_promotion(uow: UnitOfWork, data: PromotionData, settings: ReturnsSettings, *, cancelled: bool) -> None:
     """Keep the local copy current (never overwritten by an older version) and refresh surge alerts."""
     P = tables.promotions
     skus = sorted({i.sku for i in data.items})
@@ -333,9 +321,7 @@ async def record_capacity_conflict(uow: UnitOfWork, data: CapacityConflictData) 
 
 
 async def resolve_capacity_conflict(uow: UnitOfWork, data: CapacityConflictData) -> None:
-    await alerts.resolve(
-        uow, AlertType.CAPACITY_CONFLICT, data.sku, extra={"plan_version": data.plan_version}
-    )
+    await alerts.resolve(uow, AlertType.CAPACITY_CONFLICT, data.sku, extra={"plan_version": data.plan_version})
 
 
 # ---------------------------------------------------------------- queries

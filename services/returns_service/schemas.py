@@ -18,9 +18,7 @@ from services.returns_service.domain import (
     Severity,
 )
 
-Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
-]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 Email = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 

@@ -236,9 +236,7 @@ async def dispatch_due(
     return len(rows)
 
 
-async def _record(
-    conn: AsyncConnection, settings: ReturnsSettings, row: Row[Any], result: AttemptResult
-) -> None:
+async def _record(conn: AsyncConnection, settings: ReturnsSettings, row: Row[Any], result: AttemptResult) -> None:
     now = datetime.now(UTC)
     number = row.attempts + 1
     await conn.execute(
@@ -258,9 +256,7 @@ async def _record(
             .values(status=DELIVERED, attempts=number, last_attempt_at=now, delivered_at=now)
         )
         await conn.execute(
-            update(E)
-            .where(E.c.endpoint_id == row.endpoint_id)
-            .values(consecutive_failures=0, failing_since=None)
+            update(E).where(E.c.endpoint_id == row.endpoint_id).values(consecutive_failures=0, failing_since=None)
         )
         return
     exhausted = number >= settings.webhook_max_attempts
@@ -352,9 +348,7 @@ async def get_endpoint(session: AsyncSession, endpoint_id: str) -> Row[Any] | No
 
 async def delete_endpoint(session: AsyncSession, endpoint_id: str) -> bool:
     """Delete the endpoint with its deliveries and their attempt log."""
-    result = await session.execute(
-        E.delete().where(E.c.endpoint_id == endpoint_id).returning(E.c.endpoint_id)
-    )
+    result = await session.execute(E.delete().where(E.c.endpoint_id == endpoint_id).returning(E.c.endpoint_id))
     return result.first() is not None
 
 
@@ -376,9 +370,7 @@ async def enable_endpoint(session: AsyncSession, endpoint_id: str) -> Row[Any] |
     ).first()
     if row is not None:
         await session.execute(
-            update(D)
-            .where(D.c.endpoint_id == endpoint_id, D.c.status == PENDING)
-            .values(next_attempt_at=func.now())
+            update(D).where(D.c.endpoint_id == endpoint_id, D.c.status == PENDING).values(next_attempt_at=func.now())
         )
     return row
 

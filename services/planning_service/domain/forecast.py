@@ -116,9 +116,7 @@ def _levels(
             if 0 <= column < MAX_HISTORY_WEEKS:
                 usable[row, column] = False
     levels = smoothed_levels(units, usable, params.smoothing_alpha)
-    seeds = np.fromiter(
-        (inp.item.baseline_weekly_demand or 0.0 for inp in inputs), dtype=np.float64, count=len(inputs)
-    )
+    seeds = np.fromiter((inp.item.baseline_weekly_demand or 0.0 for inp in inputs), dtype=np.float64, count=len(inputs))
     return np.maximum(np.where(np.isnan(levels), seeds, levels), 0.0)
 
 
@@ -238,9 +236,7 @@ def _apply_promotions(
                 # days outside the horizon are valued at the nearest horizon week's baseline
                 daily = baseline[row] / 7.0
                 incremental = (
-                    promo_item.uplift_pct
-                    / 100.0
-                    * (float(daily @ days) + before * daily[0] + after * daily[-1])
+                    promo_item.uplift_pct / 100.0 * (float(daily @ days) + before * daily[0] + after * daily[-1])
                 )
                 uplift[row] -= incremental * dip_share
         for cannibalized in promo.cannibalized:

@@ -98,9 +98,7 @@ def _prebuild(
     return total
 
 
-def _projected_available(
-    on_hand: FloatArray, mps: FloatArray, receipts: FloatArray, gross: FloatArray
-) -> FloatArray:
+def _projected_available(on_hand: FloatArray, mps: FloatArray, receipts: FloatArray, gross: FloatArray) -> FloatArray:
     """PAB[w] = PAB[w-1] + mps[w] + receipts[w] - gross[w], evaluated in exactly that order."""
     projected = np.empty_like(mps)
     previous = on_hand.astype(np.float64)

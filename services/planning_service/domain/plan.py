@@ -65,9 +65,7 @@ def plan_many(
     level is looked up in `reference_baselines`. Scenarios are plain calls with extra promotions.
     """
     with _cyclic_gc_paused():
-        return _plan_many(
-            inputs, horizon_start, horizon_weeks, promotions, launches, reference_baselines, params
-        )
+        return _plan_many(inputs, horizon_start, horizon_weeks, promotions, launches, reference_baselines, params)
 
 
 @contextmanager
@@ -105,9 +103,7 @@ def _plan_many(
     components = forecast_components(
         inputs, rows, horizon_start, horizon_weeks, promotions, launches, reference_baselines or {}, params
     )
-    forecast = np.maximum(
-        components.baseline + components.promotion_uplift + components.sensing_adjustment, 0.0
-    )
+    forecast = np.maximum(components.baseline + components.promotion_uplift + components.sensing_adjustment, 0.0)
     receipts = _by_week([inp.resellable_returns for inp in inputs], horizon_start, horizon_weeks)
     replacements = _by_week([inp.replacements for inp in inputs], horizon_start, horizon_weeks)
     gross = forecast + replacements
@@ -133,9 +129,7 @@ def _plan_many(
     baseline_l, uplift_l, sensing_l = (
         c.tolist() for c in (components.baseline, components.promotion_uplift, components.sensing_adjustment)
     )
-    forecast_l, gross_l, receipts_l, replacements_l = (
-        c.tolist() for c in (forecast, gross, receipts, replacements)
-    )
+    forecast_l, gross_l, receipts_l, replacements_l = (c.tolist() for c in (forecast, gross, receipts, replacements))
     available_l, mps_l, shortfall_l = (
         c.tolist() for c in (netting.projected_available, netting.mps_quantity, netting.capacity_shortfall)
     )
@@ -158,9 +152,7 @@ def _plan_many(
         capacities = [None if item.weekly_capacity is None else float(item.weekly_capacity)] * len(starts)
         weeks = tuple(map(PlanWeek._make, zip(starts, *values, capacities, shortfall, strict=True)))
         exceptions = (
-            _exceptions(row, components, netting, requested, frozen_quantity, starts)
-            if row in with_exceptions
-            else ()
+            _exceptions(row, components, netting, requested, frozen_quantity, starts) if row in with_exceptions else ()
         )
         conflicts = _conflicts(item.sku, row, components, netting, starts) if row in with_shortfall else ()
         plans.append(SkuPlan(item.sku, weeks, exceptions, conflicts))
@@ -195,9 +187,7 @@ def _frozen_fence(inputs: Sequence[SkuInputs], starts: Sequence[date]) -> tuple[
 
 def _fence_differs(netting: Netting, requested: FloatArray, kept: FloatArray) -> set[int]:
     with np.errstate(invalid="ignore"):  # NaN outside the fence compares as no difference
-        differs = (np.abs(netting.wanted_in_fence - kept) > TOLERANCE) | (
-            np.abs(requested - kept) > TOLERANCE
-        )
+        differs = (np.abs(netting.wanted_in_fence - kept) > TOLERANCE) | (np.abs(requested - kept) > TOLERANCE)
     return set(np.nonzero(differs.any(axis=1))[0].tolist())
 
 
@@ -248,8 +238,6 @@ def _conflicts(
     short = shortfall > 0
     if not short.any():
         return ()
-    promotion_ids = sorted(
-        {pid for pid, lifted in components.uplift_weeks.get(row, ()) if (lifted & short).any()}
-    )
+    promotion_ids = sorted({pid for pid, lifted in components.uplift_weeks.get(row, ()) if (lifted & short).any()})
     weeks = tuple((starts[w], float(shortfall[w])) for w in np.nonzero(short)[0].tolist())
     return (CapacityConflict(sku, tuple(promotion_ids), weeks, float(shortfall[short].sum())),)

@@ -34,9 +34,7 @@ def test_wmape_bias_and_mae_over_weeks_present_in_both() -> None:
 
 
 def test_over_forecasting_shows_as_positive_bias() -> None:
-    assert accuracy({week(0): 100.0, week(1): 100.0}, {week(0): 50.0, week(1): 50.0}) == Accuracy(
-        2, 1.0, 1.0, 50.0
-    )
+    assert accuracy({week(0): 100.0, week(1): 100.0}, {week(0): 50.0, week(1): 50.0}) == Accuracy(2, 1.0, 1.0, 50.0)
 
 
 def test_no_orders_or_no_overlap_leave_ratios_undefined() -> None:

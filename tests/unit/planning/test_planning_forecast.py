@@ -113,16 +113,12 @@ def test_cannibalization_lowers_the_named_sku_during_the_promotion() -> None:
 
 def test_cancelled_promotions_contribute_nothing_and_others_add_up() -> None:
     second = Promotion("CM", NEXT_MONDAY, NEXT_MONDAY + timedelta(days=6), (PromotionItem("SKU-1", 100),))
-    p = plan_sku(
-        inputs(), H, 3, promotions=[black_friday(cancelled=True), black_friday(promotion_id="X"), second]
-    )
+    p = plan_sku(inputs(), H, 3, promotions=[black_friday(cancelled=True), black_friday(promotion_id="X"), second])
     assert column(p, "promotion_uplift") == pytest.approx([15, 5 + 70, 0])
 
 
 def test_forecast_is_floored_at_zero_but_components_are_kept() -> None:
-    promo = black_friday(
-        starts_on=H, ends_on=H + timedelta(days=6), cannibalized=(Cannibalization("SKU-1", 150),)
-    )
+    promo = black_friday(starts_on=H, ends_on=H + timedelta(days=6), cannibalized=(Cannibalization("SKU-1", 150),))
     p = plan_sku(inputs(), H, 1, promotions=[promo])
     assert p.weeks[0].promotion_uplift == pytest.approx(35 - 105)
     assert p.weeks[0].forecast == 0
@@ -143,9 +139,7 @@ def test_launch_copies_the_scaled_reference_baseline_ramping_from_the_launch_day
 def test_launch_without_ramp_is_full_at_once_and_promotions_lift_it() -> None:
     launch = Launch("L1", "SKU-1", H, "REF")
     promo = black_friday(starts_on=week(1), ends_on=week(1) + timedelta(days=6))
-    p = plan_sku(
-        inputs(seed=None), H, 2, launches=[launch], promotions=[promo], reference_baselines={"REF": 90}
-    )
+    p = plan_sku(inputs(seed=None), H, 2, launches=[launch], promotions=[promo], reference_baselines={"REF": 90})
     assert column(p, "baseline") == [90, 90]
     assert column(p, "promotion_uplift") == pytest.approx([0, 45])
 

@@ -43,9 +43,7 @@ def column(p: SkuPlan, name: str) -> list[float]:
 
 
 def whole_week_promo(n: int, uplift_pct: float, promotion_id: str = "PROMO") -> Promotion:
-    return Promotion(
-        promotion_id, week(n), week(n) + timedelta(days=6), (PromotionItem("SKU-1", uplift_pct),)
-    )
+    return Promotion(promotion_id, week(n), week(n) + timedelta(days=6), (PromotionItem("SKU-1", uplift_pct),))
 
 
 def test_projected_available_starts_from_on_hand_and_production_keeps_safety_stock() -> None:
@@ -117,9 +115,7 @@ def test_frozen_weeks_keep_the_previous_quantity_and_record_what_was_wanted() ->
     assert column(unchanged, "mps_quantity") == [0, 100, 100, 100]
     assert unchanged.exceptions == ()
 
-    p = plan(
-        item(on_hand=150, safety_stock=50, frozen_weeks=2, baseline_weekly_demand=120), previous_mps=previous
-    )
+    p = plan(item(on_hand=150, safety_stock=50, frozen_weeks=2, baseline_weekly_demand=120), previous_mps=previous)
     # unfrozen, w0 would make 20 and w1 140; they keep 0 and 100 and fall below safety stock instead
     assert column(p, "mps_quantity") == [0, 100, 160, 120]
     assert column(p, "projected_available") == [30, 10, 50, 50]

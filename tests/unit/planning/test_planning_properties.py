@@ -49,15 +49,10 @@ def promotions(draw: st.DrawFn) -> Promotion:
         draw(st.sampled_from(["P1", "P2", "P3"])),
         start,
         start + timedelta(days=draw(st.integers(0, 40))),
-        tuple(
-            PromotionItem(s, draw(st.floats(-99, 400)))
-            for s in draw(st.lists(st.sampled_from(SKUS), min_size=1))
-        ),
+        tuple(PromotionItem(s, draw(st.floats(-99, 400))) for s in draw(st.lists(st.sampled_from(SKUS), min_size=1))),
         post_promo_dip_pct=draw(st.floats(0, 100)),
         post_promo_dip_weeks=draw(st.integers(0, 4)),
-        cannibalized=tuple(
-            Cannibalization(s, draw(st.floats(0, 100))) for s in draw(st.lists(st.sampled_from(SKUS)))
-        ),
+        cannibalized=tuple(Cannibalization(s, draw(st.floats(0, 100))) for s in draw(st.lists(st.sampled_from(SKUS)))),
         cancelled=draw(st.booleans()),
     )
 
@@ -65,12 +60,9 @@ def promotions(draw: st.DrawFn) -> Promotion:
 @st.composite
 def sku_inputs(draw: st.DrawFn) -> SkuInputs:
     item = draw(items())
-    history = draw(
-        st.dictionaries(st.integers(1, 60).map(lambda k: H - timedelta(weeks=k)), st.floats(0, 500))
-    )
+    history = draw(st.dictionaries(st.integers(1, 60).map(lambda k: H - timedelta(weeks=k)), st.floats(0, 500)))
     spikes = tuple(
-        Spike("A", draw(days), draw(st.floats(0, 200)), 10, draw(st.booleans()))
-        for _ in range(draw(st.integers(0, 2)))
+        Spike("A", draw(days), draw(st.floats(0, 200)), 10, draw(st.booleans())) for _ in range(draw(st.integers(0, 2)))
     )
     per_day = st.dictionaries(days, st.floats(0, 50), max_size=4)
     return SkuInputs(item, history, spikes, draw(per_day), draw(per_day))
@@ -190,9 +182,7 @@ def random_batch(rng: random.Random, count: int) -> tuple[list[SkuInputs], list[
             baseline_weekly_demand=rng.choice([None, 40.0]),
         )
         history = {
-            H - timedelta(weeks=k): rng.uniform(0, 200)
-            for k in range(1, rng.randint(1, 80))
-            if rng.random() < 0.9
+            H - timedelta(weeks=k): rng.uniform(0, 200) for k in range(1, rng.randint(1, 80)) if rng.random() < 0.9
         }
         spikes = tuple(
             Spike(sku, H - timedelta(days=rng.randint(0, 20)), rng.uniform(0, 80), 5, rng.random() < 0.3)
@@ -200,9 +190,7 @@ def random_batch(rng: random.Random, count: int) -> tuple[list[SkuInputs], list[
         )
         returns = {H + timedelta(days=rng.randint(-10, 200)): rng.uniform(0, 20)}
         previous = {H + timedelta(weeks=k): float(rng.randint(0, 3) * item.lot_size) for k in range(3)}
-        batch.append(
-            SkuInputs(item, history, spikes, returns, dict(returns), previous if rng.random() < 0.5 else None)
-        )
+        batch.append(SkuInputs(item, history, spikes, returns, dict(returns), previous if rng.random() < 0.5 else None))
     promos = []
     for n in range(count // 3):
         start = H + timedelta(days=rng.randint(-40, 170))
@@ -211,14 +199,10 @@ def random_batch(rng: random.Random, count: int) -> tuple[list[SkuInputs], list[
                 f"P{n}",
                 start,
                 start + timedelta(days=rng.randint(0, 30)),
-                tuple(
-                    PromotionItem(rng.choice(skus), rng.uniform(-50, 300)) for _ in range(rng.randint(1, 3))
-                ),
+                tuple(PromotionItem(rng.choice(skus), rng.uniform(-50, 300)) for _ in range(rng.randint(1, 3))),
                 rng.uniform(0, 50),
                 rng.randint(0, 3),
-                tuple(
-                    Cannibalization(rng.choice(skus), rng.uniform(0, 40)) for _ in range(rng.randint(0, 2))
-                ),
+                tuple(Cannibalization(rng.choice(skus), rng.uniform(0, 40)) for _ in range(rng.randint(0, 2))),
                 rng.random() < 0.1,
             )
         )

@@ -63,9 +63,7 @@ def upgrade() -> None:
         _timestamp("updated_at"),
         schema=SCHEMA,
     )
-    op.create_index(
-        "ix_promotion_windows_skus", "promotion_windows", ["skus"], schema=SCHEMA, postgresql_using="gin"
-    )
+    op.create_index("ix_promotion_windows_skus", "promotion_windows", ["skus"], schema=SCHEMA, postgresql_using="gin")
     create_outbox(SCHEMA)
     create_inbox(SCHEMA)
 

@@ -38,8 +38,7 @@ def upgrade() -> None:
     op.create_index("ix_launches_sku", "launches", ["sku"], schema=SCHEMA)
     # `?sku=` filters with jsonb containment on items; a GIN index keeps it off a sequential scan.
     op.execute(
-        f'CREATE INDEX ix_promotions_items ON "{SCHEMA}".promotions'
-        " USING gin ((body -> 'items') jsonb_path_ops)"
+        f"CREATE INDEX ix_promotions_items ON \"{SCHEMA}\".promotions USING gin ((body -> 'items') jsonb_path_ops)"
     )
 
 

@@ -160,9 +160,7 @@ def upgrade() -> None:
         schema=SCHEMA,
         postgresql_where=sa.text("status = 'pending'"),
     )
-    op.create_index(
-        "ix_deliveries_endpoint", "webhook_deliveries", ["endpoint_id", "delivery_id"], schema=SCHEMA
-    )
+    op.create_index("ix_deliveries_endpoint", "webhook_deliveries", ["endpoint_id", "delivery_id"], schema=SCHEMA)
     op.create_table(
         "webhook_attempts",
         sa.Column("attempt_id", sa.BigInteger, sa.Identity(always=False), primary_key=True),

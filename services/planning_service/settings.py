@@ -1,0 +1,36 @@
+"""Settings of the planning service: the horizon, the clock and how often a new ISO week is looked for."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from pydantic import Field
+
+from shared.settings import Settings
+
+
+class PlanningSettings(Settings):
+    """`SALESOPS_*` environment variables of the planning service (on top of the shared ones)."""
+
+    planning_horizon_weeks: int = Field(default=26, ge=1, le=104)
+    # Pins "today" (ISO date) so tests and replays plan against a fixed current week.
+    clock_today: date | None = None
+    # How often the background task checks whether a new ISO week began (then snapshots and replans).
+    planning_rollover_check_s: float = Field(default=30.0, gt=0)
+
+    def today(self) -> date:
+        return self.clock_today or datetime.now(UTC).date()
+
+    def horizon_start(self) -> date:
+        """Monday of the current ISO week: the first week of every plan."""
+        today = self.today()
+        return today - timedelta(days=today.weekday())
+
+
+def planning_settings(settings: Settings | None) -> PlanningSettings:
+    """Shared `Settings` upgraded to `PlanningSettings`; the service's own knobs come from the environment."""
+    if settings is None:
+        return PlanningSettings()
+    if isinstance(settings, PlanningSettings):
+        return settings
+    return PlanningSettings(**settings.model_dump())
