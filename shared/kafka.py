@@ -209,8 +209,10 @@ class EventConsumer:
             heartbeat_interval_ms=self._settings.consumer_heartbeat_interval_ms,
             request_timeout_ms=max(self._settings.kafka_request_timeout_ms, 40_000),
         )
-        await consumer.start()
         try:
+            # Inside the try: a stop that cancels a start in progress must still close the consumer, or
+            # its background coordinator would keep holding partitions in the group.
+            await consumer.start()
             while not self._stopping:
                 batch = await consumer.getmany(timeout_ms=500, max_records=self._settings.consumer_batch_size)
                 offsets: dict[TopicPartition, int] = {}
