@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -43,12 +41,6 @@ def check_promotion(
             violations.append(RuleViolation(f"cannibalized.{index}.sku", f"SKU {sku!r} appears more than once"))
         seen_cannibalized.add(sku)
     return violations
-
-
-def fingerprint(body: Mapping[str, Any]) -> str:
-    """A stable digest of a request body, to tell an identical retry from a different request."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 # Fields a revision may not set to null: the promotion would no longer be a promotion without them.

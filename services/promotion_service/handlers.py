@@ -18,7 +18,6 @@ from services.promotion_service.domain import (
     SkuConflict,
     check_promotion,
     conflict_summary,
-    fingerprint,
     merge_revision,
     overlap_warnings,
     status_after_conflicts,
@@ -35,6 +34,7 @@ from services.promotion_service.schemas import (
 from shared.db import UnitOfWork
 from shared.errors import ProblemError, conflict, not_found
 from shared.events import CapacityConflictData, CloudEvent, EventType, LaunchData, PromotionData
+from shared.idempotency import create_once
 
 T = tables.promotions
 C = tables.conflicts
@@ -111,31 +111,21 @@ def _event_data(promotion: PromotionRead) -> PromotionData:
 async def create_promotion(uow: UnitOfWork, command: PromotionCreate) -> tuple[PromotionWritten, bool]:
     """Store a new promotion and announce it; an identical retry returns the stored one (created=False)."""
     _reject_violations(command)
-    body = command.model_dump(mode="json")
-    digest = fingerprint(body)
-    inserted = (
-        await uow.session.execute(
-            insert(T)
-            .values(
-                promotion_id=command.promotion_id,
-                body=body,
-                request_hash=digest,
-                status=PromotionStatus.PLANNED.value,
-                version=1,
-                partition_key=command.items[0].sku,
-            )
-            .on_conflict_do_nothing(index_elements=[T.c.promotion_id])
-            .returning(*T.c)
-        )
-    ).first()
-    if inserted is None:
-        existing = (await uow.session.execute(select(T).where(T.c.promotion_id == command.promotion_id))).one()
-        if existing.request_hash != digest:
-            raise conflict(
-                f"promotion '{command.promotion_id}' already exists with a different body",
-                promotion_id=command.promotion_id,
-            )
-        stored = to_read(existing)
+    inserted, created = await create_once(
+        uow.session,
+        T,
+        key="promotion_id",
+        values={
+            "promotion_id": command.promotion_id,
+            "status": PromotionStatus.PLANNED.value,
+            "version": 1,
+            "partition_key": command.items[0].sku,
+        },
+        body=command.model_dump(mode="json"),
+        what="promotion",
+    )
+    if not created:
+        stored = to_read(inserted)
         return PromotionWritten(**stored.model_dump(), warnings=await _warnings(uow, stored)), False
     promotion = to_read(inserted)
     uow.publish(
@@ -270,35 +260,21 @@ async def create_launch(uow: UnitOfWork, command: LaunchCreate) -> tuple[LaunchR
     """Store a launch and announce it; idempotent on `launch_id` like a promotion create."""
     if command.reference_sku == command.sku:
         raise _unprocessable([RuleViolation("reference_sku", "must differ from sku (the new product)")])
-    body = command.model_dump(mode="json")
-    digest = fingerprint(body)
-    inserted = (
-        await uow.session.execute(
-            insert(L)
-            .values(
-                launch_id=command.launch_id,
-                sku=command.sku,
-                launch_on=command.launch_on,
-                body=body,
-                request_hash=digest,
-            )
-            .on_conflict_do_nothing(index_elements=[L.c.launch_id])
-            .returning(*L.c)
-        )
-    ).first()
-    if inserted is None:
-        existing = (await uow.session.execute(select(L).where(L.c.launch_id == command.launch_id))).one()
-        if existing.request_hash != digest:
-            raise conflict(
-                f"launch '{command.launch_id}' already exists with a different body",
-                launch_id=command.launch_id,
-            )
-        return _launch_read(existing), False
+    inserted, created = await create_once(
+        uow.session,
+        L,
+        key="launch_id",
+        values={"launch_id": command.launch_id, "sku": command.sku, "launch_on": command.launch_on},
+        body=command.model_dump(mode="json"),
+        what="launch",
+    )
+    if not created:
+        return _launch_read(inserted), False
     uow.publish(
         EventType.LAUNCH_PLANNED,
         key=command.sku,
         subject=command.launch_id,
-        data=LaunchData.model_validate(body),
+        data=LaunchData.model_validate(inserted.body),
     )
     return _launch_read(inserted), True
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import date
 from typing import Any
 
@@ -37,7 +35,6 @@ from services.returns_service.schemas import (
 )
 from services.returns_service.settings import ReturnsSettings
 from shared.db import UnitOfWork
-from shared.errors import conflict
 from shared.events import (
     CapacityConflictData,
     ComplaintData,
@@ -46,11 +43,7 @@ from shared.events import (
     PromotionData,
     ReturnData,
 )
-
-
-def _digest(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
+from shared.idempotency import create_once
 
 # ---------------------------------------------------------------- returns
 
@@ -59,33 +52,24 @@ async def record_return(uow: UnitOfWork, command: ReturnCreate, settings: Return
     """Store a return, announce it and re-evaluate the SKU's surge; an identical retry changes nothing."""
     T = tables.returns
     body = command.model_dump(mode="json")
-    digest = _digest(body)
-    inserted = (
-        await uow.session.execute(
-            insert(T)
-            .values(
-                return_id=command.return_id,
-                sku=command.sku,
-                account_id=command.account_id,
-                quantity=command.quantity,
-                reason=command.reason.value,
-                condition=command.condition.value,
-                returned_on=command.returned_on,
-                body=body,
-                request_hash=digest,
-            )
-            .on_conflict_do_nothing(index_elements=[T.c.return_id])
-            .returning(T.c.body, T.c.created_at)
-        )
-    ).first()
-    if inserted is None:
-        existing = (await uow.session.execute(select(T).where(T.c.return_id == command.return_id))).one()
-        if existing.request_hash != digest:
-            raise conflict(
-                f"return '{command.return_id}' already exists with a different body",
-                return_id=command.return_id,
-            )
-        return ReturnRead.model_validate({**existing.body, "created_at": existing.created_at}), False
+    inserted, created = await create_once(
+        uow.session,
+        T,
+        key="return_id",
+        values={
+            "return_id": command.return_id,
+            "sku": command.sku,
+            "account_id": command.account_id,
+            "quantity": command.quantity,
+            "reason": command.reason.value,
+            "condition": command.condition.value,
+            "returned_on": command.returned_on,
+        },
+        body=body,
+        what="return",
+    )
+    if not created:
+        return ReturnRead.model_validate({**inserted.body, "created_at": inserted.created_at}), False
     uow.publish(
         EventType.RETURN_RECORDED,
         key=command.sku,
@@ -175,31 +159,22 @@ async def promotions_for(uow: UnitOfWork, sku: str | None) -> list[PromotionRef]
 async def record_complaint(uow: UnitOfWork, command: ComplaintCreate) -> tuple[ComplaintRead, bool]:
     T = tables.complaints
     body = command.model_dump(mode="json")
-    digest = _digest(body)
-    inserted = (
-        await uow.session.execute(
-            insert(T)
-            .values(
-                complaint_id=command.complaint_id,
-                account_id=command.account_id,
-                sku=command.sku,
-                severity=command.severity.value,
-                received_on=command.received_on,
-                body=body,
-                request_hash=digest,
-            )
-            .on_conflict_do_nothing(index_elements=[T.c.complaint_id])
-            .returning(T.c.body, T.c.created_at)
-        )
-    ).first()
-    if inserted is None:
-        existing = (await uow.session.execute(select(T).where(T.c.complaint_id == command.complaint_id))).one()
-        if existing.request_hash != digest:
-            raise conflict(
-                f"complaint '{command.complaint_id}' already exists with a different body",
-                complaint_id=command.complaint_id,
-            )
-        return ComplaintRead.model_validate({**existing.body, "created_at": existing.created_at}), False
+    inserted, created = await create_once(
+        uow.session,
+        T,
+        key="complaint_id",
+        values={
+            "complaint_id": command.complaint_id,
+            "account_id": command.account_id,
+            "sku": command.sku,
+            "severity": command.severity.value,
+            "received_on": command.received_on,
+        },
+        body=body,
+        what="complaint",
+    )
+    if not created:
+        return ComplaintRead.model_validate({**inserted.body, "created_at": inserted.created_at}), False
     uow.publish(
         EventType.COMPLAINT_RECORDED,
         key=command.sku or command.complaint_id,
