@@ -42,9 +42,7 @@ async def eventually(
 
 async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 15.0) -> list[Any]:
     """Read a topic from the beginning (no consumer group) until `expect` messages arrived or `timeout`."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     messages: list[Any] = []
     try:

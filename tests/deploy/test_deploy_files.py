@@ -358,15 +358,11 @@ def test_dockerfile_builds_a_wheel_and_runs_it_as_non_root() -> None:
 
 def test_dockerignore_lets_through_what_the_wheel_needs() -> None:
     allowed = {
-        line[1:].rstrip("/")
-        for line in (REPO / ".dockerignore").read_text().splitlines()
-        if line.startswith("!")
+        line[1:].rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")
     }
     assert (REPO / ".dockerignore").read_text().splitlines().count("*") == 1
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    packages = {
-        pattern.rstrip("*") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]
-    }
+    packages = {pattern.rstrip("*") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]}
     assert packages | {"pyproject.toml", project["project"]["readme"]} <= allowed
 
 
@@ -426,9 +422,7 @@ def test_rendered_references_resolve(rendered: tuple[str, list[dict[str, Any]]])
     for where, template in _pod_templates(docs):
         pod = template["spec"]
         for container in pod["containers"]:
-            assert re.fullmatch(r"[\w.-]+/[\w./-]+:[\w.-]+", container["image"]), (
-                f"{where}: {container['image']}"
-            )
+            assert re.fullmatch(r"[\w.-]+/[\w./-]+:[\w.-]+", container["image"]), f"{where}: {container['image']}"
             for source in container.get("envFrom", []):
                 assert source["configMapRef"]["name"] in config_maps, where
             for env in container.get("env", []):
@@ -448,18 +442,16 @@ def test_rendered_references_resolve(rendered: tuple[str, list[dict[str, Any]]])
         selector = doc["spec"]["selector"]
         selector = selector.get("matchLabels", selector)
         matching = [labels for labels in pod_labels if selector.items() <= labels.items()]
-        assert len(matching) == 1, (
-            f"{doc['kind']}/{doc['metadata']['name']} selects {len(matching)} pod templates"
-        )
+        assert len(matching) == 1, f"{doc['kind']}/{doc['metadata']['name']} selects {len(matching)} pod templates"
 
 
 def test_each_service_is_deployed_safely(rendered: tuple[str, list[dict[str, Any]]]) -> None:
     _, docs = rendered
     uid = _dockerfile_uid()
     deployments = _by_kind(docs, "Deployment")
-    assert sorted(
-        doc["spec"]["template"]["spec"]["containers"][0]["args"][1] for doc in deployments
-    ) == sorted(SERVICES)
+    assert sorted(doc["spec"]["template"]["spec"]["containers"][0]["args"][1] for doc in deployments) == sorted(
+        SERVICES
+    )
     budgets = {doc["metadata"]["name"]: doc for doc in _by_kind(docs, "PodDisruptionBudget")}
     for doc in deployments:
         name = doc["metadata"]["name"]
@@ -479,9 +471,7 @@ def test_each_service_is_deployed_safely(rendered: tuple[str, list[dict[str, Any
         _one(docs, "Service", name)
     for job in _by_kind(docs, "Job"):
         assert job["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == uid
-    assert _one(docs, "Job", "salesops-migrate")["spec"]["template"]["spec"]["containers"][0]["args"] == [
-        "migrate"
-    ]
+    assert _one(docs, "Job", "salesops-migrate")["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
 
 
 def test_topic_partitions_agree_between_compose_and_kubernetes() -> None:

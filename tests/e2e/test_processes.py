@@ -53,9 +53,7 @@ async def wait_ready(port: int, timeout: float = 30.0) -> None:
             except httpx.HTTPError:
                 return False
 
-        await eventually(
-            ready, timeout=timeout, interval=0.2, message=f"service on {port} never became ready"
-        )
+        await eventually(ready, timeout=timeout, interval=0.2, message=f"service on {port} never became ready")
 
 
 def promotion_event(index: int) -> bytes:
@@ -68,14 +66,10 @@ def promotion_event(index: int) -> bytes:
             "items": [{"sku": f"SKU-{index % 7}", "uplift_pct": 10 + index % 30}],
         }
     )
-    return new_event(
-        EventType.PROMOTION_PLANNED, source="test", subject=data.promotion_id, data=data
-    ).to_json()
+    return new_event(EventType.PROMOTION_PLANNED, source="test", subject=data.promotion_id, data=data).to_json()
 
 
-async def test_planning_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
-    settings, broker, db, tmp_path
-):
+async def test_planning_killed_mid_stream_loses_nothing_and_applies_nothing_twice(settings, broker, db, tmp_path):
     total = 300
     port = free_port()
     env = service_env(settings)
@@ -165,9 +159,7 @@ async def test_salesops_up_runs_the_system_stops_cleanly_and_finds_its_data_agai
                 "ends_on": "2026-12-02",
                 "items": [{"sku": "SKU-K", "uplift_pct": 20}],
             }
-            assert (
-                await promotion.post("/v1/promotions", json=body, headers=bearer(admin))
-            ).status_code == 201
+            assert (await promotion.post("/v1/promotions", json=body, headers=bearer(admin))).status_code == 201
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_base + 4}") as planning:
 
             async def applied() -> bool:

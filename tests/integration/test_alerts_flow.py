@@ -60,16 +60,10 @@ def defective(n: int, account: str = "ACME", sku: str = "SKU-1") -> dict[str, An
 
 
 async def shipped_units(db: Any, sku: str) -> int:
-    return int(
-        await db.fetchval(
-            "select coalesce(sum(units_shipped), 0) from returns.daily_volumes where sku=$1", sku
-        )
-    )
+    return int(await db.fetchval("select coalesce(sum(units_shipped), 0) from returns.daily_volumes where sku=$1", sku))
 
 
-async def test_return_surge_raises_at_threshold_and_updates_after(
-    returns_settings, broker, api_keys, db
-) -> None:
+async def test_return_surge_raises_at_threshold_and_updates_after(returns_settings, broker, api_keys, db) -> None:
     desk, crm = bearer(api_keys["returns-desk"]), bearer(api_keys["crm"])
     async with running(build_app(returns_settings)) as client:
         await client.put("/v1/accounts/ACME", json={"name": "Acme", "segment": "emerging"}, headers=desk)
@@ -107,9 +101,7 @@ async def test_return_surge_raises_at_threshold_and_updates_after(
                 "account_segments": ["strategic"],
             }
         )
-        await publish(
-            broker.bootstrap_servers, "salesops.promotions", EventType.PROMOTION_PLANNED, promo, "SKU-1"
-        )
+        await publish(broker.bootstrap_servers, "salesops.promotions", EventType.PROMOTION_PLANNED, promo, "SKU-1")
 
         async def promoted() -> Any:
             alert = (await client.get(f"/v1/alerts/{raised['alert_id']}", headers=crm)).json()
@@ -144,9 +136,7 @@ async def test_surge_counts_only_quality_returns_in_window(returns_settings, bro
     desk, crm = bearer(api_keys["returns-desk"]), bearer(api_keys["crm"])
     async with running(build_app(returns_settings)) as client:
         for n in range(5):
-            await client.post(
-                "/v1/returns", json={**defective(n), "reason": "no_longer_needed"}, headers=desk
-            )
+            await client.post("/v1/returns", json={**defective(n), "reason": "no_longer_needed"}, headers=desk)
         for n in range(5, 10):
             await client.post("/v1/returns", json={**defective(n), "returned_on": "2026-11-01"}, headers=desk)
         assert (await client.get("/v1/alerts", headers=crm)).json()["data"] == []
@@ -165,9 +155,7 @@ async def test_critical_complaint_from_strategic_account_is_high_priority(return
     }
     async with running(build_app(returns_settings)) as client:
         await client.put("/v1/accounts/ACME", json={"name": "Acme", "segment": "strategic"}, headers=desk)
-        await client.post(
-            "/v1/complaints", json={**complaint, "complaint_id": "C-8", "account_id": "X"}, headers=desk
-        )
+        await client.post("/v1/complaints", json={**complaint, "complaint_id": "C-8", "account_id": "X"}, headers=desk)
         assert (await client.get("/v1/alerts", headers=crm)).json()["data"] == []  # high, no tier: no alert
         assert (await client.post("/v1/complaints", json=complaint, headers=desk)).status_code == 201
         alerts = (await client.get("/v1/alerts", params={"account_id": "ACME"}, headers=crm)).json()["data"]

@@ -41,15 +41,11 @@ async def test_auth_is_required_and_scoped(settings, api_keys):
     async with running(build_app(settings)) as client:
         assert (await client.post("/v1/order-volumes", json=report(line()))).status_code == 401
         marketing = bearer(api_keys["marketing"])
-        assert (
-            await client.post("/v1/order-volumes", json=report(line()), headers=marketing)
-        ).status_code == 403
+        assert (await client.post("/v1/order-volumes", json=report(line()), headers=marketing)).status_code == 403
         assert (await client.get("/v1/order-volumes", headers=marketing)).status_code == 403
         assert (await client.get("/v1/spikes", headers=marketing)).status_code == 403
         planner = bearer(api_keys["planner"])  # reads volumes, cannot write them
-        assert (
-            await client.post("/v1/order-volumes", json=report(line()), headers=planner)
-        ).status_code == 403
+        assert (await client.post("/v1/order-volumes", json=report(line()), headers=planner)).status_code == 403
         assert (await client.get("/v1/spikes", headers=planner)).status_code == 200
 
 
@@ -76,9 +72,7 @@ async def test_invalid_reports_are_rejected_naming_the_field(settings, api_keys,
 async def test_more_than_ten_thousand_lines_is_refused_naming_lines(settings, api_keys):
     lines = [line(sku=f"SKU-{i % 500}", day=DAY - timedelta(days=i // 500)) for i in range(10_001)]
     async with running(build_app(settings)) as client:
-        response = await client.post(
-            "/v1/order-volumes", json=report(*lines), headers=bearer(api_keys["warehouse"])
-        )
+        response = await client.post("/v1/order-volumes", json=report(*lines), headers=bearer(api_keys["warehouse"]))
         assert response.status_code == 422
         assert fields(response) == ["lines"]
 
@@ -86,9 +80,7 @@ async def test_more_than_ten_thousand_lines_is_refused_naming_lines(settings, ap
 async def test_corrections_replace_and_resends_change_nothing(settings, broker, api_keys, db):
     headers = bearer(api_keys["warehouse"])
     async with running(build_app(settings)) as client:
-        first = report(
-            line("SKU-1", DAY, 120), line("SKU-1", DAY + timedelta(days=1), 80), line("SKU-2", DAY, 5)
-        )
+        first = report(line("SKU-1", DAY, 120), line("SKU-1", DAY + timedelta(days=1), 80), line("SKU-2", DAY, 5))
         response = await client.post("/v1/order-volumes", json=first, headers=headers)
         assert response.status_code == 202
         assert response.json() == {"accepted": 3, "changed": 3}
@@ -105,8 +97,7 @@ async def test_corrections_replace_and_resends_change_nothing(settings, broker, 
             "changed": 1,
         }
         stored = await db.fetch(
-            "select warehouse_id, units_ordered from fulfillment.volumes"
-            " where sku='SKU-1' and day=$1 order by 1",
+            "select warehouse_id, units_ordered from fulfillment.volumes where sku='SKU-1' and day=$1 order by 1",
             DAY,
         )
         assert [tuple(r) for r in stored] == [("DC-EAST", 100), ("DC-WEST", 30)]
@@ -140,9 +131,7 @@ async def test_volumes_are_listed_with_filters_and_pages(settings, api_keys):
     async with running(build_app(settings)) as client:
         east = report(*(line("SKU-1", DAY + timedelta(days=i), 10 + i) for i in range(5)), line("SKU-2", DAY))
         await client.post("/v1/order-volumes", json=east, headers=headers)
-        await client.post(
-            "/v1/order-volumes", json=report(line("SKU-1", DAY), warehouse_id="DC-WEST"), headers=headers
-        )
+        await client.post("/v1/order-volumes", json=report(line("SKU-1", DAY), warehouse_id="DC-WEST"), headers=headers)
 
         async def get(**params: Any) -> dict[str, Any]:
             response = await client.get("/v1/order-volumes", params=params, headers=headers)
@@ -155,11 +144,7 @@ async def test_volumes_are_listed_with_filters_and_pages(settings, api_keys):
             "DC-WEST",
         ]
         assert (
-            len(
-                (await get(sku="SKU-1", warehouse_id="DC-EAST", since=(DAY + timedelta(days=3)).isoformat()))[
-                    "data"
-                ]
-            )
+            len((await get(sku="SKU-1", warehouse_id="DC-EAST", since=(DAY + timedelta(days=3)).isoformat()))["data"])
             == 2
         )
         page = await get(sku="SKU-1", limit=4)

@@ -92,9 +92,7 @@ async def test_create_is_idempotent_and_conflicts_on_a_different_body(settings, 
 async def test_overlapping_promotions_are_allowed_with_a_warning(settings, api_keys):
     headers = bearer(api_keys["marketing"])
     async with running(build_app(settings)) as client:
-        assert (await client.post("/v1/promotions", json=promotion(), headers=headers)).json()[
-            "warnings"
-        ] == []
+        assert (await client.post("/v1/promotions", json=promotion(), headers=headers)).json()["warnings"] == []
         second = await client.post(
             "/v1/promotions",
             json=promotion("CYBER", starts_on="2026-11-30", ends_on="2026-12-02", cannibalized=[]),
@@ -124,9 +122,7 @@ async def test_revise_merges_fields_bumps_version_and_validates(settings, api_ke
         body = revised.json()
         assert body["version"] == 2 and body["items"][0]["uplift_pct"] == 80
         assert body["channel"] is None and body["name"] == "Black Friday"
-        unchanged = await client.patch(
-            "/v1/promotions/BF-2026", json={"name": "Black Friday"}, headers=headers
-        )
+        unchanged = await client.patch("/v1/promotions/BF-2026", json={"name": "Black Friday"}, headers=headers)
         assert unchanged.json()["version"] == 2
 
         cases = [
@@ -225,9 +221,7 @@ async def test_launches_are_idempotent_and_validated(settings, api_keys):
             ({"ramp_weeks": -1}, "ramp_weeks"),
             ({"launch_on": "soon"}, "launch_on"),
         ]:
-            response = await client.post(
-                "/v1/launches", json={**launch, "launch_id": "L-3", **change}, headers=headers
-            )
+            response = await client.post("/v1/launches", json={**launch, "launch_id": "L-3", **change}, headers=headers)
             assert response.status_code == 422 and field in fields(response)
         assert (await client.get("/v1/launches/L-1", headers=headers)).json()["sku"] == "NEW-1"
         assert (await client.get("/v1/launches/NOPE", headers=headers)).status_code == 404

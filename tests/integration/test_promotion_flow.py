@@ -37,9 +37,7 @@ def promotion_body(promotion_id: str = "BF-2026", **overrides: Any) -> dict[str,
 
 async def test_promotion_reaches_planning_once(settings, broker, db, api_keys):
     async with running(build_promotion(settings)) as promotion, running(build_planning(settings)) as planning:
-        created = await promotion.post(
-            "/v1/promotions", json=promotion_body(), headers=bearer(api_keys["marketing"])
-        )
+        created = await promotion.post("/v1/promotions", json=promotion_body(), headers=bearer(api_keys["marketing"]))
         assert created.status_code == 201, created.text
         assert created.headers["location"] == "/v1/promotions/BF-2026"
         assert created.json()["status"] == "planned"
@@ -70,16 +68,12 @@ async def test_promotion_reaches_planning_once(settings, broker, db, api_keys):
     assert await db.fetchval("select count(*) from planning.inbox") == 1
 
 
-async def test_identical_retry_is_one_row_one_event_and_a_different_body_conflicts(
-    settings, broker, db, api_keys
-):
+async def test_identical_retry_is_one_row_one_event_and_a_different_body_conflicts(settings, broker, db, api_keys):
     headers = bearer(api_keys["marketing"])
     async with running(build_promotion(settings)) as promotion:
         first = await promotion.post("/v1/promotions", json=promotion_body(), headers=headers)
         retry = await promotion.post("/v1/promotions", json=promotion_body(), headers=headers)
-        different = await promotion.post(
-            "/v1/promotions", json=promotion_body(name="Cyber Monday"), headers=headers
-        )
+        different = await promotion.post("/v1/promotions", json=promotion_body(name="Cyber Monday"), headers=headers)
         await eventually(lambda: _published_count(db, "promotion"), message="the event was never published")
 
     assert (first.status_code, retry.status_code, different.status_code) == (201, 200, 409)
@@ -211,9 +205,7 @@ async def test_promotions_posted_while_the_broker_is_down_all_reach_planning(set
         broker.stop()
         ids = [f"OUTAGE-{i}" for i in range(10)]
         for promotion_id in ids:
-            response = await promotion.post(
-                "/v1/promotions", json=promotion_body(promotion_id), headers=headers
-            )
+            response = await promotion.post("/v1/promotions", json=promotion_body(promotion_id), headers=headers)
             assert response.status_code == 201
         ready = await promotion.get("/readyz")
         assert ready.status_code == 503

@@ -94,9 +94,7 @@ async def test_capacity_conflict_marks_at_risk_until_resolved(settings, broker, 
             conflict_event(detected, "SKU-1", ["BF-2026", "GHOST"], 40),
             key=b"SKU-1",
         )
-        await produce(
-            bootstrap, Topic.PLANS.value, conflict_event(detected, "SKU-3", ["BF-2026"], 5), key=b"SKU-3"
-        )
+        await produce(bootstrap, Topic.PLANS.value, conflict_event(detected, "SKU-3", ["BF-2026"], 5), key=b"SKU-3")
         at_risk = await eventually(
             lambda: _when(
                 status_of(),
@@ -118,9 +116,7 @@ async def test_capacity_conflict_marks_at_risk_until_resolved(settings, broker, 
         )
         partly = await eventually(lambda: _when(status_of(), lambda p: p["conflict"]["skus"] == ["SKU-3"]))
         assert partly["status"] == "at_risk"
-        await produce(
-            bootstrap, Topic.PLANS.value, conflict_event(resolved, "SKU-3", [], plan_version=2), key=b"SKU-3"
-        )
+        await produce(bootstrap, Topic.PLANS.value, conflict_event(resolved, "SKU-3", [], plan_version=2), key=b"SKU-3")
         planned = await eventually(lambda: _when(status_of(), lambda p: p["status"] == "planned"))
         assert planned["conflict"] is None
 

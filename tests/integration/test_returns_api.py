@@ -107,15 +107,11 @@ async def test_complaint_without_sku_is_keyed_by_its_id(returns_settings, broker
         assert (await client.post("/v1/complaints", json=body, headers=desk)).status_code == 200
         other = await client.post("/v1/complaints", json={**body, "severity": "high"}, headers=desk)
         assert other.status_code == 409
-        bad = await client.post(
-            "/v1/complaints", json={**body, "complaint_id": "C-2", "severity": "x"}, headers=desk
-        )
+        bad = await client.post("/v1/complaints", json={**body, "complaint_id": "C-2", "severity": "x"}, headers=desk)
         assert bad.status_code == 422
         assert [e["field"] for e in bad.json()["errors"]] == ["severity"]
     messages = await read_topic(broker.bootstrap_servers, "salesops.returns", expect=2, timeout=4)
-    assert [(m.key, json.loads(m.value)["type"]) for m in messages] == [
-        (b"C-1", "salesops.complaint.recorded.v1")
-    ]
+    assert [(m.key, json.loads(m.value)["type"]) for m in messages] == [(b"C-1", "salesops.complaint.recorded.v1")]
 
 
 async def test_account_put_creates_then_updates(returns_settings, api_keys) -> None:

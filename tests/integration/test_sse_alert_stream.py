@@ -25,9 +25,7 @@ TODAY = date(2026, 11, 30)
 
 @pytest.fixture
 def returns_settings(settings: Settings) -> ReturnsSettings:
-    return ReturnsSettings(
-        **settings.model_dump(), clock_today=TODAY, sse_poll_interval_s=0.5, sse_heartbeat_s=1
-    )
+    return ReturnsSettings(**settings.model_dump(), clock_today=TODAY, sse_poll_interval_s=0.5, sse_heartbeat_s=1)
 
 
 @asynccontextmanager
@@ -109,9 +107,7 @@ async def test_reconnect_with_last_event_id_gets_exactly_what_was_missed(returns
 
         for n in (3, 4):  # while disconnected
             await http.post("/v1/complaints", json=critical(n), headers=desk)
-        async with http.stream(
-            "GET", "/v1/alerts/stream", headers={**crm, "Last-Event-ID": last_id}
-        ) as stream:
+        async with http.stream("GET", "/v1/alerts/stream", headers={**crm, "Last-Event-ID": last_id}) as stream:
             lines = stream.aiter_lines()
             missed = await next_events(lines, 2)
             await http.post("/v1/complaints", json=critical(5), headers=desk)

@@ -18,9 +18,7 @@ DLQ = f"{TOPIC}.dlq"
 
 def report_event(body: dict[str, object]) -> bytes:
     data = OrderVolumeReportData.model_validate(body)
-    return new_event(
-        EventType.ORDER_VOLUME_REPORT, source="wms/dc-east", subject="DC-EAST", data=data
-    ).to_json()
+    return new_event(EventType.ORDER_VOLUME_REPORT, source="wms/dc-east", subject="DC-EAST", data=data).to_json()
 
 
 async def test_valid_reports_are_stored_and_announced_once(settings, broker, db):

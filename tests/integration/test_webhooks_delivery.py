@@ -109,9 +109,7 @@ async def deliveries(client: httpx.AsyncClient, key: str, webhook_id: str) -> li
 async def test_signed_delivery_verifies_with_standard_webhooks(returns_settings, api_keys) -> None:
     receiver = Receiver()
     async with serving(receiver) as base, running(build_app(returns_settings)) as client:
-        hook = await register(
-            client, api_keys["crm"], f"{base}/hooks", event_types=["sales-alert.critical-complaint"]
-        )
+        hook = await register(client, api_keys["crm"], f"{base}/hooks", event_types=["sales-alert.critical-complaint"])
         assert hook["secret"].startswith("whsec_")
         listed = (await client.get("/v1/webhooks", headers=bearer(api_keys["crm"]))).json()["data"]
         assert [h["id"] for h in listed] == [hook["id"]] and "secret" not in listed[0]
@@ -194,9 +192,7 @@ async def test_webhook_endpoint_management(returns_settings, api_keys) -> None:
         assert bad.status_code == 422
         assert bad.json()["errors"][0]["field"].startswith("event_types")
         assert (
-            await client.post(
-                "/v1/webhooks", json={"url": "http://x"}, headers=bearer(api_keys["returns-desk"])
-            )
+            await client.post("/v1/webhooks", json={"url": "http://x"}, headers=bearer(api_keys["returns-desk"]))
         ).status_code == 403
         assert (await client.delete(f"/v1/webhooks/{hook['id']}", headers=key)).status_code == 204
         assert (await client.delete(f"/v1/webhooks/{hook['id']}", headers=key)).status_code == 404
@@ -236,8 +232,6 @@ async def test_ssrf_guard_refuses_private_and_non_http_targets(settings, api_key
 async def test_loopback_is_allowed_only_when_configured(returns_settings, api_keys) -> None:
     async with running(build_app(returns_settings)) as client:
         assert (await register(client, api_keys["crm"], "http://127.0.0.1:9/hooks"))["status"] == "enabled"
-        refused = await client.post(
-            "/v1/webhooks", json={"url": "file:///etc/passwd"}, headers=bearer(api_keys["crm"])
-        )
+        refused = await client.post("/v1/webhooks", json={"url": "file:///etc/passwd"}, headers=bearer(api_keys["crm"]))
         assert refused.status_code == 422
     assert json.loads(refused.text)["errors"][0]["field"] == "url"

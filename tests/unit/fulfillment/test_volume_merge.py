@@ -18,9 +18,7 @@ DAY = date(2026, 11, 20)
 
 def line(warehouse: str = "DC-EAST", sku: str = "SKU-1", day: date = DAY, ordered: int = 120) -> VolumeLine:
     shipped = max(0, ordered - 10)
-    return VolumeLine(
-        warehouse, sku, day, ordered, units_shipped=shipped, units_backordered=ordered - shipped
-    )
+    return VolumeLine(warehouse, sku, day, ordered, units_shipped=shipped, units_backordered=ordered - shipped)
 
 
 def test_new_lines_are_changed_and_counted() -> None:

@@ -70,9 +70,7 @@ def test_status_follows_open_conflicts_but_cancelled_is_final() -> None:
 
 def test_conflict_summary_sums_weeks_over_skus() -> None:
     w1, w2 = date(2026, 11, 23), date(2026, 11, 30)
-    summary = conflict_summary(
-        [SkuConflict("B", ((w1, 5.0),), 5.0), SkuConflict("A", ((w1, 10.0), (w2, 20.0)), 30.0)]
-    )
+    summary = conflict_summary([SkuConflict("B", ((w1, 5.0),), 5.0), SkuConflict("A", ((w1, 10.0), (w2, 20.0)), 30.0)])
     assert summary is not None
     assert summary["skus"] == ["A", "B"] and summary["shortfall"] == 35.0
     assert summary["weeks"] == [

@@ -79,10 +79,7 @@ def test_a_new_strategic_account_updates_even_with_the_same_counts() -> None:
 
 def test_a_new_active_promotion_updates() -> None:
     promo = PromotionRef("XMAS", frozenset({"SKU-1"}), date(2026, 12, 20), date(2026, 12, 24))
-    assert (
-        decide_alert(opened(finding_for(FIVE)), finding_for(FIVE, promotions=(promo,))).kind
-        is DecisionKind.UPDATE
-    )
+    assert decide_alert(opened(finding_for(FIVE)), finding_for(FIVE, promotions=(promo,))).kind is DecisionKind.UPDATE
 
 
 def test_the_window_sliding_with_the_same_figures_is_no_news() -> None:

@@ -19,9 +19,7 @@ from services.returns_service.domain import (
 
 
 def complaint(severity: Severity) -> Complaint:
-    return Complaint(
-        "C-1", "ACME", "SKU-1", ComplaintCategory.QUALITY, severity, "casing cracks", date(2026, 11, 30)
-    )
+    return Complaint("C-1", "ACME", "SKU-1", ComplaintCategory.QUALITY, severity, "casing cracks", date(2026, 11, 30))
 
 
 @pytest.mark.parametrize("severity", list(Severity))

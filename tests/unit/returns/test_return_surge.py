@@ -45,9 +45,7 @@ def ret(
     on: date = TODAY,
     sku: str = "SKU-1",
 ) -> ReturnRecord:
-    return ReturnRecord(
-        f"R-{sku}-{n}", sku, quantity, account, reason, ReturnCondition.SCRAP, on, Resolution.REFUND
-    )
+    return ReturnRecord(f"R-{sku}-{n}", sku, quantity, account, reason, ReturnCondition.SCRAP, on, Resolution.REFUND)
 
 
 def returns(

@@ -20,9 +20,7 @@ def resolver(*addresses: str) -> Callable[[str, int], Awaitable[list[str]]]:
 
 
 async def test_public_host_is_accepted() -> None:
-    await check_target(
-        "https://crm.example.com/hooks", allow_private=False, resolve=resolver("93.184.216.34")
-    )
+    await check_target("https://crm.example.com/hooks", allow_private=False, resolve=resolver("93.184.216.34"))
 
 
 @pytest.mark.parametrize(
