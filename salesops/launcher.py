@@ -16,6 +16,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from salesops.console.settings import env_for_port_base as console_env_for_port_base
 from salesops.infra import EmbeddedBroker, EmbeddedPostgres, die_with_parent, free_port
 from shared import migrations
 from shared.auth import generate_keys_file
@@ -23,6 +24,7 @@ from shared.events import ALL_TOPICS
 from shared.kafka import ensure_topics
 
 SERVICE_PORT_OFFSETS = {"promotion": 1, "fulfillment": 2, "returns": 3, "planning": 4}
+CONSOLE_PORT_OFFSET = 5
 BROKER_PORT_OFFSET = 92
 
 
@@ -31,6 +33,8 @@ class ServiceProcess:
     name: str
     port: int
     log_path: Path
+    # `salesops` arguments; empty = `serve <name>` (the console runs `salesops console` instead)
+    command: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -47,8 +51,7 @@ class ServiceProcess:
                 sys.executable,
                 "-m",
                 "salesops",
-                "serve",
-                self.name,
+                *(self.command or ("serve", self.name)),
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -94,6 +97,11 @@ class Launcher:
             ServiceProcess(name, port_base + offset, self.logs_dir / f"{name}.log")
             for name, offset in SERVICE_PORT_OFFSETS.items()
         ]
+        self.services.append(
+            ServiceProcess(
+                "console", port_base + CONSOLE_PORT_OFFSET, self.logs_dir / "console.log", command=("console",)
+            )
+        )
         self._stop = False
 
     def run(self) -> int:
@@ -122,6 +130,7 @@ class Launcher:
     def _prepare(self) -> dict[str, str]:
         env = dict(os.environ)
         env.setdefault("SALESOPS_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+        env.update(console_env_for_port_base(self.port_base))
         keys_file = env.get("SALESOPS_API_KEYS_FILE")
         if not keys_file:
             path = self.data_dir / "api-keys.json"
@@ -177,8 +186,12 @@ class Launcher:
         table.add_column("API")
         table.add_column("docs")
         for service in self.services:
+            if service.command:
+                continue
             table.add_row(service.name, service.url, f"{service.url}/docs")
         self.console.print(table)
+        console_url = f"http://127.0.0.1:{self.port_base + CONSOLE_PORT_OFFSET}/"
+        self.console.print(f"console:    {console_url} (sign in with the planner key)")
         self.console.print(f"API keys:   {env['SALESOPS_API_KEYS_FILE']}")
         self.console.print(
             f"database:   {'embedded, ' + str(self.data_dir / 'postgres') if self.postgres else 'external'}"

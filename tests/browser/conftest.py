@@ -1,0 +1,132 @@
+"""The whole system as `salesops up` runs it (console included), and headless Chromium driving the console."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from salesops.infra import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+OFFSETS = {"promotion": 1, "fulfillment": 2, "returns": 3, "planning": 4, "console": 5}
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float, message: str, interval: float = 0.2) -> Any:
+    """Poll `check` until it returns something truthy; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{message} (last value: {last!r})")
+
+
+@dataclass
+class Stack:
+    port_base: int
+    data_dir: Path
+    keys: dict[str, str]
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.port_base + OFFSETS[service]}"
+
+    def client(self, service: str, role: str = "admin") -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url(service), headers={"Authorization": f"Bearer {self.keys[role]}"}, timeout=30
+        )
+
+
+# Package scope: the system runs for the tests of this folder and stops before the rest of the suite.
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    port_base = free_port() // 10 * 10 % 50000 + 10000
+    data_dir = tmp_path_factory.mktemp("salesops-up")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SALESOPS_")}
+    log = (data_dir / "up.log").open("ab")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "salesops", "up", "--port-base", str(port_base), "--data-dir", str(data_dir)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def ready(offset: int) -> bool:
+        assert up.poll() is None, f"salesops up exited; see {data_dir / 'up.log'}"
+        try:
+            return httpx.get(f"http://127.0.0.1:{port_base + offset}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        for offset in OFFSETS.values():
+            wait_for(lambda o=offset: ready(o), timeout=120, message=f"port-base+{offset} never became ready")
+        keys = {k["name"]: k["key"] for k in json.loads((data_dir / "api-keys.json").read_text())["keys"]}
+        yield Stack(port_base, data_dir, keys)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+        log.close()
+
+
+# Module scope, not session: Playwright's sync API keeps an event loop running in this thread while it is open,
+# which would stop the asyncio tests that run after these.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def console_page(browser: Any, stack: Stack) -> Iterator[Callable[[str], Any]]:
+    """Opens the console for a SKU, signed in with the generated planner key."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+
+    def open_console(sku: str) -> Any:
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{stack.url('console')}/?sku={sku}")
+        page.fill("#api-key", stack.keys["planner"])
+        page.click("button[type=submit]")
+        return page
+
+    yield open_console
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -1,0 +1,142 @@
+"""The planner's console in a real browser against the running system."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.browser.conftest import Stack, screenshot, wait_for
+
+pytestmark = pytest.mark.browser
+
+GRID_FIELDS = [
+    "baseline",
+    "promotion_uplift",
+    "sensing_adjustment",
+    "forecast",
+    "mps_quantity",
+    "projected_available",
+    "capacity",
+    "capacity_shortfall",
+]
+
+
+def put_item(stack: Stack, sku: str, **fields: object) -> None:
+    body = {"name": f"Browser test {sku}", "on_hand": 0, "safety_stock": 0, "baseline_weekly_demand": 100, **fields}
+    with stack.client("planning") as planning:
+        response = planning.put(f"/v1/items/{sku}", json=body)
+    assert response.status_code in (200, 201), response.text
+
+
+def test_the_grid_shows_the_numbers_the_api_returns_and_marks_shortfalls(stack, console_page):
+    sku = f"BRW-GRID-{uuid.uuid4().hex[:6]}"
+    put_item(stack, sku, baseline_weekly_demand=120, weekly_capacity=100)
+    with stack.client("planning", "planner") as planning:
+
+        def current_plan() -> dict | None:
+            response = planning.get(f"/v1/mps/{sku}")
+            return response.json() if response.status_code == 200 else None
+
+        plan = wait_for(current_plan, timeout=30, message=f"no plan for {sku}")
+
+    page = console_page(sku)
+    page.wait_for_selector("#mps-grid tbody tr[data-field=forecast]")
+    page.wait_for_function(
+        f"document.getElementById('grid-caption').textContent.includes('plan version {plan['plan_version']},')"
+    )
+    shown = page.evaluate(
+        """() => Array.from(document.querySelectorAll('#mps-grid tbody td')).map(td => [
+            td.dataset.field, td.dataset.week, td.dataset.value, td.textContent])"""
+    )
+    cells = {(field, week): (value, text) for field, week, value, text in shown}
+    assert len(cells) >= len(plan["weeks"]) * len(GRID_FIELDS)
+    for week in plan["weeks"]:
+        for field in GRID_FIELDS:
+            value, text = cells[(field, week["week_start"])]
+            assert float(value) == pytest.approx(week[field]), (field, week["week_start"])
+            assert f"{round(week[field], 1):,.1f}".removesuffix(".0") in text.replace("⚠", "").strip()
+    short_weeks = {w["week_start"] for w in plan["weeks"] if w["capacity_shortfall"] > 0}
+    assert short_weeks, "a demand of 120 against a capacity of 100 must fall short"
+    marked = set(page.eval_on_selector_all("#mps-grid td.short", "cells => cells.map(c => c.dataset.week)"))
+    assert marked == short_weeks
+    # Accessible structure: every header says what it heads.
+    scopes = page.eval_on_selector_all("#mps-grid th", "hs => hs.map(h => h.getAttribute('scope'))")
+    assert set(scopes) == {"col", "row"}
+    assert page.get_attribute("#alerts", "aria-live") == "polite"
+    screenshot(page, "console-grid")
+
+
+def test_a_promotion_posted_through_the_api_appears_in_the_chart_after_the_event_flows(stack, console_page):
+    sku = f"BRW-PROMO-{uuid.uuid4().hex[:6]}"
+    promotion_id = f"BRW-P-{uuid.uuid4().hex[:6]}"
+    put_item(stack, sku)
+    page = console_page(sku)
+    page.wait_for_selector("#chart .main-svg")
+    assert page.evaluate("() => document.getElementById('chart').data[1].y.every(v => v === 0)")
+
+    today = datetime.now(UTC).date()
+    with stack.client("promotion", "marketing") as promotion:
+        body = {
+            "promotion_id": promotion_id,
+            "name": "Browser test campaign",
+            "starts_on": (today + timedelta(days=14)).isoformat(),
+            "ends_on": (today + timedelta(days=20)).isoformat(),
+            "items": [{"sku": sku, "uplift_pct": 50}],
+        }
+        assert promotion.post("/v1/promotions", json=body).status_code == 201
+
+    # The page refreshes on its own: the uplift arrives once planning has consumed the event.
+    page.wait_for_function(
+        """(id) => {
+            const chart = document.getElementById('chart');
+            const uplift = chart.data && chart.data.find(t => t.name === 'Promotion uplift');
+            const labelled = (chart.layout.annotations || []).some(a => a.text.startsWith(id));
+            return uplift && uplift.y.some(v => v > 0) && labelled;
+        }""",
+        arg=promotion_id,
+        timeout=60_000,
+    )
+    assert promotion_id in page.inner_text("#promotions")
+    assert sku in page.get_attribute("#chart", "aria-label")
+    screenshot(page, "console-chart-promotion")
+
+
+def test_a_critical_complaint_appears_in_the_alert_feed_without_reload(stack, console_page):
+    sku = f"BRW-ALERT-{uuid.uuid4().hex[:6]}"
+    put_item(stack, sku)
+    page = console_page(sku)
+    page.wait_for_function("document.getElementById('feed-status').textContent.startsWith('live')", timeout=30_000)
+    page.evaluate("() => { window.notReloaded = true; }")
+
+    with stack.client("returns", "returns-desk") as returns:
+        complaint = {
+            "complaint_id": f"BRW-C-{uuid.uuid4().hex[:8]}",
+            "account_id": "BRW-ACCOUNT",
+            "sku": sku,
+            "category": "quality",
+            "severity": "critical",
+            "description": "Units arrive dead on arrival",
+            "received_on": datetime.now(UTC).date().isoformat(),
+        }
+        assert returns.post("/v1/complaints", json=complaint).status_code == 201
+
+    item = page.wait_for_selector(f"#alerts li[data-type=critical-complaint][data-sku='{sku}']", timeout=30_000)
+    assert "high priority" in item.inner_text()
+    assert page.evaluate("() => window.notReloaded === true"), "the page reloaded"
+    screenshot(page, "console-alert-feed")
+
+
+def test_the_sku_selector_is_reachable_and_usable_from_the_keyboard(stack, console_page):
+    first, second = (f"BRW-KEY-{uuid.uuid4().hex[:6]}" for _ in range(2))
+    put_item(stack, first)
+    put_item(stack, second, baseline_weekly_demand=250)
+    page = console_page(first)
+    page.wait_for_selector("#mps-grid tbody tr")
+    page.focus("#refresh")
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("() => document.activeElement.id") == "sku"
+    page.select_option("#sku", second)  # what the arrow keys do on a focused <select>
+    page.wait_for_function(f"document.getElementById('grid-caption').textContent.startsWith('{second}')")
+    assert "sku=" + second in page.url
