@@ -27,7 +27,11 @@ test-integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration tests/e2e
 
 test-reliability: $(STAMP)
-	SALESOPS_RELIABILITY_FULL=1 $(BIN)/python -m pytest -m slow
+	SALESOPS_RELIABILITY_FULL=1 $(BIN)/python -m pytest tests/reliability -m "reliability or slow"
+
+# BENCH_ARGS="--quick" or "--only http_small relay" narrows the run; figures go to bench/results/latest.json.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
