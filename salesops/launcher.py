@@ -142,10 +142,14 @@ class Launcher:
             with self.console.status("starting the embedded PostgreSQL ..."):
                 self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
                 env["SALESOPS_DATABASE_URL"] = self.postgres.start()
+        partitions = int(env.get("SALESOPS_TOPIC_PARTITIONS", "6"))
         if not env.get("SALESOPS_KAFKA_BOOTSTRAP_SERVERS"):
             with self.console.status("starting the embedded broker ..."):
                 self.broker = EmbeddedBroker(
-                    free_port(self.port_base + BROKER_PORT_OFFSET), log_path=self.logs_dir / "broker.log"
+                    free_port(self.port_base + BROKER_PORT_OFFSET),
+                    log_path=self.logs_dir / "broker.log",
+                    topics=ALL_TOPICS,
+                    partitions=partitions,
                 )
                 env["SALESOPS_KAFKA_BOOTSTRAP_SERVERS"] = self.broker.start()
                 # The embedded broker has no transactions or idempotent producers; correctness comes from
@@ -154,7 +158,6 @@ class Launcher:
                 env.setdefault("SALESOPS_CONSUMER_SESSION_TIMEOUT_MS", "6000")
                 env.setdefault("SALESOPS_CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")
         with self.console.status("creating topics and running migrations ..."):
-            partitions = int(env.get("SALESOPS_TOPIC_PARTITIONS", "6"))
             asyncio.run(ensure_topics(env["SALESOPS_KAFKA_BOOTSTRAP_SERVERS"], ALL_TOPICS, partitions))
             for service in migrations.SERVICES:
                 migrations.upgrade(service, env["SALESOPS_DATABASE_URL"])
@@ -206,14 +209,7 @@ class Launcher:
         while not self._stop:
             if self.broker is not None and not self.broker.running():
                 self.console.print("[yellow]the embedded broker stopped; restarting it[/]")
-                self.broker.start()
-                asyncio.run(
-                    ensure_topics(
-                        self.broker.bootstrap_servers,
-                        ALL_TOPICS,
-                        int(env.get("SALESOPS_TOPIC_PARTITIONS", "6")),
-                    )
-                )
+                self.broker.start()  # creates the topics again before the services can reach it
             for service in self.services:
                 if not service.alive() and not self._stop:
                     code = service.process.returncode if service.process else None

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -29,23 +29,43 @@ _MAX_DEAD_LETTER_BYTES = 900_000
 
 
 class Producer:
-    """An AIOKafkaProducer started lazily and restarted after failures, so a broker outage never blocks startup."""
+    """An AIOKafkaProducer started lazily and restarted after failures, so a broker outage never blocks startup.
 
-    def __init__(self, settings: Settings, *, client_id: str) -> None:
+    Every (re)start first makes sure the contract's topics exist with the configured partitions: a broker that
+    came back without its state would otherwise auto-create them with its own defaults on the first send.
+    """
+
+    def __init__(self, settings: Settings, *, client_id: str, topics: Sequence[str] = ()) -> None:
         self._settings = settings
         self._client_id = client_id
+        self._topics = tuple(topics)
         self._producer: AIOKafkaProducer | None = None
+        self._failed = False
         self._lock = asyncio.Lock()
 
+    def _note_outcome(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and isinstance(future.exception(), KafkaError):
+            self._failed = True
+
     async def ensure_started(self) -> AIOKafkaProducer:
+        if self._failed:
+            await self.reset()
         async with self._lock:
             if self._producer is None:
+                if self._topics:
+                    await ensure_topics(
+                        self._settings.kafka_bootstrap_servers,
+                        self._topics,
+                        self._settings.topic_partitions,
+                        self._settings.topic_replication_factor,
+                    )
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self._settings.kafka_bootstrap_servers,
                     client_id=self._client_id,
                     acks="all",
                     enable_idempotence=self._settings.kafka_enable_idempotence,
                     request_timeout_ms=self._settings.kafka_request_timeout_ms,
+                    metadata_max_age_ms=self._settings.kafka_metadata_max_age_ms,
                     linger_ms=2,
                 )
                 try:
@@ -62,29 +82,29 @@ class Producer:
         """Enqueue a message; the returned future resolves when the broker acknowledged it."""
         producer = await self.ensure_started()
         try:
-            return await producer.send(topic, value=value, key=key, headers=list(headers))
+            future = await producer.send(topic, value=value, key=key, headers=list(headers))
         except KafkaError:
             await self.reset()
             raise
+        future.add_done_callback(self._note_outcome)
+        return future
 
     async def send_and_wait(
         self, topic: str, *, value: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] = ()
     ) -> None:
-        future = await self.send(topic, value=value, key=key, headers=headers)
-        try:
-            await future
-        except KafkaError:
-            await self.reset()
-            raise
+        await (await self.send(topic, value=value, key=key, headers=headers))
 
     async def reset(self) -> None:
+        # The old producer is fully stopped before a new one can start: two producers writing the same
+        # partitions at once could interleave a retried batch with newer ones.
         async with self._lock:
             producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                await asyncio.wait_for(producer.stop(), timeout=5)
-            except Exception as exc:
-                log.debug("producer stop failed", error=repr(exc))
+            self._failed = False
+            if producer is not None:
+                try:
+                    await asyncio.wait_for(producer.stop(), timeout=5)
+                except Exception as exc:
+                    log.debug("producer stop failed", error=repr(exc))
 
     async def ready(self, timeout_s: float = 2.0) -> bool:
         try:
@@ -138,6 +158,35 @@ class _Stopping(Exception):
     pass
 
 
+class _Rebuild(Exception):
+    pass
+
+
+_CLUSTER_CHECK_INTERVAL_S = 1.0
+# How long after a lost broker state new consumers still rewind the partitions they are given (a consumer
+# rebuilt for another reason soon after must not trust offsets committed from stale positions either).
+_REWIND_WINDOW_S = 60.0
+
+
+class _Rewinder(ConsumerRebalanceListener):
+    """After the broker lost its state, seeks each partition to its beginning the first time this consumer is
+    given it: offsets committed meanwhile by consumers still holding old positions cannot be trusted."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, *, active: bool) -> None:
+        self._consumer = consumer
+        self._active = active
+        self._rewound: set[TopicPartition] = set()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        fresh = [tp for tp in assigned if tp not in self._rewound]
+        if self._active and fresh:
+            await self._consumer.seek_to_beginning(*fresh)
+            self._rewound.update(fresh)
+
+
 class EventConsumer:
     """Reads a subscription's topics and hands every event to its handler inside one unit of work.
 
@@ -165,6 +214,9 @@ class EventConsumer:
         self._metrics = metrics
         self._stopping = False
         self._busy = False
+        self._cluster_id: str | None = None
+        self._cluster_checked_at = 0.0
+        self._rewind_until = 0.0
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
 
@@ -191,6 +243,8 @@ class EventConsumer:
                 raise
             except _Stopping:
                 return
+            except _Rebuild:
+                await asyncio.sleep(backoff)
             except Exception as exc:
                 log.warning("consumer failed; restarting", consumer=self.subscription.name, error=repr(exc))
                 await asyncio.sleep(backoff)
@@ -198,7 +252,6 @@ class EventConsumer:
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
-            *self.subscription.topics,
             bootstrap_servers=self._settings.kafka_bootstrap_servers,
             group_id=self.subscription.name,
             client_id=self.subscription.name,
@@ -208,12 +261,20 @@ class EventConsumer:
             session_timeout_ms=self._settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=self._settings.consumer_heartbeat_interval_ms,
             request_timeout_ms=max(self._settings.kafka_request_timeout_ms, 40_000),
+            metadata_max_age_ms=self._settings.kafka_metadata_max_age_ms,
         )
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
         try:
             # Inside the try: a stop that cancels a start in progress must still close the consumer, or
             # its background coordinator would keep holding partitions in the group.
+            await admin.start()
+            consumer.subscribe(
+                list(self.subscription.topics),
+                listener=_Rewinder(consumer, active=time.monotonic() < self._rewind_until),
+            )
             await consumer.start()
             while not self._stopping:
+                await self._check_cluster(admin)
                 batch = await consumer.getmany(timeout_ms=500, max_records=self._settings.consumer_batch_size)
                 offsets: dict[TopicPartition, int] = {}
                 try:
@@ -233,15 +294,45 @@ class EventConsumer:
         finally:
             try:
                 await asyncio.wait_for(asyncio.shield(consumer.stop()), timeout=10)
+                await asyncio.wait_for(asyncio.shield(admin.close()), timeout=5)
             except Exception as exc:
                 log.debug("consumer stop failed", error=repr(exc))
+
+    async def _check_cluster(self, admin: AIOKafkaAdminClient) -> None:
+        """Notice a broker that came back as a different cluster (the embedded in-memory broker after a
+        restart): its logs start again at offset 0, so positions and committed offsets from before mean nothing
+        and the only safe place to resume is the beginning; the inbox skips what was already handled."""
+        now = time.monotonic()
+        if now - self._cluster_checked_at < _CLUSTER_CHECK_INTERVAL_S:
+            return
+        self._cluster_checked_at = now
+        try:
+            cluster_id = (await asyncio.wait_for(admin.describe_cluster(), timeout=2))["cluster_id"]
+        except Exception:
+            return  # unreachable brokers are the fetcher's business
+        if self._cluster_id is not None and cluster_id != self._cluster_id:
+            log.warning(
+                "the broker lost its state; reading every partition again from the beginning",
+                consumer=self.subscription.name,
+                before=self._cluster_id,
+                now=cluster_id,
+            )
+            self._cluster_id = cluster_id
+            self._rewind_until = now + _REWIND_WINDOW_S
+            raise _Rebuild
+        self._cluster_id = cluster_id
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
             await consumer.commit(offsets)
         except KafkaError as exc:
-            # The inbox makes a redelivery harmless; the next commit catches up.
-            log.warning("offset commit failed", consumer=self.subscription.name, error=repr(exc))
+            # A failed commit means the group or the topic is not what this consumer believes (a rebalance, or a
+            # broker that came back without its state): start over with a fresh consumer, which re-reads the
+            # metadata and the committed offsets. The inbox makes the redelivery that follows harmless.
+            log.warning(
+                "offset commit failed; rebuilding the consumer", consumer=self.subscription.name, error=repr(exc)
+            )
+            raise _Rebuild from exc
 
     async def _process(self, message: ConsumerRecord[bytes, bytes]) -> None:
         name = self.subscription.name

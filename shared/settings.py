@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_enable_idempotence: bool = True
     kafka_request_timeout_ms: int = 10_000
+    # How soon clients notice new partitions or a broker that lost its topics.
+    kafka_metadata_max_age_ms: int = Field(default=30_000, ge=1000)
     topic_partitions: int = Field(default=6, ge=1)
     # One copy suits a single broker; production clusters should set 3 (Strimzi's KafkaTopics already do).
     topic_replication_factor: int = Field(default=1, ge=1)

@@ -19,7 +19,6 @@ from salesops.infra import EmbeddedBroker, EmbeddedPostgres, free_port
 from shared import migrations
 from shared.auth import CLIENT_ROLES, generate_keys_file
 from shared.events import ALL_TOPICS
-from shared.kafka import ensure_topics
 from shared.settings import Settings
 
 TEMPLATE_DB = "salesops_template"
@@ -96,9 +95,8 @@ async def db(database_url: str, postgres_server: PostgresServer) -> AsyncIterato
 @pytest.fixture
 async def broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
     """A fresh broker for one test, with every contract topic created."""
-    embedded = EmbeddedBroker(free_port(), log_path=tmp_path / "broker.log")
+    embedded = EmbeddedBroker(free_port(), log_path=tmp_path / "broker.log", topics=ALL_TOPICS, partitions=3)
     embedded.start()
-    await ensure_topics(embedded.bootstrap_servers, ALL_TOPICS, partitions=3)
     yield embedded
     embedded.stop(grace_s=0.1)
 
@@ -137,5 +135,6 @@ def settings(database_url: str, broker: EmbeddedBroker, api_keys: dict[str, Any]
         db_pool_size=5,
         consumer_session_timeout_ms=2000,
         consumer_heartbeat_interval_ms=300,
+        kafka_metadata_max_age_ms=2000,
         log_format="console",
     )
