@@ -243,6 +243,7 @@ async def scenario(
         promotions=promotions,
         launches=loaded.launches,
         reference_baselines=loaded.reference_baselines,
+        params=settings.planning_params(),
     )
     results, conflicts = [], []
     for plan in plans:

@@ -73,6 +73,7 @@ async def recompute(
         promotions=loaded.promotions,
         launches=loaded.launches,
         reference_baselines=loaded.reference_baselines,
+        params=settings.planning_params(),
     )
     return await store_plans(uow, plans, loaded.stored, driver_ids, horizon_start)
 

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from pydantic import Field
 
+from services.planning_service.domain import PlanningParams
 from shared.settings import Settings
 
 
@@ -17,6 +18,18 @@ class PlanningSettings(Settings):
     clock_today: date | None = None
     # How often the background task checks whether a new ISO week began (then snapshots and replans).
     planning_rollover_check_s: float = Field(default=30.0, gt=0)
+    # Demand sensing: the share of an unexplained spike's run-rate gap added in its week, the fade per
+    # following week, and how many weeks it lasts. Half the gap: one day's spike is evidence, not a new level.
+    planning_sensing_weight: float = Field(default=0.5, ge=0)
+    planning_sensing_decay: float = Field(default=0.5, ge=0, le=1)
+    planning_sensing_weeks: int = Field(default=4, ge=0, le=26)
+
+    def planning_params(self) -> PlanningParams:
+        return PlanningParams(
+            sensing_weight=self.planning_sensing_weight,
+            sensing_decay=self.planning_sensing_decay,
+            sensing_weeks=self.planning_sensing_weeks,
+        )
 
     def today(self) -> date:
         return self.clock_today or datetime.now(UTC).date()
