@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db import is_transient
+
 PROBLEM_JSON = "application/problem+json"
+
+log = structlog.get_logger("salesops.errors")
 
 
 class ProblemError(Exception):
@@ -86,6 +93,22 @@ def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
     return errors
 
 
+def _is_unstorable_value(exc: Exception) -> bool:
+    """PostgreSQL data exceptions (SQLSTATE class 22): a value the request carried that no column can hold."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, DBAPIError) and isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
+def _field_with_nul(request: Request) -> str:
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value or "\x00" in name:
+            return f"query.{name}"
+    for name, value in request.path_params.items():
+        if "\x00" in str(value):
+            return f"path.{name}"
+    return "body"
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -110,6 +133,35 @@ def install_problem_handlers(app: FastAPI) -> None:
             errors=errors,
             instance=request.url.path,
         )
+
+    # Database and network failures are answered here, inside the app, rather than by a catch-all handler,
+    # which Starlette runs only after logging the exception as a crash.
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    @app.exception_handler(OSError)
+    @app.exception_handler(TimeoutError)
+    async def _dependency(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):
+            log.warning("dependency unavailable", error=repr(exc))
+            return problem_response(
+                503,
+                "Service Unavailable",
+                "a dependency is unavailable; retry shortly",
+                headers={"Retry-After": "2"},
+                instance=request.url.path,
+            )
+        if _is_unstorable_value(exc):
+            field = _field_with_nul(request)
+            message = "contains a character or value the database cannot store (e.g. a NUL character)"
+            return problem_response(
+                422,
+                "Unprocessable Entity",
+                f"{field}: {message}",
+                errors=[{"field": field, "message": message, "type": "value_error"}],
+                instance=request.url.path,
+            )
+        log.error("database error", error=repr(exc), exc_info=exc)
+        return problem_response(500, "Internal Server Error", "an unexpected error occurred", instance=request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

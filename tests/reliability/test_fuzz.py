@@ -55,16 +55,9 @@ def fuzz(base_url: str, key: str, examples: int) -> tuple[int, list[str]]:
     return sent, failures
 
 
-NUL_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="a NUL character (\\u0000) in a string field or query parameter reaches PostgreSQL, which refuses it"
-    " (asyncpg UntranslatableCharacterError, SQLSTATE 22P05), and the service answers 500 instead of 422",
-)
-# The returns service has the same flaw (e.g. POST /v1/complaints), but the derandomized reduced run misses it.
-CASES = [pytest.param(s, marks=NUL_BUG) if s != "returns" else s for s in SERVICES]
 
 
-@pytest.mark.parametrize("service", CASES)
+@pytest.mark.parametrize("service", SERVICES)
 async def test_fuzzed_requests_never_break_a_service(
     service: str, settings: Settings, api_keys: dict[str, Any]
 ) -> None:
