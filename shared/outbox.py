@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     DateTime,
@@ -21,9 +22,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    any_,
     delete,
     func,
     insert,
+    literal,
     select,
     text,
     update,
@@ -166,19 +169,29 @@ class OutboxRelay:
             if not rows:
                 return 0
             await self._producer.ensure_started()
-            futures: list[Any] = []
-            for row in rows:
-                futures.append(
-                    await self._producer.send(
-                        row.topic,
-                        value=row.payload,
-                        key=row.key.encode(),
-                        headers=[("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())],
-                    )
-                )
-            await asyncio.gather(*futures)
             now = datetime.now(UTC)
-            await conn.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=now))
+            # One array parameter rather than an IN list: an IN list binds one parameter per row and prepares a
+            # new statement for every batch length.
+            ids = literal([r.id for r in rows], ARRAY(BigInteger))
+            # The rows are marked in the database while the messages go out; the mark only takes effect with the
+            # commit, which waits for every acknowledgement, so a failed send still leaves the rows unpublished.
+            mark = asyncio.ensure_future(conn.execute(update(t).where(t.c.id == any_(ids)).values(published_at=now)))
+            try:
+                futures: list[Any] = []
+                for row in rows:
+                    futures.append(
+                        await self._producer.send(
+                            row.topic,
+                            value=row.payload,
+                            key=row.key.encode(),
+                            headers=[("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())],
+                        )
+                    )
+                await asyncio.gather(*futures)
+            finally:
+                # The connection must be idle before the transaction ends, whichever way it ends.
+                await asyncio.wait([mark])
+            mark.result()
         self.stats.published += len(rows)
         self.stats.batches += 1
         self._metrics.outbox_published.labels(self._name).inc(len(rows))
