@@ -4,7 +4,6 @@ detecting order spikes against a SKU's own weekday-seasonal baseline, told apart
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -182,41 +181,55 @@ class _Baseline:
         return max(self.seasonal, self.level)
 
 
-def _baseline(daily_totals: Mapping[date, float], day: date, rule: SpikeRule) -> _Baseline | None:
-    if not daily_totals:
+def _median_low(values: list[float]) -> float:
+    # statistics.median_low / median, without their generic type handling (the rule calls them per judged day).
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _by_ordinal(daily_totals: Mapping[date, float]) -> dict[int, float]:
+    # Day ordinals instead of dates: the rule walks a 56-day window for every day it judges, and building
+    # date objects for it dominated the cost of a bulk report (ordinal % 7 groups weekdays like date.weekday()).
+    return {d.toordinal(): float(v) for d, v in daily_totals.items()}
+
+
+def _baseline(totals: Mapping[int, float], first: int, day: int, rule: SpikeRule) -> _Baseline | None:
+    """The baseline of day ordinal `day` from `totals` (day ordinal -> units), whose first day is `first`."""
+    start = max(first, day - rule.window_days)
+    if day - start < rule.min_history_days:
         return None
-    start = max(min(daily_totals), day - timedelta(days=rule.window_days))
-    history = [start + timedelta(days=i) for i in range((day - start).days)]
-    if len(history) < rule.min_history_days:
-        return None
-    values = {d: float(daily_totals.get(d, 0)) for d in history}
+    history = range(start, day)
+    values = [totals.get(d, 0.0) for d in history]
     by_weekday: dict[int, list[float]] = {}
-    for d in history:
-        by_weekday.setdefault(d.weekday(), []).append(values[d])
-    same_weekday = by_weekday.get(day.weekday(), [])
+    for d, value in zip(history, values, strict=True):
+        by_weekday.setdefault(d % 7, []).append(value)
+    same_weekday = by_weekday.get(day % 7, [])
     if len(same_weekday) < rule.min_same_weekday:
         return None
-    seasonal_of = {wd: statistics.median_low(v) for wd, v in by_weekday.items()}
-    level = statistics.median(values[d] for d in history[-rule.level_days :])
+    seasonal_of = {wd: _median_low(v) for wd, v in by_weekday.items()}
+    level = _median(values[-rule.level_days :])
     residuals = [
-        abs(values[d] - seasonal_of[d.weekday()])
-        for d in history
-        if len(by_weekday[d.weekday()]) >= rule.min_same_weekday
+        abs(value - seasonal_of[d % 7])
+        for d, value in zip(history, values, strict=True)
+        if len(by_weekday[d % 7]) >= rule.min_same_weekday
     ]
-    robust_sigma = _MAD_TO_SIGMA * statistics.median(residuals)
-    seasonal = seasonal_of[day.weekday()]
+    robust_sigma = _MAD_TO_SIGMA * _median(residuals)
+    seasonal = seasonal_of[day % 7]
     sigma = max(robust_sigma, math.sqrt(max(seasonal, level)), rule.min_sigma)
     return _Baseline(seasonal=seasonal, level=level, sigma=sigma)
 
 
-def detect_spike(
-    daily_totals: Mapping[date, float], day: date, rule: SpikeRule, *, sku: str | None = None
-) -> Spike | None:
-    """The spike on `day` under `rule`, or None (not a spike, or not enough history to judge)."""
-    base = _baseline(daily_totals, day, rule)
+def _judge(totals: Mapping[int, float], first: int, day: date, rule: SpikeRule, sku: str | None) -> Spike | None:
+    base = _baseline(totals, first, day.toordinal(), rule)
     if base is None:
         return None
-    units = float(daily_totals.get(day, 0))
+    units = totals.get(day.toordinal(), 0.0)
     baseline = base.value
     excess = units - baseline
     ratio = units / baseline if baseline > 0 else None
@@ -238,11 +251,28 @@ def detect_spike(
     )
 
 
+def detect_spike(
+    daily_totals: Mapping[date, float], day: date, rule: SpikeRule, *, sku: str | None = None
+) -> Spike | None:
+    """The spike on `day` under `rule`, or None (not a spike, or not enough history to judge)."""
+    if not daily_totals:
+        return None
+    totals = _by_ordinal(daily_totals)
+    return _judge(totals, min(totals), day, rule, sku)
+
+
 def detect_spikes(
     daily_totals: Mapping[date, float], days: Iterable[date], rule: SpikeRule, *, sku: str | None = None
 ) -> dict[date, Spike | None]:
-    """Verdict for every requested day, in date order; None tells the caller to retract a stored spike."""
-    return {day: detect_spike(daily_totals, day, rule, sku=sku) for day in sorted(set(days))}
+    """Verdict for every requested day, in date order; None tells the caller to retract a stored spike.
+
+    The same verdicts as `detect_spike` day by day, with the series prepared once."""
+    ordered = sorted(set(days))
+    if not daily_totals:
+        return dict.fromkeys(ordered)
+    totals = _by_ordinal(daily_totals)
+    first = min(totals)
+    return {day: _judge(totals, first, day, rule, sku) for day in ordered}
 
 
 def days_to_reevaluate(changed_days: Iterable[date], rule: SpikeRule, *, until: date) -> list[date]:

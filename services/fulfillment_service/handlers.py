@@ -19,7 +19,7 @@ from services.fulfillment_service.domain import (
     Spike,
     SpikeRule,
     days_to_reevaluate,
-    detect_spike,
+    detect_spikes,
     explain_spike,
     explaining_promotion,
 )
@@ -212,8 +212,8 @@ async def reevaluate_spikes(uow: UnitOfWork, changed: dict[str, set[date]], rule
         totals = series[sku]
         if not totals:
             continue
-        for day in days_to_reevaluate(changed[sku], rule, until=max(totals)):
-            verdict = detect_spike(totals, day, rule, sku=sku)
+        verdicts = detect_spikes(totals, days_to_reevaluate(changed[sku], rule, until=max(totals)), rule, sku=sku)
+        for day, verdict in verdicts.items():
             await _apply_verdict(uow, sku, day, verdict, windows, stored.get((sku, day)))
 
 
