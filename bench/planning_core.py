@@ -1,7 +1,5 @@
-"""Benchmark of the pure planning core: a full recompute of N SKUs x 26 weeks with `plan_many`, and the
+"""Planning core: a full recompute of N SKUs x 26 weeks with `plan_many` (how cost grows with size), and the
 single-SKU revision an event triggers (`plan_sku` + `diff_plans`), timed with time.perf_counter.
-
-    python bench/planning_core.py [--sizes 1000 10000 50000] [--repeat 3] [--revisions 500]
 
 Inputs are realistic: a year of weekly history per SKU, one promotion per 20 SKUs (with a dip and a
 cannibalized neighbour), a spike per 50 SKUs, returns, capacity limits and a frozen fence.
@@ -9,14 +7,14 @@ cannibalized neighbour), a spike per 50 SKUs, returns, capacity limits and a fro
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
+import asyncio
 import random
 import statistics
 import time
 from datetime import date, timedelta
 
+from bench.harness import Harness, percentile
+from bench.model import Figure, MeasureResult
 from services.planning_service.domain import (
     Cannibalization,
     Item,
@@ -31,20 +29,6 @@ from services.planning_service.domain import (
 
 HORIZON = date(2026, 11, 16)
 WEEKS = 26
-
-
-def machine() -> str:
-    memory = "unknown"
-    try:
-        with open("/proc/meminfo") as meminfo:
-            kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
-        memory = f"{kib / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, {memory} RAM,"
-        f" Python {platform.python_version()}"
-    )
 
 
 def build_inputs(count: int, seed: int = 7) -> tuple[list[SkuInputs], list[Promotion]]:
@@ -83,8 +67,9 @@ def build_inputs(count: int, seed: int = 7) -> tuple[list[SkuInputs], list[Promo
     return inputs, promotions
 
 
-def full_recompute(sizes: list[int], repeat: int) -> None:
-    print(f"full recompute, {WEEKS} weeks (best and median of {repeat}):")
+def full_recompute(sizes: list[int], repeat: int) -> dict[int, list[float]]:
+    """Seconds of every repeat per size."""
+    timings: dict[int, list[float]] = {}
     for size in sizes:
         inputs, promotions = build_inputs(size)
         times = []
@@ -93,13 +78,11 @@ def full_recompute(sizes: list[int], repeat: int) -> None:
             plans = plan_many(inputs, HORIZON, WEEKS, promotions=promotions)
             times.append(time.perf_counter() - started)
         assert len(plans) == size
-        print(
-            f"  {size:>7,} SKUs: best {min(times):7.3f} s, median {statistics.median(times):7.3f} s"
-            f"  ({size / min(times):,.0f} SKUs/s)"
-        )
+        timings[size] = times
+    return timings
 
 
-def single_revisions(count: int) -> None:
+def single_revisions(count: int) -> list[float]:
     """What one event costs the core: re-plan the SKU with a changed promotion and diff against its plan."""
     inputs, promotions = build_inputs(200)
     current = {p.sku: p for p in plan_many(inputs, HORIZON, WEEKS, promotions=promotions)}
@@ -119,22 +102,48 @@ def single_revisions(count: int) -> None:
         plan = plan_sku(sku_inputs, HORIZON, WEEKS, promotions=[*touching, revised])
         diff_plans(current[sku], plan)
         times.append(time.perf_counter() - started)
-    times.sort()
-    p50 = times[len(times) // 2]
-    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-    print(f"single-SKU revision (plan_sku + diff_plans), {count} runs: p50 {p50 * 1e3:.3f} ms, p99 {p99 * 1e3:.3f} ms")
+    return times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 50_000])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--revisions", type=int, default=500)
-    args = parser.parse_args()
-    print(f"machine: {machine()}")
-    full_recompute(args.sizes, args.repeat)
-    single_revisions(args.revisions)
-
-
-if __name__ == "__main__":
-    main()
+async def run(harness: Harness | None, quick: bool) -> MeasureResult:
+    """The pure core, in this process: no infrastructure, so the harness is not used."""
+    sizes = [200, 1_000] if quick else [1_000, 10_000, 50_000]
+    repeat = 1 if quick else 3
+    revisions = 50 if quick else 500
+    timings = await asyncio.to_thread(full_recompute, sizes, repeat)
+    single = await asyncio.to_thread(single_revisions, revisions)
+    figures = []
+    smallest = min(sizes)
+    for size, times in timings.items():
+        best = min(times)
+        growth = best / min(timings[smallest]) / (size / smallest)
+        figures.append(
+            Figure(
+                f"full recompute, {size:,} SKUs x {WEEKS} weeks",
+                round(best, 3),
+                "s",
+                goal_max=2.0 if size == 10_000 else None,
+                note=f"{size / best:,.0f} SKUs/s; cost per SKU x{growth:.2f} of the {smallest:,}-SKU run",
+            )
+        )
+    figures.append(
+        Figure(
+            "single-SKU revision p99",
+            round(percentile(single, 99) * 1000, 3),
+            "ms",
+            note=f"p50 {percentile(single, 50) * 1000:.3f} ms (plan_sku + diff_plans)",
+        )
+    )
+    return MeasureResult(
+        figures=figures,
+        details={
+            "weeks": WEEKS,
+            "full_recompute_s": {str(size): [round(t, 4) for t in times] for size, times in timings.items()},
+            "median_s": {str(size): round(statistics.median(times), 4) for size, times in timings.items()},
+            "single_revision_ms": {
+                "runs": revisions,
+                "p50": round(percentile(single, 50) * 1000, 4),
+                "p99": round(percentile(single, 99) * 1000, 4),
+            },
+        },
+    )

@@ -1,0 +1,130 @@
+"""Consumers: `order-volume.reported` events/s through the planning service's real consumer (a process: inbox
+claim, history update, re-plan of the SKU, revision and drivers, one transaction per event) against a raw
+aiokafka consumer doing one insert per message, on the same topic, broker and database."""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.events import order_volume_event
+from bench.harness import Harness, wait_until
+from bench.model import Figure, MeasureResult
+from shared.events import CLOUDEVENTS_CONTENT_TYPE, Topic
+
+SKUS = 50
+
+
+async def _produce(bootstrap: str, events: list[tuple[str, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=2)
+    await producer.start()
+    try:
+        headers = [("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())]
+        for key, value in events:
+            await producer.send(Topic.ORDER_VOLUMES.value, value=value, key=key.encode(), headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _raw_consume(bootstrap: str, dsn: str, expected: int, timeout_s: float) -> float:
+    """Seconds from the first message to the last one inserted, one autocommitted insert per message and the
+    offsets committed after each fetched batch (the same at-least-once shape as the service loop)."""
+    conn = await asyncpg.connect(dsn)
+    consumer = AIOKafkaConsumer(
+        Topic.ORDER_VOLUMES.value,
+        bootstrap_servers=bootstrap,
+        group_id="bench-raw-consumer",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=200,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    try:
+        await conn.execute(
+            "CREATE TABLE bench_raw_inbox (topic text, part int, offs bigint, key text, body jsonb,"
+            " PRIMARY KEY (topic, part, offs))"
+        )
+        await consumer.start()
+        done = 0
+        first: float | None = None
+        deadline = time.monotonic() + timeout_s
+        while done < expected and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for tp, messages in batches.items():
+                first = first or time.perf_counter()
+                for message in messages:
+                    await conn.execute(
+                        "INSERT INTO bench_raw_inbox VALUES ($1, $2, $3, $4, $5)",
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        (message.key or b"").decode(),
+                        (message.value or b"{}").decode(),
+                    )
+                    done += 1
+                await consumer.commit({tp: messages[-1].offset + 1})
+        if done < expected or first is None:
+            raise RuntimeError(f"the raw consumer processed {done} of {expected} messages")
+        return time.perf_counter() - first
+    finally:
+        await consumer.stop()
+        await conn.close()
+
+
+async def run(harness: Harness, quick: bool) -> MeasureResult:
+    count = 100 if quick else 2_000
+    env = await harness.environment()
+    planning = await harness.service("planning", env)
+    events = [order_volume_event(i, SKUS) for i in range(count + 1)]
+    with harness.running(planning):
+        async with httpx.AsyncClient(base_url=planning.url, headers=env.headers("planner"), timeout=30) as client:
+            for n in range(SKUS):
+                response = await client.put(
+                    f"/v1/items/SKU-{n:04d}",
+                    json={"name": f"Item {n}", "on_hand": 500, "safety_stock": 100, "baseline_weekly_demand": 700},
+                )
+                response.raise_for_status()
+        db = await asyncpg.connect(env.dsn)
+        try:
+
+            async def processed(n: int) -> bool:
+                return int(await db.fetchval("SELECT count(*) FROM planning.inbox")) >= n
+
+            # One event first, so the consumer group has joined and the loop is warm before the clock starts.
+            await _produce(env.bootstrap_servers, events[:1])
+            if not await wait_until(lambda: processed(1), timeout_s=60):
+                raise RuntimeError("planning never processed the warm-up event")
+            started = time.perf_counter()
+            await _produce(env.bootstrap_servers, events[1:])
+            if not await wait_until(lambda: processed(count + 1), timeout_s=600, interval_s=0.02):
+                raise RuntimeError("planning did not process every event in time")
+            planning_s = time.perf_counter() - started
+            revisions = int(await db.fetchval("SELECT count(*) FROM planning.drivers"))
+        finally:
+            await db.close()
+    raw_s = await _raw_consume(env.bootstrap_servers, env.dsn, count + 1, timeout_s=300)
+    return MeasureResult(
+        figures=[
+            Figure(
+                "planning consumer (order-volume events)",
+                round(count / planning_s, 1),
+                "events/s",
+                baseline=round((count + 1) / raw_s, 1),
+                baseline_name="raw aiokafka consume + one insert",
+                goal_ratio=0.5,
+                note=f"{count:,} events over {SKUS} SKUs, each re-plans its SKU",
+            )
+        ],
+        details={
+            "events": count,
+            "skus": SKUS,
+            "planning_s": round(planning_s, 3),
+            "raw_s": round(raw_s, 3),
+            "drivers_recorded": revisions,
+        },
+    )

@@ -1,0 +1,435 @@
+"""Shared benchmark harness: one embedded PostgreSQL for the run, a fresh database and broker per measure,
+services as `python -m salesops serve <name>` processes, bounded load generators and an RSS sampler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+
+from salesops.infra import EmbeddedBroker, EmbeddedPostgres, die_with_parent, free_port
+from shared import migrations
+from shared.auth import CLIENT_ROLES, generate_keys_file
+from shared.events import ALL_TOPICS
+from shared.kafka import ensure_topics
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_DB = "bench_template"
+PARTITIONS = 6
+MIB = 1024 * 1024
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def with_database(sqlalchemy_url: str, database: str) -> str:
+    head, _, query = sqlalchemy_url.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{database}?{query}"
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))]
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), model)
+    return {
+        "cpu_model": model,
+        "logical_cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 1024**3, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+@dataclass
+class Environment:
+    """What one measure runs against: its own database on the shared server and its own broker."""
+
+    database_url: str
+    broker: EmbeddedBroker
+    keys_file: Path
+    keys: dict[str, str]
+
+    @property
+    def dsn(self) -> str:
+        return asyncpg_dsn(self.database_url)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.broker.bootstrap_servers
+
+    def service_env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SALESOPS_")}
+        env.update(
+            {
+                "SALESOPS_DATABASE_URL": self.database_url,
+                "SALESOPS_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+                "SALESOPS_KAFKA_ENABLE_IDEMPOTENCE": "false",
+                "SALESOPS_API_KEYS_FILE": str(self.keys_file),
+                "SALESOPS_TOPIC_PARTITIONS": str(PARTITIONS),
+                # The same shortened group timings as `salesops up` uses with the embedded broker.
+                "SALESOPS_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+                "SALESOPS_CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
+                "PYTHONPATH": str(REPO_ROOT),
+            }
+        )
+        env.update(extra)
+        return env
+
+    def headers(self, role: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+
+@dataclass
+class Process:
+    """A child process on a loopback port (a service, a raw baseline server or the webhook receiver)."""
+
+    label: str
+    port: int
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rss_bytes(self) -> int:
+        try:
+            proc = psutil.Process(self.popen.pid)
+            return int(proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True)))
+        except psutil.Error:
+            return 0
+
+
+class RssSampler:
+    """Samples the RSS of registered processes in a thread, keeping each one's latest and peak value."""
+
+    def __init__(self, interval_s: float = 0.1) -> None:
+        self._interval_s = interval_s
+        self._processes: dict[str, Process] = {}
+        self.peak: dict[str, int] = {}
+        self.latest: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+        self._thread.start()
+
+    def watch(self, process: Process) -> None:
+        with self._lock:
+            self._processes[process.label] = process
+
+    def forget(self, label: str) -> None:
+        with self._lock:
+            self._processes.pop(label, None)
+
+    def reset_peak(self, label: str) -> None:
+        with self._lock:
+            self.peak[label] = self.latest.get(label, 0)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            with self._lock:
+                processes = list(self._processes.values())
+            for process in processes:
+                rss = process.rss_bytes()
+                if rss:
+                    with self._lock:
+                        self.latest[process.label] = rss
+                        self.peak[process.label] = max(self.peak.get(process.label, 0), rss)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+class Harness:
+    """Starts the embedded PostgreSQL once (with a migrated template database) and hands each measure a fresh
+    database and a fresh in-memory broker, so no measure sees another's rows, backlog or consumer offsets."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.postgres = EmbeddedPostgres(workdir / "pg")
+        self.server_url = ""
+        self.keys_file = workdir / "api-keys.json"
+        self.keys: dict[str, str] = {}
+        self.sampler = RssSampler()
+        # Peak RSS per service over every measure (the memory measure reports it beside its own run).
+        self.service_peaks: dict[str, int] = {}
+        self._processes: list[Process] = []
+        self._brokers: list[EmbeddedBroker] = []
+
+    async def start(self) -> None:
+        self.server_url = await asyncio.to_thread(self.postgres.start)
+        conn = await asyncpg.connect(asyncpg_dsn(self.server_url))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+            await conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+        finally:
+            await conn.close()
+        template_url = with_database(self.server_url, TEMPLATE_DB)
+        for service in migrations.SERVICES:
+            await asyncio.to_thread(migrations.upgrade, service, template_url)
+        keys = generate_keys_file(self.keys_file, roles=CLIENT_ROLES)
+        self.keys = {k.name: k.key for k in keys.keys}
+
+    async def environment(self) -> Environment:
+        for broker in self._brokers:
+            broker.stop(grace_s=0.2)
+        self._brokers.clear()
+        name = f"bench_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(asyncpg_dsn(self.server_url))
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+        finally:
+            await conn.close()
+        broker = EmbeddedBroker(free_port(), log_path=self.logs / "broker.log")
+        broker.start()
+        self._brokers.append(broker)
+        await ensure_topics(broker.bootstrap_servers, ALL_TOPICS, partitions=PARTITIONS)
+        return Environment(with_database(self.server_url, name), broker, self.keys_file, self.keys)
+
+    def spawn(self, label: str, argv: list[str], env: dict[str, str]) -> Process:
+        port = free_port()
+        log_path = self.logs / f"{label}.log"
+        popen = subprocess.Popen(
+            [sys.executable, *argv, "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+        process = Process(label, port, popen, log_path)
+        self._processes.append(process)
+        self.sampler.watch(process)
+        return process
+
+    async def service(self, name: str, env: Environment, **extra_env: str) -> Process:
+        """`python -m salesops serve <name>` as `salesops up` runs it, ready (database and broker reachable)."""
+        process = self.spawn(name, ["-m", "salesops", "serve", name], env.service_env(**extra_env))
+        await wait_http(process, "/readyz")
+        return process
+
+    async def uvicorn_app(self, label: str, app: str, env: dict[str, str]) -> Process:
+        """A bench ASGI app under uvicorn with the same loop and HTTP parser as the services."""
+        argv = ["-m", "uvicorn", app, "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+        process = self.spawn(label, [*argv, "--log-level", "warning"], {**env, "PYTHONPATH": str(REPO_ROOT)})
+        await wait_http(process, "/healthz")
+        return process
+
+    def stop(self, process: Process) -> None:
+        peak = self.sampler.peak.get(process.label, 0)
+        self.service_peaks[process.label] = max(self.service_peaks.get(process.label, 0), peak)
+        self.sampler.forget(process.label)
+        if process.popen.poll() is None:
+            process.popen.terminate()
+            try:
+                process.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.popen.kill()
+                process.popen.wait()
+        with contextlib.suppress(ValueError):
+            self._processes.remove(process)
+
+    def stop_all(self) -> None:
+        for process in list(self._processes):
+            self.stop(process)
+
+    async def close(self) -> None:
+        self.stop_all()
+        for broker in self._brokers:
+            broker.stop(grace_s=0.2)
+        self.sampler.close()
+        await asyncio.to_thread(self.postgres.stop, "immediate")
+
+    @contextlib.contextmanager
+    def running(self, *processes: Process) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            for process in processes:
+                self.stop(process)
+
+
+async def wait_http(process: Process, path: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if process.popen.poll() is not None:
+                raise RuntimeError(f"{process.label} exited at startup; see {process.log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{process.url}{path}")).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{process.label} not ready after {timeout_s:.0f}s; see {process.log_path}")
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], timeout_s: float, interval_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await condition():
+            return True
+        await asyncio.sleep(interval_s)
+    return False
+
+
+@dataclass
+class LoadResult:
+    """What a closed-loop run did: completed requests, failures and per-request latencies."""
+
+    completed: int = 0
+    failed: int = 0
+    elapsed_s: float = 0.0
+    latencies_s: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.completed / self.elapsed_s if self.elapsed_s else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "completed": self.completed,
+            "failed": self.failed,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "per_s": round(self.rate, 1),
+            "latency_p50_ms": round(percentile(self.latencies_s, 50) * 1000, 2),
+            "latency_p99_ms": round(percentile(self.latencies_s, 99) * 1000, 2),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+        }
+
+
+RequestFactory = Callable[[int], tuple[str, str, Any]]
+
+
+async def closed_loop(
+    base_url: str,
+    make_request: RequestFactory,
+    *,
+    workers: int,
+    max_requests: int,
+    max_seconds: float,
+    headers: dict[str, str] | None = None,
+) -> LoadResult:
+    """N workers each sending the next request as soon as the previous one answered, until `max_requests`
+    were sent or `max_seconds` passed. `make_request(i)` gives (method, path, json body)."""
+    result = LoadResult()
+    counter = iter(range(max_requests))
+    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30.0, limits=limits) as client:
+        started = time.perf_counter()
+        deadline = started + max_seconds
+
+        async def worker() -> None:
+            for index in counter:
+                if time.perf_counter() >= deadline:
+                    return
+                method, path, body = make_request(index)
+                sent = time.perf_counter()
+                try:
+                    response = await client.request(method, path, json=body)
+                except httpx.HTTPError:
+                    result.failed += 1
+                    continue
+                result.statuses[response.status_code] = result.statuses.get(response.status_code, 0) + 1
+                if response.is_success:
+                    result.completed += 1
+                    result.latencies_s.append(time.perf_counter() - sent)
+                else:
+                    result.failed += 1
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+async def open_loop(
+    base_url: str,
+    make_request: RequestFactory,
+    *,
+    rate_per_s: float,
+    duration_s: float,
+    on_sent: Callable[[int, float], None],
+    headers: dict[str, str] | None = None,
+    max_in_flight: int = 2000,
+) -> LoadResult:
+    """Requests started on a fixed schedule (i / rate), whether or not earlier ones answered, so a slow
+    system shows as latency instead of slowing the generator down. `on_sent(i, wall_clock)` runs as each
+    request leaves; in-flight requests are capped so an overloaded system cannot exhaust the machine."""
+    result = LoadResult()
+    total = max(1, int(rate_per_s * duration_s))
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    gate = asyncio.Semaphore(max_in_flight)
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60.0, limits=limits) as client:
+
+        async def one(index: int) -> None:
+            method, path, body = make_request(index)
+            sent = time.perf_counter()
+            on_sent(index, time.time())
+            try:
+                response = await client.request(method, path, json=body)
+            except httpx.HTTPError:
+                result.failed += 1
+                return
+            finally:
+                gate.release()
+            result.statuses[response.status_code] = result.statuses.get(response.status_code, 0) + 1
+            if response.is_success:
+                result.completed += 1
+                result.latencies_s.append(time.perf_counter() - sent)
+            else:
+                result.failed += 1
+
+        tasks: list[asyncio.Task[None]] = []
+        started = time.perf_counter()
+        for index in range(total):
+            delay = started + index / rate_per_s - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await gate.acquire()
+            tasks.append(asyncio.create_task(one(index)))
+        await asyncio.gather(*tasks)
+        result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+def latency_summary(latencies_s: list[float]) -> dict[str, float]:
+    return {
+        "count": len(latencies_s),
+        "p50_ms": round(percentile(latencies_s, 50) * 1000, 1),
+        "p95_ms": round(percentile(latencies_s, 95) * 1000, 1),
+        "p99_ms": round(percentile(latencies_s, 99) * 1000, 1),
+        "max_ms": round(max(latencies_s, default=0.0) * 1000, 1),
+        "mean_ms": round(statistics.fmean(latencies_s) * 1000, 1) if latencies_s else 0.0,
+    }
+
+
+def dumps(document: Any) -> str:
+    return json.dumps(document, indent=2, sort_keys=False, default=str)

@@ -1,0 +1,106 @@
+"""Outbox relay: events/s from outbox rows to the broker (`OutboxRelay.publish_batch` until drained: select
+a batch, send, await the acknowledgements, mark published) against raw aiokafka `send` of the same payloads
+with the same producer settings, both from this process against the same broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import MetaData, insert, text
+
+from bench.events import order_volume_event
+from bench.harness import Harness
+from bench.model import Figure, MeasureResult
+from shared.db import create_engine
+from shared.events import CLOUDEVENTS_CONTENT_TYPE, Topic
+from shared.kafka import Producer
+from shared.observability import Metrics
+from shared.outbox import OutboxRelay, outbox_table
+from shared.settings import Settings
+
+SKUS = 500
+
+
+async def run(harness: Harness, quick: bool) -> MeasureResult:
+    count = 2_000 if quick else 20_000
+    env = await harness.environment()
+    settings = Settings(
+        database_url=env.database_url, kafka_bootstrap_servers=env.bootstrap_servers, kafka_enable_idempotence=False
+    )
+    payloads = [order_volume_event(i, SKUS) for i in range(count)]
+    topic = Topic.ORDER_VOLUMES.value
+    headers = [("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())]
+
+    # Raw: the same producer configuration the services use, every payload sent, then every ack awaited.
+    producer = AIOKafkaProducer(
+        bootstrap_servers=env.bootstrap_servers, acks="all", enable_idempotence=False, linger_ms=2
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=payloads[0][1], key=payloads[0][0].encode())  # connect, metadata
+        started = time.perf_counter()
+        futures = [await producer.send(topic, value=v, key=k.encode(), headers=headers) for k, v in payloads]
+        await asyncio.gather(*futures)
+        raw_s = time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+    metadata = MetaData(schema="bench")
+    table = outbox_table(metadata)
+    engine = create_engine(settings)
+    relay_producer = Producer(settings, client_id="bench-relay")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE SCHEMA IF NOT EXISTS bench"))
+            await conn.run_sync(metadata.create_all)
+            await conn.execute(
+                insert(table),
+                [
+                    {"event_id": f"e-{i}", "event_type": "bench", "topic": topic, "key": k, "payload": v}
+                    for i, (k, v) in enumerate(payloads)
+                ],
+            )
+        relay = OutboxRelay(
+            engine=engine,
+            table=table,
+            producer=relay_producer,
+            name="bench",
+            metrics=Metrics(),
+            batch_size=settings.relay_batch_size,
+            retention=timedelta(days=7),
+        )
+        await relay_producer.send_and_wait(topic, value=payloads[0][1], key=payloads[0][0].encode())
+        started = time.perf_counter()
+        published = 0
+        while batch := await relay.publish_batch():
+            published += batch
+        relay_s = time.perf_counter() - started
+        pending = await relay.pending_count()
+    finally:
+        await relay_producer.stop()
+        await engine.dispose()
+    if published != count or pending:
+        raise RuntimeError(f"the relay published {published} of {count} rows ({pending} pending)")
+    return MeasureResult(
+        figures=[
+            Figure(
+                "outbox relay",
+                round(count / relay_s),
+                "events/s",
+                baseline=round(count / raw_s),
+                baseline_name="raw aiokafka send",
+                goal_ratio=0.6,
+                note=f"{count:,} events, batch {settings.relay_batch_size}",
+            )
+        ],
+        details={
+            "events": count,
+            "payload_bytes": sum(len(v) for _, v in payloads) // count,
+            "relay_batch_size": settings.relay_batch_size,
+            "relay_s": round(relay_s, 3),
+            "raw_s": round(raw_s, 3),
+        },
+    )

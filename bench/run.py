@@ -1,0 +1,138 @@
+"""Runs the benchmark suite, prints the figures beside their raw baselines and writes them as JSON.
+
+python -m bench [--quick] [--only MEASURE ...] [--out bench/results/latest.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import consumers, http_ingest, latency, memory, order_volumes, outbox_relay, planning_core
+from bench.harness import REPO_ROOT, Harness, dumps, machine
+from bench.model import MeasureResult
+
+Measure = Callable[[Harness, bool], Awaitable[MeasureResult]]
+
+# Run order: memory last, so it can report the peaks every service reached during the others.
+MEASURES: dict[str, tuple[str, Measure]] = {
+    "http_small": ("HTTP ingest, small (POST /v1/returns)", http_ingest.run),
+    "http_bulk": ("HTTP ingest, bulk (POST /v1/order-volumes)", order_volumes.run),
+    "relay": ("Outbox relay", outbox_relay.run),
+    "consumers": ("Consumers (planning)", consumers.run),
+    "latency": ("End-to-end latency", latency.run),
+    "planning_core": ("Planning core", planning_core.run),
+    "memory": ("Memory (RSS per service)", memory.run),
+}
+DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "latest.json"
+
+
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+async def run_suite(names: list[str], quick: bool, console: Console) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "machine": machine(),
+        "load_average_start": _load(),
+        "measures": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="salesops-bench-") as workdir:
+        harness = Harness(Path(workdir))
+        try:
+            with console.status("starting the embedded PostgreSQL and migrating the template database ..."):
+                await harness.start()
+            for name in names:
+                title, measure = MEASURES[name]
+                started = time.perf_counter()
+                load_before = _load()
+                with console.status(f"{title} ..."):
+                    try:
+                        result = await measure(harness, quick)
+                    except Exception as exc:
+                        # One broken measure must not cost the figures of the others.
+                        console.print(f"[red]{title} failed:[/] {exc!r}")
+                        document["measures"][name] = {"title": title, "error": traceback.format_exc()}
+                        harness.stop_all()
+                        continue
+                document["measures"][name] = {
+                    "title": title,
+                    **result.as_json(),
+                    "seconds": round(time.perf_counter() - started, 1),
+                    "load_average_before": load_before,
+                    "load_average_after": _load(),
+                }
+                console.print(f"[green]done[/] {title} ({time.perf_counter() - started:.0f}s)")
+        finally:
+            await harness.close()
+    document["load_average_end"] = _load()
+    document["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return document
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return ""
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.3g}" if abs(value) < 1 else f"{value:,.1f}"
+
+
+def render(document: dict[str, Any], console: Console) -> None:
+    m = document["machine"]
+    table = Table(
+        title="salesops benchmarks" + (" (quick)" if document["quick"] else ""),
+        caption=f"{m['cpu_model']}, {m['logical_cores']} cores, {m['memory_gib']} GiB, Python {m['python']};"
+        f" load average {document['load_average_start']} -> {document['load_average_end']}",
+    )
+    for column in ("measure", "figure", "value", "baseline", "ratio", "goal", "met", "note"):
+        table.add_column(column, justify="right" if column in {"value", "baseline", "ratio"} else "left")
+    for measure in document["measures"].values():
+        if "error" in measure:
+            table.add_row(measure["title"], "[red]failed[/]", "", "", "", "", "", "see the JSON")
+            continue
+        for i, fig in enumerate(measure["figures"]):
+            met = {True: "[green]yes[/]", False: "[red]no[/]", None: ""}[fig["met"]]
+            baseline = f"{_fmt(fig['baseline'])} ({fig['baseline_name']})" if fig["baseline"] is not None else ""
+            table.add_row(
+                measure["title"] if i == 0 else "",
+                fig["name"],
+                f"{_fmt(fig['value'])} {fig['unit']}",
+                baseline,
+                _fmt(fig["ratio"]),
+                fig["goal"],
+                met,
+                fig["note"],
+            )
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="small counts and short runs (a smoke test)")
+    parser.add_argument("--only", nargs="+", choices=list(MEASURES), metavar="MEASURE", help=", ".join(MEASURES))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON")
+    args = parser.parse_args(argv)
+    # Wide enough for the whole table when the output is a file or a pipe (make, CI logs).
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    names = [n for n in MEASURES if not args.only or n in args.only]
+    document = asyncio.run(run_suite(names, args.quick, console))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(dumps(document) + "\n")
+    render(document, console)
+    console.print(f"written to {args.out}")
+    return 1 if any("error" in m for m in document["measures"].values()) else 0
