@@ -55,8 +55,6 @@ def fuzz(base_url: str, key: str, examples: int) -> tuple[int, list[str]]:
     return sent, failures
 
 
-
-
 @pytest.mark.parametrize("service", SERVICES)
 async def test_fuzzed_requests_never_break_a_service(
     service: str, settings: Settings, api_keys: dict[str, Any]
