@@ -85,6 +85,8 @@ class UnitOfWork:
         self.source = source
         self.traceparent = traceparent
         self.pending: list[tuple[CloudEvent, str, str]] = []
+        # Work handlers defer to the end of the unit of work (see `Subscription.finish`).
+        self.context: dict[str, Any] = {}
         self._session: AsyncSession | None = None
 
     @property
@@ -108,6 +110,7 @@ class UnitOfWork:
         finally:
             await session.close()
             self.pending.clear()
+            self.context.clear()
 
     def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent:
         """Record an event to be published if and only if this unit of work commits."""
@@ -126,4 +129,5 @@ class UnitOfWork:
 
     async def rollback(self) -> None:
         self.pending = []
+        self.context.clear()
         await self.session.rollback()

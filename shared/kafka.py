@@ -147,11 +147,17 @@ class Subscription:
 
     Types of the contract without a handler here are acknowledged and skipped; types outside the contract
     are dead-lettered.
+
+    With `finish`, the events of one fetched batch are handled in a single unit of work (each still claimed
+    in the inbox) and `finish` runs once before it commits: work the handlers deferred into `uow.context`
+    (say, re-planning the SKUs they touched) is done once per batch instead of once per event. Should the
+    batch fail, its events are handled again one at a time, each followed by `finish`.
     """
 
     name: str
     topics: tuple[str, ...]
     handlers: dict[str, EventHandler] = field(default_factory=dict)
+    finish: Callable[[UnitOfWork], Awaitable[None]] | None = None
 
 
 class _Stopping(Exception):
@@ -277,6 +283,15 @@ class EventConsumer:
                 await self._check_cluster(admin)
                 batch = await consumer.getmany(timeout_ms=500, max_records=self._settings.consumer_batch_size)
                 offsets: dict[TopicPartition, int] = {}
+                if self.subscription.finish is not None and batch and not self._stopping:
+                    self._busy = True
+                    try:
+                        handled = await self._process_together([m for ms in batch.values() for m in ms])
+                    finally:
+                        self._busy = False
+                    if handled:
+                        await self._commit(consumer, {tp: ms[-1].offset + 1 for tp, ms in batch.items()})
+                        continue
                 try:
                     for tp, messages in batch.items():
                         for message in messages:
@@ -334,6 +349,47 @@ class EventConsumer:
             )
             raise _Rebuild from exc
 
+    async def _process_together(self, messages: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        """Handle a whole batch in one unit of work; False (nothing kept) when it must go one event at a time."""
+        name = self.subscription.name
+        assert self.subscription.finish is not None
+        work: list[tuple[EventHandler, CloudEvent, EventData]] = []
+        for message in messages:
+            try:
+                event = parse_envelope(message.value)
+                data = parse_data(event, message.topic)
+            except InvalidEvent:
+                return False  # dead letters are sent one at a time, in order
+            handler = self.subscription.handlers.get(event.type)
+            if handler is not None:
+                work.append((handler, event, data))
+        started = time.perf_counter()
+        outcomes: list[tuple[str, str]] = []
+        try:
+            async with self._unit_of_work(None) as uow:
+                for handler, event, data in work:
+                    with bind_event_context(event):
+                        if not await self._claim(uow, name, event):
+                            outcomes.append((event.type, "duplicate"))
+                            continue
+                        await handler(uow, event, data)
+                        outcomes.append((event.type, "processed"))
+                await self.subscription.finish(uow)
+                await uow.commit()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.info("batch not handled as a whole; handling its events one at a time", error=repr(exc))
+            return False
+        for event_type, outcome in outcomes:
+            self._metrics.consumed.labels(name, event_type, outcome).inc()
+        self.processed += sum(1 for _, outcome in outcomes if outcome == "processed")
+        ignored = len(messages) - len(work)
+        if ignored:
+            self._metrics.consumed.labels(name, "other", "ignored").inc(ignored)
+        self._metrics.handle_seconds.labels(name, "batch").observe(time.perf_counter() - started)
+        return True
+
     async def _process(self, message: ConsumerRecord[bytes, bytes]) -> None:
         name = self.subscription.name
         try:
@@ -364,6 +420,8 @@ class EventConsumer:
                         log.info("duplicate event skipped")
                         return
                     await handler(uow, event, data)
+                    if self.subscription.finish is not None:
+                        await self.subscription.finish(uow)
                     await uow.commit()
                 self.processed += 1
                 self._metrics.consumed.labels(name, event.type, "processed").inc()

@@ -33,8 +33,13 @@ def subscription(settings: PlanningSettings) -> Subscription:
         EventType.ORDER_SPIKE_RETRACTED.value: bound(handlers.on_order_spike),
         EventType.RETURN_RECORDED.value: bound(handlers.on_return_recorded),
     }
+
+    async def finish(uow: UnitOfWork) -> None:
+        await handlers.finish_replans(uow, settings)
+
     return Subscription(
         name="planning-service",
         topics=(Topic.PROMOTIONS.value, Topic.ORDER_VOLUMES.value, Topic.RETURNS.value),
         handlers=routes,
+        finish=finish,
     )

@@ -32,6 +32,9 @@ ITEM_UPDATED = "planning.item.updated"
 REPLANNED = "planning.replanned"
 
 
+REPLAN = "planning.replan"
+
+
 def promotion_summary(event_type: str, promotion: PromotionData) -> str:
     uplifts = ", ".join(f"{item.uplift_pct:+g}% on {item.sku}" for item in promotion.items)
     if event_type == EventType.PROMOTION_CANCELLED:
@@ -72,8 +75,17 @@ async def record_driver_values(
 
 
 async def _replan(uow: UnitOfWork, skus: set[str], driver_id: str, settings: PlanningSettings) -> None:
-    await lock_skus(uow, skus)
-    await recompute(uow, skus, [driver_id], settings)
+    """Note the SKUs an event touched; `finish_replans` re-plans them once for all the unit of work's events."""
+    pending: dict[str, list[str]] = uow.context.setdefault(REPLAN, {})
+    for sku in skus:
+        pending.setdefault(sku, []).append(driver_id)
+
+
+async def finish_replans(uow: UnitOfWork, settings: PlanningSettings) -> None:
+    pending: dict[str, list[str]] | None = uow.context.pop(REPLAN, None)
+    if pending:
+        await lock_skus(uow, pending)
+        await recompute(uow, set(pending), pending, settings)
 
 
 # ---------------------------------------------------------------- promotions and launches
@@ -176,6 +188,13 @@ async def on_order_spike(uow: UnitOfWork, event: CloudEvent, spike: OrderSpikeDa
     """The newest event about a (sku, day) spike wins; only unexplained, unretracted spikes drive sensing."""
     S = tables.spikes
     retracted = event.type == EventType.ORDER_SPIKE_RETRACTED or spike.status == "retracted"
+    before = (
+        await uow.session.execute(
+            select(S.c.status, S.c.explained_by_promotion_id).where(S.c.sku == spike.sku, S.c.day == spike.day)
+        )
+    ).first()
+    drove_sensing = before is not None and before.status == "detected" and not before.explained_by_promotion_id
+    drives_sensing = not retracted and not spike.explained_by_promotion_id
     statement = insert(S).values(
         sku=spike.sku,
         day=spike.day,
@@ -209,7 +228,8 @@ async def on_order_spike(uow: UnitOfWork, event: CloudEvent, spike: OrderSpikeDa
             f"unexplained order spike of {spike.sku} on {spike.day}: {spike.units:g} units vs {spike.baseline:g} a day"
         )
     await record_driver(uow, event, [spike.sku], summary)
-    await _replan(uow, {spike.sku}, event.id, settings)
+    if drove_sensing or drives_sensing:  # otherwise the plan cannot change: sensing ignores this spike
+        await _replan(uow, {spike.sku}, event.id, settings)
 
 
 # ---------------------------------------------------------------- returns

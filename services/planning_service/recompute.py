@@ -3,7 +3,7 @@ publish the revision and any capacity conflict through the outbox."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -43,11 +43,14 @@ class RecomputeResult:
 
 async def lock_skus(uow: UnitOfWork, skus: Collection[str]) -> None:
     await uow.session.execute(text("select pg_advisory_xact_lock_shared(:k)"), {"k": GLOBAL_LOCK})
-    for sku in sorted(set(skus)):  # a fixed order: two writers of overlapping SKUs cannot deadlock
-        await uow.session.execute(
-            text("select pg_advisory_xact_lock(:space, hashtext(:sku))"),
-            {"space": SKU_LOCK_SPACE, "sku": sku},
-        )
+    # One statement, locks taken in a fixed order: two writers of overlapping SKUs cannot deadlock.
+    await uow.session.execute(
+        text(
+            "select count(pg_advisory_xact_lock(:space, hashtext(s)))"
+            " from (select s from unnest(cast(:skus as text[])) as s order by s) as ordered"
+        ),
+        {"space": SKU_LOCK_SPACE, "skus": sorted(set(skus))},
+    )
 
 
 async def lock_all(uow: UnitOfWork) -> None:
@@ -57,7 +60,7 @@ async def lock_all(uow: UnitOfWork) -> None:
 async def recompute(
     uow: UnitOfWork,
     skus: Collection[str] | None,
-    driver_ids: Sequence[str],
+    driver_ids: Sequence[str] | Mapping[str, Sequence[str]],
     settings: PlanningSettings,
 ) -> RecomputeResult:
     """Re-plan the SKUs (all when None); the caller holds the matching lock. SKUs without an item are
@@ -111,9 +114,11 @@ async def store_plans(
     uow: UnitOfWork,
     plans: Sequence[SkuPlan],
     stored: dict[str, StoredPlan],
-    driver_ids: Sequence[str],
+    driver_ids: Sequence[str] | Mapping[str, Sequence[str]],
     horizon_start: date,
 ) -> RecomputeResult:
+    """Save the plans that changed as new revisions, naming their drivers (the same for every SKU, or each
+    SKU's own), publish the revisions and the conflicts that appeared or went away."""
     PL, REV, SNAP = tables.plans, tables.plan_revisions, tables.forecast_snapshots
     now = datetime.now(UTC)
     earlier = await _earlier_drivers(uow, [p.sku for p in plans if p.sku not in stored])
@@ -133,7 +138,8 @@ async def store_plans(
             continue
         version = old.plan_version + 1 if old else 1
         versions[plan.sku] = version
-        drivers = list(dict.fromkeys([*driver_ids, *earlier.get(plan.sku, ())]))
+        own = driver_ids.get(plan.sku, ()) if isinstance(driver_ids, Mapping) else driver_ids
+        drivers = list(dict.fromkeys([*own, *earlier.get(plan.sku, ())]))
         plan_rows.append(
             {
                 "sku": plan.sku,
