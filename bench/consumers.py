@@ -1,5 +1,5 @@
 """Consumers: `order-volume.reported` events/s through the planning service's real consumer (a process: inbox
-claim, history update, re-plan of the SKU, revision and drivers, one transaction per event) against a raw
+claim, history update, re-plan of each touched SKU once per fetched batch, revision and drivers) against a raw
 aiokafka consumer doing one insert per message, on the same topic, broker and database."""
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
                 baseline=round((count + 1) / raw_s, 1),
                 baseline_name="raw aiokafka consume + one insert",
                 goal_ratio=0.5,
-                note=f"{count:,} events over {SKUS} SKUs, each re-plans its SKU",
+                note=f"{count:,} events over {SKUS} SKUs, re-planned once per SKU per fetched batch",
             )
         ],
         details={
