@@ -93,6 +93,18 @@ def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
     return errors
 
 
+def service_unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    """503 with Retry-After: the database or the network is down, the request may be retried as it is."""
+    log.warning("dependency unavailable", error=repr(exc))
+    return problem_response(
+        503,
+        "Service Unavailable",
+        "a dependency is unavailable; retry shortly",
+        headers={"Retry-After": "2"},
+        instance=request.url.path,
+    )
+
+
 def _is_unstorable_value(exc: Exception) -> bool:
     """PostgreSQL data exceptions (SQLSTATE class 22): a value the request carried that no column can hold."""
     sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
@@ -142,14 +154,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(TimeoutError)
     async def _dependency(request: Request, exc: Exception) -> JSONResponse:
         if is_transient(exc):
-            log.warning("dependency unavailable", error=repr(exc))
-            return problem_response(
-                503,
-                "Service Unavailable",
-                "a dependency is unavailable; retry shortly",
-                headers={"Retry-After": "2"},
-                instance=request.url.path,
-            )
+            return service_unavailable(request, exc)
         if _is_unstorable_value(exc):
             field = _field_with_nul(request)
             message = "contains a character or value the database cannot store (e.g. a NUL character)"

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared import inbox, outbox
 from shared.auth import KeyStore
 from shared.db import UnitOfWork, create_engine, database_ready, is_transient
-from shared.errors import install_problem_handlers, problem_response
+from shared.errors import install_problem_handlers, problem_response, service_unavailable
 from shared.events import ALL_TOPICS, CloudEvent
 from shared.kafka import EventConsumer, Producer, Subscription, ensure_topics
 from shared.observability import Metrics, child_traceparent, configure_logging
@@ -294,14 +294,7 @@ def create_app(spec: ServiceSpec, settings: Settings, *, ensure_kafka_topics: bo
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if is_transient(exc):
-            log.warning("dependency unavailable", error=repr(exc))
-            return problem_response(
-                503,
-                "Service Unavailable",
-                "a dependency is unavailable; retry shortly",
-                headers={"Retry-After": "2"},
-                instance=request.url.path,
-            )
+            return service_unavailable(request, exc)
         log.exception("unhandled error")
         return problem_response(500, "Internal Server Error", "an unexpected error occurred", instance=request.url.path)
 
