@@ -6,14 +6,14 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI
 
 from salesops.infra import EmbeddedBroker
@@ -94,6 +94,10 @@ async def test_every_event_delivered_three_times_is_applied_once(
             )
         first = await settle(db, load.ledger, run, timeout=60)
         assert first.ok(), describe(first)
+        # Every consumer, not only those the accounting looks at, must have caught up before the snapshot.
+        await eventually(
+            lambda: _caught_up(apps, db, broker.bootstrap_servers), timeout=60, interval=0.3, message="never quiet"
+        )
         before = await snapshot(db)
 
         # Replay every topic's content twice more, byte for byte (same event ids, keys and headers).
@@ -130,6 +134,35 @@ async def test_every_event_delivered_three_times_is_applied_once(
     changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
     assert not changed, f"a replay changed stored state: {changed}"
     assert result.ok(), describe(result)
+
+
+async def _caught_up(apps: dict[str, FastAPI], db: asyncpg.Connection, bootstrap: str) -> bool:
+    """Nothing waits in any outbox and each service has finished with every message on the topics it reads."""
+    for schema in ("promotion", "fulfillment", "returns", "planning"):
+        if await db.fetchval(f"select count(*) from {schema}.outbox where published_at is null"):
+            return False
+    sizes = await topic_sizes(bootstrap, CONSUMED_TOPICS)
+    for app in apps.values():
+        expected = sum(sizes[t] for c in app.state.runtime.consumers for t in c.subscription.topics)
+        if consumed_total(app.state.runtime) < expected:
+            return False
+    return True
+
+
+async def topic_sizes(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
+    """Messages on each topic: the sum of its partitions' end offsets (the in-memory logs start at 0)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the metadata of every topic
+        sizes = {}
+        for topic in topics:
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            ends = await consumer.end_offsets(partitions) if partitions else {}
+            sizes[topic] = sum(ends.values())
+        return sizes
+    finally:
+        await consumer.stop()
 
 
 async def _at_least(value: int, target: int) -> bool:
