@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, any_, func, insert, literal, select, tuple_, update
+from sqlalchemy import Row, String, any_, cast, func, insert, literal, select, tuple_, update
 
 from services.returns_service import tables, webhooks
 from services.returns_service.domain import (
@@ -116,11 +116,23 @@ async def _open_alert(uow: UnitOfWork, alert_type: AlertType, subject: str) -> R
 
 
 async def apply_finding(
-    uow: UnitOfWork, alert_type: AlertType, subject: str, finding: Finding | None, *, extra: dict[str, Any]
+    uow: UnitOfWork,
+    alert_type: AlertType,
+    subject: str,
+    finding: Finding | None,
+    *,
+    extra: dict[str, Any],
+    new_subject: bool = False,
 ) -> AlertRead | None:
-    """Raise, update or leave the open alert of (type, subject); returns the alert when it changed."""
-    await _lock_subject(uow, alert_type, subject)
-    current = await _open_alert(uow, alert_type, subject)
+    """Raise, update or leave the open alert of (type, subject); returns the alert when it changed.
+
+    `new_subject` says the subject was created in this very transaction (a new complaint): no alert can be
+    open for it and no other transaction can reach it, so the lock and the lookup are skipped.
+    """
+    current = None
+    if not new_subject:
+        await _lock_subject(uow, alert_type, subject)
+        current = await _open_alert(uow, alert_type, subject)
     open_ref = OpenAlert(current.alert_id, alert_type, subject, current.fingerprint) if current else None
     decision = decide_alert(open_ref, finding)
     if decision.kind is DecisionKind.NONE or finding is None or decision.fingerprint is None:
@@ -189,7 +201,8 @@ async def resolve(uow: UnitOfWork, alert_type: AlertType, subject: str, *, extra
 async def _record_change(uow: UnitOfWork, row: Row[Any], event_type: EventType) -> AlertRead:
     alert = alert_read(row)
     payload = alert.model_dump(mode="json")
-    seq = (
+    # The NOTIFY rides on the insert (PostgreSQL delivers it at commit): one round trip fewer per change.
+    seq, _ = (
         await uow.session.execute(
             insert(C)
             .values(
@@ -200,9 +213,9 @@ async def _record_change(uow: UnitOfWork, row: Row[Any], event_type: EventType) 
                 sku=alert.sku,
                 payload=payload,
             )
-            .returning(C.c.seq)
+            .returning(C.c.seq, func.pg_notify(CHANGES_CHANNEL, cast(C.c.seq, String)))
         )
-    ).scalar_one()
+    ).one()
     uow.publish(
         event_type,
         key=alert.sku or alert.alert_id,
@@ -210,7 +223,6 @@ async def _record_change(uow: UnitOfWork, row: Row[Any], event_type: EventType) 
         data=SalesAlertData.model_validate(payload),
     )
     await webhooks.enqueue_deliveries(uow.session, alert=payload, change_seq=seq)
-    await uow.session.execute(select(func.pg_notify(CHANGES_CHANNEL, str(seq))))
     return alert
 
 

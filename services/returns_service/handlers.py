@@ -193,7 +193,9 @@ async def record_complaint(uow: UnitOfWork, command: ComplaintCreate) -> tuple[C
     )
     finding = evaluate_complaint(complaint, account)
     if finding is not None:
-        await alerts.apply_finding(uow, AlertType.CRITICAL_COMPLAINT, command.complaint_id, finding, extra={})
+        await alerts.apply_finding(
+            uow, AlertType.CRITICAL_COMPLAINT, command.complaint_id, finding, extra={}, new_subject=True
+        )
     return ComplaintRead.model_validate({**inserted.body, "created_at": inserted.created_at}), True
 
 

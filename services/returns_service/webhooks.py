@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import structlog
-from sqlalchemy import Row, any_, case, func, insert, or_, select, update
+from sqlalchemy import Row, any_, case, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from standardwebhooks import Webhook
 
@@ -120,38 +120,27 @@ def webhook_type(alert_type: str) -> str:
 async def enqueue_deliveries(session: AsyncSession, *, alert: dict[str, Any], change_seq: int) -> int:
     """One pending delivery per enabled endpoint subscribed to this alert type (caller's transaction)."""
     event_type = webhook_type(alert["type"])
-    endpoints = (
-        await session.execute(
-            select(E.c.endpoint_id).where(
-                E.c.status == ENABLED,
-                or_(func.cardinality(E.c.event_types) == 0, any_(E.c.event_types) == event_type),
-            )
-        )
-    ).all()
-    if not endpoints:
-        return 0
     body = json.dumps(
         {"type": event_type, "timestamp": datetime.now(UTC).isoformat(), "data": alert}, separators=(",", ":")
     )
     # One message id per alert change, the same for every endpoint and every retry: the receiver's
     # idempotency key.
     message_id = f"msg_{uuid.uuid4().hex}"
-    await session.execute(
-        insert(D),
-        [
-            {
-                "endpoint_id": e.endpoint_id,
-                "message_id": message_id,
-                "alert_id": alert["alert_id"],
-                "change_seq": change_seq,
-                "event_type": event_type,
-                "body": body,
-                "status": PENDING,
-            }
-            for e in endpoints
-        ],
+    subscribed = select(
+        E.c.endpoint_id,
+        literal(message_id),
+        literal(alert["alert_id"]),
+        literal(change_seq),
+        literal(event_type),
+        literal(body),
+        literal(PENDING),
+    ).where(
+        E.c.status == ENABLED,
+        or_(func.cardinality(E.c.event_types) == 0, any_(E.c.event_types) == event_type),
     )
-    return len(endpoints)
+    columns = ["endpoint_id", "message_id", "alert_id", "change_seq", "event_type", "body", "status"]
+    result = await session.execute(insert(D).from_select(columns, subscribed))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def backoff_s(settings: ReturnsSettings, attempts: int) -> float:
