@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -11,6 +12,18 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI
+
+from salesops.infra import free_port
+
+
+def free_port_base(offsets: tuple[int, ...] = (1, 2, 3, 4, 5, 92)) -> int:
+    """A `--port-base` for `salesops up` whose ports are all free now, below the ephemeral range (32768 and up
+    on Linux) so that no client connection of another test can take one of them meanwhile."""
+    for _ in range(500):
+        base = random.randrange(20_000, 32_000, 100)
+        if all(free_port(base + offset) == base + offset for offset in offsets):
+            return base
+    raise RuntimeError("no free port base between 20000 and 32000")
 
 
 def bearer(key: str) -> dict[str, str]:

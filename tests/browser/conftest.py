@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from salesops.infra import free_port
+from tests.support import free_port_base
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -61,7 +61,7 @@ class Stack:
 # Package scope: the system runs for the tests of this folder and stops before the rest of the suite.
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    port_base = free_port() // 10 * 10 % 50000 + 10000
+    port_base = free_port_base()
     data_dir = tmp_path_factory.mktemp("salesops-up")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SALESOPS_")}
     log = (data_dir / "up.log").open("ab")

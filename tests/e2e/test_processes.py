@@ -15,9 +15,8 @@ import httpx
 import psutil
 import pytest
 
-from salesops.infra import free_port
 from shared.events import EventType, PromotionData, new_event
-from tests.support import bearer, eventually, produce
+from tests.support import bearer, eventually, free_port_base, produce
 
 pytestmark = pytest.mark.e2e
 
@@ -71,7 +70,7 @@ def promotion_event(index: int) -> bytes:
 
 async def test_planning_killed_mid_stream_loses_nothing_and_applies_nothing_twice(settings, broker, db, tmp_path):
     total = 300
-    port = free_port()
+    port = free_port_base() + 4
     env = service_env(settings)
     planning = start_service("planning", port, env, tmp_path / "planning.log")
     try:
@@ -118,7 +117,7 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 
 async def test_salesops_up_runs_the_system_stops_cleanly_and_finds_its_data_again(tmp_path):
-    port_base = free_port() // 10 * 10 % 50000 + 10000
+    port_base = free_port_base()
     data_dir = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SALESOPS_")}
 
