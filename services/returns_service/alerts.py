@@ -104,6 +104,9 @@ def _describe(finding: Finding) -> dict[str, Any]:
     return {"sku": finding.sku, "accounts": [], "details": details}
 
 
+CHANGE_LOG_LOCK = advisory_lock_key("returns-alert-changes")
+
+
 async def _lock_subject(uow: UnitOfWork, alert_type: AlertType, subject: str) -> None:
     # Serializes concurrent evidence for one (type, subject) so two requests never both raise.
     key = advisory_lock_key(f"returns-alert:{alert_type.value}:{subject}")
@@ -201,6 +204,9 @@ async def resolve(uow: UnitOfWork, alert_type: AlertType, subject: str, *, extra
 async def _record_change(uow: UnitOfWork, row: Row[Any], event_type: EventType) -> AlertRead:
     alert = alert_read(row)
     payload = alert.model_dump(mode="json")
+    # Change-log numbers must commit in the order they are taken, or a stream resuming after a higher number
+    # would skip a lower one that committed later: the lock, held to the commit, puts writers in line.
+    await uow.session.execute(select(func.pg_advisory_xact_lock(CHANGE_LOG_LOCK)))
     # The NOTIFY rides on the insert (PostgreSQL delivers it at commit): one round trip fewer per change.
     seq, _ = (
         await uow.session.execute(
