@@ -283,10 +283,11 @@ class EventConsumer:
                 await self._check_cluster(admin)
                 batch = await consumer.getmany(timeout_ms=500, max_records=self._settings.consumer_batch_size)
                 offsets: dict[TopicPartition, int] = {}
+                dead: set[tuple[str, int, int]] = set()
                 if self.subscription.finish is not None and batch and not self._stopping:
                     self._busy = True
                     try:
-                        handled = await self._process_together([m for ms in batch.values() for m in ms])
+                        handled = await self._process_together([m for ms in batch.values() for m in ms], dead)
                     finally:
                         self._busy = False
                     if handled:
@@ -297,6 +298,9 @@ class EventConsumer:
                         for message in messages:
                             if self._stopping:
                                 break
+                            if (message.topic, message.partition, message.offset) in dead:
+                                offsets[tp] = message.offset + 1
+                                continue
                             self._busy = True
                             try:
                                 await self._process(message)
@@ -349,8 +353,13 @@ class EventConsumer:
             )
             raise _Rebuild from exc
 
-    async def _process_together(self, messages: list[ConsumerRecord[bytes, bytes]]) -> bool:
-        """Handle a whole batch in one unit of work; False (nothing kept) when it must go one event at a time."""
+    async def _process_together(
+        self, messages: list[ConsumerRecord[bytes, bytes]], dead: set[tuple[str, int, int]]
+    ) -> bool:
+        """Handle a whole batch in one unit of work; False (nothing kept) when it must go one event at a time.
+
+        Malformed messages are dead-lettered first and noted in `dead`, so that neither they nor a fallback
+        to one event at a time slow down or repeat the rest."""
         name = self.subscription.name
         assert self.subscription.finish is not None
         work: list[tuple[EventHandler, CloudEvent, EventData]] = []
@@ -358,8 +367,10 @@ class EventConsumer:
             try:
                 event = parse_envelope(message.value)
                 data = parse_data(event, message.topic)
-            except InvalidEvent:
-                return False  # dead letters are sent one at a time, in order
+            except InvalidEvent as invalid:
+                await self._dead_letter(message, invalid.reason, invalid.detail)
+                dead.add((message.topic, message.partition, message.offset))
+                continue
             handler = self.subscription.handlers.get(event.type)
             if handler is not None:
                 work.append((handler, event, data))
@@ -384,7 +395,7 @@ class EventConsumer:
         for event_type, outcome in outcomes:
             self._metrics.consumed.labels(name, event_type, outcome).inc()
         self.processed += sum(1 for _, outcome in outcomes if outcome == "processed")
-        ignored = len(messages) - len(work)
+        ignored = len(messages) - len(work) - len(dead)
         if ignored:
             self._metrics.consumed.labels(name, "other", "ignored").inc(ignored)
         self._metrics.handle_seconds.labels(name, "batch").observe(time.perf_counter() - started)
