@@ -17,15 +17,23 @@ class Strict(BaseModel):
 # ---------------------------------------------------------------- items
 
 
+# Quantities beyond this are typing mistakes, and would overflow the planning arithmetic into infinities.
+MAX_UNITS = 1e12
+
+
 class ItemPut(Strict):
     name: str = Field(min_length=1, max_length=200)
-    on_hand: float = Field(ge=0, description="Units in stock now")
-    safety_stock: float = Field(ge=0, description="Projected available is planned to stay at or above this")
-    lot_size: float = Field(default=1, ge=1, description="Production comes in whole multiples of this")
-    weekly_capacity: float | None = Field(default=None, ge=0, description="Units a week; null = unlimited")
+    on_hand: float = Field(ge=0, le=MAX_UNITS, description="Units in stock now")
+    safety_stock: float = Field(
+        ge=0, le=MAX_UNITS, description="Projected available is planned to stay at or above this"
+    )
+    lot_size: float = Field(default=1, ge=1, le=MAX_UNITS, description="Production comes in whole multiples of this")
+    weekly_capacity: float | None = Field(
+        default=None, ge=0, le=MAX_UNITS, description="Units a week; null = unlimited"
+    )
     frozen_weeks: int = Field(default=0, ge=0, le=104, description="Weeks whose MPS new events do not change")
     baseline_weekly_demand: float | None = Field(
-        default=None, ge=0, description="Seeds the forecast until order history exists"
+        default=None, ge=0, le=MAX_UNITS, description="Seeds the forecast until order history exists"
     )
 
 
