@@ -26,7 +26,7 @@ from shared.auth import KeyStore
 from shared.db import UnitOfWork, create_engine, database_ready, is_transient
 from shared.errors import install_problem_handlers, problem_response, service_unavailable
 from shared.events import ALL_TOPICS, CloudEvent
-from shared.kafka import EventConsumer, Producer, Subscription, ensure_topics
+from shared.kafka import EventConsumer, Producer, Subscription
 from shared.observability import Metrics, child_traceparent, configure_logging
 from shared.settings import Settings
 
@@ -259,15 +259,13 @@ class ObserveRequests:
             await self.app(scope, receive, observed_send)
 
 
-def create_app(spec: ServiceSpec, settings: Settings, *, ensure_kafka_topics: bool = True) -> FastAPI:
+def create_app(spec: ServiceSpec, settings: Settings) -> FastAPI:
     configure_logging(spec.name, settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(spec, settings)
         app.state.runtime = runtime
-        if ensure_kafka_topics:
-            runtime.tasks.append(asyncio.create_task(_ensure_topics(settings), name="ensure-topics"))
         runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
         for consumer in runtime.consumers:
             runtime.tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{consumer.subscription.name}"))
@@ -349,23 +347,6 @@ def health_router() -> APIRouter:
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
-
-
-async def _ensure_topics(settings: Settings) -> None:
-    delay = 0.5
-    while True:
-        try:
-            await ensure_topics(
-                settings.kafka_bootstrap_servers,
-                ALL_TOPICS,
-                settings.topic_partitions,
-                settings.topic_replication_factor,
-            )
-            return
-        except Exception as exc:
-            log.info("topics not ensured yet; broker unavailable", error=repr(exc))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
 
 async def _shutdown(runtime: Runtime) -> None:
