@@ -91,7 +91,10 @@ async def get_mps(session: AsyncSession, sku: str) -> MpsRead | None:
         return None
     revisions = (
         await session.execute(
-            select(REV.c.driver_event_ids, REV.c.changes).where(REV.c.sku == sku).order_by(REV.c.plan_version.desc())
+            # Only the revisions of the plan just read: a revision committed in between belongs to a newer plan.
+            select(REV.c.driver_event_ids, REV.c.changes)
+            .where(REV.c.sku == sku, REV.c.plan_version <= row.plan_version)
+            .order_by(REV.c.plan_version.desc())
         )
     ).all()
     changed_by: dict[str, list[str]] = defaultdict(list)
