@@ -126,8 +126,3 @@ class UnitOfWork:
         await self.session.commit()
         if had_events:
             self._on_commit()
-
-    async def rollback(self) -> None:
-        self.pending = []
-        self.context.clear()
-        await self.session.rollback()

@@ -224,7 +224,6 @@ class EventConsumer:
         self._cluster_checked_at = 0.0
         self._rewind_until = 0.0
         self._task: asyncio.Task[None] | None = None
-        self.processed = 0
 
     def stop(self) -> None:
         """Stop after the event in hand; a consumer idle in a poll or a group join is cancelled at once."""
@@ -394,7 +393,6 @@ class EventConsumer:
             return False
         for event_type, outcome in outcomes:
             self._metrics.consumed.labels(name, event_type, outcome).inc()
-        self.processed += sum(1 for _, outcome in outcomes if outcome == "processed")
         ignored = len(messages) - len(work) - len(dead)
         if ignored:
             self._metrics.consumed.labels(name, "other", "ignored").inc(ignored)
@@ -434,7 +432,6 @@ class EventConsumer:
                     if self.subscription.finish is not None:
                         await self.subscription.finish(uow)
                     await uow.commit()
-                self.processed += 1
                 self._metrics.consumed.labels(name, event.type, "processed").inc()
                 self._metrics.handle_seconds.labels(name, event.type).observe(time.perf_counter() - started)
                 return

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,13 +70,6 @@ def advisory_lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-@dataclass
-class RelayStats:
-    published: int = 0
-    batches: int = 0
-    errors: int = 0
-
-
 class OutboxRelay:
     """Publishes unpublished outbox rows to Kafka in id order, keyed as recorded, then marks them published.
 
@@ -109,7 +101,6 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._last_purge = 0.0
-        self.stats = RelayStats()
 
     def wake(self) -> None:
         self._wake.set()
@@ -133,7 +124,6 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.stats.errors += 1
                 self._metrics.relay_errors.labels(self._name).inc()
                 log.warning("outbox relay failed; will retry", error=repr(exc), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
@@ -192,8 +182,6 @@ class OutboxRelay:
                 # The connection must be idle before the transaction ends, whichever way it ends.
                 await asyncio.wait([mark])
             mark.result()
-        self.stats.published += len(rows)
-        self.stats.batches += 1
         self._metrics.outbox_published.labels(self._name).inc(len(rows))
         for row in rows:
             self._metrics.outbox_delay.labels(self._name).observe((now - row.created_at).total_seconds())
