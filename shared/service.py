@@ -22,12 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import inbox, outbox
+from shared.asyncapi import install_asyncapi
 from shared.auth import KeyStore
 from shared.db import UnitOfWork, create_engine, database_ready, is_transient
 from shared.errors import install_problem_handlers, problem_response, service_unavailable
 from shared.events import ALL_TOPICS, CloudEvent
 from shared.kafka import EventConsumer, Producer, Subscription
 from shared.observability import Metrics, child_traceparent, configure_logging
+from shared.openapi import install_openapi, operation_id
 from shared.settings import Settings
 
 log = structlog.get_logger("salesops.service")
@@ -45,6 +47,8 @@ class ServiceSpec:
     subscriptions: Sequence[Subscription] = ()
     background: Sequence[BackgroundTask] = ()
     description: str = ""
+    # The contract topics this service is the producer of (described in its /asyncapi.json).
+    publishes: Sequence[str] = ()
     version: str = "1.0.0"
 
     @property
@@ -284,8 +288,11 @@ def create_app(spec: ServiceSpec, settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     install_offline_docs(app)
+    install_openapi(app)
+    install_asyncapi(app, spec.name, spec.publishes, spec.subscriptions, settings.kafka_bootstrap_servers)
     app.state.settings = settings
     install_problem_handlers(app)
 

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.promotion_service import tables
 from services.promotion_service.api import router
 from services.promotion_service.consumer import subscription
+from shared.events import Topic
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 
@@ -15,6 +16,7 @@ SPEC = ServiceSpec(
     metadata=tables.metadata,
     routers=[router],
     subscriptions=[subscription],
+    publishes=[Topic.PROMOTIONS],
     description="Marketing systems announce promotions and launches; each change is published once.",
 )
 
