@@ -16,8 +16,19 @@ from fastapi.templating import Jinja2Templates
 
 from salesops.console.proxy import proxy_router
 from salesops.console.settings import ConsoleSettings
+from shared.headers import API_SECURITY_HEADERS, SecurityHeaders
 
 HERE = Path(__file__).parent
+
+# The page runs only the console's own script files (no inline script, no eval) and talks only to its own origin;
+# nothing may frame it. Proxied API responses keep the services' stricter policy.
+CONSOLE_SECURITY_HEADERS = {
+    **API_SECURITY_HEADERS,
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+}
 
 
 # plotly.js as shipped inside the `plotly` wheel: the console works offline and never reaches a CDN.
@@ -52,6 +63,7 @@ def build_app(settings: ConsoleSettings | None = None, *, transport: httpx.Async
     app = FastAPI(title="salesops console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.upstreams = settings.service_urls()
+    app.add_middleware(SecurityHeaders, headers=CONSOLE_SECURITY_HEADERS)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(proxy_router())
 
