@@ -64,10 +64,10 @@ class Supply:
         return np.asarray(self.other_commitments or (0.0,) * self.weeks, dtype=np.float64)
 
 
-def _availability(supply: Supply, lines: Sequence[OrderLine], policy: AllocationPolicy, today: date) -> FloatArray:
+def _availability(supply: Supply, booked: FloatArray, policy: AllocationPolicy, today: date) -> FloatArray:
+    """tier_availability of the supply against `booked` (booked_by_tier of its lines)."""
     levels = supply_levels(supply.on_hand, np.asarray(supply.receipts), supply.week_starts(), policy, today)
-    committed = committed_levels(booked_by_tier(lines, supply.horizon_start, supply.weeks), supply.other())
-    return tier_availability(levels, committed)
+    return tier_availability(levels, committed_levels(booked, supply.other()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +94,12 @@ def atp_table(
     supply: Supply, lines: Sequence[OrderLine], today: date, policy: AllocationPolicy = NO_PROTECTION
 ) -> AtpTable:
     """Per week: receipts, booked orders, APICS ATP and cumulative ATP, and each tier's availability."""
-    lines = latest_lines(lines_of_sku(lines, supply.sku))
-    booked = booked_by_tier(lines, supply.horizon_start, supply.weeks).sum(axis=0)
+    lines = lines_of_sku(lines, supply.sku)
+    booked_tiers = booked_by_tier(lines, supply.horizon_start, supply.weeks)
+    booked = booked_tiers.sum(axis=0)
     other = supply.other()
     atp = available_to_promise_one(supply.on_hand, np.asarray(supply.receipts), booked + other)
-    by_tier = _availability(supply, lines, policy, today)
+    by_tier = _availability(supply, booked_tiers, policy, today)
     weeks = []
     for index, start in enumerate(supply.week_starts()):
         weeks.append(
@@ -175,7 +176,7 @@ def check_promise(
     as of `today`: a protection lapsing later may open it sooner. A date before the horizon counts as the
     current week.
     """
-    lines = latest_lines(lines_of_sku(lines, supply.sku))
+    lines = lines_of_sku(lines, supply.sku)
     week = promised_week(request.requested_on, supply.horizon_start)
     if week >= supply.weeks:
         last = supply.week_starts()[-1] if supply.weeks else supply.horizon_start
@@ -194,7 +195,7 @@ def check_promise(
             protection_lapses_on=None,
             reasons=(f"{request.requested_on} is after the planning horizon, which ends with the week of {last}",),
         )
-    by_tier = _availability(supply, lines, policy, today)
+    by_tier = _availability(supply, booked_by_tier(lines, supply.horizon_start, supply.weeks), policy, today)
     own = by_tier[request.tier.rank - 1]
     top = by_tier[-1]
     available, available_top = float(own[week]), float(top[week])
@@ -296,6 +297,7 @@ class PromiseReview:
     kept: tuple[tuple[str, str], ...]  # (order_id, line_id) met on their promised date, in priority order
     at_risk: tuple[AtRiskLine, ...]  # in priority order (the most important broken promise first)
     beyond_horizon: tuple[tuple[str, str], ...]  # promised after the horizon: not judged yet
+    # lines with nothing left open appear in none of the three
 
 
 def review_promises(supply: Supply, lines: Sequence[OrderLine]) -> PromiseReview:
