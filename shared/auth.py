@@ -115,6 +115,12 @@ class KeyStore:
         # Constant-time comparison of the secret itself guards against a digest collision shortcut.
         return found if secrets.compare_digest(found.key, secret) else None
 
+    def permits(self, secret: str, scope: Scope) -> bool:
+        """Whether the key still exists, unrevoked, with the scope: long-lived responses (streams) ask again
+        while they run, so a revocation ends them too."""
+        found = self.lookup(secret)
+        return found is not None and scope in found.scopes
+
 
 def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})

@@ -250,15 +250,20 @@ async def list_alerts(
     return AlertList(data=page, next_cursor=_encode_cursor(page[-1]) if len(page) == limit else None)
 
 
+# The change log's sequence is a bigint: a larger id is one this stream never sent.
+MAX_EVENT_ID = 2**63 - 1
+
+
 def _last_event_id(
     header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=30)] = None,
     last_event_id: Annotated[str | None, Query(max_length=30)] = None,
 ) -> int | None:
-    value = header if header is not None else last_event_id
+    field, value = ("header.Last-Event-ID", header) if header is not None else ("query.last_event_id", last_event_id)
     if value is None or value == "":
         return None
-    if not value.isdigit():
-        raise invalid("header.Last-Event-ID", "must be an event id this stream sent (an integer)")
+    # isdigit() alone would pass other scripts' digits and superscripts, which int() reads or rejects.
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_EVENT_ID:
+        raise invalid(field, f"must be an event id this stream sent: an integer from 0 to {MAX_EVENT_ID}")
     return int(value)
 
 
@@ -272,7 +277,7 @@ def _last_event_id(
 async def alert_stream(
     runtime: RuntimeDep,
     request: Request,
-    _: CanReadAlerts,
+    key: CanReadAlerts,
     last_event_id: Annotated[int | None, Depends(_last_event_id)],
     sku: Annotated[str | None, Query(max_length=100)] = None,
     type: AlertType | None = None,
@@ -283,6 +288,7 @@ async def alert_stream(
         last_event_id=last_event_id,
         sku=sku,
         alert_type=type.value if type else None,
+        still_authorized=lambda: runtime.keys.permits(key.key, Scope.ALERTS_READ),
     ):
         yield event
 
