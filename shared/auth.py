@@ -27,6 +27,8 @@ class Scope(StrEnum):
     RETURNS_WRITE = "returns:write"
     ALERTS_READ = "alerts:read"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    # With webhooks:manage, reaches every key's webhook endpoints, not only the caller's own.
+    WEBHOOKS_ADMIN = "webhooks:admin"
     PLANNING_READ = "planning:read"
     PLANNING_WRITE = "planning:write"
 
