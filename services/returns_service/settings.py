@@ -31,8 +31,8 @@ class ReturnsSettings(Settings):
     webhook_poll_interval_s: float = Field(default=1.0, gt=0)
     webhook_batch_size: int = Field(default=50, ge=1, le=1000)
     # Attempts in flight in one replica, all endpoints together, and to one endpoint while it answers.
-    webhook_concurrency: int = Field(default=100, ge=1, le=1000)
-    webhook_endpoint_concurrency: int = Field(default=8, ge=1, le=100)
+    webhook_concurrency: int = Field(default=200, ge=1, le=1000)
+    webhook_endpoint_concurrency: int = Field(default=16, ge=1, le=100)
 
     sse_poll_interval_s: float = Field(default=1.0, gt=0)
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
