@@ -254,7 +254,8 @@ async def claim_due(
 
 
 async def release(engine: AsyncEngine, claims: Sequence[Row[Any]]) -> None:
-    """Make leased deliveries whose attempt was abandoned (shutdown) due again at once."""
+    """Make leased deliveries whose attempt was abandoned (shutdown) due again at once, at the head of their
+    endpoint's queue where they were taken from."""
     if not claims:
         return
     async with engine.begin() as conn:
@@ -262,7 +263,7 @@ async def release(engine: AsyncEngine, claims: Sequence[Row[Any]]) -> None:
             await conn.execute(
                 update(D)
                 .where(D.c.delivery_id == claim.delivery_id, D.c.attempts == claim.attempts, D.c.status == PENDING)
-                .values(next_attempt_at=func.now())
+                .values(next_attempt_at=func.least(D.c.created_at, func.now()))
             )
 
 
