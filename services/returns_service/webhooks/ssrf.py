@@ -118,10 +118,16 @@ class Guard:
     connects only to the addresses resolved for the check."""
 
     def __init__(
-        self, *, allow_private: bool, resolve: Resolver = system_resolve, is_allowed: AddressPolicy = is_public
+        self,
+        *,
+        allow_private: bool,
+        resolve: Resolver = system_resolve,
+        is_allowed: AddressPolicy = is_public,
+        resolve_timeout_s: float = 5.0,
     ) -> None:
         self.allow_private = allow_private
         self._resolve = resolve
+        self._resolve_timeout_s = resolve_timeout_s
         self._is_allowed = allow_any if allow_private else is_allowed
 
     async def check_registration(self, url: str) -> None:
@@ -142,7 +148,10 @@ class Guard:
             addresses = [literal]
         else:
             try:
-                resolved = await self._resolve(host, parsed.port)
+                async with asyncio.timeout(self._resolve_timeout_s):  # a registration request waits for it
+                    resolved = await self._resolve(host, parsed.port)
+            except TimeoutError as exc:  # before OSError, of which it is a subclass
+                raise TargetRefused(f"the host {host!r} did not resolve within {self._resolve_timeout_s}s") from exc
             except OSError as exc:
                 raise TargetRefused(f"the host {host!r} does not resolve") from exc
             addresses = []

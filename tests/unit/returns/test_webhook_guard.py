@@ -3,6 +3,7 @@ network backend the tests control (no network)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import typing
 from collections.abc import Awaitable, Callable
@@ -123,6 +124,17 @@ async def test_unresolvable_host_is_refused() -> None:
         await Guard(allow_private=False, resolve=fail).check("https://nowhere.example/hooks")
     with pytest.raises(TargetRefused, match="does not resolve"):
         await guard([]).check("https://nowhere.example/hooks")
+
+
+async def test_a_resolver_that_does_not_answer_is_refused_in_bounded_time() -> None:
+    async def hang(host: str, port: int) -> list[str]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    with pytest.raises(TargetRefused, match="did not resolve within"):
+        await Guard(allow_private=False, resolve=hang, resolve_timeout_s=0.05).check_registration(
+            "https://slow.example/"
+        )
 
 
 @pytest.mark.parametrize(
