@@ -27,6 +27,8 @@ class Scope(StrEnum):
     RETURNS_WRITE = "returns:write"
     ALERTS_READ = "alerts:read"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    # With webhooks:manage, reaches every key's webhook endpoints, not only the caller's own.
+    WEBHOOKS_ADMIN = "webhooks:admin"
     PLANNING_READ = "planning:read"
     PLANNING_WRITE = "planning:write"
 
@@ -114,6 +116,12 @@ class KeyStore:
             return None
         # Constant-time comparison of the secret itself guards against a digest collision shortcut.
         return found if secrets.compare_digest(found.key, secret) else None
+
+    def permits(self, secret: str, scope: Scope) -> bool:
+        """Whether the key still exists, unrevoked, with the scope: long-lived responses (streams) ask again
+        while they run, so a revocation ends them too."""
+        found = self.lookup(secret)
+        return found is not None and scope in found.scopes
 
 
 def _unauthorized(detail: str) -> ProblemError:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Row, String, any_, cast, func, insert, literal, select, tuple_, update
 
-from services.returns_service import tables, webhooks
+from services.returns_service import tables
 from services.returns_service.domain import (
     AlertType,
     CapacityConflictFinding,
@@ -22,6 +22,7 @@ from services.returns_service.domain import (
 )
 from services.returns_service.schemas import AlertRead
 from services.returns_service.stream import CHANGES_CHANNEL
+from services.returns_service.webhooks import store as webhook_store
 from shared.db import UnitOfWork
 from shared.events import EventType, SalesAlertData
 from shared.outbox import advisory_lock_key
@@ -228,7 +229,7 @@ async def _record_change(uow: UnitOfWork, row: Row[Any], event_type: EventType) 
         subject=alert.alert_id,
         data=SalesAlertData.model_validate(payload),
     )
-    await webhooks.enqueue_deliveries(uow.session, alert=payload, change_seq=seq)
+    await webhook_store.enqueue_deliveries(uow.session, alert=payload, change_seq=seq)
     return alert
 
 

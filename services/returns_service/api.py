@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from services.returns_service import alerts, handlers, stream, webhooks
+from services.returns_service import alerts, handlers, stream
 from services.returns_service.domain import AlertType, Segment
 from services.returns_service.schemas import (
     AccountList,
@@ -20,19 +20,12 @@ from services.returns_service.schemas import (
     AccountRead,
     AlertList,
     AlertRead,
-    AttemptRead,
     ComplaintCreate,
     ComplaintList,
     ComplaintRead,
-    DeliveryList,
-    DeliveryRead,
     ReturnCreate,
     ReturnList,
     ReturnRead,
-    WebhookCreate,
-    WebhookCreated,
-    WebhookList,
-    WebhookRead,
 )
 from services.returns_service.settings import ReturnsSettings
 from shared.auth import ApiKey, Scope, require
@@ -45,7 +38,6 @@ router = APIRouter(prefix="/v1")
 CanReadReturns = Annotated[ApiKey, Depends(require(Scope.RETURNS_READ))]
 CanWriteReturns = Annotated[ApiKey, Depends(require(Scope.RETURNS_WRITE))]
 CanReadAlerts = Annotated[ApiKey, Depends(require(Scope.ALERTS_READ))]
-CanManageWebhooks = Annotated[ApiKey, Depends(require(Scope.WEBHOOKS_MANAGE))]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or unknown API key"},
@@ -250,15 +242,20 @@ async def list_alerts(
     return AlertList(data=page, next_cursor=_encode_cursor(page[-1]) if len(page) == limit else None)
 
 
+# The change log's sequence is a bigint: a larger id is one this stream never sent.
+MAX_EVENT_ID = 2**63 - 1
+
+
 def _last_event_id(
     header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=30)] = None,
     last_event_id: Annotated[str | None, Query(max_length=30)] = None,
 ) -> int | None:
-    value = header if header is not None else last_event_id
+    field, value = ("header.Last-Event-ID", header) if header is not None else ("query.last_event_id", last_event_id)
     if value is None or value == "":
         return None
-    if not value.isdigit():
-        raise invalid("header.Last-Event-ID", "must be an event id this stream sent (an integer)")
+    # isdigit() alone would pass other scripts' digits and superscripts, which int() reads or rejects.
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_EVENT_ID:
+        raise invalid(field, f"must be an event id this stream sent: an integer from 0 to {MAX_EVENT_ID}")
     return int(value)
 
 
@@ -272,7 +269,7 @@ def _last_event_id(
 async def alert_stream(
     runtime: RuntimeDep,
     request: Request,
-    _: CanReadAlerts,
+    key: CanReadAlerts,
     last_event_id: Annotated[int | None, Depends(_last_event_id)],
     sku: Annotated[str | None, Query(max_length=100)] = None,
     type: AlertType | None = None,
@@ -283,6 +280,7 @@ async def alert_stream(
         last_event_id=last_event_id,
         sku=sku,
         alert_type=type.value if type else None,
+        still_authorized=lambda: runtime.keys.permits(key.key, Scope.ALERTS_READ),
     ):
         yield event
 
@@ -293,110 +291,3 @@ async def get_alert(alert_id: IdPath, uow: UnitOfWorkDep, _: CanReadAlerts) -> A
     if found is None:
         raise not_found("alert", alert_id)
     return found
-
-
-# ---------------------------------------------------------------- webhooks
-
-
-def _webhook_read(row: Any) -> WebhookRead:
-    return WebhookRead(
-        id=row.endpoint_id,
-        url=row.url,
-        event_types=list(row.event_types),
-        status=row.status,
-        consecutive_failures=row.consecutive_failures,
-        disabled_reason=row.disabled_reason,
-        created_at=row.created_at,
-    )
-
-
-@router.post(
-    "/webhooks",
-    status_code=201,
-    response_model=WebhookCreated,
-    tags=["webhooks"],
-    responses={**PROBLEMS, 422: {"description": "invalid or refused URL (SSRF guard)"}},
-)
-async def create_webhook(
-    body: WebhookCreate, uow: UnitOfWorkDep, request: Request, key: CanManageWebhooks
-) -> WebhookCreated:
-    try:
-        await webhooks.check_target(body.url, allow_private=_settings(request).webhook_allow_private_targets)
-    except webhooks.TargetRefused as exc:
-        raise invalid("url", str(exc)) from exc
-    row, secret = await webhooks.create_endpoint(
-        uow.session, url=body.url, event_types=body.event_types or [], created_by=key.name
-    )
-    await uow.commit()
-    return WebhookCreated(**_webhook_read(row).model_dump(), secret=secret)
-
-
-@router.get("/webhooks", response_model=WebhookList, tags=["webhooks"], responses=PROBLEMS)
-async def list_webhooks(uow: UnitOfWorkDep, _: CanManageWebhooks) -> WebhookList:
-    return WebhookList(data=[_webhook_read(r) for r in await webhooks.list_endpoints(uow.session)])
-
-
-@router.get("/webhooks/{webhook_id}", response_model=WebhookRead, tags=["webhooks"], responses=NOT_FOUND)
-async def get_webhook(webhook_id: IdPath, uow: UnitOfWorkDep, _: CanManageWebhooks) -> WebhookRead:
-    row = await webhooks.get_endpoint(uow.session, webhook_id)
-    if row is None:
-        raise not_found("webhook", webhook_id)
-    return _webhook_read(row)
-
-
-@router.delete("/webhooks/{webhook_id}", status_code=204, tags=["webhooks"], responses=NOT_FOUND)
-async def delete_webhook(webhook_id: IdPath, uow: UnitOfWorkDep, _: CanManageWebhooks) -> Response:
-    if not await webhooks.delete_endpoint(uow.session, webhook_id):
-        raise not_found("webhook", webhook_id)
-    await uow.commit()
-    return Response(status_code=204)
-
-
-@router.post("/webhooks/{webhook_id}/enable", response_model=WebhookRead, tags=["webhooks"], responses=NOT_FOUND)
-async def enable_webhook(webhook_id: IdPath, uow: UnitOfWorkDep, _: CanManageWebhooks) -> WebhookRead:
-    row = await webhooks.enable_endpoint(uow.session, webhook_id)
-    if row is None:
-        raise not_found("webhook", webhook_id)
-    await uow.commit()
-    return _webhook_read(row)
-
-
-@router.get("/webhooks/{webhook_id}/deliveries", response_model=DeliveryList, tags=["webhooks"], responses=NOT_FOUND)
-async def list_deliveries(
-    webhook_id: IdPath,
-    uow: UnitOfWorkDep,
-    _: CanManageWebhooks,
-    status: Annotated[str | None, Query(pattern="^(pending|delivered|failed)$")] = None,
-    limit: Limit = 100,
-    before: Annotated[int | None, Query(ge=1, description="the last delivery_id of the previous page")] = None,
-) -> DeliveryList:
-    if await webhooks.get_endpoint(uow.session, webhook_id) is None:
-        raise not_found("webhook", webhook_id)
-    found = await webhooks.list_deliveries(uow.session, webhook_id, status=status, limit=limit, before=before)
-    return DeliveryList(
-        data=[
-            DeliveryRead(
-                delivery_id=d.delivery_id,
-                message_id=d.message_id,
-                alert_id=d.alert_id,
-                event_type=d.event_type,
-                status=d.status,
-                attempts=d.attempts,
-                next_attempt_at=d.next_attempt_at if d.status == webhooks.PENDING else None,
-                last_attempt_at=d.last_attempt_at,
-                delivered_at=d.delivered_at,
-                created_at=d.created_at,
-                attempt_log=[
-                    AttemptRead(
-                        attempt=a.attempt,
-                        attempted_at=a.attempted_at,
-                        status_code=a.status_code,
-                        error=a.error,
-                        duration_ms=a.duration_ms,
-                    )
-                    for a in attempts
-                ],
-            )
-            for d, attempts in found
-        ]
-    )

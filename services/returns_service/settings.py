@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from pydantic import Field
 
 from services.returns_service.domain import ReturnSurgeRule
+from services.returns_service.domain.delivery import DeliveryPolicy
 from shared.settings import Settings
 
 
@@ -20,6 +21,7 @@ class ReturnsSettings(Settings):
     clock_today: date | None = None
 
     webhook_allow_private_targets: bool = False
+    # The whole attempt (resolution, connection, request, response head) must end within it.
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
     webhook_backoff_initial_s: float = Field(default=5.0, gt=0)
     webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
@@ -28,7 +30,9 @@ class ReturnsSettings(Settings):
     webhook_disable_after_s: float = Field(default=3 * 24 * 3600.0, ge=0)
     webhook_poll_interval_s: float = Field(default=1.0, gt=0)
     webhook_batch_size: int = Field(default=50, ge=1, le=1000)
-    webhook_concurrency: int = Field(default=10, ge=1, le=200)
+    # Attempts in flight in one replica, all endpoints together, and to one endpoint while it answers.
+    webhook_concurrency: int = Field(default=200, ge=1, le=1000)
+    webhook_endpoint_concurrency: int = Field(default=16, ge=1, le=100)
 
     sse_poll_interval_s: float = Field(default=1.0, gt=0)
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
@@ -41,6 +45,16 @@ class ReturnsSettings(Settings):
             window_days=self.return_surge_window_days,
             rate_threshold=self.return_surge_rate_threshold,
             min_returns=self.return_surge_min_returns,
+        )
+
+    def delivery_policy(self) -> DeliveryPolicy:
+        return DeliveryPolicy(
+            backoff_initial_s=self.webhook_backoff_initial_s,
+            backoff_max_s=self.webhook_backoff_max_s,
+            max_attempts=self.webhook_max_attempts,
+            disable_after_failures=self.webhook_disable_after_failures,
+            disable_after_s=self.webhook_disable_after_s,
+            endpoint_concurrency=self.webhook_endpoint_concurrency,
         )
 
     def today(self) -> date:

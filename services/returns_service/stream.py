@@ -119,17 +119,24 @@ async def alert_events(
     last_event_id: int | None,
     sku: str | None,
     alert_type: str | None,
+    still_authorized: Callable[[], bool],
 ) -> AsyncIterator[ServerSentEvent]:
     """Replays every change after `last_event_id` (or starts at the present), then follows live changes.
 
     Each connection lives at most `sse_max_connection_s`, so a replica can be drained and a stuck proxy
-    connection cannot live forever; the client reconnects with Last-Event-ID and misses nothing."""
+    connection cannot live forever; the client reconnects with Last-Event-ID and misses nothing.
+    `still_authorized` is asked before every read of the change log (at least every poll interval): once the
+    caller's key is revoked, or loses the scope, the stream ends and a reconnection is refused."""
     feed = feed_of(runtime)
     cursor = last_event_id if last_event_id is not None else await latest_seq(runtime.engine)
     yield ServerSentEvent(comment="connected", retry=settings.sse_retry_ms)
     deadline = time.monotonic() + settings.sse_max_connection_s
     last_sent = time.monotonic()
     while time.monotonic() < deadline:
+        if not still_authorized():
+            log.info("alert stream closed: its API key was revoked or lost the scope")
+            yield ServerSentEvent(comment="key revoked")
+            return
         changes = await changes_after(
             runtime.engine, cursor, limit=settings.sse_batch_size, sku=sku, alert_type=alert_type
         )

@@ -147,8 +147,9 @@ webhook_endpoints = Table(
     Column("failing_since", DateTime(timezone=True), nullable=True),
     Column("disabled_at", DateTime(timezone=True), nullable=True),
     Column("disabled_reason", Text, nullable=True),
-    Column("created_by", String(200), nullable=True),
+    Column("created_by", String(200), nullable=True),  # the owning API key's name
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_endpoints_owner", "created_by", "created_at", "endpoint_id"),
 )
 
 webhook_deliveries = Table(
@@ -172,7 +173,13 @@ webhook_deliveries = Table(
     Column("last_attempt_at", DateTime(timezone=True), nullable=True),
     Column("delivered_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    Index(
+        "ix_deliveries_endpoint_due",
+        "endpoint_id",
+        "next_attempt_at",
+        "delivery_id",
+        postgresql_where=text("status = 'pending'"),
+    ),
     Index("ix_deliveries_endpoint", "endpoint_id", "delivery_id"),
 )
 

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -132,3 +133,81 @@ async def test_idle_stream_sends_heartbeats(returns_settings, api_keys) -> None:
             if ": heartbeat" in comments:
                 break
     assert comments[0] == ": connected"
+
+
+@pytest.mark.parametrize(
+    ("headers", "params", "field"),
+    [
+        ({"Last-Event-ID": "99999999999999999999"}, {}, "header.Last-Event-ID"),
+        ({"Last-Event-ID": "9223372036854775808"}, {}, "header.Last-Event-ID"),  # one past the largest bigint
+        ({"Last-Event-ID": "-1"}, {}, "header.Last-Event-ID"),
+        ({"Last-Event-ID": "1e3"}, {}, "header.Last-Event-ID"),
+        ({"Last-Event-ID": b"\xb2"}, {}, "header.Last-Event-ID"),  # a superscript two: a digit to str.isdigit
+        ({}, {"last_event_id": "\u0663"}, "query.last_event_id"),  # an Arabic-Indic three
+        ({}, {"last_event_id": "99999999999999999999"}, "query.last_event_id"),
+    ],
+)
+async def test_last_event_id_out_of_range_answers_422_naming_it(
+    returns_settings, api_keys, headers: dict[str, str | bytes], params: dict[str, str], field: str
+) -> None:
+    async with (
+        serving(build_app(returns_settings)) as base,
+        httpx.AsyncClient(base_url=base, timeout=10) as http,
+    ):
+        response = await http.get("/v1/alerts/stream", headers={**bearer(api_keys["crm"]), **headers}, params=params)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["errors"][0]["field"] == field
+
+
+async def test_the_largest_event_id_is_accepted(returns_settings, api_keys) -> None:
+    headers = {**bearer(api_keys["crm"]), "Last-Event-ID": str(2**63 - 1)}
+    async with (
+        serving(build_app(returns_settings)) as base,
+        httpx.AsyncClient(base_url=base, timeout=10) as http,
+        http.stream("GET", "/v1/alerts/stream", headers=headers) as stream,
+    ):
+        assert stream.status_code == 200
+        await connected(stream.aiter_lines())
+
+
+def write_keys(path: Path, keys: dict[str, tuple[str, list[str], bool]]) -> None:
+    path.write_text(
+        json.dumps({"keys": [{"name": n, "key": k, "scopes": s, "revoked": r} for n, (k, s, r) in keys.items()]})
+    )
+
+
+async def test_revoking_a_key_ends_the_streams_opened_with_it(returns_settings, tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    keys = {
+        "crm": ("sk_crm_" + "c" * 24, ["alerts:read"], False),
+        "other-crm": ("sk_other_" + "o" * 24, ["alerts:read"], False),
+        "desk": ("sk_desk_" + "d" * 24, ["returns:write"], False),
+    }
+    write_keys(path, keys)
+    settings = returns_settings.model_copy(update={"api_keys_file": path, "sse_poll_interval_s": 0.2})
+    crm, other, desk = (bearer(keys[n][0]) for n in ("crm", "other-crm", "desk"))
+    async with (
+        serving(build_app(settings)) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as http,
+        http.stream("GET", "/v1/alerts/stream", headers=crm) as revoked_stream,
+        http.stream("GET", "/v1/alerts/stream", headers=other) as kept_stream,
+    ):
+        revoked_lines, kept_lines = revoked_stream.aiter_lines(), kept_stream.aiter_lines()
+        await connected(revoked_lines)
+        await connected(kept_lines)
+        assert (await http.post("/v1/complaints", json=critical(1), headers=desk)).status_code == 201
+        assert len(await next_events(revoked_lines, 1)) == 1
+
+        write_keys(path, {**keys, "crm": (keys["crm"][0], ["alerts:read"], True)})
+        rest: list[str] = []
+        async with asyncio.timeout(15):  # the key file is re-read every 2 s, the stream checks every poll
+            async for line in revoked_lines:
+                rest.append(line)
+        assert ": key revoked" in rest
+        assert (await http.get("/v1/alerts/stream", headers=crm)).status_code == 401
+
+        # Only the revoked key's stream ended.
+        assert (await http.post("/v1/complaints", json=critical(2), headers=desk)).status_code == 201
+        kept = await next_events(kept_lines, 2)
+        assert json.loads(kept[-1]["data"])["data"]["details"]["complaint_id"] == "C-2"

@@ -1,0 +1,222 @@
+"""The webhook dispatcher: signs and sends due deliveries, each attempt on its own, so that no endpoint ever
+waits for another one's attempts to end.
+
+One loop leases due deliveries (fairly across endpoints, see `store.claim_due`) whenever a slot is free and
+starts an attempt task per delivery; attempt results are recorded by a second loop in batches. Every attempt
+is bounded as a whole by `WEBHOOK_TIMEOUT_S`, whatever the receiver does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy import Row
+from standardwebhooks import Webhook
+
+from services.returns_service.domain.delivery import AttemptResult, DeliveryPolicy
+from services.returns_service.settings import ReturnsSettings
+from services.returns_service.stream import feed_of
+from services.returns_service.webhooks import store
+from services.returns_service.webhooks.pinning import connecting_to, webhook_client
+from services.returns_service.webhooks.ssrf import Guard, TargetRefused
+from shared.service import Runtime
+
+log = structlog.get_logger("salesops.returns.webhooks")
+
+# A lease outlives the attempt's own deadline by this much, so that the result can be recorded before another
+# dispatcher takes the delivery again.
+LEASE_MARGIN_S = 60.0
+# The receiver's answer is not used beyond its status; reading a little of it keeps the connection reusable.
+RESPONSE_READ_LIMIT = 16 * 1024
+RECORD_BATCH = 500
+
+
+async def send(client: httpx.AsyncClient, row: Any, settings: ReturnsSettings, guard: Guard) -> AttemptResult:
+    """One signed attempt to the addresses the guard checks now (the name may resolve differently than at
+    registration)."""
+    started = time.perf_counter()
+
+    def elapsed() -> float:
+        return round((time.perf_counter() - started) * 1000, 2)
+
+    now = datetime.now(UTC)
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "salesops-webhooks/1",
+        "webhook-id": row.message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(row.secret).sign(row.message_id, now, row.body),
+    }
+    timeout = settings.webhook_timeout_s
+    try:
+        async with asyncio.timeout(timeout):
+            target = await guard.check(row.url)
+            with connecting_to(target):
+                async with client.stream(
+                    "POST", row.url, content=row.body.encode(), headers=headers, timeout=timeout
+                ) as response:
+                    read = 0
+                    async for chunk in response.aiter_raw():
+                        read += len(chunk)
+                        if read >= RESPONSE_READ_LIMIT:
+                            break
+    except TargetRefused as exc:
+        return AttemptResult(None, f"refused: {exc}"[:500], elapsed())
+    except (TimeoutError, httpx.TimeoutException):
+        return AttemptResult(None, f"timeout after {timeout}s", elapsed())
+    except httpx.HTTPError as exc:
+        return AttemptResult(None, f"{type(exc).__name__}: {exc}"[:500], elapsed())
+    error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+    return AttemptResult(response.status_code, error, elapsed())
+
+
+class Dispatcher:
+    """Delivers the webhooks of one replica; `run` until cancelled."""
+
+    def __init__(self, runtime: Runtime, settings: ReturnsSettings, guard: Guard) -> None:
+        self._runtime = runtime
+        self._settings = settings
+        self._policy: DeliveryPolicy = settings.delivery_policy()
+        self._guard = guard
+        self._lease_s = settings.webhook_timeout_s + LEASE_MARGIN_S
+        self._in_flight: Counter[str] = Counter()
+        self._lanes: dict[str, int] = {}  # lanes earned, for endpoints above the one every endpoint has
+        self._attempts: dict[asyncio.Task[None], Row[Any]] = {}
+        self._results: asyncio.Queue[tuple[Row[Any], AttemptResult]] = asyncio.Queue()
+        self._recording: list[tuple[Row[Any], AttemptResult]] = []
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        feed_forwarder = asyncio.create_task(self._forward_wakeups(), name="webhook-wakeups")
+        recorder = asyncio.create_task(self._record_results(), name="webhook-recorder")
+        try:
+            async with webhook_client(self._settings.webhook_concurrency) as client:
+                try:
+                    await self._claim_loop(client)
+                finally:
+                    await self._stop_attempts()
+        finally:
+            feed_forwarder.cancel()
+            recorder.cancel()
+            await asyncio.gather(feed_forwarder, recorder, return_exceptions=True)
+            await self._flush()
+
+    async def _forward_wakeups(self) -> None:
+        """Committed alert changes, and the poll timer for retries coming due, wake the claim loop."""
+        feed = feed_of(self._runtime)
+        while True:
+            await feed.wait(self._settings.webhook_poll_interval_s)
+            self._wake.set()
+
+    async def _claim_loop(self, client: httpx.AsyncClient) -> None:
+        backoff = 0.5
+        while True:
+            free = min(self._settings.webhook_concurrency - len(self._attempts), self._settings.webhook_batch_size)
+            claimed: list[Row[Any]] = []
+            if free > 0:
+                try:
+                    claimed = await store.claim_due(
+                        self._runtime.engine,
+                        self._policy,
+                        limit=free,
+                        in_flight=dict(self._in_flight),
+                        lanes=dict(self._lanes),
+                        lease_s=self._lease_s,
+                    )
+                    backoff = 0.5
+                except Exception as exc:
+                    log.warning("webhook claim failed; will retry", error=repr(exc), retry_in_s=backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+            for row in claimed:
+                self._start(client, row)
+            if claimed and len(claimed) == free:
+                continue  # more may be due; a full dispatcher waits below for a slot
+            await self._wake.wait()
+            self._wake.clear()
+
+    def _start(self, client: httpx.AsyncClient, row: Row[Any]) -> None:
+        self._in_flight[row.endpoint_id] += 1
+        task = asyncio.create_task(self._attempt(client, row), name=f"webhook-{row.delivery_id}")
+        self._attempts[task] = row
+        task.add_done_callback(self._finished)
+
+    async def _attempt(self, client: httpx.AsyncClient, row: Row[Any]) -> None:
+        try:
+            result = await send(client, row, self._settings, self._guard)
+        except Exception as exc:  # recorded as a failed attempt rather than left leased
+            log.exception("webhook attempt failed unexpectedly", delivery_id=row.delivery_id)
+            result = AttemptResult(None, f"{type(exc).__name__}: {exc}"[:500], 0.0)
+        lanes = self._policy.lanes_after(self._lanes.get(row.endpoint_id, 1), ok=result.ok)
+        if lanes > 1:
+            self._lanes[row.endpoint_id] = lanes
+        else:
+            self._lanes.pop(row.endpoint_id, None)
+        self._results.put_nowait((row, result))
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        row = self._attempts.pop(task)
+        self._in_flight[row.endpoint_id] -= 1
+        if self._in_flight[row.endpoint_id] <= 0:
+            del self._in_flight[row.endpoint_id]
+        self._wake.set()  # a slot is free, and the endpoint may have more due
+
+    async def _record_results(self) -> None:
+        """Whatever finished while the previous batch was being written is written together next."""
+        backoff = 0.5
+        while True:
+            if not self._recording:
+                self._recording.append(await self._results.get())
+            while len(self._recording) < RECORD_BATCH and not self._results.empty():
+                self._recording.append(self._results.get_nowait())
+            try:
+                await store.record_attempts(self._runtime.engine, self._policy, self._recording)
+            except Exception as exc:
+                # Kept and retried: until recorded, the deliveries stay leased and no other attempt is made.
+                log.warning("recording webhook attempts failed; will retry", error=repr(exc), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.5
+            self._recording = []
+
+    async def _stop_attempts(self) -> None:
+        """On shutdown: attempts still running are abandoned and their deliveries made due again at once, so
+        the next dispatcher (another replica, or this one restarted) need not wait for the lease to lapse."""
+        running = list(self._attempts.items())
+        for task, _ in running:
+            task.cancel()
+        await asyncio.gather(*(task for task, _ in running), return_exceptions=True)
+        abandoned = [row for task, row in running if task.cancelled()]
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await store.release(self._runtime.engine, abandoned)
+
+    async def _flush(self) -> None:
+        """Record what finished before the shutdown (best effort: unrecorded attempts are made again)."""
+        pending = list(self._recording)  # a batch interrupted mid-write; one already written is not counted twice
+        while not self._results.empty():
+            pending.append(self._results.get_nowait())
+        if pending:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await store.record_attempts(self._runtime.engine, self._policy, pending)
+
+
+def dispatcher_task(guard: Guard) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
+    """The background task of the service, with the guard the API checks registrations with."""
+
+    async def run_webhook_dispatcher(runtime: Runtime) -> None:
+        settings = runtime.settings
+        assert isinstance(settings, ReturnsSettings)
+        await Dispatcher(runtime, settings, guard).run()
+
+    return run_webhook_dispatcher

@@ -1,0 +1,341 @@
+"""Webhook endpoints, deliveries and the attempt log in the service's schema: every query of the webhook
+machinery lives here.
+
+Endpoints belong to the API key that created them (`created_by` = the key's name). Every endpoint query takes
+an `owner`: a key's name confines it to that key's endpoints, `None` (an administrator) reaches them all."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Float,
+    Integer,
+    Row,
+    Select,
+    Text,
+    Update,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from services.returns_service import tables
+from services.returns_service.domain.delivery import (
+    AttemptResult,
+    DeliveryPolicy,
+    DeliveryStatus,
+    EndpointHealth,
+    EndpointStatus,
+)
+
+E = tables.webhook_endpoints
+D = tables.webhook_deliveries
+T = tables.webhook_attempts
+
+PENDING = DeliveryStatus.PENDING.value
+ENABLED = EndpointStatus.ENABLED.value
+
+
+def generate_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def webhook_type(alert_type: str) -> str:
+    return f"sales-alert.{alert_type}"
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+def _owned(query: Any, owner: str | None) -> Any:
+    return query if owner is None else query.where(E.c.created_by == owner)
+
+
+async def create_endpoint(
+    session: AsyncSession, *, url: str, event_types: list[str], owner: str
+) -> tuple[Row[Any], str]:
+    """Register an endpoint (the caller has checked the URL); returns the row and its secret."""
+    secret = generate_secret()
+    row = (
+        await session.execute(
+            insert(E)
+            .values(
+                endpoint_id=f"ep_{uuid.uuid4().hex}",
+                url=url,
+                event_types=sorted(set(event_types)),
+                secret=secret,
+                status=ENABLED,
+                created_by=owner,
+            )
+            .returning(*E.c)
+        )
+    ).one()
+    return row, secret
+
+
+async def list_endpoints(session: AsyncSession, *, owner: str | None) -> list[Row[Any]]:
+    query: Select[Any] = select(E).order_by(E.c.created_at, E.c.endpoint_id)
+    return list((await session.execute(_owned(query, owner))).all())
+
+
+async def get_endpoint(session: AsyncSession, endpoint_id: str, *, owner: str | None) -> Row[Any] | None:
+    query: Select[Any] = select(E).where(E.c.endpoint_id == endpoint_id)
+    return (await session.execute(_owned(query, owner))).first()
+
+
+async def delete_endpoint(session: AsyncSession, endpoint_id: str, *, owner: str | None) -> bool:
+    """Delete the endpoint with its deliveries and their attempt log."""
+    query = _owned(E.delete().where(E.c.endpoint_id == endpoint_id), owner)
+    return (await session.execute(query.returning(E.c.endpoint_id))).first() is not None
+
+
+async def enable_endpoint(session: AsyncSession, endpoint_id: str, *, owner: str | None) -> Row[Any] | None:
+    """Re-enable a disabled endpoint: its pending deliveries resume at once."""
+    query: Update = _owned(update(E).where(E.c.endpoint_id == endpoint_id), owner)
+    row = (
+        await session.execute(
+            query.values(
+                status=ENABLED, consecutive_failures=0, failing_since=None, disabled_at=None, disabled_reason=None
+            ).returning(*E.c)
+        )
+    ).first()
+    if row is not None:
+        await session.execute(
+            update(D).where(D.c.endpoint_id == endpoint_id, D.c.status == PENDING).values(next_attempt_at=func.now())
+        )
+    return row
+
+
+async def list_deliveries(
+    session: AsyncSession, endpoint_id: str, *, status: str | None, limit: int, before: int | None
+) -> list[tuple[Row[Any], list[Row[Any]]]]:
+    """Newest deliveries first, each with its attempt log (the caller has checked the endpoint's owner)."""
+    query = select(D).where(D.c.endpoint_id == endpoint_id).order_by(D.c.delivery_id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(D.c.status == status)
+    if before is not None:
+        query = query.where(D.c.delivery_id < before)
+    deliveries = (await session.execute(query)).all()
+    if not deliveries:
+        return []
+    attempts = (
+        await session.execute(
+            select(T)
+            .where(T.c.delivery_id.in_([d.delivery_id for d in deliveries]))
+            .order_by(T.c.delivery_id, T.c.attempt)
+        )
+    ).all()
+    by_delivery: dict[int, list[Row[Any]]] = {}
+    for a in attempts:
+        by_delivery.setdefault(a.delivery_id, []).append(a)
+    return [(d, by_delivery.get(d.delivery_id, [])) for d in deliveries]
+
+
+# ---------------------------------------------------------------- deliveries
+
+
+async def enqueue_deliveries(session: AsyncSession, *, alert: dict[str, Any], change_seq: int) -> int:
+    """One pending delivery per enabled endpoint subscribed to this alert type (caller's transaction)."""
+    event_type = webhook_type(alert["type"])
+    body = json.dumps(
+        {"type": event_type, "timestamp": datetime.now(UTC).isoformat(), "data": alert}, separators=(",", ":")
+    )
+    # One message id per alert change, the same for every endpoint and every retry: the receiver's
+    # idempotency key.
+    message_id = f"msg_{uuid.uuid4().hex}"
+    subscribed = select(
+        E.c.endpoint_id,
+        literal(message_id),
+        literal(alert["alert_id"]),
+        literal(change_seq),
+        literal(event_type),
+        literal(body),
+        literal(PENDING),
+    ).where(
+        E.c.status == ENABLED,
+        or_(func.cardinality(E.c.event_types) == 0, any_(E.c.event_types) == event_type),
+    )
+    columns = ["endpoint_id", "message_id", "alert_id", "change_seq", "event_type", "body", "status"]
+    result = await session.execute(insert(D).from_select(columns, subscribed))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# Takes due deliveries fairly: each enabled endpoint offers its oldest due deliveries up to the lanes it has
+# free (the lanes it earned, one while failing, minus its attempts in flight), and the free slots go first to
+# the endpoints with the fewest attempts in flight (max-min share), so a backlog or a hanging receiver of one
+# endpoint never fills the slots another endpoint needs. The taken rows
+# are leased by moving `next_attempt_at` past the attempt's deadline: the attempt runs without holding a
+# transaction open, and a dispatcher that dies mid-attempt leaves them due again once the lease lapses.
+_CLAIM = text(
+    f"""
+    WITH busy AS (
+        SELECT * FROM unnest(:endpoint_ids, :in_flight, :lanes) AS b(endpoint_id, in_flight, lanes)
+    ), picked AS (
+        SELECT d.delivery_id, d.share, d.next_attempt_at
+        FROM {E.fullname} e
+        LEFT JOIN busy b ON b.endpoint_id = e.endpoint_id
+        CROSS JOIN LATERAL (
+            SELECT y.delivery_id, y.next_attempt_at,
+                   coalesce(b.in_flight, 0) + row_number() OVER (ORDER BY y.next_attempt_at, y.delivery_id) AS share
+            FROM (
+                SELECT x.delivery_id, x.next_attempt_at
+                FROM {D.fullname} x
+                WHERE x.endpoint_id = e.endpoint_id AND x.status = 'pending' AND x.next_attempt_at <= now()
+                ORDER BY x.next_attempt_at, x.delivery_id
+                LIMIT greatest(0, least(
+                    coalesce(b.lanes, 1),
+                    CASE WHEN e.consecutive_failures > 0 THEN :failing_lanes ELSE :healthy_lanes END
+                ) - coalesce(b.in_flight, 0))
+                FOR UPDATE OF x SKIP LOCKED
+            ) y
+        ) d
+        WHERE e.status = 'enabled'
+        ORDER BY d.share, d.next_attempt_at, d.delivery_id
+        LIMIT :limit
+    )
+    UPDATE {D.fullname} w
+    SET next_attempt_at = now() + :lease_s * interval '1 second'
+    FROM picked, {E.fullname} ep
+    WHERE w.delivery_id = picked.delivery_id AND ep.endpoint_id = w.endpoint_id
+    RETURNING w.delivery_id, w.endpoint_id, w.message_id, w.body, w.attempts, ep.url, ep.secret
+    """
+).bindparams(
+    bindparam("endpoint_ids", type_=ARRAY(Text)),
+    bindparam("in_flight", type_=ARRAY(Integer)),
+    bindparam("lanes", type_=ARRAY(Integer)),
+    bindparam("failing_lanes", type_=Integer),
+    bindparam("healthy_lanes", type_=Integer),
+    bindparam("limit", type_=Integer),
+    bindparam("lease_s", type_=Float),
+)
+
+
+async def claim_due(
+    engine: AsyncEngine,
+    policy: DeliveryPolicy,
+    *,
+    limit: int,
+    in_flight: Mapping[str, int],
+    lanes: Mapping[str, int],
+    lease_s: float,
+) -> list[Row[Any]]:
+    """Lease up to `limit` due deliveries. `in_flight` counts this dispatcher's running attempts per endpoint,
+    `lanes` the lanes each endpoint earned (one for an endpoint in neither)."""
+    endpoint_ids = sorted(set(in_flight) | set(lanes))
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            _CLAIM,
+            {
+                "endpoint_ids": endpoint_ids,
+                "in_flight": [in_flight.get(e, 0) for e in endpoint_ids],
+                "lanes": [lanes.get(e, 1) for e in endpoint_ids],
+                "failing_lanes": policy.lanes(consecutive_failures=1),
+                "healthy_lanes": policy.lanes(consecutive_failures=0),
+                "limit": limit,
+                "lease_s": lease_s,
+            },
+        )
+        return list(result.all())
+
+
+async def release(engine: AsyncEngine, claims: Sequence[Row[Any]]) -> None:
+    """Make leased deliveries whose attempt was abandoned (shutdown) due again at once, at the head of their
+    endpoint's queue where they were taken from."""
+    if not claims:
+        return
+    async with engine.begin() as conn:
+        for claim in claims:
+            await conn.execute(
+                update(D)
+                .where(D.c.delivery_id == claim.delivery_id, D.c.attempts == claim.attempts, D.c.status == PENDING)
+                .values(next_attempt_at=func.least(D.c.created_at, func.now()))
+            )
+
+
+def _health(row: Row[Any]) -> EndpointHealth:
+    return EndpointHealth(
+        status=EndpointStatus(row.status),
+        consecutive_failures=row.consecutive_failures,
+        failing_since=row.failing_since,
+        disabled_at=row.disabled_at,
+        disabled_reason=row.disabled_reason,
+    )
+
+
+async def record_attempts(
+    engine: AsyncEngine, policy: DeliveryPolicy, attempts: Sequence[tuple[Row[Any], AttemptResult]]
+) -> int:
+    """Log finished attempts and apply the policy to their deliveries and endpoints, in one transaction.
+
+    An attempt counts only if its delivery is still at the attempt number it was claimed with: a delivery
+    deleted meanwhile, or attempted again after its lease lapsed, is left as it is. Returns how many counted."""
+    now = datetime.now(UTC)
+    counted = 0
+    async with engine.begin() as conn:
+        # NO KEY UPDATE: alert changes inserting deliveries (a key-share lock on their endpoint) never wait.
+        endpoint_ids = sorted({claim.endpoint_id for claim, _ in attempts})
+        locked = await conn.execute(
+            select(E).where(E.c.endpoint_id.in_(endpoint_ids)).order_by(E.c.endpoint_id).with_for_update(key_share=True)
+        )
+        before = {row.endpoint_id: _health(row) for row in locked}
+        health = dict(before)
+        for claim, result in attempts:
+            number = claim.attempts + 1
+            outcome = policy.after_attempt(ok=result.ok, attempts=number, now=now)
+            values: dict[str, Any] = {"status": outcome.status.value, "attempts": number, "last_attempt_at": now}
+            if outcome.retry_at is not None:
+                values["next_attempt_at"] = outcome.retry_at
+            if result.ok:
+                values["delivered_at"] = now
+            updated = await conn.execute(
+                update(D)
+                .where(D.c.delivery_id == claim.delivery_id, D.c.attempts == claim.attempts, D.c.status == PENDING)
+                .values(**values)
+                .returning(D.c.delivery_id)
+            )
+            if updated.first() is None:
+                continue
+            counted += 1
+            await conn.execute(
+                insert(T).values(
+                    delivery_id=claim.delivery_id,
+                    attempt=number,
+                    attempted_at=now,
+                    status_code=result.status_code,
+                    error=result.error,
+                    duration_ms=result.duration_ms,
+                )
+            )
+            if claim.endpoint_id in health:
+                health[claim.endpoint_id] = policy.endpoint_after(
+                    health[claim.endpoint_id], ok=result.ok, now=now, error=result.error
+                )
+        for endpoint_id, after in health.items():
+            if after != before[endpoint_id]:
+                await conn.execute(
+                    update(E)
+                    .where(E.c.endpoint_id == endpoint_id)
+                    .values(
+                        status=after.status.value,
+                        consecutive_failures=after.consecutive_failures,
+                        failing_since=after.failing_since,
+                        disabled_at=after.disabled_at,
+                        disabled_reason=after.disabled_reason,
+                    )
+                )
+    return counted

@@ -1,0 +1,186 @@
+"""The webhook store against the real PostgreSQL: fair leasing of due deliveries across endpoints, leases that
+lapse and are handed back, attempts recorded once with the delivery policy applied, and two replicas that
+deliver each message once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+from salesops.infra import free_port
+from services.returns_service import tables
+from services.returns_service.app import build_app
+from services.returns_service.domain.delivery import AttemptResult, DeliveryPolicy
+from services.returns_service.webhooks import store
+from shared.settings import Settings
+from tests.support import bearer, eventually, running
+from tests.webhook_support import Receiver, critical, hanging_endpoint, register, serving, settings_for
+
+POLICY = DeliveryPolicy(
+    backoff_initial_s=30,
+    backoff_max_s=60,
+    max_attempts=3,
+    disable_after_failures=2,
+    disable_after_s=0,
+    endpoint_concurrency=16,
+)
+LEASE_S = 60.0
+OK = AttemptResult(200, None, 1.0)
+DOWN = AttemptResult(503, "HTTP 503", 1.0)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def endpoint_with(engine: AsyncEngine, due: int, owner: str = "crm") -> str:
+    async with AsyncSession(engine) as session:
+        row, _ = await store.create_endpoint(session, url="http://127.0.0.1:9/h", event_types=[], owner=owner)
+        for n in range(due):
+            await session.execute(
+                insert(tables.webhook_deliveries).values(
+                    endpoint_id=row.endpoint_id,
+                    message_id=f"msg_{row.endpoint_id}_{n}",
+                    alert_id="alrt_1",
+                    change_seq=n + 1,
+                    event_type="sales-alert.critical-complaint",
+                    body="{}",
+                    status="pending",
+                )
+            )
+        await session.commit()
+    return str(row.endpoint_id)
+
+
+async def claim(engine: AsyncEngine, limit: int = 50, **kwargs: Any) -> list[Any]:
+    values: dict[str, Any] = {"in_flight": {}, "lanes": {}, "lease_s": LEASE_S, **kwargs}
+    return await store.claim_due(engine, POLICY, limit=limit, **values)
+
+
+def per_endpoint(rows: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.endpoint_id] = counts.get(row.endpoint_id, 0) + 1
+    return counts
+
+
+async def test_a_backlog_never_takes_the_slots_of_another_endpoint(engine: AsyncEngine) -> None:
+    backlog, quiet = await endpoint_with(engine, 50), await endpoint_with(engine, 1)
+    # Without earned lanes, each endpoint offers one delivery.
+    assert per_endpoint(await claim(engine, limit=5)) == {backlog: 1, quiet: 1}
+
+
+async def test_free_slots_go_first_to_the_endpoints_with_fewest_in_flight(engine: AsyncEngine) -> None:
+    backlog, quiet = await endpoint_with(engine, 50), await endpoint_with(engine, 2)
+    rows = await claim(engine, limit=5, lanes={backlog: 16, quiet: 16}, in_flight={backlog: 3})
+    assert per_endpoint(rows) == {quiet: 2, backlog: 3}
+    again = await claim(engine, limit=50, lanes={backlog: 16}, in_flight={backlog: 16})
+    assert again == []  # the backlog's lanes are all in flight; the quiet endpoint has nothing left due
+
+
+async def test_a_failing_endpoint_gets_one_lane_whatever_it_earned(engine: AsyncEngine) -> None:
+    failing = await endpoint_with(engine, 10)
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(tables.webhook_endpoints)
+            .where(tables.webhook_endpoints.c.endpoint_id == failing)
+            .values(consecutive_failures=3)
+        )
+    assert len(await claim(engine, lanes={failing: 16})) == 1
+
+
+async def test_a_lease_lapses_and_a_stale_result_is_not_recorded(engine: AsyncEngine) -> None:
+    endpoint = await endpoint_with(engine, 1)
+    [first] = await claim(engine, lease_s=0.3)
+    assert await claim(engine) == []  # leased
+
+    async def due_again() -> list[Any]:
+        return await claim(engine)
+
+    [second] = await eventually(due_again, timeout=10, message="the lapsed lease made the delivery due")
+    assert second.delivery_id == first.delivery_id
+    assert await store.record_attempts(engine, POLICY, [(second, OK)]) == 1
+    assert await store.record_attempts(engine, POLICY, [(first, DOWN)]) == 0  # attempted again meanwhile
+    async with engine.connect() as conn:
+        delivery = (await conn.execute(select(tables.webhook_deliveries))).one()
+        attempts = (await conn.execute(select(tables.webhook_attempts))).all()
+    assert (delivery.status, delivery.attempts, len(attempts)) == ("delivered", 1, 1)
+    assert endpoint == delivery.endpoint_id
+
+
+async def test_released_deliveries_are_due_at_once(engine: AsyncEngine) -> None:
+    await endpoint_with(engine, 2)
+    rows = await claim(engine, lanes={})
+    await store.release(engine, rows)
+    assert [r.delivery_id for r in await claim(engine)] == [r.delivery_id for r in rows]
+
+
+async def test_results_apply_the_policy_to_delivery_and_endpoint(engine: AsyncEngine) -> None:
+    endpoint = await endpoint_with(engine, 3)
+    rows = await claim(engine, lanes={endpoint: 16})
+    assert len(rows) == 3
+    assert await store.record_attempts(engine, POLICY, [(rows[0], DOWN)]) == 1
+    async with engine.connect() as conn:
+        ep = (await conn.execute(select(tables.webhook_endpoints))).one()
+    assert (ep.status, ep.consecutive_failures) == ("enabled", 1)
+    # The second failure in a row disables it (policy: 2 failures, no minimum duration); the success after
+    # clears the streak but leaves it disabled.
+    assert await store.record_attempts(engine, POLICY, [(rows[1], DOWN), (rows[2], OK)]) == 2
+    async with engine.connect() as conn:
+        ep = (await conn.execute(select(tables.webhook_endpoints))).one()
+        deliveries = {d.delivery_id: d for d in await conn.execute(select(tables.webhook_deliveries))}
+    assert (ep.status, ep.consecutive_failures) == ("disabled", 0)
+    assert ep.disabled_reason is not None and "HTTP 503" in ep.disabled_reason
+    assert [deliveries[r.delivery_id].status for r in rows] == ["pending", "pending", "delivered"]
+    assert await claim(engine) == []  # a disabled endpoint's deliveries wait
+
+
+async def test_two_replicas_deliver_each_message_once(settings: Settings, api_keys: dict[str, Any]) -> None:
+    receiver = Receiver()
+    port = free_port()
+    returns_settings = settings_for(settings)
+    desk = bearer(api_keys["returns-desk"])
+    async with (
+        serving(receiver, "127.0.0.1", port),
+        running(build_app(returns_settings)) as one,
+        running(build_app(returns_settings)) as other,
+    ):
+        await register(one, api_keys["crm"], f"http://127.0.0.1:{port}/h")
+        posts = [
+            (one if n % 2 else other).post("/v1/complaints", json=critical(f"R-{n}"), headers=desk) for n in range(40)
+        ]
+        assert {r.status_code for r in await asyncio.gather(*posts)} == {201}
+
+        async def all_received() -> bool:
+            return len({r["webhook-id"] for r in receiver.requests}) == 40
+
+        await eventually(all_received, timeout=30, message="every message received")
+    assert len(receiver.requests) == 40  # and none twice
+
+
+async def test_a_stopping_replica_hands_back_the_attempts_it_had_in_flight(
+    settings: Settings, api_keys: dict[str, Any], db: asyncpg.Connection
+) -> None:
+    async with hanging_endpoint() as (url, held):
+        async with running(build_app(settings_for(settings, webhook_timeout_s=30))) as client:
+            await register(client, api_keys["crm"], url)
+            await client.post("/v1/complaints", json=critical("S-1"), headers=bearer(api_keys["returns-desk"]))
+
+            async def attempting() -> bool:
+                return bool(held)
+
+            await eventually(attempting, message="the attempt is in flight")
+        # The service stopped mid-attempt: no attempt counted, and the delivery is due now, not after its lease.
+        row = await db.fetchrow(
+            "SELECT status, attempts, next_attempt_at <= now() AS due FROM returns.webhook_deliveries"
+        )
+    assert (row["status"], row["attempts"], row["due"]) == ("pending", 0, True)
