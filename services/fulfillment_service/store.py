@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
-from sqlalchemy import Row, func, select, text, tuple_, update
+from sqlalchemy import Row, Table, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -175,6 +175,14 @@ def _spike(row: Row[Any]) -> Spike:
     )
 
 
+def _equal(column: Any, value: Any) -> list[Any]:
+    return [] if value is None else [column == value]
+
+
+def _days(column: Any, since: date | None, until: date | None) -> list[Any]:
+    return [*([] if since is None else [column >= since]), *([] if until is None else [column <= until])]
+
+
 class SqlStore:
     """The store on one unit of work's session."""
 
@@ -231,17 +239,21 @@ class SqlStore:
 
     async def list_volumes(self, where: VolumeFilter, *, limit: int, after: Sequence[Any] | None) -> list[Any]:
         """Rows in (sku, day, warehouse_id) order, after that key when given."""
-        query = select(volumes).order_by(volumes.c.sku, volumes.c.day, volumes.c.warehouse_id).limit(limit)
-        if where.sku is not None:
-            query = query.where(volumes.c.sku == where.sku)
-        if where.warehouse_id is not None:
-            query = query.where(volumes.c.warehouse_id == where.warehouse_id)
-        if where.since is not None:
-            query = query.where(volumes.c.day >= where.since)
-        if where.until is not None:
-            query = query.where(volumes.c.day <= where.until)
+        conditions = [
+            *_equal(volumes.c.sku, where.sku),
+            *_equal(volumes.c.warehouse_id, where.warehouse_id),
+            *_days(volumes.c.day, where.since, where.until),
+        ]
+        key = (volumes.c.sku, volumes.c.day, volumes.c.warehouse_id)
+        return await self._page(volumes, conditions, key, limit=limit, after=after)
+
+    async def _page(
+        self, table: Table, conditions: list[Any], key: Sequence[Any], *, limit: int, after: Sequence[Any] | None
+    ) -> list[Any]:
+        """Keyset page: rows meeting the conditions in key order, after that key when given."""
+        query = select(table).where(*conditions).order_by(*key).limit(limit)
         if after is not None:
-            query = query.where(tuple_(volumes.c.sku, volumes.c.day, volumes.c.warehouse_id) > tuple_(*after))
+            query = query.where(tuple_(*key) > tuple_(*after))
         return [row._mapping for row in (await self.session.execute(query)).all()]
 
     # ------------------------------------------------------------ spikes
@@ -299,18 +311,12 @@ class SqlStore:
 
     async def list_spikes(self, where: SpikeFilter, *, limit: int, after: Sequence[Any] | None) -> list[Any]:
         """Rows in (day, sku) order, after that key when given."""
-        query = select(spikes).order_by(spikes.c.day, spikes.c.sku).limit(limit)
-        if not where.include_retracted:
-            query = query.where(spikes.c.status == DETECTED)
-        if where.sku is not None:
-            query = query.where(spikes.c.sku == where.sku)
-        if where.since is not None:
-            query = query.where(spikes.c.day >= where.since)
-        if where.until is not None:
-            query = query.where(spikes.c.day <= where.until)
-        if after is not None:
-            query = query.where(tuple_(spikes.c.day, spikes.c.sku) > tuple_(*after))
-        return [row._mapping for row in (await self.session.execute(query)).all()]
+        conditions = [
+            *([] if where.include_retracted else [spikes.c.status == DETECTED]),
+            *_equal(spikes.c.sku, where.sku),
+            *_days(spikes.c.day, where.since, where.until),
+        ]
+        return await self._page(spikes, conditions, (spikes.c.day, spikes.c.sku), limit=limit, after=after)
 
     # ------------------------------------------------------------ promotion windows
 
