@@ -29,9 +29,9 @@ test-integration: $(STAMP)
 test-reliability: $(STAMP)
 	SALESOPS_RELIABILITY_FULL=1 $(BIN)/python -m pytest tests/reliability -m "reliability or slow"
 
-# BENCH_ARGS="--quick" or "--only http_small relay" narrows the run; figures go to bench/results/latest.json.
+# BENCH_ARGS="--quick" or "--only http_small relay" narrows the run; figures go to .salesops/bench/latest.json.
 bench: $(STAMP)
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m salesops.bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -101,18 +101,10 @@ def demo(
 def bench(
     quick: Annotated[bool, typer.Option(help="small counts and short runs (a smoke test)")] = False,
     only: Annotated[list[str] | None, typer.Option(help="run only this measure (repeatable)")] = None,
-    out: Annotated[Path | None, typer.Option(help="the JSON report (default bench/results/latest.json)")] = None,
+    out: Annotated[Path | None, typer.Option(help="the JSON report (default .salesops/bench/latest.json)")] = None,
 ) -> None:
     """Benchmark the system against raw baselines measured in the same run (what `make bench` runs)."""
-    import sys
-
-    # The suite lives in the source tree beside the packages, not in the installed distribution.
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "bench" / "run.py").is_file():
-        console.print("[red]the benchmark suite (bench/) comes with a source checkout of salesops[/]")
-        raise typer.Exit(2)
-    sys.path.insert(0, str(root))
-    from bench.run import main
+    from salesops.bench.run import main
 
     argv = ["--quick"] if quick else []
     argv += ["--only", *only] if only else []

@@ -1,4 +1,4 @@
-"""HTTP API of the fulfillment service: parse the request, run the handler, commit, answer."""
+"""HTTP API of the fulfillment service: parse the request into a command, run the handler, commit, answer."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from services.fulfillment_service import handlers, queries
-from services.fulfillment_service.domain import SpikeRule
+from services.fulfillment_service.domain import ReportVolumes, SpikeRule
 from services.fulfillment_service.schemas import (
     OrderVolumeReport,
     ReportAccepted,
     SpikeList,
     VolumeList,
 )
+from services.fulfillment_service.store import SpikeFilter, SqlStore, VolumeFilter
 from shared.auth import ApiKey, Scope, require
 from shared.errors import invalid
 from shared.service import UnitOfWorkDep
@@ -55,7 +56,8 @@ async def report_order_volumes(
     rule: Annotated[SpikeRule, Depends(spike_rule)],
     _: CanWrite,
 ) -> ReportAccepted:
-    accepted, changed = await handlers.record_volumes(uow, body.warehouse_id, body.lines, rule)
+    command = ReportVolumes.of(body.warehouse_id, body.lines)
+    accepted, changed = await handlers.record_volumes(SqlStore(uow.session), uow, command, rule)
     await uow.commit()
     return ReportAccepted(accepted=accepted, changed=changed)
 
@@ -72,9 +74,8 @@ async def list_order_volumes(
     cursor: Cursor = None,
 ) -> VolumeList:
     _check_range(since, until)
-    data, next_cursor = await queries.list_volumes(
-        uow, sku=sku, warehouse_id=warehouse_id, since=since, until=until, limit=limit, cursor=cursor
-    )
+    where = VolumeFilter(sku=sku, warehouse_id=warehouse_id, since=since, until=until)
+    data, next_cursor = await queries.list_volumes(SqlStore(uow.session), where, limit=limit, cursor=cursor)
     return VolumeList(data=data, next_cursor=next_cursor)
 
 
@@ -90,13 +91,6 @@ async def list_spikes(
     cursor: Cursor = None,
 ) -> SpikeList:
     _check_range(since, until)
-    data, next_cursor = await queries.list_spikes(
-        uow,
-        sku=sku,
-        since=since,
-        until=until,
-        include_retracted=include_retracted,
-        limit=limit,
-        cursor=cursor,
-    )
+    where = SpikeFilter(sku=sku, since=since, until=until, include_retracted=include_retracted)
+    data, next_cursor = await queries.list_spikes(SqlStore(uow.session), where, limit=limit, cursor=cursor)
     return SpikeList(data=data, next_cursor=next_cursor)

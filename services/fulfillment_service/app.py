@@ -11,6 +11,7 @@ from services.fulfillment_service.settings import FulfillmentSettings
 from shared.events import Topic
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
+from shared.settings_upgrade import upgrade_settings
 
 
 def build_spec(settings: FulfillmentSettings) -> ServiceSpec:
@@ -28,9 +29,7 @@ def build_spec(settings: FulfillmentSettings) -> ServiceSpec:
 
 def build_app(settings: Settings | None = None) -> FastAPI:
     """The app; plain `Settings` become `FulfillmentSettings` (the spike rule from `SALESOPS_SPIKE_*`)."""
-    if not isinstance(settings, FulfillmentSettings):
-        overrides = settings.model_dump() if settings is not None else {}
-        settings = FulfillmentSettings(**overrides)
-    app = create_app(build_spec(settings), settings)
-    app.state.spike_rule = settings.spike_rule()
+    fulfillment = upgrade_settings(settings, FulfillmentSettings)
+    app = create_app(build_spec(fulfillment), fulfillment)
+    app.state.spike_rule = fulfillment.spike_rule()
     return app

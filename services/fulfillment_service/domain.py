@@ -1,109 +1,68 @@
-"""Fulfillment rules: merging warehouse volume reports (a correction replaces, never adds) and
-detecting order spikes against a SKU's own weekday-seasonal baseline, told apart from promotions."""
+"""Fulfillment rules: a warehouse report's lines (a correction replaces, never adds), and order spikes
+detected against a SKU's own weekday-seasonal baseline, told apart from promotions."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
-
-LineKey = tuple[str, str, date]
-"""(warehouse_id, sku, day): the identity of one reported volume line."""
+from typing import Protocol
 
 # Scale factor that makes the median absolute deviation a consistent estimate of a normal sigma.
 _MAD_TO_SIGMA = 1.4826
 
 
 @dataclass(frozen=True, slots=True)
-class VolumeLine:
-    warehouse_id: str
+class DayVolume:
+    """One reported line: a warehouse's figures of a SKU on a day."""
+
     sku: str
     day: date
     units_ordered: int
     units_shipped: int
     units_backordered: int
 
-    def __post_init__(self) -> None:
-        if not self.warehouse_id or not self.sku:
-            raise ValueError("warehouse_id and sku must be non-empty")
-        for name in ("units_ordered", "units_shipped", "units_backordered"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
+
+class LineFigures(Protocol):
+    """A reported line as the request or event models carry it."""
 
     @property
-    def key(self) -> LineKey:
-        return (self.warehouse_id, self.sku, self.day)
-
-
-@dataclass(frozen=True, slots=True)
-class MergeResult:
-    """What a batch of reports changes. `changed_lines` are new or corrected lines (one per key, in key
-    order) to upsert; `previous` holds the stored lines they replace (new keys are absent from it)."""
-
-    accepted: int
-    changed_lines: tuple[VolumeLine, ...]
-    affected_keys: frozenset[LineKey]
-    previous: Mapping[LineKey, VolumeLine] = field(default_factory=dict)
-
+    def sku(self) -> str: ...
     @property
-    def changed(self) -> int:
-        return len(self.changed_lines)
-
+    def day(self) -> date: ...
     @property
-    def affected_skus(self) -> frozenset[str]:
-        return frozenset(sku for _, sku, _ in self.affected_keys)
-
+    def units_ordered(self) -> int: ...
     @property
-    def affected_sku_days(self) -> frozenset[tuple[str, date]]:
-        """The (sku, day) totals that may have moved, i.e. the days whose spike verdict to re-evaluate."""
-        return frozenset((sku, day) for _, sku, day in self.affected_keys)
-
-    def apply_to(self, existing: Mapping[LineKey, VolumeLine]) -> dict[LineKey, VolumeLine]:
-        merged = dict(existing)
-        merged.update((line.key, line) for line in self.changed_lines)
-        return merged
+    def units_shipped(self) -> int: ...
+    @property
+    def units_backordered(self) -> int: ...
 
 
-def merge_reports(existing: Mapping[LineKey, VolumeLine], incoming: Sequence[VolumeLine]) -> MergeResult:
-    """Latest report per (warehouse, sku, day) wins; within one batch the last occurrence of a key wins.
+@dataclass(frozen=True)
+class ReportVolumes:
+    """A warehouse reports daily figures; each line replaces the stored figures of its (sku, day)."""
 
-    Only the final line of a key is compared with what is stored, so a batch that corrects a line and
-    then restores it changes nothing.
-    """
-    latest: dict[LineKey, VolumeLine] = {}
-    for line in incoming:
-        latest[line.key] = line
-    changed: list[VolumeLine] = []
-    previous: dict[LineKey, VolumeLine] = {}
-    for key in sorted(latest):
-        line = latest[key]
-        stored = existing.get(key)
-        if stored == line:
-            continue
-        changed.append(line)
-        if stored is not None:
-            previous[key] = stored
-    return MergeResult(
-        accepted=len(incoming),
-        changed_lines=tuple(changed),
-        affected_keys=frozenset(line.key for line in changed),
-        previous=previous,
-    )
+    warehouse_id: str
+    lines: tuple[DayVolume, ...]
+
+    @classmethod
+    def of(cls, warehouse_id: str, lines: Iterable[LineFigures]) -> ReportVolumes:
+        return cls(
+            warehouse_id,
+            tuple(
+                DayVolume(line.sku, line.day, line.units_ordered, line.units_shipped, line.units_backordered)
+                for line in lines
+            ),
+        )
 
 
-def daily_totals(lines: Iterable[VolumeLine]) -> dict[tuple[str, date], int]:
-    """Units ordered per (sku, day), summed across warehouses."""
-    totals: dict[tuple[str, date], int] = {}
+def latest_lines(lines: Iterable[DayVolume]) -> list[DayVolume]:
+    """One line per (sku, day): within a batch the last line of a key wins (a correction replaces, never adds)."""
+    latest: dict[tuple[str, date], DayVolume] = {}
     for line in lines:
-        key = (line.sku, line.day)
-        totals[key] = totals.get(key, 0) + line.units_ordered
-    return totals
-
-
-def sku_daily_totals(lines: Iterable[VolumeLine], sku: str) -> dict[date, int]:
-    """One SKU's units ordered per day across warehouses: the series `detect_spike` judges."""
-    return {day: units for (line_sku, day), units in daily_totals(lines).items() if line_sku == sku}
+        latest[(line.sku, line.day)] = line
+    return list(latest.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +245,34 @@ def days_to_reevaluate(changed_days: Iterable[date], rule: SpikeRule, *, until: 
 
 
 @dataclass(frozen=True, slots=True)
+class Detection:
+    """Store the spike as detected and publish it (a new spike, or one whose published view changed)."""
+
+    spike: Spike
+
+
+@dataclass(frozen=True, slots=True)
+class Retraction:
+    """Mark the stored spike retracted and publish it as it was."""
+
+    spike: Spike
+
+
+def published_view(spike: Spike) -> tuple[float, float, str | None]:
+    """What consumers act on; other figures may drift slightly without a new event."""
+    return (spike.units, round(spike.baseline, 3), spike.explained_by_promotion_id)
+
+
+def spike_update(live: Spike | None, verdict: Spike | None) -> Detection | Retraction | None:
+    """What a day's new verdict does to its stored spike (`live`: the stored one unless retracted)."""
+    if verdict is None:
+        return Retraction(live) if live is not None else None
+    if live is not None and published_view(live) == published_view(verdict):
+        return None
+    return Detection(verdict)
+
+
+@dataclass(frozen=True, slots=True)
 class PromotionWindow:
     promotion_id: str
     skus: frozenset[str]
@@ -317,18 +304,19 @@ def explain_spike(spike: Spike, sku: str, windows: Iterable[PromotionWindow]) ->
 
 
 __all__ = [
-    "LineKey",
-    "MergeResult",
+    "DayVolume",
+    "Detection",
     "PromotionWindow",
+    "ReportVolumes",
+    "Retraction",
     "Spike",
     "SpikeRule",
-    "VolumeLine",
-    "daily_totals",
     "days_to_reevaluate",
     "detect_spike",
     "detect_spikes",
     "explain_spike",
     "explaining_promotion",
-    "merge_reports",
-    "sku_daily_totals",
+    "latest_lines",
+    "published_view",
+    "spike_update",
 ]

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from services.planning_service import handlers, queries
+from services.planning_service.domain import Item
 from services.planning_service.schemas import (
     AccuracyList,
     ItemList,
@@ -23,8 +24,11 @@ from services.planning_service.schemas import (
     ScenarioResult,
 )
 from services.planning_service.settings import PlanningSettings
+from services.planning_service.store import SqlStore
 from shared.auth import ApiKey, Scope, require
 from shared.errors import invalid, not_found
+from shared.pagination import next_after
+from shared.responses import created_or_existing
 from shared.service import UnitOfWorkDep
 
 router = APIRouter(prefix="/v1", tags=["planning"])
@@ -64,21 +68,22 @@ async def put_item(
     settings: SettingsDep,
     _: CanWrite,
 ) -> ItemRead:
-    stored, created = await handlers.put_item(uow, sku, body, settings)
+    item = Item(sku=sku, **body.model_dump())
+    stored, created = await handlers.put_item(SqlStore(uow.session), uow, item, settings)
     await uow.commit()
-    response.status_code = 201 if created else 200
-    return ItemRead.model_validate(stored)
+    created_or_existing(response, created=created)
+    return queries.item_read(stored.row)
 
 
 @router.get("/items", response_model=ItemList, summary="The item master, by SKU")
 async def list_items(uow: UnitOfWorkDep, _: CanRead, limit: Limit = 100, after: After = None) -> ItemList:
-    page = await queries.list_items(uow.session, limit=limit, after=after)
-    return ItemList(data=page, next_after=page[-1].sku if len(page) == limit else None)
+    page = await queries.list_items(SqlStore(uow.session), limit=limit, after=after)
+    return ItemList(data=page, next_after=next_after(page, limit, lambda item: item.sku))
 
 
 @router.get("/items/{sku}", response_model=ItemRead, summary="One item of the item master")
 async def get_item(sku: SkuPath, uow: UnitOfWorkDep, _: CanRead) -> ItemRead:
-    found = await queries.get_item(uow.session, sku)
+    found = await queries.get_item(SqlStore(uow.session), sku)
     if found is None:
         raise not_found("item", sku)
     return found
@@ -89,13 +94,13 @@ async def get_item(sku: SkuPath, uow: UnitOfWorkDep, _: CanRead) -> ItemRead:
 
 @router.get("/mps", response_model=MpsList, summary="Every SKU's plan in brief: totals, shortfalls, conflict")
 async def list_mps(uow: UnitOfWorkDep, _: CanRead, limit: Limit = 100, after: After = None) -> MpsList:
-    page = await queries.list_mps(uow.session, limit=limit, after=after)
-    return MpsList(data=page, next_after=page[-1].sku if len(page) == limit else None)
+    page = await queries.list_mps(SqlStore(uow.session), limit=limit, after=after)
+    return MpsList(data=page, next_after=next_after(page, limit, lambda plan: plan.sku))
 
 
 @router.get("/mps/{sku}", response_model=MpsRead, summary="A SKU's forecast and MPS with the events behind it")
 async def get_mps(sku: SkuPath, uow: UnitOfWorkDep, _: CanRead) -> MpsRead:
-    found = await queries.get_mps(uow.session, sku)
+    found = await queries.get_mps(SqlStore(uow.session), sku)
     if found is None:
         raise not_found("plan for SKU", sku)
     return found
@@ -103,8 +108,9 @@ async def get_mps(sku: SkuPath, uow: UnitOfWorkDep, _: CanRead) -> MpsRead:
 
 @router.get("/mps/{sku}/history", response_model=RevisionList, summary="Revisions of a SKU's plan, newest first")
 async def plan_history(sku: SkuPath, uow: UnitOfWorkDep, _: CanRead, limit: Limit = 100) -> RevisionList:
-    await _require_plan(uow, sku)
-    return RevisionList(sku=sku, data=await queries.revisions(uow.session, sku, week_start=None, limit=limit))
+    store = SqlStore(uow.session)
+    await _require_plan(store, sku)
+    return RevisionList(sku=sku, data=await queries.revisions(store, sku, week_start=None, limit=limit))
 
 
 @router.get(
@@ -121,20 +127,23 @@ async def week_history(
 ) -> RevisionList:
     if week_start.weekday() != 0:
         raise invalid("path.week_start", "must be the Monday of an ISO week")
-    await _require_plan(uow, sku)
-    found = await queries.revisions(uow.session, sku, week_start=week_start, limit=limit)
+    store = SqlStore(uow.session)
+    await _require_plan(store, sku)
+    found = await queries.revisions(store, sku, week_start=week_start, limit=limit)
     return RevisionList(sku=sku, week_start=week_start, data=found)
 
 
-async def _require_plan(uow: Any, sku: str) -> None:
-    if await queries.get_item(uow.session, sku) is None:
+async def _require_plan(store: SqlStore, sku: str) -> None:
+    if await queries.get_item(store, sku) is None:
         raise not_found("plan for SKU", sku)
 
 
 @router.post("/replan", response_model=ReplanResult, summary="Re-plan every SKU now")
 async def replan(uow: UnitOfWorkDep, settings: SettingsDep, _: CanWrite) -> ReplanResult:
     driver_id = f"replan:{uuid.uuid4()}"
-    result = await handlers.replan_all(uow, settings, driver_id=driver_id, summary="full re-plan requested")
+    result = await handlers.replan_all(
+        SqlStore(uow.session), uow, settings, driver_id=driver_id, summary="full re-plan requested"
+    )
     await uow.commit()
     return ReplanResult(
         planned=result.planned,
@@ -158,7 +167,7 @@ async def run_scenario(body: ScenarioRequest, uow: UnitOfWorkDep, settings: Sett
         if promotion.ends_on < promotion.starts_on:
             raise invalid(f"promotions.{index}.ends_on", "must not be before starts_on")
     # The unit of work is never committed: it rolls back when the request ends.
-    return await queries.scenario(uow.session, body.promotions, settings)
+    return await queries.scenario(SqlStore(uow.session), body.promotions, settings)
 
 
 @router.get(
@@ -173,9 +182,10 @@ async def forecast_accuracy(
     _: CanRead,
     sku: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> AccuracyList:
-    if sku is not None and await queries.get_item(uow.session, sku) is None:
+    store = SqlStore(uow.session)
+    if sku is not None and await queries.get_item(store, sku) is None:
         raise not_found("item", sku)
-    return AccuracyList(data=await queries.forecast_accuracy(uow.session, [sku] if sku else None, settings))
+    return AccuracyList(data=await queries.forecast_accuracy(store, [sku] if sku else None, settings))
 
 
 # ---------------------------------------------------------------- inputs and drivers
@@ -211,7 +221,7 @@ async def list_drivers(
     sku: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DriverList:
-    rows = await handlers.list_drivers(uow, sku=sku, limit=limit)
+    rows = await queries.list_drivers(SqlStore(uow.session), sku=sku, limit=limit)
     return DriverList(data=[Driver.model_validate(r) for r in rows])
 
 
@@ -221,7 +231,7 @@ async def list_drivers(
     summary="Planning's copy of a promotion, as the events described it",
 )
 async def get_known_promotion(promotion_id: str, uow: UnitOfWorkDep, _: CanRead) -> KnownPromotion:
-    row = await handlers.get_known_promotion(uow, promotion_id)
+    row = await queries.get_known_promotion(SqlStore(uow.session), promotion_id)
     if row is None:
         raise not_found("promotion", promotion_id)
     return KnownPromotion.model_validate(row)

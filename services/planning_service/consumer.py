@@ -1,45 +1,63 @@
-"""Kafka subscriptions of the planning service: event type -> handler, bound to the planning settings."""
+"""Kafka subscriptions of the planning service: one typed function per event type binds its handler to the
+unit of work's store; `finish` re-plans the SKUs a consumed batch touched, once."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from services.planning_service import handlers
 from services.planning_service.settings import PlanningSettings
+from services.planning_service.store import SqlStore
 from shared.db import UnitOfWork
-from shared.events import CloudEvent, EventType, Topic
-from shared.kafka import EventHandler, Subscription
+from shared.events import (
+    CloudEvent,
+    EventType,
+    LaunchData,
+    OrderSpikeData,
+    OrderVolumeReportedData,
+    PromotionData,
+    ReturnData,
+    Topic,
+)
+from shared.kafka import Subscription
 
-Handler = Callable[[UnitOfWork, CloudEvent, Any, PlanningSettings], Awaitable[None]]
+
+async def on_promotion_event(uow: UnitOfWork, event: CloudEvent, data: PromotionData) -> None:
+    await handlers.on_promotion_event(SqlStore(uow.session), uow, event, data)
+
+
+async def on_launch_planned(uow: UnitOfWork, event: CloudEvent, data: LaunchData) -> None:
+    await handlers.on_launch_planned(SqlStore(uow.session), uow, event, data)
+
+
+async def on_order_volumes(uow: UnitOfWork, event: CloudEvent, data: OrderVolumeReportedData) -> None:
+    await handlers.on_order_volumes(SqlStore(uow.session), uow, event, data)
+
+
+async def on_order_spike(uow: UnitOfWork, event: CloudEvent, data: OrderSpikeData) -> None:
+    await handlers.on_order_spike(SqlStore(uow.session), uow, event, data)
+
+
+async def on_return_recorded(uow: UnitOfWork, event: CloudEvent, data: ReturnData) -> None:
+    await handlers.on_return_recorded(SqlStore(uow.session), uow, event, data)
 
 
 def subscription(settings: PlanningSettings) -> Subscription:
     """The `planning-service` consumer group; complaints on the returns topic are skipped."""
 
-    def bound(handler: Handler) -> EventHandler:
-        async def handle(uow: UnitOfWork, event: CloudEvent, data: Any) -> None:
-            await handler(uow, event, data, settings)
-
-        return handle
-
-    routes: dict[str, EventHandler] = {
-        EventType.PROMOTION_PLANNED.value: bound(handlers.on_promotion_event),
-        EventType.PROMOTION_REVISED.value: bound(handlers.on_promotion_event),
-        EventType.PROMOTION_CANCELLED.value: bound(handlers.on_promotion_event),
-        EventType.LAUNCH_PLANNED.value: bound(handlers.on_launch_planned),
-        EventType.ORDER_VOLUME_REPORTED.value: bound(handlers.on_order_volumes),
-        EventType.ORDER_SPIKE_DETECTED.value: bound(handlers.on_order_spike),
-        EventType.ORDER_SPIKE_RETRACTED.value: bound(handlers.on_order_spike),
-        EventType.RETURN_RECORDED.value: bound(handlers.on_return_recorded),
-    }
-
     async def finish(uow: UnitOfWork) -> None:
-        await handlers.finish_replans(uow, settings)
+        await handlers.finish_replans(SqlStore(uow.session), uow, settings)
 
     return Subscription(
         name="planning-service",
         topics=(Topic.PROMOTIONS.value, Topic.ORDER_VOLUMES.value, Topic.RETURNS.value),
-        handlers=routes,
+        handlers={
+            EventType.PROMOTION_PLANNED.value: on_promotion_event,
+            EventType.PROMOTION_REVISED.value: on_promotion_event,
+            EventType.PROMOTION_CANCELLED.value: on_promotion_event,
+            EventType.LAUNCH_PLANNED.value: on_launch_planned,
+            EventType.ORDER_VOLUME_REPORTED.value: on_order_volumes,
+            EventType.ORDER_SPIKE_DETECTED.value: on_order_spike,
+            EventType.ORDER_SPIKE_RETRACTED.value: on_order_spike,
+            EventType.RETURN_RECORDED.value: on_return_recorded,
+        },
         finish=finish,
     )

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from services.planning_service.domain import PlanningParams
 from shared.settings import Settings
+from shared.settings_upgrade import upgrade_settings
 
 
 class PlanningSettings(Settings):
@@ -42,8 +43,4 @@ class PlanningSettings(Settings):
 
 def planning_settings(settings: Settings | None) -> PlanningSettings:
     """Shared `Settings` upgraded to `PlanningSettings`; the service's own knobs come from the environment."""
-    if settings is None:
-        return PlanningSettings()
-    if isinstance(settings, PlanningSettings):
-        return settings
-    return PlanningSettings(**settings.model_dump())
+    return upgrade_settings(settings, PlanningSettings)

@@ -1,14 +1,22 @@
-"""HTTP API of the promotion service: parse the request, run the handler, commit, answer."""
+"""HTTP API of the promotion service: parse the request into a command, run the handler, commit, answer."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import ValidationError
 
-from services.promotion_service import handlers
-from services.promotion_service.domain import PromotionStatus
+from services.promotion_service import handlers, queries
+from services.promotion_service.domain import (
+    CreateLaunch,
+    CreatePromotion,
+    PromotionStatus,
+    RevisePromotion,
+    RuleViolation,
+)
 from services.promotion_service.schemas import (
     LaunchCreate,
     LaunchList,
@@ -19,8 +27,11 @@ from services.promotion_service.schemas import (
     PromotionRevise,
     PromotionWritten,
 )
+from services.promotion_service.store import PromotionFilter, SqlStore
 from shared.auth import ApiKey, Scope, require
 from shared.errors import invalid, not_found
+from shared.pagination import next_after
+from shared.responses import created_or_existing
 from shared.service import UnitOfWorkDep
 
 router = APIRouter(prefix="/v1", tags=["promotions"])
@@ -39,6 +50,16 @@ PageSize = Annotated[int, Query(ge=1, le=500)]
 After = Annotated[str | None, Query(max_length=100, description="the last id of the previous page")]
 
 
+def _create_body(merged: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A revised promotion must still be a valid create request: the same schema, the same 422s."""
+    try:
+        return PromotionCreate.model_validate(merged).model_dump(mode="json")
+    except ValidationError as exc:
+        raise handlers.unprocessable(
+            [RuleViolation(".".join(str(p) for p in err["loc"]) or "body", err["msg"]) for err in exc.errors()]
+        ) from exc
+
+
 @router.post(
     "/promotions",
     status_code=status.HTTP_201_CREATED,
@@ -52,11 +73,11 @@ After = Annotated[str | None, Query(max_length=100, description="the last id of 
 async def create_promotion(
     body: PromotionCreate, uow: UnitOfWorkDep, response: Response, _: CanWrite
 ) -> PromotionWritten:
-    promotion, created = await handlers.create_promotion(uow, body)
+    command = CreatePromotion.from_body(body.model_dump(mode="json"))
+    written = await handlers.create_promotion(SqlStore(uow.session), uow, command)
     await uow.commit()
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    response.headers["Location"] = f"/v1/promotions/{promotion.promotion_id}"
-    return promotion
+    created_or_existing(response, created=written.changed, location=f"/v1/promotions/{command.promotion_id}")
+    return queries.promotion_written(written.promotion, written.warnings)
 
 
 @router.get("/promotions", response_model=PromotionList, responses=PROBLEMS)
@@ -73,22 +94,14 @@ async def list_promotions(
 ) -> PromotionList:
     if since is not None and until is not None and until < since:
         raise invalid("query.until", "must be on or after since")
-    data = await handlers.list_promotions(
-        uow,
-        status=status,
-        sku=sku,
-        active_on=active_on,
-        since=since,
-        until=until,
-        limit=limit,
-        after=after,
-    )
-    return PromotionList(data=data, next_after=data[-1].promotion_id if len(data) == limit else None)
+    where = PromotionFilter(status=status, sku=sku, active_on=active_on, since=since, until=until)
+    data = await queries.list_promotions(SqlStore(uow.session), where, limit=limit, after=after)
+    return PromotionList(data=data, next_after=next_after(data, limit, lambda p: p.promotion_id))
 
 
 @router.get("/promotions/{promotion_id}", response_model=PromotionRead, responses={**PROBLEMS, **NOT_FOUND})
 async def get_promotion(promotion_id: str, uow: UnitOfWorkDep, _: CanRead) -> PromotionRead:
-    promotion = await handlers.get_promotion(uow, promotion_id)
+    promotion = await queries.get_promotion(SqlStore(uow.session), promotion_id)
     if promotion is None:
         raise not_found("promotion", promotion_id)
     return promotion
@@ -105,9 +118,10 @@ async def revise_promotion(
     uow: UnitOfWorkDep,
     _: CanWrite,
 ) -> PromotionWritten:
-    promotion, _changed = await handlers.revise_promotion(uow, promotion_id, body)
+    command = RevisePromotion(promotion_id, body.model_dump(mode="json", exclude_unset=True))
+    written = await handlers.revise_promotion(SqlStore(uow.session), uow, command, _create_body)
     await uow.commit()
-    return promotion
+    return queries.promotion_written(written.promotion, written.warnings)
 
 
 @router.post(
@@ -116,9 +130,9 @@ async def revise_promotion(
     responses={**PROBLEMS, **NOT_FOUND},
 )
 async def cancel_promotion(promotion_id: str, uow: UnitOfWorkDep, _: CanWrite) -> PromotionRead:
-    promotion, _changed = await handlers.cancel_promotion(uow, promotion_id)
+    promotion, _changed = await handlers.cancel_promotion(SqlStore(uow.session), uow, promotion_id)
     await uow.commit()
-    return promotion
+    return queries.promotion_read(promotion)
 
 
 @router.post(
@@ -133,11 +147,11 @@ async def cancel_promotion(promotion_id: str, uow: UnitOfWorkDep, _: CanWrite) -
     },
 )
 async def create_launch(body: LaunchCreate, uow: UnitOfWorkDep, response: Response, _: CanWrite) -> LaunchRead:
-    launch, created = await handlers.create_launch(uow, body)
+    command = CreateLaunch.from_body(body.model_dump(mode="json"))
+    launch, created = await handlers.create_launch(SqlStore(uow.session), uow, command)
     await uow.commit()
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    response.headers["Location"] = f"/v1/launches/{launch.launch_id}"
-    return launch
+    created_or_existing(response, created=created, location=f"/v1/launches/{command.launch_id}")
+    return queries.launch_read(launch)
 
 
 @router.get("/launches", response_model=LaunchList, tags=["launches"], responses=PROBLEMS)
@@ -148,8 +162,8 @@ async def list_launches(
     limit: PageSize = 100,
     after: After = None,
 ) -> LaunchList:
-    data = await handlers.list_launches(uow, sku=sku, limit=limit, after=after)
-    return LaunchList(data=data, next_after=data[-1].launch_id if len(data) == limit else None)
+    data = await queries.list_launches(SqlStore(uow.session), sku=sku, limit=limit, after=after)
+    return LaunchList(data=data, next_after=next_after(data, limit, lambda launch: launch.launch_id))
 
 
 @router.get(
@@ -159,7 +173,7 @@ async def list_launches(
     responses={**PROBLEMS, 404: {"description": "unknown launch"}},
 )
 async def get_launch(launch_id: str, uow: UnitOfWorkDep, _: CanRead) -> LaunchRead:
-    launch = await handlers.get_launch(uow, launch_id)
+    launch = await queries.get_launch(SqlStore(uow.session), launch_id)
     if launch is None:
         raise not_found("launch", launch_id)
     return launch

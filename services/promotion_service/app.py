@@ -7,9 +7,11 @@ from fastapi import FastAPI
 from services.promotion_service import tables
 from services.promotion_service.api import router
 from services.promotion_service.consumer import subscription
+from services.promotion_service.settings import PromotionSettings
 from shared.events import Topic
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
+from shared.settings_upgrade import upgrade_settings
 
 SPEC = ServiceSpec(
     name="promotion",
@@ -22,4 +24,5 @@ SPEC = ServiceSpec(
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
-    return create_app(SPEC, settings or Settings())
+    """The app; shared `Settings` become `PromotionSettings`."""
+    return create_app(SPEC, upgrade_settings(settings, PromotionSettings))

@@ -1,4 +1,5 @@
-"""Promotion rules that need no framework: what makes a promotion consistent, and its lifecycle."""
+"""Promotion rules that need no framework: the commands, what makes a promotion or a launch consistent,
+and a promotion's lifecycle."""
 
 from __future__ import annotations
 
@@ -21,6 +22,59 @@ class RuleViolation:
     message: str
 
 
+@dataclass(frozen=True)
+class CreatePromotion:
+    """Announce a promotion. `body` is the whole validated request as JSON values: it is stored as it is and
+    its fingerprint tells an identical retry from a different request with the same id."""
+
+    promotion_id: str
+    starts_on: date
+    ends_on: date
+    item_skus: tuple[str, ...]
+    cannibalized_skus: tuple[str, ...]
+    body: Mapping[str, Any]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> CreatePromotion:
+        return cls(
+            promotion_id=body["promotion_id"],
+            starts_on=date.fromisoformat(body["starts_on"]),
+            ends_on=date.fromisoformat(body["ends_on"]),
+            item_skus=tuple(item["sku"] for item in body["items"]),
+            cannibalized_skus=tuple(c["sku"] for c in body.get("cannibalized", ())),
+            body=body,
+        )
+
+
+@dataclass(frozen=True)
+class RevisePromotion:
+    """Change some fields of a promotion; `changes` holds only the fields the client sent (JSON values)."""
+
+    promotion_id: str
+    changes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CreateLaunch:
+    """Announce a product launch; `body` plays the same part as in `CreatePromotion`."""
+
+    launch_id: str
+    sku: str
+    launch_on: date
+    reference_sku: str
+    body: Mapping[str, Any]
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> CreateLaunch:
+        return cls(
+            launch_id=body["launch_id"],
+            sku=body["sku"],
+            launch_on=date.fromisoformat(body["launch_on"]),
+            reference_sku=body["reference_sku"],
+            body=body,
+        )
+
+
 def check_promotion(
     *, starts_on: date, ends_on: date, item_skus: Sequence[str], cannibalized_skus: Sequence[str]
 ) -> list[RuleViolation]:
@@ -41,6 +95,13 @@ def check_promotion(
             violations.append(RuleViolation(f"cannibalized.{index}.sku", f"SKU {sku!r} appears more than once"))
         seen_cannibalized.add(sku)
     return violations
+
+
+def check_launch(*, sku: str, reference_sku: str) -> list[RuleViolation]:
+    """A launch follows another SKU's baseline: its own would be empty."""
+    if reference_sku == sku:
+        return [RuleViolation("reference_sku", "must differ from sku (the new product)")]
+    return []
 
 
 # Fields a revision may not set to null: the promotion would no longer be a promotion without them.
@@ -112,6 +173,16 @@ def overlap_warnings(candidate: PromotionSpan, others: Sequence[PromotionSpan]) 
         for sku in sorted(candidate.skus & other.skus)
     ]
     return sorted(found, key=lambda w: (w.sku, w.promotion_id))
+
+
+def is_older_report(stored_plan_version: int | None, incoming_plan_version: int | None) -> bool:
+    """Planning's reports about a (promotion, SKU) may arrive out of order: one about an older plan than the
+    stored report's changes nothing. Reports without a plan version are never older."""
+    return (
+        stored_plan_version is not None
+        and incoming_plan_version is not None
+        and incoming_plan_version < stored_plan_version
+    )
 
 
 def status_after_conflicts(current: PromotionStatus, open_conflicts: int) -> PromotionStatus:

@@ -1,62 +1,54 @@
-"""Promotion commands and queries: load, apply the domain rules, save, record events."""
+"""Promotion commands and planning's capacity-conflict events: load, apply the domain rules, save, record
+events. Handlers take the store and the unit of work's publisher as parameters; only the boundary commits."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
-from sqlalchemy import Row, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
 
-from services.promotion_service import tables
 from services.promotion_service.domain import (
+    CreateLaunch,
+    CreatePromotion,
+    OverlapWarning,
     PromotionSpan,
     PromotionStatus,
+    RevisePromotion,
     RuleViolation,
-    SkuConflict,
+    check_launch,
     check_promotion,
     conflict_summary,
+    is_older_report,
     merge_revision,
     overlap_warnings,
     status_after_conflicts,
 )
-from services.promotion_service.schemas import (
-    LaunchCreate,
-    LaunchRead,
-    PromotionCreate,
-    PromotionRead,
-    PromotionRevise,
-    PromotionWarning,
-    PromotionWritten,
-)
-from shared.db import UnitOfWork
+from services.promotion_service.store import ConflictReport, LaunchRecord, PromotionRecord, Store
 from shared.errors import ProblemError, conflict, not_found
 from shared.events import CapacityConflictData, CloudEvent, EventType, LaunchData, PromotionData
-from shared.idempotency import create_once
-
-T = tables.promotions
-C = tables.conflicts
-L = tables.launches
+from shared.idempotency import fingerprint
+from shared.ports import Publisher
 
 log = structlog.get_logger("salesops.promotion")
 
-
-def to_read(row: Row[Any]) -> PromotionRead:
-    return PromotionRead.model_validate(
-        {
-            **row.body,
-            "status": row.status,
-            "version": row.version,
-            "conflict": row.conflict,
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
-        }
-    )
+# Turns a merged revision into a create body, validated as a create request is (the API passes its schema).
+BodyValidator = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
-def _unprocessable(violations: list[RuleViolation]) -> ProblemError:
+@dataclass(frozen=True)
+class WrittenPromotion:
+    """The outcome of a create or a revision: the stored promotion, advice that did not block the change,
+    and whether anything was written (created, or revised)."""
+
+    promotion: PromotionRecord
+    warnings: list[OverlapWarning]
+    changed: bool
+
+
+def unprocessable(violations: Sequence[RuleViolation]) -> ProblemError:
     return ProblemError(
         422,
         "Unprocessable Entity",
@@ -65,319 +57,184 @@ def _unprocessable(violations: list[RuleViolation]) -> ProblemError:
     )
 
 
-def _reject_violations(command: PromotionCreate) -> None:
+def _reject_violations(command: CreatePromotion) -> None:
     violations = check_promotion(
         starts_on=command.starts_on,
         ends_on=command.ends_on,
-        item_skus=[i.sku for i in command.items],
-        cannibalized_skus=[c.sku for c in command.cannibalized],
+        item_skus=command.item_skus,
+        cannibalized_skus=command.cannibalized_skus,
     )
     if violations:
-        raise _unprocessable(violations)
+        raise unprocessable(violations)
 
 
-def _span(promotion: PromotionCreate | PromotionRead) -> PromotionSpan:
+def _span(body: Mapping[str, Any]) -> PromotionSpan:
     return PromotionSpan(
-        promotion_id=promotion.promotion_id,
-        skus=frozenset(item.sku for item in promotion.items),
-        starts_on=promotion.starts_on,
-        ends_on=promotion.ends_on,
+        promotion_id=body["promotion_id"],
+        skus=frozenset(item["sku"] for item in body["items"]),
+        starts_on=date.fromisoformat(body["starts_on"]),
+        ends_on=date.fromisoformat(body["ends_on"]),
     )
 
 
-async def _warnings(uow: UnitOfWork, promotion: PromotionCreate | PromotionRead) -> list[PromotionWarning]:
+async def _warnings(store: Store, promotion: PromotionRecord) -> list[OverlapWarning]:
     """Overlapping live promotions of the same SKUs: advice in the answer, never a refusal."""
-    skus = sorted({item.sku for item in promotion.items})
-    query = select(T).where(
-        T.c.status != PromotionStatus.CANCELLED.value,
-        T.c.promotion_id != promotion.promotion_id,
-        # ISO dates compare correctly as text; the exact overlap is decided by the domain.
-        T.c.body["starts_on"].astext <= promotion.ends_on.isoformat(),
-        T.c.body["ends_on"].astext >= promotion.starts_on.isoformat(),
+    candidate = _span(promotion.body)
+    others = await store.live_promotions_overlapping(
+        candidate.promotion_id, sorted(candidate.skus), candidate.starts_on, candidate.ends_on
     )
-    contains_any = [T.c.body["items"].contains([{"sku": sku}]) for sku in skus]
-    query = query.where(or_(*contains_any)).limit(1000)
-    others = [_span(to_read(row)) for row in (await uow.session.execute(query)).all()]
-    return [
-        PromotionWarning(code=w.code, sku=w.sku, promotion_id=w.promotion_id, starts_on=w.starts_on, ends_on=w.ends_on)
-        for w in overlap_warnings(_span(promotion), others)
-    ]
+    return overlap_warnings(candidate, [_span(other.body) for other in others])
 
 
-def _event_data(promotion: PromotionRead) -> PromotionData:
-    return PromotionData.model_validate(promotion.model_dump(mode="json"))
+def _event_data(promotion: PromotionRecord) -> PromotionData:
+    return PromotionData.model_validate({**promotion.body, "status": promotion.status, "version": promotion.version})
 
 
-async def create_promotion(uow: UnitOfWork, command: PromotionCreate) -> tuple[PromotionWritten, bool]:
-    """Store a new promotion and announce it; an identical retry returns the stored one (created=False)."""
+def _require_identical(stored_hash: str, request_hash: str, what: str, ident: str, key: str) -> None:
+    """An identical retry answers with the stored resource; the same id with another body is a conflict."""
+    if stored_hash != request_hash:
+        raise conflict(f"{what} '{ident}' already exists with a different body", **{key: ident})
+
+
+async def create_promotion(store: Store, publisher: Publisher, command: CreatePromotion) -> WrittenPromotion:
+    """Store a new promotion and announce it; an identical retry returns the stored one and publishes nothing."""
     _reject_violations(command)
-    inserted, created = await create_once(
-        uow.session,
-        T,
-        key="promotion_id",
-        values={
-            "promotion_id": command.promotion_id,
-            "status": PromotionStatus.PLANNED.value,
-            "version": 1,
-            "partition_key": command.items[0].sku,
-        },
-        body=command.model_dump(mode="json"),
-        what="promotion",
+    request_hash = fingerprint(command.body)
+    inserted = await store.insert_promotion(
+        command.promotion_id, body=command.body, request_hash=request_hash, partition_key=command.item_skus[0]
     )
-    if not created:
-        stored = to_read(inserted)
-        return PromotionWritten(**stored.model_dump(), warnings=await _warnings(uow, stored)), False
-    promotion = to_read(inserted)
-    uow.publish(
+    if inserted is None:
+        stored = await store.promotion(command.promotion_id)
+        assert stored is not None  # the insert found it
+        _require_identical(stored.request_hash, request_hash, "promotion", command.promotion_id, "promotion_id")
+        return WrittenPromotion(stored, await _warnings(store, stored), changed=False)
+    publisher.publish(
         EventType.PROMOTION_PLANNED,
         key=inserted.partition_key,
-        subject=promotion.promotion_id,
-        data=_event_data(promotion),
+        subject=inserted.promotion_id,
+        data=_event_data(inserted),
     )
-    return PromotionWritten(**promotion.model_dump(), warnings=await _warnings(uow, promotion)), True
+    return WrittenPromotion(inserted, await _warnings(store, inserted), changed=True)
 
 
-async def _load_for_update(uow: UnitOfWork, promotion_id: str) -> Row[Any]:
+async def _load_for_update(store: Store, promotion_id: str) -> PromotionRecord:
     # The row lock serialises concurrent revisions, so versions and events never interleave.
-    row = (await uow.session.execute(select(T).where(T.c.promotion_id == promotion_id).with_for_update())).first()
-    if row is None:
+    promotion = await store.promotion(promotion_id, lock=True)
+    if promotion is None:
         raise not_found("promotion", promotion_id)
-    return row
+    return promotion
 
 
-def _validated_merge(current: dict[str, Any], changes: dict[str, Any]) -> PromotionCreate:
+def _revised_body(current: Mapping[str, Any], changes: Mapping[str, Any], validate: BodyValidator) -> Mapping[str, Any]:
     merged, violations = merge_revision(current, changes)
     if violations:
-        raise _unprocessable(violations)
-    try:
-        command = PromotionCreate.model_validate(merged)
-    except ValidationError as exc:
-        raise _unprocessable(
-            [RuleViolation(".".join(str(p) for p in err["loc"]) or "body", err["msg"]) for err in exc.errors()]
-        ) from exc
-    _reject_violations(command)
-    return command
+        raise unprocessable(violations)
+    body = validate(merged)
+    _reject_violations(CreatePromotion.from_body(body))
+    return body
 
 
 async def revise_promotion(
-    uow: UnitOfWork, promotion_id: str, revision: PromotionRevise
-) -> tuple[PromotionWritten, bool]:
+    store: Store, publisher: Publisher, command: RevisePromotion, validate: BodyValidator
+) -> WrittenPromotion:
     """Apply a partial revision; publishes `revised` with the whole promotion when anything changed."""
-    row = await _load_for_update(uow, promotion_id)
-    if row.status == PromotionStatus.CANCELLED.value:
+    current = await _load_for_update(store, command.promotion_id)
+    if current.status == PromotionStatus.CANCELLED.value:
         raise conflict(
-            f"promotion '{promotion_id}' is cancelled and can no longer be revised",
-            promotion_id=promotion_id,
+            f"promotion '{command.promotion_id}' is cancelled and can no longer be revised",
+            promotion_id=command.promotion_id,
         )
-    changes = revision.model_dump(mode="json", exclude_unset=True)
-    command = _validated_merge(dict(row.body), changes)
-    body = command.model_dump(mode="json")
-    if body == row.body:
-        current = to_read(row)
-        return PromotionWritten(**current.model_dump(), warnings=await _warnings(uow, current)), False
-    updated = (
-        await uow.session.execute(
-            update(T)
-            .where(T.c.promotion_id == promotion_id)
-            .values(body=body, version=T.c.version + 1, updated_at=func.now())
-            .returning(*T.c)
-        )
-    ).one()
-    promotion = to_read(updated)
-    uow.publish(
+    body = _revised_body(current.body, command.changes, validate)
+    if body == current.body:
+        return WrittenPromotion(current, await _warnings(store, current), changed=False)
+    revised = await store.revise_promotion(command.promotion_id, body)
+    publisher.publish(
         EventType.PROMOTION_REVISED,
-        key=updated.partition_key,
-        subject=promotion_id,
-        data=_event_data(promotion),
+        key=revised.partition_key,
+        subject=command.promotion_id,
+        data=_event_data(revised),
     )
-    return PromotionWritten(**promotion.model_dump(), warnings=await _warnings(uow, promotion)), True
+    return WrittenPromotion(revised, await _warnings(store, revised), changed=True)
 
 
-async def cancel_promotion(uow: UnitOfWork, promotion_id: str) -> tuple[PromotionRead, bool]:
+async def cancel_promotion(store: Store, publisher: Publisher, promotion_id: str) -> tuple[PromotionRecord, bool]:
     """Cancel once: a repeated cancel answers with the cancelled promotion and publishes nothing."""
-    row = await _load_for_update(uow, promotion_id)
-    if row.status == PromotionStatus.CANCELLED.value:
-        return to_read(row), False
-    updated = (
-        await uow.session.execute(
-            update(T)
-            .where(T.c.promotion_id == promotion_id)
-            .values(status=PromotionStatus.CANCELLED.value, version=T.c.version + 1, updated_at=func.now())
-            .returning(*T.c)
-        )
-    ).one()
-    promotion = to_read(updated)
-    uow.publish(
+    current = await _load_for_update(store, promotion_id)
+    if current.status == PromotionStatus.CANCELLED.value:
+        return current, False
+    cancelled = await store.cancel_promotion(promotion_id)
+    publisher.publish(
         EventType.PROMOTION_CANCELLED,
-        key=updated.partition_key,
+        key=cancelled.partition_key,
         subject=promotion_id,
-        data=_event_data(promotion),
+        data=_event_data(cancelled),
     )
-    return promotion, True
+    return cancelled, True
 
 
-async def get_promotion(uow: UnitOfWork, promotion_id: str) -> PromotionRead | None:
-    row = (await uow.session.execute(select(T).where(T.c.promotion_id == promotion_id))).first()
-    return to_read(row) if row else None
-
-
-async def list_promotions(
-    uow: UnitOfWork,
-    *,
-    status: PromotionStatus | None,
-    sku: str | None,
-    active_on: date | None,
-    since: date | None,
-    until: date | None,
-    limit: int,
-    after: str | None,
-) -> list[PromotionRead]:
-    query = select(T).order_by(T.c.promotion_id).limit(limit)
-    if status is not None:
-        query = query.where(T.c.status == status.value)
-    if sku is not None:
-        query = query.where(T.c.body["items"].contains([{"sku": sku}]))
-    starts_on, ends_on = T.c.body["starts_on"].astext, T.c.body["ends_on"].astext
-    if active_on is not None:
-        query = query.where(starts_on <= active_on.isoformat(), ends_on >= active_on.isoformat())
-    if since is not None:
-        query = query.where(ends_on >= since.isoformat())
-    if until is not None:
-        query = query.where(starts_on <= until.isoformat())
-    if after is not None:
-        query = query.where(T.c.promotion_id > after)
-    return [to_read(row) for row in (await uow.session.execute(query)).all()]
-
-
-# ---------------------------------------------------------------- launches
-
-
-def _launch_read(row: Row[Any]) -> LaunchRead:
-    return LaunchRead.model_validate({**row.body, "created_at": row.created_at})
-
-
-async def create_launch(uow: UnitOfWork, command: LaunchCreate) -> tuple[LaunchRead, bool]:
+async def create_launch(store: Store, publisher: Publisher, command: CreateLaunch) -> tuple[LaunchRecord, bool]:
     """Store a launch and announce it; idempotent on `launch_id` like a promotion create."""
-    if command.reference_sku == command.sku:
-        raise _unprocessable([RuleViolation("reference_sku", "must differ from sku (the new product)")])
-    inserted, created = await create_once(
-        uow.session,
-        L,
-        key="launch_id",
-        values={"launch_id": command.launch_id, "sku": command.sku, "launch_on": command.launch_on},
-        body=command.model_dump(mode="json"),
-        what="launch",
+    violations = check_launch(sku=command.sku, reference_sku=command.reference_sku)
+    if violations:
+        raise unprocessable(violations)
+    request_hash = fingerprint(command.body)
+    inserted = await store.insert_launch(
+        command.launch_id, sku=command.sku, launch_on=command.launch_on, body=command.body, request_hash=request_hash
     )
-    if not created:
-        return _launch_read(inserted), False
-    uow.publish(
+    if inserted is None:
+        stored = await store.launch(command.launch_id)
+        assert stored is not None  # the insert found it
+        _require_identical(stored.request_hash, request_hash, "launch", command.launch_id, "launch_id")
+        return stored, False
+    publisher.publish(
         EventType.LAUNCH_PLANNED,
         key=command.sku,
         subject=command.launch_id,
         data=LaunchData.model_validate(inserted.body),
     )
-    return _launch_read(inserted), True
-
-
-async def get_launch(uow: UnitOfWork, launch_id: str) -> LaunchRead | None:
-    row = (await uow.session.execute(select(L).where(L.c.launch_id == launch_id))).first()
-    return _launch_read(row) if row else None
-
-
-async def list_launches(uow: UnitOfWork, *, sku: str | None, limit: int, after: str | None) -> list[LaunchRead]:
-    query = select(L).order_by(L.c.launch_id).limit(limit)
-    if sku is not None:
-        query = query.where(L.c.sku == sku)
-    if after is not None:
-        query = query.where(L.c.launch_id > after)
-    return [_launch_read(row) for row in (await uow.session.execute(query)).all()]
+    return inserted, True
 
 
 # ---------------------------------------------------------------- capacity conflicts from planning
 
 
-async def _refresh_conflict_state(uow: UnitOfWork, promotion_id: str) -> None:
-    """Recompute the promotion's conflict summary and status from its open conflict rows."""
-    row = (await uow.session.execute(select(T).where(T.c.promotion_id == promotion_id).with_for_update())).first()
-    if row is None:
+async def _refresh_conflict_state(store: Store, promotion_id: str) -> None:
+    """Recompute the promotion's conflict summary and status from its open conflicts."""
+    promotion = await store.promotion(promotion_id, lock=True)
+    if promotion is None:
         return
-    rows = (await uow.session.execute(select(C).where(C.c.promotion_id == promotion_id))).all()
-    conflicts = [
-        SkuConflict(
-            sku=r.sku,
-            weeks=tuple((date.fromisoformat(w["week_start"]), float(w["shortfall"])) for w in r.weeks),
-            total_shortfall=r.total_shortfall,
-        )
-        for r in rows
-    ]
-    status = status_after_conflicts(PromotionStatus(row.status), len(conflicts))
-    summary = conflict_summary(conflicts)
-    if status.value != row.status or summary != row.conflict:
+    open_conflicts = await store.conflicts_of(promotion_id)
+    status = status_after_conflicts(PromotionStatus(promotion.status), len(open_conflicts))
+    summary = conflict_summary(open_conflicts)
+    if status.value != promotion.status or summary != promotion.conflict:
         # Status mirrors planning's own report, so no promotion event is published for it: planning
         # already knows, and re-announcing would make it re-plan for nothing.
-        await uow.session.execute(
-            update(T)
-            .where(T.c.promotion_id == promotion_id)
-            .values(status=status.value, conflict=summary, updated_at=func.now())
-        )
+        await store.set_conflict_state(promotion_id, status.value, summary)
 
 
-async def _known_promotions(uow: UnitOfWork, promotion_ids: list[str]) -> set[str]:
-    if not promotion_ids:
-        return set()
-    result = await uow.session.execute(select(T.c.promotion_id).where(T.c.promotion_id.in_(promotion_ids)))
-    return set(result.scalars())
-
-
-def _is_stale(stored_version: int | None, incoming: int | None) -> bool:
-    return stored_version is not None and incoming is not None and incoming < stored_version
-
-
-async def on_capacity_conflict_detected(uow: UnitOfWork, event: CloudEvent, data: CapacityConflictData) -> None:
+async def on_capacity_conflict_detected(store: Store, event: CloudEvent, data: CapacityConflictData) -> None:
     """Planning cannot cover the SKU's demand: the named promotions are at risk until it says resolved."""
-    known = await _known_promotions(uow, sorted(set(data.promotion_ids)))
+    known = await store.known_promotion_ids(data.promotion_ids)
     for unknown in sorted(set(data.promotion_ids) - known):
         log.warning("capacity conflict for an unknown promotion ignored", promotion_id=unknown, sku=data.sku)
-    weeks = [{"week_start": w.week_start.isoformat(), "shortfall": w.shortfall} for w in data.weeks]
+    report = ConflictReport(
+        sku=data.sku,
+        weeks=tuple((week.week_start, week.shortfall) for week in data.weeks),
+        total_shortfall=data.total_shortfall,
+        plan_version=data.plan_version,
+        event_id=event.id,
+    )
     for promotion_id in sorted(known):
-        stored = (
-            await uow.session.execute(
-                select(C.c.plan_version).where(C.c.promotion_id == promotion_id, C.c.sku == data.sku)
-            )
-        ).scalar_one_or_none()
-        if _is_stale(stored, data.plan_version):
+        if is_older_report(await store.conflict_plan_version(promotion_id, data.sku), data.plan_version):
             continue
-        statement = insert(C).values(
-            promotion_id=promotion_id,
-            sku=data.sku,
-            weeks=weeks,
-            total_shortfall=data.total_shortfall,
-            plan_version=data.plan_version,
-            event_id=event.id,
-        )
-        await uow.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[C.c.promotion_id, C.c.sku],
-                set_={
-                    "weeks": statement.excluded.weeks,
-                    "total_shortfall": statement.excluded.total_shortfall,
-                    "plan_version": statement.excluded.plan_version,
-                    "event_id": statement.excluded.event_id,
-                    "updated_at": func.now(),
-                },
-            )
-        )
-        await _refresh_conflict_state(uow, promotion_id)
+        await store.save_conflict(promotion_id, report)
+        await _refresh_conflict_state(store, promotion_id)
 
 
-async def on_capacity_conflict_resolved(uow: UnitOfWork, event: CloudEvent, data: CapacityConflictData) -> None:
+async def on_capacity_conflict_resolved(store: Store, data: CapacityConflictData) -> None:
     """Planning covers the SKU again; without promotion ids, every conflict on the SKU is resolved."""
-    query = select(C.c.promotion_id, C.c.plan_version).where(C.c.sku == data.sku)
-    if data.promotion_ids:
-        query = query.where(C.c.promotion_id.in_(sorted(set(data.promotion_ids))))
-    open_rows = (await uow.session.execute(query)).all()
-    for row in open_rows:
-        if _is_stale(row.plan_version, data.plan_version):
+    for open_conflict in await store.open_conflicts_of_sku(data.sku, data.promotion_ids):
+        if is_older_report(open_conflict.plan_version, data.plan_version):
             continue
-        await uow.session.execute(delete(C).where(C.c.promotion_id == row.promotion_id, C.c.sku == data.sku))
-        await _refresh_conflict_state(uow, row.promotion_id)
+        await store.delete_conflict(open_conflict.promotion_id, data.sku)
+        await _refresh_conflict_state(store, open_conflict.promotion_id)

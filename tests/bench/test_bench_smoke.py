@@ -27,7 +27,7 @@ def _positive_numbers(figure: dict[str, object]) -> list[str]:
 def test_quick_run_of_two_cheap_measures_writes_the_report(tmp_path: Path) -> None:
     out = tmp_path / "latest.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "planning_core", "relay", "--out", str(out)],
+        [sys.executable, "-m", "salesops.bench", "--quick", "--only", "planning_core", "relay", "--out", str(out)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -9,9 +9,9 @@ from datetime import date
 
 import numpy as np
 
+from .conflicts import capacity_conflicts
 from .forecast import BoolArray, ForecastComponents, forecast_components
 from .model import (
-    CapacityConflict,
     Launch,
     PlanException,
     PlanningParams,
@@ -154,7 +154,11 @@ def _plan_many(
         exceptions = (
             _exceptions(row, components, netting, requested, frozen_quantity, starts) if row in with_exceptions else ()
         )
-        conflicts = _conflicts(item.sku, row, components, netting, starts) if row in with_shortfall else ()
+        conflicts = (
+            capacity_conflicts(item.sku, netting.capacity_shortfall[row], starts, components.uplift_weeks.get(row, ()))
+            if row in with_shortfall
+            else ()
+        )
         plans.append(SkuPlan(item.sku, weeks, exceptions, conflicts))
     return plans
 
@@ -228,16 +232,3 @@ def _exceptions(
                 )
             )
     return tuple(found)
-
-
-def _conflicts(
-    sku: str, row: int, components: ForecastComponents, netting: Netting, starts: Sequence[date]
-) -> tuple[CapacityConflict, ...]:
-    """One conflict per SKU with a shortfall, naming the promotions that lift the SKU in a short week."""
-    shortfall = netting.capacity_shortfall[row]
-    short = shortfall > 0
-    if not short.any():
-        return ()
-    promotion_ids = sorted({pid for pid, lifted in components.uplift_weeks.get(row, ()) if (lifted & short).any()})
-    weeks = tuple((starts[w], float(shortfall[w])) for w in np.nonzero(short)[0].tolist())
-    return (CapacityConflict(sku, tuple(promotion_ids), weeks, float(shortfall[short].sum())),)

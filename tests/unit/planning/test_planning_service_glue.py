@@ -4,8 +4,8 @@ that every revision's diff depends on."""
 from datetime import date
 
 from services.planning_service.domain import Item, Promotion, PromotionItem, SkuInputs, diff_plans, plan_sku
-from services.planning_service.inputs import plan_from_json, plan_weeks_json
 from services.planning_service.settings import PlanningSettings, planning_settings
+from services.planning_service.store import plan_from_json, plan_weeks_json
 from shared.settings import Settings
 
 

@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.harness import Environment, Harness, Process, latency_summary, open_loop, wait_until
-from bench.model import Figure, MeasureResult
+from salesops.bench.harness import Environment, Harness, Process, wait_until
+from salesops.bench.load import latency_summary, open_loop
+from salesops.bench.model import Figure, MeasureResult
 from shared.events import EventType, Topic
 
 
@@ -173,7 +174,7 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
     duration_s = 2.0 if quick else 10.0
     promotion_rate = 5.0 if quick else 20.0
     env = await harness.environment()
-    receiver = await harness.uvicorn_app("webhook-receiver", "bench.receiver:app", env.service_env())
+    receiver = await harness.uvicorn_app("webhook-receiver", "salesops.bench.receiver:app", env.service_env())
     returns = await harness.service("returns", env, SALESOPS_WEBHOOK_ALLOW_PRIVATE_TARGETS="true")
     promotion = await harness.service("promotion", env)
     planning = await harness.service("planning", env)

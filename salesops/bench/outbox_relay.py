@@ -11,9 +11,9 @@ from datetime import timedelta
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import MetaData, insert, text
 
-from bench.events import order_volume_event
-from bench.harness import Harness
-from bench.model import Figure, MeasureResult
+from salesops.bench.events import order_volume_event
+from salesops.bench.harness import Harness
+from salesops.bench.model import Figure, MeasureResult
 from shared.db import create_engine
 from shared.events import CLOUDEVENTS_CONTENT_TYPE, Topic
 from shared.kafka import Producer

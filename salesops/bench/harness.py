@@ -8,14 +8,13 @@ import contextlib
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,9 @@ from shared.auth import CLIENT_ROLES, generate_keys_file
 from shared.events import ALL_TOPICS
 from shared.kafka import ensure_topics
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# The folder holding the salesops, services and shared packages (a source checkout or site-packages):
+# processes the harness starts import them from there.
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DB = "bench_template"
 PARTITIONS = 6
 MIB = 1024 * 1024
@@ -42,14 +43,6 @@ def asyncpg_dsn(sqlalchemy_url: str) -> str:
 def with_database(sqlalchemy_url: str, database: str) -> str:
     head, _, query = sqlalchemy_url.partition("?")
     return f"{head.rsplit('/', 1)[0]}/{database}?{query}"
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile; 0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))]
 
 
 def machine() -> dict[str, Any]:
@@ -94,7 +87,7 @@ class Environment:
                 # The same shortened group timings as `salesops up` uses with the embedded broker.
                 "SALESOPS_CONSUMER_SESSION_TIMEOUT_MS": "6000",
                 "SALESOPS_CONSUMER_HEARTBEAT_INTERVAL_MS": "1000",
-                "PYTHONPATH": str(REPO_ROOT),
+                "PYTHONPATH": str(SOURCE_ROOT),
             }
         )
         env.update(extra)
@@ -220,7 +213,7 @@ class Harness:
         popen = subprocess.Popen(
             [sys.executable, *argv, "--host", "127.0.0.1", "--port", str(port)],
             env=env,
-            cwd=REPO_ROOT,
+            cwd=SOURCE_ROOT,
             stdout=log_path.open("ab"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -240,7 +233,7 @@ class Harness:
     async def uvicorn_app(self, label: str, app: str, env: dict[str, str]) -> Process:
         """A bench ASGI app under uvicorn with the same loop and HTTP parser as the services."""
         argv = ["-m", "uvicorn", app, "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-        process = self.spawn(label, [*argv, "--log-level", "warning"], {**env, "PYTHONPATH": str(REPO_ROOT)})
+        process = self.spawn(label, [*argv, "--log-level", "warning"], {**env, "PYTHONPATH": str(SOURCE_ROOT)})
         await wait_http(process, "/healthz")
         return process
 
@@ -298,137 +291,6 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], timeout_s: float,
             return True
         await asyncio.sleep(interval_s)
     return False
-
-
-@dataclass
-class LoadResult:
-    """What a closed-loop run did: completed requests, failures and per-request latencies."""
-
-    completed: int = 0
-    failed: int = 0
-    elapsed_s: float = 0.0
-    latencies_s: list[float] = field(default_factory=list)
-    statuses: dict[int, int] = field(default_factory=dict)
-
-    @property
-    def rate(self) -> float:
-        return self.completed / self.elapsed_s if self.elapsed_s else 0.0
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "completed": self.completed,
-            "failed": self.failed,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "per_s": round(self.rate, 1),
-            "latency_p50_ms": round(percentile(self.latencies_s, 50) * 1000, 2),
-            "latency_p99_ms": round(percentile(self.latencies_s, 99) * 1000, 2),
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-        }
-
-
-RequestFactory = Callable[[int], tuple[str, str, Any]]
-
-
-async def closed_loop(
-    base_url: str,
-    make_request: RequestFactory,
-    *,
-    workers: int,
-    max_requests: int,
-    max_seconds: float,
-    headers: dict[str, str] | None = None,
-) -> LoadResult:
-    """N workers each sending the next request as soon as the previous one answered, until `max_requests`
-    were sent or `max_seconds` passed. `make_request(i)` gives (method, path, json body)."""
-    result = LoadResult()
-    counter = iter(range(max_requests))
-    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30.0, limits=limits) as client:
-        started = time.perf_counter()
-        deadline = started + max_seconds
-
-        async def worker() -> None:
-            for index in counter:
-                if time.perf_counter() >= deadline:
-                    return
-                method, path, body = make_request(index)
-                sent = time.perf_counter()
-                try:
-                    response = await client.request(method, path, json=body)
-                except httpx.HTTPError:
-                    result.failed += 1
-                    continue
-                result.statuses[response.status_code] = result.statuses.get(response.status_code, 0) + 1
-                if response.is_success:
-                    result.completed += 1
-                    result.latencies_s.append(time.perf_counter() - sent)
-                else:
-                    result.failed += 1
-
-        await asyncio.gather(*(worker() for _ in range(workers)))
-        result.elapsed_s = time.perf_counter() - started
-    return result
-
-
-async def open_loop(
-    base_url: str,
-    make_request: RequestFactory,
-    *,
-    rate_per_s: float,
-    duration_s: float,
-    on_sent: Callable[[int, float], None],
-    headers: dict[str, str] | None = None,
-    max_in_flight: int = 2000,
-) -> LoadResult:
-    """Requests started on a fixed schedule (i / rate), whether or not earlier ones answered, so a slow
-    system shows as latency instead of slowing the generator down. `on_sent(i, wall_clock)` runs as each
-    request leaves; in-flight requests are capped so an overloaded system cannot exhaust the machine."""
-    result = LoadResult()
-    total = max(1, int(rate_per_s * duration_s))
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    gate = asyncio.Semaphore(max_in_flight)
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60.0, limits=limits) as client:
-
-        async def one(index: int) -> None:
-            method, path, body = make_request(index)
-            sent = time.perf_counter()
-            on_sent(index, time.time())
-            try:
-                response = await client.request(method, path, json=body)
-            except httpx.HTTPError:
-                result.failed += 1
-                return
-            finally:
-                gate.release()
-            result.statuses[response.status_code] = result.statuses.get(response.status_code, 0) + 1
-            if response.is_success:
-                result.completed += 1
-                result.latencies_s.append(time.perf_counter() - sent)
-            else:
-                result.failed += 1
-
-        tasks: list[asyncio.Task[None]] = []
-        started = time.perf_counter()
-        for index in range(total):
-            delay = started + index / rate_per_s - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await gate.acquire()
-            tasks.append(asyncio.create_task(one(index)))
-        await asyncio.gather(*tasks)
-        result.elapsed_s = time.perf_counter() - started
-    return result
-
-
-def latency_summary(latencies_s: list[float]) -> dict[str, float]:
-    return {
-        "count": len(latencies_s),
-        "p50_ms": round(percentile(latencies_s, 50) * 1000, 1),
-        "p95_ms": round(percentile(latencies_s, 95) * 1000, 1),
-        "p99_ms": round(percentile(latencies_s, 99) * 1000, 1),
-        "max_ms": round(max(latencies_s, default=0.0) * 1000, 1),
-        "mean_ms": round(statistics.fmean(latencies_s) * 1000, 1) if latencies_s else 0.0,
-    }
 
 
 def dumps(document: Any) -> str:

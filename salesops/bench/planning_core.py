@@ -13,8 +13,9 @@ import statistics
 import time
 from datetime import date, timedelta
 
-from bench.harness import Harness, percentile
-from bench.model import Figure, MeasureResult
+from salesops.bench.harness import Harness
+from salesops.bench.load import percentile
+from salesops.bench.model import Figure, MeasureResult
 from services.planning_service.domain import (
     Cannibalization,
     Item,

@@ -1,5 +1,5 @@
 """The raw HTTP baseline: a bare FastAPI JSON endpoint doing one asyncpg insert, nothing else (no auth, no
-outbox, no middleware), run under uvicorn like the services: `uvicorn bench.raw_app:app`."""
+outbox, no middleware), run under uvicorn like the services: `uvicorn salesops.bench.raw_app:app`."""
 
 from __future__ import annotations
 

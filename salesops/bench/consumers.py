@@ -10,9 +10,9 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.events import order_volume_event
-from bench.harness import Harness, wait_until
-from bench.model import Figure, MeasureResult
+from salesops.bench.events import order_volume_event
+from salesops.bench.harness import Harness, wait_until
+from salesops.bench.model import Figure, MeasureResult
 from shared.events import CLOUDEVENTS_CONTENT_TYPE, Topic
 
 SKUS = 50

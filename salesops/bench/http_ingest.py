@@ -9,9 +9,10 @@ from typing import Any
 
 import asyncpg
 
-from bench.harness import Harness, LoadResult, closed_loop
-from bench.model import Figure, MeasureResult
-from bench.raw_app import RAW_TABLE_DDL
+from salesops.bench.harness import Harness
+from salesops.bench.load import LoadResult, closed_loop
+from salesops.bench.model import Figure, MeasureResult
+from salesops.bench.raw_app import RAW_TABLE_DDL
 
 REASONS = ("no_longer_needed", "wrong_item", "late_delivery", "defective", "other")
 CONDITIONS = ("resellable", "refurbish", "scrap")
@@ -41,7 +42,9 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
     finally:
         await conn.close()
     returns = await harness.service("returns", env)
-    raw = await harness.uvicorn_app("raw-http", "bench.raw_app:app", {**env.service_env(), "BENCH_RAW_DSN": env.dsn})
+    raw = await harness.uvicorn_app(
+        "raw-http", "salesops.bench.raw_app:app", {**env.service_env(), "BENCH_RAW_DSN": env.dsn}
+    )
     system_runs: list[LoadResult] = []
     raw_runs: list[LoadResult] = []
     with harness.running(returns, raw):

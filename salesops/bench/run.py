@@ -1,6 +1,6 @@
 """Runs the benchmark suite, prints the figures beside their raw baselines and writes them as JSON.
 
-python -m bench [--quick] [--only MEASURE ...] [--out bench/results/latest.json]
+python -m salesops.bench [--quick] [--only MEASURE ...] [--out .salesops/bench/latest.json]
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import consumers, http_ingest, latency, memory, order_volumes, outbox_relay, planning_core
-from bench.harness import REPO_ROOT, Harness, dumps, machine
-from bench.model import MeasureResult
+from salesops.bench import consumers, http_ingest, latency, memory, order_volumes, outbox_relay, planning_core
+from salesops.bench.harness import Harness, dumps, machine
+from salesops.bench.model import MeasureResult
 
 Measure = Callable[[Harness, bool], Awaitable[MeasureResult]]
 
@@ -37,7 +37,8 @@ MEASURES: dict[str, tuple[str, Measure]] = {
     "planning_core": ("Planning core", planning_core.run),
     "memory": ("Memory (RSS per service)", memory.run),
 }
-DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "latest.json"
+# Beside the data of `salesops up`, in the directory it runs from (ignored by git).
+DEFAULT_OUT = Path(".salesops") / "bench" / "latest.json"
 
 
 def _load() -> list[float]:
@@ -127,7 +128,9 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m salesops.bench", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("--quick", action="store_true", help="small counts and short runs (a smoke test)")
     parser.add_argument("--only", nargs="+", choices=list(MEASURES), metavar="MEASURE", help=", ".join(MEASURES))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON")

@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.harness import Harness
-from bench.model import Figure, MeasureResult
+from salesops.bench.harness import Harness
+from salesops.bench.model import Figure, MeasureResult
 
 LINES = 1_000
 SKUS = 100

@@ -11,11 +11,12 @@ from typing import Any
 
 import httpx
 
-from bench.harness import MIB, Harness, closed_loop
-from bench.http_ingest import return_body
-from bench.latency import complaint_body
-from bench.model import Figure, MeasureResult
-from bench.order_volumes import batch
+from salesops.bench.harness import MIB, Harness
+from salesops.bench.http_ingest import return_body
+from salesops.bench.latency import complaint_body
+from salesops.bench.load import closed_loop
+from salesops.bench.model import Figure, MeasureResult
+from salesops.bench.order_volumes import batch
 
 SERVICES = ("promotion", "fulfillment", "returns", "planning")
 GOAL_MB = 300.0

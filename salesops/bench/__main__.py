@@ -1,0 +1,5 @@
+import sys
+
+from salesops.bench.run import main
+
+sys.exit(main())

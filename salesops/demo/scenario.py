@@ -1,0 +1,261 @@
+"""`salesops demo`: a few months of a small kitchen-appliance company played through a running system.
+
+The scenario is a pure function of (seed, today): the same seed on the same day sends byte-identical
+requests, and every id derives from the seed, so re-running it is an identical retry (200, nothing new
+published). "Today" is the UTC date, the same default the services use; history ends yesterday and the
+campaigns lie ahead of today.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+SERVICE_OFFSETS = {"promotion": 1, "fulfillment": 2, "returns": 3, "planning": 4}
+CONSOLE_OFFSET = 5
+HISTORY_DAYS = 84  # twelve weeks of daily order history
+WAREHOUSES = (("DC-EAST", 0.6), ("DC-WEST", 0.4))
+# Monday-heavy ordering, quiet weekends: the weekly seasonality of a B2B appliance business.
+WEEKDAY_FACTORS = (1.25, 1.15, 1.05, 1.0, 1.1, 0.8, 0.65)
+PRODUCTS = (
+    ("KETTLE", "Electric kettle", 420),
+    ("TOASTER", "Two-slot toaster", 350),
+    ("BLENDER", "Power blender", 280),
+    ("GRINDER", "Burr coffee grinder", 210),
+    ("ESPRESSO", "Espresso machine", 300),
+    ("MIXER", "Stand mixer", 140),
+    ("JUICER", "Slow juicer", 120),
+    ("SCALE", "Kitchen scale", 260),
+    ("RICE", "Rice cooker", 180),
+    ("FRYER", "Air fryer", 380),
+    ("FROTHER", "Milk frother", 230),
+    ("WAFFLE", "Waffle iron", 90),
+)
+SPIKE_FACTOR = 4.0
+QUALITY_REASONS = {"defective", "damaged", "not_as_described"}
+
+
+@dataclass(frozen=True)
+class DemoRequest:
+    step: str
+    service: str
+    method: str
+    path: str
+    scope: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Scenario:
+    seed: int
+    today: date
+    prefix: str
+    skus: list[str]
+    weekly_levels: dict[str, float]
+    spike_sku: str
+    spike_day: date
+    surge_sku: str
+    strategic_account: str
+    campaign_id: str
+    campaign_skus: list[str]
+    overload_id: str
+    overload_sku: str
+    requests: list[DemoRequest] = field(default_factory=list)
+
+    def sku(self, code: str) -> str:
+        return f"{self.prefix}-{code}"
+
+    @property
+    def steps(self) -> list[str]:
+        return list(dict.fromkeys(r.step for r in self.requests))
+
+
+def _daily_units(rng: random.Random, weekly_level: float, day: date, index: int, phase: float) -> int:
+    # A slow swell over the quarter on top of the weekday pattern, with bounded noise so no ordinary day spikes.
+    season = 1 + 0.08 * math.sin(2 * math.pi * index / HISTORY_DAYS + phase)
+    noise = min(0.2, max(-0.2, rng.gauss(0, 0.07)))
+    return max(0, round(weekly_level / 7 * WEEKDAY_FACTORS[day.weekday()] * season * (1 + noise)))
+
+
+def build_scenario(seed: int, today: date) -> Scenario:
+    """Every request of the demo, in order; deterministic for (seed, today)."""
+    rng = random.Random(seed)
+    prefix = f"D{seed}"
+    levels = {f"{prefix}-{code}": round(level * rng.uniform(0.85, 1.15)) for code, _, level in PRODUCTS}
+    names = {f"{prefix}-{code}": name for code, name, _ in PRODUCTS}
+    s = Scenario(
+        seed=seed,
+        today=today,
+        prefix=prefix,
+        skus=list(levels),
+        weekly_levels={k: float(v) for k, v in levels.items()},
+        spike_sku=f"{prefix}-GRINDER",
+        spike_day=today - timedelta(days=2),
+        surge_sku=f"{prefix}-ESPRESSO",
+        strategic_account=f"{prefix}-ACC-NORD",
+        campaign_id=f"{prefix}-SPRING",
+        campaign_skus=[f"{prefix}-KETTLE", f"{prefix}-TOASTER"],
+        overload_id=f"{prefix}-MEGA",
+        overload_sku=f"{prefix}-BLENDER",
+    )
+    add = s.requests.append
+
+    for sku, level in levels.items():
+        # The overloaded SKU runs close to its capacity, so a big campaign cannot be pre-built in time.
+        capacity_factor = 1.1 if sku == s.overload_sku else 1.6
+        lot = 10
+        add(
+            DemoRequest(
+                "item master",
+                "planning",
+                "PUT",
+                f"/v1/items/{sku}",
+                "planning:write",
+                {
+                    "name": names[sku],
+                    "on_hand": float(round(level * (1.0 if sku == s.overload_sku else 1.5))),
+                    "safety_stock": float(round(level * 0.5)),
+                    "lot_size": float(lot),
+                    "weekly_capacity": float(math.ceil(level * capacity_factor / lot) * lot),
+                    "frozen_weeks": 0,
+                    "baseline_weekly_demand": float(level),
+                },
+            )
+        )
+
+    accounts = [
+        (s.strategic_account, "Nordmarkt Retail", "strategic"),
+        (f"{prefix}-ACC-CASA", "Casa Bella Stores", "integrated"),
+        (f"{prefix}-ACC-CORNER", "Corner Kitchen Shop", "emerging"),
+        (f"{prefix}-ACC-WEB", "Webshop Direct", "stable"),
+    ]
+    for account_id, name, segment in accounts:
+        body = {"name": name, "segment": segment, "owner_email": f"accounts+{segment}@example.com"}
+        add(DemoRequest("accounts", "returns", "PUT", f"/v1/accounts/{account_id}", "returns:write", body))
+
+    first_day = today - timedelta(days=HISTORY_DAYS)
+    phases = {sku: rng.uniform(0, 2 * math.pi) for sku in levels}
+    for week in range(HISTORY_DAYS // 7):
+        for warehouse, share in WAREHOUSES:
+            lines = []
+            for offset in range(7):
+                index = week * 7 + offset
+                day = first_day + timedelta(days=index)
+                for sku, level in levels.items():
+                    units = _daily_units(rng, level, day, index, phases[sku]) * share
+                    if sku == s.spike_sku and day == s.spike_day:
+                        units *= SPIKE_FACTOR  # an unexplained spike: no promotion covers it
+                    ordered = round(units)
+                    backordered = round(ordered * rng.uniform(0, 0.03))
+                    lines.append(
+                        {
+                            "sku": sku,
+                            "day": day.isoformat(),
+                            "units_ordered": ordered,
+                            "units_shipped": ordered - backordered,
+                            "units_backordered": backordered,
+                        }
+                    )
+            add(
+                DemoRequest(
+                    "order history",
+                    "fulfillment",
+                    "POST",
+                    "/v1/order-volumes",
+                    "volumes:write",
+                    {"warehouse_id": warehouse, "lines": lines},
+                )
+            )
+
+    add(
+        DemoRequest(
+            "campaign announced",
+            "promotion",
+            "POST",
+            "/v1/promotions",
+            "promotions:write",
+            {
+                "promotion_id": s.campaign_id,
+                "name": "Spring kitchen refresh",
+                "starts_on": (today + timedelta(days=21)).isoformat(),
+                "ends_on": (today + timedelta(days=34)).isoformat(),
+                "items": [{"sku": s.campaign_skus[0], "uplift_pct": 35}, {"sku": s.campaign_skus[1], "uplift_pct": 25}],
+                "post_promo_dip_pct": 20,
+                "post_promo_dip_weeks": 2,
+                "cannibalized": [{"sku": f"{prefix}-FROTHER", "pct": 10}],
+                "channel": "retail",
+                "regions": ["EU"],
+                "account_segments": ["integrated", "emerging"],
+            },
+        )
+    )
+
+    account_ids = [a[0] for a in accounts]
+    reasons = ["defective"] * 9 + ["damaged", "not_as_described", "no_longer_needed"]
+    for number, reason in enumerate(reasons, 1):
+        account = s.strategic_account if number % 2 else rng.choice(account_ids[1:])
+        quality = reason in QUALITY_REASONS
+        add(
+            DemoRequest(
+                "returns surge",
+                "returns",
+                "POST",
+                "/v1/returns",
+                "returns:write",
+                {
+                    "return_id": f"{prefix}-RET-{number:03d}",
+                    "sku": s.surge_sku,
+                    "quantity": rng.randint(4, 7),
+                    "account_id": account,
+                    "reason": reason,
+                    "condition": rng.choice(["refurbish", "scrap"]) if quality else "resellable",
+                    "returned_on": (today - timedelta(days=1 + (number * 5) % 11)).isoformat(),
+                    "order_id": f"{prefix}-SO-{4100 + number}",
+                    "resolution": "replacement" if account == s.strategic_account else "refund",
+                },
+            )
+        )
+    add(
+        DemoRequest(
+            "returns surge",
+            "returns",
+            "POST",
+            "/v1/complaints",
+            "returns:write",
+            {
+                "complaint_id": f"{prefix}-CMP-001",
+                "account_id": s.strategic_account,
+                "sku": s.surge_sku,
+                "category": "quality",
+                "severity": "high",
+                "description": "Third espresso machine this month failing on first use at our flagship stores.",
+                "received_on": (today - timedelta(days=1)).isoformat(),
+            },
+        )
+    )
+
+    add(
+        DemoRequest(
+            "capacity-overloading campaign",
+            "promotion",
+            "POST",
+            "/v1/promotions",
+            "promotions:write",
+            {
+                "promotion_id": s.overload_id,
+                "name": "Blender mega week",
+                "starts_on": (today + timedelta(days=28)).isoformat(),
+                "ends_on": (today + timedelta(days=41)).isoformat(),
+                "items": [{"sku": s.overload_sku, "uplift_pct": 150}],
+                "post_promo_dip_pct": 10,
+                "post_promo_dip_weeks": 1,
+                "channel": "retail",
+                "regions": ["EU"],
+                "account_segments": ["strategic"],
+            },
+        )
+    )
+    return s

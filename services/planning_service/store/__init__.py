@@ -1,0 +1,123 @@
+"""All of the planning service's SQL. Handlers see it through the `Store` protocol (tests pass an in-memory
+fake); the read side uses the same `SqlStore`.
+
+- `locks.py`      the advisory locks that serialise re-plans
+- `inputs.py`     the planning core's inputs, and the stored forms of plans and promotions
+- `signals.py`    planning's copy of other services' events, the item master and the driver log
+- `plans.py`      plans, revisions, forecast snapshots, open conflicts, the week rolled to
+- `reads.py`      what the API reads
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.planning_service.domain import CapacityConflict, Item
+from services.planning_service.store.inputs import (
+    InputSql,
+    PlanningInputs,
+    StoredPlan,
+    exceptions_json,
+    launch_from_data,
+    plan_from_json,
+    plan_weeks_json,
+    promotion_from_data,
+    promotion_skus,
+)
+from services.planning_service.store.locks import LockSql
+from services.planning_service.store.plans import PlanRevision, PlanSql
+from services.planning_service.store.reads import CurrentPlan, OpenConflict, PlanSummary, ReadSql, Revision
+from services.planning_service.store.signals import (
+    Driver,
+    ReturnRecord,
+    SignalSql,
+    SpikeReport,
+    SpikeState,
+    StoredItem,
+)
+
+__all__ = [
+    "CurrentPlan",
+    "Driver",
+    "OpenConflict",
+    "PlanRevision",
+    "PlanSummary",
+    "PlanningInputs",
+    "ReturnRecord",
+    "Revision",
+    "SpikeReport",
+    "SpikeState",
+    "SqlStore",
+    "Store",
+    "StoredItem",
+    "StoredPlan",
+    "exceptions_json",
+    "launch_from_data",
+    "plan_from_json",
+    "plan_weeks_json",
+    "promotion_from_data",
+    "promotion_skus",
+]
+
+
+class Store(Protocol):
+    """What the planning handlers read and write."""
+
+    async def lock_skus(self, skus: Collection[str]) -> None: ...
+
+    async def lock_all(self) -> None: ...
+
+    async def promotion_body(self, promotion_id: str) -> dict[str, Any] | None: ...
+
+    async def save_promotion(
+        self, promotion_id: str, *, version: int, status: str, body: Mapping[str, Any], event_id: str
+    ) -> None: ...
+
+    async def save_launch(self, launch_id: str, *, sku: str, body: Mapping[str, Any], event_id: str) -> None: ...
+
+    async def save_daily_volumes(self, sku: str, days: Sequence[Mapping[str, Any]]) -> None: ...
+
+    async def spike_state(self, sku: str, day: date) -> SpikeState | None: ...
+
+    async def save_spike(self, report: SpikeReport) -> None: ...
+
+    async def save_return(self, returned: ReturnRecord) -> None: ...
+
+    async def record_driver(self, driver: Driver) -> None: ...
+
+    async def item(self, sku: str) -> StoredItem | None: ...
+
+    async def save_item(self, item: Item, revision: int) -> StoredItem: ...
+
+    async def load_inputs(self, skus: Collection[str] | None, horizon_start: date) -> PlanningInputs: ...
+
+    async def earlier_drivers(self, skus: Collection[str]) -> dict[str, list[str]]: ...
+
+    async def save_revisions(
+        self, revisions: Sequence[PlanRevision], *, horizon_start: date, generated_at: datetime
+    ) -> None: ...
+
+    async def save_exceptions(self, exceptions: Mapping[str, list[dict[str, Any]]]) -> None: ...
+
+    async def snapshot_forecasts(self, week_start: date, forecasts: Mapping[str, float]) -> None: ...
+
+    async def open_conflicts(self, skus: Collection[str]) -> dict[str, CapacityConflict]: ...
+
+    async def save_conflict(self, conflict: CapacityConflict, *, plan_version: int, detected_at: datetime) -> None: ...
+
+    async def delete_conflict(self, sku: str) -> None: ...
+
+    async def rolled_to(self) -> date | None: ...
+
+    async def set_rolled_to(self, week_start: date) -> None: ...
+
+
+class SqlStore(LockSql, InputSql, SignalSql, PlanSql, ReadSql):
+    """The store on one unit of work's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session

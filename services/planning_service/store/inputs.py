@@ -1,0 +1,235 @@
+"""Loading the planning core's inputs from planning's own tables (items, history, signals, promotions), and
+the stored forms of a plan and a promotion as domain values."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Date, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.planning_service import tables
+from services.planning_service.domain import (
+    Cannibalization,
+    Item,
+    Launch,
+    PlanException,
+    PlanWeek,
+    Promotion,
+    PromotionItem,
+    SkuInputs,
+    SkuPlan,
+    Spike,
+    baseline_level,
+)
+from services.planning_service.domain.forecast import MAX_HISTORY_WEEKS
+from shared.events import LaunchData, PromotionData
+
+# Sensing looks at most a few weeks back from the horizon; older spikes cannot move any week.
+SPIKE_LOOKBACK_DAYS = 8 * 7
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    sku: str
+    plan_version: int
+    plan: SkuPlan
+    exceptions: list[dict[str, Any]]
+
+
+@dataclass
+class PlanningInputs:
+    """What `plan_many` needs for a set of SKUs, plus the plans currently stored for them."""
+
+    inputs: list[SkuInputs] = field(default_factory=list)
+    promotions: list[Promotion] = field(default_factory=list)
+    launches: list[Launch] = field(default_factory=list)
+    reference_baselines: dict[str, float] = field(default_factory=dict)
+    stored: dict[str, StoredPlan] = field(default_factory=dict)
+
+
+def item_from_row(row: Any) -> Item:
+    return Item(
+        sku=row.sku,
+        name=row.name,
+        on_hand=row.on_hand,
+        safety_stock=row.safety_stock,
+        lot_size=row.lot_size,
+        weekly_capacity=row.weekly_capacity,
+        frozen_weeks=row.frozen_weeks,
+        baseline_weekly_demand=row.baseline_weekly_demand,
+    )
+
+
+def promotion_from_data(data: PromotionData, *, cancelled: bool = False) -> Promotion:
+    return Promotion(
+        promotion_id=data.promotion_id,
+        starts_on=data.starts_on,
+        ends_on=data.ends_on,
+        items=tuple(PromotionItem(i.sku, i.uplift_pct) for i in data.items),
+        post_promo_dip_pct=data.post_promo_dip_pct,
+        post_promo_dip_weeks=data.post_promo_dip_weeks,
+        cannibalized=tuple(Cannibalization(c.sku, c.pct) for c in data.cannibalized),
+        cancelled=cancelled,
+    )
+
+
+def promotion_skus(promotion: Promotion | PromotionData) -> set[str]:
+    return {i.sku for i in promotion.items} | {c.sku for c in promotion.cannibalized}
+
+
+def launch_from_data(data: LaunchData) -> Launch:
+    return Launch(data.launch_id, data.sku, data.launch_on, data.reference_sku, data.scale_pct, data.ramp_weeks)
+
+
+def plan_from_json(sku: str, weeks: list[dict[str, Any]]) -> SkuPlan:
+    return SkuPlan(
+        sku,
+        tuple(PlanWeek(**{**w, "week_start": date.fromisoformat(w["week_start"])}) for w in weeks),
+    )
+
+
+def plan_weeks_json(plan: SkuPlan) -> list[dict[str, Any]]:
+    return [{**w._asdict(), "week_start": w.week_start.isoformat()} for w in plan.weeks]
+
+
+def exceptions_json(exceptions: Sequence[PlanException]) -> list[dict[str, Any]]:
+    return [
+        {
+            "week_start": e.week_start.isoformat(),
+            "kind": e.kind,
+            "planned_quantity": e.planned_quantity,
+            "wanted_quantity": e.wanted_quantity,
+            "message": e.message,
+        }
+        for e in exceptions
+    ]
+
+
+def _in(column: Any, skus: Collection[str] | None) -> Any:
+    return True if skus is None else column.in_(list(skus))
+
+
+class InputSql:
+    session: AsyncSession
+
+    async def active_promotions(self, skus: Collection[str] | None) -> list[Promotion]:
+        """Uncancelled promotions touching any of the SKUs (all of them when None)."""
+        promotions = tables.promotions
+        rows = (await self.session.execute(select(promotions.c.body).where(promotions.c.status != "cancelled"))).all()
+        found = [promotion_from_data(PromotionData.model_validate(row.body)) for row in rows]
+        if skus is None:
+            return found
+        wanted = set(skus)
+        return [promotion for promotion in found if promotion_skus(promotion) & wanted]
+
+    async def weekly_units(
+        self, skus: Collection[str] | None, *, since: date, until: date | None = None
+    ) -> dict[str, dict[date, float]]:
+        """Units ordered per SKU and ISO week (keyed by Monday) from `since` on, summed over the daily totals."""
+        volumes = tables.daily_volumes
+        week = cast(func.date_trunc("week", volumes.c.day), Date).label("week")
+        query = (
+            select(volumes.c.sku, week, func.sum(volumes.c.units_ordered).label("units"))
+            .where(_in(volumes.c.sku, skus), volumes.c.day >= since)
+            .group_by(volumes.c.sku, week)
+        )
+        if until is not None:
+            query = query.where(volumes.c.day < until)
+        history: dict[str, dict[date, float]] = defaultdict(dict)
+        for row in (await self.session.execute(query)).all():
+            history[row.sku][row.week] = float(row.units)
+        return history
+
+    async def planning_history(self, skus: Collection[str] | None, horizon_start: date) -> dict[str, dict[date, float]]:
+        """The weekly history the core reads: the complete weeks of its history window before the horizon."""
+        return await self.weekly_units(skus, since=horizon_start - timedelta(weeks=MAX_HISTORY_WEEKS))
+
+    async def stored_plans(self, skus: Collection[str] | None) -> dict[str, StoredPlan]:
+        plans = tables.plans
+        query = select(plans.c.sku, plans.c.plan_version, plans.c.weeks, plans.c.exceptions).where(
+            _in(plans.c.sku, skus)
+        )
+        rows = (await self.session.execute(query)).all()
+        return {
+            row.sku: StoredPlan(row.sku, row.plan_version, plan_from_json(row.sku, row.weeks), row.exceptions)
+            for row in rows
+        }
+
+    async def load_inputs(self, skus: Collection[str] | None, horizon_start: date) -> PlanningInputs:
+        """Inputs of the given SKUs (all SKUs with an item when None); SKUs without an item are left out."""
+        items_table, spikes, returns, launches = tables.items, tables.spikes, tables.returns, tables.launches
+        item_rows = (await self.session.execute(select(items_table).where(_in(items_table.c.sku, skus)))).all()
+        items = [item_from_row(row) for row in item_rows]
+        if not items:
+            return PlanningInputs()
+        planned = [item.sku for item in items] if skus is not None else None
+        history = await self.planning_history(planned, horizon_start)
+        spikes_by_sku: dict[str, list[Spike]] = defaultdict(list)
+        spike_rows = await self.session.execute(
+            select(spikes).where(
+                _in(spikes.c.sku, planned),
+                spikes.c.status == "detected",
+                spikes.c.day >= horizon_start - timedelta(days=SPIKE_LOOKBACK_DAYS),
+            )
+        )
+        for row in spike_rows.all():
+            spikes_by_sku[row.sku].append(
+                Spike(row.sku, row.day, row.units, row.baseline, row.explained_by_promotion_id is not None)
+            )
+        receipts: dict[str, dict[date, float]] = defaultdict(lambda: defaultdict(float))
+        replacements: dict[str, dict[date, float]] = defaultdict(lambda: defaultdict(float))
+        return_rows = await self.session.execute(
+            select(returns).where(_in(returns.c.sku, planned), returns.c.returned_on >= horizon_start)
+        )
+        for row in return_rows.all():
+            if row.condition == "resellable":
+                receipts[row.sku][row.returned_on] += row.quantity
+            if row.resolution == "replacement":
+                replacements[row.sku][row.returned_on] += row.quantity
+        stored = await self.stored_plans(planned)
+        result = PlanningInputs(stored=stored)
+        for item in items:
+            previous = stored.get(item.sku)
+            result.inputs.append(
+                SkuInputs(
+                    item=item,
+                    history=history.get(item.sku, {}),
+                    spikes=tuple(spikes_by_sku.get(item.sku, ())),
+                    resellable_returns=dict(receipts.get(item.sku, {})),
+                    replacements=dict(replacements.get(item.sku, {})),
+                    previous_mps=({w.week_start: w.mps_quantity for w in previous.plan.weeks} if previous else None),
+                )
+            )
+        result.promotions = await self.active_promotions(planned)
+        launch_rows = (await self.session.execute(select(launches.c.body).where(_in(launches.c.sku, planned)))).all()
+        result.launches = [launch_from_data(LaunchData.model_validate(row.body)) for row in launch_rows]
+        result.reference_baselines = await self._reference_baselines(
+            result.launches, {item.sku for item in items}, horizon_start
+        )
+        return result
+
+    async def _reference_baselines(
+        self, launches: list[Launch], planned: set[str], horizon_start: date
+    ) -> dict[str, float]:
+        """Baselines of launch reference SKUs that are not planned in this batch (a launched SKU's own event
+        must not re-plan its reference), from their stored item and history."""
+        missing = {launch.reference_sku for launch in launches} - planned
+        if not missing:
+            return {}
+        items_table = tables.items
+        rows = (await self.session.execute(select(items_table).where(items_table.c.sku.in_(sorted(missing))))).all()
+        items = {row.sku: item_from_row(row) for row in rows}
+        history = await self.planning_history(sorted(missing), horizon_start)
+        promotions = await self.active_promotions(missing)
+        baselines: dict[str, float] = {}
+        for sku in missing:
+            if sku not in items and sku not in history:
+                continue  # unknown reference: the core plans 0 and raises an exception for the planner
+            item = items.get(sku) or Item(sku=sku, name=sku, on_hand=0, safety_stock=0)
+            baselines[sku] = baseline_level(SkuInputs(item, history.get(sku, {})), horizon_start, promotions)
+        return baselines

@@ -1,0 +1,188 @@
+"""Planning's own copy of what other services announced (promotions, launches, daily volumes, spikes,
+returns), its item master, and the driver log: every event or command that shaped a plan."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.planning_service import tables
+from services.planning_service.domain import Item
+from services.planning_service.store.inputs import item_from_row
+
+
+@dataclass(frozen=True)
+class Driver:
+    event_id: str
+    event_type: str
+    subject: str | None
+    skus: Sequence[str]
+    summary: str
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    item: Item
+    revision: int
+    row: Mapping[str, Any]  # every column, as the API shows the item
+
+
+@dataclass(frozen=True)
+class SpikeReport:
+    """The newest report about a (sku, day) spike, as planning keeps it."""
+
+    sku: str
+    day: date
+    units: float
+    baseline: float
+    explained_by_promotion_id: str | None
+    retracted: bool
+    event_id: str
+    event_time: datetime | None
+
+
+@dataclass(frozen=True)
+class SpikeState:
+    status: str
+    explained_by_promotion_id: str | None
+
+
+@dataclass(frozen=True)
+class ReturnRecord:
+    return_id: str
+    sku: str
+    quantity: int
+    condition: str
+    resolution: str | None
+    returned_on: date
+
+
+class SignalSql:
+    session: AsyncSession
+
+    async def promotion_body(self, promotion_id: str) -> dict[str, Any] | None:
+        promotions = tables.promotions
+        row = (
+            await self.session.execute(select(promotions.c.body).where(promotions.c.promotion_id == promotion_id))
+        ).first()
+        return dict(row.body) if row else None
+
+    async def save_promotion(
+        self, promotion_id: str, *, version: int, status: str, body: Mapping[str, Any], event_id: str
+    ) -> None:
+        """Keep the newest version; a cancellation wins over a plain event of the same version."""
+        promotions = tables.promotions
+        statement = insert(promotions).values(
+            promotion_id=promotion_id, version=version, status=status, body=dict(body), last_event_id=event_id
+        )
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[promotions.c.promotion_id],
+                set_={k: statement.excluded[k] for k in ("version", "status", "body", "last_event_id")}
+                | {"updated_at": datetime.now().astimezone()},
+                where=(promotions.c.version < statement.excluded.version)
+                | ((promotions.c.version == statement.excluded.version) & (promotions.c.status != "cancelled")),
+            )
+        )
+
+    async def save_launch(self, launch_id: str, *, sku: str, body: Mapping[str, Any], event_id: str) -> None:
+        launches = tables.launches
+        statement = insert(launches).values(launch_id=launch_id, sku=sku, body=dict(body), last_event_id=event_id)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[launches.c.launch_id],
+                set_={k: statement.excluded[k] for k in ("sku", "body", "last_event_id")},
+            )
+        )
+
+    async def save_daily_volumes(self, sku: str, days: Sequence[Mapping[str, Any]]) -> None:
+        """Each day's totals (`day`, `units_ordered`, `units_shipped`, `units_backordered`) replace the stored day."""
+        volumes = tables.daily_volumes
+        statement = insert(volumes)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[volumes.c.sku, volumes.c.day],
+                set_={k: statement.excluded[k] for k in ("units_ordered", "units_shipped", "units_backordered")},
+            ),
+            [{"sku": sku, **day} for day in days],
+        )
+
+    async def spike_state(self, sku: str, day: date) -> SpikeState | None:
+        spikes = tables.spikes
+        query = select(spikes.c.status, spikes.c.explained_by_promotion_id).where(
+            spikes.c.sku == sku, spikes.c.day == day
+        )
+        row = (await self.session.execute(query)).first()
+        return SpikeState(row.status, row.explained_by_promotion_id) if row else None
+
+    async def save_spike(self, report: SpikeReport) -> None:
+        spikes = tables.spikes
+        statement = insert(spikes).values(
+            sku=report.sku,
+            day=report.day,
+            units=report.units,
+            baseline=report.baseline,
+            explained_by_promotion_id=report.explained_by_promotion_id,
+            status="retracted" if report.retracted else "detected",
+            event_id=report.event_id,
+            event_time=report.event_time,
+        )
+        keep = ("units", "baseline", "explained_by_promotion_id", "status", "event_id", "event_time")
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[spikes.c.sku, spikes.c.day],
+                set_={k: statement.excluded[k] for k in keep},
+                # a late, older event about the same day must not undo a newer one
+                where=(spikes.c.event_time.is_(None))
+                | (statement.excluded.event_time.is_(None))
+                | (spikes.c.event_time <= statement.excluded.event_time),
+            )
+        )
+
+    async def save_return(self, returned: ReturnRecord) -> None:
+        returns = tables.returns
+        await self.session.execute(
+            insert(returns).values(**asdict(returned)).on_conflict_do_nothing(index_elements=[returns.c.return_id])
+        )
+
+    async def record_driver(self, driver: Driver) -> None:
+        """Log a driver once (a redelivered event keeps its first entry)."""
+        await self.session.execute(
+            insert(tables.drivers)
+            .values(
+                event_id=driver.event_id,
+                event_type=driver.event_type,
+                subject=driver.subject,
+                skus=sorted(set(driver.skus)),
+                summary=driver.summary,
+                occurred_at=driver.occurred_at,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    async def item(self, sku: str) -> StoredItem | None:
+        items = tables.items
+        row = (await self.session.execute(select(items).where(items.c.sku == sku))).first()
+        return StoredItem(item_from_row(row), row.revision, dict(row._mapping)) if row else None
+
+    async def save_item(self, item: Item, revision: int) -> StoredItem:
+        items = tables.items
+        values = {k: v for k, v in asdict(item).items() if k != "sku"}
+        statement = insert(items).values(sku=item.sku, revision=revision, **values)
+        row = (
+            await self.session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[items.c.sku],
+                    set_={k: statement.excluded[k] for k in [*values, "revision"]}
+                    | {"updated_at": datetime.now().astimezone()},
+                ).returning(*items.c)
+            )
+        ).one()
+        return StoredItem(item_from_row(row), row.revision, dict(row._mapping))

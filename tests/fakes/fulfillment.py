@@ -1,0 +1,95 @@
+"""The fulfillment service's store in dictionaries: the same answers as `SqlStore` for what handlers ask."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+from services.fulfillment_service.domain import DayVolume, PromotionWindow, Spike
+from services.fulfillment_service.store import DETECTED, RETRACTED, DailyTotal, StoredSpike, StoredWindow
+
+Figures = tuple[int, int, int]
+
+
+@dataclass
+class FakeFulfillmentStore:
+    volumes: dict[tuple[str, str, date], Figures] = field(default_factory=dict)
+    spikes: dict[tuple[str, date], StoredSpike] = field(default_factory=dict)
+    windows: dict[str, StoredWindow] = field(default_factory=dict)
+    locked: list[set[str]] = field(default_factory=list)
+
+    async def lock_skus(self, skus: Collection[str]) -> None:
+        self.locked.append(set(skus))
+
+    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, set[date]]:
+        changed: dict[str, set[date]] = defaultdict(set)
+        for line in lines:
+            figures = (line.units_ordered, line.units_shipped, line.units_backordered)
+            key = (warehouse_id, line.sku, line.day)
+            if self.volumes.get(key) != figures:
+                self.volumes[key] = figures
+                changed[line.sku].add(line.day)
+        return dict(changed)
+
+    def _sums(self, sku: str) -> dict[date, list[int]]:
+        sums: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for (_, volume_sku, day), figures in self.volumes.items():
+            if volume_sku == sku:
+                sums[day] = [total + units for total, units in zip(sums[day], figures, strict=True)]
+        return sums
+
+    async def daily_totals(self, changed: Mapping[str, Collection[date]]) -> dict[str, list[DailyTotal]]:
+        totals: dict[str, list[DailyTotal]] = {}
+        for sku, days in changed.items():
+            sums = self._sums(sku)
+            found = [DailyTotal(day, *sums[day]) for day in sorted(days) if day in sums]
+            if found:
+                totals[sku] = found
+        return totals
+
+    async def ordered_series(self, froms: Mapping[str, date]) -> dict[str, dict[date, float]]:
+        series: dict[str, dict[date, float]] = {}
+        for sku, start in froms.items():
+            sums = self._sums(sku)
+            series[sku] = {day: float(figures[0]) for day, figures in sums.items() if day >= start}
+            if sums and min(sums) < start:
+                series[sku].setdefault(start, 0.0)
+        return series
+
+    async def live_windows(self, skus: Collection[str]) -> list[PromotionWindow]:
+        return [
+            stored.window
+            for stored in self.windows.values()
+            if not stored.window.cancelled and stored.window.skus & set(skus)
+        ]
+
+    async def spikes_from(self, skus: Collection[str], first_day: date) -> dict[tuple[str, date], StoredSpike]:
+        return {key: stored for key, stored in self.spikes.items() if key[0] in skus and key[1] >= first_day}
+
+    async def save_detected(self, spike: Spike) -> None:
+        assert spike.sku is not None
+        self.spikes[(spike.sku, spike.day)] = StoredSpike(DETECTED, spike)
+
+    async def retract(self, sku: str, day: date) -> None:
+        self.spikes[(sku, day)] = replace(self.spikes[(sku, day)], status=RETRACTED)
+
+    async def detected_between(self, skus: Collection[str], first: date, last: date) -> list[Spike]:
+        return [
+            stored.spike
+            for (sku, day), stored in sorted(self.spikes.items())
+            if sku in skus and first <= day <= last and stored.status == DETECTED
+        ]
+
+    async def explain(self, sku: str, day: date, promotion_id: str | None) -> Spike:
+        stored = self.spikes[(sku, day)]
+        spike = replace(stored.spike, explained_by_promotion_id=promotion_id)
+        self.spikes[(sku, day)] = replace(stored, spike=spike)
+        return spike
+
+    async def window(self, promotion_id: str) -> StoredWindow | None:
+        return self.windows.get(promotion_id)
+
+    async def save_window(self, window: PromotionWindow, version: int) -> None:
+        self.windows[window.promotion_id] = StoredWindow(window, version)
