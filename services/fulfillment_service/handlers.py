@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import structlog
@@ -22,10 +22,12 @@ from services.fulfillment_service.domain import (
     detect_spikes,
     explain_spike,
     explaining_promotion,
+    shift_days,
 )
 from services.fulfillment_service.schemas import OrderVolumeReport, VolumeLineIn
 from shared.db import UnitOfWork
 from shared.events import (
+    MAX_REPORTED_DAYS,
     CloudEvent,
     DailyTotalData,
     EventType,
@@ -134,7 +136,8 @@ async def record_volumes(
 
 
 async def _announce_totals(uow: UnitOfWork, changed: dict[str, set[date]]) -> None:
-    """One `reported` event per SKU with the new all-warehouse totals of the days that changed."""
+    """A `reported` event per SKU with the new all-warehouse totals of the days that changed (several when
+    more than `MAX_REPORTED_DAYS` days changed, so that a long backfill never makes an oversized event)."""
     pairs = [(sku, day) for sku, days in changed.items() for day in days]
     rows = await uow.session.execute(_DAILY_TOTALS, {"skus": [p[0] for p in pairs], "days": [p[1] for p in pairs]})
     by_sku: dict[str, list[DailyTotalData]] = defaultdict(list)
@@ -148,12 +151,14 @@ async def _announce_totals(uow: UnitOfWork, changed: dict[str, set[date]]) -> No
             )
         )
     for sku in sorted(by_sku):
-        uow.publish(
-            EventType.ORDER_VOLUME_REPORTED,
-            key=sku,
-            subject=sku,
-            data=OrderVolumeReportedData(sku=sku, days=by_sku[sku]),
-        )
+        days = by_sku[sku]
+        for first in range(0, len(days), MAX_REPORTED_DAYS):
+            uow.publish(
+                EventType.ORDER_VOLUME_REPORTED,
+                key=sku,
+                subject=sku,
+                data=OrderVolumeReportedData(sku=sku, days=days[first : first + MAX_REPORTED_DAYS]),
+            )
 
 
 async def _series(uow: UnitOfWork, froms: dict[str, date]) -> dict[str, dict[date, float]]:
@@ -201,7 +206,7 @@ def _published_view(spike: Spike | Row[Any]) -> tuple[float, float, str | None]:
 
 async def reevaluate_spikes(uow: UnitOfWork, changed: dict[str, set[date]], rule: SpikeRule) -> None:
     """Re-judge every day a change can move; publish new spikes, changed ones, and retractions."""
-    froms = {sku: min(days) - timedelta(days=rule.window_days) for sku, days in changed.items()}
+    froms = {sku: shift_days(min(days), -rule.window_days) for sku, days in changed.items()}
     series = await _series(uow, froms)
     windows = await _windows(uow, changed)
     stored_rows = await uow.session.execute(

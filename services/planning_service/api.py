@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -26,6 +26,7 @@ from services.planning_service.settings import PlanningSettings
 from shared.auth import ApiKey, Scope, require
 from shared.errors import invalid, not_found
 from shared.service import UnitOfWorkDep
+from shared.types import DATE_RANGE, PlanDate
 
 router = APIRouter(prefix="/v1", tags=["planning"])
 
@@ -114,7 +115,7 @@ async def plan_history(sku: SkuPath, uow: UnitOfWorkDep, _: CanRead, limit: Limi
 )
 async def week_history(
     sku: SkuPath,
-    week_start: date,
+    week_start: Annotated[PlanDate, Path(description=f"the Monday of an ISO week, within {DATE_RANGE}")],
     uow: UnitOfWorkDep,
     _: CanRead,
     limit: Limit = 100,

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Sku = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+from shared.events import MAX_CANNIBALIZED, MAX_PROMOTION_ITEMS, MAX_PROMOTION_LABELS
+from shared.types import DATE_RANGE, PlanDate, Sku
 
 
 class Strict(BaseModel):
@@ -155,20 +156,23 @@ class ScenarioCannibalization(Strict):
     pct: float = Field(gt=0, le=100)
 
 
+Label = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+
+
 class ScenarioPromotion(Strict):
     """A promotion body as `POST /v1/promotions` takes it."""
 
     promotion_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     name: str = Field(min_length=1, max_length=200)
-    starts_on: date
-    ends_on: date
-    items: list[ScenarioItem] = Field(min_length=1, max_length=1000)
+    starts_on: PlanDate = Field(description=f"Within {DATE_RANGE}")
+    ends_on: PlanDate = Field(description=f"On or after starts_on, within {DATE_RANGE}")
+    items: list[ScenarioItem] = Field(min_length=1, max_length=MAX_PROMOTION_ITEMS)
     post_promo_dip_pct: float = Field(default=0, ge=0, le=100)
     post_promo_dip_weeks: int = Field(default=0, ge=0, le=52)
-    cannibalized: list[ScenarioCannibalization] = Field(default_factory=list, max_length=1000)
+    cannibalized: list[ScenarioCannibalization] = Field(default_factory=list, max_length=MAX_CANNIBALIZED)
     channel: str | None = Field(default=None, max_length=100)
-    regions: list[str] = Field(default_factory=list)
-    account_segments: list[str] = Field(default_factory=list)
+    regions: list[Label] = Field(default_factory=list, max_length=MAX_PROMOTION_LABELS)
+    account_segments: list[Label] = Field(default_factory=list, max_length=MAX_PROMOTION_LABELS)
 
 
 class ScenarioRequest(Strict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -22,6 +21,7 @@ from services.promotion_service.schemas import (
 from shared.auth import ApiKey, Scope, require
 from shared.errors import invalid, not_found
 from shared.service import UnitOfWorkDep
+from shared.types import DATE_RANGE, PlanDate
 
 router = APIRouter(prefix="/v1", tags=["promotions"])
 
@@ -65,9 +65,9 @@ async def list_promotions(
     _: CanRead,
     status: PromotionStatus | None = None,
     sku: Annotated[str | None, Query(max_length=100)] = None,
-    active_on: Annotated[date | None, Query(description="running on this day (inclusive)")] = None,
-    since: Annotated[date | None, Query(description="ending on or after this day")] = None,
-    until: Annotated[date | None, Query(description="starting on or before this day")] = None,
+    active_on: Annotated[PlanDate | None, Query(description=f"running on this day, inclusive ({DATE_RANGE})")] = None,
+    since: Annotated[PlanDate | None, Query(description=f"ending on or after this day ({DATE_RANGE})")] = None,
+    until: Annotated[PlanDate | None, Query(description=f"starting on or before this day ({DATE_RANGE})")] = None,
     limit: PageSize = 100,
     after: After = None,
 ) -> PromotionList:
