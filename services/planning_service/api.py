@@ -154,12 +154,12 @@ async def replan(uow: UnitOfWorkDep, settings: SettingsDep, _: CanWrite) -> Repl
     response_model=ScenarioResult,
     summary="The MPS as it would be with these promotions, and its conflicts; commits nothing",
 )
-async def run_scenario(body: ScenarioRequest, uow: UnitOfWorkDep, settings: SettingsDep, _: CanRead) -> ScenarioResult:
+async def run_scenario(body: ScenarioRequest, uow: UnitOfWorkDep, settings: SettingsDep, _: CanRead) -> Response:
     for index, promotion in enumerate(body.promotions):
         if promotion.ends_on < promotion.starts_on:
             raise invalid(f"promotions.{index}.ends_on", "must not be before starts_on")
-    # The unit of work is never committed: it rolls back when the request ends.
-    return await queries.scenario(uow.session, body.promotions, settings)
+    # The unit of work is never committed; the answer is serialised where it is computed, off the event loop.
+    return Response(await queries.scenario(uow.session, body.promotions, settings), media_type="application/json")
 
 
 @router.get("/accuracy", response_model=AccuracyList, summary="Forecast accuracy per SKU: wMAPE, bias, MAE")

@@ -4,11 +4,13 @@ broker's message limit, and dates outside 2000-01-01 … 2199-12-31 are refused 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from services.fulfillment_service.schemas import MAX_LINES, OrderVolumeReport
+from services.planning_service.schemas import MAX_SCENARIO_SKUS, ScenarioRequest
 from services.promotion_service.schemas import LaunchCreate, PromotionCreate, PromotionRevise
 from services.returns_service.schemas import ComplaintCreate, ReturnCreate, WebhookCreate
 from shared.events import (
@@ -129,6 +131,31 @@ def test_webhook_event_types_are_bounded() -> None:
     with pytest.raises(ValidationError) as raised:
         WebhookCreate.model_validate({"url": "https://crm.example/hook", "event_types": types})
     assert [e["loc"] for e in raised.value.errors()] == [("event_types",)]
+
+
+def scenario(promotions: int, skus_each: int) -> dict[str, Any]:
+    return {
+        "promotions": [
+            {
+                "promotion_id": f"P{p}",
+                "name": "what if",
+                "starts_on": "2026-12-01",
+                "ends_on": "2026-12-07",
+                "items": [{"sku": f"SKU-{p}-{i}", "uplift_pct": 10} for i in range(skus_each)],
+            }
+            for p in range(promotions)
+        ]
+    }
+
+
+def test_a_scenario_names_at_most_its_documented_skus_and_promotions() -> None:
+    ScenarioRequest.model_validate(scenario(20, MAX_SCENARIO_SKUS // 20))
+    with pytest.raises(ValidationError) as raised:
+        ScenarioRequest.model_validate(scenario(20, MAX_SCENARIO_SKUS // 20 + 1))
+    assert [e["loc"] for e in raised.value.errors()] == [("promotions",)]
+    with pytest.raises(ValidationError) as raised:
+        ScenarioRequest.model_validate(scenario(21, 1))
+    assert [e["loc"] for e in raised.value.errors()] == [("promotions",)]
 
 
 # ---------------------------------------------------------------- the date range
