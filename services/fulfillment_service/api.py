@@ -19,6 +19,7 @@ from services.fulfillment_service.store import SpikeFilter, SqlStore, VolumeFilt
 from shared.auth import ApiKey, Scope, require
 from shared.errors import invalid
 from shared.service import UnitOfWorkDep
+from shared.types import DATE_RANGE, PlanDate
 
 router = APIRouter(prefix="/v1", tags=["order volumes"])
 
@@ -26,11 +27,13 @@ CanRead = Annotated[ApiKey, Depends(require(Scope.VOLUMES_READ))]
 CanWrite = Annotated[ApiKey, Depends(require(Scope.VOLUMES_WRITE))]
 PageSize = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page")]
+Since = Annotated[PlanDate | None, Query(description=f"on or after this day ({DATE_RANGE})")]
+Until = Annotated[PlanDate | None, Query(description=f"on or before this day ({DATE_RANGE})")]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or unknown API key"},
     403: {"description": "missing scope"},
-    422: {"description": "invalid request (more than 10,000 lines is a 422 naming `lines`)"},
+    422: {"description": "invalid request, naming the field (e.g. `lines` over 10,000 lines, a day out of range)"},
 }
 
 
@@ -68,8 +71,8 @@ async def list_order_volumes(
     _: CanRead,
     sku: Annotated[str | None, Query(max_length=100)] = None,
     warehouse_id: Annotated[str | None, Query(max_length=100)] = None,
-    since: date | None = None,
-    until: date | None = None,
+    since: Since = None,
+    until: Until = None,
     limit: PageSize = 500,
     cursor: Cursor = None,
 ) -> VolumeList:
@@ -84,8 +87,8 @@ async def list_spikes(
     uow: UnitOfWorkDep,
     _: CanRead,
     sku: Annotated[str | None, Query(max_length=100)] = None,
-    since: date | None = None,
-    until: date | None = None,
+    since: Since = None,
+    until: Until = None,
     include_retracted: Annotated[bool, Query(description="also list spikes a later correction removed")] = False,
     limit: PageSize = 100,
     cursor: Cursor = None,

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.types import DATE_RANGE, PlanDate, Sku
+
 MAX_LINES = 10_000
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
-Sku = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 # Stored as PostgreSQL integer; no warehouse books two billion units of one SKU in a day.
 Units = Annotated[int, Field(ge=0, le=2_000_000_000)]
 
@@ -21,7 +22,7 @@ class Strict(BaseModel):
 
 class VolumeLineIn(Strict):
     sku: Sku
-    day: date
+    day: PlanDate = Field(description=f"Within {DATE_RANGE}")
     units_ordered: Units
     units_shipped: Units
     units_backordered: Units
