@@ -12,9 +12,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from salesops import events
+
 app = typer.Typer(help="salesops: event-driven sales and operations planning.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics of the contract.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+app.add_typer(events.app, name="events")
 console = Console()
 
 

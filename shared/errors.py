@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,6 +18,32 @@ from shared.db import is_transient
 PROBLEM_JSON = "application/problem+json"
 
 log = structlog.get_logger("salesops.errors")
+
+
+class ProblemFieldError(BaseModel):
+    """One offending field of a request."""
+
+    model_config = ConfigDict(extra="allow")
+
+    field: str = Field(
+        description="a dotted path into the body (`items.0.sku`), or `query.<name>`, `path.<name>`, "
+        "`header.<name>`; `body` for a body that is not JSON"
+    )
+    message: str = Field(description="why the value is refused")
+    type: str | None = Field(default=None, description="a machine-readable kind of error, e.g. `missing`")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (`application/problem+json`), the body of every error answer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(default="about:blank", description="a URI reference naming the kind of problem")
+    title: str = Field(description="the status code's reason phrase, e.g. `Unprocessable Entity`")
+    status: int = Field(description="the HTTP status code")
+    detail: str = Field(description="what went wrong, for a person; names the offending field")
+    instance: str | None = Field(default=None, description="the request path")
+    errors: list[ProblemFieldError] | None = Field(default=None, description="every offending field (422)")
 
 
 class ProblemError(Exception):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -22,12 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import inbox, outbox
+from shared.asyncapi import install_asyncapi
 from shared.auth import KeyStore
 from shared.db import UnitOfWork, create_engine, database_ready, is_transient
 from shared.errors import install_problem_handlers, problem_response, service_unavailable
 from shared.events import ALL_TOPICS, CloudEvent
+from shared.headers import API_SECURITY_HEADERS, SecurityHeaders
 from shared.kafka import EventConsumer, Producer, Subscription
 from shared.observability import Metrics, child_traceparent, configure_logging
+from shared.openapi import install_openapi, operation_id
 from shared.settings import Settings
 
 log = structlog.get_logger("salesops.service")
@@ -45,6 +51,8 @@ class ServiceSpec:
     subscriptions: Sequence[Subscription] = ()
     background: Sequence[BackgroundTask] = ()
     description: str = ""
+    # The contract topics this service is the producer of (described in its /asyncapi.json).
+    publishes: Sequence[str] = ()
     version: str = "1.0.0"
 
     @property
@@ -284,20 +292,30 @@ def create_app(spec: ServiceSpec, settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     install_offline_docs(app)
+    install_openapi(app)
+    install_asyncapi(app, spec.name, spec.publishes, spec.subscriptions, settings.kafka_bootstrap_servers)
     app.state.settings = settings
     install_problem_handlers(app)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if is_transient(exc):
-            return service_unavailable(request, exc)
-        log.exception("unhandled error")
-        return problem_response(500, "Internal Server Error", "an unexpected error occurred", instance=request.url.path)
+            response = service_unavailable(request, exc)
+        else:
+            log.exception("unhandled error")
+            response = problem_response(
+                500, "Internal Server Error", "an unexpected error occurred", instance=request.url.path
+            )
+        # Answered from outside the middleware stack, so the headers the middleware adds are set here.
+        response.headers.update(API_SECURITY_HEADERS)
+        return response
 
     app.add_middleware(ObserveRequests)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)
     app.include_router(health_router())
     for router in spec.routers:
         app.include_router(router)
@@ -310,13 +328,28 @@ def install_offline_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",
             title=f"{app.title} - API docs",
             swagger_js_url="/docs-assets/swagger-ui-bundle.js",
             swagger_css_url="/docs-assets/swagger-ui.css",
             swagger_favicon_url="data:,",
         )
+        page.headers["content-security-policy"] = docs_policy(bytes(page.body))
+        return page
+
+
+def docs_policy(html: bytes) -> str:
+    """The docs page's own policy: its assets from this origin and, of inline scripts, only the one it ships
+    (allowed by its hash)."""
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
+        for script in re.findall(rb"<script>(.*?)</script>", html, re.DOTALL)
+    )
+    return (
+        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
 
 
 def health_router() -> APIRouter:

@@ -3,7 +3,10 @@ the proxy to the services. It imports no service; it talks to them over HTTP lik
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.util
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from salesops.console.proxy import proxy_router
 from salesops.console.settings import ConsoleSettings
+from shared.headers import API_SECURITY_HEADERS, SecurityHeaders
 
 HERE = Path(__file__).parent
 
@@ -32,6 +36,26 @@ def _plotly_js() -> Path:
 
 
 PLOTLY_JS = _plotly_js()
+
+
+def _plotly_style_hashes() -> list[str]:
+    """CSP hashes of the style elements plotly.js inserts: an empty one it then fills through the CSSOM (which a
+    policy does not restrict) and the stylesheets it carries as string literals. No other inline style runs."""
+    literals = re.findall(r"""\.textContent=(?:'([^'\\]*)'|"([^"\\]*)")""", PLOTLY_JS.read_text(encoding="utf-8"))
+    texts = {"", *(single or double for single, double in literals)}
+    return sorted(f"'sha256-{base64.b64encode(hashlib.sha256(t.encode()).digest()).decode()}'" for t in texts)
+
+
+# The page runs only the console's own script files (no inline script, no eval) and talks only to its own origin;
+# nothing may frame it. Proxied API responses keep the services' stricter policy.
+CONSOLE_SECURITY_HEADERS = {
+    **API_SECURITY_HEADERS,
+    "content-security-policy": (
+        f"default-src 'self'; script-src 'self'; style-src 'self' {' '.join(_plotly_style_hashes())}; "
+        "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+}
 
 
 def build_app(settings: ConsoleSettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -52,6 +76,7 @@ def build_app(settings: ConsoleSettings | None = None, *, transport: httpx.Async
     app = FastAPI(title="salesops console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.upstreams = settings.service_urls()
+    app.add_middleware(SecurityHeaders, headers=CONSOLE_SECURITY_HEADERS)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(proxy_router())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("promotion", "fulfillment", "returns", "planning")
@@ -18,6 +19,8 @@ class ConsoleSettings(BaseSettings):
     upstream_timeout_s: float = 30.0
     # How often the page re-reads the plan and the promotions, in seconds.
     refresh_interval_s: float = 5.0
+    # Request bodies larger than this are refused (413) before they reach a service; the services' own default.
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     def service_urls(self) -> dict[str, str]:
         return {name: str(getattr(self, f"{name}_url")).rstrip("/") for name in SERVICES}

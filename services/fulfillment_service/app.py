@@ -8,6 +8,7 @@ from services.fulfillment_service import tables
 from services.fulfillment_service.api import router
 from services.fulfillment_service.consumer import build_subscription
 from services.fulfillment_service.settings import FulfillmentSettings
+from shared.events import Topic
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 from shared.settings_upgrade import upgrade_settings
@@ -19,6 +20,7 @@ def build_spec(settings: FulfillmentSettings) -> ServiceSpec:
         metadata=tables.metadata,
         routers=[router],
         subscriptions=[build_subscription(settings.spike_rule())],
+        publishes=[Topic.ORDER_VOLUMES],
         description=(
             "Warehouse systems report daily order volumes; spikes are detected and told apart from promotions."
         ),

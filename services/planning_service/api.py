@@ -161,7 +161,12 @@ async def run_scenario(body: ScenarioRequest, uow: UnitOfWorkDep, settings: Sett
     return await queries.scenario(uow.session, body.promotions, settings)
 
 
-@router.get("/accuracy", response_model=AccuracyList, summary="Forecast accuracy per SKU: wMAPE, bias, MAE")
+@router.get(
+    "/accuracy",
+    response_model=AccuracyList,
+    summary="Forecast accuracy per SKU: wMAPE, bias, MAE",
+    responses={404: {"description": "the `sku` asked for is not in the item master"}},
+)
 async def forecast_accuracy(
     uow: UnitOfWorkDep,
     settings: SettingsDep,

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.planning_service import consumer, rollover, tables
 from services.planning_service.api import router
 from services.planning_service.settings import PlanningSettings, planning_settings
+from shared.events import Topic
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 
@@ -19,6 +20,7 @@ def build_spec(settings: PlanningSettings) -> ServiceSpec:
         metadata=tables.metadata,
         routers=[router],
         subscriptions=[consumer.subscription(settings)],
+        publishes=[Topic.PLANS],
         background=[rollover.watch_for_new_week],
         description=DESCRIPTION,
     )

@@ -8,6 +8,7 @@ from services.promotion_service import tables
 from services.promotion_service.api import router
 from services.promotion_service.consumer import subscription
 from services.promotion_service.settings import PromotionSettings
+from shared.events import Topic
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 from shared.settings_upgrade import upgrade_settings
@@ -17,6 +18,7 @@ SPEC = ServiceSpec(
     metadata=tables.metadata,
     routers=[router],
     subscriptions=[subscription],
+    publishes=[Topic.PROMOTIONS],
     description="Marketing systems announce promotions and launches; each change is published once.",
 )
 

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.returns_service import consumer, stream, tables, webhooks
 from services.returns_service.api import router
 from services.returns_service.settings import ReturnsSettings
+from shared.events import Topic
 from shared.service import ServiceSpec, create_app
 from shared.settings import Settings
 
@@ -19,6 +20,7 @@ def build_spec(settings: ReturnsSettings) -> ServiceSpec:
         metadata=tables.metadata,
         routers=[router],
         subscriptions=[consumer.subscription(settings)],
+        publishes=[Topic.RETURNS, Topic.SALES_ALERTS],
         background=[stream.listen_for_changes, webhooks.run_dispatcher],
         description=DESCRIPTION,
     )

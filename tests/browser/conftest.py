@@ -43,6 +43,12 @@ def wait_for(check: Callable[[], Any], *, timeout: float, message: str, interval
     raise AssertionError(f"{message} (last value: {last!r})")
 
 
+def wait_in_page(page: Any, function: str, *, arg: Any = None, timeout: float = 30, message: str = "") -> Any:
+    """`page.wait_for_function` without its in-page polling, which evaluates strings with `eval`: the console's
+    content security policy forbids that, and must go on forbidding it while the tests run."""
+    return wait_for(lambda: page.evaluate(function, arg), timeout=timeout, message=message or function)
+
+
 @dataclass
 class Stack:
     port_base: int
@@ -113,10 +119,17 @@ def console_page(browser: Any, stack: Stack) -> Iterator[Callable[[str], Any]]:
     """Opens the console for a SKU, signed in with the generated planner key."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
+    refused: list[str] = []
+
+    def note_console(message: Any) -> None:
+        # Chromium reports what the page's content security policy blocked on the console only.
+        if "Content Security Policy" in message.text:
+            refused.append(message.text)
 
     def open_console(sku: str) -> Any:
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", note_console)
         page.goto(f"{stack.url('console')}/?sku={sku}")
         page.fill("#api-key", stack.keys["planner"])
         page.click("button[type=submit]")
@@ -125,6 +138,7 @@ def console_page(browser: Any, stack: Stack) -> Iterator[Callable[[str], Any]]:
     yield open_console
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not refused, f"the page needs something its content security policy refuses: {refused}"
 
 
 def screenshot(page: Any, name: str) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
-from tests.browser.conftest import Stack, screenshot, wait_for
+from tests.browser.conftest import Stack, screenshot, wait_for, wait_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -43,8 +44,9 @@ def test_the_grid_shows_the_numbers_the_api_returns_and_marks_shortfalls(stack, 
 
     page = console_page(sku)
     page.wait_for_selector("#mps-grid tbody tr[data-field=forecast]")
-    page.wait_for_function(
-        f"document.getElementById('grid-caption').textContent.includes('plan version {plan['plan_version']},')"
+    wait_in_page(
+        page,
+        f"() => document.getElementById('grid-caption').textContent.includes('plan version {plan['plan_version']},')",
     )
     shown = page.evaluate(
         """() => Array.from(document.querySelectorAll('#mps-grid tbody td')).map(td => [
@@ -88,7 +90,8 @@ def test_a_promotion_posted_through_the_api_appears_in_the_chart_after_the_event
         assert promotion.post("/v1/promotions", json=body).status_code == 201
 
     # The page refreshes on its own: the uplift arrives once planning has consumed the event.
-    page.wait_for_function(
+    wait_in_page(
+        page,
         """(id) => {
             const chart = document.getElementById('chart');
             const uplift = chart.data && chart.data.find(t => t.name === 'Promotion uplift');
@@ -96,7 +99,7 @@ def test_a_promotion_posted_through_the_api_appears_in_the_chart_after_the_event
             return uplift && uplift.y.some(v => v > 0) && labelled;
         }""",
         arg=promotion_id,
-        timeout=60_000,
+        timeout=60,
     )
     assert promotion_id in page.inner_text("#promotions")
     assert sku in page.get_attribute("#chart", "aria-label")
@@ -107,7 +110,7 @@ def test_a_critical_complaint_appears_in_the_alert_feed_without_reload(stack, co
     sku = f"BRW-ALERT-{uuid.uuid4().hex[:6]}"
     put_item(stack, sku)
     page = console_page(sku)
-    page.wait_for_function("document.getElementById('feed-status').textContent.startsWith('live')", timeout=30_000)
+    wait_in_page(page, "() => document.getElementById('feed-status').textContent.startsWith('live')")
     page.evaluate("() => { window.notReloaded = true; }")
 
     with stack.client("returns", "returns-desk") as returns:
@@ -138,5 +141,22 @@ def test_the_sku_selector_is_reachable_and_usable_from_the_keyboard(stack, conso
     page.keyboard.press("Shift+Tab")
     assert page.evaluate("() => document.activeElement.id") == "sku"
     page.select_option("#sku", second)  # what the arrow keys do on a focused <select>
-    page.wait_for_function(f"document.getElementById('grid-caption').textContent.startsWith('{second}')")
+    wait_in_page(page, f"() => document.getElementById('grid-caption').textContent.startsWith('{second}')")
     assert "sku=" + second in page.url
+
+
+def test_the_console_and_the_services_send_security_headers_and_redirects_stay_on_the_console(stack):
+    page = httpx.get(f"{stack.url('console')}/", timeout=30)
+    assert "script-src 'self';" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    for service in ("promotion", "fulfillment", "returns", "planning"):
+        answer = httpx.get(f"{stack.url(service)}/v1/nothing-here", timeout=30)
+        assert answer.headers["x-content-type-options"] == "nosniff", service
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], service
+    planner = {"Authorization": f"Bearer {stack.keys['planner']}"}
+    redirected = httpx.get(f"{stack.url('console')}/api/promotion/v1/promotions/", headers=planner, timeout=30)
+    assert redirected.status_code == 307
+    assert redirected.headers["location"] == "/api/promotion/v1/promotions"
+    assert stack.url("promotion") not in str(redirected.headers)
+    followed = httpx.get(f"{stack.url('console')}{redirected.headers['location']}", headers=planner, timeout=30)
+    assert followed.status_code == 200

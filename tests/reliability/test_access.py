@@ -19,7 +19,16 @@ from shared.auth import Scope
 from shared.settings import Settings
 from tests.reliability.harness import REPORT, build_apps, live_system
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+PUBLIC = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/openapi.json",
+    "/asyncapi.json",
+}
 
 # Path prefix -> (read scope, write scope), per service, from the contract.
 SCOPE_BY_PREFIX: dict[str, tuple[Scope, Scope]] = {
@@ -51,7 +60,7 @@ def expected_scope(service: str, method: str, path: str) -> Scope | None:
 
 def endpoints(app: Any) -> list[tuple[str, str]]:
     """Every (method, path) the app publishes in its OpenAPI document, plus the public documents."""
-    found = [("GET", "/openapi.json"), ("GET", "/docs")]
+    found = [("GET", "/openapi.json"), ("GET", "/asyncapi.json"), ("GET", "/docs")]
     for path, operations in app.openapi()["paths"].items():
         found += [
             (method.upper(), path) for method in operations if method in {"get", "post", "put", "patch", "delete"}

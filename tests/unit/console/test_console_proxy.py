@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,9 +15,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from salesops.console import ConsoleSettings, build_app
 from salesops.console.app import PLOTLY_JS
+from salesops.console.proxy import _console_location
 from salesops.infra import free_port
 from tests.support import eventually
 
@@ -27,13 +30,22 @@ class FakeUpstream:
     def __init__(self) -> None:
         self.release_second_event = asyncio.Event()
         self.stream_closed = asyncio.Event()
+        self.sink_requests = 0
+        self.sink_bytes = 0
         self.app = Starlette(
             routes=[
                 Route("/v1/echo", self.echo, methods=["GET", "POST", "PUT"]),
                 Route("/v1/denied", self.denied),
                 Route("/v1/alerts/stream", self.stream),
+                Route("/v1/sink", self.sink, methods=["POST"]),
             ]
         )
+
+    async def sink(self, request: Request) -> Response:
+        self.sink_requests += 1
+        async for chunk in request.stream():
+            self.sink_bytes += len(chunk)
+        return Response(status_code=204)
 
     async def echo(self, request: Request) -> Response:
         body = {
@@ -93,12 +105,41 @@ async def upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
     fake.release_second_event.set()
 
 
+class CountingReceive:
+    """What the console read of request bodies, counted at the server's edge."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.body_bytes = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def counted() -> Message:
+            message = await receive()
+            self.body_bytes += len(message.get("body", b""))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+LIMIT = 64 * 1024
+
+
 @pytest.fixture
-async def console(upstream: tuple[FakeUpstream, str]) -> AsyncIterator[httpx.AsyncClient]:
+async def counted_console(
+    upstream: tuple[FakeUpstream, str],
+) -> AsyncIterator[tuple[httpx.AsyncClient, CountingReceive]]:
     _, url = upstream
-    settings = ConsoleSettings.model_validate({"returns_url": url, "planning_url": url, "promotion_url": url})
-    async with serving(build_app(settings)) as console_url, httpx.AsyncClient(base_url=console_url) as client:
-        yield client
+    settings = ConsoleSettings.model_validate(
+        {"returns_url": url, "planning_url": url, "promotion_url": url, "max_request_bytes": LIMIT}
+    )
+    app = CountingReceive(build_app(settings))
+    async with serving(app) as console_url, httpx.AsyncClient(base_url=console_url, timeout=30) as client:
+        yield client, app
+
+
+@pytest.fixture
+async def console(counted_console: tuple[httpx.AsyncClient, CountingReceive]) -> httpx.AsyncClient:
+    return counted_console[0]
 
 
 async def test_authorization_and_resume_headers_reach_the_service_but_cookies_do_not(console):
@@ -118,7 +159,7 @@ async def test_method_query_body_and_status_pass_through(console):
     response = await console.post(
         "/api/promotion/v1/echo?sku=A&sku=B&status=at_risk",
         content=b'{"promotion_id": "P"}',
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", "Authorization": "Bearer k"},
     )
     assert response.status_code == 201
     echoed = response.json()
@@ -193,3 +234,100 @@ async def test_the_page_and_plotly_come_from_the_console_itself(console):
     assert len(plotly.content) == PLOTLY_JS.stat().st_size > 1_000_000
     assert (await console.get("/static/console.js")).status_code == 200
     assert (await console.get("/readyz")).json() == {"status": "ready"}
+
+
+BIG = 8 * 1024 * 1024  # over a hundred times the limit
+
+
+async def big_body(chunk: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for _ in range(BIG // chunk):
+        yield b"x" * chunk
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_an_oversized_body_gets_413_and_is_never_read_past_the_limit(counted_console, upstream, declared):
+    console, counter = counted_console
+    fake, _ = upstream
+    headers = {"Authorization": "Bearer sk_bogus", "content-type": "application/json"}
+    response = await console.post(
+        "/api/planning/v1/sink", content=b"x" * BIG if declared else big_body(), headers=headers
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert str(LIMIT) in response.json()["detail"]
+    if declared:
+        # Refused on the declared length: not a byte read, nothing sent on.
+        assert counter.body_bytes == 0
+        assert fake.sink_requests == 0
+    else:
+        # Read chunk by chunk up to the limit: at most one socket read past it, never the whole body.
+        assert counter.body_bytes <= LIMIT + 512 * 1024 < BIG
+        assert fake.sink_bytes <= LIMIT
+    # The console is still fine, and the same connection or a new one carries on.
+    assert (await console.post("/api/planning/v1/sink", content=b"{}", headers=headers)).status_code == 204
+    assert fake.sink_bytes <= LIMIT + 2
+
+
+async def test_a_body_within_the_limit_streams_through_whole(console, upstream):
+    fake, _ = upstream
+    headers = {"Authorization": "Bearer k"}
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(LIMIT // 1024):
+            yield b"y" * 1024
+
+    assert (await console.post("/api/planning/v1/sink", content=chunks(), headers=headers)).status_code == 204
+    assert fake.sink_bytes == LIMIT
+    assert (await console.post("/api/planning/v1/sink", content=b"z" * LIMIT, headers=headers)).status_code == 204
+    assert fake.sink_bytes == 2 * LIMIT
+
+
+async def test_a_body_without_a_key_is_refused_before_it_is_read(counted_console, upstream):
+    console, counter = counted_console
+    fake, _ = upstream
+    response = await console.post("/api/planning/v1/sink", content=b"x" * BIG)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "Authorization" in response.json()["detail"]
+    assert counter.body_bytes == 0
+    assert fake.sink_requests == 0
+
+
+async def test_a_trailing_slash_redirect_points_at_the_console_not_the_service(console, upstream):
+    _, upstream_url = upstream
+    upstream_port = upstream_url.rsplit(":", 1)[1]
+    response = await console.get("/api/planning/v1/echo/?sku=A", headers={"Authorization": "Bearer k"})
+    assert response.status_code in (301, 307, 308)
+    assert response.headers["location"] == "/api/planning/v1/echo?sku=A"
+    leaked = [f"{k}: {v}" for k, v in response.headers.items() if upstream_port in v or "127.0.0.1" in v]
+    assert leaked == []
+    followed = await console.get(response.headers["location"], headers={"Authorization": "Bearer k"})
+    assert followed.status_code == 200
+    assert followed.json()["query"] == [["sku", "A"]]
+
+
+def test_locations_are_rewritten_to_console_paths():
+    upstreams = {"promotion": "http://10.0.0.5:8001", "returns": "http://returns.internal/api"}
+    assert _console_location("http://10.0.0.5:8001/v1/x?y=1", "promotion", upstreams) == "/api/promotion/v1/x?y=1"
+    assert _console_location("/v1/promotions/BF", "promotion", upstreams) == "/api/promotion/v1/promotions/BF"
+    # Another service's internal address maps to that service's console path; its path prefix is dropped.
+    assert _console_location("http://returns.internal/api/v1/r", "promotion", upstreams) == "/api/returns/v1/r"
+    assert _console_location("http://10.0.0.5:8002/v1/x", "promotion", upstreams) == "http://10.0.0.5:8002/v1/x"
+    assert _console_location("https://example.com/a", "promotion", upstreams) == "https://example.com/a"
+    assert _console_location("//10.0.0.5:8001/v1", "promotion", upstreams) == "//10.0.0.5:8001/v1"
+
+
+async def test_every_console_response_carries_security_headers_and_the_page_has_no_inline_script(console):
+    for path in ("/", "/static/console.js", "/vendor/plotly.min.js", "/api/planning/v1/echo", "/api/nope/x"):
+        response = await console.get(path)
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["x-frame-options"] == "DENY", path
+        policy = dict(d.strip().split(" ", 1) for d in response.headers["content-security-policy"].split(";"))
+        assert policy["frame-ancestors"] == "'none'", path
+        assert policy["script-src"] == "'self'", path
+        assert "unsafe" not in response.headers["content-security-policy"], path
+    html = (await console.get("/")).text
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.DOTALL)
+    assert scripts and all('src="/' in attrs and not body.strip() for attrs, body in scripts)
+    assert not re.search(r"\son[a-z]+\s*=", html), "inline event handlers are scripts too"
+    assert "style=" not in html
