@@ -23,7 +23,7 @@ from services.fulfillment_service.domain import (
     latest_lines,
     spike_update,
 )
-from services.fulfillment_service.store import Store
+from services.fulfillment_service.store import VolumeStore as Store
 from shared.events import (
     CloudEvent,
     DailyTotalData,
