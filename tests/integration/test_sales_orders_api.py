@@ -73,10 +73,20 @@ async def test_an_order_is_booked_changed_shipped_and_cancelled(settings, api_ke
         assert different.status_code == 409
         assert different.headers["content-type"].startswith("application/problem+json")
 
-        change = {"lines": [{"line_id": "1", "quantity": 100}, {"line_id": "2", "promised_on": "2026-12-11"}]}
+        change = {
+            "lines": [
+                {"line_id": "1", "quantity": 100, "unit_price": None},
+                {"line_id": "2", "promised_on": "2026-12-11"},
+                {"line_id": "3", "sku": "SKU-3", "quantity": 8, "requested_on": "2026-12-18"},
+            ]
+        }
         changed = await client.patch("/v1/sales-orders/SO-1001", json=change, headers=crm)
         assert changed.status_code == 200, changed.text
-        assert (changed.json()["version"], line_figures(changed.json())) == (2, [("1", 0, 100, 0), ("2", 0, 30, 0)])
+        assert changed.json()["version"] == 2
+        assert line_figures(changed.json()) == [("1", 0, 100, 0), ("2", 0, 30, 0), ("3", 0, 8, 0)]
+        prices = [(li["unit_price"], li["unit_cost"]) for li in changed.json()["lines"]]
+        assert prices == [(None, 11.0), (None, None), (None, None)]
+        assert changed.json()["lines"][2]["promised_on"] == "2026-12-18"
 
         drop = {"shipment_id": "SH-1", "shipped_on": "2026-12-10", "lines": [{"line_id": "1", "quantity": 60}]}
         shipped = await client.post("/v1/sales-orders/SO-1001/shipments", json=drop, headers=crm)
@@ -95,7 +105,7 @@ async def test_an_order_is_booked_changed_shipped_and_cancelled(settings, api_ke
 
         cancelled = await client.post("/v1/sales-orders/SO-1001/cancel", headers=crm)
         assert (cancelled.status_code, cancelled.json()["status"], cancelled.json()["version"]) == (200, "cancelled", 4)
-        assert line_figures(cancelled.json()) == [("1", 60, 0, 0), ("2", 0, 0, 0)]
+        assert line_figures(cancelled.json()) == [("1", 60, 0, 0), ("2", 0, 0, 0), ("3", 0, 0, 0)]
         assert (await client.post("/v1/sales-orders/SO-1001/cancel", headers=crm)).json()["version"] == 4
         late = await client.patch("/v1/sales-orders/SO-1001", json={"rush": True}, headers=crm)
         assert (late.status_code, fields(late)) == (409, ["order_id"])
