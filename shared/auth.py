@@ -23,6 +23,8 @@ class Scope(StrEnum):
     PROMOTIONS_WRITE = "promotions:write"
     VOLUMES_READ = "volumes:read"
     VOLUMES_WRITE = "volumes:write"
+    ORDERS_READ = "orders:read"
+    ORDERS_WRITE = "orders:write"
     RETURNS_READ = "returns:read"
     RETURNS_WRITE = "returns:write"
     ALERTS_READ = "alerts:read"
@@ -49,12 +51,13 @@ CLIENT_ROLES: dict[str, tuple[Scope, ...]] = {
     "marketing": (Scope.PROMOTIONS_READ, Scope.PROMOTIONS_WRITE),
     "warehouse": (Scope.VOLUMES_READ, Scope.VOLUMES_WRITE),
     "returns-desk": (Scope.RETURNS_READ, Scope.RETURNS_WRITE),
-    "crm": (Scope.ALERTS_READ, Scope.WEBHOOKS_MANAGE, Scope.PROMOTIONS_READ),
+    "crm": (Scope.ALERTS_READ, Scope.WEBHOOKS_MANAGE, Scope.PROMOTIONS_READ, Scope.ORDERS_READ, Scope.ORDERS_WRITE),
     "planner": (
         Scope.PLANNING_READ,
         Scope.PLANNING_WRITE,
         Scope.PROMOTIONS_READ,
         Scope.VOLUMES_READ,
+        Scope.ORDERS_READ,
         Scope.RETURNS_READ,
         Scope.ALERTS_READ,
     ),

@@ -43,6 +43,8 @@ CONTRACT_TOPICS = frozenset(
         "salesops.returns",
         "salesops.sales-alerts",
         "salesops.plans",
+        "salesops.orders",
+        "salesops.accounts",
     }
 )
 ALL_TOPICS = CONTRACT_TOPICS | {f"{topic}.dlq" for topic in CONTRACT_TOPICS}

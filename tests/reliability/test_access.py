@@ -36,6 +36,7 @@ SCOPE_BY_PREFIX: dict[str, tuple[Scope, Scope]] = {
     "/v1/launches": (Scope.PROMOTIONS_READ, Scope.PROMOTIONS_WRITE),
     "/v1/order-volumes": (Scope.VOLUMES_READ, Scope.VOLUMES_WRITE),
     "/v1/spikes": (Scope.VOLUMES_READ, Scope.VOLUMES_WRITE),
+    "/v1/sales-orders": (Scope.ORDERS_READ, Scope.ORDERS_WRITE),
     "/v1/returns": (Scope.RETURNS_READ, Scope.RETURNS_WRITE),
     "/v1/complaints": (Scope.RETURNS_READ, Scope.RETURNS_WRITE),
     "/v1/accounts": (Scope.RETURNS_READ, Scope.RETURNS_WRITE),

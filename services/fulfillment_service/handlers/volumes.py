@@ -24,7 +24,7 @@ from services.fulfillment_service.domain import (
     shift_days,
     spike_update,
 )
-from services.fulfillment_service.store import Store
+from services.fulfillment_service.store import VolumeStore as Store
 from shared.events import (
     MAX_REPORTED_DAYS,
     CloudEvent,
