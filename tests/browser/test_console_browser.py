@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -202,3 +203,28 @@ def test_the_console_and_the_services_send_security_headers_and_redirects_stay_o
     assert stack.url("promotion") not in str(redirected.headers)
     followed = httpx.get(f"{stack.url('console')}{redirected.headers['location']}", headers=planner, timeout=30)
     assert followed.status_code == 200
+
+
+def test_booked_orders_and_atp_rows_appear_once_the_plan_carries_them(stack, console_page):
+    sku = f"BRW-ATP-{uuid.uuid4().hex[:6]}"
+    put_item(stack, sku)
+    page = console_page(sku)
+    page.wait_for_selector("#mps-grid tbody tr[data-field=forecast]")
+    assert page.query_selector("#mps-grid tr[data-field=atp]") is None
+
+    # Planning answers with the fields sales orders will add; the page must show them as rows.
+    def with_atp(route: Any) -> None:
+        plan = route.fetch().json()
+        for index, week in enumerate(plan["weeks"]):
+            week.update(booked_orders=10.0 * index, atp=5.0 + index, cumulative_atp=7.0 * (index + 1))
+        route.fulfill(json=plan)
+
+    page.route(f"**/api/planning/v1/mps/{sku}", with_atp)
+    page.click("#refresh")
+    page.wait_for_selector("#mps-grid tr[data-field=cumulative_atp]")
+    for field, label in (("booked_orders", "Booked orders"), ("atp", "Available to promise")):
+        assert page.inner_text(f"#mps-grid tr[data-field={field}] th") == label
+    values = page.eval_on_selector_all(
+        "#mps-grid td[data-field=booked_orders]", "cells => cells.slice(0, 3).map(c => c.textContent)"
+    )
+    assert values == ["0", "10", "20"]
