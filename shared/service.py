@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import inbox, outbox
 from shared.asyncapi import install_asyncapi
-from shared.auth import KeyStore
+from shared.auth import KeyStore, identity_router
 from shared.db import UnitOfWork, create_engine, database_ready, is_transient
 from shared.errors import install_problem_handlers, problem_response, service_unavailable
 from shared.events import ALL_TOPICS, CloudEvent
@@ -317,6 +317,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
     app.include_router(health_router())
+    app.include_router(identity_router())
     for router in spec.routers:
         app.include_router(router)
     return app

@@ -43,6 +43,19 @@ async def test_health_readiness_metrics_and_offline_docs(settings, service):
 
 
 @pytest.mark.parametrize("service", sorted(BUILDERS))
+async def test_whoami_names_the_calling_key_and_its_scopes_but_never_the_secret(settings, api_keys, service):
+    async with running(BUILDERS[service](settings)) as client:
+        marketing = await client.get("/v1/whoami", headers=bearer(api_keys["marketing"]))
+        anonymous = await client.get("/v1/whoami")
+        revoked = await client.get("/v1/whoami", headers=bearer(api_keys["revoked"]))
+    assert marketing.status_code == 200, marketing.text
+    assert marketing.json() == {"name": "marketing", "scopes": ["promotions:read", "promotions:write"]}
+    assert api_keys["marketing"] not in marketing.text
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+    assert revoked.status_code == 401
+
+
+@pytest.mark.parametrize("service", sorted(BUILDERS))
 async def test_oversized_bodies_get_413_with_or_without_content_length(settings, api_keys, service):
     settings.max_request_bytes = 2048
     big = json.dumps({"padding": "x" * 5000}).encode()
