@@ -71,7 +71,7 @@ __all__ = [
     "explaining_promotion",
     "latest_lines",
     "published_view",
-    "ship",
     "shift_days",
+    "ship",
     "spike_update",
 ]
