@@ -396,7 +396,10 @@ class OutboxRelay:
         cutoff = datetime.now(UTC) - self._retention
         async with self._engine.begin() as conn:
             t = self._table
-            await conn.execute(delete(t).where(t.c.published_at.is_not(None), t.c.published_at < cutoff))
+            # By creation, not publication: a row published again to a broker that came back empty must not
+            # earn itself another retention period, or the outbox (and what is published again) would never
+            # shrink on a machine that is restarted often.
+            await conn.execute(delete(t).where(t.c.published_at.is_not(None), t.c.created_at < cutoff))
 
 
 class _NotSent(Exception):

@@ -35,8 +35,8 @@ class Settings(BaseSettings):
 
     relay_batch_size: int = Field(default=500, ge=1)
     relay_poll_interval_s: float = Field(default=0.5, gt=0)
-    # Published rows stay in the outbox this long, then are purged; on one machine this is also how far back a
-    # republish to an embedded broker that came back empty reaches.
+    # Published rows are purged from the outbox this long after they were written; on one machine this is also
+    # how far back publishing again to an embedded broker that came back empty reaches.
     relay_retention_days: int = Field(default=7, ge=1)
     # A row the broker keeps refusing with a retriable error is parked after this many attempts (a row it refuses
     # for good, e.g. too large, is parked at once); an unreachable broker never counts as an attempt.

@@ -82,3 +82,30 @@ async def test_republishing_is_off_unless_configured_and_keeps_no_bookkeeping(
 
         await eventually(published)
         assert await db.fetchval("select count(*) from promotion.outbox_relay") == 0
+
+
+async def test_published_rows_are_purged_by_age_however_recently_they_were_published_again(
+    settings: Settings, broker: EmbeddedBroker, db: asyncpg.Connection
+) -> None:
+    async def row(event_id: str, created_days_ago: int, *, published: bool, parked: bool = False) -> None:
+        await db.execute(
+            "insert into promotion.outbox (event_id, event_type, topic, key, payload, created_at, published_at,"
+            " parked_at) values ($1, 'salesops.promotion.planned.v1', 'salesops.promotions', 'K', '{}',"
+            " now() - make_interval(days => $2), case when $3 then now() end, case when $4 then now() end)",
+            event_id,
+            created_days_ago,
+            published,
+            parked,
+        )
+
+    await row("old, published again just now", settings.relay_retention_days + 1, published=True)
+    await row("old, parked", settings.relay_retention_days + 1, published=False, parked=True)
+    await row("recent", 1, published=True)
+    async with running(build_promotion(settings)):
+
+        async def purged() -> bool:
+            return await db.fetchval("select count(*) from promotion.outbox") == 2
+
+        await eventually(purged, message="the relay never purged the old published row")
+    kept = {r["event_id"] for r in await db.fetch("select event_id from promotion.outbox")}
+    assert kept == {"old, parked", "recent"}
