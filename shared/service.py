@@ -28,6 +28,7 @@ from shared.errors import install_problem_handlers, problem_response, service_un
 from shared.events import ALL_TOPICS, CloudEvent
 from shared.kafka import EventConsumer, Producer, Subscription
 from shared.observability import Metrics, child_traceparent, configure_logging
+from shared.relay import OutboxRelay
 from shared.settings import Settings
 
 log = structlog.get_logger("salesops.service")
@@ -74,7 +75,7 @@ class Runtime:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     producer: Producer
-    relay: outbox.OutboxRelay
+    relay: OutboxRelay
     keys: KeyStore
     metrics: Metrics
     consumers: list[EventConsumer] = field(default_factory=list)
@@ -100,7 +101,7 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     engine = create_engine(settings)
     metrics = Metrics()
     producer = Producer(settings, client_id=f"{spec.name}-service", topics=ALL_TOPICS)
-    relay = outbox.OutboxRelay(
+    relay = OutboxRelay(
         engine=engine,
         table=spec.outbox,
         producer=producer,

@@ -19,7 +19,8 @@ from sqlalchemy import MetaData
 
 from shared.events import EventType, PromotionData, new_event
 from shared.kafka import record_size, refused_for_good
-from shared.outbox import HEADERS, EventTooLarge, _answered_about_the_row, outbox_table, record_events
+from shared.outbox import HEADERS, EventTooLarge, outbox_table, record_events
+from shared.relay import _answered_about_the_row
 
 OUTBOX = outbox_table(MetaData(schema="unit"))
 
