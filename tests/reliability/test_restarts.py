@@ -38,6 +38,9 @@ class System:
         self.data_dir = tmp_path / "data"
         self.log = tmp_path / "up.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SALESOPS_")}
+        # A Ctrl-C stops the broker with everything else, so the services' drain can only wait for it: keep the
+        # wait short (less is published before the stop, which only makes the case harder).
+        self.env["SALESOPS_SHUTDOWN_GRACE_S"] = "3"
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, service: str) -> str:
