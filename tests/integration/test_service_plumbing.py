@@ -29,7 +29,7 @@ async def test_health_readiness_metrics_and_offline_docs(settings, service):
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+        assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "outbox": "ok"}
         metrics = await client.get("/metrics")
         assert metrics.status_code == 200
         assert "salesops_http_requests_total" in metrics.text
