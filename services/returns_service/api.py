@@ -13,7 +13,16 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from services.returns_service import handlers, queries, stream
-from services.returns_service.domain import AlertType, PutAccount, RecordComplaint, RecordReturn, Segment
+from services.returns_service.domain import (
+    AcknowledgeAlert,
+    AlertState,
+    AlertType,
+    PutAccount,
+    RecordComplaint,
+    RecordReturn,
+    ResolveAlert,
+    Segment,
+)
 from services.returns_service.schemas import (
     AccountList,
     AccountPut,
@@ -26,10 +35,11 @@ from services.returns_service.schemas import (
     ReturnCreate,
     ReturnList,
     ReturnRead,
+    StreamTokenCreated,
 )
 from services.returns_service.settings import ReturnsSettings
 from services.returns_service.store import AlertFilter, SqlStore
-from shared.auth import ApiKey, Scope, require
+from shared.auth import ApiKey, Scope, issue_stream_token, require, require_or_stream_token
 from shared.errors import invalid, not_found
 from shared.service import RuntimeDep, UnitOfWorkDep
 
@@ -39,6 +49,9 @@ router = APIRouter(prefix="/v1")
 CanReadReturns = Annotated[ApiKey, Depends(require(Scope.RETURNS_READ))]
 CanWriteReturns = Annotated[ApiKey, Depends(require(Scope.RETURNS_WRITE))]
 CanReadAlerts = Annotated[ApiKey, Depends(require(Scope.ALERTS_READ))]
+CanWriteAlerts = Annotated[ApiKey, Depends(require(Scope.ALERTS_WRITE))]
+# EventSource cannot send an Authorization header: the stream also takes a stream token in `?token=`.
+CanStreamAlerts = Annotated[ApiKey, Depends(require_or_stream_token(Scope.ALERTS_READ))]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or unknown API key"},
@@ -234,12 +247,25 @@ async def list_alerts(
     account_id: Annotated[str | None, Query(max_length=100)] = None,
     type: AlertType | None = None,
     status: Annotated[str | None, Query(pattern="^(open|resolved)$")] = None,
+    state: Annotated[AlertState | None, Query(description="open, acknowledged or resolved")] = None,
+    segment: Annotated[
+        Segment | None,
+        Query(description="alerts involving an account of this tier, or a promotion targeting it"),
+    ] = None,
     limit: Limit = 100,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> AlertList:
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    where = AlertFilter(since=since, sku=sku, account_id=account_id, alert_type=type, status=status)
+    where = AlertFilter(
+        since=since,
+        sku=sku,
+        account_id=account_id,
+        alert_type=type,
+        status=status,
+        state=state,
+        segment=segment.value if segment else None,
+    )
     page = await queries.list_alerts(
         SqlStore(uow.session), where, limit=limit, after=_decode_cursor(cursor) if cursor else None
     )
@@ -273,7 +299,7 @@ def _last_event_id(
 async def alert_stream(
     runtime: RuntimeDep,
     request: Request,
-    key: CanReadAlerts,
+    key: CanStreamAlerts,
     last_event_id: Annotated[int | None, Depends(_last_event_id)],
     sku: Annotated[str | None, Query(max_length=100)] = None,
     type: AlertType | None = None,
@@ -295,3 +321,40 @@ async def get_alert(alert_id: IdPath, uow: UnitOfWorkDep, _: CanReadAlerts) -> A
     if found is None:
         raise not_found("alert", alert_id)
     return found
+
+
+@router.post(
+    "/alerts/stream-tokens",
+    status_code=201,
+    response_model=StreamTokenCreated,
+    tags=["alerts"],
+    responses=PROBLEMS,
+)
+async def create_stream_token(request: Request, key: CanReadAlerts) -> StreamTokenCreated:
+    """A short-lived token that opens `/v1/alerts/stream?token=...` (and nothing else) as the calling key."""
+    token, expires_at = issue_stream_token(request, key, Scope.ALERTS_READ)
+    return StreamTokenCreated(token=token, expires_at=expires_at)
+
+
+ALERT_ACTION_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    409: {"description": "a resolved alert cannot be acknowledged"},
+}
+
+
+@router.post(
+    "/alerts/{alert_id}/acknowledge", response_model=AlertRead, tags=["alerts"], responses=ALERT_ACTION_PROBLEMS
+)
+async def acknowledge_alert(alert_id: IdPath, uow: UnitOfWorkDep, key: CanWriteAlerts) -> AlertRead:
+    """Mark the alert as being handled by the calling key; acknowledging it again changes nothing."""
+    alert = await handlers.act_on_alert(SqlStore(uow.session), uow, AcknowledgeAlert(alert_id, by=key.name))
+    await uow.commit()
+    return queries.alert_read(alert)
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=AlertRead, tags=["alerts"], responses=NOT_FOUND)
+async def resolve_alert(alert_id: IdPath, uow: UnitOfWorkDep, key: CanWriteAlerts) -> AlertRead:
+    """Close the alert on behalf of the calling key; resolving a resolved alert changes nothing."""
+    alert = await handlers.act_on_alert(SqlStore(uow.session), uow, ResolveAlert(alert_id, by=key.name))
+    await uow.commit()
+    return queries.alert_read(alert)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from services.returns_service.domain import (
     QUALITY_REASONS,
+    AcknowledgeAlert,
+    AlertAction,
     AlertType,
     Complaint,
     DecisionKind,
@@ -18,14 +21,21 @@ from services.returns_service.domain import (
     PutAccount,
     RecordComplaint,
     RecordReturn,
+    ResolveAlert,
+    Transition,
+    change_kind,
+    change_message,
+    decide_action,
     decide_alert,
     describe,
     evaluate_capacity_conflict,
     evaluate_complaint,
     evaluate_return_surge,
+    state_of,
 )
 from services.returns_service.settings import ReturnsSettings
 from services.returns_service.store import AccountRecord, AlertRecord, DayVolume, Recorded, Store
+from shared.errors import conflict, not_found
 from shared.events import (
     CapacityConflictData,
     CloudEvent,
@@ -71,6 +81,11 @@ def alert_document(alert: AlertRecord) -> dict[str, Any]:
             "revision": alert.revision,
             "created_at": alert.created_at,
             "updated_at": alert.updated_at,
+            "state": state_of(alert.status, alert.acknowledged_at).value,
+            "acknowledged_by": alert.acknowledged_by,
+            "acknowledged_at": alert.acknowledged_at,
+            "resolved_by": alert.resolved_by,
+            "resolved_at": alert.resolved_at,
         }
     )
     return {"id": alert.alert_id, **data.model_dump(mode="json")}
@@ -79,7 +94,9 @@ def alert_document(alert: AlertRecord) -> dict[str, Any]:
 async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, event_type: EventType) -> AlertRecord:
     """Record the change once for every channel: the change log (SSE), the webhook deliveries and the topic."""
     document = alert_document(alert)
-    await store.record_change(document, event_type=event_type.value)
+    now = datetime.now(UTC)
+    message = change_message(document, change_kind(event_type.value), now)
+    await store.record_change(document, event_type=event_type.value, message=message, at=now)
     publisher.publish(
         event_type,
         key=alert.sku or alert.alert_id,
@@ -106,7 +123,10 @@ async def apply_finding(
     """
     current = None if new_subject else await store.open_alert_for(alert_type, subject)
     open_ref = OpenAlert(current.alert_id, alert_type, subject, current.fingerprint) if current else None
-    decision = decide_alert(open_ref, finding)
+    resolved = None
+    if current is None and not new_subject and finding is not None:
+        resolved = await store.resolved_fingerprint(alert_type, subject)
+    decision = decide_alert(open_ref, finding, resolved_fingerprint=resolved)
     if decision.kind is DecisionKind.NONE or finding is None or decision.fingerprint is None:
         return None
     described = describe(finding)
@@ -132,6 +152,29 @@ async def close_alert(
         return None
     closed = await store.close_alert(current.alert_id, {**current.details, **extra})
     return await _announce(store, publisher, closed, EventType.SALES_ALERT_UPDATED)
+
+
+async def act_on_alert(store: Store, publisher: Publisher, command: AcknowledgeAlert | ResolveAlert) -> AlertRecord:
+    """A person acknowledges or resolves an alert: who and when are recorded, and the change is announced like
+    any other. Repeating the action changes nothing; acknowledging a resolved alert is a conflict."""
+    alert = await store.alert_for_update(command.alert_id)
+    if alert is None:
+        raise not_found("alert", command.alert_id)
+    state = state_of(alert.status, alert.acknowledged_at)
+    transition = decide_action(state, command.action)
+    if transition is Transition.REFUSED:
+        raise conflict(
+            f"alert '{alert.alert_id}' is {state.value}; it cannot be {command.action.value}d",
+            alert_id=alert.alert_id,
+            state=state.value,
+        )
+    if transition is Transition.ALREADY:
+        return alert
+    if command.action is AlertAction.ACKNOWLEDGE:
+        changed = await store.acknowledge_alert(alert.alert_id, by=command.by)
+    else:
+        changed = await store.close_alert(alert.alert_id, alert.details, by=command.by)
+    return await _announce(store, publisher, changed, EventType.SALES_ALERT_UPDATED)
 
 
 # ---------------------------------------------------------------- returns and complaints

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from services.returns_service.domain import Segment
+from services.returns_service.domain import Segment, state_of
 from services.returns_service.schemas import AccountRead, AlertRead, ComplaintRead, ReturnRead
 from services.returns_service.store import AccountRecord, AlertFilter, AlertRecord, Recorded, SqlStore
 
@@ -37,6 +37,11 @@ def alert_read(alert: AlertRecord) -> AlertRead:
             "revision": alert.revision,
             "created_at": alert.created_at,
             "updated_at": alert.updated_at,
+            "state": state_of(alert.status, alert.acknowledged_at),
+            "acknowledged_by": alert.acknowledged_by,
+            "acknowledged_at": alert.acknowledged_at,
+            "resolved_by": alert.resolved_by,
+            "resolved_at": alert.resolved_at,
         }
     )
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 from fastapi.sse import ServerSentEvent
 
+from services.returns_service.domain import change_kind, change_message
 from services.returns_service.settings import ReturnsSettings
 from services.returns_service.store import AlertChange, ChangeLog
 from shared.service import Runtime
@@ -64,11 +65,13 @@ async def listen_for_changes(runtime: Runtime) -> None:
 
 
 def to_sse(change: AlertChange) -> ServerSentEvent:
-    change_kind = "raised" if change.event_type.endswith(".raised.v1") else "updated"
-    payload = change.payload
+    """One change as an SSE event: named by its kind (`sales-alert.raised`, `sales-alert.updated`), so a
+    browser can listen per kind, with the same document as the change's webhook body as its data."""
+    kind = change_kind(change.event_type)
     return ServerSentEvent(
         id=str(change.seq),
-        data={"type": f"sales-alert.{payload['type']}", "change": change_kind, "data": payload},
+        event=f"sales-alert.{kind}",
+        data=change_message(change.payload, kind, change.created_at),
     )
 
 

@@ -63,6 +63,7 @@ class FakeReturnsStore:
     promotions: dict[str, tuple[PromotionRef, int]] = field(default_factory=dict)
     alerts: dict[str, AlertRecord] = field(default_factory=dict)
     changes: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     locked_subjects: list[tuple[AlertType, str]] = field(default_factory=list)
 
     # ------------------------------------------------------------ returns and complaints
@@ -180,14 +181,38 @@ class FakeReturnsStore:
         )
         return self.alerts[alert_id]
 
-    async def close_alert(self, alert_id: str, details: Mapping[str, Any]) -> AlertRecord:
-        alert = self.alerts[alert_id]
+    async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord:
+        alert, now = self.alerts[alert_id], _now()
         self.alerts[alert_id] = replace(
-            alert, status="resolved", details=dict(details), revision=alert.revision + 1, updated_at=_now()
+            alert,
+            status="resolved",
+            details=dict(details),
+            revision=alert.revision + 1,
+            updated_at=now,
+            resolved_at=now,
+            resolved_by=by,
         )
         return self.alerts[alert_id]
 
-    async def record_change(self, alert: Mapping[str, Any], *, event_type: str) -> int:
+    async def acknowledge_alert(self, alert_id: str, *, by: str) -> AlertRecord:
+        alert, now = self.alerts[alert_id], _now()
+        self.alerts[alert_id] = replace(
+            alert, revision=alert.revision + 1, updated_at=now, acknowledged_at=now, acknowledged_by=by
+        )
+        return self.alerts[alert_id]
+
+    async def alert_for_update(self, alert_id: str) -> AlertRecord | None:
+        return self.alerts.get(alert_id)
+
+    async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None:
+        of_subject = [a for a in self.alerts.values() if (a.type, a.subject) == (alert_type.value, subject)]
+        latest = max(of_subject, key=lambda a: a.updated_at, default=None)
+        return latest.fingerprint if latest is not None and latest.resolved_by is not None else None
+
+    async def record_change(
+        self, alert: Mapping[str, Any], *, event_type: str, message: Mapping[str, Any], at: datetime
+    ) -> int:
         seq = len(self.changes) + 1
         self.changes.append((seq, event_type, dict(alert)))
+        self.messages.append(dict(message))
         return seq

@@ -44,11 +44,15 @@ SCOPE_BY_PREFIX: dict[str, tuple[Scope, Scope]] = {
 }
 # Reads that use POST: "can we promise this?" commits nothing.
 READ_BY_POST = {("planning", "/v1/scenarios")}
+# People act on alerts with their own scope.
+ALERT_ACTIONS = {"/v1/alerts/{alert_id}/acknowledge", "/v1/alerts/{alert_id}/resolve"}
 
 
 def expected_scope(service: str, method: str, path: str) -> Scope | None:
     if path in PUBLIC:
         return None
+    if path in ALERT_ACTIONS:
+        return Scope.ALERTS_WRITE
     if service == "planning" and path.startswith("/v1/"):
         read = method == "GET" or (service, path) in READ_BY_POST
         return Scope.PLANNING_READ if read else Scope.PLANNING_WRITE

@@ -4,8 +4,24 @@ conflict), how urgent they are for the account's service tier, and when an open 
 `model` is the vocabulary and records, `surge`, `complaints` and `conflicts` the three alert rules, `alerts`
 the one-open-alert decision, `commands` what the desk asks, `delivery` the webhook delivery policy."""
 
-from .alerts import AlertContent, AlertDecision, DecisionKind, Finding, OpenAlert, decide_alert, describe, fingerprint
-from .commands import PutAccount, RecordComplaint, RecordReturn
+from .alerts import (
+    AlertAction,
+    AlertContent,
+    AlertDecision,
+    AlertState,
+    DecisionKind,
+    Finding,
+    OpenAlert,
+    Transition,
+    change_kind,
+    change_message,
+    decide_action,
+    decide_alert,
+    describe,
+    fingerprint,
+    state_of,
+)
+from .commands import AcknowledgeAlert, PutAccount, RecordComplaint, RecordReturn, ResolveAlert
 from .complaints import CriticalComplaintFinding, evaluate_complaint
 from .conflicts import CapacityConflictFinding, WeekShortfall, evaluate_capacity_conflict
 from .model import (
@@ -31,9 +47,12 @@ __all__ = [
     "PRIORITY_SEGMENTS",
     "QUALITY_REASONS",
     "Account",
+    "AcknowledgeAlert",
     "AffectedAccount",
+    "AlertAction",
     "AlertContent",
     "AlertDecision",
+    "AlertState",
     "AlertType",
     "CapacityConflictFinding",
     "Complaint",
@@ -49,6 +68,7 @@ __all__ = [
     "RecordComplaint",
     "RecordReturn",
     "Resolution",
+    "ResolveAlert",
     "ReturnCondition",
     "ReturnReason",
     "ReturnRecord",
@@ -56,7 +76,11 @@ __all__ = [
     "ReturnSurgeRule",
     "Segment",
     "Severity",
+    "Transition",
     "WeekShortfall",
+    "change_kind",
+    "change_message",
+    "decide_action",
     "decide_alert",
     "describe",
     "evaluate_capacity_conflict",
@@ -64,4 +88,5 @@ __all__ = [
     "evaluate_return_surge",
     "fingerprint",
     "priority_for",
+    "state_of",
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -46,20 +48,76 @@ class AlertDecision:
     finding: Finding | None
 
 
-def decide_alert(open_alert: OpenAlert | None, finding: Finding | None) -> AlertDecision:
+def decide_alert(
+    open_alert: OpenAlert | None, finding: Finding | None, *, resolved_fingerprint: str | None = None
+) -> AlertDecision:
     """One open alert per (type, subject): no alert yet -> raise; changed evidence -> update it;
     the same evidence -> nothing (no flood). No finding -> nothing: an alert is not withdrawn
-    automatically because evidence fell below a threshold; people close alerts."""
+    automatically because evidence fell below a threshold; people close alerts.
+
+    `resolved_fingerprint` is the evidence of the subject's last alert when a person resolved it: that evidence
+    does not raise the alert again (the person has dealt with it); different evidence does."""
     if finding is None:
         return AlertDecision(DecisionKind.NONE, open_alert.alert_id if open_alert else None, None, None)
     digest = fingerprint(finding)
     if open_alert is None:
+        if digest == resolved_fingerprint:
+            return AlertDecision(DecisionKind.NONE, None, digest, finding)
         return AlertDecision(DecisionKind.RAISE, None, digest, finding)
     if (open_alert.alert_type, open_alert.subject) != (finding.alert_type, finding.subject):
         raise ValueError("open alert and finding are about different (type, subject)")
     if open_alert.fingerprint == digest:
         return AlertDecision(DecisionKind.NONE, open_alert.alert_id, digest, finding)
     return AlertDecision(DecisionKind.UPDATE, open_alert.alert_id, digest, finding)
+
+
+class AlertState(StrEnum):
+    """Where an alert stands for the people working it: new, seen and being handled, or closed."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+def state_of(status: str, acknowledged_at: datetime | None) -> AlertState:
+    """The state from the alert's lifecycle `status` (open or resolved) and whether someone acknowledged it.
+    An acknowledged alert is still open to new evidence: it is updated, not raised anew."""
+    if status == AlertState.RESOLVED.value:
+        return AlertState.RESOLVED
+    return AlertState.ACKNOWLEDGED if acknowledged_at is not None else AlertState.OPEN
+
+
+class AlertAction(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"
+
+
+class Transition(StrEnum):
+    CHANGE = "change"  # a new revision, announced on every channel
+    ALREADY = "already"  # the alert is already there: nothing changes, the caller gets it as it is
+    REFUSED = "refused"  # the action makes no sense in this state
+
+
+def decide_action(state: AlertState, action: AlertAction) -> Transition:
+    """Acknowledging marks an open alert as being handled; resolving closes an open or acknowledged one.
+    Repeating either is harmless; acknowledging a resolved alert is refused (it would reopen nothing)."""
+    target = AlertState.ACKNOWLEDGED if action is AlertAction.ACKNOWLEDGE else AlertState.RESOLVED
+    if state is target:
+        return Transition.ALREADY
+    if state is AlertState.RESOLVED:
+        return Transition.REFUSED
+    return Transition.CHANGE
+
+
+def change_kind(event_type: str) -> str:
+    """`raised` for an alert's first change, `updated` for every later one (from the event type's name)."""
+    return "raised" if ".raised." in event_type else "updated"
+
+
+def change_message(alert: Mapping[str, Any], change: str, at: datetime) -> dict[str, Any]:
+    """The document one alert change is sent as, the same on every push channel (webhook body, SSE `data`):
+    the webhook type `sales-alert.<alert type>`, the change kind, when it happened and the alert."""
+    return {"type": f"sales-alert.{alert['type']}", "change": change, "timestamp": at.isoformat(), "data": alert}
 
 
 @dataclass(frozen=True, slots=True)

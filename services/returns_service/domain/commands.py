@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from .alerts import AlertAction
 from .model import ComplaintCategory, ReturnCondition, ReturnReason, Segment, Severity
 
 
@@ -73,3 +74,27 @@ class PutAccount:
     name: str
     segment: Segment
     owner_email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgeAlert:
+    """Someone (`by`: the API key's name) has seen the alert and is handling it."""
+
+    alert_id: str
+    by: str
+
+    @property
+    def action(self) -> AlertAction:
+        return AlertAction.ACKNOWLEDGE
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveAlert:
+    """Someone (`by`) has dealt with the alert's cause."""
+
+    alert_id: str
+    by: str
+
+    @property
+    def action(self) -> AlertAction:
+        return AlertAction.RESOLVE

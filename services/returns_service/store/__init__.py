@@ -8,7 +8,7 @@ the same `SqlStore`."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,9 +72,17 @@ class Store(Protocol):
         self, alert_id: str, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord: ...
 
-    async def close_alert(self, alert_id: str, details: Mapping[str, Any]) -> AlertRecord: ...
+    async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord: ...
 
-    async def record_change(self, alert: Mapping[str, Any], *, event_type: str) -> int: ...
+    async def acknowledge_alert(self, alert_id: str, *, by: str) -> AlertRecord: ...
+
+    async def alert_for_update(self, alert_id: str) -> AlertRecord | None: ...
+
+    async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None: ...
+
+    async def record_change(
+        self, alert: Mapping[str, Any], *, event_type: str, message: Mapping[str, Any], at: datetime
+    ) -> int: ...
 
 
 class SqlStore(RecordsStore, AlertsStore):

@@ -9,11 +9,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, String, any_, cast, func, insert, literal, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    and_,
+    any_,
+    cast,
+    desc,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.returns_service import tables
-from services.returns_service.domain import AlertContent, AlertType, Priority
+from services.returns_service.domain import AlertContent, AlertState, AlertType, Priority
 from services.returns_service.store.changes import CHANGES_CHANNEL
 from services.returns_service.store.webhooks import enqueue_deliveries
 from shared.outbox import advisory_lock_key
@@ -44,6 +59,10 @@ class AlertRecord:
     revision: int
     created_at: datetime
     updated_at: datetime
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,9 @@ class AlertFilter:
     account_id: str | None = None
     alert_type: AlertType | None = None
     status: str | None = None
+    state: AlertState | None = None
+    # A service tier: alerts involving an account of it, or (capacity conflicts) a promotion targeting it.
+    segment: str | None = None
 
 
 def _alert(row: Row[Any]) -> AlertRecord:
@@ -113,8 +135,9 @@ class AlertsStore:
         ).one()
         return _alert(row)
 
-    async def close_alert(self, alert_id: str, details: Mapping[str, Any]) -> AlertRecord:
-        """The alert resolved, as its next revision."""
+    async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord:
+        """The alert resolved, as its next revision; `by` names the person (None: the cause went away)."""
+        now = datetime.now(UTC)
         row = (
             await self.session.execute(
                 update(alerts)
@@ -122,7 +145,9 @@ class AlertsStore:
                 .values(
                     status=RESOLVED,
                     revision=alerts.c.revision + 1,
-                    updated_at=datetime.now(UTC),
+                    updated_at=now,
+                    resolved_at=now,
+                    resolved_by=by,
                     details=dict(details),
                 )
                 .returning(*alerts.c)
@@ -130,9 +155,42 @@ class AlertsStore:
         ).one()
         return _alert(row)
 
-    async def record_change(self, alert: Mapping[str, Any], *, event_type: str) -> int:
+    async def acknowledge_alert(self, alert_id: str, *, by: str) -> AlertRecord:
+        """The alert acknowledged by `by`, as its next revision."""
+        now = datetime.now(UTC)
+        row = (
+            await self.session.execute(
+                update(alerts)
+                .where(alerts.c.alert_id == alert_id)
+                .values(revision=alerts.c.revision + 1, updated_at=now, acknowledged_at=now, acknowledged_by=by)
+                .returning(*alerts.c)
+            )
+        ).one()
+        return _alert(row)
+
+    async def alert_for_update(self, alert_id: str) -> AlertRecord | None:
+        """The alert, locked to the commit: a person's action and new evidence for it take turns."""
+        query = select(alerts).where(alerts.c.alert_id == alert_id).with_for_update()
+        row = (await self.session.execute(query)).first()
+        return _alert(row) if row else None
+
+    async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None:
+        """The evidence of the subject's latest alert if a person resolved it (None otherwise)."""
+        query = (
+            select(alerts.c.fingerprint, alerts.c.resolved_by)
+            .where(alerts.c.type == alert_type.value, alerts.c.subject == subject)
+            .order_by(desc(alerts.c.updated_at))
+            .limit(1)
+        )
+        row = (await self.session.execute(query)).first()
+        return row.fingerprint if row is not None and row.resolved_by is not None else None
+
+    async def record_change(
+        self, alert: Mapping[str, Any], *, event_type: str, message: Mapping[str, Any], at: datetime
+    ) -> int:
         """Append the alert's change to the change log (announced to the streams at commit) and queue its webhook
-        deliveries; returns the change's sequence number."""
+        deliveries with `message` as their body; returns the change's sequence number. The change is stamped
+        `at`, the message's timestamp, so a stream rebuilds the very same message from the log."""
         await self.session.execute(select(func.pg_advisory_xact_lock(CHANGE_LOG_LOCK)))
         # The NOTIFY rides on the insert (PostgreSQL delivers it at commit): one round trip fewer per change.
         seq, _ = (
@@ -145,11 +203,12 @@ class AlertsStore:
                     type=alert["type"],
                     sku=alert["sku"],
                     payload=dict(alert),
+                    created_at=at,
                 )
                 .returning(alert_changes.c.seq, func.pg_notify(CHANGES_CHANNEL, cast(alert_changes.c.seq, String)))
             )
         ).one()
-        await enqueue_deliveries(self.session, alert=dict(alert), change_seq=seq)
+        await enqueue_deliveries(self.session, message=dict(message), change_seq=seq)
         return int(seq)
 
     async def get_alert(self, alert_id: str) -> AlertRecord | None:
@@ -171,11 +230,27 @@ class AlertsStore:
             query = query.where(alerts.c.type == where.alert_type.value)
         if where.status is not None:
             query = query.where(alerts.c.status == where.status)
+        if where.state is not None:
+            query = query.where(_in_state(where.state))
+        if where.segment is not None:
+            query = query.where(
+                or_(
+                    alerts.c.accounts.contains([{"segment": where.segment}]),
+                    alerts.c.details["target_segments"].contains([where.segment]),
+                )
+            )
         if after is not None:
             query = query.where(
                 tuple_(alerts.c.updated_at, alerts.c.alert_id) > tuple_(literal(after[0]), literal(after[1]))
             )
         return [_alert(row) for row in (await self.session.execute(query)).all()]
+
+
+def _in_state(state: AlertState) -> ColumnElement[bool]:
+    if state is AlertState.RESOLVED:
+        return alerts.c.status == RESOLVED
+    acknowledged = alerts.c.acknowledged_at.is_not(None)
+    return and_(alerts.c.status == OPEN, acknowledged if state is AlertState.ACKNOWLEDGED else ~acknowledged)
 
 
 def _content(content: AlertContent, priority: Priority, fingerprint: str) -> dict[str, Any]:

@@ -70,10 +70,6 @@ def generate_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def webhook_type(alert_type: str) -> str:
-    return f"sales-alert.{alert_type}"
-
-
 # ---------------------------------------------------------------- endpoints
 
 
@@ -164,12 +160,12 @@ async def list_deliveries(
 # ---------------------------------------------------------------- deliveries
 
 
-async def enqueue_deliveries(session: AsyncSession, *, alert: dict[str, Any], change_seq: int) -> int:
-    """One pending delivery per enabled endpoint subscribed to this alert type (caller's transaction)."""
-    event_type = webhook_type(alert["type"])
-    body = json.dumps(
-        {"type": event_type, "timestamp": datetime.now(UTC).isoformat(), "data": alert}, separators=(",", ":")
-    )
+async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], change_seq: int) -> int:
+    """One pending delivery per enabled endpoint subscribed to the alert's webhook type (caller's transaction);
+    `message` is the body, `{"type": "sales-alert.<alert type>", ..., "data": <alert>}`."""
+    event_type = str(message["type"])
+    alert = message["data"]
+    body = json.dumps(message, separators=(",", ":"))
     # One message id per alert change, the same for every endpoint and every retry: the receiver's
     # idempotency key.
     message_id = f"msg_{uuid.uuid4().hex}"

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from services.returns_service import handlers
-from services.returns_service.domain import PutAccount, RecordComplaint, RecordReturn, Segment
+from services.returns_service.domain import (
+    AcknowledgeAlert,
+    PutAccount,
+    RecordComplaint,
+    RecordReturn,
+    ResolveAlert,
+    Segment,
+)
 from services.returns_service.settings import ReturnsSettings
 from shared.errors import ProblemError
 from shared.events import CapacityConflictData, EventType, OrderVolumeReportedData, PromotionData
@@ -257,3 +264,83 @@ async def test_a_capacity_conflict_is_raised_updated_then_resolved() -> None:
     await handlers.resolve_capacity_conflict(store, publisher, conflict(0, plan_version=4))  # none open
     assert alert_events(publisher) == [RAISED, UPDATED, UPDATED]
     assert len(store.changes) == 3
+
+
+# ---------------------------------------------------------------- people acknowledge and resolve
+
+
+async def raised_surge(store: FakeReturnsStore, publisher: RecordingPublisher) -> str:
+    for n in range(5):
+        await handlers.record_return(store, publisher, a_return(n), SETTINGS)
+    (alert,) = store.alerts.values()
+    return alert.alert_id
+
+
+async def test_acknowledging_records_who_and_when_and_announces_the_change() -> None:
+    store, publisher = FakeReturnsStore(), RecordingPublisher()
+    alert_id = await raised_surge(store, publisher)
+    acknowledged = await handlers.act_on_alert(store, publisher, AcknowledgeAlert(alert_id, by="crm"))
+    assert (acknowledged.status, acknowledged.revision, acknowledged.acknowledged_by) == ("open", 2, "crm")
+    assert acknowledged.acknowledged_at is not None
+    assert alert_events(publisher) == [RAISED, UPDATED]
+    assert publisher.events[-1].data.state == "acknowledged"
+    message = store.messages[-1]
+    assert (message["type"], message["change"], message["data"]["state"]) == (
+        "sales-alert.return-surge",
+        "updated",
+        "acknowledged",
+    )
+
+    again = await handlers.act_on_alert(store, publisher, AcknowledgeAlert(alert_id, by="someone-else"))
+    assert (again.revision, again.acknowledged_by) == (2, "crm")  # nothing changes, nothing is announced
+    assert alert_events(publisher) == [RAISED, UPDATED]
+
+    await handlers.record_return(store, publisher, a_return(9, account="BIGCO"), SETTINGS)
+    updated = store.alerts[alert_id]  # new evidence updates the acknowledged alert; it stays acknowledged
+    assert (updated.revision, updated.acknowledged_by, updated.status) == (3, "crm", "open")
+    assert publisher.events[-1].data.state == "acknowledged"
+
+
+async def test_resolving_is_idempotent_and_a_resolved_alert_cannot_be_acknowledged() -> None:
+    store, publisher = FakeReturnsStore(), RecordingPublisher()
+    alert_id = await raised_surge(store, publisher)
+    resolved = await handlers.act_on_alert(store, publisher, ResolveAlert(alert_id, by="crm"))
+    assert (resolved.status, resolved.resolved_by, resolved.revision) == ("resolved", "crm", 2)
+    assert publisher.events[-1].data.state == "resolved"
+
+    again = await handlers.act_on_alert(store, publisher, ResolveAlert(alert_id, by="crm"))
+    assert again.revision == 2 and alert_events(publisher) == [RAISED, UPDATED]
+
+    with pytest.raises(ProblemError) as refused:
+        await handlers.act_on_alert(store, publisher, AcknowledgeAlert(alert_id, by="crm"))
+    assert refused.value.status == 409 and refused.value.extra["state"] == "resolved"
+    with pytest.raises(ProblemError) as missing:
+        await handlers.act_on_alert(store, publisher, ResolveAlert("alrt_unknown", by="crm"))
+    assert missing.value.status == 404
+    assert alert_events(publisher) == [RAISED, UPDATED]
+
+
+async def test_a_resolved_alert_is_not_raised_again_by_the_same_evidence_but_is_by_new_evidence() -> None:
+    store, publisher = FakeReturnsStore(), RecordingPublisher()
+    alert_id = await raised_surge(store, publisher)
+    await handlers.act_on_alert(store, publisher, ResolveAlert(alert_id, by="crm"))
+
+    await ship(store, publisher, 0)  # re-evaluated, the same evidence: the person's resolution holds
+    assert len(store.alerts) == 1 and alert_events(publisher) == [RAISED, UPDATED]
+
+    await handlers.record_return(store, publisher, a_return(7), SETTINGS)  # new evidence: a new alert
+    assert len(store.alerts) == 2
+    assert alert_events(publisher) == [RAISED, UPDATED, RAISED]
+    (fresh,) = (a for a in store.alerts.values() if a.alert_id != alert_id)
+    assert (fresh.status, fresh.revision, fresh.acknowledged_by) == ("open", 1, None)
+
+
+async def test_a_conflict_resolved_by_planning_is_raised_again_when_it_returns() -> None:
+    store, publisher = FakeReturnsStore(), RecordingPublisher()
+    await handlers.record_capacity_conflict(store, publisher, conflict(10))
+    await handlers.resolve_capacity_conflict(store, publisher, conflict(0, plan_version=2))
+    (closed,) = store.alerts.values()
+    assert (closed.status, closed.resolved_by) == ("resolved", None) and closed.resolved_at is not None
+    await handlers.record_capacity_conflict(store, publisher, conflict(10, plan_version=3))
+    assert len(store.alerts) == 2
+    assert alert_events(publisher) == [RAISED, UPDATED, RAISED]
