@@ -22,7 +22,6 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import inbox, outbox
@@ -31,7 +30,7 @@ from shared.auth import KeyStore
 from shared.db import UnitOfWork, create_engine, database_ready, is_transient
 from shared.errors import install_problem_handlers, problem_response, service_unavailable
 from shared.events import ALL_TOPICS, CloudEvent
-from shared.headers import API_SECURITY_HEADERS, SecurityHeaders
+from shared.headers import API_SECURITY_HEADERS, SecurityHeaders, install_cors
 from shared.kafka import EventConsumer, Producer, Subscription
 from shared.observability import Metrics, child_traceparent, configure_logging
 from shared.openapi import install_openapi, operation_id
@@ -317,17 +316,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> FastAPI:
     app.add_middleware(ObserveRequests)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
-    if settings.cors_origins:
-        # Outermost, so a preflight is answered before anything else looks at the request. Browsers send the
-        # API key (or a stream token) themselves, never cookies: no credentials mode.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
-            expose_headers=["Location", "WWW-Authenticate"],
-            max_age=600,
-        )
+    install_cors(app, settings.cors_origins)  # last: outermost, so preflights are answered first
     app.include_router(health_router())
     for router in spec.routers:
         app.include_router(router)
