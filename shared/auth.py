@@ -12,10 +12,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.errors import ProblemError
+from shared.stream_tokens import StreamTokens
 
 
 class Scope(StrEnum):
@@ -28,6 +29,8 @@ class Scope(StrEnum):
     RETURNS_READ = "returns:read"
     RETURNS_WRITE = "returns:write"
     ALERTS_READ = "alerts:read"
+    # Acknowledge and resolve alerts.
+    ALERTS_WRITE = "alerts:write"
     WEBHOOKS_MANAGE = "webhooks:manage"
     # With webhooks:manage, reaches every key's webhook endpoints, not only the caller's own.
     WEBHOOKS_ADMIN = "webhooks:admin"
@@ -51,7 +54,14 @@ CLIENT_ROLES: dict[str, tuple[Scope, ...]] = {
     "marketing": (Scope.PROMOTIONS_READ, Scope.PROMOTIONS_WRITE),
     "warehouse": (Scope.VOLUMES_READ, Scope.VOLUMES_WRITE),
     "returns-desk": (Scope.RETURNS_READ, Scope.RETURNS_WRITE),
-    "crm": (Scope.ALERTS_READ, Scope.WEBHOOKS_MANAGE, Scope.PROMOTIONS_READ, Scope.ORDERS_READ, Scope.ORDERS_WRITE),
+    "crm": (
+        Scope.ALERTS_READ,
+        Scope.ALERTS_WRITE,
+        Scope.WEBHOOKS_MANAGE,
+        Scope.PROMOTIONS_READ,
+        Scope.ORDERS_READ,
+        Scope.ORDERS_WRITE,
+    ),
     "planner": (
         Scope.PLANNING_READ,
         Scope.PLANNING_WRITE,
@@ -60,6 +70,7 @@ CLIENT_ROLES: dict[str, tuple[Scope, ...]] = {
         Scope.ORDERS_READ,
         Scope.RETURNS_READ,
         Scope.ALERTS_READ,
+        Scope.ALERTS_WRITE,
     ),
     "admin": tuple(Scope),
 }
@@ -80,6 +91,11 @@ def generate_keys_file(path: Path, roles: Iterable[str] = CLIENT_ROLES) -> ApiKe
 
 def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
+
+
+def key_fingerprint(key: ApiKey) -> str:
+    """Names one issue of a key without revealing it: a key re-issued under the same name has another one."""
+    return hashlib.sha256(key.key.encode()).hexdigest()[:32]
 
 
 class KeyStore:
@@ -108,17 +124,29 @@ class KeyStore:
         self._keys = {_digest(k.key): k for k in parsed.keys}
         self._mtime = mtime
 
-    def lookup(self, secret: str) -> ApiKey | None:
+    def _refresh(self) -> None:
         now = time.monotonic()
         if now - self._checked_at > self._recheck_interval_s:
             self._checked_at = now
             with contextlib.suppress(OSError):
                 self._load()
+
+    def lookup(self, secret: str) -> ApiKey | None:
+        self._refresh()
         found = self._keys.get(_digest(secret))
         if found is None or found.revoked:
             return None
         # Constant-time comparison of the secret itself guards against a digest collision shortcut.
         return found if secrets.compare_digest(found.key, secret) else None
+
+    def current(self, name: str, fingerprint: str) -> ApiKey | None:
+        """The key named `name` whose fingerprint is `fingerprint`, if it still exists unrevoked (the file is
+        re-read when it changed, as for `lookup`)."""
+        self._refresh()
+        for key in self._keys.values():
+            if key.name == name and not key.revoked and secrets.compare_digest(key_fingerprint(key), fingerprint):
+                return key
+        return None
 
     def permits(self, secret: str, scope: Scope) -> bool:
         """Whether the key still exists, unrevoked, with the scope: long-lived responses (streams) ask again
@@ -173,3 +201,58 @@ def identity_router() -> APIRouter:
         return Identity(name=key.name, scopes=key.scopes)
 
     return router
+
+
+def stream_tokens_of(request: Request) -> StreamTokens:
+    """The app's stream token signer, from `STREAM_TOKEN_SECRET` (or a random secret of this process)."""
+    tokens = getattr(request.app.state, "stream_tokens", None)
+    if tokens is None:
+        settings = request.app.state.settings
+        secret = settings.stream_token_secret
+        ttl_s = settings.stream_token_ttl_s
+        tokens = (
+            StreamTokens(secret.get_secret_value().encode(), ttl_s=ttl_s)
+            if secret is not None
+            else StreamTokens.with_random_secret(ttl_s=ttl_s)
+        )
+        request.app.state.stream_tokens = tokens
+    assert isinstance(tokens, StreamTokens)
+    return tokens
+
+
+def issue_stream_token(request: Request, key: ApiKey, scope: Scope) -> tuple[str, Any]:
+    """A stream token for `key`, granting `scope` on streams only; returns it with its expiry."""
+    return stream_tokens_of(request).issue(name=key.name, key_fingerprint=key_fingerprint(key), scope=scope.value)
+
+
+StreamToken = Annotated[
+    str | None,
+    Query(
+        max_length=1000,
+        description="a stream token (POST /v1/alerts/stream-tokens) instead of the Authorization header, "
+        "for clients that cannot send headers such as a browser's EventSource",
+    ),
+]
+
+
+def require_or_stream_token(scope: Scope) -> Callable[..., Any]:
+    """A dependency for streams a browser opens: an API key with `scope` as for `require`, or, without an
+    Authorization header, a stream token for `scope` in `?token=`. The token's key must still exist,
+    unrevoked, with the scope."""
+    by_key = require(scope)
+
+    def check(request: Request, token: StreamToken = None) -> ApiKey:
+        if token is None or "authorization" in request.headers:
+            key: ApiKey = by_key(request)
+            return key
+        grant = stream_tokens_of(request).verify(token, scope.value)
+        if grant is None:
+            raise _unauthorized("the stream token is invalid or expired; ask for a new one")
+        store: KeyStore = request.app.state.runtime.keys
+        found = store.current(grant.name, grant.key_fingerprint)
+        if found is None or scope not in found.scopes:
+            raise _unauthorized("the API key this stream token was issued to is revoked or lost the scope")
+        return found
+
+    check.__name__ = f"require_{scope.name.lower()}_or_stream_token"
+    return check

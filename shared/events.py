@@ -191,6 +191,13 @@ class SalesAlertData(EventData):
     revision: int = Field(default=1, ge=1)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # Where people stand with the alert (open, acknowledged, resolved), who moved it there (an API key's name)
+    # and when; a resolution without a name is the system's (the cause went away).
+    state: str | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
 
 
 class WeekChangeData(EventData):

@@ -1,9 +1,12 @@
-"""Security headers on every HTTP response, as a plain ASGI middleware (no task group, no copied response)."""
+"""Security headers on every HTTP response, as a plain ASGI middleware (no task group, no copied response), and
+CORS for the origins a deployment allows."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The APIs answer JSON only: nothing of theirs is ever to be run, styled, sniffed into HTML or framed by a page.
@@ -37,3 +40,19 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def install_cors(app: Starlette, origins: Sequence[str]) -> None:
+    """Let pages on `origins` call the app from a browser; nothing when there are none (browsers then refuse every
+    cross-origin call). Browsers send the API key (or a stream token) themselves, never cookies: no credentials
+    mode. Install it last, so that it is the outermost middleware and answers preflights first."""
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+        expose_headers=["Location", "WWW-Authenticate"],
+        max_age=600,
+    )

@@ -30,7 +30,7 @@ from shared.auth import KeyStore, identity_router
 from shared.db import UnitOfWork, create_engine, database_ready, is_transient
 from shared.errors import install_problem_handlers, problem_response, service_unavailable
 from shared.events import ALL_TOPICS, CloudEvent
-from shared.headers import API_SECURITY_HEADERS, SecurityHeaders
+from shared.headers import API_SECURITY_HEADERS, SecurityHeaders, install_cors
 from shared.kafka import EventConsumer, Producer, Subscription
 from shared.observability import Metrics, child_traceparent, configure_logging
 from shared.openapi import install_openapi, operation_id
@@ -334,6 +334,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> FastAPI:
     app.add_middleware(ObserveRequests)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
+    install_cors(app, settings.cors_origins)  # last: outermost, so preflights are answered first
     app.include_router(health_router())
     app.include_router(identity_router())
     for router in spec.routers:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 
 
 class Settings(BaseSettings):
@@ -58,3 +63,26 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     shutdown_grace_s: float = Field(default=10.0, gt=0)
+
+    # Web pages on these origins may call the APIs from a browser (CORS): `https://crm.example.com`, a list
+    # separated by commas (or a JSON list), `*` for any. None by default: browsers then refuse every
+    # cross-origin call.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Signs stream tokens (`?token=` on SSE streams); every replica of a service must share it. Unset, each
+    # process makes up its own, so a token works only on the replica that issued it.
+    stream_token_secret: SecretStr | None = Field(default=None, min_length=16)
+    stream_token_ttl_s: int = Field(default=300, ge=10, le=3600)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [o for o in text.split(",") if o.strip()]
+        if isinstance(value, list):
+            origins = [str(o).strip() for o in value]
+            for origin in origins:
+                if origin != "*" and not _ORIGIN.match(origin):
+                    raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+            return origins
+        return value

@@ -12,8 +12,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from services.returns_service import alerts, handlers, stream
-from services.returns_service.domain import AlertType, Segment
+from services.returns_service import handlers, queries, stream
+from services.returns_service.domain import (
+    AcknowledgeAlert,
+    AlertState,
+    AlertType,
+    PutAccount,
+    RecordComplaint,
+    RecordReturn,
+    ResolveAlert,
+    Segment,
+)
 from services.returns_service.schemas import (
     AccountList,
     AccountPut,
@@ -26,9 +35,11 @@ from services.returns_service.schemas import (
     ReturnCreate,
     ReturnList,
     ReturnRead,
+    StreamTokenCreated,
 )
 from services.returns_service.settings import ReturnsSettings
-from shared.auth import ApiKey, Scope, require
+from services.returns_service.store import AlertFilter, SqlStore
+from shared.auth import ApiKey, Scope, issue_stream_token, require, require_or_stream_token
 from shared.errors import invalid, not_found
 from shared.service import RuntimeDep, UnitOfWorkDep
 from shared.types import DATE_RANGE, PlanDate, PlanDateTime
@@ -39,6 +50,9 @@ router = APIRouter(prefix="/v1")
 CanReadReturns = Annotated[ApiKey, Depends(require(Scope.RETURNS_READ))]
 CanWriteReturns = Annotated[ApiKey, Depends(require(Scope.RETURNS_WRITE))]
 CanReadAlerts = Annotated[ApiKey, Depends(require(Scope.ALERTS_READ))]
+CanWriteAlerts = Annotated[ApiKey, Depends(require(Scope.ALERTS_WRITE))]
+# EventSource cannot send an Authorization header: the stream also takes a stream token in `?token=`.
+CanStreamAlerts = Annotated[ApiKey, Depends(require_or_stream_token(Scope.ALERTS_READ))]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or unknown API key"},
@@ -82,11 +96,12 @@ async def record_return(
 ) -> ReturnRead:
     settings = _settings(request)
     _check_not_future("returned_on", body.returned_on, settings)
-    record, created = await handlers.record_return(uow, body, settings)
+    command = RecordReturn.from_body(body.model_dump(mode="json"))
+    written = await handlers.record_return(SqlStore(uow.session), uow, command, settings)
     await uow.commit()
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    response.headers["Location"] = f"/v1/returns/{record.return_id}"
-    return record
+    response.status_code = status.HTTP_201_CREATED if written.created else status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/returns/{command.return_id}"
+    return queries.return_read(written.record)
 
 
 @router.get("/returns", response_model=ReturnList, tags=["returns"], responses=PROBLEMS)
@@ -100,13 +115,15 @@ async def list_returns(
     after: After = None,
 ) -> ReturnList:
     return ReturnList(
-        data=await handlers.list_returns(uow, sku=sku, account_id=account_id, since=since, limit=limit, after=after)
+        data=await queries.list_returns(
+            SqlStore(uow.session), sku=sku, account_id=account_id, since=since, limit=limit, after=after
+        )
     )
 
 
 @router.get("/returns/{return_id}", response_model=ReturnRead, tags=["returns"], responses=NOT_FOUND)
 async def get_return(return_id: IdPath, uow: UnitOfWorkDep, _: CanReadReturns) -> ReturnRead:
-    found = await handlers.get_return(uow, return_id)
+    found = await queries.get_return(SqlStore(uow.session), return_id)
     if found is None:
         raise not_found("return", return_id)
     return found
@@ -130,11 +147,12 @@ async def record_complaint(
     _: CanWriteReturns,
 ) -> ComplaintRead:
     _check_not_future("received_on", body.received_on, _settings(request))
-    complaint, created = await handlers.record_complaint(uow, body)
+    command = RecordComplaint.from_body(body.model_dump(mode="json"))
+    written = await handlers.record_complaint(SqlStore(uow.session), uow, command)
     await uow.commit()
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    response.headers["Location"] = f"/v1/complaints/{complaint.complaint_id}"
-    return complaint
+    response.status_code = status.HTTP_201_CREATED if written.created else status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/complaints/{command.complaint_id}"
+    return queries.complaint_read(written.record)
 
 
 @router.get("/complaints", response_model=ComplaintList, tags=["complaints"], responses=PROBLEMS)
@@ -147,13 +165,15 @@ async def list_complaints(
     after: After = None,
 ) -> ComplaintList:
     return ComplaintList(
-        data=await handlers.list_complaints(uow, account_id=account_id, sku=sku, limit=limit, after=after)
+        data=await queries.list_complaints(
+            SqlStore(uow.session), account_id=account_id, sku=sku, limit=limit, after=after
+        )
     )
 
 
 @router.get("/complaints/{complaint_id}", response_model=ComplaintRead, tags=["complaints"], responses=NOT_FOUND)
 async def get_complaint(complaint_id: IdPath, uow: UnitOfWorkDep, _: CanReadReturns) -> ComplaintRead:
-    found = await handlers.get_complaint(uow, complaint_id)
+    found = await queries.get_complaint(SqlStore(uow.session), complaint_id)
     if found is None:
         raise not_found("complaint", complaint_id)
     return found
@@ -175,10 +195,11 @@ async def put_account(
     response: Response,
     _: CanWriteReturns,
 ) -> AccountRead:
-    account, created = await handlers.put_account(uow, account_id, body)
+    command = PutAccount(account_id, body.name, body.segment, body.owner_email)
+    account, created = await handlers.put_account(SqlStore(uow.session), command)
     await uow.commit()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return account
+    return queries.account_read(account)
 
 
 @router.get("/accounts", response_model=AccountList, tags=["accounts"], responses=PROBLEMS)
@@ -189,12 +210,14 @@ async def list_accounts(
     limit: Limit = 100,
     after: After = None,
 ) -> AccountList:
-    return AccountList(data=await handlers.list_accounts(uow, segment=segment, limit=limit, after=after))
+    return AccountList(
+        data=await queries.list_accounts(SqlStore(uow.session), segment=segment, limit=limit, after=after)
+    )
 
 
 @router.get("/accounts/{account_id}", response_model=AccountRead, tags=["accounts"], responses=NOT_FOUND)
 async def get_account(account_id: IdPath, uow: UnitOfWorkDep, _: CanReadReturns) -> AccountRead:
-    found = await handlers.get_account(uow, account_id)
+    found = await queries.get_account(SqlStore(uow.session), account_id)
     if found is None:
         raise not_found("account", account_id)
     return found
@@ -227,20 +250,27 @@ async def list_alerts(
     account_id: Annotated[str | None, Query(max_length=100)] = None,
     type: AlertType | None = None,
     status: Annotated[str | None, Query(pattern="^(open|resolved)$")] = None,
+    state: Annotated[AlertState | None, Query(description="open, acknowledged or resolved")] = None,
+    segment: Annotated[
+        Segment | None,
+        Query(description="alerts involving an account of this tier, or a promotion targeting it"),
+    ] = None,
     limit: Limit = 100,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> AlertList:
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    page = await alerts.list_alerts(
-        uow,
+    where = AlertFilter(
         since=since,
         sku=sku,
         account_id=account_id,
         alert_type=type,
         status=status,
-        limit=limit,
-        after=_decode_cursor(cursor) if cursor else None,
+        state=state,
+        segment=segment.value if segment else None,
+    )
+    page = await queries.list_alerts(
+        SqlStore(uow.session), where, limit=limit, after=_decode_cursor(cursor) if cursor else None
     )
     return AlertList(data=page, next_cursor=_encode_cursor(page[-1]) if len(page) == limit else None)
 
@@ -272,7 +302,7 @@ def _last_event_id(
 async def alert_stream(
     runtime: RuntimeDep,
     request: Request,
-    key: CanReadAlerts,
+    key: CanStreamAlerts,
     last_event_id: Annotated[int | None, Depends(_last_event_id)],
     sku: Annotated[str | None, Query(max_length=100)] = None,
     type: AlertType | None = None,
@@ -290,7 +320,44 @@ async def alert_stream(
 
 @router.get("/alerts/{alert_id}", response_model=AlertRead, tags=["alerts"], responses=NOT_FOUND)
 async def get_alert(alert_id: IdPath, uow: UnitOfWorkDep, _: CanReadAlerts) -> AlertRead:
-    found = await alerts.get_alert(uow, alert_id)
+    found = await queries.get_alert(SqlStore(uow.session), alert_id)
     if found is None:
         raise not_found("alert", alert_id)
     return found
+
+
+@router.post(
+    "/alerts/stream-tokens",
+    status_code=201,
+    response_model=StreamTokenCreated,
+    tags=["alerts"],
+    responses=PROBLEMS,
+)
+async def create_stream_token(request: Request, key: CanReadAlerts) -> StreamTokenCreated:
+    """A short-lived token that opens `/v1/alerts/stream?token=...` (and nothing else) as the calling key."""
+    token, expires_at = issue_stream_token(request, key, Scope.ALERTS_READ)
+    return StreamTokenCreated(token=token, expires_at=expires_at)
+
+
+ALERT_ACTION_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    409: {"description": "a resolved alert cannot be acknowledged"},
+}
+
+
+@router.post(
+    "/alerts/{alert_id}/acknowledge", response_model=AlertRead, tags=["alerts"], responses=ALERT_ACTION_PROBLEMS
+)
+async def acknowledge_alert(alert_id: IdPath, uow: UnitOfWorkDep, key: CanWriteAlerts) -> AlertRead:
+    """Mark the alert as being handled by the calling key; acknowledging it again changes nothing."""
+    alert = await handlers.act_on_alert(SqlStore(uow.session), uow, AcknowledgeAlert(alert_id, by=key.name))
+    await uow.commit()
+    return queries.alert_read(alert)
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=AlertRead, tags=["alerts"], responses=NOT_FOUND)
+async def resolve_alert(alert_id: IdPath, uow: UnitOfWorkDep, key: CanWriteAlerts) -> AlertRead:
+    """Close the alert on behalf of the calling key; resolving a resolved alert changes nothing."""
+    alert = await handlers.act_on_alert(SqlStore(uow.session), uow, ResolveAlert(alert_id, by=key.name))
+    await uow.commit()
+    return queries.alert_read(alert)

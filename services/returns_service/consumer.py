@@ -1,4 +1,7 @@
-"""Kafka subscriptions of the returns service: shipped volumes, promotions and capacity conflicts."""
+"""Kafka subscriptions of the returns service: shipped volumes, promotions and capacity conflicts.
+
+One typed function per event type binds its handler to the unit of work's store and the service's settings.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from typing import Any
 
 from services.returns_service import handlers
 from services.returns_service.settings import ReturnsSettings
+from services.returns_service.store import SqlStore
 from shared.db import UnitOfWork
 from shared.events import (
     CapacityConflictData,
@@ -23,20 +27,20 @@ def subscription(settings: ReturnsSettings) -> Subscription:
 
     async def on_volumes(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
         assert isinstance(data, OrderVolumeReportedData)
-        await handlers.record_order_volumes(uow, data, settings)
+        await handlers.record_order_volumes(SqlStore(uow.session), uow, data, settings)
 
     async def on_promotion(uow: UnitOfWork, event: CloudEvent, data: Any) -> None:
         assert isinstance(data, PromotionData)
         cancelled = event.type == EventType.PROMOTION_CANCELLED.value
-        await handlers.record_promotion(uow, data, settings, cancelled=cancelled)
+        await handlers.record_promotion(SqlStore(uow.session), uow, data, settings, cancelled=cancelled)
 
     async def on_conflict(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
         assert isinstance(data, CapacityConflictData)
-        await handlers.record_capacity_conflict(uow, data)
+        await handlers.record_capacity_conflict(SqlStore(uow.session), uow, data)
 
     async def on_resolved(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
         assert isinstance(data, CapacityConflictData)
-        await handlers.resolve_capacity_conflict(uow, data)
+        await handlers.resolve_capacity_conflict(SqlStore(uow.session), uow, data)
 
     routes: dict[str, EventHandler] = {
         EventType.ORDER_VOLUME_REPORTED.value: on_volumes,

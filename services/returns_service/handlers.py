@@ -1,40 +1,41 @@
-"""Returns commands and incoming events: load, apply the alert rules, save, record events."""
+"""Returns commands and incoming events: load through the store, apply the alert rules, save, record events.
+Handlers take the store and the unit of work's publisher as parameters; only the boundary commits."""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, any_, func, literal_column, select
-from sqlalchemy.dialects.postgresql import insert
-
-from services.returns_service import alerts, tables
 from services.returns_service.domain import (
     QUALITY_REASONS,
-    Account,
+    AcknowledgeAlert,
+    AlertAction,
     AlertType,
     Complaint,
-    ComplaintCategory,
+    DecisionKind,
+    Finding,
+    OpenAlert,
     PromotionRef,
-    ReturnCondition,
-    ReturnReason,
-    ReturnRecord,
-    Segment,
-    Severity,
+    PutAccount,
+    RecordComplaint,
+    RecordReturn,
+    ResolveAlert,
+    Transition,
+    change_kind,
+    change_message,
+    decide_action,
+    decide_alert,
+    describe,
     evaluate_capacity_conflict,
     evaluate_complaint,
     evaluate_return_surge,
-)
-from services.returns_service.schemas import (
-    AccountPut,
-    AccountRead,
-    ComplaintCreate,
-    ComplaintRead,
-    ReturnCreate,
-    ReturnRead,
+    state_of,
 )
 from services.returns_service.settings import ReturnsSettings
-from shared.db import UnitOfWork
+from services.returns_service.store import AccountRecord, AlertRecord, DayVolume, Recorded, Store
+from shared.errors import conflict, not_found
 from shared.events import (
     CapacityConflictData,
     ComplaintData,
@@ -42,325 +43,256 @@ from shared.events import (
     OrderVolumeReportedData,
     PromotionData,
     ReturnData,
+    SalesAlertData,
 )
-from shared.idempotency import create_once
-
-# ---------------------------------------------------------------- returns
+from shared.ports import Publisher
 
 
-async def record_return(uow: UnitOfWork, command: ReturnCreate, settings: ReturnsSettings) -> tuple[ReturnRead, bool]:
-    """Store a return, announce it and re-evaluate the SKU's surge; an identical retry changes nothing."""
-    T = tables.returns
-    body = command.model_dump(mode="json")
-    inserted, created = await create_once(
-        uow.session,
-        T,
-        key="return_id",
-        values={
-            "return_id": command.return_id,
-            "sku": command.sku,
-            "account_id": command.account_id,
-            "quantity": command.quantity,
-            "reason": command.reason.value,
-            "condition": command.condition.value,
-            "returned_on": command.returned_on,
-        },
-        body=body,
-        what="return",
+@dataclass(frozen=True)
+class Written:
+    """A create's outcome: the stored record and whether this call created it (False: an identical retry)."""
+
+    record: Recorded
+    created: bool
+
+
+# ---------------------------------------------------------------- alerts
+
+
+def alert_document(alert: AlertRecord) -> dict[str, Any]:
+    """The alert as every channel shows it (the topic's data, the SSE and webhook `data`), as JSON values."""
+    data = SalesAlertData.model_validate(
+        {
+            "alert_id": alert.alert_id,
+            "type": alert.type,
+            "status": alert.status,
+            "priority": alert.priority,
+            "sku": alert.sku,
+            "account_ids": list(alert.account_ids),
+            "accounts": alert.accounts,
+            "details": alert.details,
+            "revision": alert.revision,
+            "created_at": alert.created_at,
+            "updated_at": alert.updated_at,
+            "state": state_of(alert.status, alert.acknowledged_at).value,
+            "acknowledged_by": alert.acknowledged_by,
+            "acknowledged_at": alert.acknowledged_at,
+            "resolved_by": alert.resolved_by,
+            "resolved_at": alert.resolved_at,
+        }
     )
+    return {"id": alert.alert_id, **data.model_dump(mode="json")}
+
+
+async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, event_type: EventType) -> AlertRecord:
+    """Record the change once for every channel: the change log (SSE), the webhook deliveries and the topic."""
+    document = alert_document(alert)
+    now = datetime.now(UTC)
+    message = change_message(document, change_kind(event_type.value), now)
+    await store.record_change(document, event_type=event_type.value, message=message, at=now)
+    publisher.publish(
+        event_type,
+        key=alert.sku or alert.alert_id,
+        subject=alert.alert_id,
+        data=SalesAlertData.model_validate(document),
+    )
+    return alert
+
+
+async def apply_finding(
+    store: Store,
+    publisher: Publisher,
+    alert_type: AlertType,
+    subject: str,
+    finding: Finding | None,
+    *,
+    extra: Mapping[str, Any],
+    new_subject: bool = False,
+) -> AlertRecord | None:
+    """Raise, update or leave the open alert of (type, subject); returns the alert when it changed.
+
+    `new_subject` says the subject was created in this very transaction (a new complaint): no alert can be
+    open for it and no other transaction can reach it, so the lock and the lookup are skipped.
+    """
+    current = None if new_subject else await store.open_alert_for(alert_type, subject)
+    open_ref = OpenAlert(current.alert_id, alert_type, subject, current.fingerprint) if current else None
+    resolved = None
+    if current is None and not new_subject and finding is not None:
+        resolved = await store.resolved_fingerprint(alert_type, subject)
+    decision = decide_alert(open_ref, finding, resolved_fingerprint=resolved)
+    if decision.kind is DecisionKind.NONE or finding is None or decision.fingerprint is None:
+        return None
+    described = describe(finding)
+    content = replace(described, details={**described.details, **extra})
+    if decision.kind is DecisionKind.RAISE:
+        raised = await store.insert_alert(
+            alert_type, subject, content, priority=finding.priority, fingerprint=decision.fingerprint
+        )
+        return await _announce(store, publisher, raised, EventType.SALES_ALERT_RAISED)
+    assert decision.alert_id is not None
+    updated = await store.update_alert(
+        decision.alert_id, content, priority=finding.priority, fingerprint=decision.fingerprint
+    )
+    return await _announce(store, publisher, updated, EventType.SALES_ALERT_UPDATED)
+
+
+async def close_alert(
+    store: Store, publisher: Publisher, alert_type: AlertType, subject: str, *, extra: Mapping[str, Any]
+) -> AlertRecord | None:
+    """Resolve the open alert of (type, subject) because its cause went away; None when none was open."""
+    current = await store.open_alert_for(alert_type, subject)
+    if current is None:
+        return None
+    closed = await store.close_alert(current.alert_id, {**current.details, **extra})
+    return await _announce(store, publisher, closed, EventType.SALES_ALERT_UPDATED)
+
+
+async def act_on_alert(store: Store, publisher: Publisher, command: AcknowledgeAlert | ResolveAlert) -> AlertRecord:
+    """A person acknowledges or resolves an alert: who and when are recorded, and the change is announced like
+    any other. Repeating the action changes nothing; acknowledging a resolved alert is a conflict."""
+    alert = await store.alert_for_update(command.alert_id)
+    if alert is None:
+        raise not_found("alert", command.alert_id)
+    state = state_of(alert.status, alert.acknowledged_at)
+    transition = decide_action(state, command.action)
+    if transition is Transition.REFUSED:
+        raise conflict(
+            f"alert '{alert.alert_id}' is {state.value}; it cannot be {command.action.value}d",
+            alert_id=alert.alert_id,
+            state=state.value,
+        )
+    if transition is Transition.ALREADY:
+        return alert
+    if command.action is AlertAction.ACKNOWLEDGE:
+        changed = await store.acknowledge_alert(alert.alert_id, by=command.by)
+    else:
+        changed = await store.close_alert(alert.alert_id, alert.details, by=command.by)
+    return await _announce(store, publisher, changed, EventType.SALES_ALERT_UPDATED)
+
+
+# ---------------------------------------------------------------- returns and complaints
+
+
+async def record_return(
+    store: Store, publisher: Publisher, command: RecordReturn, settings: ReturnsSettings
+) -> Written:
+    """Store a return, announce it and re-evaluate the SKU's surge; an identical retry changes nothing."""
+    stored, created = await store.create_return(command)
     if not created:
-        return ReturnRead.model_validate({**inserted.body, "created_at": inserted.created_at}), False
-    uow.publish(
+        return Written(stored, created=False)
+    publisher.publish(
         EventType.RETURN_RECORDED,
         key=command.sku,
         subject=command.return_id,
-        data=ReturnData.model_validate(body),
+        data=ReturnData.model_validate(command.body),
     )
     if command.reason in QUALITY_REASONS:
-        await evaluate_surge(uow, command.sku, settings)
-    return ReturnRead.model_validate({**inserted.body, "created_at": inserted.created_at}), True
+        await evaluate_surge(store, publisher, command.sku, settings)
+    return Written(stored, created=True)
 
 
-async def evaluate_surge(uow: UnitOfWork, sku: str, settings: ReturnsSettings) -> alerts.AlertRead | None:
+async def evaluate_surge(store: Store, publisher: Publisher, sku: str, settings: ReturnsSettings) -> AlertRecord | None:
     """Re-run the return-surge rule for `sku` on today's window and raise or update its alert."""
     rule = settings.surge_rule()
     today = settings.today()
     start, end = rule.window(today)
-    R = tables.returns
-    rows = (
-        await uow.session.execute(
-            select(R).where(
-                R.c.sku == sku,
-                R.c.returned_on.between(start, end),
-                R.c.reason.in_([r.value for r in QUALITY_REASONS]),
-            )
-        )
-    ).all()
-    if len(rows) < rule.min_returns:
+    records = await store.quality_returns(sku, start, end)
+    if len(records) < rule.min_returns:
         return None
-    records = [
-        ReturnRecord(
-            r.return_id,
-            r.sku,
-            r.quantity,
-            r.account_id,
-            ReturnReason(r.reason),
-            ReturnCondition(r.condition),
-            r.returned_on,
-        )
-        for r in rows
-    ]
-    V = tables.daily_volumes
-    shipped = await uow.session.scalar(
-        select(func.coalesce(func.sum(V.c.units_shipped), 0)).where(V.c.sku == sku, V.c.day.between(start, end))
-    )
-    accounts = await load_accounts(uow, {r.account_id for r in records})
-    finding = evaluate_return_surge(
-        sku, records, float(shipped or 0), accounts, await promotions_for(uow, sku), today, rule
-    )
+    shipped = await store.shipped_units(sku, start, end)
+    accounts = await store.accounts_by_id(r.account_id for r in records)
+    promotions = await store.promotions_of(sku)
+    finding = evaluate_return_surge(sku, records, shipped, accounts, promotions, today, rule)
     thresholds = {
         "window_days": rule.window_days,
         "rate_threshold": rule.rate_threshold,
         "min_returns": rule.min_returns,
     }
-    return await alerts.apply_finding(uow, AlertType.RETURN_SURGE, sku, finding, extra={"thresholds": thresholds})
+    return await apply_finding(store, publisher, AlertType.RETURN_SURGE, sku, finding, extra={"thresholds": thresholds})
 
 
-async def load_accounts(uow: UnitOfWork, account_ids: set[str]) -> dict[str, Account]:
-    if not account_ids:
-        return {}
-    A = tables.accounts
-    rows = (await uow.session.execute(select(A).where(A.c.account_id.in_(sorted(account_ids))))).all()
-    return {r.account_id: Account(r.account_id, r.name, Segment(r.segment), r.owner_email) for r in rows}
-
-
-async def promotions_for(uow: UnitOfWork, sku: str | None) -> list[PromotionRef]:
-    P = tables.promotions
-    query = select(P)
-    if sku is not None:
-        query = query.where(any_(P.c.skus) == sku)
-    return [
-        PromotionRef(
-            promotion_id=p.promotion_id,
-            skus=frozenset(p.skus),
-            starts_on=p.starts_on,
-            ends_on=p.ends_on,
-            name=p.name,
-            account_segments=frozenset(p.account_segments),
-            cancelled=p.status == "cancelled",
-        )
-        for p in (await uow.session.execute(query)).all()
-    ]
-
-
-# ---------------------------------------------------------------- complaints
-
-
-async def record_complaint(uow: UnitOfWork, command: ComplaintCreate) -> tuple[ComplaintRead, bool]:
-    T = tables.complaints
-    body = command.model_dump(mode="json")
-    inserted, created = await create_once(
-        uow.session,
-        T,
-        key="complaint_id",
-        values={
-            "complaint_id": command.complaint_id,
-            "account_id": command.account_id,
-            "sku": command.sku,
-            "severity": command.severity.value,
-            "received_on": command.received_on,
-        },
-        body=body,
-        what="complaint",
-    )
+async def record_complaint(store: Store, publisher: Publisher, command: RecordComplaint) -> Written:
+    """Store a complaint, announce it and raise its alert when it is critical; an identical retry changes
+    nothing."""
+    stored, created = await store.create_complaint(command)
     if not created:
-        return ComplaintRead.model_validate({**inserted.body, "created_at": inserted.created_at}), False
-    uow.publish(
+        return Written(stored, created=False)
+    publisher.publish(
         EventType.COMPLAINT_RECORDED,
         key=command.sku or command.complaint_id,
         subject=command.complaint_id,
-        data=ComplaintData.model_validate(body),
+        data=ComplaintData.model_validate(command.body),
     )
-    account = (await load_accounts(uow, {command.account_id})).get(command.account_id)
+    account = (await store.accounts_by_id([command.account_id])).get(command.account_id)
     complaint = Complaint(
         command.complaint_id,
         command.account_id,
         command.sku,
-        ComplaintCategory(command.category),
-        Severity(command.severity),
+        command.category,
+        command.severity,
         command.description,
         command.received_on,
     )
     finding = evaluate_complaint(complaint, account)
     if finding is not None:
-        await alerts.apply_finding(
-            uow, AlertType.CRITICAL_COMPLAINT, command.complaint_id, finding, extra={}, new_subject=True
+        await apply_finding(
+            store, publisher, AlertType.CRITICAL_COMPLAINT, command.complaint_id, finding, extra={}, new_subject=True
         )
-    return ComplaintRead.model_validate({**inserted.body, "created_at": inserted.created_at}), True
+    return Written(stored, created=True)
 
 
-# ---------------------------------------------------------------- accounts
-
-
-def _account_read(row: Row[Any]) -> AccountRead:
-    return AccountRead.model_validate(row._mapping)
-
-
-async def put_account(uow: UnitOfWork, account_id: str, command: AccountPut) -> tuple[AccountRead, bool]:
+async def put_account(store: Store, command: PutAccount) -> tuple[AccountRecord, bool]:
     """Create or replace an account; returns (account, created)."""
-    A = tables.accounts
-    values = command.model_dump(mode="json")
-    row = (
-        await uow.session.execute(
-            insert(A)
-            .values(account_id=account_id, **values)
-            .on_conflict_do_update(index_elements=[A.c.account_id], set_={**values, "updated_at": func.now()})
-            .returning(*A.c, literal_column("(xmax = 0)").label("inserted"))
-        )
-    ).one()
-    return _account_read(row), bool(row.inserted)
-
-
-async def get_account(uow: UnitOfWork, account_id: str) -> AccountRead | None:
-    A = tables.accounts
-    row = (await uow.session.execute(select(A).where(A.c.account_id == account_id))).first()
-    return _account_read(row) if row else None
+    return await store.put_account(command)
 
 
 # ---------------------------------------------------------------- incoming events
 
 
-async def record_order_volumes(uow: UnitOfWork, data: OrderVolumeReportedData, settings: ReturnsSettings) -> None:
+async def record_order_volumes(
+    store: Store, publisher: Publisher, data: OrderVolumeReportedData, settings: ReturnsSettings
+) -> None:
     """Store the new daily totals (replacing earlier figures) and re-evaluate the SKU's surge."""
-    V = tables.daily_volumes
-    rows = [
-        {
-            "sku": data.sku,
-            "day": d.day,
-            "units_ordered": d.units_ordered,
-            "units_shipped": d.units_shipped,
-            "units_backordered": d.units_backordered,
-        }
-        for d in data.days
-    ]
-    stmt = insert(V).values(rows)
-    await uow.session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[V.c.sku, V.c.day],
-            set_={
-                "units_ordered": stmt.excluded.units_ordered,
-                "units_shipped": stmt.excluded.units_shipped,
-                "units_backordered": stmt.excluded.units_backordered,
-                "updated_at": func.now(),
-            },
-        )
-    )
-    await evaluate_surge(uow, data.sku, settings)
+    days = [DayVolume(d.day, d.units_ordered, d.units_shipped, d.units_backordered) for d in data.days]
+    await store.save_volumes(data.sku, days)
+    await evaluate_surge(store, publisher, data.sku, settings)
 
 
-async def record_promotion(uow: UnitOfWork, data: PromotionData, settings: ReturnsSettings, *, cancelled: bool) -> None:
+async def record_promotion(
+    store: Store, publisher: Publisher, data: PromotionData, settings: ReturnsSettings, *, cancelled: bool
+) -> None:
     """Keep the local copy current (never overwritten by an older version) and refresh surge alerts."""
-    P = tables.promotions
-    skus = sorted({i.sku for i in data.items})
-    values: dict[str, Any] = {
-        "name": data.name,
-        "skus": skus,
-        "starts_on": data.starts_on,
-        "ends_on": data.ends_on,
-        "account_segments": list(data.account_segments),
-        "status": "cancelled" if cancelled else data.status,
-        "version": data.version,
-    }
-    stmt = insert(P).values(promotion_id=data.promotion_id, **values)
-    await uow.session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[P.c.promotion_id],
-            set_={**values, "updated_at": func.now()},
-            where=P.c.version <= stmt.excluded.version,
-        )
+    status = "cancelled" if cancelled else data.status
+    promotion = PromotionRef(
+        promotion_id=data.promotion_id,
+        skus=frozenset(item.sku for item in data.items),
+        starts_on=data.starts_on,
+        ends_on=data.ends_on,
+        name=data.name,
+        account_segments=frozenset(data.account_segments),
+        cancelled=status == "cancelled",
     )
-    for sku in skus:
-        await evaluate_surge(uow, sku, settings)
+    await store.save_promotion(promotion, status=status, version=data.version)
+    for sku in sorted(promotion.skus):
+        await evaluate_surge(store, publisher, sku, settings)
 
 
-async def record_capacity_conflict(uow: UnitOfWork, data: CapacityConflictData) -> None:
+async def record_capacity_conflict(store: Store, publisher: Publisher, data: CapacityConflictData) -> None:
+    """Planning's shortfall becomes (or updates) the SKU's capacity-conflict alert; no short week resolves it."""
     finding = evaluate_capacity_conflict(
         data.sku,
         data.promotion_ids,
         {w.week_start: w.shortfall for w in data.weeks},
-        await promotions_for(uow, None),
+        await store.promotions_of(None),
     )
     extra = {"plan_version": data.plan_version}
     if finding is None:
-        await alerts.resolve(uow, AlertType.CAPACITY_CONFLICT, data.sku, extra=extra)
+        await close_alert(store, publisher, AlertType.CAPACITY_CONFLICT, data.sku, extra=extra)
         return
-    await alerts.apply_finding(uow, AlertType.CAPACITY_CONFLICT, data.sku, finding, extra=extra)
+    await apply_finding(store, publisher, AlertType.CAPACITY_CONFLICT, data.sku, finding, extra=extra)
 
 
-async def resolve_capacity_conflict(uow: UnitOfWork, data: CapacityConflictData) -> None:
-    await alerts.resolve(uow, AlertType.CAPACITY_CONFLICT, data.sku, extra={"plan_version": data.plan_version})
-
-
-# ---------------------------------------------------------------- queries
-
-
-async def get_return(uow: UnitOfWork, return_id: str) -> ReturnRead | None:
-    T = tables.returns
-    row = (await uow.session.execute(select(T).where(T.c.return_id == return_id))).first()
-    return ReturnRead.model_validate({**row.body, "created_at": row.created_at}) if row else None
-
-
-async def list_returns(
-    uow: UnitOfWork,
-    *,
-    sku: str | None,
-    account_id: str | None,
-    since: date | None,
-    limit: int,
-    after: str | None,
-) -> list[ReturnRead]:
-    T = tables.returns
-    query = select(T).order_by(T.c.return_id).limit(limit)
-    if sku is not None:
-        query = query.where(T.c.sku == sku)
-    if account_id is not None:
-        query = query.where(T.c.account_id == account_id)
-    if since is not None:
-        query = query.where(T.c.returned_on >= since)
-    if after is not None:
-        query = query.where(T.c.return_id > after)
-    rows = (await uow.session.execute(query)).all()
-    return [ReturnRead.model_validate({**r.body, "created_at": r.created_at}) for r in rows]
-
-
-async def get_complaint(uow: UnitOfWork, complaint_id: str) -> ComplaintRead | None:
-    T = tables.complaints
-    row = (await uow.session.execute(select(T).where(T.c.complaint_id == complaint_id))).first()
-    return ComplaintRead.model_validate({**row.body, "created_at": row.created_at}) if row else None
-
-
-async def list_complaints(
-    uow: UnitOfWork, *, account_id: str | None, sku: str | None, limit: int, after: str | None
-) -> list[ComplaintRead]:
-    T = tables.complaints
-    query = select(T).order_by(T.c.complaint_id).limit(limit)
-    if account_id is not None:
-        query = query.where(T.c.account_id == account_id)
-    if sku is not None:
-        query = query.where(T.c.sku == sku)
-    if after is not None:
-        query = query.where(T.c.complaint_id > after)
-    rows = (await uow.session.execute(query)).all()
-    return [ComplaintRead.model_validate({**r.body, "created_at": r.created_at}) for r in rows]
-
-
-async def list_accounts(
-    uow: UnitOfWork, *, segment: Segment | None, limit: int, after: str | None
-) -> list[AccountRead]:
-    A = tables.accounts
-    query = select(A).order_by(A.c.account_id).limit(limit)
-    if segment is not None:
-        query = query.where(A.c.segment == segment.value)
-    if after is not None:
-        query = query.where(A.c.account_id > after)
-    return [_account_read(r) for r in (await uow.session.execute(query)).all()]
+async def resolve_capacity_conflict(store: Store, publisher: Publisher, data: CapacityConflictData) -> None:
+    await close_alert(
+        store, publisher, AlertType.CAPACITY_CONFLICT, data.sku, extra={"plan_version": data.plan_version}
+    )

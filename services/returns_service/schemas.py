@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.returns_service.domain import (
+    AlertState,
     AlertType,
     ComplaintCategory,
     Priority,
@@ -106,7 +107,9 @@ class AlertRead(BaseModel):
     id: str
     alert_id: str
     type: AlertType
-    status: str = Field(description="open, or resolved when the cause went away (capacity conflicts)")
+    status: str = Field(
+        description="open (new evidence updates it), or resolved: by a person, or when the cause went away"
+    )
     priority: Priority
     sku: str | None
     account_ids: list[str]
@@ -115,11 +118,21 @@ class AlertRead(BaseModel):
     revision: int
     created_at: datetime
     updated_at: datetime
+    state: AlertState = Field(description="open, acknowledged (someone is handling it) or resolved")
+    acknowledged_by: str | None = Field(default=None, description="the API key's name that acknowledged it")
+    acknowledged_at: datetime | None = None
+    resolved_by: str | None = Field(default=None, description="the API key's name; none when the cause went away")
+    resolved_at: datetime | None = None
 
 
 class AlertList(BaseModel):
     data: list[AlertRead]
     next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next page")
+
+
+class StreamTokenCreated(BaseModel):
+    token: str = Field(description="pass as `?token=` to `GET /v1/alerts/stream`; grants only that stream")
+    expires_at: datetime = Field(description="open (or reopen) the stream before this; then ask for a new token")
 
 
 AlertEventType = Annotated[

@@ -6,24 +6,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import structlog
 from fastapi.sse import ServerSentEvent
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.returns_service import tables
+from services.returns_service.domain import change_kind, change_message
 from services.returns_service.settings import ReturnsSettings
+from services.returns_service.store import AlertChange, ChangeLog
 from shared.service import Runtime
 
 log = structlog.get_logger("salesops.returns.stream")
-
-C = tables.alert_changes
-
-# Committed alert changes are announced on this channel (payload: the change seq), so the SSE streams
-# and webhook dispatchers of every replica wake at once; PostgreSQL delivers NOTIFY only on commit.
-CHANGES_CHANNEL = "returns_alert_changes"
 
 
 class AlertFeed:
@@ -56,23 +48,13 @@ async def listen_for_changes(runtime: Runtime) -> None:
     feed = feed_of(runtime)
     backoff = 0.5
 
-    def on_notify(*_: Any) -> None:
-        feed.notify()
+    def listening() -> None:
+        nonlocal backoff
+        backoff = 0.5
 
     while True:
         try:
-            async with runtime.engine.connect() as conn:
-                raw = await conn.get_raw_connection()
-                driver: Any = raw.driver_connection
-                await driver.add_listener(CHANGES_CHANNEL, on_notify)
-                backoff = 0.5
-                closed = asyncio.Event()
-                driver.add_termination_listener(_setter(closed))
-                try:
-                    await closed.wait()
-                finally:
-                    if not driver.is_closed():
-                        await driver.remove_listener(CHANGES_CHANNEL, on_notify)
+            await ChangeLog(runtime.engine).listen(feed.notify, listening)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -82,33 +64,14 @@ async def listen_for_changes(runtime: Runtime) -> None:
         backoff = min(backoff * 2, 10.0)
 
 
-def _setter(event: asyncio.Event) -> Callable[..., None]:
-    return lambda *_: event.set()
-
-
-async def latest_seq(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
-        return int(await conn.scalar(select(func.coalesce(func.max(C.c.seq), 0))) or 0)
-
-
-async def changes_after(
-    engine: AsyncEngine, cursor: int, *, limit: int, sku: str | None, alert_type: str | None
-) -> list[Any]:
-    query = select(C).where(C.c.seq > cursor).order_by(C.c.seq).limit(limit)
-    if sku is not None:
-        query = query.where(C.c.sku == sku)
-    if alert_type is not None:
-        query = query.where(C.c.type == alert_type)
-    async with engine.connect() as conn:
-        return list((await conn.execute(query)).all())
-
-
-def to_sse(change: Any) -> ServerSentEvent:
-    change_kind = "raised" if change.event_type.endswith(".raised.v1") else "updated"
-    payload = change.payload
+def to_sse(change: AlertChange) -> ServerSentEvent:
+    """One change as an SSE event: named by its kind (`sales-alert.raised`, `sales-alert.updated`), so a
+    browser can listen per kind, with the same document as the change's webhook body as its data."""
+    kind = change_kind(change.event_type)
     return ServerSentEvent(
         id=str(change.seq),
-        data={"type": f"sales-alert.{payload['type']}", "change": change_kind, "data": payload},
+        event=f"sales-alert.{kind}",
+        data=change_message(change.payload, kind, change.created_at),
     )
 
 
@@ -128,7 +91,8 @@ async def alert_events(
     `still_authorized` is asked before every read of the change log (at least every poll interval): once the
     caller's key is revoked, or loses the scope, the stream ends and a reconnection is refused."""
     feed = feed_of(runtime)
-    cursor = last_event_id if last_event_id is not None else await latest_seq(runtime.engine)
+    log_of_changes = ChangeLog(runtime.engine)
+    cursor = last_event_id if last_event_id is not None else await log_of_changes.latest_seq()
     yield ServerSentEvent(comment="connected", retry=settings.sse_retry_ms)
     deadline = time.monotonic() + settings.sse_max_connection_s
     last_sent = time.monotonic()
@@ -137,8 +101,8 @@ async def alert_events(
             log.info("alert stream closed: its API key was revoked or lost the scope")
             yield ServerSentEvent(comment="key revoked")
             return
-        changes = await changes_after(
-            runtime.engine, cursor, limit=settings.sse_batch_size, sku=sku, alert_type=alert_type
+        changes = await log_of_changes.changes_after(
+            cursor, limit=settings.sse_batch_size, sku=sku, alert_type=alert_type
         )
         for change in changes:
             cursor = change.seq

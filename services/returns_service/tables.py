@@ -115,6 +115,12 @@ alerts = Table(
     Column("details", JSONB, nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("revision", Integer, nullable=False),
+    # Who (the API key's name) acknowledged or resolved the alert, and when; a resolution without a name is the
+    # system's (the cause went away).
+    Column("acknowledged_by", String(200), nullable=True),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_by", String(200), nullable=True),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
     *_timestamps(),
     # One open alert per (type, subject): concurrent evidence updates it instead of raising another.
     Index("ux_alerts_open", "type", "subject", unique=True, postgresql_where=text("status = 'open'")),

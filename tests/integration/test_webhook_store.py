@@ -17,7 +17,7 @@ from salesops.infra import free_port
 from services.returns_service import tables
 from services.returns_service.app import build_app
 from services.returns_service.domain.delivery import AttemptResult, DeliveryPolicy
-from services.returns_service.webhooks import store
+from services.returns_service.store import webhooks as store
 from shared.settings import Settings
 from tests.support import bearer, eventually, running
 from tests.webhook_support import Receiver, critical, hanging_endpoint, register, serving, settings_for

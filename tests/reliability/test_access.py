@@ -48,6 +48,8 @@ READ_BY_POST = {("planning", "/v1/scenarios")}
 # Any valid key passes, whatever its scopes (it learns only its own name and scopes); no key is still a 401.
 ANY_KEY = "any key"
 OPEN_TO_ANY_KEY = {"/v1/whoami"}
+# People act on alerts with their own scope.
+ALERT_ACTIONS = {"/v1/alerts/{alert_id}/acknowledge", "/v1/alerts/{alert_id}/resolve"}
 
 
 def expected_scope(service: str, method: str, path: str) -> Scope | str | None:
@@ -55,6 +57,8 @@ def expected_scope(service: str, method: str, path: str) -> Scope | str | None:
         return None
     if path in OPEN_TO_ANY_KEY:
         return ANY_KEY
+    if path in ALERT_ACTIONS:
+        return Scope.ALERTS_WRITE
     if service == "planning" and path.startswith("/v1/"):
         read = method == "GET" or (service, path) in READ_BY_POST
         return Scope.PLANNING_READ if read else Scope.PLANNING_WRITE

@@ -17,7 +17,7 @@ from services.returns_service.schemas import (
     WebhookList,
     WebhookRead,
 )
-from services.returns_service.webhooks import store as webhook_store
+from services.returns_service.store import webhooks as webhook_store
 from services.returns_service.webhooks.ssrf import Guard, TargetRefused
 from shared.auth import ApiKey, Scope, require
 from shared.errors import invalid, not_found

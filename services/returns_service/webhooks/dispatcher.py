@@ -17,13 +17,13 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import Row
 from standardwebhooks import Webhook
 
 from services.returns_service.domain.delivery import AttemptResult, DeliveryPolicy
 from services.returns_service.settings import ReturnsSettings
+from services.returns_service.store import webhooks as store
+from services.returns_service.store.webhooks import Claim
 from services.returns_service.stream import feed_of
-from services.returns_service.webhooks import store
 from services.returns_service.webhooks.pinning import connecting_to, webhook_client
 from services.returns_service.webhooks.ssrf import Guard, TargetRefused
 from shared.service import Runtime
@@ -88,9 +88,9 @@ class Dispatcher:
         self._lease_s = settings.webhook_timeout_s + LEASE_MARGIN_S
         self._in_flight: Counter[str] = Counter()
         self._lanes: dict[str, int] = {}  # lanes earned, for endpoints above the one every endpoint has
-        self._attempts: dict[asyncio.Task[None], Row[Any]] = {}
-        self._results: asyncio.Queue[tuple[Row[Any], AttemptResult]] = asyncio.Queue()
-        self._recording: list[tuple[Row[Any], AttemptResult]] = []
+        self._attempts: dict[asyncio.Task[None], Claim] = {}
+        self._results: asyncio.Queue[tuple[Claim, AttemptResult]] = asyncio.Queue()
+        self._recording: list[tuple[Claim, AttemptResult]] = []
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -119,7 +119,7 @@ class Dispatcher:
         backoff = 0.5
         while True:
             free = min(self._settings.webhook_concurrency - len(self._attempts), self._settings.webhook_batch_size)
-            claimed: list[Row[Any]] = []
+            claimed: list[Claim] = []
             if free > 0:
                 try:
                     claimed = await store.claim_due(
@@ -143,13 +143,13 @@ class Dispatcher:
             await self._wake.wait()
             self._wake.clear()
 
-    def _start(self, client: httpx.AsyncClient, row: Row[Any]) -> None:
+    def _start(self, client: httpx.AsyncClient, row: Claim) -> None:
         self._in_flight[row.endpoint_id] += 1
         task = asyncio.create_task(self._attempt(client, row), name=f"webhook-{row.delivery_id}")
         self._attempts[task] = row
         task.add_done_callback(self._finished)
 
-    async def _attempt(self, client: httpx.AsyncClient, row: Row[Any]) -> None:
+    async def _attempt(self, client: httpx.AsyncClient, row: Claim) -> None:
         try:
             result = await send(client, row, self._settings, self._guard)
         except Exception as exc:  # recorded as a failed attempt rather than left leased

@@ -11,6 +11,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,12 +52,22 @@ PENDING = DeliveryStatus.PENDING.value
 ENABLED = EndpointStatus.ENABLED.value
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A leased delivery with what its attempt needs: the exact body, the endpoint's URL and secret, and the
+    attempt count it was leased at (its result counts only if that is still current)."""
+
+    delivery_id: int
+    endpoint_id: str
+    message_id: str
+    body: str
+    attempts: int
+    url: str
+    secret: str
+
+
 def generate_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def webhook_type(alert_type: str) -> str:
-    return f"sales-alert.{alert_type}"
 
 
 # ---------------------------------------------------------------- endpoints
@@ -149,12 +160,12 @@ async def list_deliveries(
 # ---------------------------------------------------------------- deliveries
 
 
-async def enqueue_deliveries(session: AsyncSession, *, alert: dict[str, Any], change_seq: int) -> int:
-    """One pending delivery per enabled endpoint subscribed to this alert type (caller's transaction)."""
-    event_type = webhook_type(alert["type"])
-    body = json.dumps(
-        {"type": event_type, "timestamp": datetime.now(UTC).isoformat(), "data": alert}, separators=(",", ":")
-    )
+async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], change_seq: int) -> int:
+    """One pending delivery per enabled endpoint subscribed to the alert's webhook type (caller's transaction);
+    `message` is the body, `{"type": "sales-alert.<alert type>", ..., "data": <alert>}`."""
+    event_type = str(message["type"])
+    alert = message["data"]
+    body = json.dumps(message, separators=(",", ":"))
     # One message id per alert change, the same for every endpoint and every retry: the receiver's
     # idempotency key.
     message_id = f"msg_{uuid.uuid4().hex}"
@@ -233,7 +244,7 @@ async def claim_due(
     in_flight: Mapping[str, int],
     lanes: Mapping[str, int],
     lease_s: float,
-) -> list[Row[Any]]:
+) -> list[Claim]:
     """Lease up to `limit` due deliveries. `in_flight` counts this dispatcher's running attempts per endpoint,
     `lanes` the lanes each endpoint earned (one for an endpoint in neither)."""
     endpoint_ids = sorted(set(in_flight) | set(lanes))
@@ -250,10 +261,10 @@ async def claim_due(
                 "lease_s": lease_s,
             },
         )
-        return list(result.all())
+        return [Claim(**row._mapping) for row in result.all()]
 
 
-async def release(engine: AsyncEngine, claims: Sequence[Row[Any]]) -> None:
+async def release(engine: AsyncEngine, claims: Sequence[Claim]) -> None:
     """Make leased deliveries whose attempt was abandoned (shutdown) due again at once, at the head of their
     endpoint's queue where they were taken from."""
     if not claims:
@@ -278,7 +289,7 @@ def _health(row: Row[Any]) -> EndpointHealth:
 
 
 async def record_attempts(
-    engine: AsyncEngine, policy: DeliveryPolicy, attempts: Sequence[tuple[Row[Any], AttemptResult]]
+    engine: AsyncEngine, policy: DeliveryPolicy, attempts: Sequence[tuple[Claim, AttemptResult]]
 ) -> int:
     """Log finished attempts and apply the policy to their deliveries and endpoints, in one transaction.
 

@@ -1,0 +1,92 @@
+"""All of the returns service's SQL: what the desk records (`records`), sales alerts and their change log
+(`alerts`), the change log as the streams read it (`changes`) and webhook endpoints and deliveries
+(`webhooks`).
+
+Handlers see the store through the `Store` protocol (unit tests pass an in-memory fake); the read side uses
+the same `SqlStore`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.returns_service.domain import (
+    Account,
+    AlertContent,
+    AlertType,
+    Priority,
+    PromotionRef,
+    PutAccount,
+    RecordComplaint,
+    RecordReturn,
+    ReturnRecord,
+)
+from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore
+from services.returns_service.store.changes import AlertChange, ChangeLog
+from services.returns_service.store.records import AccountRecord, DayVolume, Recorded, RecordsStore
+
+__all__ = [
+    "AccountRecord",
+    "AlertChange",
+    "AlertFilter",
+    "AlertRecord",
+    "ChangeLog",
+    "DayVolume",
+    "Recorded",
+    "SqlStore",
+    "Store",
+]
+
+
+class Store(Protocol):
+    """What the returns handlers read and write."""
+
+    async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]: ...
+
+    async def quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]: ...
+
+    async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]: ...
+
+    async def put_account(self, command: PutAccount) -> tuple[AccountRecord, bool]: ...
+
+    async def accounts_by_id(self, account_ids: Iterable[str]) -> dict[str, Account]: ...
+
+    async def save_volumes(self, sku: str, days: Sequence[DayVolume]) -> None: ...
+
+    async def shipped_units(self, sku: str, start: date, end: date) -> float: ...
+
+    async def save_promotion(self, promotion: PromotionRef, *, status: str, version: int) -> None: ...
+
+    async def promotions_of(self, sku: str | None) -> list[PromotionRef]: ...
+
+    async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None: ...
+
+    async def insert_alert(
+        self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    ) -> AlertRecord: ...
+
+    async def update_alert(
+        self, alert_id: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    ) -> AlertRecord: ...
+
+    async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord: ...
+
+    async def acknowledge_alert(self, alert_id: str, *, by: str) -> AlertRecord: ...
+
+    async def alert_for_update(self, alert_id: str) -> AlertRecord | None: ...
+
+    async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None: ...
+
+    async def record_change(
+        self, alert: Mapping[str, Any], *, event_type: str, message: Mapping[str, Any], at: datetime
+    ) -> int: ...
+
+
+class SqlStore(RecordsStore, AlertsStore):
+    """The store on one unit of work's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session

@@ -1,0 +1,264 @@
+"""SQL of sales alerts and their change log: one open alert per (type, subject), and every change recorded
+once for the SSE stream (with a NOTIFY) and the webhook deliveries, in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    and_,
+    any_,
+    cast,
+    desc,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.returns_service import tables
+from services.returns_service.domain import AlertContent, AlertState, AlertType, Priority
+from services.returns_service.store.changes import CHANGES_CHANNEL
+from services.returns_service.store.webhooks import enqueue_deliveries
+from shared.outbox import advisory_lock_key
+
+alerts = tables.alerts
+alert_changes = tables.alert_changes
+
+OPEN = "open"
+RESOLVED = "resolved"
+
+# Change-log numbers must commit in the order they are taken, or a stream resuming after a higher number would
+# skip a lower one that committed later: this lock, held to the commit, puts writers of changes in line.
+CHANGE_LOG_LOCK = advisory_lock_key("returns-alert-changes")
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    alert_id: str
+    type: str
+    subject: str
+    status: str
+    priority: str
+    sku: str | None
+    account_ids: list[str]
+    accounts: list[dict[str, Any]]
+    details: dict[str, Any]
+    fingerprint: str
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    since: datetime | None = None
+    sku: str | None = None
+    account_id: str | None = None
+    alert_type: AlertType | None = None
+    status: str | None = None
+    state: AlertState | None = None
+    # A service tier: alerts involving an account of it, or (capacity conflicts) a promotion targeting it.
+    segment: str | None = None
+
+
+def _alert(row: Row[Any]) -> AlertRecord:
+    return AlertRecord(**{column.name: getattr(row, column.name) for column in alerts.c})
+
+
+class AlertsStore:
+    session: AsyncSession
+
+    async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
+        """The open alert of (type, subject), locked to the commit. The subject's advisory lock is taken first,
+        so concurrent evidence for one subject queues here and two requests never both raise."""
+        key = advisory_lock_key(f"returns-alert:{alert_type.value}:{subject}")
+        await self.session.execute(select(func.pg_advisory_xact_lock(key)))
+        query = select(alerts).where(
+            alerts.c.type == alert_type.value, alerts.c.subject == subject, alerts.c.status == OPEN
+        )
+        row = (await self.session.execute(query.with_for_update())).first()
+        return _alert(row) if row else None
+
+    async def insert_alert(
+        self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    ) -> AlertRecord:
+        now = datetime.now(UTC)
+        row = (
+            await self.session.execute(
+                insert(alerts)
+                .values(
+                    alert_id=f"alrt_{uuid.uuid4().hex}",
+                    type=alert_type.value,
+                    subject=subject,
+                    status=OPEN,
+                    revision=1,
+                    created_at=now,
+                    updated_at=now,
+                    **_content(content, priority, fingerprint),
+                )
+                .returning(*alerts.c)
+            )
+        ).one()
+        return _alert(row)
+
+    async def update_alert(
+        self, alert_id: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    ) -> AlertRecord:
+        """The alert with new content, as its next revision."""
+        row = (
+            await self.session.execute(
+                update(alerts)
+                .where(alerts.c.alert_id == alert_id)
+                .values(
+                    revision=alerts.c.revision + 1,
+                    updated_at=datetime.now(UTC),
+                    **_content(content, priority, fingerprint),
+                )
+                .returning(*alerts.c)
+            )
+        ).one()
+        return _alert(row)
+
+    async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord:
+        """The alert resolved, as its next revision; `by` names the person (None: the cause went away)."""
+        now = datetime.now(UTC)
+        row = (
+            await self.session.execute(
+                update(alerts)
+                .where(alerts.c.alert_id == alert_id)
+                .values(
+                    status=RESOLVED,
+                    revision=alerts.c.revision + 1,
+                    updated_at=now,
+                    resolved_at=now,
+                    resolved_by=by,
+                    details=dict(details),
+                )
+                .returning(*alerts.c)
+            )
+        ).one()
+        return _alert(row)
+
+    async def acknowledge_alert(self, alert_id: str, *, by: str) -> AlertRecord:
+        """The alert acknowledged by `by`, as its next revision."""
+        now = datetime.now(UTC)
+        row = (
+            await self.session.execute(
+                update(alerts)
+                .where(alerts.c.alert_id == alert_id)
+                .values(revision=alerts.c.revision + 1, updated_at=now, acknowledged_at=now, acknowledged_by=by)
+                .returning(*alerts.c)
+            )
+        ).one()
+        return _alert(row)
+
+    async def alert_for_update(self, alert_id: str) -> AlertRecord | None:
+        """The alert, locked to the commit: a person's action and new evidence for it take turns."""
+        query = select(alerts).where(alerts.c.alert_id == alert_id).with_for_update()
+        row = (await self.session.execute(query)).first()
+        return _alert(row) if row else None
+
+    async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None:
+        """The evidence of the subject's latest alert if a person resolved it (None otherwise)."""
+        query = (
+            select(alerts.c.fingerprint, alerts.c.resolved_by)
+            .where(alerts.c.type == alert_type.value, alerts.c.subject == subject)
+            .order_by(desc(alerts.c.updated_at))
+            .limit(1)
+        )
+        row = (await self.session.execute(query)).first()
+        return row.fingerprint if row is not None and row.resolved_by is not None else None
+
+    async def record_change(
+        self, alert: Mapping[str, Any], *, event_type: str, message: Mapping[str, Any], at: datetime
+    ) -> int:
+        """Append the alert's change to the change log (announced to the streams at commit) and queue its webhook
+        deliveries with `message` as their body; returns the change's sequence number. The change is stamped
+        `at`, the message's timestamp, so a stream rebuilds the very same message from the log."""
+        await self.session.execute(select(func.pg_advisory_xact_lock(CHANGE_LOG_LOCK)))
+        # The NOTIFY rides on the insert (PostgreSQL delivers it at commit): one round trip fewer per change.
+        seq, _ = (
+            await self.session.execute(
+                insert(alert_changes)
+                .values(
+                    alert_id=alert["alert_id"],
+                    revision=alert["revision"],
+                    event_type=event_type,
+                    type=alert["type"],
+                    sku=alert["sku"],
+                    payload=dict(alert),
+                    created_at=at,
+                )
+                .returning(alert_changes.c.seq, func.pg_notify(CHANGES_CHANNEL, cast(alert_changes.c.seq, String)))
+            )
+        ).one()
+        await enqueue_deliveries(self.session, message=dict(message), change_seq=seq)
+        return int(seq)
+
+    async def get_alert(self, alert_id: str) -> AlertRecord | None:
+        row = (await self.session.execute(select(alerts).where(alerts.c.alert_id == alert_id))).first()
+        return _alert(row) if row else None
+
+    async def list_alerts(
+        self, where: AlertFilter, *, limit: int, after: tuple[datetime, str] | None
+    ) -> list[AlertRecord]:
+        """Alerts by last change, oldest first; `after` is the (updated_at, alert_id) of the previous page."""
+        query = select(alerts).order_by(alerts.c.updated_at, alerts.c.alert_id).limit(limit)
+        if where.since is not None:
+            query = query.where(alerts.c.updated_at >= where.since)
+        if where.sku is not None:
+            query = query.where(alerts.c.sku == where.sku)
+        if where.account_id is not None:
+            query = query.where(any_(alerts.c.account_ids) == where.account_id)
+        if where.alert_type is not None:
+            query = query.where(alerts.c.type == where.alert_type.value)
+        if where.status is not None:
+            query = query.where(alerts.c.status == where.status)
+        if where.state is not None:
+            query = query.where(_in_state(where.state))
+        if where.segment is not None:
+            query = query.where(
+                or_(
+                    alerts.c.accounts.contains([{"segment": where.segment}]),
+                    alerts.c.details["target_segments"].contains([where.segment]),
+                )
+            )
+        if after is not None:
+            query = query.where(
+                tuple_(alerts.c.updated_at, alerts.c.alert_id) > tuple_(literal(after[0]), literal(after[1]))
+            )
+        return [_alert(row) for row in (await self.session.execute(query)).all()]
+
+
+def _in_state(state: AlertState) -> ColumnElement[bool]:
+    if state is AlertState.RESOLVED:
+        return alerts.c.status == RESOLVED
+    acknowledged = alerts.c.acknowledged_at.is_not(None)
+    return and_(alerts.c.status == OPEN, acknowledged if state is AlertState.ACKNOWLEDGED else ~acknowledged)
+
+
+def _content(content: AlertContent, priority: Priority, fingerprint: str) -> dict[str, Any]:
+    return {
+        "priority": priority.value,
+        "sku": content.sku,
+        "account_ids": content.account_ids,
+        "accounts": content.accounts,
+        "details": content.details,
+        "fingerprint": fingerprint,
+    }

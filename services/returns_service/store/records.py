@@ -1,0 +1,294 @@
+"""SQL of what the desk records and the service keeps a copy of: returns, complaints, accounts, shipped
+volumes and promotions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Row, any_, func, literal_column, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.returns_service import tables
+from services.returns_service.domain import (
+    QUALITY_REASONS,
+    Account,
+    PromotionRef,
+    PutAccount,
+    RecordComplaint,
+    RecordReturn,
+    ReturnCondition,
+    ReturnReason,
+    ReturnRecord,
+    Segment,
+)
+from shared.idempotency import create_once
+
+returns = tables.returns
+complaints = tables.complaints
+accounts = tables.accounts
+daily_volumes = tables.daily_volumes
+promotions = tables.promotions
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A stored return or complaint: the request body it was recorded with."""
+
+    body: Mapping[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    account_id: str
+    name: str
+    segment: str
+    owner_email: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DayVolume:
+    """Totals across warehouses of one SKU on one day, as last reported."""
+
+    day: date
+    units_ordered: int
+    units_shipped: int
+    units_backordered: int
+
+
+def _recorded(row: Row[Any]) -> Recorded:
+    return Recorded(body=row.body, created_at=row.created_at)
+
+
+def _account(row: Row[Any]) -> AccountRecord:
+    return AccountRecord(
+        account_id=row.account_id,
+        name=row.name,
+        segment=row.segment,
+        owner_email=row.owner_email,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class RecordsStore:
+    session: AsyncSession
+
+    # ------------------------------------------------------------ returns
+
+    async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]:
+        """The stored return and whether it was created now; the same id with another body is a 409."""
+        row, created = await create_once(
+            self.session,
+            returns,
+            key="return_id",
+            values={
+                "return_id": command.return_id,
+                "sku": command.sku,
+                "account_id": command.account_id,
+                "quantity": command.quantity,
+                "reason": command.reason.value,
+                "condition": command.condition.value,
+                "returned_on": command.returned_on,
+            },
+            body=command.body,
+            what="return",
+        )
+        return _recorded(row), created
+
+    async def quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]:
+        """The SKU's returns with a quality reason dated in [start, end]."""
+        rows = (
+            await self.session.execute(
+                select(returns).where(
+                    returns.c.sku == sku,
+                    returns.c.returned_on.between(start, end),
+                    returns.c.reason.in_([reason.value for reason in QUALITY_REASONS]),
+                )
+            )
+        ).all()
+        return [
+            ReturnRecord(
+                r.return_id,
+                r.sku,
+                r.quantity,
+                r.account_id,
+                ReturnReason(r.reason),
+                ReturnCondition(r.condition),
+                r.returned_on,
+            )
+            for r in rows
+        ]
+
+    async def get_return(self, return_id: str) -> Recorded | None:
+        row = (await self.session.execute(select(returns).where(returns.c.return_id == return_id))).first()
+        return _recorded(row) if row else None
+
+    async def list_returns(
+        self, *, sku: str | None, account_id: str | None, since: date | None, limit: int, after: str | None
+    ) -> list[Recorded]:
+        query = select(returns).order_by(returns.c.return_id).limit(limit)
+        if sku is not None:
+            query = query.where(returns.c.sku == sku)
+        if account_id is not None:
+            query = query.where(returns.c.account_id == account_id)
+        if since is not None:
+            query = query.where(returns.c.returned_on >= since)
+        if after is not None:
+            query = query.where(returns.c.return_id > after)
+        return [_recorded(row) for row in (await self.session.execute(query)).all()]
+
+    # ------------------------------------------------------------ complaints
+
+    async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
+        row, created = await create_once(
+            self.session,
+            complaints,
+            key="complaint_id",
+            values={
+                "complaint_id": command.complaint_id,
+                "account_id": command.account_id,
+                "sku": command.sku,
+                "severity": command.severity.value,
+                "received_on": command.received_on,
+            },
+            body=command.body,
+            what="complaint",
+        )
+        return _recorded(row), created
+
+    async def get_complaint(self, complaint_id: str) -> Recorded | None:
+        query = select(complaints).where(complaints.c.complaint_id == complaint_id)
+        row = (await self.session.execute(query)).first()
+        return _recorded(row) if row else None
+
+    async def list_complaints(
+        self, *, account_id: str | None, sku: str | None, limit: int, after: str | None
+    ) -> list[Recorded]:
+        query = select(complaints).order_by(complaints.c.complaint_id).limit(limit)
+        if account_id is not None:
+            query = query.where(complaints.c.account_id == account_id)
+        if sku is not None:
+            query = query.where(complaints.c.sku == sku)
+        if after is not None:
+            query = query.where(complaints.c.complaint_id > after)
+        return [_recorded(row) for row in (await self.session.execute(query)).all()]
+
+    # ------------------------------------------------------------ accounts
+
+    async def put_account(self, command: PutAccount) -> tuple[AccountRecord, bool]:
+        """Create or replace the account; returns it and whether it was created."""
+        values = {"name": command.name, "segment": command.segment.value, "owner_email": command.owner_email}
+        row = (
+            await self.session.execute(
+                insert(accounts)
+                .values(account_id=command.account_id, **values)
+                .on_conflict_do_update(
+                    index_elements=[accounts.c.account_id], set_={**values, "updated_at": func.now()}
+                )
+                .returning(*accounts.c, literal_column("(xmax = 0)").label("inserted"))
+            )
+        ).one()
+        return _account(row), bool(row.inserted)
+
+    async def accounts_by_id(self, account_ids: Iterable[str]) -> dict[str, Account]:
+        wanted = sorted(set(account_ids))
+        if not wanted:
+            return {}
+        rows = (await self.session.execute(select(accounts).where(accounts.c.account_id.in_(wanted)))).all()
+        return {r.account_id: Account(r.account_id, r.name, Segment(r.segment), r.owner_email) for r in rows}
+
+    async def get_account(self, account_id: str) -> AccountRecord | None:
+        row = (await self.session.execute(select(accounts).where(accounts.c.account_id == account_id))).first()
+        return _account(row) if row else None
+
+    async def list_accounts(self, *, segment: Segment | None, limit: int, after: str | None) -> list[AccountRecord]:
+        query = select(accounts).order_by(accounts.c.account_id).limit(limit)
+        if segment is not None:
+            query = query.where(accounts.c.segment == segment.value)
+        if after is not None:
+            query = query.where(accounts.c.account_id > after)
+        return [_account(row) for row in (await self.session.execute(query)).all()]
+
+    # ------------------------------------------------------------ shipped volumes
+
+    async def save_volumes(self, sku: str, days: Sequence[DayVolume]) -> None:
+        """The reported daily totals replace earlier figures of the same days."""
+        if not days:
+            return
+        rows = [
+            {
+                "sku": sku,
+                "day": d.day,
+                "units_ordered": d.units_ordered,
+                "units_shipped": d.units_shipped,
+                "units_backordered": d.units_backordered,
+            }
+            for d in days
+        ]
+        statement = insert(daily_volumes).values(rows)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[daily_volumes.c.sku, daily_volumes.c.day],
+                set_={
+                    "units_ordered": statement.excluded.units_ordered,
+                    "units_shipped": statement.excluded.units_shipped,
+                    "units_backordered": statement.excluded.units_backordered,
+                    "updated_at": func.now(),
+                },
+            )
+        )
+
+    async def shipped_units(self, sku: str, start: date, end: date) -> float:
+        total = await self.session.scalar(
+            select(func.coalesce(func.sum(daily_volumes.c.units_shipped), 0)).where(
+                daily_volumes.c.sku == sku, daily_volumes.c.day.between(start, end)
+            )
+        )
+        return float(total or 0)
+
+    # ------------------------------------------------------------ the copy of promotions
+
+    async def save_promotion(self, promotion: PromotionRef, *, status: str, version: int) -> None:
+        """Keep the copy current; an older version never overwrites a newer one."""
+        values: dict[str, Any] = {
+            "name": promotion.name,
+            "skus": sorted(promotion.skus),
+            "starts_on": promotion.starts_on,
+            "ends_on": promotion.ends_on,
+            "account_segments": sorted(promotion.account_segments),
+            "status": status,
+            "version": version,
+        }
+        statement = insert(promotions).values(promotion_id=promotion.promotion_id, **values)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[promotions.c.promotion_id],
+                set_={**values, "updated_at": func.now()},
+                where=promotions.c.version <= statement.excluded.version,
+            )
+        )
+
+    async def promotions_of(self, sku: str | None) -> list[PromotionRef]:
+        """The copy of the promotions of `sku` (of every SKU when None)."""
+        query = select(promotions)
+        if sku is not None:
+            query = query.where(any_(promotions.c.skus) == sku)
+        return [
+            PromotionRef(
+                promotion_id=p.promotion_id,
+                skus=frozenset(p.skus),
+                starts_on=p.starts_on,
+                ends_on=p.ends_on,
+                name=p.name,
+                account_segments=frozenset(p.account_segments),
+                cancelled=p.status == "cancelled",
+            )
+            for p in (await self.session.execute(query)).all()
+        ]

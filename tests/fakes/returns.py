@@ -1,0 +1,218 @@
+"""The returns service's store in dictionaries, with a publisher that records events: the same answers as
+`SqlStore` for what the handlers ask, so their decisions are tested without a database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+from services.returns_service.domain import (
+    QUALITY_REASONS,
+    Account,
+    AlertContent,
+    AlertType,
+    Priority,
+    PromotionRef,
+    PutAccount,
+    RecordComplaint,
+    RecordReturn,
+    ReturnRecord,
+    Segment,
+)
+from services.returns_service.store import AccountRecord, AlertRecord, DayVolume, Recorded
+from shared.errors import conflict
+from shared.events import CloudEvent, EventData, EventType, new_event
+from shared.idempotency import fingerprint
+
+
+@dataclass(frozen=True)
+class Published:
+    type: EventType
+    key: str
+    subject: str
+    data: Any
+
+
+@dataclass
+class RecordingPublisher:
+    """What a unit of work would have written to the outbox, in order."""
+
+    events: list[Published] = field(default_factory=list)
+
+    def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent:
+        self.events.append(Published(event_type, key, subject, data))
+        return new_event(event_type, source="salesops/test", subject=subject, data=data)
+
+    def types(self) -> list[EventType]:
+        return [event.type for event in self.events]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class FakeReturnsStore:
+    returns: dict[str, tuple[RecordReturn, Recorded]] = field(default_factory=dict)
+    complaints: dict[str, tuple[RecordComplaint, Recorded]] = field(default_factory=dict)
+    accounts: dict[str, AccountRecord] = field(default_factory=dict)
+    volumes: dict[tuple[str, date], DayVolume] = field(default_factory=dict)
+    promotions: dict[str, tuple[PromotionRef, int]] = field(default_factory=dict)
+    alerts: dict[str, AlertRecord] = field(default_factory=dict)
+    changes: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    locked_subjects: list[tuple[AlertType, str]] = field(default_factory=list)
+
+    # ------------------------------------------------------------ returns and complaints
+
+    async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]:
+        return self._create(self.returns, command.return_id, command, "return", "return_id")
+
+    async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
+        return self._create(self.complaints, command.complaint_id, command, "complaint", "complaint_id")
+
+    def _create(self, table: dict[str, Any], ident: str, command: Any, what: str, key: str) -> tuple[Recorded, bool]:
+        if ident in table:
+            stored_command, stored = table[ident]
+            if fingerprint(stored_command.body) != fingerprint(command.body):
+                raise conflict(f"{what} '{ident}' already exists with a different body", **{key: ident})
+            return stored, False
+        stored = Recorded(body=dict(command.body), created_at=_now())
+        table[ident] = (command, stored)
+        return stored, True
+
+    async def quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]:
+        return [
+            ReturnRecord(c.return_id, c.sku, c.quantity, c.account_id, c.reason, c.condition, c.returned_on)
+            for c, _ in self.returns.values()
+            if c.sku == sku and start <= c.returned_on <= end and c.reason in QUALITY_REASONS
+        ]
+
+    # ------------------------------------------------------------ accounts, volumes, promotions
+
+    async def put_account(self, command: PutAccount) -> tuple[AccountRecord, bool]:
+        before = self.accounts.get(command.account_id)
+        now = _now()
+        self.accounts[command.account_id] = AccountRecord(
+            account_id=command.account_id,
+            name=command.name,
+            segment=command.segment.value,
+            owner_email=command.owner_email,
+            created_at=before.created_at if before else now,
+            updated_at=now,
+        )
+        return self.accounts[command.account_id], before is None
+
+    async def accounts_by_id(self, account_ids: Iterable[str]) -> dict[str, Account]:
+        return {
+            a: Account(a, self.accounts[a].name, Segment(self.accounts[a].segment), self.accounts[a].owner_email)
+            for a in set(account_ids)
+            if a in self.accounts
+        }
+
+    async def save_volumes(self, sku: str, days: Sequence[DayVolume]) -> None:
+        for day in days:
+            self.volumes[(sku, day.day)] = day
+
+    async def shipped_units(self, sku: str, start: date, end: date) -> float:
+        return float(sum(v.units_shipped for (s, d), v in self.volumes.items() if s == sku and start <= d <= end))
+
+    async def save_promotion(self, promotion: PromotionRef, *, status: str, version: int) -> None:
+        current = self.promotions.get(promotion.promotion_id)
+        if current is None or current[1] <= version:
+            self.promotions[promotion.promotion_id] = (promotion, version)
+
+    async def promotions_of(self, sku: str | None) -> list[PromotionRef]:
+        return [p for p, _ in self.promotions.values() if sku is None or sku in p.skus]
+
+    # ------------------------------------------------------------ alerts
+
+    async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
+        self.locked_subjects.append((alert_type, subject))
+        return self._open(alert_type, subject)
+
+    def _open(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
+        return next(
+            (a for a in self.alerts.values() if (a.type, a.subject, a.status) == (alert_type.value, subject, "open")),
+            None,
+        )
+
+    async def insert_alert(
+        self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    ) -> AlertRecord:
+        if self._open(alert_type, subject) is not None:  # the unique index of open alerts
+            raise AssertionError(f"a second open alert for {alert_type.value} {subject}")
+        now = _now()
+        alert = AlertRecord(
+            alert_id=f"alrt_{uuid.uuid4().hex}",
+            type=alert_type.value,
+            subject=subject,
+            status="open",
+            priority=priority.value,
+            sku=content.sku,
+            account_ids=content.account_ids,
+            accounts=content.accounts,
+            details=content.details,
+            fingerprint=fingerprint,
+            revision=1,
+            created_at=now,
+            updated_at=now,
+        )
+        self.alerts[alert.alert_id] = alert
+        return alert
+
+    async def update_alert(
+        self, alert_id: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    ) -> AlertRecord:
+        alert = self.alerts[alert_id]
+        self.alerts[alert_id] = replace(
+            alert,
+            priority=priority.value,
+            sku=content.sku,
+            account_ids=content.account_ids,
+            accounts=content.accounts,
+            details=content.details,
+            fingerprint=fingerprint,
+            revision=alert.revision + 1,
+            updated_at=_now(),
+        )
+        return self.alerts[alert_id]
+
+    async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord:
+        alert, now = self.alerts[alert_id], _now()
+        self.alerts[alert_id] = replace(
+            alert,
+            status="resolved",
+            details=dict(details),
+            revision=alert.revision + 1,
+            updated_at=now,
+            resolved_at=now,
+            resolved_by=by,
+        )
+        return self.alerts[alert_id]
+
+    async def acknowledge_alert(self, alert_id: str, *, by: str) -> AlertRecord:
+        alert, now = self.alerts[alert_id], _now()
+        self.alerts[alert_id] = replace(
+            alert, revision=alert.revision + 1, updated_at=now, acknowledged_at=now, acknowledged_by=by
+        )
+        return self.alerts[alert_id]
+
+    async def alert_for_update(self, alert_id: str) -> AlertRecord | None:
+        return self.alerts.get(alert_id)
+
+    async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None:
+        of_subject = [a for a in self.alerts.values() if (a.type, a.subject) == (alert_type.value, subject)]
+        latest = max(of_subject, key=lambda a: a.updated_at, default=None)
+        return latest.fingerprint if latest is not None and latest.resolved_by is not None else None
+
+    async def record_change(
+        self, alert: Mapping[str, Any], *, event_type: str, message: Mapping[str, Any], at: datetime
+    ) -> int:
+        seq = len(self.changes) + 1
+        self.changes.append((seq, event_type, dict(alert)))
+        self.messages.append(dict(message))
+        return seq
