@@ -105,6 +105,7 @@ class OpenTelemetryTracing(Tracing):
 
     @contextmanager
     def consuming_batch(self, consumer: str, events: Sequence[CloudEvent]) -> Iterator[str | None]:
+        # A child of the first event's trace (so one request's events make one trace), linked to all of them.
         links = []
         for event in events:
             context = trace.get_current_span(parent_context(event.traceparent)).get_span_context()
@@ -112,7 +113,7 @@ class OpenTelemetryTracing(Tracing):
                 links.append(Link(context))
         with self._tracer.start_as_current_span(
             f"process batch {consumer}",
-            context=Context(),
+            context=parent_context(events[0].traceparent) if events else Context(),
             kind=SpanKind.CONSUMER,
             links=links,
             attributes={"messaging.system": "kafka", "messaging.batch.message_count": len(events)},

@@ -84,6 +84,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> FastAPI:
     install_openapi(app)
     install_asyncapi(app, spec.name, spec.publishes, spec.subscriptions, settings.kafka_bootstrap_servers)
     app.state.settings = settings
+    app.state.spec = spec
     install_problem_handlers(app)
 
     @app.exception_handler(outbox.EventTooLarge)
