@@ -40,9 +40,14 @@ def is_binary(headers: Headers | None) -> bool:
     return binary and not content_type.startswith("application/cloudevents")
 
 
+def read_envelope(value: bytes | None, headers: Headers | None) -> CloudEvent:
+    """The event of a record, whatever its type and data."""
+    return _binary_event(value, headers or ()) if is_binary(headers) else parse_envelope(value)
+
+
 def read_event(value: bytes | None, headers: Headers | None, topic: str) -> tuple[CloudEvent, EventData]:
     """The event of a record and its `data` validated against the contract's model for its type on `topic`."""
-    event = _binary_event(value, headers or ()) if is_binary(headers) else parse_envelope(value)
+    event = read_envelope(value, headers)
     return event, parse_data(event, topic)
 
 
