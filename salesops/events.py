@@ -20,11 +20,11 @@ from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from shared.events import ALL_TOPICS, CloudEvent, InvalidEvent, Topic, parse_envelope
+from shared.events import ALL_TOPICS, CloudEvent, InvalidEvent, Topic
+from shared.inbound import read_envelope
 
 app = typer.Typer(help="Events on the broker: read a topic, describe every channel.", no_args_is_help=True)
 
@@ -87,18 +87,6 @@ def _text(raw: bytes) -> str:
         return "base64:" + base64.b64encode(raw).decode()
 
 
-def _binary_mode(headers: dict[str, str], value: bytes | None) -> CloudEvent | None:
-    """A CloudEvent in binary mode: attributes in `ce_` headers, the data as the message value."""
-    attributes: dict[str, Any] = {k.removeprefix("ce_"): v for k, v in headers.items() if k.startswith("ce_")}
-    if "specversion" not in attributes:
-        return None
-    content_type = headers.get("content-type", "application/json")
-    data: Any = None
-    if value is not None:
-        data = json.loads(value) if "json" in content_type else _text(value)
-    return CloudEvent.model_validate({**attributes, "datacontenttype": content_type, "data": data})
-
-
 def decode(message: ConsumerRecord[bytes, bytes]) -> Received:
     headers = {name: _text(raw) for name, raw in message.headers or ()}
     received = Received(
@@ -110,15 +98,10 @@ def decode(message: ConsumerRecord[bytes, bytes]) -> Received:
         headers=headers,
     )
     try:
-        received.event = parse_envelope(message.value)
+        received.event = read_envelope(message.value, message.headers)
     except InvalidEvent as invalid:
-        try:
-            received.event = _binary_mode(headers, message.value)
-        except (ValidationError, ValueError):
-            received.event = None
-        if received.event is None:
-            received.invalid = {"reason": invalid.reason, "detail": invalid.detail}
-            received.value = _text(message.value) if message.value is not None else None
+        received.invalid = {"reason": invalid.reason, "detail": invalid.detail}
+        received.value = _text(message.value) if message.value is not None else None
     return received
 
 

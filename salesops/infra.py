@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
+
+from shared.retry import Backoff, retrying_sync
 
 
 class InUse(RuntimeError):
@@ -180,15 +181,17 @@ def die_with_parent() -> None:
         pass
 
 
+# A server that is starting listens within moments; checks start fast and slow down a little.
+PORT_POLL = Backoff(initial_s=0.05, max_s=0.5)
+
+
 def wait_for_port(host: str, port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s")
+    try:
+        for attempt in retrying_sync(PORT_POLL, retry_on=lambda e: isinstance(e, OSError), deadline_s=timeout_s):
+            with attempt:
+                socket.create_connection((host, port), timeout=0.5).close()
+    except OSError as exc:
+        raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s") from exc
 
 
 class EmbeddedPostgres:

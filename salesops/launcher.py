@@ -31,6 +31,15 @@ from shared import migrations
 from shared.auth import generate_keys_file
 from shared.events import ALL_TOPICS
 from shared.kafka import ensure_topics
+from shared.retry import Backoff, retrying_sync
+
+# Readiness is asked every 0.2 s at first, then less often while services take their time.
+READY_POLL = Backoff(initial_s=0.2, max_s=1.0)
+
+
+class _NotReady(Exception):
+    """Some services are not ready yet (named in the message)."""
+
 
 SERVICE_PORT_OFFSETS = {"promotion": 1, "fulfillment": 2, "returns": 3, "planning": 4}
 CONSOLE_PORT_OFFSET = 5
@@ -209,24 +218,32 @@ class Launcher:
         return env
 
     def _wait_ready(self, timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
         pending = {s.name: s for s in self.services}
+
+        def check(client: httpx.Client) -> None:
+            for name, service in list(pending.items()):
+                if not service.alive():
+                    raise RuntimeError(f"the {name} service exited at startup; see {service.log_path}")
+                try:
+                    if client.get(f"{service.url}/readyz").status_code == 200:
+                        del pending[name]
+                except httpx.HTTPError:
+                    pass
+            if pending and not self._stop:
+                raise _NotReady(", ".join(pending))
+
         with (
             self.console.status("waiting for the services to be ready ..."),
             httpx.Client(timeout=2.0) as client,
         ):
-            while pending and not self._stop and time.monotonic() < deadline:
-                for name, service in list(pending.items()):
-                    if not service.alive():
-                        raise RuntimeError(f"the {name} service exited at startup; see {service.log_path}")
-                    try:
-                        if client.get(f"{service.url}/readyz").status_code == 200:
-                            del pending[name]
-                    except httpx.HTTPError:
-                        pass
-                time.sleep(0.2)
-        if pending and not self._stop:
-            raise RuntimeError(f"not ready after {timeout_s:.0f}s: {', '.join(pending)} (logs in {self.logs_dir})")
+            try:
+                for attempt in retrying_sync(
+                    READY_POLL, retry_on=lambda e: isinstance(e, _NotReady), deadline_s=timeout_s
+                ):
+                    with attempt:
+                        check(client)
+            except _NotReady as exc:
+                raise RuntimeError(f"not ready after {timeout_s:.0f}s: {exc} (logs in {self.logs_dir})") from exc
 
     def _print_summary(self, env: dict[str, str]) -> None:
         table = Table(title="salesops is running", show_lines=False)

@@ -1,4 +1,5 @@
-"""Observability: JSON logs carrying event and trace context, Prometheus metrics, W3C trace context."""
+"""Observability: JSON logs carrying event and trace context, and W3C trace context made by hand (what tracing
+does when OpenTelemetry is off, see `shared.tracing`). The Prometheus metrics are in `shared.metrics`."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-if TYPE_CHECKING:
-    from shared.events import CloudEvent
+from shared.metrics import Metrics
+
+__all__ = ["Metrics", "child_traceparent", "configure_logging", "logging_context", "parse_traceparent"]
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -33,7 +33,12 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
-        processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Filtered first: a debug line below the level costs no rendering.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared_processors,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -73,73 +78,10 @@ def child_traceparent(parent: str | None) -> str:
 
 
 @contextmanager
-def bind_event_context(event: CloudEvent) -> Iterator[None]:
-    """Every log line written while handling an event names the event and its trace."""
-    traceparent = child_traceparent(event.traceparent)
-    with structlog.contextvars.bound_contextvars(
-        event_id=event.id,
-        event_type=event.type,
-        trace_id=traceparent.split("-")[1],
-        span_id=traceparent.split("-")[2],
-    ):
+def logging_context(traceparent: str | None, **fields: object) -> Iterator[None]:
+    """Every log line written inside names the trace and span of `traceparent` and carries `fields` (the event
+    being handled, say)."""
+    parsed = _TRACEPARENT.match(traceparent or "")
+    trace = {"trace_id": parsed.group(1), "span_id": parsed.group(2)} if parsed else {}
+    with structlog.contextvars.bound_contextvars(**trace, **fields):
         yield
-
-
-class Metrics:
-    """The Prometheus metrics of one service process, in a registry of its own."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.http_requests = Counter(
-            "salesops_http_requests_total", "HTTP requests served", ["method", "route", "status"], registry=r
-        )
-        self.http_duration = Histogram(
-            "salesops_http_request_duration_seconds", "HTTP request latency", ["method", "route"], registry=r
-        )
-        self.outbox_published = Counter(
-            "salesops_outbox_published_total", "Outbox rows published to Kafka", ["service"], registry=r
-        )
-        self.outbox_delay = Histogram(
-            "salesops_outbox_publish_delay_seconds",
-            "Time from an outbox row's commit to its publication",
-            ["service"],
-            registry=r,
-        )
-        self.relay_errors = Counter(
-            "salesops_outbox_relay_errors_total", "Failed relay batches (retried)", ["service"], registry=r
-        )
-        self.outbox_parked = Counter(
-            "salesops_outbox_parked_total",
-            "Outbox rows parked because the broker refuses them, by the error it gave",
-            ["service", "error"],
-            registry=r,
-        )
-        self.outbox_parked_rows = Gauge(
-            "salesops_outbox_parked_rows",
-            "Outbox rows parked now, waiting for an operator (`salesops outbox list-parked`)",
-            ["service"],
-            registry=r,
-        )
-        self.outbox_republished = Counter(
-            "salesops_outbox_republished_total",
-            "Outbox rows published again because the broker came back without its log (embedded broker)",
-            ["service"],
-            registry=r,
-        )
-        self.consumed = Counter(
-            "salesops_events_consumed_total",
-            "Events read by consumers, by outcome (processed, duplicate, ignored)",
-            ["consumer", "type", "outcome"],
-            registry=r,
-        )
-        self.handle_seconds = Histogram(
-            "salesops_event_handle_seconds", "Time to handle one event", ["consumer", "type"], registry=r
-        )
-        self.retries = Counter("salesops_event_retries_total", "Handler retries", ["consumer", "kind"], registry=r)
-        self.dead_lettered = Counter(
-            "salesops_events_dead_lettered_total",
-            "Messages sent to a dead-letter topic",
-            ["consumer", "topic", "reason"],
-            registry=r,
-        )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,10 +18,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.kafka import Producer, refused_for_good
-from shared.observability import Metrics
+from shared.metrics import Metrics
 from shared.outbox import HEADERS, advisory_lock_key
+from shared.retry import Backoff, Stopped, retrying
+from shared.tracing import SendDone, Tracing
 
 log = structlog.get_logger("salesops.outbox")
+
+# A failed pass (database or broker unreachable) is tried again after this; a pass that succeeds starts over.
+RELAY_BACKOFF = Backoff(initial_s=0.2, max_s=5.0)
+# How often the backlog gauges are measured (a count over the pending rows' partial index).
+BACKLOG_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -64,6 +71,7 @@ class OutboxRelay:
         retention: timedelta = timedelta(days=7),
         max_attempts: int = 10,
         republish_on_new_broker: bool = False,
+        tracing: Tracing | None = None,
     ) -> None:
         self._engine = engine
         self._table = table
@@ -77,11 +85,13 @@ class OutboxRelay:
         self._retention = retention
         self._max_attempts = max_attempts
         self._republish = republish_on_new_broker
+        self._tracing = tracing or Tracing()
         self._broker_cluster_id: str | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self._last_purge = 0.0
         self._parked_counted_at = 0.0
+        self._backlog_measured_at = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -91,25 +101,34 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        backoff = 0.2
-        while not self._stopping:
-            try:
-                handled = await self.publish_batch()
-                backoff = 0.2
+        try:
+            while not self._stopping:
+                async for attempt in retrying(
+                    RELAY_BACKOFF, stopping=lambda: self._stopping, on_retry=self._pass_failed
+                ):
+                    with attempt:
+                        handled = await self._pass()
                 if handled:
                     continue
-                await self._count_parked_if_due()
-                await self._purge_if_due()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._metrics.relay_errors.labels(self._name).inc()
-                log.warning("outbox relay failed; will retry", error=repr(exc), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        except Stopped:
+            return
+
+    async def _pass(self) -> int:
+        """One batch published; when there was none, the housekeeping that waits for a quiet moment."""
+        handled = await self.publish_batch()
+        if time.monotonic() - self._backlog_measured_at >= BACKLOG_INTERVAL_S:
+            await self.measure_backlog()
+        if not handled:
+            await self._count_parked_if_due()
+            await self._purge_if_due()
+        return handled
+
+    def _pass_failed(self, error: BaseException, wait_s: float, _: int) -> None:
+        self._metrics.relay_errors.labels(self._name).inc()
+        log.warning("outbox relay failed; will retry", error=repr(error), retry_in_s=round(wait_s, 2))
 
     async def drain(self, timeout_s: float) -> None:
         """Publish what is pending before shutdown, within a time limit."""
@@ -235,14 +254,17 @@ class OutboxRelay:
                 future.set_exception(_NotSent("not sent: an earlier row of the batch failed"))
                 futures.append(future)
                 continue
+            done = self._tracing.sending(row.payload, topic=row.topic, key=row.key)
             try:
-                futures.append(
-                    await self._producer.send(row.topic, value=row.payload, key=row.key.encode(), headers=HEADERS)
-                )
+                sent = await self._producer.send(row.topic, value=row.payload, key=row.key.encode(), headers=HEADERS)
             except KafkaError as exc:
+                done(exc)
                 stopped = not refused_for_good(exc)
                 future.set_exception(exc)
                 futures.append(future)
+                continue
+            sent.add_done_callback(_ending(done))
+            futures.append(sent)
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
     async def _follow_broker(self, conn: AsyncConnection) -> tuple[str, int]:
@@ -275,11 +297,26 @@ class OutboxRelay:
         return cluster_id, int(again)
 
     async def pending_count(self) -> int:
+        return (await self.measure_backlog())[0]
+
+    async def measure_backlog(self) -> tuple[int, float]:
+        """The rows waiting to be published and the age of the oldest, in seconds (also set on the
+        `salesops_outbox_pending_rows` and `salesops_outbox_oldest_pending_age_seconds` gauges)."""
         t = self._table
         async with self._engine.connect() as conn:
-            return int(
-                await conn.scalar(select(func.count()).where(t.c.published_at.is_(None), t.c.parked_at.is_(None))) or 0
-            )
+            row = (
+                await conn.execute(
+                    select(func.count(), func.min(t.c.created_at), func.now()).where(
+                        t.c.published_at.is_(None), t.c.parked_at.is_(None)
+                    )
+                )
+            ).one()
+        pending, oldest, now = int(row[0] or 0), row[1], row[2]
+        age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+        self._metrics.outbox_pending.labels(self._name).set(pending)
+        self._metrics.outbox_oldest_age.labels(self._name).set(age)
+        self._backlog_measured_at = time.monotonic()
+        return pending, age
 
     async def count_parked(self) -> int:
         """The rows parked now (also set on the `salesops_outbox_parked_rows` gauge)."""
@@ -306,6 +343,13 @@ class OutboxRelay:
             # earn itself another retention period, or the outbox (and what is published again) would never
             # shrink on a machine that is restarted often.
             await conn.execute(delete(t).where(t.c.published_at.is_not(None), t.c.created_at < cutoff))
+
+
+def _ending(done: SendDone) -> Callable[[asyncio.Future[Any]], None]:
+    def end(future: asyncio.Future[Any]) -> None:
+        done(asyncio.CancelledError() if future.cancelled() else future.exception())
+
+    return end
 
 
 class _NotSent(Exception):

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
+    # OpenTelemetry tracing (the `otel` extra): also on when OTEL_EXPORTER_OTLP_ENDPOINT is set; off by default.
+    otel_enabled: bool = False
 
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)

@@ -12,14 +12,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from salesops.console.proxy import proxy_router
 from salesops.console.settings import ConsoleSettings
 from shared.headers import API_SECURITY_HEADERS, SecurityHeaders
+from shared.http import ObserveRequests
+from shared.metrics import HttpMetrics
 
 HERE = Path(__file__).parent
 
@@ -76,6 +79,9 @@ def build_app(settings: ConsoleSettings | None = None, *, transport: httpx.Async
     app = FastAPI(title="salesops console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.upstreams = settings.service_urls()
+    metrics = HttpMetrics()
+    app.state.metrics = metrics
+    app.add_middleware(ObserveRequests, metrics=metrics)
     app.add_middleware(SecurityHeaders, headers=CONSOLE_SECURITY_HEADERS)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(proxy_router())
@@ -100,5 +106,10 @@ def build_app(settings: ConsoleSettings | None = None, *, transport: httpx.Async
     @app.get("/readyz")
     async def readyz() -> dict[str, str]:
         return {"status": "ready"}
+
+    # Requests served (pages, assets, and the proxied API calls by upstream route), as every service counts them.
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

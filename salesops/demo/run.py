@@ -17,10 +17,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from salesops.demo.scenario import CONSOLE_OFFSET, HISTORY_DAYS, SERVICE_OFFSETS, Scenario, build_scenario
+from shared.retry import Backoff, retrying_sync
 
 
 class DemoError(Exception):
     pass
+
+
+BUSY_STATUSES = frozenset({429, 502, 503, 504})
+CALL_RETRY = Backoff(initial_s=0.5, max_s=8.0)
+
+
+class _Busy(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
 
 
 def load_keys(keys_file: Path | None) -> list[dict[str, Any]]:
@@ -50,18 +61,21 @@ class Api:
     def call(self, service: str, method: str, path: str, scope: str, body: Any = None, params: Any = None) -> Any:
         headers = {"Authorization": f"Bearer {key_for(self.keys, scope)}"}
         response: httpx.Response | None = None
-        delay = 0.5
-        for _attempt in range(6):
-            try:
-                response = self.client.request(
-                    method, self.urls[service] + path, json=body, params=params, headers=headers
-                )
-            except httpx.TransportError:
-                response = None
-            if response is not None and response.status_code not in (429, 502, 503, 504):
-                break
-            time.sleep(delay)  # transient: the service asked to retry (or is restarting)
-            delay *= 2
+        try:
+            # Transient: the service asked to retry, or is restarting.
+            for attempt in retrying_sync(
+                CALL_RETRY, retry_on=lambda e: isinstance(e, httpx.TransportError | _Busy), give_up_after=6
+            ):
+                with attempt:
+                    response = self.client.request(
+                        method, self.urls[service] + path, json=body, params=params, headers=headers
+                    )
+                    if response.status_code in BUSY_STATUSES:
+                        raise _Busy(response)
+        except httpx.TransportError:
+            response = None
+        except _Busy as busy:
+            response = busy.response
         if response is None:
             raise DemoError(
                 f"the {service} service is not reachable at {self.urls[service]}; is `salesops up` running?"

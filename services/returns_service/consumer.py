@@ -20,6 +20,7 @@ from shared.events import (
     Topic,
 )
 from shared.kafka import EventHandler, Subscription
+from shared.subscription import consumer_group
 
 
 def subscription(settings: ReturnsSettings) -> Subscription:
@@ -51,7 +52,7 @@ def subscription(settings: ReturnsSettings) -> Subscription:
         EventType.CAPACITY_CONFLICT_RESOLVED.value: on_resolved,
     }
     return Subscription(
-        name="returns",
+        name=consumer_group("returns"),
         topics=(Topic.ORDER_VOLUMES.value, Topic.PROMOTIONS.value, Topic.PLANS.value),
         handlers=routes,
     )

@@ -90,28 +90,29 @@ async def alert_events(
     connection cannot live forever; the client reconnects with Last-Event-ID and misses nothing.
     `still_authorized` is asked before every read of the change log (at least every poll interval): once the
     caller's key is revoked, or loses the scope, the stream ends and a reconnection is refused."""
-    feed = feed_of(runtime)
-    log_of_changes = ChangeLog(runtime.engine)
-    cursor = last_event_id if last_event_id is not None else await log_of_changes.latest_seq()
-    yield ServerSentEvent(comment="connected", retry=settings.sse_retry_ms)
-    deadline = time.monotonic() + settings.sse_max_connection_s
-    last_sent = time.monotonic()
-    while time.monotonic() < deadline:
-        if not still_authorized():
-            log.info("alert stream closed: its API key was revoked or lost the scope")
-            yield ServerSentEvent(comment="key revoked")
-            return
-        changes = await log_of_changes.changes_after(
-            cursor, limit=settings.sse_batch_size, sku=sku, alert_type=alert_type
-        )
-        for change in changes:
-            cursor = change.seq
-            yield to_sse(change)
-            last_sent = time.monotonic()
-        if len(changes) == settings.sse_batch_size:
-            continue
-        if time.monotonic() - last_sent >= settings.sse_heartbeat_s:
-            yield ServerSentEvent(comment="heartbeat")
-            last_sent = time.monotonic()
-        wait_s = min(settings.sse_poll_interval_s, settings.sse_heartbeat_s, deadline - time.monotonic())
-        await feed.wait(max(0.0, wait_s))
+    with runtime.metrics.streams.open("alerts"):
+        feed = feed_of(runtime)
+        log_of_changes = ChangeLog(runtime.engine)
+        cursor = last_event_id if last_event_id is not None else await log_of_changes.latest_seq()
+        yield ServerSentEvent(comment="connected", retry=settings.sse_retry_ms)
+        deadline = time.monotonic() + settings.sse_max_connection_s
+        last_sent = time.monotonic()
+        while time.monotonic() < deadline:
+            if not still_authorized():
+                log.info("alert stream closed: its API key was revoked or lost the scope")
+                yield ServerSentEvent(comment="key revoked")
+                return
+            changes = await log_of_changes.changes_after(
+                cursor, limit=settings.sse_batch_size, sku=sku, alert_type=alert_type
+            )
+            for change in changes:
+                cursor = change.seq
+                yield to_sse(change)
+                last_sent = time.monotonic()
+            if len(changes) == settings.sse_batch_size:
+                continue
+            if time.monotonic() - last_sent >= settings.sse_heartbeat_s:
+                yield ServerSentEvent(comment="heartbeat")
+                last_sent = time.monotonic()
+            wait_s = min(settings.sse_poll_interval_s, settings.sse_heartbeat_s, deadline - time.monotonic())
+            await feed.wait(max(0.0, wait_s))

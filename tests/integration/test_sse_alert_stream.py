@@ -99,6 +99,7 @@ async def test_reconnect_with_last_event_id_gets_exactly_what_was_missed(returns
             assert stream.headers["content-type"].startswith("text/event-stream")
             lines = stream.aiter_lines()
             await connected(lines)
+            assert 'salesops_sse_streams_open{stream="alerts"} 1.0' in (await http.get("/metrics")).text
             for n in (1, 2):
                 assert (await http.post("/v1/complaints", json=critical(n), headers=desk)).status_code == 201
             first = await next_events(lines, 2)

@@ -149,6 +149,9 @@ async def test_failing_receiver_is_retried_until_delivered_once(returns_settings
         assert all(a["duration_ms"] >= 0 for a in log)
         endpoint = (await client.get(f"/v1/webhooks/{hook['id']}", headers=bearer(key))).json()
         assert (endpoint["status"], endpoint["consecutive_failures"]) == ("enabled", 0)
+        metrics = (await client.get("/metrics")).text
+        assert f'salesops_webhook_attempts_total{{endpoint="{hook["id"]}",outcome="failed"}} 2.0' in metrics
+        assert f'salesops_webhook_attempts_total{{endpoint="{hook["id"]}",outcome="delivered"}} 1.0' in metrics
 
     assert len(receiver.requests) == 3
     assert len({h["webhook-id"] for _, h in receiver.requests}) == 1  # one message, retried

@@ -8,7 +8,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from salesops.infra import EmbeddedBroker
 from shared.events import (
+    AccountChangedData,
     CapacityConflictData,
     EventData,
     EventType,
@@ -25,6 +26,7 @@ from shared.events import (
     OrderVolumeReportedData,
     PromotionData,
     ReturnData,
+    SalesOrderData,
     Topic,
     dead_letter_topic,
     new_event,
@@ -46,7 +48,15 @@ from tests.support import eventually, read_topic
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-CONSUMED_TOPICS = (Topic.PROMOTIONS, Topic.WAREHOUSE_REPORTS, Topic.ORDER_VOLUMES, Topic.RETURNS, Topic.PLANS)
+CONSUMED_TOPICS = (
+    Topic.PROMOTIONS,
+    Topic.WAREHOUSE_REPORTS,
+    Topic.ORDER_VOLUMES,
+    Topic.RETURNS,
+    Topic.PLANS,
+    Topic.ORDERS,
+    Topic.ACCOUNTS,
+)
 
 
 def consumed_total(runtime: Runtime) -> float:
@@ -211,6 +221,28 @@ def good_event(topic: str, run: str, index: int) -> tuple[bytes, bytes]:
             reason="no_longer_needed",
             condition="resellable",
             returned_on=today,
+        )
+    elif topic == Topic.ORDERS:
+        event_type = EventType.SALES_ORDER_BOOKED
+        promised = today + timedelta(days=14 + index % 14)
+        line = {"line_id": "1", "sku": sku, "quantity": 4, "requested_on": promised, "promised_on": promised}
+        data = SalesOrderData(
+            order_id=f"{run}-SO-{index}",
+            account_id=f"{run}-ACC-{index % 5}",
+            ordered_on=today,
+            status="open",
+            version=1,
+            booked_at=datetime.now(UTC),
+            lines=[{**line, "shipped_quantity": 0, "open_quantity": 4}],  # type: ignore[list-item]
+        )
+    elif topic == Topic.ACCOUNTS:
+        event_type = EventType.ACCOUNT_CHANGED
+        data = AccountChangedData(
+            account_id=f"{run}-ACC-{index}",
+            name=f"Account {index}",
+            segment="emerging",
+            version=1,
+            changed_at=datetime.now(UTC),
         )
     else:
         event_type = EventType.CAPACITY_CONFLICT_DETECTED

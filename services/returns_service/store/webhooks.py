@@ -264,6 +264,15 @@ async def claim_due(
         return [Claim(**row._mapping) for row in result.all()]
 
 
+async def backlog(engine: AsyncEngine) -> dict[str, int]:
+    """Deliveries not yet delivered (due, leased or waiting for a retry), per endpoint that has any."""
+    async with engine.connect() as conn:
+        result = await conn.execute(
+            select(D.c.endpoint_id, func.count()).where(D.c.status == PENDING).group_by(D.c.endpoint_id)
+        )
+        return {row[0]: row[1] for row in result.all()}
+
+
 async def release(engine: AsyncEngine, claims: Sequence[Claim]) -> None:
     """Make leased deliveries whose attempt was abandoned (shutdown) due again at once, at the head of their
     endpoint's queue where they were taken from."""

@@ -36,6 +36,8 @@ LEASE_MARGIN_S = 60.0
 # The receiver's answer is not used beyond its status; reading a little of it keeps the connection reusable.
 RESPONSE_READ_LIMIT = 16 * 1024
 RECORD_BATCH = 500
+# How often the per-endpoint backlog gauge is refreshed.
+BACKLOG_SAMPLE_S = 5.0
 
 
 async def send(client: httpx.AsyncClient, row: Any, settings: ReturnsSettings, guard: Guard) -> AttemptResult:
@@ -96,6 +98,7 @@ class Dispatcher:
     async def run(self) -> None:
         feed_forwarder = asyncio.create_task(self._forward_wakeups(), name="webhook-wakeups")
         recorder = asyncio.create_task(self._record_results(), name="webhook-recorder")
+        sampler = asyncio.create_task(self._sample_backlog(), name="webhook-backlog")
         try:
             async with webhook_client(self._settings.webhook_concurrency) as client:
                 try:
@@ -105,8 +108,27 @@ class Dispatcher:
         finally:
             feed_forwarder.cancel()
             recorder.cancel()
-            await asyncio.gather(feed_forwarder, recorder, return_exceptions=True)
+            sampler.cancel()
+            await asyncio.gather(feed_forwarder, recorder, sampler, return_exceptions=True)
             await self._flush()
+
+    async def _sample_backlog(self) -> None:
+        """`salesops_webhook_backlog_deliveries` per endpoint with a backlog, every few seconds; the series of an
+        endpoint whose backlog emptied (or that was deleted) goes away."""
+        webhooks = self._runtime.metrics.webhooks
+        known: set[str] = set()
+        while True:
+            try:
+                counts = await store.backlog(self._runtime.engine)
+            except Exception as exc:
+                log.debug("webhook backlog sample failed", error=repr(exc))
+            else:
+                for endpoint_id in known - counts.keys():
+                    webhooks.forget_backlog(endpoint_id)
+                for endpoint_id, count in counts.items():
+                    webhooks.backlog(endpoint_id, count)
+                known = set(counts)
+            await asyncio.sleep(BACKLOG_SAMPLE_S)
 
     async def _forward_wakeups(self) -> None:
         """Committed alert changes, and the poll timer for retries coming due, wake the claim loop."""
@@ -155,6 +177,7 @@ class Dispatcher:
         except Exception as exc:  # recorded as a failed attempt rather than left leased
             log.exception("webhook attempt failed unexpectedly", delivery_id=row.delivery_id)
             result = AttemptResult(None, f"{type(exc).__name__}: {exc}"[:500], 0.0)
+        self._runtime.metrics.webhooks.attempt(row.endpoint_id, ok=result.ok)
         lanes = self._policy.lanes_after(self._lanes.get(row.endpoint_id, 1), ok=result.ok)
         if lanes > 1:
             self._lanes[row.endpoint_id] = lanes

@@ -1,0 +1,160 @@
+"""The metrics against the real broker and database: consumer lag per partition, the outbox backlog and the age of
+its oldest row, and every app's /metrics passing `promtool check metrics` (skipped where promtool is missing;
+`.ci/run` installs it)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from salesops.console.app import build_app as build_console
+from services.fulfillment_service.app import build_app as build_fulfillment
+from services.planning_service import tables as planning_tables
+from services.planning_service.app import build_app as build_planning
+from services.promotion_service import tables as promotion_tables
+from services.promotion_service.app import build_app as build_promotion
+from services.returns_service.app import build_app as build_returns
+from shared.events import EventType, Topic
+from shared.service import ServiceSpec, build_runtime
+from shared.subscription import Subscription
+from tests.integration.test_consumer_loop import planned
+from tests.integration.test_promotion_flow import promotion_body
+from tests.support import bearer, eventually, produce, running
+
+pytestmark = pytest.mark.integration
+
+BUILDERS = {
+    "promotion": build_promotion,
+    "fulfillment": build_fulfillment,
+    "returns": build_returns,
+    "planning": build_planning,
+}
+PROMTOOL = shutil.which("promtool")
+
+
+def promtool_check(text: str) -> str:
+    """Problems `promtool check metrics` finds in an exposition ('' when none)."""
+    assert PROMTOOL is not None
+    done = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60, check=False
+    )
+    return "" if done.returncode == 0 else (done.stdout + done.stderr).decode()
+
+
+async def test_consumer_lag_is_what_is_left_of_each_partition_after_each_fetch(settings, broker):
+    settings.consumer_batch_size = 1
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def slow(uow, event, data):
+        handled.append(data.promotion_id)
+        if len(handled) == 2:
+            await release.wait()
+
+    spec = ServiceSpec(
+        name="planning",
+        metadata=planning_tables.metadata,
+        routers=[],
+        subscriptions=[Subscription("lag-test", (Topic.PROMOTIONS.value,), {EventType.PROMOTION_PLANNED.value: slow})],
+    )
+    runtime = build_runtime(spec, settings)
+    for n in range(5):
+        await produce(broker.bootstrap_servers, Topic.PROMOTIONS.value, planned(f"P{n}").to_json(), key=b"SKU-1")
+    [consumer] = runtime.consumers
+    task = asyncio.create_task(consumer.run())
+
+    def lag() -> dict[str, float]:
+        samples = [s for f in runtime.metrics.consumer_lag.collect() for s in f.samples]
+        return {s.labels["partition"]: s.value for s in samples if s.labels["consumer"] == "lag-test"}
+
+    try:
+        # One message fetched and handled, the second one in hand: four behind the high watermark.
+        assert 4.0 in (await eventually(lambda: _truthy(lag() if len(handled) == 2 else {}))).values()
+        release.set()
+        await eventually(lambda: _truthy(len(handled) == 5 and set(lag().values()) == {0.0}))
+        assert len(lag()) == settings.topic_partitions, "every assigned partition has its series"
+    finally:
+        release.set()
+        consumer.stop()
+        await asyncio.wait_for(task, timeout=15)
+        await runtime.producer.stop()
+        await runtime.engine.dispose()
+    assert lag() == {}, "a stopped consumer leaves no stale series"
+
+
+async def test_the_relay_reports_the_outbox_backlog_and_the_age_of_its_oldest_row(settings, broker, db):
+    spec = ServiceSpec(name="promotion", metadata=promotion_tables.metadata, routers=[])
+    runtime = build_runtime(spec, settings)
+    for age_s in (90, 30):
+        await db.execute(
+            "insert into promotion.outbox (event_id, event_type, topic, key, payload, created_at)"
+            " values ($1, $2, $3, $4, $5, now() - make_interval(secs => $6))",
+            str(uuid.uuid4()),
+            EventType.PROMOTION_PLANNED.value,
+            Topic.PROMOTIONS.value,
+            "SKU-1",
+            planned("OLD").to_json(),
+            float(age_s),
+        )
+
+    def gauge(name: str) -> float | None:
+        return runtime.metrics.registry.get_sample_value(name, {"service": "promotion"})
+
+    try:
+        pending, age = await runtime.relay.measure_backlog()
+        assert pending == 2 and 90 <= age < 120
+        assert gauge("salesops_outbox_pending_rows") == 2
+        assert gauge("salesops_outbox_oldest_pending_age_seconds") == age
+        assert await runtime.relay.publish_batch() == 2
+        assert await runtime.relay.measure_backlog() == (0, 0.0)
+        assert gauge("salesops_outbox_pending_rows") == 0
+        assert gauge("salesops_outbox_oldest_pending_age_seconds") == 0
+    finally:
+        await runtime.producer.stop()
+        await runtime.engine.dispose()
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (.ci/run installs it from Debian)")
+@pytest.mark.parametrize("service", sorted(BUILDERS))
+async def test_every_service_exposes_metrics_promtool_accepts(settings, api_keys, service):
+    async with running(BUILDERS[service](settings)) as client:
+        await client.get("/v1/whoami", headers=bearer(api_keys["admin"]))
+        if service == "promotion":
+            created = await client.post(
+                "/v1/promotions", json=promotion_body("PROM-1"), headers=bearer(api_keys["marketing"])
+            )
+            assert created.status_code == 201, created.text
+
+        async def consumer_series() -> str:
+            text = (await client.get("/metrics")).text
+            return text if "salesops_consumer_lag_messages{" in text and "salesops_outbox_pending_rows{" in text else ""
+
+        text = await eventually(consumer_series, message=f"{service} never reported its consumer lag and backlog")
+    for family in (
+        "salesops_http_requests_total",
+        "salesops_events_dead_lettered_total",
+        "salesops_sse_streams_open",
+        "salesops_webhook_backlog_deliveries",
+        "salesops_webhook_attempts_total",
+        "salesops_outbox_oldest_pending_age_seconds",
+    ):
+        assert f"# TYPE {family.removesuffix('_total')}" in text, family
+    assert promtool_check(text) == ""
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (.ci/run installs it from Debian)")
+async def test_the_console_exposes_metrics_promtool_accepts():
+    async with running(build_console()) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert 'salesops_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in response.text
+    assert promtool_check(response.text) == ""
+
+
+async def _truthy(value: object) -> object:
+    return value
