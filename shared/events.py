@@ -19,6 +19,9 @@ class Topic(StrEnum):
     RETURNS = "salesops.returns"
     SALES_ALERTS = "salesops.sales-alerts"
     PLANS = "salesops.plans"
+    # Customers: sales orders (fulfillment) and accounts (returns).
+    ORDERS = "salesops.orders"
+    ACCOUNTS = "salesops.accounts"
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -44,6 +47,14 @@ class EventType(StrEnum):
     MPS_REVISED = "salesops.mps.revised.v1"
     CAPACITY_CONFLICT_DETECTED = "salesops.capacity-conflict.detected.v1"
     CAPACITY_CONFLICT_RESOLVED = "salesops.capacity-conflict.resolved.v1"
+    # Customers: sales orders, accounts and the promises planning makes to them.
+    SALES_ORDER_BOOKED = "salesops.sales-order.booked.v1"
+    SALES_ORDER_CHANGED = "salesops.sales-order.changed.v1"
+    SALES_ORDER_CANCELLED = "salesops.sales-order.cancelled.v1"
+    SHIPMENT_RECORDED = "salesops.shipment.recorded.v1"
+    ACCOUNT_CHANGED = "salesops.account.changed.v1"
+    PROMISE_AT_RISK = "salesops.promise.at-risk.v1"
+    PROMISE_RESTORED = "salesops.promise.restored.v1"
 
 
 # ---------------------------------------------------------------- v1 data models
@@ -211,6 +222,115 @@ EVENT_CATALOG: dict[EventType, tuple[Topic, type[EventData]]] = {
     EventType.CAPACITY_CONFLICT_DETECTED: (Topic.PLANS, CapacityConflictData),
     EventType.CAPACITY_CONFLICT_RESOLVED: (Topic.PLANS, CapacityConflictData),
 }
+
+
+# ---------------------------------------------------------------- customers: sales orders, accounts, promises
+# Kept together so that additions elsewhere in this module merge cleanly.
+
+# The service-differentiation tiers of an account (`segment`), highest first.
+Segment = Literal["strategic", "integrated", "emerging", "stable"]
+# Matches the API's limit on lines per sales order.
+MAX_ORDER_LINES = 500
+
+
+class SalesOrderLineData(EventData):
+    line_id: str = Field(min_length=1)
+    sku: str = Field(min_length=1)
+    quantity: int = Field(ge=0)
+    requested_on: date
+    promised_on: date
+    unit_price: float | None = Field(default=None, ge=0)
+    unit_cost: float | None = Field(default=None, ge=0)
+    shipped_quantity: int = Field(ge=0)
+    # What is still to ship: quantity minus shipped, and 0 once the order is cancelled.
+    open_quantity: int = Field(ge=0)
+
+
+class SalesOrderData(EventData):
+    """Event-carried state of a sales order: every order event carries the whole order at `version`.
+
+    `version` starts at 1 when the order is booked and grows by one with every change, shipment and the
+    cancellation; a consumer never applies an older version over a newer one. `tier` is the account's tier
+    as the fulfillment service knew it when the event was written (null: it had not heard of the account).
+    """
+
+    order_id: str = Field(min_length=1)
+    account_id: str = Field(min_length=1)
+    tier: Segment | None = None
+    ordered_on: date
+    rush: bool = False
+    status: Literal["open", "partially_shipped", "shipped", "cancelled"]
+    version: int = Field(ge=1)
+    booked_at: datetime
+    lines: list[SalesOrderLineData] = Field(min_length=1, max_length=MAX_ORDER_LINES)
+
+
+class ShipmentLineData(EventData):
+    line_id: str = Field(min_length=1)
+    sku: str = Field(min_length=1)
+    quantity: int = Field(gt=0)
+
+
+class ShipmentData(EventData):
+    shipment_id: str = Field(min_length=1)
+    shipped_on: date
+    lines: list[ShipmentLineData] = Field(min_length=1, max_length=MAX_ORDER_LINES)
+
+
+class ShipmentRecordedData(SalesOrderData):
+    """A delivery (one drop) of a sales order: the order as it stands after it, and the shipment itself."""
+
+    shipment: ShipmentData
+
+
+class AccountChangedData(EventData):
+    """Event-carried state of an account: its tier (`segment`) and owner; the highest `version` is current."""
+
+    account_id: str = Field(min_length=1)
+    name: str
+    segment: Segment
+    owner_email: str | None = None
+    version: int = Field(ge=1)
+    changed_at: datetime
+
+
+class PromiseDriverData(EventData):
+    """An event that moved the plan (a capacity cut, a promotion, a booked order)."""
+
+    event_id: str = Field(min_length=1)
+    type: str | None = None
+    summary: str = ""
+
+
+class PromiseData(EventData):
+    """A booked order line's promise as a plan revision leaves it: `at-risk` when it can no longer be met on
+    `promised_on` (short by `quantity_short`; `earliest_on` null when no date in the horizon covers it),
+    `restored` when it is covered again."""
+
+    order_id: str = Field(min_length=1)
+    line_id: str = Field(min_length=1)
+    account_id: str = Field(min_length=1)
+    tier: Segment
+    sku: str = Field(min_length=1)
+    quantity: float = Field(ge=0)
+    quantity_short: float = Field(ge=0)
+    promised_on: date
+    earliest_on: date | None = None
+    plan_version: int = Field(ge=1)
+    drivers: list[PromiseDriverData] = Field(default_factory=list)
+
+
+EVENT_CATALOG.update(
+    {
+        EventType.SALES_ORDER_BOOKED: (Topic.ORDERS, SalesOrderData),
+        EventType.SALES_ORDER_CHANGED: (Topic.ORDERS, SalesOrderData),
+        EventType.SALES_ORDER_CANCELLED: (Topic.ORDERS, SalesOrderData),
+        EventType.SHIPMENT_RECORDED: (Topic.ORDERS, ShipmentRecordedData),
+        EventType.ACCOUNT_CHANGED: (Topic.ACCOUNTS, AccountChangedData),
+        EventType.PROMISE_AT_RISK: (Topic.PLANS, PromiseData),
+        EventType.PROMISE_RESTORED: (Topic.PLANS, PromiseData),
+    }
+)
 
 
 def topic_of(event_type: EventType) -> Topic:
