@@ -1,0 +1,206 @@
+"""Planning's copy of the customers' side: sales orders with their lines (newest version wins) and each
+account's tier (newest version wins), and the open order lines as the planning core reads them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, literal, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.planning_service import tables
+from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER, OrderLine, Tier
+
+
+@dataclass(frozen=True)
+class OrderLineRecord:
+    line_id: str
+    sku: str
+    quantity: float
+    shipped_quantity: float
+    open_quantity: float
+    requested_on: date
+    promised_on: date
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """A sales order at one version, as an order event carried it. `tier` is the one the event stamped."""
+
+    order_id: str
+    account_id: str
+    tier: str | None
+    status: str
+    version: int
+    booked_at: datetime
+    event_id: str
+    lines: tuple[OrderLineRecord, ...]
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    account_id: str
+    name: str
+    segment: str
+    owner_email: str | None
+    version: int
+    changed_at: datetime
+    event_id: str
+
+
+@dataclass(frozen=True)
+class SavedAccount:
+    """An account version that was newer than the stored one; `previous_segment` is None for a new account."""
+
+    previous_segment: str | None
+
+
+def open_lines_query(skus: Collection[str] | None) -> Select[Any]:
+    """Open lines of uncancelled orders with their tier: planning's copy of the account first, then the tier
+    the order event stamped, then the tier of an unknown account."""
+    lines, orders, accounts = tables.order_lines, tables.orders, tables.accounts
+    tier = func.coalesce(accounts.c.segment, orders.c.tier, literal(UNKNOWN_ACCOUNT_TIER.value))
+    query = (
+        select(
+            lines.c.order_id,
+            lines.c.line_id,
+            orders.c.account_id,
+            tier.label("tier"),
+            lines.c.sku,
+            lines.c.open_quantity,
+            lines.c.promised_on,
+            orders.c.booked_at,
+            orders.c.version,
+        )
+        .select_from(
+            lines.join(orders, orders.c.order_id == lines.c.order_id).outerjoin(
+                accounts, accounts.c.account_id == orders.c.account_id
+            )
+        )
+        .where(lines.c.open_quantity > 0, orders.c.status != "cancelled")
+    )
+    if skus is not None:
+        query = query.where(lines.c.sku.in_(list(skus)))
+    return query
+
+
+def order_line_from_row(row: Any) -> OrderLine:
+    return OrderLine(
+        order_id=row.order_id,
+        line_id=row.line_id,
+        account_id=row.account_id,
+        tier=Tier(row.tier),
+        sku=row.sku,
+        open_quantity=row.open_quantity,
+        promised_on=row.promised_on,
+        booked_at=row.booked_at,
+        version=row.version,
+    )
+
+
+async def open_order_lines(session: AsyncSession, skus: Collection[str] | None) -> dict[str, list[OrderLine]]:
+    """Open order lines by SKU (of the given SKUs, or all)."""
+    found: dict[str, list[OrderLine]] = defaultdict(list)
+    for row in (await session.execute(open_lines_query(skus))).all():
+        found[row.sku].append(order_line_from_row(row))
+    return found
+
+
+class CustomerSql:
+    session: AsyncSession
+
+    async def save_order(self, order: OrderRecord) -> set[str] | None:
+        """Keep the order and replace its lines when it is newer than the stored version.
+
+        Returns the SKUs its lines had before (empty for a new order), or None when the stored version is
+        as new or newer: an older or repeated version changes nothing.
+        """
+        orders, lines = tables.orders, tables.order_lines
+        before = await self.session.execute(select(lines.c.sku).where(lines.c.order_id == order.order_id))
+        skus_before = set(before.scalars())
+        statement = insert(orders).values(
+            order_id=order.order_id,
+            account_id=order.account_id,
+            tier=order.tier,
+            status=order.status,
+            version=order.version,
+            booked_at=order.booked_at,
+            last_event_id=order.event_id,
+        )
+        kept = ("account_id", "tier", "status", "version", "booked_at", "last_event_id")
+        saved = await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[orders.c.order_id],
+                set_={k: statement.excluded[k] for k in kept} | {"updated_at": func.now()},
+                where=orders.c.version < statement.excluded.version,
+            ).returning(orders.c.order_id)
+        )
+        if saved.first() is None:
+            return None
+        await self.session.execute(delete(lines).where(lines.c.order_id == order.order_id))
+        await self.session.execute(
+            insert(lines),
+            [
+                {
+                    "order_id": order.order_id,
+                    "line_id": line.line_id,
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "shipped_quantity": line.shipped_quantity,
+                    "open_quantity": line.open_quantity,
+                    "requested_on": line.requested_on,
+                    "promised_on": line.promised_on,
+                }
+                for line in order.lines
+            ],
+        )
+        return skus_before
+
+    async def account_segment(self, account_id: str) -> str | None:
+        accounts = tables.accounts
+        query = select(accounts.c.segment).where(accounts.c.account_id == account_id)
+        segment: str | None = (await self.session.execute(query)).scalar()
+        return segment
+
+    async def save_account(self, account: AccountRecord) -> SavedAccount | None:
+        """Keep the account when its version is newer than the stored one; None when it is not."""
+        accounts = tables.accounts
+        previous = await self.account_segment(account.account_id)
+        statement = insert(accounts).values(
+            account_id=account.account_id,
+            name=account.name,
+            segment=account.segment,
+            owner_email=account.owner_email,
+            version=account.version,
+            changed_at=account.changed_at,
+            last_event_id=account.event_id,
+        )
+        kept = ("name", "segment", "owner_email", "version", "changed_at", "last_event_id")
+        saved = await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[accounts.c.account_id],
+                set_={k: statement.excluded[k] for k in kept},
+                where=accounts.c.version < statement.excluded.version,
+            ).returning(accounts.c.account_id)
+        )
+        return SavedAccount(previous) if saved.first() is not None else None
+
+    async def open_skus_of_account(self, account_id: str) -> set[str]:
+        """SKUs of the account's open order lines."""
+        lines, orders = tables.order_lines, tables.orders
+        query = (
+            select(lines.c.sku)
+            .distinct()
+            .select_from(lines.join(orders, orders.c.order_id == lines.c.order_id))
+            .where(orders.c.account_id == account_id, orders.c.status != "cancelled", lines.c.open_quantity > 0)
+        )
+        return set((await self.session.execute(query)).scalars())
+
+    async def open_lines_of_sku(self, sku: str) -> list[OrderLine]:
+        """One SKU's open lines (the partial index on open lines by SKU answers it)."""
+        return (await open_order_lines(self.session, [sku])).get(sku, [])
