@@ -96,6 +96,7 @@ async def test_a_promotion_moves_its_week_and_publishes_the_revision(planning_se
         second = revisions[1]["data"]
         assert second["driver_event_ids"] == [event.id]
         assert sorted((c["week_start"], c["field"], c["before"], c["after"]) for c in second["changed_weeks"]) == [
+            (PROMO_WEEK, "atp", 100, 150),  # what the week makes is free to promise
             (PROMO_WEEK, "forecast", 100, 150),
             (PROMO_WEEK, "mps_quantity", 100, 150),
         ]
@@ -108,6 +109,7 @@ async def test_a_promotion_moves_its_week_and_publishes_the_revision(planning_se
         assert {(c["field"], c["before"], c["after"]) for c in newest["changes"]} == {
             ("forecast", 100, 150),
             ("mps_quantity", 100, 150),
+            ("atp", 100, 150),
         }
         summary = (await client.get("/v1/mps", headers=planner)).json()
         assert summary["data"][0]["sku"] == "SKU-1"

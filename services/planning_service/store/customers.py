@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, literal, select
+from sqlalchemy import ARRAY, BindParameter, Select, String, any_, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,6 +60,12 @@ class SavedAccount:
     previous_segment: str | None
 
 
+def sku_array(skus: Collection[str]) -> BindParameter[Any]:
+    """SKUs as one array parameter (`sku = any(:skus)`): a full re-plan's tens of thousands of SKUs would
+    overflow the bind parameters an `IN` list takes."""
+    return literal(sorted(skus), ARRAY(String))
+
+
 def open_lines_query(skus: Collection[str] | None) -> Select[Any]:
     """Open lines of uncancelled orders with their tier: planning's copy of the account first, then the tier
     the order event stamped, then the tier of an unknown account."""
@@ -85,7 +91,7 @@ def open_lines_query(skus: Collection[str] | None) -> Select[Any]:
         .where(lines.c.open_quantity > 0, orders.c.status != "cancelled")
     )
     if skus is not None:
-        query = query.where(lines.c.sku.in_(list(skus)))
+        query = query.where(lines.c.sku == any_(sku_array(skus)))
     return query
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import any_, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +18,7 @@ from services.planning_service.domain import SkuPlan
 from services.planning_service.domain.allocation import NO_PROTECTION, AllocationPolicy
 from services.planning_service.domain.orders import OrderLine, Tier
 from services.planning_service.domain.promises import AtRiskLine
-from services.planning_service.store.customers import open_order_lines
+from services.planning_service.store.customers import open_order_lines, sku_array
 from services.planning_service.store.inputs import plan_from_json
 
 
@@ -62,7 +62,7 @@ class PromisingSql:
         table = tables.promises_at_risk
         query = select(table).order_by(table.c.order_id, table.c.line_id)
         if skus is not None:
-            query = query.where(table.c.sku.in_(list(skus)))
+            query = query.where(table.c.sku == any_(sku_array(skus)))
         found: dict[str, list[AtRiskLine]] = defaultdict(list)
         for row in (await self.session.execute(query)).all():
             found[row.sku].append(at_risk_from_row(row))
@@ -75,7 +75,7 @@ class PromisingSql:
         if not reviewed:
             return
         table = tables.promises_at_risk
-        await self.session.execute(delete(table).where(table.c.sku.in_(list(reviewed))))
+        await self.session.execute(delete(table).where(table.c.sku == any_(sku_array(reviewed))))
         rows = [
             {
                 "order_id": line.order_id,
