@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,7 +19,12 @@ app = typer.Typer(help="salesops: event-driven sales and operations planning.", 
 topics_app = typer.Typer(help="Kafka topics of the contract.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(events.app, name="events")
+outbox_app = typer.Typer(
+    help="Outbox events a service's relay parked because the broker refuses them.", no_args_is_help=True
+)
+app.add_typer(outbox_app, name="outbox")
 console = Console()
+T = TypeVar("T")
 
 
 class ServiceName(StrEnum):
@@ -145,3 +151,88 @@ def topics_create(
         )
     )
     console.print(f"created {len(created)} topic(s); {len(ALL_TOPICS) - len(created)} already existed")
+
+
+OutboxService = Annotated[ServiceName, typer.Option("--service", help="whose outbox")]
+OutboxDataDir = Annotated[
+    Path, typer.Option(help="the `salesops up` data dir whose PostgreSQL to use (unless SALESOPS_DATABASE_URL is set)")
+]
+
+
+@outbox_app.command("list-parked")
+def outbox_list_parked(
+    service: OutboxService,
+    data_dir: OutboxDataDir = Path(".salesops"),
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document instead of a table")] = False,
+) -> None:
+    """List the parked events: what each is, how large, and why the broker refused it."""
+    from salesops import outbox_admin
+
+    parked = _operate(lambda url: outbox_admin.list_parked(url, service.value), data_dir)
+    if as_json:
+        import dataclasses
+        import json
+
+        typer.echo(json.dumps([dataclasses.asdict(p) for p in parked], default=str))
+        return
+    if not parked:
+        console.print(f"no parked events in the {service.value} outbox")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"parked events of the {service.value} service")
+    for column in ("id", "event type", "key", "bytes", "parked at", "reason"):
+        table.add_column(column)
+    for p in parked:
+        table.add_row(str(p.id), p.event_type, p.key, f"{p.payload_bytes:,}", p.parked_at.isoformat(), p.reason)
+    console.print(table)
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    service: OutboxService,
+    ids: Annotated[list[int] | None, typer.Option("--id", help="a parked row (repeatable)")] = None,
+    every: Annotated[bool, typer.Option("--all", help="every parked row of the service")] = False,
+    data_dir: OutboxDataDir = Path(".salesops"),
+) -> None:
+    """Put parked events back in line: published on the relay's next pass (after the events of the same key
+    published meanwhile), or parked again if the broker still refuses them."""
+    from salesops import outbox_admin
+
+    if bool(ids) == every:
+        console.print("[red]name the rows with --id, or pass --all[/]")
+        raise typer.Exit(2)
+    done = _operate(lambda url: outbox_admin.retry_parked(url, service.value, None if every else ids), data_dir)
+    console.print(f"{len(done)} event(s) back in line: {done}")
+    _report_missing(ids, done)
+
+
+@outbox_app.command("drop")
+def outbox_drop(
+    service: OutboxService,
+    ids: Annotated[list[int], typer.Option("--id", help="a parked row (repeatable)")],
+    data_dir: OutboxDataDir = Path(".salesops"),
+) -> None:
+    """Delete parked events for good: consumers will never see them."""
+    from salesops import outbox_admin
+
+    done = _operate(lambda url: outbox_admin.drop_parked(url, service.value, ids), data_dir)
+    console.print(f"{len(done)} event(s) dropped: {done}")
+    _report_missing(ids, done)
+
+
+def _operate(action: Callable[[str], Coroutine[Any, Any, T]], data_dir: Path) -> T:
+    from salesops.outbox_admin import OperatorError, database_url
+
+    try:
+        return asyncio.run(action(database_url(data_dir)))
+    except OperatorError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+
+def _report_missing(asked: list[int] | None, done: list[int]) -> None:
+    missing = sorted(set(asked or ()) - set(done))
+    if missing:
+        console.print(f"[yellow]not parked (or no such row): {missing}[/]")
+        raise typer.Exit(1)

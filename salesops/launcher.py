@@ -198,6 +198,8 @@ class Launcher:
                 # The embedded broker has no transactions or idempotent producers; correctness comes from
                 # the outbox and the inbox.
                 env["SALESOPS_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
+                # The broker forgets its log when it stops; the outboxes are the durable log on one machine.
+                env.setdefault("SALESOPS_RELAY_REPUBLISH_ON_NEW_BROKER", "true")
                 env.setdefault("SALESOPS_CONSUMER_SESSION_TIMEOUT_MS", "6000")
                 env.setdefault("SALESOPS_CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")
         with self.console.status("creating topics and running migrations ..."):

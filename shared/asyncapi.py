@@ -39,7 +39,12 @@ TOPIC_DESCRIPTIONS: dict[Topic, str] = {
     Topic.ORDER_VOLUMES: "Daily order volumes per SKU over all warehouses, and the order spikes detected in them.",
     Topic.RETURNS: "Returns and complaints as they are recorded.",
     Topic.SALES_ALERTS: "Sales alerts, raised and then updated (acknowledged, resolved, new evidence).",
-    Topic.PLANS: "Revisions of the master production schedule and the capacity conflicts they reveal.",
+    Topic.PLANS: "Revisions of the master production schedule, the capacity conflicts they reveal, and the "
+    "promises to booked order lines they put at risk or restore.",
+    Topic.ORDERS: "Sales orders, keyed by order id: booked, changed, shipped and cancelled, each event carrying "
+    "the whole order and its `version` (a consumer never applies an older version over a newer one).",
+    Topic.ACCOUNTS: "Accounts with their service tier (`segment`) and owner, keyed by account id; the highest "
+    "`version` of an account is current.",
 }
 
 # The headers a consumer adds when it moves a message to `<topic>.dlq` (next to the original's headers).

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Iterable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.errors import ProblemError
@@ -23,6 +23,8 @@ class Scope(StrEnum):
     PROMOTIONS_WRITE = "promotions:write"
     VOLUMES_READ = "volumes:read"
     VOLUMES_WRITE = "volumes:write"
+    ORDERS_READ = "orders:read"
+    ORDERS_WRITE = "orders:write"
     RETURNS_READ = "returns:read"
     RETURNS_WRITE = "returns:write"
     ALERTS_READ = "alerts:read"
@@ -49,12 +51,13 @@ CLIENT_ROLES: dict[str, tuple[Scope, ...]] = {
     "marketing": (Scope.PROMOTIONS_READ, Scope.PROMOTIONS_WRITE),
     "warehouse": (Scope.VOLUMES_READ, Scope.VOLUMES_WRITE),
     "returns-desk": (Scope.RETURNS_READ, Scope.RETURNS_WRITE),
-    "crm": (Scope.ALERTS_READ, Scope.WEBHOOKS_MANAGE, Scope.PROMOTIONS_READ),
+    "crm": (Scope.ALERTS_READ, Scope.WEBHOOKS_MANAGE, Scope.PROMOTIONS_READ, Scope.ORDERS_READ, Scope.ORDERS_WRITE),
     "planner": (
         Scope.PLANNING_READ,
         Scope.PLANNING_WRITE,
         Scope.PROMOTIONS_READ,
         Scope.VOLUMES_READ,
+        Scope.ORDERS_READ,
         Scope.RETURNS_READ,
         Scope.ALERTS_READ,
     ),
@@ -128,21 +131,45 @@ def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+def authenticate(request: Request) -> ApiKey:
+    """The caller's key, whatever its scopes; 401 without a known, unrevoked one."""
+    store: KeyStore = request.app.state.runtime.keys
+    header = request.headers.get("authorization", "")
+    kind, _, secret = header.partition(" ")
+    if kind.lower() != "bearer" or not secret.strip():
+        raise _unauthorized("send an API key as 'Authorization: Bearer <key>'")
+    key = store.lookup(secret.strip())
+    if key is None:
+        raise _unauthorized("the API key is unknown or revoked")
+    return key
+
+
 def require(scope: Scope) -> Callable[..., Any]:
     """A dependency that admits only callers whose key carries `scope`."""
 
     def check(request: Request) -> ApiKey:
-        store: KeyStore = request.app.state.runtime.keys
-        header = request.headers.get("authorization", "")
-        kind, _, secret = header.partition(" ")
-        if kind.lower() != "bearer" or not secret.strip():
-            raise _unauthorized("send an API key as 'Authorization: Bearer <key>'")
-        key = store.lookup(secret.strip())
-        if key is None:
-            raise _unauthorized("the API key is unknown or revoked")
+        key = authenticate(request)
         if scope not in key.scopes:
             raise ProblemError(403, "Forbidden", f"the API key '{key.name}' lacks the scope '{scope.value}'")
         return key
 
     check.__name__ = f"require_{scope.name.lower()}"
     return check
+
+
+class Identity(BaseModel):
+    """Which key a caller signed in with and what it may do; never the secret itself."""
+
+    name: str = Field(description="the key's name in the API keys file, e.g. `planner`")
+    scopes: list[Scope]
+
+
+def identity_router() -> APIRouter:
+    """`GET /v1/whoami` on every service, so a client (the console) can tell a person which key is in use."""
+    router = APIRouter(tags=["identity"])
+
+    @router.get("/v1/whoami", response_model=Identity, summary="The name and scopes of the calling API key")
+    async def whoami(key: Annotated[ApiKey, Depends(authenticate)]) -> Identity:
+        return Identity(name=key.name, scopes=key.scopes)
+
+    return router

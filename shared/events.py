@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.types import RECEIVED, EventDate
+
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 
 
@@ -76,13 +78,20 @@ class CannibalizationData(EventData):
     pct: float = Field(ge=0, le=100)
 
 
+# Bounds of a promotion's lists, shared by the promotion API and planning's scenarios (which take the same
+# body). With every SKU and label at its longest, a promotion event stays far below the broker's 1 MB limit.
+MAX_PROMOTION_ITEMS = 1_000
+MAX_CANNIBALIZED = 500
+MAX_PROMOTION_LABELS = 100
+
+
 class PromotionData(EventData):
     """Event-carried state of a promotion: every promotion event carries the whole promotion."""
 
     promotion_id: str = Field(min_length=1)
     name: str
-    starts_on: date
-    ends_on: date
+    starts_on: EventDate
+    ends_on: EventDate
     items: list[PromotionItemData] = Field(min_length=1)
     post_promo_dip_pct: float = Field(default=0, ge=0, le=100)
     post_promo_dip_weeks: int = Field(default=0, ge=0)
@@ -97,7 +106,7 @@ class PromotionData(EventData):
 class LaunchData(EventData):
     launch_id: str = Field(min_length=1)
     sku: str = Field(min_length=1)
-    launch_on: date
+    launch_on: EventDate
     reference_sku: str = Field(min_length=1)
     scale_pct: float = Field(default=100, gt=0)
     ramp_weeks: int = Field(default=0, ge=0)
@@ -105,32 +114,38 @@ class LaunchData(EventData):
 
 class VolumeLineData(EventData):
     sku: str = Field(min_length=1)
-    day: date
+    day: EventDate
     units_ordered: int = Field(ge=0)
     units_shipped: int = Field(ge=0)
     units_backordered: int = Field(ge=0)
 
 
 class OrderVolumeReportData(EventData):
-    warehouse_id: str = Field(min_length=1)
+    """The inbound warehouse report: the body of `POST /v1/order-volumes`; its handler applies that body's rules."""
+
+    warehouse_id: str = Field(min_length=1, max_length=100)
     lines: list[VolumeLineData] = Field(min_length=1, max_length=10_000)
 
 
 class DailyTotalData(EventData):
-    day: date
+    day: EventDate
     units_ordered: int = Field(ge=0)
     units_shipped: int = Field(ge=0)
     units_backordered: int = Field(ge=0)
 
 
+# A producer announces more changed days of one SKU in several events, so that no event nears the broker's limit.
+MAX_REPORTED_DAYS = 1_000
+
+
 class OrderVolumeReportedData(EventData):
     sku: str = Field(min_length=1)
-    days: list[DailyTotalData] = Field(min_length=1)
+    days: list[DailyTotalData] = Field(min_length=1, description=f"At most {MAX_REPORTED_DAYS:,} days an event")
 
 
 class OrderSpikeData(EventData):
     sku: str = Field(min_length=1)
-    day: date
+    day: EventDate
     units: float = Field(ge=0)
     baseline: float = Field(ge=0)
     ratio: float | None = None
@@ -148,7 +163,7 @@ class ReturnData(EventData):
     account_id: str = Field(min_length=1)
     reason: str
     condition: str
-    returned_on: date
+    returned_on: EventDate
     order_id: str | None = None
     resolution: str | None = None
 
@@ -160,7 +175,7 @@ class ComplaintData(EventData):
     category: str
     severity: str
     description: str
-    received_on: date
+    received_on: EventDate
 
 
 class SalesAlertData(EventData):
@@ -418,7 +433,8 @@ def parse_data(event: CloudEvent, topic: str) -> EventData:
     if expected_topic != topic:
         raise InvalidEvent("unknown-type", f"{event.type!r} does not belong on {topic}")
     try:
-        return model.model_validate(event.data)
+        # Dates a client originated are checked against the documented range here, where the event enters.
+        return model.model_validate(event.data, context={RECEIVED: True})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "data"

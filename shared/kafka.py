@@ -15,7 +15,9 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import BrokerResponseError, KafkaError, TopicAlreadyExistsError
+from aiokafka.protocol.metadata import MetadataRequest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from shared.db import UnitOfWork, is_transient
 from shared.events import CloudEvent, EventData, InvalidEvent, dead_letter_topic, parse_data, parse_envelope
@@ -24,8 +26,17 @@ from shared.settings import Settings
 
 log = structlog.get_logger("salesops.kafka")
 
-# Dead letters keep the original bytes, but never more than fits in one broker request.
-_MAX_DEAD_LETTER_BYTES = 900_000
+
+def record_size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> int:
+    """The size the producer gives a record when it checks it against `max_request_size` (an upper bound of the
+    record batch holding it alone), so a record measured here is accepted or refused exactly as it will be."""
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers)))
+
+
+def refused_for_good(exc: BaseException) -> bool:
+    """The broker, or the producer on its behalf, refused this one record and would refuse it again as it is
+    (too large, invalid topic, not authorised): sending it again cannot help, other records are unaffected."""
+    return isinstance(exc, BrokerResponseError) and not exc.retriable
 
 
 class Producer:
@@ -44,7 +55,10 @@ class Producer:
         self._lock = asyncio.Lock()
 
     def _note_outcome(self, future: asyncio.Future[Any]) -> None:
-        if not future.cancelled() and isinstance(future.exception(), KafkaError):
+        if future.cancelled():
+            return
+        error = future.exception()
+        if isinstance(error, KafkaError) and not refused_for_good(error):
             self._failed = True
 
     async def ensure_started(self) -> AIOKafkaProducer:
@@ -66,6 +80,7 @@ class Producer:
                     enable_idempotence=self._settings.kafka_enable_idempotence,
                     request_timeout_ms=self._settings.kafka_request_timeout_ms,
                     metadata_max_age_ms=self._settings.kafka_metadata_max_age_ms,
+                    max_request_size=self._settings.kafka_max_request_bytes,
                     linger_ms=2,
                 )
                 try:
@@ -83,8 +98,11 @@ class Producer:
         producer = await self.ensure_started()
         try:
             future = await producer.send(topic, value=value, key=key, headers=list(headers))
-        except KafkaError:
-            await self.reset()
+        except KafkaError as exc:
+            # A record refused for itself (say, too large) says nothing about the connection: the records already
+            # in flight must not be dropped with the producer.
+            if not refused_for_good(exc):
+                await self.reset()
             raise
         future.add_done_callback(self._note_outcome)
         return future
@@ -93,6 +111,19 @@ class Producer:
         self, topic: str, *, value: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] = ()
     ) -> None:
         await (await self.send(topic, value=value, key=key, headers=headers))
+
+    async def cluster_id(self, timeout_s: float = 5.0) -> str:
+        """The id of the cluster the producer is connected to, asked of the broker now (never a cached value)."""
+        async with asyncio.timeout(timeout_s):
+            client = (await self.ensure_started()).client
+            node_id = client.get_random_node()
+            if node_id is None:
+                raise KafkaError("no broker known")
+            response = await client.send(node_id, MetadataRequest([]))
+        cluster_id = response.to_object().get("cluster_id")
+        if not cluster_id:
+            raise KafkaError("the broker did not name its cluster")
+        return str(cluster_id)
 
     async def reset(self) -> None:
         # The old producer is fully stopped before a new one can start: two producers writing the same
@@ -455,9 +486,6 @@ class EventConsumer:
     async def _dead_letter(self, message: ConsumerRecord[bytes, bytes], reason: str, detail: str) -> None:
         value = message.value or b""
         headers = list(message.headers or ())
-        if len(value) > _MAX_DEAD_LETTER_BYTES:
-            headers.append(("dlq-truncated-from-bytes", str(len(value)).encode()))
-            value = value[:_MAX_DEAD_LETTER_BYTES]
         headers += [
             ("dlq-reason", reason.encode()),
             ("dlq-detail", detail[:2000].encode()),
@@ -467,6 +495,12 @@ class EventConsumer:
             ("dlq-consumer", self.subscription.name.encode()),
             ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),
         ]
+        # Dead letters keep the original bytes, but never more than the producer sends in one record (less the
+        # few bytes of the value's length prefix, counted for an empty value here).
+        truncated = [*headers, ("dlq-truncated-from-bytes", str(len(value)).encode())]
+        room = self._settings.kafka_max_request_bytes - record_size(message.key, b"", truncated) - 5
+        if len(value) > room:
+            headers, value = truncated, value[: max(room, 0)]
         delay = self._settings.consumer_backoff_initial_s
         while True:
             try:

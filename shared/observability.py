@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
     from shared.events import CloudEvent
@@ -108,6 +108,24 @@ class Metrics:
         )
         self.relay_errors = Counter(
             "salesops_outbox_relay_errors_total", "Failed relay batches (retried)", ["service"], registry=r
+        )
+        self.outbox_parked = Counter(
+            "salesops_outbox_parked_total",
+            "Outbox rows parked because the broker refuses them, by the error it gave",
+            ["service", "error"],
+            registry=r,
+        )
+        self.outbox_parked_rows = Gauge(
+            "salesops_outbox_parked_rows",
+            "Outbox rows parked now, waiting for an operator (`salesops outbox list-parked`)",
+            ["service"],
+            registry=r,
+        )
+        self.outbox_republished = Counter(
+            "salesops_outbox_republished_total",
+            "Outbox rows published again because the broker came back without its log (embedded broker)",
+            ["service"],
+            registry=r,
         )
         self.consumed = Counter(
             "salesops_events_consumed_total",

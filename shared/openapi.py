@@ -101,12 +101,15 @@ _DEFAULT_DESCRIPTIONS = {
 }
 
 
-def _expected_problems(method: str, operation: dict[str, Any], authenticated: bool) -> set[int]:
+def _expected_problems(method: str, operation: dict[str, Any], scopes: list[str] | None) -> set[int]:
     parameters = operation.get("parameters", [])
     has_body = "requestBody" in operation
     expected = set()
-    if authenticated:
-        expected |= {401, 403}
+    if scopes is not None:
+        expected.add(401)
+    # An operation open to any valid key never answers 403.
+    if scopes:
+        expected.add(403)
     if has_body:
         expected.add(413)
     if has_body or parameters:
@@ -158,7 +161,7 @@ def complete(document: dict[str, Any], scopes: dict[tuple[str, str], list[str]])
                     needs = ", ".join(f"`{s}`" for s in required)
                     operation["description"] = f"{operation.get('description', '')}\n\nScope: {needs}.".strip()
             responses: dict[str, Any] = operation.setdefault("responses", {})
-            for status in _expected_problems(method, operation, required is not None):
+            for status in _expected_problems(method, operation, required):
                 responses.setdefault(str(status), {"description": _DEFAULT_DESCRIPTIONS[status]})
             for code, response in list(responses.items()):
                 if code.isdigit() and 400 <= int(code) < 500:

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import inbox, outbox
 from shared.asyncapi import install_asyncapi
-from shared.auth import KeyStore
+from shared.auth import KeyStore, identity_router
 from shared.db import UnitOfWork, create_engine, database_ready, is_transient
 from shared.errors import install_problem_handlers, problem_response, service_unavailable
 from shared.events import ALL_TOPICS, CloudEvent
@@ -34,6 +34,7 @@ from shared.headers import API_SECURITY_HEADERS, SecurityHeaders
 from shared.kafka import EventConsumer, Producer, Subscription
 from shared.observability import Metrics, child_traceparent, configure_logging
 from shared.openapi import install_openapi, operation_id
+from shared.relay import OutboxRelay
 from shared.settings import Settings
 
 log = structlog.get_logger("salesops.service")
@@ -82,7 +83,7 @@ class Runtime:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     producer: Producer
-    relay: outbox.OutboxRelay
+    relay: OutboxRelay
     keys: KeyStore
     metrics: Metrics
     consumers: list[EventConsumer] = field(default_factory=list)
@@ -93,7 +94,9 @@ class Runtime:
         return UnitOfWork(
             self.sessionmaker,
             source=self.spec.source,
-            record_outbox=lambda session, events: outbox.record_events(session, self.spec.outbox, events),
+            record_outbox=lambda session, events: outbox.record_events(
+                session, self.spec.outbox, events, max_bytes=self.settings.kafka_max_request_bytes
+            ),
             on_commit=self.relay.wake,
             traceparent=traceparent,
         )
@@ -106,7 +109,7 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     engine = create_engine(settings)
     metrics = Metrics()
     producer = Producer(settings, client_id=f"{spec.name}-service", topics=ALL_TOPICS)
-    relay = outbox.OutboxRelay(
+    relay = OutboxRelay(
         engine=engine,
         table=spec.outbox,
         producer=producer,
@@ -115,6 +118,8 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_interval_s,
         retention=timedelta(days=settings.relay_retention_days),
+        max_attempts=settings.relay_max_attempts,
+        republish_on_new_broker=settings.relay_republish_on_new_broker,
     )
     runtime = Runtime(
         spec=spec,
@@ -300,6 +305,19 @@ def create_app(spec: ServiceSpec, settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
 
+    @app.exception_handler(outbox.EventTooLarge)
+    async def _event_too_large(request: Request, exc: outbox.EventTooLarge) -> JSONResponse:
+        return problem_response(
+            413,
+            "Content Too Large",
+            exc.detail,
+            errors=[{"field": "body", "message": exc.detail, "type": "event_too_large"}],
+            instance=request.url.path,
+            event_type=exc.event_type,
+            event_bytes=exc.size,
+            max_event_bytes=exc.limit,
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if is_transient(exc):
@@ -317,6 +335,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)
     app.include_router(health_router())
+    app.include_router(identity_router())
     for router in spec.routers:
         app.include_router(router)
     return app
@@ -362,24 +381,43 @@ def health_router() -> APIRouter:
     @router.get(
         "/readyz",
         summary="Readiness: the database and the broker are reachable",
+        description=(
+            "503 when the database or the broker is unreachable. Parked outbox events (ones the broker refuses) "
+            "leave the service ready, since it serves and publishes everything else, but turn `status` into "
+            "`degraded` and are counted under `checks.outbox`."
+        ),
         responses={503: {"description": "a dependency is unreachable"}},
     )
     async def readyz(runtime: RuntimeDep) -> JSONResponse:
         db_ok, broker_ok = await asyncio.gather(database_ready(runtime.engine), runtime.producer.ready())
-        body = {
-            "status": "ready" if db_ok and broker_ok else "unavailable",
+        parked = await _parked_or_none(runtime) if db_ok else None
+        ready = db_ok and broker_ok
+        body: dict[str, Any] = {
+            "status": "unavailable" if not ready else "degraded" if parked else "ready",
             "checks": {
                 "database": "ok" if db_ok else "unreachable",
                 "broker": "ok" if broker_ok else "unreachable",
+                "outbox": "unknown" if parked is None else f"{parked} parked" if parked else "ok",
             },
         }
-        return JSONResponse(body, status_code=200 if db_ok and broker_ok else 503)
+        if parked:
+            body["parked_events"] = parked
+            body["operator_command"] = f"salesops outbox list-parked --service {runtime.spec.name}"
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics(runtime: RuntimeDep) -> Response:
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+async def _parked_or_none(runtime: Runtime, timeout_s: float = 2.0) -> int | None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await runtime.relay.count_parked()
+    except Exception:
+        return None
 
 
 async def _shutdown(runtime: Runtime) -> None:

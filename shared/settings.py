@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     kafka_request_timeout_ms: int = 10_000
     # How soon clients notice new partitions or a broker that lost its topics.
     kafka_metadata_max_age_ms: int = Field(default=30_000, ge=1000)
+    # The largest record the producer sends (aiokafka's `max_request_size`). Events are measured against it when
+    # they are written, so a request whose event would not fit is refused (413) instead of stored. Keep it at or
+    # below the broker's `message.max.bytes` (Kafka's default, 1048588, fits the default here).
+    kafka_max_request_bytes: int = Field(default=1_048_576, ge=1024)
     topic_partitions: int = Field(default=6, ge=1)
     # One copy suits a single broker; production clusters should set 3 (Strimzi's KafkaTopics already do).
     topic_replication_factor: int = Field(default=1, ge=1)
@@ -31,7 +35,17 @@ class Settings(BaseSettings):
 
     relay_batch_size: int = Field(default=500, ge=1)
     relay_poll_interval_s: float = Field(default=0.5, gt=0)
+    # Published rows are purged from the outbox this long after they were written; on one machine this is also
+    # how far back publishing again to an embedded broker that came back empty reaches.
     relay_retention_days: int = Field(default=7, ge=1)
+    # A row the broker keeps refusing with a retriable error is parked after this many attempts (a row it refuses
+    # for good, e.g. too large, is parked at once); an unreachable broker never counts as an attempt.
+    relay_max_attempts: int = Field(default=10, ge=1)
+    # The embedded broker keeps its log in memory: when the relay finds a broker whose cluster id differs from the
+    # one it last published to, it publishes again, in order, every row still in the outbox (consumers skip what
+    # they had already handled). Real Kafka keeps its log, so this stays off there; `salesops up` turns it on
+    # when it runs the embedded broker.
+    relay_republish_on_new_broker: bool = False
 
     consumer_batch_size: int = Field(default=200, ge=1)
     # The embedded broker completes a group join after half the session timeout; tests and one-machine

@@ -18,7 +18,8 @@ from shared.db import create_engine
 from shared.events import CLOUDEVENTS_CONTENT_TYPE, Topic
 from shared.kafka import Producer
 from shared.observability import Metrics
-from shared.outbox import OutboxRelay, outbox_table
+from shared.outbox import outbox_table
+from shared.relay import OutboxRelay
 from shared.settings import Settings
 
 SKUS = 500

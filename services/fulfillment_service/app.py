@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.fulfillment_service import tables
-from services.fulfillment_service.api import router
+from services.fulfillment_service.api import orders, router
 from services.fulfillment_service.consumer import build_subscription
 from services.fulfillment_service.settings import FulfillmentSettings
 from shared.events import Topic
@@ -18,11 +18,12 @@ def build_spec(settings: FulfillmentSettings) -> ServiceSpec:
     return ServiceSpec(
         name="fulfillment",
         metadata=tables.metadata,
-        routers=[router],
+        routers=[router, orders],
         subscriptions=[build_subscription(settings.spike_rule())],
-        publishes=[Topic.ORDER_VOLUMES],
+        publishes=[Topic.ORDER_VOLUMES, Topic.ORDERS],
         description=(
-            "Warehouse systems report daily order volumes; spikes are detected and told apart from promotions."
+            "Warehouse systems report daily order volumes; spikes are detected and told apart from promotions. "
+            "Sales books orders by account; each booking, change, shipment and cancellation is published once."
         ),
     )
 

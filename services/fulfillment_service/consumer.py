@@ -1,5 +1,6 @@
-"""Kafka subscriptions of the fulfillment service: warehouse reports in, and promotion windows to explain
-spikes. One typed function per event type parses the event into the handler's terms and binds the store."""
+"""Kafka subscriptions of the fulfillment service: warehouse reports in, promotion windows to explain spikes,
+and account tiers to stamp on sales-order events. One typed function per event type parses the event into the
+handler's terms and binds the store."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from services.fulfillment_service.domain import ReportVolumes, SpikeRule
 from services.fulfillment_service.schemas import OrderVolumeReport
 from services.fulfillment_service.store import SqlStore
 from shared.db import UnitOfWork
-from shared.events import CloudEvent, EventType, InvalidEvent, OrderVolumeReportData, PromotionData, Topic
+from shared.events import (
+    AccountChangedData,
+    CloudEvent,
+    EventType,
+    InvalidEvent,
+    OrderVolumeReportData,
+    PromotionData,
+    Topic,
+)
 from shared.kafka import EventHandler, Subscription
 
 log = structlog.get_logger("salesops.fulfillment")
@@ -43,14 +52,19 @@ async def on_promotion_event(uow: UnitOfWork, event: CloudEvent, data: Promotion
     await handlers.on_promotion_event(SqlStore(uow.session), uow, event, data)
 
 
+async def on_account_changed(uow: UnitOfWork, event: CloudEvent, data: AccountChangedData) -> None:
+    await handlers.on_account_changed(SqlStore(uow.session), data)
+
+
 def build_subscription(rule: SpikeRule) -> Subscription:
     return Subscription(
         name="fulfillment-service",
-        topics=(Topic.WAREHOUSE_REPORTS.value, Topic.PROMOTIONS.value),
+        topics=(Topic.WAREHOUSE_REPORTS.value, Topic.PROMOTIONS.value, Topic.ACCOUNTS.value),
         handlers={
             EventType.ORDER_VOLUME_REPORT.value: report_handler(rule),
             EventType.PROMOTION_PLANNED.value: on_promotion_event,
             EventType.PROMOTION_REVISED.value: on_promotion_event,
             EventType.PROMOTION_CANCELLED.value: on_promotion_event,
+            EventType.ACCOUNT_CHANGED.value: on_account_changed,
         },
     )

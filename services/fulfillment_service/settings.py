@@ -1,6 +1,8 @@
-"""Settings of the fulfillment service: the shared ones plus the spike rule (`SALESOPS_SPIKE_*`)."""
+"""Settings of the fulfillment service: the shared ones plus the spike rule (`SALESOPS_SPIKE_*`) and the clock."""
 
 from __future__ import annotations
+
+from datetime import UTC, date, datetime
 
 from pydantic import Field
 
@@ -19,6 +21,11 @@ class FulfillmentSettings(Settings):
     spike_min_ratio: float = Field(default=_DEFAULT.min_ratio, ge=0)
     spike_min_units: float = Field(default=_DEFAULT.min_units, ge=0)
     spike_min_sigma: float = Field(default=_DEFAULT.min_sigma, gt=0)
+    # Pins "today" (ISO date) so tests and replays judge backorders and shipment dates against a fixed day.
+    clock_today: date | None = None
+
+    def today(self) -> date:
+        return self.clock_today or datetime.now(UTC).date()
 
     def spike_rule(self) -> SpikeRule:
         """The rule these settings describe; raises ValueError for an inconsistent combination."""

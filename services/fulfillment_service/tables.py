@@ -2,10 +2,12 @@
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -13,7 +15,7 @@ from sqlalchemy import (
     Table,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from shared.inbox import inbox_table
 from shared.outbox import outbox_table
@@ -67,6 +69,67 @@ promotion_windows = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_promotion_windows_skus", "skus", postgresql_using="gin"),
+)
+
+# Sales orders as booked and since changed; `request_hash` is the fingerprint of the booking request.
+sales_orders = Table(
+    "sales_orders",
+    metadata,
+    Column("order_id", String(100), primary_key=True),
+    Column("account_id", String(100), nullable=False),
+    Column("ordered_on", Date, nullable=False),
+    Column("rush", Boolean, nullable=False),
+    Column("cancelled", Boolean, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("booked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_sales_orders_account", "account_id", "order_id"),
+    Index("ix_sales_orders_status", "status", "order_id"),
+)
+
+sales_order_lines = Table(
+    "sales_order_lines",
+    metadata,
+    Column("order_id", String(100), ForeignKey("sales_orders.order_id", ondelete="CASCADE"), primary_key=True),
+    Column("line_id", String(100), primary_key=True),
+    # Lines keep the order the client gave them in.
+    Column("position", Integer, nullable=False),
+    Column("sku", String(100), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("requested_on", Date, nullable=False),
+    Column("promised_on", Date, nullable=False),
+    Column("unit_price", Float, nullable=True),
+    Column("unit_cost", Float, nullable=True),
+    Column("shipped", Integer, nullable=False, server_default="0"),
+    CheckConstraint("quantity > 0 AND shipped >= 0 AND shipped <= quantity", name="ck_sales_order_lines_quantities"),
+    Index("ix_sales_order_lines_sku", "sku", "order_id"),
+)
+
+# One row per delivery; `request_hash` makes a repeated shipment_id an identical retry or a conflict.
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("shipment_id", String(100), primary_key=True),
+    Column("order_id", String(100), ForeignKey("sales_orders.order_id", ondelete="CASCADE"), nullable=False),
+    Column("shipped_on", Date, nullable=False),
+    Column("lines", JSONB, nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("order_version", Integer, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_shipments_order", "order_id"),
+)
+
+# This service's own copy of each account's tier, from `salesops.accounts` (newest version wins).
+account_tiers = Table(
+    "account_tiers",
+    metadata,
+    Column("account_id", String(100), primary_key=True),
+    Column("segment", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 outbox = outbox_table(metadata)

@@ -4,7 +4,7 @@ the allocation policy and promise checks."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -38,6 +38,7 @@ from shared.errors import invalid, not_found
 from shared.pagination import next_after
 from shared.responses import created_or_existing
 from shared.service import UnitOfWorkDep
+from shared.types import DATE_RANGE, PlanDate
 
 router = APIRouter(prefix="/v1", tags=["planning"])
 
@@ -128,7 +129,7 @@ async def plan_history(sku: SkuPath, uow: UnitOfWorkDep, _: CanRead, limit: Limi
 )
 async def week_history(
     sku: SkuPath,
-    week_start: date,
+    week_start: Annotated[PlanDate, Path(description=f"the Monday of an ISO week, within {DATE_RANGE}")],
     uow: UnitOfWorkDep,
     _: CanRead,
     limit: Limit = 100,
@@ -170,12 +171,14 @@ async def replan(uow: UnitOfWorkDep, settings: SettingsDep, _: CanWrite) -> Repl
     response_model=ScenarioResult,
     summary="The MPS as it would be with these promotions, and its conflicts; commits nothing",
 )
-async def run_scenario(body: ScenarioRequest, uow: UnitOfWorkDep, settings: SettingsDep, _: CanRead) -> ScenarioResult:
+async def run_scenario(body: ScenarioRequest, uow: UnitOfWorkDep, settings: SettingsDep, _: CanRead) -> Response:
     for index, promotion in enumerate(body.promotions):
         if promotion.ends_on < promotion.starts_on:
             raise invalid(f"promotions.{index}.ends_on", "must not be before starts_on")
-    # The unit of work is never committed: it rolls back when the request ends.
-    return await queries.scenario(SqlStore(uow.session), body.promotions, settings)
+    # The unit of work is never committed; the answer is serialised where it is computed, off the event loop.
+    return Response(
+        await queries.scenario(SqlStore(uow.session), body.promotions, settings), media_type="application/json"
+    )
 
 
 @router.get(

@@ -5,8 +5,10 @@ Like every read model, these read through the store and only shape its records i
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
@@ -39,6 +41,7 @@ from services.planning_service.schemas import (
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import (
     OpenConflict,
+    PlanningInputs,
     SqlStore,
     StoredPolicy,
     exceptions_json,
@@ -181,10 +184,14 @@ async def forecast_accuracy(store: SqlStore, skus: list[str] | None, settings: P
 # ---------------------------------------------------------------- scenarios
 
 
-async def scenario(
-    store: SqlStore, proposed: Sequence[ScenarioPromotion], settings: PlanningSettings
-) -> ScenarioResult:
-    """The plans of every SKU the proposed promotions touch, as they would be with them; writes nothing.
+# Scenarios are planned on threads of their own, a few at a time: the planning core is CPU work, and on the
+# event loop one large scenario would hold back every other request of the service.
+_SCENARIO_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scenario")
+
+
+async def scenario(store: SqlStore, proposed: Sequence[ScenarioPromotion], settings: PlanningSettings) -> bytes:
+    """The plans of every SKU the proposed promotions touch, as they would be with them (a `ScenarioResult`,
+    as JSON, built off the event loop); writes nothing.
 
     A proposed promotion with the id of a known one replaces it, as a revision would.
     """
@@ -192,6 +199,29 @@ async def scenario(
     skus = set().union(*(promotion_skus(d) for d in data))
     horizon_start = settings.horizon_start()
     loaded = await store.load_inputs(skus, horizon_start)
+    # Nothing is written: end the transaction now, so the connection is not held while the plans are computed.
+    await store.end_read()
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_SCENARIO_THREADS, _scenario_json, data, skus, loaded, horizon_start, settings)
+
+
+def _scenario_json(
+    data: Sequence[PromotionData],
+    skus: set[str],
+    loaded: PlanningInputs,
+    horizon_start: date,
+    settings: PlanningSettings,
+) -> bytes:
+    return _plan_scenario(data, skus, loaded, horizon_start, settings).model_dump_json().encode()
+
+
+def _plan_scenario(
+    data: Sequence[PromotionData],
+    skus: set[str],
+    loaded: PlanningInputs,
+    horizon_start: date,
+    settings: PlanningSettings,
+) -> ScenarioResult:
     proposed_ids = {d.promotion_id for d in data}
     promotions = [p for p in loaded.promotions if p.promotion_id not in proposed_ids]
     promotions += [promotion_from_data(d) for d in data]

@@ -9,6 +9,7 @@ from pydantic import Field
 from services.planning_service.domain import PlanningParams
 from shared.settings import Settings
 from shared.settings_upgrade import upgrade_settings
+from shared.types import PlanDate
 
 
 class PlanningSettings(Settings):
@@ -16,7 +17,7 @@ class PlanningSettings(Settings):
 
     planning_horizon_weeks: int = Field(default=26, ge=1, le=104)
     # Pins "today" (ISO date) so tests and replays plan against a fixed current week.
-    clock_today: date | None = None
+    clock_today: PlanDate | None = None
     # How often the background task checks whether a new ISO week began (then snapshots and replans).
     planning_rollover_check_s: float = Field(default=30.0, gt=0)
     # Demand sensing: the share of an unexplained spike's run-rate gap added in its week, the fade per

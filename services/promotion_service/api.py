@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -33,6 +32,7 @@ from shared.errors import invalid, not_found
 from shared.pagination import next_after
 from shared.responses import created_or_existing
 from shared.service import UnitOfWorkDep
+from shared.types import DATE_RANGE, PlanDate
 
 router = APIRouter(prefix="/v1", tags=["promotions"])
 
@@ -86,9 +86,9 @@ async def list_promotions(
     _: CanRead,
     status: PromotionStatus | None = None,
     sku: Annotated[str | None, Query(max_length=100)] = None,
-    active_on: Annotated[date | None, Query(description="running on this day (inclusive)")] = None,
-    since: Annotated[date | None, Query(description="ending on or after this day")] = None,
-    until: Annotated[date | None, Query(description="starting on or before this day")] = None,
+    active_on: Annotated[PlanDate | None, Query(description=f"running on this day, inclusive ({DATE_RANGE})")] = None,
+    since: Annotated[PlanDate | None, Query(description=f"ending on or after this day ({DATE_RANGE})")] = None,
+    until: Annotated[PlanDate | None, Query(description=f"starting on or before this day ({DATE_RANGE})")] = None,
     limit: PageSize = 100,
     after: After = None,
 ) -> PromotionList:

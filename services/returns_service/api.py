@@ -31,6 +31,7 @@ from services.returns_service.settings import ReturnsSettings
 from shared.auth import ApiKey, Scope, require
 from shared.errors import invalid, not_found
 from shared.service import RuntimeDep, UnitOfWorkDep
+from shared.types import DATE_RANGE, PlanDate, PlanDateTime
 
 router = APIRouter(prefix="/v1")
 
@@ -94,7 +95,7 @@ async def list_returns(
     _: CanReadReturns,
     sku: Annotated[str | None, Query(max_length=100)] = None,
     account_id: Annotated[str | None, Query(max_length=100)] = None,
-    since: date | None = None,
+    since: Annotated[PlanDate | None, Query(description=f"returned on or after this day ({DATE_RANGE})")] = None,
     limit: Limit = 100,
     after: After = None,
 ) -> ReturnList:
@@ -219,7 +220,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 async def list_alerts(
     uow: UnitOfWorkDep,
     _: CanReadAlerts,
-    since: Annotated[datetime | None, Query(description="alerts changed at or after this time")] = None,
+    since: Annotated[
+        PlanDateTime | None, Query(description=f"alerts changed at or after this time (its date within {DATE_RANGE})")
+    ] = None,
     sku: Annotated[str | None, Query(max_length=100)] = None,
     account_id: Annotated[str | None, Query(max_length=100)] = None,
     type: AlertType | None = None,

@@ -17,9 +17,9 @@ from services.returns_service.domain import (
     Segment,
     Severity,
 )
+from shared.types import DATE_RANGE, PlanDate, Sku
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
-Sku = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 Email = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 
@@ -34,7 +34,7 @@ class ReturnCreate(Strict):
     account_id: Identifier
     reason: ReturnReason
     condition: ReturnCondition
-    returned_on: date
+    returned_on: PlanDate = Field(description=f"Within {DATE_RANGE}, at most one day after today")
     order_id: Identifier | None = None
     resolution: Resolution | None = None
 
@@ -42,6 +42,9 @@ class ReturnCreate(Strict):
 class ReturnRead(ReturnCreate):
     model_config = ConfigDict(extra="ignore")
 
+    # Read back as stored: a record stored before today's input rules must still be readable.
+    sku: str
+    returned_on: date
     created_at: datetime
 
 
@@ -56,12 +59,15 @@ class ComplaintCreate(Strict):
     category: ComplaintCategory
     severity: Severity
     description: str = Field(min_length=1, max_length=5000)
-    received_on: date
+    received_on: PlanDate = Field(description=f"Within {DATE_RANGE}")
 
 
 class ComplaintRead(ComplaintCreate):
     model_config = ConfigDict(extra="ignore")
 
+    # Read back as stored, like ReturnRead.
+    sku: str | None = None
+    received_on: date
     created_at: datetime
 
 
@@ -125,7 +131,7 @@ AlertEventType = Annotated[
 class WebhookCreate(Strict):
     url: str = Field(min_length=1, max_length=2000)
     event_types: list[AlertEventType] | None = Field(
-        default=None, description="the webhook types to receive; all when omitted"
+        default=None, max_length=20, description="the webhook types to receive (at most 20); all when omitted"
     )
 
 

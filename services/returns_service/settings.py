@@ -9,6 +9,7 @@ from pydantic import Field
 from services.returns_service.domain import ReturnSurgeRule
 from services.returns_service.domain.delivery import DeliveryPolicy
 from shared.settings import Settings
+from shared.types import PlanDate
 
 
 class ReturnsSettings(Settings):
@@ -18,7 +19,7 @@ class ReturnsSettings(Settings):
     return_surge_rate_threshold: float = Field(default=0.05, ge=0, le=1)
     return_surge_min_returns: int = Field(default=5, ge=1)
     # Pins "today" (ISO date) so tests and replays evaluate the trailing window deterministically.
-    clock_today: date | None = None
+    clock_today: PlanDate | None = None
 
     webhook_allow_private_targets: bool = False
     # The whole attempt (resolution, connection, request, response head) must end within it.

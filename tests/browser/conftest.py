@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,9 +116,10 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def console_page(browser: Any, stack: Stack) -> Iterator[Callable[[str], Any]]:
-    """Opens the console for a SKU, signed in with the generated planner key."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def console_page(browser: Any, stack: Stack) -> Iterator[Callable[..., Any]]:
+    """Opens the console (for a SKU, or the exceptions inbox), signed in with a generated key, each page in a
+    context of its own (a second browser, another width); pages with `axe` get axe-core before any page script."""
+    contexts: list[Any] = []
     errors: list[str] = []
     refused: list[str] = []
 
@@ -126,19 +128,70 @@ def console_page(browser: Any, stack: Stack) -> Iterator[Callable[[str], Any]]:
         if "Content Security Policy" in message.text:
             refused.append(message.text)
 
-    def open_console(sku: str) -> Any:
+    def open_console(sku: str = "", *, role: str = "planner", width: int = 1400, axe: Path | None = None) -> Any:
+        context = browser.new_context(viewport={"width": width, "height": 1000}, accept_downloads=True)
+        contexts.append(context)
+        if axe is not None:
+            # Injected by the browser, not as a page script: the content security policy stays as strict as it is.
+            context.add_init_script(path=str(axe))
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on("console", note_console)
-        page.goto(f"{stack.url('console')}/?sku={sku}")
-        page.fill("#api-key", stack.keys["planner"])
-        page.click("button[type=submit]")
+        page.goto(f"{stack.url('console')}/" + (f"?sku={sku}" if sku else ""))
+        page.fill("#api-key", stack.keys[role])
+        page.click("#key-form button[type=submit]")
+        wait_in_page(page, "() => document.getElementById('whoami').textContent.startsWith('Signed in as')")
         return page
 
     yield open_console
-    context.close()
+    for context in contexts:
+        context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
     assert not refused, f"the page needs something its content security policy refuses: {refused}"
+
+
+AXE_CORE_VERSION = "4.14.1"
+
+
+@pytest.fixture(scope="session")
+def axe_core() -> Path:
+    """axe-core from the npm registry, installed once into a cache directory; skipped only without npm."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed: the accessibility checks need axe-core from the npm registry")
+    cache = (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "salesops" / f"axe-core-{AXE_CORE_VERSION}"
+    )
+    script = cache / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.is_file():
+        result = subprocess.run(
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(cache),
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                f"axe-core@{AXE_CORE_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0 and script.is_file(), f"npm could not install axe-core: {result.stderr}"
+    return script
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """Every axe-core violation on the page as it is now, with the offending elements."""
+    found: list[dict[str, Any]] = page.evaluate(
+        """() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map(v => ({
+            id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map(n => n.target.join(' '))})))"""
+    )
+    return found
 
 
 def screenshot(page: Any, name: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -31,9 +33,24 @@ def put_item(stack: Stack, sku: str, **fields: object) -> None:
     assert response.status_code in (200, 201), response.text
 
 
-def test_the_grid_shows_the_numbers_the_api_returns_and_marks_shortfalls(stack, console_page):
+def whole(value: float) -> int:
+    """Rounded as the page rounds (half up, like Math.round), not to even."""
+    return math.floor(value + 0.5)
+
+
+def stock_status(week: dict, safety_stock: float) -> str:
+    """The rule the page must follow: below zero is a shortfall, below safety stock (not below zero) is not."""
+    if week["projected_available"] < -1e-6:
+        return "short"
+    if safety_stock > 0 and week["projected_available"] < safety_stock - 1e-6:
+        return "below-safety"
+    return "ok"
+
+
+def test_the_grid_shows_the_numbers_the_api_returns_and_marks_every_week_short_or_below_safety(stack, console_page):
     sku = f"BRW-GRID-{uuid.uuid4().hex[:6]}"
-    put_item(stack, sku, baseline_weekly_demand=120, weekly_capacity=100)
+    # Capacity 100 against a demand of 120: stock slides below safety stock, then below zero.
+    put_item(stack, sku, on_hand=300, safety_stock=200, baseline_weekly_demand=120, weekly_capacity=100)
     with stack.client("planning", "planner") as planning:
 
         def current_plan() -> dict | None:
@@ -46,27 +63,53 @@ def test_the_grid_shows_the_numbers_the_api_returns_and_marks_shortfalls(stack, 
     page.wait_for_selector("#mps-grid tbody tr[data-field=forecast]")
     wait_in_page(
         page,
-        f"() => document.getElementById('grid-caption').textContent.includes('plan version {plan['plan_version']},')",
+        f"() => document.getElementById('grid-caption').textContent.includes('plan version {plan['plan_version']};')",
     )
     shown = page.evaluate(
         """() => Array.from(document.querySelectorAll('#mps-grid tbody td')).map(td => [
-            td.dataset.field, td.dataset.week, td.dataset.value, td.textContent])"""
+            td.dataset.field, td.dataset.week, td.dataset.value, td.textContent, td.className])"""
     )
-    cells = {(field, week): (value, text) for field, week, value, text in shown}
+    cells = {(field, week): (value, text, cls) for field, week, value, text, cls in shown}
     assert len(cells) >= len(plan["weeks"]) * len(GRID_FIELDS)
     for week in plan["weeks"]:
         for field in GRID_FIELDS:
-            value, text = cells[(field, week["week_start"])]
+            value, text, _ = cells[(field, week["week_start"])]
             assert float(value) == pytest.approx(week[field]), (field, week["week_start"])
-            assert f"{round(week[field], 1):,.1f}".removesuffix(".0") in text.replace("⚠", "").strip()
-    short_weeks = {w["week_start"] for w in plan["weeks"] if w["capacity_shortfall"] > 0}
-    assert short_weeks, "a demand of 120 against a capacity of 100 must fall short"
-    marked = set(page.eval_on_selector_all("#mps-grid td.short", "cells => cells.map(c => c.dataset.week)"))
-    assert marked == short_weeks
+            # Whole units: a forecast of 290.3 reads 290.
+            shown_number = text.replace("⚠", "").replace("▽", "").split("(")[0].strip()
+            assert shown_number == f"{whole(week[field]):,}", (field, week["week_start"], text)
+        assert float(cells[("safety_stock", week["week_start"])][0]) == 200
+    expected = {w["week_start"]: stock_status(w, 200) for w in plan["weeks"]}
+    assert {"short", "below-safety"} <= set(expected.values()), "the item must produce both kinds of week"
+    for week_start, status in expected.items():
+        _, text, cls = cells[("projected_available", week_start)]
+        assert (cls or "ok") == status, (week_start, status, cls)
+        assert cells[("status", week_start)][0] == status
+    headers = dict(
+        page.eval_on_selector_all(
+            "#mps-grid thead th[data-week]", "hs => hs.map(h => [h.dataset.week, h.dataset.status])"
+        )
+    )
+    assert headers == expected
+    capacity_short = {w["week_start"] for w in plan["weeks"] if w["capacity_shortfall"] > 0}
+    marked = set(page.eval_on_selector_all("#mps-grid td.capacity-short", "cells => cells.map(c => c.dataset.week)"))
+    assert marked == capacity_short
+    caption = page.inner_text("#grid-caption")
+    assert f"{list(expected.values()).count('short')} week(s) of shortfall" in caption
+    assert f"{list(expected.values()).count('below-safety')} week(s) below safety stock" in caption
+    # The chart marks the same weeks.
+    chart_marks = page.evaluate(
+        """() => Object.fromEntries(document.getElementById('chart').data
+            .filter(t => t.name === 'Shortfall' || t.name === 'Below safety stock')
+            .map(t => [t.name, t.x.filter((x, i) => t.y[i] !== null)]))"""
+    )
+    assert set(chart_marks["Shortfall"]) == {w for w, s in expected.items() if s == "short"}
+    assert set(chart_marks["Below safety stock"]) == {w for w, s in expected.items() if s == "below-safety"}
+    assert "300 units" in page.inner_text("#item-summary")
     # Accessible structure: every header says what it heads.
     scopes = page.eval_on_selector_all("#mps-grid th", "hs => hs.map(h => h.getAttribute('scope'))")
     assert set(scopes) == {"col", "row"}
-    assert page.get_attribute("#alerts", "aria-live") == "polite"
+    assert page.get_attribute("#alerts-log", "role") == "log"
     screenshot(page, "console-grid")
 
 
@@ -102,7 +145,7 @@ def test_a_promotion_posted_through_the_api_appears_in_the_chart_after_the_event
         timeout=60,
     )
     assert promotion_id in page.inner_text("#promotions")
-    assert sku in page.get_attribute("#chart", "aria-label")
+    assert sku in page.inner_text("#chart-caption")
     screenshot(page, "console-chart-promotion")
 
 
@@ -160,3 +203,28 @@ def test_the_console_and_the_services_send_security_headers_and_redirects_stay_o
     assert stack.url("promotion") not in str(redirected.headers)
     followed = httpx.get(f"{stack.url('console')}{redirected.headers['location']}", headers=planner, timeout=30)
     assert followed.status_code == 200
+
+
+def test_booked_orders_and_atp_rows_appear_once_the_plan_carries_them(stack, console_page):
+    sku = f"BRW-ATP-{uuid.uuid4().hex[:6]}"
+    put_item(stack, sku)
+    page = console_page(sku)
+    page.wait_for_selector("#mps-grid tbody tr[data-field=forecast]")
+    assert page.query_selector("#mps-grid tr[data-field=atp]") is None
+
+    # Planning answers with the fields sales orders will add; the page must show them as rows.
+    def with_atp(route: Any) -> None:
+        plan = route.fetch().json()
+        for index, week in enumerate(plan["weeks"]):
+            week.update(booked_orders=10.0 * index, atp=5.0 + index, cumulative_atp=7.0 * (index + 1))
+        route.fulfill(json=plan)
+
+    page.route(f"**/api/planning/v1/mps/{sku}", with_atp)
+    page.click("#refresh")
+    page.wait_for_selector("#mps-grid tr[data-field=cumulative_atp]")
+    for field, label in (("booked_orders", "Booked orders"), ("atp", "Available to promise")):
+        assert page.inner_text(f"#mps-grid tr[data-field={field}] th") == label
+    values = page.eval_on_selector_all(
+        "#mps-grid td[data-field=booked_orders]", "cells => cells.slice(0, 3).map(c => c.textContent)"
+    )
+    assert values == ["0", "10", "20"]

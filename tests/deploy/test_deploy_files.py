@@ -35,6 +35,7 @@ KUSTOMIZATIONS = {
 CONTRACT_MD = REPO.parent / "shared" / "CONTRACT.md"
 
 SERVICES = ("promotion", "fulfillment", "returns", "planning")
+CONSOLE_ARGS = ["console", "--host", "0.0.0.0", "--port", "8000"]
 CONTRACT_TOPICS = frozenset(
     {
         "salesops.promotions",
@@ -43,6 +44,8 @@ CONTRACT_TOPICS = frozenset(
         "salesops.returns",
         "salesops.sales-alerts",
         "salesops.plans",
+        "salesops.orders",
+        "salesops.accounts",
     }
 )
 ALL_TOPICS = CONTRACT_TOPICS | {f"{topic}.dlq" for topic in CONTRACT_TOPICS}
@@ -267,7 +270,7 @@ def test_compose_service_waits_for_its_dependencies_and_checks_readyz(service: s
 
 def test_compose_one_shots_infrastructure_and_host_ports() -> None:
     services = _compose()["services"]
-    assert set(services) == {"postgres", "kafka", "topics", "migrate", *SERVICES}
+    assert set(services) == {"postgres", "kafka", "topics", "migrate", *SERVICES, "console"}
     assert services["topics"]["command"] == ["topics", "create"]
     assert services["topics"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
     assert services["migrate"]["command"] == ["migrate"]
@@ -286,6 +289,32 @@ def test_compose_one_shots_infrastructure_and_host_ports() -> None:
         default_source = re.fullmatch(r"\$\{\w+:-(.+)\}", mount["source"])
         assert default_source and (REPO / default_source.group(1)).is_file(), mount
         assert mount["target"] == services[name]["environment"]["SALESOPS_API_KEYS_FILE"]
+
+
+def _console_settings_env() -> set[str]:
+    from salesops.console.settings import ConsoleSettings
+
+    prefix = ConsoleSettings.model_config.get("env_prefix", "")
+    return {f"{prefix}{name}".upper() for name in ConsoleSettings.model_fields}
+
+
+def test_compose_runs_the_console_from_the_same_image_pointed_at_each_service() -> None:
+    services = _compose()["services"]
+    console = services["console"]
+    assert console["command"] == CONSOLE_ARGS
+    assert console["image"] == services["migrate"]["image"] and console["build"] == services["migrate"]["build"]
+    environment = console["environment"]
+    assert set(environment) <= _console_settings_env(), set(environment) - _console_settings_env()
+    for service in SERVICES:
+        # By compose name, on the port the service listens on inside its container.
+        assert environment[f"SALESOPS_CONSOLE_{service.upper()}_URL"] == f"http://{service}:{CONTAINER_PORT}"
+        assert services[service]["command"][-1] == str(CONTAINER_PORT)
+    assert set(console["depends_on"]) == set(SERVICES)
+    assert [port.rsplit(":", 1)[1] for port in console["ports"]] == [str(CONTAINER_PORT)]
+    assert f"127.0.0.1:{CONTAINER_PORT}/readyz" in " ".join(console["healthcheck"]["test"])
+    # Each person signs in with their own key: the console gets no keys, database or broker.
+    assert "volumes" not in console
+    assert not any("DATABASE" in name or "KAFKA" in name or "API_KEYS" in name for name in environment)
 
 
 def test_every_compose_variable_is_in_env_example_with_the_same_default() -> None:
@@ -449,16 +478,18 @@ def test_each_service_is_deployed_safely(rendered: tuple[str, list[dict[str, Any
     _, docs = rendered
     uid = _dockerfile_uid()
     deployments = _by_kind(docs, "Deployment")
-    assert sorted(doc["spec"]["template"]["spec"]["containers"][0]["args"][1] for doc in deployments) == sorted(
-        SERVICES
-    )
+    served = [doc["spec"]["template"]["spec"]["containers"][0]["args"] for doc in deployments]
+    assert sorted(args[1] for args in served if args[0] == "serve") == sorted(SERVICES)
+    assert [args for args in served if args[0] != "serve"] == [CONSOLE_ARGS]
     budgets = {doc["metadata"]["name"]: doc for doc in _by_kind(docs, "PodDisruptionBudget")}
     for doc in deployments:
         name = doc["metadata"]["name"]
         pod = doc["spec"]["template"]["spec"]
         (container,) = pod["containers"]
-        service = container["args"][1]
-        assert container["args"] == ["serve", service, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)]
+        if container["args"][0] == "serve":
+            service = container["args"][1]
+            assert container["args"] == ["serve", service, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)]
+        assert container["args"][-2:] == ["--port", str(CONTAINER_PORT)]
         assert container["ports"][0]["containerPort"] == CONTAINER_PORT
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -472,6 +503,35 @@ def test_each_service_is_deployed_safely(rendered: tuple[str, list[dict[str, Any
     for job in _by_kind(docs, "Job"):
         assert job["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == uid
     assert _one(docs, "Job", "salesops-migrate")["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+
+
+def test_kubernetes_runs_the_console_from_the_same_image_with_its_settings(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, docs = rendered
+    deployments = {doc["metadata"]["name"]: doc for doc in _by_kind(docs, "Deployment")}
+    console = deployments["salesops-console"]["spec"]["template"]["spec"]["containers"][0]
+    assert console["args"] == CONSOLE_ARGS
+    images = {doc["spec"]["template"]["spec"]["containers"][0]["image"] for doc in deployments.values()}
+    assert images == {console["image"]}, "the console runs the services' image"
+    (source,) = console["envFrom"]
+    settings = _one(docs, "ConfigMap", source["configMapRef"]["name"])["data"]
+    assert set(settings) <= _console_settings_env(), set(settings) - _console_settings_env()
+    # Each person signs in with their own key: the console is given no secret and no keys file.
+    assert not any("secretKeyRef" in env.get("valueFrom", {}) for env in console.get("env", []))
+    assert all(mount["name"] != "api-keys" for mount in console.get("volumeMounts", []))
+    services = {doc["metadata"]["name"]: doc for doc in _by_kind(docs, "Service")}
+    for service in SERVICES:
+        url = settings[f"SALESOPS_CONSOLE_{service.upper()}_URL"]
+        match = re.fullmatch(r"http://([a-z0-9-]+):(\d+)", url)
+        assert match, url
+        # The URL names the Service in front of that service's pods, on the port the Service exposes.
+        target = services[match.group(1)]
+        assert target["spec"]["selector"]["app.kubernetes.io/component"] == service
+        assert int(match.group(2)) in [port["port"] for port in target["spec"]["ports"]]
+    front = services["salesops-console"]
+    assert front["spec"]["selector"]["app.kubernetes.io/component"] == "console"
+    assert [port["targetPort"] for port in front["spec"]["ports"]] == ["http"]
 
 
 def test_topic_partitions_agree_between_compose_and_kubernetes() -> None:

@@ -1,14 +1,30 @@
-"""The fulfillment service's store in dictionaries: the same answers as `SqlStore` for what handlers ask."""
+"""The fulfillment service's store in dictionaries: the same answers as `SqlStore` for what handlers ask
+(`FakeFulfillmentStore` for volumes, `FakeOrderStore` for sales orders)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
-from services.fulfillment_service.domain import DayVolume, PromotionWindow, Spike
-from services.fulfillment_service.store import DETECTED, RETRACTED, DailyTotal, StoredSpike, StoredWindow
+from services.fulfillment_service.domain import (
+    DayVolume,
+    OrderLine,
+    PromotionWindow,
+    RecordShipment,
+    SalesOrder,
+    Spike,
+)
+from services.fulfillment_service.store import (
+    DETECTED,
+    RETRACTED,
+    DailyTotal,
+    StoredOrder,
+    StoredShipment,
+    StoredSpike,
+    StoredWindow,
+)
 
 Figures = tuple[int, int, int]
 
@@ -93,3 +109,75 @@ class FakeFulfillmentStore:
 
     async def save_window(self, window: PromotionWindow, version: int) -> None:
         self.windows[window.promotion_id] = StoredWindow(window, version)
+
+
+@dataclass
+class FakeOrderStore:
+    """Sales orders, shipments and account tiers in dictionaries, answering like `SqlStore`."""
+
+    orders: dict[str, StoredOrder] = field(default_factory=dict)
+    shipments: dict[str, StoredShipment] = field(default_factory=dict)
+    tiers: dict[str, tuple[str, int]] = field(default_factory=dict)
+    locked: list[str] = field(default_factory=list)
+    clock: datetime = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+    def _tick(self) -> datetime:
+        self.clock += timedelta(seconds=1)
+        return self.clock
+
+    async def insert_order(self, order: SalesOrder, *, request_hash: str) -> StoredOrder | None:
+        if order.order_id in self.orders:
+            return None
+        now = self._tick()
+        stored = StoredOrder(order, request_hash, booked_at=now, updated_at=now)
+        self.orders[order.order_id] = stored
+        return stored
+
+    async def order(self, order_id: str, *, lock: bool = False) -> StoredOrder | None:
+        if lock:
+            self.locked.append(order_id)
+        return self.orders.get(order_id)
+
+    async def save_order(self, order: SalesOrder, lines: Sequence[OrderLine]) -> StoredOrder:
+        current = self.orders[order.order_id]
+        # Only the lines handed over are written, as the SQL store does: a line left out keeps its old state.
+        written = {line.line_id: line for line in lines}
+        kept = {line.line_id: line for line in current.order.lines}
+        merged = tuple(
+            written[line.line_id] if line.line_id in written else kept[line.line_id]
+            for line in order.lines
+            if line.line_id in written or line.line_id in kept
+        )
+        stored = replace(current, order=replace(order, lines=merged), updated_at=self._tick())
+        self.orders[order.order_id] = stored
+        return stored
+
+    async def shipment(self, shipment_id: str) -> StoredShipment | None:
+        return self.shipments.get(shipment_id)
+
+    async def insert_shipment(
+        self, shipment: RecordShipment, *, request_hash: str, order_version: int
+    ) -> StoredShipment | None:
+        if shipment.shipment_id in self.shipments:
+            return None
+        stored = StoredShipment(
+            shipment.shipment_id,
+            shipment.order_id,
+            shipment.shipped_on,
+            shipment.lines,
+            request_hash,
+            order_version,
+            self._tick(),
+        )
+        self.shipments[shipment.shipment_id] = stored
+        return stored
+
+    async def account_tier(self, account_id: str) -> tuple[str, int] | None:
+        return self.tiers.get(account_id)
+
+    async def save_account_tier(self, account_id: str, *, segment: str, version: int, changed_at: datetime) -> bool:
+        held = self.tiers.get(account_id)
+        if held is not None and held[1] >= version:
+            return False
+        self.tiers[account_id] = (segment, version)
+        return True

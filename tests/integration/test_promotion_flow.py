@@ -209,7 +209,7 @@ async def test_promotions_posted_while_the_broker_is_down_all_reach_planning(set
             assert response.status_code == 201
         ready = await promotion.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json()["checks"] == {"database": "ok", "broker": "unreachable"}
+        assert ready.json()["checks"] == {"database": "ok", "broker": "unreachable", "outbox": "ok"}
         assert await db.fetchval("select count(*) from promotion.outbox where published_at is null") == 10
 
         broker.start()  # same address; the in-memory broker comes back empty

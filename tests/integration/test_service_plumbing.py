@@ -29,7 +29,7 @@ async def test_health_readiness_metrics_and_offline_docs(settings, service):
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+        assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "outbox": "ok"}
         metrics = await client.get("/metrics")
         assert metrics.status_code == 200
         assert "salesops_http_requests_total" in metrics.text
@@ -40,6 +40,19 @@ async def test_health_readiness_metrics_and_offline_docs(settings, service):
         assert external == [], f"/docs must work offline, found {external}"
         for asset in re.findall(r"""(?:src|href)=["'](/docs-assets/[^"']+)""", docs.text):
             assert (await client.get(asset)).status_code == 200
+
+
+@pytest.mark.parametrize("service", sorted(BUILDERS))
+async def test_whoami_names_the_calling_key_and_its_scopes_but_never_the_secret(settings, api_keys, service):
+    async with running(BUILDERS[service](settings)) as client:
+        marketing = await client.get("/v1/whoami", headers=bearer(api_keys["marketing"]))
+        anonymous = await client.get("/v1/whoami")
+        revoked = await client.get("/v1/whoami", headers=bearer(api_keys["revoked"]))
+    assert marketing.status_code == 200, marketing.text
+    assert marketing.json() == {"name": "marketing", "scopes": ["promotions:read", "promotions:write"]}
+    assert api_keys["marketing"] not in marketing.text
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+    assert revoked.status_code == 401
 
 
 @pytest.mark.parametrize("service", sorted(BUILDERS))

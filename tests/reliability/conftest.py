@@ -43,7 +43,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     write(f"messages sent:   {summary['messages_total']}  {summary['messages_sent']}")
     write(f"bad inputs:      {summary['bad_inputs_total']}  {summary['bad_inputs']}")
     write(f"HTTP statuses:   {summary['http_statuses']}")
-    write(f"accepted: {summary['accepted_requests']}  lost: {summary['lost']}  duplicated: {summary['duplicated']}")
+    write(
+        f"accepted: {summary['accepted_requests']}  lost: {summary['lost']}  duplicated: {summary['duplicated']}"
+        f"  stuck: {summary['stuck']}"
+    )
     for name, value in summary["measurements"].items():
         write(f"{name}: {value}")
     for text in summary["notes"]:

@@ -50,6 +50,8 @@ class ReliabilityReport:
     accepted: int = 0
     lost: int = 0
     duplicated: int = 0
+    # Outbox rows neither published nor parked once a scenario settled: events held back from everyone.
+    stuck: int = 0
     notes: list[str] = field(default_factory=list)
     measurements: dict[str, Any] = field(default_factory=dict)
 
@@ -69,6 +71,7 @@ class ReliabilityReport:
             "accepted_requests": self.accepted,
             "lost": self.lost,
             "duplicated": self.duplicated,
+            "stuck": self.stuck,
             "measurements": self.measurements,
             "notes": self.notes,
             "property_tests": "tests/unit/planning/test_planning_properties.py (hypothesis: MPS invariants)",
@@ -477,9 +480,12 @@ async def account(conn: asyncpg.Connection, ledger: Ledger, run: str) -> Account
 
 
 async def outbox_backlog(conn: asyncpg.Connection) -> int:
+    """Outbox rows still waiting to be published (parked rows wait for an operator, not for the relay)."""
     total = 0
     for schema in SERVICES:
-        total += await conn.fetchval(f"select count(*) from {schema}.outbox where published_at is null")
+        total += await conn.fetchval(
+            f"select count(*) from {schema}.outbox where published_at is null and parked_at is null"
+        )
     return int(total)
 
 

@@ -133,14 +133,11 @@ async def test_events_accepted_around_a_broker_restart_all_arrive(
 ) -> None:
     run = f"B{uuid.uuid4().hex[:6].upper()}"
     step = scaled(20, 150)
+    # As `salesops up` runs the embedded broker: it forgets everything it holds when it stops, in the middle of
+    # the load here, and the outboxes are published to it again when it comes back.
+    settings.relay_republish_on_new_broker = True
     async with live_system(settings) as urls, Load(urls, api_keys["admin"], run=run) as load:
         await accepted_more(load, step, message="the load never got going")
-        # The broker forgets everything it holds: let the pipeline drain before stopping it.
-        load.pause()
-        await load.idle()
-        drained = await settle(db, load.ledger, run, timeout=60)
-        assert drained.ok(), f"not everything arrived before the broker outage: {describe(drained)}"
-        load.resume()
         broker.stop(grace_s=0.1)
         REPORT.faults["broker stop+start (comes back empty)"] += 1
         await accepted_more(load, step, message="the API stopped accepting while only the broker was down")

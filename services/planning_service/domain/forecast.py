@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .model import Launch, PlanException, PlanningParams, Promotion, SkuInputs
-from .weeks import FloatArray, days_outside, days_per_week, monday_of, week_index
+from .weeks import FloatArray, days_outside, days_per_week, monday_of, shift_days, week_index
 
 BoolArray = npt.NDArray[np.bool_]
 DECIMALS = 6  # forecast components are rounded before summing so the forecast formula holds exactly
@@ -34,17 +34,20 @@ def promotion_history_weeks(promotions: Iterable[Promotion], horizon_start: date
     """Ordinals of pre-horizon week Mondays that a promotion distorted (uplift, dip or cannibalization)."""
     distorted: dict[str, set[int]] = defaultdict(set)
     last_past_day = horizon_start - timedelta(days=1)
+    # Weeks before the history the level reads are never used: a promotion running for decades must not
+    # cost a set entry per week of its life.
+    first_history_day = shift_days(horizon_start, -7 * MAX_HISTORY_WEEKS)
     for promo in promotions:
         if promo.cancelled or promo.starts_on > last_past_day:
             continue
-        during = _mondays(promo.starts_on, min(promo.ends_on, last_past_day))
+        during = _mondays(max(promo.starts_on, first_history_day), min(promo.ends_on, last_past_day))
         for promo_item in promo.items:
             distorted[promo_item.sku].update(during)
         for cannibalized in promo.cannibalized:
             distorted[cannibalized.sku].update(during)
         if promo.post_promo_dip_pct and promo.post_promo_dip_weeks > 0:
-            dip_start = promo.ends_on + timedelta(days=1)
-            dip_end = min(promo.ends_on + timedelta(weeks=promo.post_promo_dip_weeks), last_past_day)
+            dip_start = max(shift_days(promo.ends_on, 1), first_history_day)
+            dip_end = min(shift_days(promo.ends_on, 7 * promo.post_promo_dip_weeks), last_past_day)
             if dip_start <= dip_end:
                 dip = _mondays(dip_start, dip_end)
                 for promo_item in promo.items:
@@ -213,8 +216,8 @@ def _apply_promotions(
         dip_share: FloatArray | None = None
         if promo.post_promo_dip_pct and promo.post_promo_dip_weeks > 0:
             dip_days = days_per_week(
-                promo.ends_on + timedelta(days=1),
-                promo.ends_on + timedelta(weeks=promo.post_promo_dip_weeks),
+                shift_days(promo.ends_on, 1),
+                shift_days(promo.ends_on, 7 * promo.post_promo_dip_weeks),
                 horizon_start,
                 weeks,
             )

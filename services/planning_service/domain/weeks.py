@@ -10,6 +10,15 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 
+def shift_days(day: date, days: int) -> date:
+    """`day` moved by `days`, held at the first or last representable date rather than overflowing.
+
+    Inputs are bounded to 2000-01-01 … 2199-12-31 where they enter the service, so a dip of 52 weeks after
+    the last allowed day still fits; copies stored before that bound existed may lie anywhere, and a plan
+    must not fail on them (past date.max nothing is inside any horizon anyway)."""
+    return date.fromordinal(min(max(day.toordinal() + days, 1), date.max.toordinal()))
+
+
 def monday_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 

@@ -159,3 +159,7 @@ class SqlStore(LockSql, InputSql, SignalSql, PlanSql, ReadSql, CustomerSql, Prom
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def end_read(self) -> None:
+        """End a read-only transaction early, so its connection is not held while the caller computes."""
+        await self.session.rollback()

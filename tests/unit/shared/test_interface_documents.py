@@ -37,6 +37,8 @@ BUILDERS: dict[str, Callable[[Settings], FastAPI]] = {
     "planning": build_planning,
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
+# API operations any valid key may call, whatever its scopes.
+ANY_KEY = {"/v1/whoami"}
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +118,11 @@ def test_every_api_operation_declares_bearer_auth_and_its_scope(apps: dict[str, 
     assert api
     for method, path, operation in api:
         (requirement,) = operation["security"]
+        if path in ANY_KEY:
+            # Open to every valid key: a key without a scope is still told who it is.
+            assert requirement["bearerAuth"] == [], (method, path)
+            assert "401" in operation["responses"] and "403" not in operation["responses"], (method, path)
+            continue
         (scope,) = requirement["bearerAuth"]
         assert re.fullmatch(r"[a-z]+:(read|write|manage)", scope), (method, path, scope)
         assert {"401", "403"} <= set(operation["responses"]), (method, path)

@@ -1,15 +1,15 @@
 """Booked orders and promising: planning's copies of sales orders, their lines and accounts, the allocation
 policy and the promises at risk.
 
-Revision ID: 0003_promising
+Revision ID: 0004_promising
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0003_promising"
-down_revision = "0002"
+revision = "0004_promising"
+down_revision = "0003_outbox_parking"
 SCHEMA = "planning"
 
 

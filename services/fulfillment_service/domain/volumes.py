@@ -234,12 +234,20 @@ def detect_spikes(
     return {day: _judge(totals, first, day, rule, sku) for day in ordered}
 
 
+def shift_days(day: date, days: int) -> date:
+    """`day` moved by `days`, held at the first or last representable date rather than overflowing.
+
+    Requests only carry dates of the documented range, far from both ends; rows stored before that range
+    was enforced may not, and must not make a whole report fail."""
+    return date.fromordinal(min(max(day.toordinal() + days, 1), date.max.toordinal()))
+
+
 def days_to_reevaluate(changed_days: Iterable[date], rule: SpikeRule, *, until: date) -> list[date]:
     """Days whose verdict a change on `changed_days` can move: each changed day and every later day
     (up to `until`) whose history window contains it."""
     affected: set[date] = set()
     for changed in changed_days:
-        last = min(until, changed + timedelta(days=rule.window_days))
+        last = min(until, shift_days(changed, rule.window_days))
         affected.update(changed + timedelta(days=i) for i in range((last - changed).days + 1))
     return sorted(affected)
 

@@ -1,7 +1,7 @@
-"""All of the fulfillment service's SQL: reported volumes, spike verdicts and the copy of promotion windows.
+"""SQL of reported volumes, spike verdicts and the copy of promotion windows.
 
-Handlers see the store through the `Store` protocol (tests pass an in-memory fake); the read side uses the
-same `SqlStore`.
+`Store` here is the volume half of the package's `Store` protocol, `SqlStore` the volume half of its
+`SqlStore` (see `__init__.py`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Handlers take the store and the unit of work's publisher as parameters; only the
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from datetime import date, timedelta
+from datetime import date
 
 from services.fulfillment_service.domain import (
     Detection,
@@ -21,10 +21,12 @@ from services.fulfillment_service.domain import (
     explain_spike,
     explaining_promotion,
     latest_lines,
+    shift_days,
     spike_update,
 )
-from services.fulfillment_service.store import Store
+from services.fulfillment_service.store import VolumeStore as Store
 from shared.events import (
+    MAX_REPORTED_DAYS,
     CloudEvent,
     DailyTotalData,
     EventType,
@@ -50,7 +52,8 @@ async def record_volumes(
 
 
 async def _announce_totals(store: Store, publisher: Publisher, changed: Mapping[str, Collection[date]]) -> None:
-    """One `reported` event per SKU with the new all-warehouse totals of the days that changed."""
+    """A `reported` event per SKU with the new all-warehouse totals of the days that changed (several when
+    more than `MAX_REPORTED_DAYS` days changed, so that a long backfill never makes an oversized event)."""
     totals = await store.daily_totals(changed)
     for sku in sorted(totals):
         days = [
@@ -62,9 +65,13 @@ async def _announce_totals(store: Store, publisher: Publisher, changed: Mapping[
             )
             for total in totals[sku]
         ]
-        publisher.publish(
-            EventType.ORDER_VOLUME_REPORTED, key=sku, subject=sku, data=OrderVolumeReportedData(sku=sku, days=days)
-        )
+        for first in range(0, len(days), MAX_REPORTED_DAYS):
+            publisher.publish(
+                EventType.ORDER_VOLUME_REPORTED,
+                key=sku,
+                subject=sku,
+                data=OrderVolumeReportedData(sku=sku, days=days[first : first + MAX_REPORTED_DAYS]),
+            )
 
 
 def _spike_data(spike: Spike, sku: str, status: str) -> OrderSpikeData:
@@ -91,7 +98,7 @@ async def reevaluate_spikes(
     store: Store, publisher: Publisher, changed: Mapping[str, Collection[date]], rule: SpikeRule
 ) -> None:
     """Re-judge every day a change can move; publish new spikes, changed ones, and retractions."""
-    froms = {sku: min(days) - timedelta(days=rule.window_days) for sku, days in changed.items()}
+    froms = {sku: shift_days(min(days), -rule.window_days) for sku, days in changed.items()}
     series = await store.ordered_series(froms)
     windows = await store.live_windows(changed)
     stored = await store.spikes_from(changed, min(min(days) for days in changed.values()))
