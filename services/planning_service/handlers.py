@@ -277,12 +277,12 @@ async def on_sales_order(store: Store, publisher: Publisher, event: CloudEvent, 
     """Keep the order's newest version (booked, changed, shipped or cancelled: each event carries the whole
     order); an older or repeated version changes nothing. Re-plans the SKUs its lines have and had."""
     record = order_record(event, order)
-    skus_before = await store.save_order(record)
-    if skus_before is None:
+    saved = await store.save_order(record)
+    if saved is None:
         log.info("order version not newer than the one kept; ignored", order_id=order.order_id, version=order.version)
         return
-    skus = skus_before | {line.sku for line in record.lines}
-    tier = _tier_of(await store.account_segment(order.account_id), order)
+    skus = saved.skus_before | {line.sku for line in record.lines}
+    tier = _tier_of(saved.account_segment, order)
     await _record_driver(store, event, skus, order_summary(event.type, order, tier))
     _replan_later(publisher, skus, event.id)
 

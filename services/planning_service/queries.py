@@ -276,7 +276,7 @@ async def atp(store: SqlStore, sku: str, settings: PlanningSettings) -> AtpRead 
     view = await store.promising_view(sku)
     if view is None:
         return None
-    stored = await store.allocation_policy()
+    stored = view.policy
     today = settings.today()
     table = atp_table(Supply.from_plan(view.plan, view.on_hand), view.lines, today, stored.policy)
     return AtpRead(
@@ -307,18 +307,17 @@ async def check_promise(
 ) -> PromiseCheckRead | None:
     """Whether the account's tier may be promised the quantity on the date; reads one SKU's plan and open
     lines, commits nothing. None when the SKU has no item or plan."""
-    view = await store.promising_view(request.sku)
+    view = await store.promising_view(request.sku, request.account_id)
     if view is None:
         return None
-    segment = await store.account_segment(request.account_id)
+    segment = view.account_segment
     tier = Tier(segment) if segment else UNKNOWN_ACCOUNT_TIER
-    stored = await store.allocation_policy()
     checked = domain_check_promise(
         Supply.from_plan(view.plan, view.on_hand),
         view.lines,
         PromiseRequest(tier, request.quantity, request.requested_on),
         settings.today(),
-        stored.policy,
+        view.policy.policy,
     )
     explanation = list(checked.reasons)
     if segment is None:

@@ -21,6 +21,7 @@ from services.planning_service.store import (
     PlanRevision,
     ReturnRecord,
     SavedAccount,
+    SavedOrder,
     SpikeReport,
     SpikeState,
     StoredItem,
@@ -217,16 +218,15 @@ class FakePlanningStore:
                 )
         return found
 
-    async def save_order(self, order: OrderRecord) -> set[str] | None:
+    async def save_order(self, order: OrderRecord) -> SavedOrder | None:
         stored = self.orders.get(order.order_id)
         if stored is not None and stored.version >= order.version:
             return None
         self.orders[order.order_id] = order
-        return {line.sku for line in stored.lines} if stored else set()
-
-    async def account_segment(self, account_id: str) -> str | None:
-        stored = self.accounts.get(account_id)
-        return stored.segment if stored else None
+        account = self.accounts.get(order.account_id)
+        return SavedOrder(
+            {line.sku for line in stored.lines} if stored else set(), account.segment if account else None
+        )
 
     async def save_account(self, account: AccountRecord) -> SavedAccount | None:
         stored = self.accounts.get(account.account_id)

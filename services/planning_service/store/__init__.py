@@ -27,6 +27,7 @@ from services.planning_service.store.customers import (
     OrderLineRecord,
     OrderRecord,
     SavedAccount,
+    SavedOrder,
 )
 from services.planning_service.store.inputs import (
     InputSql,
@@ -66,6 +67,7 @@ __all__ = [
     "ReturnRecord",
     "Revision",
     "SavedAccount",
+    "SavedOrder",
     "SpikeReport",
     "SpikeState",
     "SqlStore",
@@ -135,9 +137,7 @@ class Store(Protocol):
 
     # ---- customers and promising
 
-    async def save_order(self, order: OrderRecord) -> set[str] | None: ...
-
-    async def account_segment(self, account_id: str) -> str | None: ...
+    async def save_order(self, order: OrderRecord) -> SavedOrder | None: ...
 
     async def save_account(self, account: AccountRecord) -> SavedAccount | None: ...
 

@@ -54,6 +54,14 @@ class AccountRecord:
 
 
 @dataclass(frozen=True)
+class SavedOrder:
+    """An order version that was newer than the stored one."""
+
+    skus_before: set[str]  # SKUs of the lines the order had (empty for a new order)
+    account_segment: str | None  # the account's tier in planning's copy; None: not heard of yet
+
+
+@dataclass(frozen=True)
 class SavedAccount:
     """An account version that was newer than the stored one; `previous_segment` is None for a new account."""
 
@@ -120,15 +128,14 @@ async def open_order_lines(session: AsyncSession, skus: Collection[str] | None) 
 class CustomerSql:
     session: AsyncSession
 
-    async def save_order(self, order: OrderRecord) -> set[str] | None:
+    async def save_order(self, order: OrderRecord) -> SavedOrder | None:
         """Keep the order and replace its lines when it is newer than the stored version.
 
-        Returns the SKUs its lines had before (empty for a new order), or None when the stored version is
-        as new or newer: an older or repeated version changes nothing.
+        Returns the SKUs its lines had before (none for a new order) and the tier planning's copy of the
+        account holds, or None when the stored version is as new or newer: an older or repeated version
+        changes nothing. Three statements, as every order event takes this path.
         """
-        orders, lines = tables.orders, tables.order_lines
-        before = await self.session.execute(select(lines.c.sku).where(lines.c.order_id == order.order_id))
-        skus_before = set(before.scalars())
+        orders, lines, accounts = tables.orders, tables.order_lines, tables.accounts
         statement = insert(orders).values(
             order_id=order.order_id,
             account_id=order.account_id,
@@ -139,16 +146,22 @@ class CustomerSql:
             last_event_id=order.event_id,
         )
         kept = ("account_id", "tier", "status", "version", "booked_at", "last_event_id")
-        saved = await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[orders.c.order_id],
-                set_={k: statement.excluded[k] for k in kept} | {"updated_at": func.now()},
-                where=orders.c.version < statement.excluded.version,
-            ).returning(orders.c.order_id)
-        )
-        if saved.first() is None:
+        segment = select(accounts.c.segment).where(accounts.c.account_id == order.account_id).scalar_subquery()
+        saved = (
+            await self.session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[orders.c.order_id],
+                    set_={k: statement.excluded[k] for k in kept} | {"updated_at": func.now()},
+                    where=orders.c.version < statement.excluded.version,
+                ).returning(orders.c.order_id, segment.label("segment"))
+            )
+        ).first()
+        if saved is None:
             return None
-        await self.session.execute(delete(lines).where(lines.c.order_id == order.order_id))
+        removed = await self.session.execute(
+            delete(lines).where(lines.c.order_id == order.order_id).returning(lines.c.sku)
+        )
+        skus_before = set(removed.scalars())
         await self.session.execute(
             insert(lines),
             [
@@ -165,7 +178,7 @@ class CustomerSql:
                 for line in order.lines
             ],
         )
-        return skus_before
+        return SavedOrder(skus_before, saved.segment)
 
     async def account_segment(self, account_id: str) -> str | None:
         accounts = tables.accounts
