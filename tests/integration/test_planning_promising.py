@@ -309,3 +309,27 @@ async def test_poison_order_events_are_dead_lettered_and_the_consumer_goes_on(pl
     details = [dict(m.headers)["dlq-detail"].decode() for m in dead]
     assert any("data.lines.1.line_id" in detail for detail in details)
     assert await db.fetchval("select count(*) from planning.orders") == 1
+
+
+async def test_a_change_that_drops_one_line_and_moves_another_replans_both_skus(
+    planning_settings, broker, api_keys, db
+):
+    planner = bearer(api_keys["planner"])
+    bootstrap = broker.bootstrap_servers
+    async with running(build_app(planning_settings)) as client:
+        for sku in ("SKU-1", "SKU-2"):
+            await client.put(f"/v1/items/{sku}", json=item(), headers=planner)
+        booked = order_body("SO-5", "ACC-1", 10, "2026-11-25")
+        booked["lines"].append(booked["lines"][0] | {"line_id": "2", "quantity": 20, "open_quantity": 20})
+        plan = await plan_after(client, planner, await publish_order(bootstrap, order_event(booked)))
+        assert column(plan, "booked_orders", 2) == [0, 30]
+        changed = order_body("SO-5", "ACC-1", 10, "2026-11-25", version=2)
+        changed["lines"][0]["sku"] = "SKU-2"
+        event = await publish_order(bootstrap, order_event(changed, EventType.SALES_ORDER_CHANGED))
+        plan = await plan_after(client, planner, event)
+        assert column(plan, "booked_orders", 2) == [0, 0]
+        other = (await client.get("/v1/mps/SKU-2", headers=planner)).json()
+        assert column(other, "booked_orders", 2) == [0, 10]
+        assert event.id in {d["event_id"] for d in other["drivers"]}
+    rows = await db.fetch("select line_id, sku, open_quantity from planning.order_lines where order_id = 'SO-5'")
+    assert [tuple(r) for r in rows] == [("1", "SKU-2", 10)]
