@@ -157,6 +157,16 @@ async def _events_per_second(env: Environment, events: list[tuple[str, bytes]], 
         await db.close()
 
 
+async def _published(env: Environment) -> dict[str, int]:
+    """Events planning wrote to its outbox during the measure, by type."""
+    db = await asyncpg.connect(env.dsn)
+    try:
+        rows = await db.fetch("SELECT event_type, count(*) AS n FROM planning.outbox GROUP BY event_type")
+        return {row["event_type"]: int(row["n"]) for row in rows}
+    finally:
+        await db.close()
+
+
 async def run(harness: Harness, quick: bool) -> MeasureResult:
     skus = 1_000 if quick else SKUS
     checks = 200 if quick else 2_000
@@ -185,6 +195,7 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
             orders_rate = await _events_per_second(
                 env, [sales_order_event(i, EVENT_SKUS, monday) for i in range(1, events + 1)], Topic.ORDERS
             )
+            published = await _published(env)
     p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
     read_p50, read_p99 = percentile(reads, 50) * 1000, percentile(reads, 99) * 1000
     return MeasureResult(
@@ -226,5 +237,6 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
             "events": events,
             "order_events_per_s": round(orders_rate, 1),
             "volume_events_per_s": round(volumes_rate, 1),
+            "published": published,
         },
     )
