@@ -18,7 +18,7 @@ from services.planning_service.domain import SkuPlan
 from services.planning_service.domain.allocation import NO_PROTECTION, AllocationPolicy
 from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER, OrderLine, Tier
 from services.planning_service.domain.promises import AtRiskLine
-from services.planning_service.store.customers import sku_array
+from services.planning_service.store.customers import open_line, sku_array
 from services.planning_service.store.inputs import plan_from_json
 
 
@@ -205,7 +205,7 @@ def _open_lines_json(sku: Any) -> Any:
                 accounts, accounts.c.account_id == orders.c.account_id
             )
         )
-        .where(lines.c.sku == sku, lines.c.open_quantity > 0, orders.c.status != "cancelled")
+        .where(lines.c.sku == sku, open_line(lines, orders))
         .scalar_subquery()
     )
 
