@@ -264,7 +264,3 @@ class CustomerSql:
             .where(orders.c.account_id == account_id, open_line(lines, orders))
         )
         return set((await self.session.execute(query)).scalars())
-
-    async def open_lines_of_sku(self, sku: str) -> list[OrderLine]:
-        """One SKU's open lines (the partial index on open lines by SKU answers it)."""
-        return (await open_order_lines(self.session, [sku])).get(sku, [])
