@@ -61,6 +61,7 @@ CLIENT_ROLES: dict[str, tuple[Scope, ...]] = {
         Scope.PROMOTIONS_READ,
         Scope.ORDERS_READ,
         Scope.ORDERS_WRITE,
+        Scope.PLANNING_READ,  # "can I promise this?" (POST /v1/promises/check) and the ATP behind the answer
     ),
     "planner": (
         Scope.PLANNING_READ,

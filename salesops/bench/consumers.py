@@ -18,13 +18,14 @@ from shared.events import CLOUDEVENTS_CONTENT_TYPE, Topic
 SKUS = 50
 
 
-async def _produce(bootstrap: str, events: list[tuple[str, bytes]]) -> None:
+async def produce_events(bootstrap: str, events: list[tuple[str, bytes]], topic: str = Topic.ORDER_VOLUMES) -> None:
+    """Send (key, CloudEvent JSON) pairs to a topic and wait until the broker has them all."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=2)
     await producer.start()
     try:
         headers = [("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())]
         for key, value in events:
-            await producer.send(Topic.ORDER_VOLUMES.value, value=value, key=key.encode(), headers=headers)
+            await producer.send(topic, value=value, key=key.encode(), headers=headers)
         await producer.flush()
     finally:
         await producer.stop()
@@ -96,11 +97,11 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
                 return int(await db.fetchval("SELECT count(*) FROM planning.inbox")) >= n
 
             # One event first, so the consumer group has joined and the loop is warm before the clock starts.
-            await _produce(env.bootstrap_servers, events[:1])
+            await produce_events(env.bootstrap_servers, events[:1])
             if not await wait_until(lambda: processed(1), timeout_s=60):
                 raise RuntimeError("planning never processed the warm-up event")
             started = time.perf_counter()
-            await _produce(env.bootstrap_servers, events[1:])
+            await produce_events(env.bootstrap_servers, events[1:])
             if not await wait_until(lambda: processed(count + 1), timeout_s=600, interval_s=0.02):
                 raise RuntimeError("planning did not process every event in time")
             planning_s = time.perf_counter() - started

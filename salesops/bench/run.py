@@ -21,7 +21,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from salesops.bench import consumers, http_ingest, latency, memory, order_volumes, outbox_relay, planning_core
+from salesops.bench import (
+    consumers,
+    http_ingest,
+    latency,
+    memory,
+    order_volumes,
+    outbox_relay,
+    planning_core,
+    promising,
+)
 from salesops.bench.harness import Harness, dumps, machine
 from salesops.bench.model import MeasureResult
 
@@ -35,6 +44,7 @@ MEASURES: dict[str, tuple[str, Measure]] = {
     "consumers": ("Consumers (planning)", consumers.run),
     "latency": ("End-to-end latency", latency.run),
     "planning_core": ("Planning core", planning_core.run),
+    "promising": ("Promising (promise checks, booked orders)", promising.run),
     "memory": ("Memory (RSS per service)", memory.run),
 }
 # Beside the data of `salesops up`, in the directory it runs from (ignored by git).

@@ -1,4 +1,5 @@
-"""HTTP API of the planning service: item master, plans and why they changed, scenarios, accuracy."""
+"""HTTP API of the planning service: item master, plans and why they changed, scenarios, accuracy, ATP,
+the allocation policy and promise checks."""
 
 from __future__ import annotations
 
@@ -11,13 +12,20 @@ from pydantic import BaseModel
 
 from services.planning_service import handlers, queries
 from services.planning_service.domain import Item
+from services.planning_service.domain.allocation import AllocationPolicy
+from services.planning_service.domain.orders import Tier
 from services.planning_service.schemas import (
     AccuracyList,
+    AllocationPolicyPut,
+    AllocationPolicyRead,
+    AtpRead,
     ItemList,
     ItemPut,
     ItemRead,
     MpsList,
     MpsRead,
+    PromiseCheckRead,
+    PromiseCheckRequest,
     ReplanResult,
     RevisionList,
     ScenarioRequest,
@@ -189,6 +197,60 @@ async def forecast_accuracy(
     if sku is not None and await queries.get_item(store, sku) is None:
         raise not_found("item", sku)
     return AccuracyList(data=await queries.forecast_accuracy(store, [sku] if sku else None, settings))
+
+
+# ---------------------------------------------------------------- booked orders and promising
+
+
+@router.get(
+    "/atp/{sku}",
+    response_model=AtpRead,
+    summary="Per week: receipts, booked orders, ATP, cumulative ATP and what each tier may be promised",
+)
+async def get_atp(sku: SkuPath, uow: UnitOfWorkDep, settings: SettingsDep, _: CanRead) -> AtpRead:
+    found = await queries.atp(SqlStore(uow.session), sku, settings)
+    if found is None:
+        raise not_found("plan for SKU", sku)
+    return found
+
+
+@router.get(
+    "/allocation-policy",
+    response_model=AllocationPolicyRead,
+    summary="The share of each week's receipts protected per tier, and the release window",
+)
+async def get_allocation_policy(uow: UnitOfWorkDep, _: CanRead) -> AllocationPolicyRead:
+    return await queries.get_allocation_policy(SqlStore(uow.session))
+
+
+@router.put(
+    "/allocation-policy",
+    response_model=AllocationPolicyRead,
+    summary="Set the allocation policy (promise checks and the ATP view use it at once)",
+)
+async def put_allocation_policy(body: AllocationPolicyPut, uow: UnitOfWorkDep, _: CanWrite) -> AllocationPolicyRead:
+    policy = AllocationPolicy(
+        {Tier(tier): pct for tier, pct in body.reserve_pct.model_dump().items()}, body.release_days
+    )
+    stored = await handlers.put_allocation_policy(SqlStore(uow.session), policy)
+    await uow.commit()
+    return queries.allocation_policy_read(stored)
+
+
+@router.post(
+    "/promises/check",
+    response_model=PromiseCheckRead,
+    summary="Can this quantity be promised to this account on this date? Commits nothing",
+    responses={404: {"description": "the `sku` has no item or plan"}},
+)
+async def check_promise(
+    body: PromiseCheckRequest, uow: UnitOfWorkDep, settings: SettingsDep, _: CanRead
+) -> PromiseCheckRead:
+    # Read only: the unit of work is never committed.
+    found = await queries.check_promise(SqlStore(uow.session), body, settings)
+    if found is None:
+        raise not_found("plan for SKU", body.sku)
+    return found
 
 
 # ---------------------------------------------------------------- inputs and drivers

@@ -8,6 +8,7 @@ from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import SqlStore
 from shared.db import UnitOfWork
 from shared.events import (
+    AccountChangedData,
     CloudEvent,
     EventType,
     LaunchData,
@@ -15,6 +16,7 @@ from shared.events import (
     OrderVolumeReportedData,
     PromotionData,
     ReturnData,
+    SalesOrderData,
     Topic,
 )
 from shared.kafka import Subscription
@@ -40,6 +42,14 @@ async def on_return_recorded(uow: UnitOfWork, event: CloudEvent, data: ReturnDat
     await handlers.on_return_recorded(SqlStore(uow.session), uow, event, data)
 
 
+async def on_sales_order(uow: UnitOfWork, event: CloudEvent, data: SalesOrderData) -> None:
+    await handlers.on_sales_order(SqlStore(uow.session), uow, event, data)
+
+
+async def on_account_changed(uow: UnitOfWork, event: CloudEvent, data: AccountChangedData) -> None:
+    await handlers.on_account_changed(SqlStore(uow.session), uow, event, data)
+
+
 def subscription(settings: PlanningSettings) -> Subscription:
     """The `planning-service` consumer group; complaints on the returns topic are skipped."""
 
@@ -48,7 +58,13 @@ def subscription(settings: PlanningSettings) -> Subscription:
 
     return Subscription(
         name="planning-service",
-        topics=(Topic.PROMOTIONS.value, Topic.ORDER_VOLUMES.value, Topic.RETURNS.value),
+        topics=(
+            Topic.PROMOTIONS.value,
+            Topic.ORDER_VOLUMES.value,
+            Topic.RETURNS.value,
+            Topic.ORDERS.value,
+            Topic.ACCOUNTS.value,
+        ),
         handlers={
             EventType.PROMOTION_PLANNED.value: on_promotion_event,
             EventType.PROMOTION_REVISED.value: on_promotion_event,
@@ -58,6 +74,12 @@ def subscription(settings: PlanningSettings) -> Subscription:
             EventType.ORDER_SPIKE_DETECTED.value: on_order_spike,
             EventType.ORDER_SPIKE_RETRACTED.value: on_order_spike,
             EventType.RETURN_RECORDED.value: on_return_recorded,
+            EventType.SALES_ORDER_BOOKED.value: on_sales_order,
+            EventType.SALES_ORDER_CHANGED.value: on_sales_order,
+            EventType.SALES_ORDER_CANCELLED.value: on_sales_order,
+            # A shipment's data is the order as it stands after it, plus the shipment.
+            EventType.SHIPMENT_RECORDED.value: on_sales_order,
+            EventType.ACCOUNT_CHANGED.value: on_account_changed,
         },
         finish=finish,
     )

@@ -8,20 +8,29 @@ for all the events of a consumed batch.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import structlog
 
 from services.planning_service.domain import Item
+from services.planning_service.domain.allocation import AllocationPolicy
+from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER
 from services.planning_service.recompute import RecomputeResult, recompute
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import (
+    AccountRecord,
     Driver,
+    OrderLineRecord,
+    OrderRecord,
     ReturnRecord,
     SpikeReport,
     Store,
     StoredItem,
+    StoredPolicy,
     promotion_skus,
 )
 from shared.events import (
+    AccountChangedData,
     CloudEvent,
     EventType,
     InvalidEvent,
@@ -30,6 +39,8 @@ from shared.events import (
     OrderVolumeReportedData,
     PromotionData,
     ReturnData,
+    SalesOrderData,
+    ShipmentRecordedData,
 )
 from shared.ports import Publisher
 
@@ -192,7 +203,126 @@ async def on_return_recorded(store: Store, publisher: Publisher, event: CloudEve
     _replan_later(publisher, {returned.sku}, event.id)
 
 
+# ---------------------------------------------------------------- sales orders and accounts
+
+# Planning's own limits on ids and quantities: a longer SKU can have no item, a larger quantity is no order.
+MAX_ID_LENGTH = 100
+MAX_ORDER_UNITS = 1e12
+SUMMARY_LINES = 5
+
+
+def _tier_of(account_segment: str | None, order: SalesOrderData) -> str:
+    """The tier planning gives an order's lines: its own copy of the account, else the tier the order
+    event stamped, else the tier of an unknown account."""
+    return account_segment or order.tier or UNKNOWN_ACCOUNT_TIER.value
+
+
+def order_record(event: CloudEvent, order: SalesOrderData) -> OrderRecord:
+    """The order as planning keeps it; data it could never store is poison (dead-lettered, never retried)."""
+    if len(order.order_id) > MAX_ID_LENGTH or len(order.account_id) > MAX_ID_LENGTH:
+        field = "order_id" if len(order.order_id) > MAX_ID_LENGTH else "account_id"
+        raise InvalidEvent("invalid-data", f"data.{field}: longer than {MAX_ID_LENGTH} characters")
+    seen: set[str] = set()
+    lines = []
+    for index, line in enumerate(order.lines):
+        where = f"data.lines.{index}"
+        if line.line_id in seen:
+            raise InvalidEvent("invalid-data", f"{where}.line_id: {line.line_id!r} appears twice in the order")
+        seen.add(line.line_id)
+        if len(line.line_id) > MAX_ID_LENGTH or len(line.sku) > MAX_ID_LENGTH:
+            field = "line_id" if len(line.line_id) > MAX_ID_LENGTH else "sku"
+            raise InvalidEvent("invalid-data", f"{where}.{field}: longer than {MAX_ID_LENGTH} characters")
+        if max(line.quantity, line.shipped_quantity, line.open_quantity) > MAX_ORDER_UNITS:
+            raise InvalidEvent("invalid-data", f"{where}.quantity: more than {MAX_ORDER_UNITS:g} units")
+        open_quantity = 0 if order.status == "cancelled" else line.open_quantity
+        lines.append(
+            OrderLineRecord(
+                line.line_id,
+                line.sku,
+                float(line.quantity),
+                float(line.shipped_quantity),
+                float(open_quantity),
+                line.requested_on,
+                line.promised_on,
+            )
+        )
+    booked_at = order.booked_at if order.booked_at.tzinfo else order.booked_at.replace(tzinfo=UTC)
+    return OrderRecord(
+        order.order_id, order.account_id, order.tier, order.status, order.version, booked_at, event.id, tuple(lines)
+    )
+
+
+def _quantities(pairs: list[tuple[float, str]]) -> str:
+    shown = ", ".join(f"{quantity:g} x {sku}" for quantity, sku in pairs[:SUMMARY_LINES])
+    more = len(pairs) - SUMMARY_LINES
+    return shown + (f" and {more} more lines" if more > 0 else "")
+
+
+def order_summary(event_type: str, order: SalesOrderData, tier: str) -> str:
+    """One line for the driver log, e.g. "SO-1001 booked 120 x SKU-1 for ACC-7 (strategic)"."""
+    whom = f"for {order.account_id} ({tier})"
+    if event_type == EventType.SALES_ORDER_CANCELLED or order.status == "cancelled":
+        return f"{order.order_id} cancelled: {', '.join(dict.fromkeys(line.sku for line in order.lines))} {whom}"
+    if isinstance(order, ShipmentRecordedData):
+        shipped = _quantities([(line.quantity, line.sku) for line in order.shipment.lines])
+        still_open = sum(line.open_quantity for line in order.lines)
+        return f"{order.order_id} shipped {shipped} ({order.shipment.shipment_id}); {still_open:g} open {whom}"
+    open_lines = _quantities([(line.open_quantity, line.sku) for line in order.lines])
+    if event_type == EventType.SALES_ORDER_BOOKED:
+        return f"{order.order_id} booked {open_lines} {whom}"
+    return f"{order.order_id} changed: {open_lines} open {whom}"
+
+
+async def on_sales_order(store: Store, publisher: Publisher, event: CloudEvent, order: SalesOrderData) -> None:
+    """Keep the order's newest version (booked, changed, shipped or cancelled: each event carries the whole
+    order); an older or repeated version changes nothing. Re-plans the SKUs its lines have and had."""
+    record = order_record(event, order)
+    saved = await store.save_order(record)
+    if saved is None:
+        log.info("order version not newer than the one kept; ignored", order_id=order.order_id, version=order.version)
+        return
+    skus = saved.skus_before | {line.sku for line in record.lines}
+    tier = _tier_of(saved.account_segment, order)
+    await _record_driver(store, event, skus, order_summary(event.type, order, tier))
+    _replan_later(publisher, skus, event.id)
+
+
+async def on_account_changed(
+    store: Store, publisher: Publisher, event: CloudEvent, account: AccountChangedData
+) -> None:
+    """Keep the account's newest version; a new tier re-judges the promises of its open lines (their
+    priority changed), which re-plans the SKUs of those lines."""
+    if len(account.account_id) > MAX_ID_LENGTH:
+        raise InvalidEvent("invalid-data", f"data.account_id: longer than {MAX_ID_LENGTH} characters")
+    changed_at = account.changed_at if account.changed_at.tzinfo else account.changed_at.replace(tzinfo=UTC)
+    saved = await store.save_account(
+        AccountRecord(
+            account.account_id,
+            account.name,
+            account.segment,
+            account.owner_email,
+            account.version,
+            changed_at,
+            event.id,
+        )
+    )
+    if saved is None or saved.previous_segment == account.segment:
+        return  # an older version, or no new tier: no promise moves
+    skus = await store.open_skus_of_account(account.account_id)
+    if not skus:
+        return
+    was = f"was {saved.previous_segment}" if saved.previous_segment else "new to planning"
+    await _record_driver(store, event, skus, f"{account.account_id} is now {account.segment} ({was})")
+    _replan_later(publisher, skus, event.id)
+
+
 # ---------------------------------------------------------------- commands
+
+
+async def put_allocation_policy(store: Store, policy: AllocationPolicy) -> StoredPolicy:
+    """Replace the allocation policy. Promise checks and the ATP view read it; plans and booked promises do
+    not depend on it (a booked promise is kept whoever's share it needs), so nothing is re-planned."""
+    return await store.save_allocation_policy(policy)
 
 
 async def put_item(

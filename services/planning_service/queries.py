@@ -13,8 +13,14 @@ from datetime import date
 from typing import Any
 
 from services.planning_service.domain import CapacityConflict, PlanWeek, accuracy, diff_plans, plan_many
+from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER, Tier
+from services.planning_service.domain.promises import PromiseRequest, Supply, atp_table
+from services.planning_service.domain.promises import check_promise as domain_check_promise
 from services.planning_service.schemas import (
     AccuracyRead,
+    AllocationPolicyRead,
+    AtpRead,
+    AtpWeekRead,
     ConflictRead,
     DriverRef,
     ItemRead,
@@ -22,18 +28,22 @@ from services.planning_service.schemas import (
     MpsSummary,
     MpsWeek,
     PlanExceptionRead,
+    PromiseCheckRead,
+    PromiseCheckRequest,
     RevisionRead,
     ScenarioPlan,
     ScenarioPromotion,
     ScenarioResult,
     ShortfallWeek,
     WeekChangeRead,
+    WeekDrawRead,
 )
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import (
     OpenConflict,
     PlanningInputs,
     SqlStore,
+    StoredPolicy,
     exceptions_json,
     promotion_from_data,
     promotion_skus,
@@ -243,3 +253,90 @@ def _plan_scenario(
     conflicts = [_conflict(conflict) for plan in plans for conflict in plan.conflicts]
     planned = {p.sku for p in plans}
     return ScenarioResult(plans=results, conflicts=conflicts, skus_without_item=sorted(skus - planned))
+
+
+# ---------------------------------------------------------------- booked orders and promising
+
+
+def allocation_policy_read(stored: StoredPolicy) -> AllocationPolicyRead:
+    return AllocationPolicyRead(
+        reserve_pct={tier.value: stored.policy.reserve_pct.get(tier, 0.0) for tier in Tier},
+        release_days=stored.policy.release_days,
+        revision=stored.revision,
+        updated_at=stored.updated_at,
+    )
+
+
+async def get_allocation_policy(store: SqlStore) -> AllocationPolicyRead:
+    return allocation_policy_read(await store.allocation_policy())
+
+
+async def atp(store: SqlStore, sku: str, settings: PlanningSettings) -> AtpRead | None:
+    """The SKU's ATP view from its current plan and open lines; None without an item or a plan."""
+    view = await store.promising_view(sku)
+    if view is None:
+        return None
+    stored = view.policy
+    today = settings.today()
+    table = atp_table(Supply.from_plan(view.plan, view.on_hand), view.lines, today, stored.policy)
+    return AtpRead(
+        sku=sku,
+        plan_version=view.plan_version,
+        as_of=today,
+        oversold=table.oversold,
+        allocation_policy=allocation_policy_read(stored),
+        weeks=[
+            AtpWeekRead(
+                week_start=w.week_start,
+                receipts=w.receipts,
+                booked_orders=w.booked_orders,
+                other_commitments=w.other_commitments,
+                atp=w.atp,
+                cumulative_atp=w.cumulative_atp,
+                available_by_tier={tier.value: available for tier, available in w.available_by_tier.items()},
+                protected=w.protected,
+                protection_lapses_on=w.protection_lapses_on,
+            )
+            for w in table.weeks
+        ],
+    )
+
+
+async def check_promise(
+    store: SqlStore, request: PromiseCheckRequest, settings: PlanningSettings
+) -> PromiseCheckRead | None:
+    """Whether the account's tier may be promised the quantity on the date; reads one SKU's plan and open
+    lines, commits nothing. None when the SKU has no item or plan."""
+    view = await store.promising_view(request.sku, request.account_id)
+    if view is None:
+        return None
+    segment = view.account_segment
+    tier = Tier(segment) if segment else UNKNOWN_ACCOUNT_TIER
+    checked = domain_check_promise(
+        Supply.from_plan(view.plan, view.on_hand),
+        view.lines,
+        PromiseRequest(tier, request.quantity, request.requested_on),
+        settings.today(),
+        view.policy.policy,
+    )
+    explanation = list(checked.reasons)
+    if segment is None:
+        explanation.insert(0, f"account {request.account_id} is unknown to planning: it counts as {tier.value}")
+    return PromiseCheckRead(
+        account_id=request.account_id,
+        account_known=segment is not None,
+        tier=tier.value,
+        sku=request.sku,
+        quantity=request.quantity,
+        requested_on=request.requested_on,
+        can_promise=checked.can_promise,
+        available=checked.available,
+        available_to_top_tier=checked.available_to_top_tier,
+        draws=[WeekDrawRead(week_start=d.week_start, quantity=d.quantity) for d in checked.draws],
+        earliest_full_on=checked.earliest_full_on,
+        limited_by=checked.limited_by,
+        protected_for_higher_tiers=checked.protected_for_higher_tiers,
+        protection_lapses_on=checked.protection_lapses_on,
+        explanation=explanation,
+        plan_version=view.plan_version,
+    )

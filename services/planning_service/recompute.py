@@ -7,12 +7,13 @@ Part of the handlers' room: the SQL is the store's, the conflict rule the domain
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from services.planning_service.domain import CapacityConflict, SkuPlan, diff_plans, plan_many
 from services.planning_service.domain.conflicts import conflict_change
+from services.planning_service.review import review_promises_after
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import PlanRevision, Store, StoredPlan, exceptions_json
 from shared.events import (
@@ -34,6 +35,10 @@ class RecomputeResult:
     revised: list[str]
     conflicts_detected: list[str]
     conflicts_resolved: list[str]
+    # Per SKU planned: its current plan version, and the events behind this re-plan (the new revision's
+    # drivers, or the events that asked for a re-plan that changed nothing).
+    versions: dict[str, int] = field(default_factory=dict)
+    drivers: dict[str, list[str]] = field(default_factory=dict)
 
 
 async def recompute(
@@ -58,7 +63,9 @@ async def recompute(
         reference_baselines=loaded.reference_baselines,
         params=settings.planning_params(),
     )
-    return await save_plans(store, publisher, plans, loaded.stored, driver_ids, horizon_start)
+    result = await save_plans(store, publisher, plans, loaded.stored, driver_ids, horizon_start)
+    await review_promises_after(store, publisher, plans, loaded.inputs, result.versions, result.drivers)
+    return result
 
 
 async def save_plans(
@@ -76,20 +83,23 @@ async def save_plans(
     revisions: list[PlanRevision] = []
     new_exceptions: dict[str, list[dict[str, Any]]] = {}
     versions: dict[str, int] = {}
+    drivers_of: dict[str, list[str]] = {}
     for plan in plans:
         old = stored.get(plan.sku)
         changes = diff_plans(old.plan if old else None, plan)
         exceptions = exceptions_json(plan.exceptions)
+        own = driver_ids.get(plan.sku, ()) if isinstance(driver_ids, Mapping) else driver_ids
         if not changes:
             assert old is not None  # a plan without a predecessor always differs (every week is new)
             versions[plan.sku] = old.plan_version
+            drivers_of[plan.sku] = list(own)
             if exceptions != old.exceptions:
                 new_exceptions[plan.sku] = exceptions
             continue
         version = old.plan_version + 1 if old else 1
         versions[plan.sku] = version
-        own = driver_ids.get(plan.sku, ()) if isinstance(driver_ids, Mapping) else driver_ids
         drivers = list(dict.fromkeys([*own, *earlier.get(plan.sku, ())]))
+        drivers_of[plan.sku] = drivers
         changed = [
             {"week_start": c.week_start.isoformat(), "field": c.field, "before": c.before, "after": c.after}
             for c in changes
@@ -110,7 +120,7 @@ async def save_plans(
     await store.save_exceptions(new_exceptions)
     await store.snapshot_forecasts(horizon_start, {p.sku: p.weeks[0].forecast for p in plans})
     detected, resolved = await _sync_conflicts(store, publisher, plans, versions, now)
-    return RecomputeResult(len(plans), [r.plan.sku for r in revisions], detected, resolved)
+    return RecomputeResult(len(plans), [r.plan.sku for r in revisions], detected, resolved, versions, drivers_of)
 
 
 def conflict_data(conflict: CapacityConflict, plan_version: int | None) -> CapacityConflictData:

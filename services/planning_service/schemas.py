@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.events import MAX_CANNIBALIZED, MAX_PROMOTION_ITEMS, MAX_PROMOTION_LABELS
 from shared.types import DATE_RANGE, PlanDate, Sku
@@ -72,6 +72,11 @@ class MpsWeek(BaseModel):
     capacity: float | None
     capacity_shortfall: float
     replacements: float = Field(description="Units shipped as replacements (part of gross requirements)")
+    booked_orders: float = Field(
+        default=0, description="Open booked order quantity promised for the week (consumes its forecast)"
+    )
+    atp: float = Field(default=0, description="Discrete available-to-promise with look-ahead (APICS)")
+    cumulative_atp: float = Field(default=0, description="Running sum of the ATP")
     changed_by: list[str] = Field(
         default_factory=list, description="Driver event ids of the revisions that moved this week"
     )
@@ -239,3 +244,96 @@ class ReplanResult(BaseModel):
     conflicts_detected: int
     conflicts_resolved: int
     driver_event_id: str
+
+
+# ---------------------------------------------------------------- booked orders and promising
+
+MAX_RELEASE_DAYS = 366
+# Float noise of shares typed as decimals (33.3 + 33.3 + 33.4) is not a sum above 100.
+SHARE_TOLERANCE = 1e-9
+
+Pct = Annotated[float, Field(ge=0, le=100)]
+
+
+class ReservePct(Strict):
+    """Percent of each week's receipts protected for each tier (missing tiers: 0)."""
+
+    strategic: Pct = 0
+    integrated: Pct = 0
+    emerging: Pct = 0
+    stable: Pct = 0
+
+    @model_validator(mode="after")
+    def _shares_fit_in_the_receipts(self) -> ReservePct:
+        if self.strategic + self.integrated + self.emerging + self.stable > 100 + SHARE_TOLERANCE:
+            raise ValueError("the shares add up to more than 100")
+        return self
+
+
+class AllocationPolicyPut(Strict):
+    reserve_pct: ReservePct = Field(default_factory=ReservePct)
+    release_days: int = Field(
+        default=7, ge=0, le=MAX_RELEASE_DAYS, description="Protection of a week lapses this many days before it"
+    )
+
+
+class AllocationPolicyRead(BaseModel):
+    reserve_pct: dict[str, float] = Field(description="Percent of each week's receipts protected per tier")
+    release_days: int
+    revision: int = Field(description="How many times the policy was set; 0: never, nothing is protected")
+    updated_at: datetime | None
+
+
+class AtpWeekRead(BaseModel):
+    week_start: date
+    receipts: float = Field(description="Planned production plus resellable returns of the week")
+    booked_orders: float = Field(description="Open booked quantity promised for the week")
+    other_commitments: float = Field(description="Replacements owed in the week")
+    atp: float = Field(description="Discrete available-to-promise with look-ahead (receipt weeks only)")
+    cumulative_atp: float
+    available_by_tier: dict[str, float] = Field(
+        description="What each tier may still be promised for delivery by this week under the allocation policy"
+    )
+    protected: bool = Field(description="Part of this week's receipts is still reserved for tiers")
+    protection_lapses_on: date
+
+
+class AtpRead(BaseModel):
+    sku: str
+    plan_version: int
+    as_of: date = Field(description="Today: which protections have lapsed")
+    oversold: float = Field(description="Booked quantity no supply covers on time (served late)")
+    allocation_policy: AllocationPolicyRead
+    weeks: list[AtpWeekRead]
+
+
+class PromiseCheckRequest(Strict):
+    account_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    sku: Sku
+    quantity: float = Field(gt=0, le=MAX_UNITS)
+    requested_on: PlanDate = Field(description=f"Within {DATE_RANGE}")
+
+
+class WeekDrawRead(BaseModel):
+    week_start: date = Field(description="The receipt week (or the stock on hand, in the first week)")
+    quantity: float
+
+
+class PromiseCheckRead(BaseModel):
+    account_id: str
+    account_known: bool = Field(description="False: planning has not heard of the account; it counts as stable")
+    tier: str
+    sku: str
+    quantity: float
+    requested_on: date
+    can_promise: bool
+    available: float = Field(description="What the tier may be promised by the requested week")
+    available_to_top_tier: float = Field(description="The same for the highest tier: the free supply itself")
+    draws: list[WeekDrawRead] = Field(description="Where the quantity (or what is available) would come from")
+    earliest_full_on: date | None = Field(description="The first date the full quantity can be promised")
+    limited_by: Literal["allocation", "supply", "horizon"] | None
+    protected_for_higher_tiers: float
+    protection_lapses_on: date | None
+    explanation: list[str]
+    plan_version: int
+    committed: bool = Field(default=False, description="Always false: a check promises nothing")

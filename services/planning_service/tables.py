@@ -1,6 +1,8 @@
 """Tables of the planning service (schema `planning`)."""
 
 from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -12,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -162,6 +165,81 @@ planning_state = Table(
     metadata,
     Column("key", String(100), primary_key=True),
     Column("value", JSONB, nullable=False),
+)
+
+# ---------------------------------------------------------------- customers: orders, accounts, promises
+
+# Planning's copy of every sales order (event-carried state from `salesops.orders`): the newest version wins.
+# `tier` is the account's tier as the order event stamped it; planning's own copy of the account comes first.
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(100), primary_key=True),
+    Column("account_id", String(100), nullable=False, index=True),
+    Column("tier", String(20), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("booked_at", DateTime(timezone=True), nullable=False),
+    Column("last_event_id", String(200), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# The lines of each order's newest version; `open_quantity` is what is still to ship (0 once cancelled).
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("order_id", String(100), primary_key=True),
+    Column("line_id", String(100), primary_key=True),
+    Column("sku", String(100), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("shipped_quantity", Float, nullable=False),
+    Column("open_quantity", Float, nullable=False),
+    Column("requested_on", Date, nullable=False),
+    Column("promised_on", Date, nullable=False),
+    # A promise check reads one SKU's open lines: only those are indexed.
+    Index("ix_order_lines_open_by_sku", "sku", postgresql_where=text("open_quantity > 0")),
+)
+
+# Planning's copy of each account's tier (`segment`) from `salesops.accounts`; the highest version wins.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(100), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("segment", String(20), nullable=False),
+    Column("owner_email", Text, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("last_event_id", String(200), nullable=False),
+)
+
+# The one allocation policy: the share of each week's receipts protected per tier, and the release window.
+allocation_policy = Table(
+    "allocation_policy",
+    metadata,
+    Column("singleton", Boolean, primary_key=True, server_default="true"),
+    Column("reserve_pct", JSONB, nullable=False),
+    Column("release_days", Integer, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("singleton", name="allocation_policy_one_row"),
+)
+
+# The booked lines the latest review of their SKU found at risk, as last published.
+promises_at_risk = Table(
+    "promises_at_risk",
+    metadata,
+    Column("order_id", String(100), primary_key=True),
+    Column("line_id", String(100), primary_key=True),
+    Column("sku", String(100), nullable=False, index=True),
+    Column("account_id", String(100), nullable=False),
+    Column("tier", String(20), nullable=False),
+    Column("promised_on", Date, nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("quantity_short", Float, nullable=False),
+    Column("new_earliest_on", Date, nullable=True),
+    Column("plan_version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 outbox = outbox_table(metadata)

@@ -10,15 +10,23 @@ from typing import Any
 
 from services.planning_service.domain import CapacityConflict, Item, Spike
 from services.planning_service.domain import SkuInputs as Inputs
+from services.planning_service.domain.allocation import AllocationPolicy
+from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER, OrderLine, Tier
+from services.planning_service.domain.promises import AtRiskLine
 from services.planning_service.store import (
+    AccountRecord,
     Driver,
+    OrderRecord,
     PlanningInputs,
     PlanRevision,
     ReturnRecord,
+    SavedAccount,
+    SavedOrder,
     SpikeReport,
     SpikeState,
     StoredItem,
     StoredPlan,
+    StoredPolicy,
     launch_from_data,
     promotion_from_data,
     promotion_skus,
@@ -49,6 +57,10 @@ class FakePlanningStore:
     conflicts: dict[str, tuple[CapacityConflict, int]] = field(default_factory=dict)
     week_rolled_to: date | None = None
     locks: list[object] = field(default_factory=list)
+    orders: dict[str, OrderRecord] = field(default_factory=dict)
+    accounts: dict[str, AccountRecord] = field(default_factory=dict)
+    at_risk: dict[tuple[str, str], tuple[AtRiskLine, int]] = field(default_factory=dict)
+    policy: StoredPolicy | None = None
 
     async def lock_skus(self, skus: Collection[str]) -> None:
         self.locks.append(sorted(skus))
@@ -127,6 +139,7 @@ class FakePlanningStore:
                     history=self._history(item.sku),
                     spikes=spikes,
                     previous_mps={w.week_start: w.mps_quantity for w in previous.plan.weeks} if previous else None,
+                    order_lines=tuple(self.open_lines(item.sku)),
                 )
             )
         wanted = {i.sku for i in planned}
@@ -178,3 +191,77 @@ class FakePlanningStore:
 
     async def set_rolled_to(self, week_start: date) -> None:
         self.week_rolled_to = week_start
+
+    # ---- customers and promising
+
+    def open_lines(self, sku: str | None = None) -> list[OrderLine]:
+        """Open lines of uncancelled orders with their tier: the account's copy, the order's stamp, stable."""
+        found = []
+        for order in self.orders.values():
+            account = self.accounts.get(order.account_id)
+            tier = Tier(account.segment if account else order.tier or UNKNOWN_ACCOUNT_TIER.value)
+            for line in order.lines:
+                if order.status == "cancelled" or line.open_quantity <= 0 or (sku is not None and line.sku != sku):
+                    continue
+                found.append(
+                    OrderLine(
+                        order.order_id,
+                        line.line_id,
+                        order.account_id,
+                        tier,
+                        line.sku,
+                        line.open_quantity,
+                        line.promised_on,
+                        order.booked_at,
+                        order.version,
+                    )
+                )
+        return found
+
+    async def save_order(self, order: OrderRecord) -> SavedOrder | None:
+        stored = self.orders.get(order.order_id)
+        if stored is not None and stored.version >= order.version:
+            return None
+        self.orders[order.order_id] = order
+        account = self.accounts.get(order.account_id)
+        return SavedOrder(
+            {line.sku for line in stored.lines} if stored else set(), account.segment if account else None
+        )
+
+    async def save_account(self, account: AccountRecord) -> SavedAccount | None:
+        stored = self.accounts.get(account.account_id)
+        if stored is not None and stored.version >= account.version:
+            return None
+        self.accounts[account.account_id] = account
+        return SavedAccount(stored.segment if stored else None)
+
+    async def open_skus_of_account(self, account_id: str) -> set[str]:
+        return {line.sku for line in self.open_lines() if line.account_id == account_id}
+
+    async def promises_at_risk(self, skus: Collection[str] | None) -> dict[str, list[AtRiskLine]]:
+        found: dict[str, list[AtRiskLine]] = {}
+        for key in sorted(self.at_risk):
+            line, _ = self.at_risk[key]
+            if skus is None or line.sku in skus:
+                found.setdefault(line.sku, []).append(line)
+        return found
+
+    async def save_promises_at_risk(
+        self, reviewed: Mapping[str, Sequence[AtRiskLine]], *, plan_versions: Mapping[str, int]
+    ) -> None:
+        self.at_risk = {key: kept for key, kept in self.at_risk.items() if kept[0].sku not in reviewed}
+        for sku, lines in reviewed.items():
+            for line in lines:
+                self.at_risk[line.key] = (line, plan_versions[sku])
+
+    async def drivers_by_id(self, event_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        return {
+            i: {"event_id": i, "event_type": self.drivers[i].event_type, "summary": self.drivers[i].summary}
+            for i in event_ids
+            if i in self.drivers
+        }
+
+    async def save_allocation_policy(self, policy: AllocationPolicy) -> StoredPolicy:
+        revision = self.policy.revision + 1 if self.policy else 1
+        self.policy = StoredPolicy(policy, revision, datetime.now().astimezone())
+        return self.policy

@@ -96,6 +96,7 @@ async def test_a_promotion_moves_its_week_and_publishes_the_revision(planning_se
         second = revisions[1]["data"]
         assert second["driver_event_ids"] == [event.id]
         assert sorted((c["week_start"], c["field"], c["before"], c["after"]) for c in second["changed_weeks"]) == [
+            (PROMO_WEEK, "atp", 100, 150),  # what the week makes is free to promise
             (PROMO_WEEK, "forecast", 100, 150),
             (PROMO_WEEK, "mps_quantity", 100, 150),
         ]
@@ -108,6 +109,7 @@ async def test_a_promotion_moves_its_week_and_publishes_the_revision(planning_se
         assert {(c["field"], c["before"], c["after"]) for c in newest["changes"]} == {
             ("forecast", 100, 150),
             ("mps_quantity", 100, 150),
+            ("atp", 100, 150),
         }
         summary = (await client.get("/v1/mps", headers=planner)).json()
         assert summary["data"][0]["sku"] == "SKU-1"
@@ -256,7 +258,7 @@ async def test_api_validation_auth_and_unknown_skus(planning_settings, api_keys,
         assert {e["field"] for e in missing.json()["errors"]} == {"name", "safety_stock"}
         assert (await client.put("/v1/items/SKU-1", json=item())).status_code == 401
         assert (await client.put("/v1/items/SKU-1", json=item(), headers=crm)).status_code == 403
-        assert (await client.get("/v1/mps", headers=crm)).status_code == 403
+        assert (await client.get("/v1/mps", headers=bearer(api_keys["marketing"]))).status_code == 403
         assert (await client.get("/v1/mps/NOPE", headers=planner)).status_code == 404
         assert (await client.get("/v1/items/NOPE", headers=planner)).status_code == 404
         assert (await client.get("/v1/mps/NOPE/history", headers=planner)).status_code == 404

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from .model import SkuPlan, WeekChange
 
-COMPARED_FIELDS = ("forecast", "mps_quantity", "projected_available", "capacity_shortfall")
+# Gross requirements and cumulative ATP follow from these; booked orders and ATP can move on their own (an
+# order within the forecast, a receipt week shifting supply).
+COMPARED_FIELDS = ("forecast", "mps_quantity", "projected_available", "capacity_shortfall", "booked_orders", "atp")
 CHANGE_TOLERANCE = 1e-9
 
 

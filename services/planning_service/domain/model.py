@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
 
+from .orders import OrderLine
+
 
 @dataclass(frozen=True, slots=True)
 class Item:
@@ -89,6 +91,7 @@ class SkuInputs:
     resellable_returns: Mapping[date, float] = field(default_factory=dict)  # day received -> units
     replacements: Mapping[date, float] = field(default_factory=dict)  # day -> units shipped as replacement
     previous_mps: Mapping[date, float] | None = None  # week_start -> mps_quantity of the previous plan
+    order_lines: tuple[OrderLine, ...] = ()  # open booked lines of this SKU (customer commitments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,11 @@ class PlanWeek(NamedTuple):
     mps_quantity: float
     capacity: float | None
     capacity_shortfall: float
+    # Promising (orders.py, atp.py): open booked quantity due this week, APICS ATP and its running sum. The
+    # defaults read plans stored before booked orders were planned.
+    booked_orders: float = 0.0
+    atp: float = 0.0
+    cumulative_atp: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

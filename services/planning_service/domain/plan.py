@@ -9,9 +9,11 @@ from datetime import date
 
 import numpy as np
 
+from .atp import Atp, available_to_promise
 from .conflicts import capacity_conflicts
 from .forecast import BoolArray, ForecastComponents, forecast_components
 from .model import (
+    Item,
     Launch,
     PlanException,
     PlanningParams,
@@ -21,6 +23,7 @@ from .model import (
     SkuPlan,
 )
 from .mps import TOLERANCE, Netting, max_production, net_requirements
+from .orders import booked_matrix, consume_forecast
 from .weeks import FloatArray, require_monday, week_index, week_starts
 
 HORIZON_WEEKS = 26
@@ -106,7 +109,8 @@ def _plan_many(
     forecast = np.maximum(components.baseline + components.promotion_uplift + components.sensing_adjustment, 0.0)
     receipts = _by_week([inp.resellable_returns for inp in inputs], horizon_start, horizon_weeks)
     replacements = _by_week([inp.replacements for inp in inputs], horizon_start, horizon_weeks)
-    gross = forecast + replacements
+    booked = booked_matrix([line for inp in inputs for line in inp.order_lines], rows, horizon_start, horizon_weeks)
+    gross = consume_forecast(forecast, booked, replacements)
     items = [inp.item for inp in inputs]
     capacity = np.array([np.inf if i.weekly_capacity is None else i.weekly_capacity for i in items])
     lot_size = np.array([i.lot_size for i in items], dtype=np.float64)
@@ -145,12 +149,13 @@ def _plan_many(
         mps_l,
         strict=True,
     )
+    promising = _promising(items, netting, receipts, booked, replacements)
     with_exceptions = set(components.exceptions) | _fence_differs(netting, requested, frozen_quantity)
     with_shortfall = set(np.nonzero(netting.capacity_shortfall.any(axis=1))[0].tolist())
     plans = []
-    for row, (item, values, shortfall) in enumerate(zip(items, columns, shortfall_l, strict=True)):
+    for row, (item, values, shortfall, promised) in enumerate(zip(items, columns, shortfall_l, promising, strict=True)):
         capacities = [None if item.weekly_capacity is None else float(item.weekly_capacity)] * len(starts)
-        weeks = tuple(map(PlanWeek._make, zip(starts, *values, capacities, shortfall, strict=True)))
+        weeks = tuple(map(PlanWeek._make, zip(starts, *values, capacities, shortfall, *promised, strict=True)))
         exceptions = (
             _exceptions(row, components, netting, requested, frozen_quantity, starts) if row in with_exceptions else ()
         )
@@ -161,6 +166,22 @@ def _plan_many(
         )
         plans.append(SkuPlan(item.sku, weeks, exceptions, conflicts))
     return plans
+
+
+# ---------------------------------------------------------------- promising: booked orders and ATP
+
+
+def _promising(
+    items: Sequence[Item], netting: Netting, returns_receipts: FloatArray, booked: FloatArray, replacements: FloatArray
+) -> zip[tuple[list[float], list[float], list[float]]]:
+    """Per SKU the (booked_orders, atp, cumulative_atp) week columns of its plan.
+
+    Supply is the planned production plus resellable returns; commitments are the booked lines and the
+    replacements owed, never the forecast (as `promises.Supply.from_plan` reads a stored plan).
+    """
+    on_hand = np.array([i.on_hand for i in items], dtype=np.float64)
+    atp: Atp = available_to_promise(on_hand, netting.mps_quantity + returns_receipts, booked + replacements)
+    return zip(booked.tolist(), atp.atp.tolist(), atp.cumulative_atp.tolist(), strict=True)
 
 
 def _by_week(per_day: Sequence[Mapping[date, float]], horizon_start: date, weeks: int) -> FloatArray:

@@ -6,6 +6,8 @@ fake); the read side uses the same `SqlStore`.
 - `signals.py`    planning's copy of other services' events, the item master and the driver log
 - `plans.py`      plans, revisions, forecast snapshots, open conflicts, the week rolled to
 - `reads.py`      what the API reads
+- `customers.py`  planning's copy of sales orders, their lines and accounts; open lines with their tier
+- `promising.py`  promises at risk as last published, the allocation policy, what a promise check reads
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service.domain import CapacityConflict, Item
+from services.planning_service.domain.allocation import AllocationPolicy
+from services.planning_service.domain.promises import AtRiskLine
+from services.planning_service.store.customers import (
+    AccountRecord,
+    CustomerSql,
+    OrderLineRecord,
+    OrderRecord,
+    SavedAccount,
+    SavedOrder,
+)
 from services.planning_service.store.inputs import (
     InputSql,
     PlanningInputs,
@@ -30,6 +42,7 @@ from services.planning_service.store.inputs import (
 )
 from services.planning_service.store.locks import LockSql
 from services.planning_service.store.plans import PlanRevision, PlanSql
+from services.planning_service.store.promising import PromisingSql, PromisingView, StoredPolicy
 from services.planning_service.store.reads import CurrentPlan, OpenConflict, PlanSummary, ReadSql, Revision
 from services.planning_service.store.signals import (
     Driver,
@@ -41,20 +54,27 @@ from services.planning_service.store.signals import (
 )
 
 __all__ = [
+    "AccountRecord",
     "CurrentPlan",
     "Driver",
     "OpenConflict",
+    "OrderLineRecord",
+    "OrderRecord",
     "PlanRevision",
     "PlanSummary",
     "PlanningInputs",
+    "PromisingView",
     "ReturnRecord",
     "Revision",
+    "SavedAccount",
+    "SavedOrder",
     "SpikeReport",
     "SpikeState",
     "SqlStore",
     "Store",
     "StoredItem",
     "StoredPlan",
+    "StoredPolicy",
     "exceptions_json",
     "launch_from_data",
     "plan_from_json",
@@ -115,8 +135,26 @@ class Store(Protocol):
 
     async def set_rolled_to(self, week_start: date) -> None: ...
 
+    # ---- customers and promising
 
-class SqlStore(LockSql, InputSql, SignalSql, PlanSql, ReadSql):
+    async def save_order(self, order: OrderRecord) -> SavedOrder | None: ...
+
+    async def save_account(self, account: AccountRecord) -> SavedAccount | None: ...
+
+    async def open_skus_of_account(self, account_id: str) -> set[str]: ...
+
+    async def promises_at_risk(self, skus: Collection[str] | None) -> dict[str, list[AtRiskLine]]: ...
+
+    async def save_promises_at_risk(
+        self, reviewed: Mapping[str, Sequence[AtRiskLine]], *, plan_versions: Mapping[str, int]
+    ) -> None: ...
+
+    async def drivers_by_id(self, event_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]: ...
+
+    async def save_allocation_policy(self, policy: AllocationPolicy) -> StoredPolicy: ...
+
+
+class SqlStore(LockSql, InputSql, SignalSql, PlanSql, ReadSql, CustomerSql, PromisingSql):
     """The store on one unit of work's session."""
 
     def __init__(self, session: AsyncSession) -> None:

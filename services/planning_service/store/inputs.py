@@ -27,6 +27,7 @@ from services.planning_service.domain import (
     baseline_level,
 )
 from services.planning_service.domain.forecast import MAX_HISTORY_WEEKS
+from services.planning_service.store.customers import open_order_lines
 from shared.events import LaunchData, PromotionData
 
 # Sensing looks at most a few weeks back from the horizon; older spikes cannot move any week.
@@ -192,6 +193,7 @@ class InputSql:
             if row.resolution == "replacement":
                 replacements[row.sku][row.returned_on] += row.quantity
         stored = await self.stored_plans(planned)
+        order_lines = await open_order_lines(self.session, planned)
         result = PlanningInputs(stored=stored)
         for item in items:
             previous = stored.get(item.sku)
@@ -203,6 +205,7 @@ class InputSql:
                     resellable_returns=dict(receipts.get(item.sku, {})),
                     replacements=dict(replacements.get(item.sku, {})),
                     previous_mps=({w.week_start: w.mps_quantity for w in previous.plan.weeks} if previous else None),
+                    order_lines=tuple(order_lines.get(item.sku, ())),
                 )
             )
         result.promotions = await self.active_promotions(planned)

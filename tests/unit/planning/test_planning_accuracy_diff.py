@@ -55,10 +55,11 @@ def test_changed_weeks_are_listed_per_field() -> None:
     assert changes == [
         WeekChange(H, "forecast", 50, 60),
         WeekChange(H, "mps_quantity", 50, 60),
+        WeekChange(H, "atp", 50, 60),  # the week's production is free to promise
     ]
 
 
 def test_a_first_plan_or_a_new_week_reports_every_field_without_before() -> None:
-    assert len(diff_plans(None, plan(50))) == 3 * 4
+    assert len(diff_plans(None, plan(50))) == 3 * 6
     rolled = diff_plans(plan(50), plan(50, start=week(1)))
     assert {(c.week_start, c.before) for c in rolled} == {(week(3), None)}

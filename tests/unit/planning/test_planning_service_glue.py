@@ -1,9 +1,10 @@
 """The service's glue around the core, with plain values: the clock's horizon and the stored-plan round trip
 that every revision's diff depends on."""
 
-from datetime import date
+from datetime import date, datetime
 
 from services.planning_service.domain import Item, Promotion, PromotionItem, SkuInputs, diff_plans, plan_sku
+from services.planning_service.domain.orders import OrderLine, Tier
 from services.planning_service.settings import PlanningSettings, planning_settings
 from services.planning_service.store import plan_from_json, plan_weeks_json
 from shared.settings import Settings
@@ -39,3 +40,27 @@ def test_a_stored_plan_reads_back_identical_so_an_unchanged_recompute_is_no_revi
     assert diff_plans(restored, plan) == []
     unlimited = plan_sku(SkuInputs(Item("SKU-2", "Gadget", 0, 0, baseline_weekly_demand=5)), date(2026, 11, 16))
     assert plan_from_json("SKU-2", plan_weeks_json(unlimited)).weeks == unlimited.weeks
+
+
+def test_booked_orders_and_atp_survive_the_stored_plan_round_trip() -> None:
+    line = OrderLine("SO-1", "1", "ACC-1", Tier.STRATEGIC, "SKU-1", 70, date(2026, 11, 25), datetime(2026, 11, 1))
+    inputs = SkuInputs(Item("SKU-1", "Widget", 20, 0, baseline_weekly_demand=50), order_lines=(line,))
+    plan = plan_sku(inputs, date(2026, 11, 23), 3)
+    # 70 booked in week 0 consume its forecast of 50; 20 on hand and 50 made cover it, so no ATP is left.
+    assert [(w.booked_orders, w.gross_requirements, w.mps_quantity) for w in plan.weeks] == [
+        (70, 70, 50),
+        (0, 50, 50),
+        (0, 50, 50),
+    ]
+    assert [(w.atp, w.cumulative_atp) for w in plan.weeks] == [(0, 0), (50, 50), (50, 100)]
+    restored = plan_from_json("SKU-1", plan_weeks_json(plan))
+    assert restored.weeks == plan.weeks
+    assert diff_plans(restored, plan) == []
+
+
+def test_a_plan_stored_before_booked_orders_reads_as_nothing_booked_or_promised() -> None:
+    stored = plan_weeks_json(
+        plan_sku(SkuInputs(Item("SKU-1", "W", 0, 0, baseline_weekly_demand=5)), date(2026, 11, 23))
+    )
+    legacy = [{k: v for k, v in w.items() if k not in {"booked_orders", "atp", "cumulative_atp"}} for w in stored]
+    assert {(w.booked_orders, w.atp) for w in plan_from_json("SKU-1", legacy).weeks} == {(0, 0)}

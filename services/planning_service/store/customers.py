@@ -1,0 +1,266 @@
+"""Planning's copy of the customers' side: sales orders with their lines (newest version wins) and each
+account's tier (newest version wins), and the open order lines as the planning core reads them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BindParameter,
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    and_,
+    any_,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.planning_service import tables
+from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER, OrderLine, Tier
+
+
+@dataclass(frozen=True)
+class OrderLineRecord:
+    line_id: str
+    sku: str
+    quantity: float
+    shipped_quantity: float
+    open_quantity: float
+    requested_on: date
+    promised_on: date
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """A sales order at one version, as an order event carried it. `tier` is the one the event stamped."""
+
+    order_id: str
+    account_id: str
+    tier: str | None
+    status: str
+    version: int
+    booked_at: datetime
+    event_id: str
+    lines: tuple[OrderLineRecord, ...]
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    account_id: str
+    name: str
+    segment: str
+    owner_email: str | None
+    version: int
+    changed_at: datetime
+    event_id: str
+
+
+@dataclass(frozen=True)
+class SavedOrder:
+    """An order version that was newer than the stored one."""
+
+    skus_before: set[str]  # SKUs of the lines the order had (empty for a new order)
+    account_segment: str | None  # the account's tier in planning's copy; None: not heard of yet
+
+
+@dataclass(frozen=True)
+class SavedAccount:
+    """An account version that was newer than the stored one; `previous_segment` is None for a new account."""
+
+    previous_segment: str | None
+
+
+# The newer version replaces the order and its lines (lines it no longer has are deleted); `before` reads
+# the lines as they were, since every part of one statement sees the same snapshot.
+SAVE_ORDER = text(
+    f"""
+    WITH saved AS (
+        INSERT INTO {tables.orders.fullname} AS o
+            (order_id, account_id, tier, status, version, booked_at, last_event_id)
+        VALUES (:order_id, :account_id, :tier, :status, :version, :booked_at, :event_id)
+        ON CONFLICT (order_id) DO UPDATE SET
+            account_id = excluded.account_id, tier = excluded.tier, status = excluded.status,
+            version = excluded.version, booked_at = excluded.booked_at,
+            last_event_id = excluded.last_event_id, updated_at = now()
+        WHERE o.version < excluded.version
+        RETURNING o.order_id
+    ),
+    before AS (
+        SELECT sku FROM {tables.order_lines.fullname} WHERE order_id = :order_id
+    ),
+    removed AS (
+        DELETE FROM {tables.order_lines.fullname}
+        WHERE order_id = :order_id AND EXISTS (SELECT 1 FROM saved)
+            AND line_id <> ALL (CAST(:line_ids AS text[]))
+    ),
+    written AS (
+        INSERT INTO {tables.order_lines.fullname}
+            (order_id, line_id, sku, quantity, shipped_quantity, open_quantity, requested_on, promised_on)
+        SELECT saved.order_id, u.line_id, u.sku, u.quantity, u.shipped, u.open, u.requested, u.promised
+        FROM saved, unnest(
+            CAST(:line_ids AS text[]), CAST(:skus AS text[]), CAST(:quantities AS float8[]),
+            CAST(:shipped AS float8[]), CAST(:open AS float8[]), CAST(:requested AS date[]),
+            CAST(:promised AS date[])
+        ) AS u (line_id, sku, quantity, shipped, open, requested, promised)
+        ON CONFLICT (order_id, line_id) DO UPDATE SET
+            sku = excluded.sku, quantity = excluded.quantity, shipped_quantity = excluded.shipped_quantity,
+            open_quantity = excluded.open_quantity, requested_on = excluded.requested_on,
+            promised_on = excluded.promised_on
+    )
+    SELECT
+        EXISTS (SELECT 1 FROM saved) AS saved,
+        (SELECT segment FROM {tables.accounts.fullname} WHERE account_id = :account_id) AS segment,
+        ARRAY (SELECT DISTINCT sku FROM before) AS skus_before
+    """
+)
+
+
+def sku_array(skus: Collection[str]) -> BindParameter[Any]:
+    """SKUs as one array parameter (`sku = any(:skus)`): a full re-plan's tens of thousands of SKUs would
+    overflow the bind parameters an `IN` list takes."""
+    return literal(sorted(skus), ARRAY(String))
+
+
+def open_line(lines: Table, orders: Table) -> ColumnElement[bool]:
+    """A line still to ship of an order not cancelled. The constants are written into the SQL, not bound: a
+    prepared statement's generic plan can then use the partial index of open lines (with `open_quantity >
+    $1` it cannot, and reads every line)."""
+    return and_(lines.c.open_quantity > literal_column("0"), orders.c.status != literal_column("'cancelled'"))
+
+
+def open_lines_query(skus: Collection[str] | None) -> Select[Any]:
+    """Open lines of uncancelled orders with their tier: planning's copy of the account first, then the tier
+    the order event stamped, then the tier of an unknown account."""
+    lines, orders, accounts = tables.order_lines, tables.orders, tables.accounts
+    tier = func.coalesce(accounts.c.segment, orders.c.tier, literal(UNKNOWN_ACCOUNT_TIER.value))
+    query = (
+        select(
+            lines.c.order_id,
+            lines.c.line_id,
+            orders.c.account_id,
+            tier.label("tier"),
+            lines.c.sku,
+            lines.c.open_quantity,
+            lines.c.promised_on,
+            orders.c.booked_at,
+            orders.c.version,
+        )
+        .select_from(
+            lines.join(orders, orders.c.order_id == lines.c.order_id).outerjoin(
+                accounts, accounts.c.account_id == orders.c.account_id
+            )
+        )
+        .where(open_line(lines, orders))
+    )
+    if skus is not None:
+        query = query.where(lines.c.sku == any_(sku_array(skus)))
+    return query
+
+
+def order_line_from_row(row: Any) -> OrderLine:
+    return OrderLine(
+        order_id=row.order_id,
+        line_id=row.line_id,
+        account_id=row.account_id,
+        tier=Tier(row.tier),
+        sku=row.sku,
+        open_quantity=row.open_quantity,
+        promised_on=row.promised_on,
+        booked_at=row.booked_at,
+        version=row.version,
+    )
+
+
+async def open_order_lines(session: AsyncSession, skus: Collection[str] | None) -> dict[str, list[OrderLine]]:
+    """Open order lines by SKU (of the given SKUs, or all)."""
+    found: dict[str, list[OrderLine]] = defaultdict(list)
+    for row in (await session.execute(open_lines_query(skus))).all():
+        found[row.sku].append(order_line_from_row(row))
+    return found
+
+
+class CustomerSql:
+    session: AsyncSession
+
+    async def save_order(self, order: OrderRecord) -> SavedOrder | None:
+        """Keep the order and its lines when it is newer than the stored version, in one statement (every
+        order event takes this path, so it costs what other planning events cost).
+
+        Returns the SKUs its lines had before (none for a new order) and the tier planning's copy of the
+        account holds, or None when the stored version is as new or newer: an older or repeated version
+        changes nothing.
+        """
+        row = (
+            await self.session.execute(
+                SAVE_ORDER,
+                {
+                    "order_id": order.order_id,
+                    "account_id": order.account_id,
+                    "tier": order.tier,
+                    "status": order.status,
+                    "version": order.version,
+                    "booked_at": order.booked_at,
+                    "event_id": order.event_id,
+                    "line_ids": [line.line_id for line in order.lines],
+                    "skus": [line.sku for line in order.lines],
+                    "quantities": [line.quantity for line in order.lines],
+                    "shipped": [line.shipped_quantity for line in order.lines],
+                    "open": [line.open_quantity for line in order.lines],
+                    "requested": [line.requested_on for line in order.lines],
+                    "promised": [line.promised_on for line in order.lines],
+                },
+            )
+        ).one()
+        return SavedOrder(set(row.skus_before), row.segment) if row.saved else None
+
+    async def account_segment(self, account_id: str) -> str | None:
+        accounts = tables.accounts
+        query = select(accounts.c.segment).where(accounts.c.account_id == account_id)
+        segment: str | None = (await self.session.execute(query)).scalar()
+        return segment
+
+    async def save_account(self, account: AccountRecord) -> SavedAccount | None:
+        """Keep the account when its version is newer than the stored one; None when it is not."""
+        accounts = tables.accounts
+        previous = await self.account_segment(account.account_id)
+        statement = insert(accounts).values(
+            account_id=account.account_id,
+            name=account.name,
+            segment=account.segment,
+            owner_email=account.owner_email,
+            version=account.version,
+            changed_at=account.changed_at,
+            last_event_id=account.event_id,
+        )
+        kept = ("name", "segment", "owner_email", "version", "changed_at", "last_event_id")
+        saved = await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[accounts.c.account_id],
+                set_={k: statement.excluded[k] for k in kept},
+                where=accounts.c.version < statement.excluded.version,
+            ).returning(accounts.c.account_id)
+        )
+        return SavedAccount(previous) if saved.first() is not None else None
+
+    async def open_skus_of_account(self, account_id: str) -> set[str]:
+        """SKUs of the account's open order lines."""
+        lines, orders = tables.order_lines, tables.orders
+        query = (
+            select(lines.c.sku)
+            .distinct()
+            .select_from(lines.join(orders, orders.c.order_id == lines.c.order_id))
+            .where(orders.c.account_id == account_id, open_line(lines, orders))
+        )
+        return set((await self.session.execute(query)).scalars())
