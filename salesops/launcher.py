@@ -262,8 +262,8 @@ class Launcher:
                 table.add_row(service.name, service.url, f"{service.url}/docs")
         self.console.print(table)
         console_url = f"http://127.0.0.1:{self.port_base + CONSOLE_PORT_OFFSET}/"
-        replica_one = " (talks to replica 1 of each service)" if self.replicas > 1 else ""
-        self.console.print(f"console:    {console_url} (sign in with the planner key){replica_one}")
+        replica_one = "; it calls replica 1 of each service" if self.replicas > 1 else ""
+        self.console.print(f"console:    {console_url} (sign in with the planner key{replica_one})")
         self.console.print(f"API keys:   {env['SALESOPS_API_KEYS_FILE']}")
         self.console.print(
             f"database:   {'embedded, ' + str(self.data_dir / 'postgres') if self.postgres else 'external'}"
