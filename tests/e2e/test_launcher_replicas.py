@@ -73,13 +73,18 @@ async def test_two_replicas_of_every_service_run_supervised_share_their_data_and
 
             await eventually(all_ready, timeout=240, interval=0.5, message=f"not all ready; see {log}")
 
+            async def summary_printed() -> str | None:
+                text = log.read_text()
+                return text if "Press Ctrl-C to stop." in text else None
+
             descendants = psutil.Process(up.pid).children(recursive=True)
             processes = serving(descendants)
             expected = {("serve", r.service, str(r.port)) for r in replicas} | {
                 ("console", str(port_base + CONSOLE_PORT_OFFSET))
             }
             assert set(processes) == expected, processes
-            text = log.read_text()
+            # The launcher prints its summary once its own readiness poll saw them all.
+            text = await eventually(summary_printed, timeout=30, interval=0.2, message=f"no summary in {log}")
             assert "2 replicas of each service" in text
             assert "promotion-2" in text and f"127.0.0.1:{port_base + 14}" in text
 
