@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from salesops import events
+from salesops.replicas import MAX_REPLICAS
 
 app = typer.Typer(help="salesops: event-driven sales and operations planning.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics of the contract.", no_args_is_help=True)
@@ -40,11 +41,20 @@ def up(
     data_dir: Annotated[Path, typer.Option(help="embedded database, broker logs and generated keys")] = Path(
         ".salesops"
     ),
+    replicas: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_REPLICAS,
+            help="processes of each service; replica k listens on port-base+10*(k-1)+1 .. +4 (the console and "
+            "`salesops demo` use replica 1)",
+        ),
+    ] = 1,
 ) -> None:
     """Run the whole system on this machine (embedded PostgreSQL and broker unless configured otherwise)."""
     from salesops.launcher import Launcher
 
-    raise typer.Exit(Launcher(port_base=port_base, data_dir=data_dir, console=console).run())
+    raise typer.Exit(Launcher(port_base=port_base, data_dir=data_dir, console=console, replicas=replicas).run())
 
 
 @app.command()

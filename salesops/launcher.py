@@ -27,11 +27,14 @@ from salesops.infra import (
     postgres_holder,
     refuse_busy_ports,
 )
+from salesops.replicas import BROKER_PORT_OFFSET, CONSOLE_PORT_OFFSET, connection_pool, replicas_of
+from salesops.replicas import SERVICE_PORT_OFFSETS as SERVICE_PORT_OFFSETS
 from shared import migrations
 from shared.auth import generate_keys_file
 from shared.events import ALL_TOPICS
 from shared.kafka import ensure_topics
 from shared.retry import Backoff, retrying_sync
+from shared.settings import Settings
 
 # Readiness is asked every 0.2 s at first, then less often while services take their time.
 READY_POLL = Backoff(initial_s=0.2, max_s=1.0)
@@ -41,18 +44,13 @@ class _NotReady(Exception):
     """Some services are not ready yet (named in the message)."""
 
 
-SERVICE_PORT_OFFSETS = {"promotion": 1, "fulfillment": 2, "returns": 3, "planning": 4}
-CONSOLE_PORT_OFFSET = 5
-BROKER_PORT_OFFSET = 92
-
-
 @dataclass
 class ServiceProcess:
     name: str
     port: int
     log_path: Path
-    # `salesops` arguments; empty = `serve <name>` (the console runs `salesops console` instead)
-    command: tuple[str, ...] = ()
+    # `salesops` arguments: `serve <service>` for a replica of a service, `console` for the console
+    command: tuple[str, ...]
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -62,14 +60,20 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def is_service(self) -> bool:
+        return self.command[0] == "serve"
+
     def start(self, env: dict[str, str]) -> None:
+        if self._log is not None:
+            self._log.close()  # the previous run's, on a restart
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "salesops",
-                *(self.command or ("serve", self.name)),
+                *self.command,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -104,16 +108,17 @@ class ServiceProcess:
 
 
 class Launcher:
-    def __init__(self, *, port_base: int, data_dir: Path, console: Console) -> None:
+    def __init__(self, *, port_base: int, data_dir: Path, console: Console, replicas: int = 1) -> None:
         self.port_base = port_base
+        self.replicas = replicas
         self.data_dir = data_dir.resolve()
         self.console = console
         self.logs_dir = self.data_dir / "logs"
         self.postgres: EmbeddedPostgres | None = None
         self.broker: EmbeddedBroker | None = None
         self.services = [
-            ServiceProcess(name, port_base + offset, self.logs_dir / f"{name}.log")
-            for name, offset in SERVICE_PORT_OFFSETS.items()
+            ServiceProcess(r.name, r.port, self.logs_dir / r.log_name, command=("serve", r.service))
+            for r in replicas_of(port_base, replicas)
         ]
         self.services.append(
             ServiceProcess(
@@ -157,8 +162,8 @@ class Launcher:
 
         Two stacks on one data dir would share (and stop) one PostgreSQL; a service whose port is taken would
         crash-loop while the other stack's service answered its readiness checks."""
-        self.lock.acquire(port_base=self.port_base)
-        refuse_busy_ports({f"{s.name} service" if not s.command else s.name: s.port for s in self.services})
+        self.lock.acquire(port_base=self.port_base, replicas=self.replicas)
+        refuse_busy_ports({f"{s.name} service" if s.is_service else s.name: s.port for s in self.services})
         if not os.environ.get("SALESOPS_KAFKA_BOOTSTRAP_SERVERS"):
             # The broker's port is the stack's own business: any free one does when the usual one is taken.
             self.broker_port = free_port(self.broker_port)
@@ -194,7 +199,11 @@ class Launcher:
                 env["SALESOPS_DATABASE_URL"] = self.postgres.start()
                 # Should this launcher be killed, the server outlives it: the next one may take it over.
                 self.lock.note(postgres_pid=self.postgres.pid)
-        partitions = int(env.get("SALESOPS_TOPIC_PARTITIONS", "6"))
+            # Every replica's pool must fit the embedded server's connections together.
+            pool, overflow = connection_pool(self.replicas)
+            env.setdefault("SALESOPS_DB_POOL_SIZE", str(pool))
+            env.setdefault("SALESOPS_DB_MAX_OVERFLOW", str(overflow))
+        partitions = self._partitions(env)
         if not env.get("SALESOPS_KAFKA_BOOTSTRAP_SERVERS"):
             with self.console.status("starting the embedded broker ..."):
                 self.broker = EmbeddedBroker(
@@ -216,6 +225,19 @@ class Launcher:
             for service in migrations.SERVICES:
                 migrations.upgrade(service, env["SALESOPS_DATABASE_URL"])
         return env
+
+    def _partitions(self, env: dict[str, str]) -> int:
+        """Partitions per topic, passed on to every process: a relay or consumer that creates a topic again (after
+        the embedded broker lost its state) must create it as the launcher did."""
+        default = Settings.model_fields["topic_partitions"].default
+        partitions = int(env.get("SALESOPS_TOPIC_PARTITIONS") or default)
+        env["SALESOPS_TOPIC_PARTITIONS"] = str(partitions)
+        if partitions < self.replicas:
+            self.console.print(
+                f"[yellow]{partitions} partition(s) per topic for {self.replicas} replicas: "
+                f"{self.replicas - partitions} replica(s) of each service will consume nothing[/]"
+            )
+        return partitions
 
     def _wait_ready(self, timeout_s: float = 90.0) -> None:
         pending = {s.name: s for s in self.services}
@@ -246,17 +268,18 @@ class Launcher:
                 raise RuntimeError(f"not ready after {timeout_s:.0f}s: {exc} (logs in {self.logs_dir})") from exc
 
     def _print_summary(self, env: dict[str, str]) -> None:
-        table = Table(title="salesops is running", show_lines=False)
+        title = "salesops is running" + (f" ({self.replicas} replicas of each service)" if self.replicas > 1 else "")
+        table = Table(title=title, show_lines=False)
         table.add_column("service")
         table.add_column("API")
         table.add_column("docs")
         for service in self.services:
-            if service.command:
-                continue
-            table.add_row(service.name, service.url, f"{service.url}/docs")
+            if service.is_service:
+                table.add_row(service.name, service.url, f"{service.url}/docs")
         self.console.print(table)
         console_url = f"http://127.0.0.1:{self.port_base + CONSOLE_PORT_OFFSET}/"
-        self.console.print(f"console:    {console_url} (sign in with the planner key)")
+        replica_one = "; it calls replica 1 of each service" if self.replicas > 1 else ""
+        self.console.print(f"console:    {console_url} (sign in with the planner key{replica_one})")
         self.console.print(f"API keys:   {env['SALESOPS_API_KEYS_FILE']}")
         self.console.print(
             f"database:   {'embedded, ' + str(self.data_dir / 'postgres') if self.postgres else 'external'}"

@@ -535,9 +535,21 @@ def test_kubernetes_runs_the_console_from_the_same_image_with_its_settings(
 
 
 def test_topic_partitions_agree_between_compose_and_kubernetes() -> None:
-    settings = _one(render_kustomization(KUSTOMIZATIONS["base"]), "ConfigMap", "salesops-settings")["data"]
+    from shared.settings import Settings
+
+    docs = render_kustomization(KUSTOMIZATIONS["base"])
+    settings = _one(docs, "ConfigMap", "salesops-settings")["data"]
     compose_default = re.search(r"\$\{SALESOPS_TOPIC_PARTITIONS:-(\d+)\}", COMPOSE_FILE.read_text())
     assert compose_default and compose_default.group(1) == settings["SALESOPS_TOPIC_PARTITIONS"]
+    # `salesops up` (one machine, any number of replicas) creates the topics with the same count.
+    assert Settings.model_fields["topic_partitions"].default == int(settings["SALESOPS_TOPIC_PARTITIONS"])
+    # Every replica of a service gets partitions of each topic it consumes, none stands by idle.
+    services = [
+        d for d in _by_kind(docs, "Deployment") if d["spec"]["template"]["spec"]["containers"][0]["args"][0] == "serve"
+    ]
+    assert len(services) == len(SERVICES)
+    for deployment in services:
+        assert deployment["spec"]["replicas"] <= int(settings["SALESOPS_TOPIC_PARTITIONS"]), deployment["metadata"]
 
 
 def test_strimzi_overlay_declares_every_contract_topic_and_points_at_its_cluster() -> None:

@@ -57,6 +57,14 @@ async def all_ready(port_base: int) -> bool:
     return True
 
 
+def running(pid: int) -> bool:
+    """Alive and not merely exited: a stopped PostgreSQL was detached to init, which may reap it a moment later."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def tail(log: Path) -> str:
     return log.read_text()[-3000:]
 
@@ -121,4 +129,4 @@ async def test_a_second_salesops_up_on_a_busy_data_dir_or_port_is_refused_and_th
         first.send_signal(signal.SIGTERM)
         await asyncio.to_thread(first.wait, 60)
     assert first.returncode == 0, tail(log)
-    assert not psutil.pid_exists(postgres), "the first stack stops its own PostgreSQL"
+    assert not running(postgres), "the first stack stops its own PostgreSQL"

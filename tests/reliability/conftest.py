@@ -48,7 +48,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         f"  stuck: {summary['stuck']}"
     )
     for name, value in summary["measurements"].items():
-        write(f"{name}: {value}")
+        if isinstance(value, dict):
+            write(f"{name}:")
+            for key, figure in value.items():
+                write(f"  {key}: {figure}")
+        else:
+            write(f"{name}: {value}")
     for text in summary["notes"]:
         write(f"note: {text}")
     write(f"property tests: {summary['property_tests']}")

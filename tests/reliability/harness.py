@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -115,6 +115,8 @@ class ServiceProcess:
     log_path: Path
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
+    # The service it serves, when `name` is a replica's (`returns-2`) rather than the service's own.
+    service: str = ""
 
     @property
     def url(self) -> str:
@@ -123,7 +125,7 @@ class ServiceProcess:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "salesops", "serve", self.name, "--port", str(self.port)],
+                [sys.executable, "-m", "salesops", "serve", self.service or self.name, "--port", str(self.port)],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -213,12 +215,15 @@ async def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> bool:
 # ---------------------------------------------------------------- the steady mixed load
 
 KINDS = ("promotion", "volume", "return", "complaint", "account")
+# Every kind of request the load knows; a Load sends KINDS unless told otherwise.
+ALL_KINDS = (*KINDS, "order")
 SERVICE_OF = {
     "promotion": "promotion",
     "volume": "fulfillment",
     "return": "returns",
     "complaint": "returns",
     "account": "returns",
+    "order": "fulfillment",
 }
 
 
@@ -274,6 +279,11 @@ def request_for(kind: str, run: str, index: int) -> tuple[str, str, str, dict[st
             "received_on": today.isoformat(),
         }
         return "POST", "/v1/complaints", ident, body
+    if kind == "order":
+        promised = (today + timedelta(days=14 + index % 21)).isoformat()
+        line = {"line_id": "1", "sku": f"{run}-PS-{index % 13}", "quantity": 5 + index % 20, "requested_on": promised}
+        order: dict[str, Any] = {"order_id": ident, "account_id": f"{run}-ACC-{index % 5}", "lines": [line]}
+        return "POST", "/v1/sales-orders", ident, {**order, "ordered_on": today.isoformat()}
     body = {"name": f"Account {index}", "segment": ("strategic", "integrated", "emerging", "stable")[index % 4]}
     return "PUT", f"/v1/accounts/{ident}", ident, body
 
@@ -285,7 +295,7 @@ class Ledger:
     statuses: Counter[int] = field(default_factory=Counter)
     connection_errors: int = 0
     sent: int = 0
-    accepted: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})
+    accepted: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in ALL_KINDS})
     unexpected: list[str] = field(default_factory=list)
     bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -298,10 +308,23 @@ class Ledger:
 
 class Load:
     """A bounded, steady mix of creates against the services; a request that fails for lack of a service
-    is retried with the same id (as a client would) until it gets a definite answer."""
+    is retried with the same id (as a client would) until it gets a definite answer.
 
-    def __init__(self, urls: dict[str, str], key: str, *, run: str, workers: int = 4, pause_s: float = 0.05) -> None:
-        self._urls = urls
+    A service given several base URLs (its replicas) gets requests in turn, and a retry goes to the next one,
+    as a load balancer would send it."""
+
+    def __init__(
+        self,
+        urls: Mapping[str, str | Sequence[str]],
+        key: str,
+        *,
+        run: str,
+        workers: int = 4,
+        pause_s: float = 0.05,
+        kinds: Sequence[str] = KINDS,
+    ) -> None:
+        self._urls = {name: [url] if isinstance(url, str) else list(url) for name, url in urls.items()}
+        self._kinds = tuple(kinds)
         self._headers = bearer(key)
         self._run = run
         self._workers = workers
@@ -346,7 +369,7 @@ class Load:
             if self._stopping:
                 return
             index = next(self._counter)
-            kind = KINDS[index % len(KINDS)]
+            kind = self._kinds[index % len(self._kinds)]
             self._in_flight += 1
             try:
                 await self._send(kind, index)
@@ -357,10 +380,11 @@ class Load:
     async def _send(self, kind: str, index: int) -> None:
         method, path, ident, body = request_for(kind, self._run, index)
         self.ledger.bodies[ident] = body
-        url = self._urls[SERVICE_OF[kind]] + path
+        bases = self._urls[SERVICE_OF[kind]]
         delay = 0.1
-        for _attempt in range(600):
+        for attempt in range(600):
             self.ledger.sent += 1
+            url = bases[(index + attempt) % len(bases)] + path
             try:
                 response = await self._client.request(method, url, json=body, headers=self._headers)
             except httpx.HTTPError:
@@ -451,6 +475,14 @@ DOWNSTREAM: list[tuple[str, str, str]] = [
     ),
     ("returns.complaints", "complaint", "select complaint_id, 1 from returns.complaints where complaint_id like $1"),
     ("returns.accounts", "account", "select account_id, 1 from returns.accounts where account_id like $1"),
+    ("fulfillment.sales_orders", "order", "select order_id, 1 from fulfillment.sales_orders where order_id like $1"),
+    (
+        "fulfillment.outbox booked events",
+        "order",
+        "select convert_from(payload, 'UTF8')::jsonb->>'subject', count(*) from fulfillment.outbox"
+        " where event_type = 'salesops.sales-order.booked.v1'"
+        " and convert_from(payload, 'UTF8')::jsonb->>'subject' like $1 group by 1",
+    ),
 ]
 
 
