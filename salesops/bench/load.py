@@ -30,13 +30,15 @@ class LoadResult:
     elapsed_s: float = 0.0
     latencies_s: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    # Open loop only: how late each request left against its schedule (the sender's own lag).
+    sender_lag_s: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
         return self.completed / self.elapsed_s if self.elapsed_s else 0.0
 
     def summary(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "completed": self.completed,
             "failed": self.failed,
             "elapsed_s": round(self.elapsed_s, 3),
@@ -45,6 +47,13 @@ class LoadResult:
             "latency_p99_ms": round(percentile(self.latencies_s, 99) * 1000, 2),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
         }
+        if self.sender_lag_s:
+            document["sender_lag_ms"] = {
+                "p50": round(percentile(self.sender_lag_s, 50) * 1000, 2),
+                "p99": round(percentile(self.sender_lag_s, 99) * 1000, 2),
+                "max": round(max(self.sender_lag_s) * 1000, 2),
+            }
+        return document
 
 
 RequestFactory = Callable[[int], tuple[str, str, Any]]
@@ -103,7 +112,9 @@ async def open_loop(
 ) -> LoadResult:
     """Requests started on a fixed schedule (i / rate), whether or not earlier ones answered, so a slow
     system shows as latency instead of slowing the generator down. `on_sent(i, wall_clock)` runs as each
-    request leaves; in-flight requests are capped so an overloaded system cannot exhaust the machine."""
+    request leaves; in-flight requests are capped so an overloaded system cannot exhaust the machine.
+    How late each request left against its schedule is kept (`sender_lag_s`): a latency figure is only as
+    good as the sender's punctuality, and this sender shares the machine with what it measures."""
     result = LoadResult()
     total = max(1, int(rate_per_s * duration_s))
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
@@ -113,6 +124,7 @@ async def open_loop(
         async def one(index: int) -> None:
             method, path, body = make_request(index)
             sent = time.perf_counter()
+            result.sender_lag_s.append(max(0.0, sent - (started + index / rate_per_s)))
             on_sent(index, time.time())
             try:
                 response = await client.request(method, path, json=body)
