@@ -164,7 +164,7 @@ class Usage:
     def statements_per(self, count: int) -> float | None:
         if self.statements is None or count <= 0:
             return None
-        return round(self.statements.work / count, 2)
+        return round(self.statements.work / count, 3)
 
     def per(self, count: int) -> dict[str, Any]:
         """The whole usage divided by the requests or events completed."""
