@@ -21,6 +21,7 @@ import httpx
 
 from salesops.bench.harness import MIB, Environment, Harness, Process, wait_until
 from salesops.bench.model import Figure, MeasureResult
+from salesops.bench.profile import Profiler
 from shared.events import CannibalizationData, PromotionData, PromotionItemData
 
 HISTORY_DAYS = 112
@@ -91,7 +92,9 @@ async def _outbox_drained(env: Environment) -> bool:
         await conn.close()
 
 
-async def replan(harness: Harness, env: Environment, planning: Process, count: int) -> dict[str, Any]:
+async def replan(
+    harness: Harness, env: Environment, planning: Process, count: int, profiler: Profiler | None = None
+) -> dict[str, Any]:
     """One metered `POST /v1/replan`, watched for RSS; the outbox it fills is drained before returning."""
     idle = harness.sampler.latest.get(planning.label, 0)
     harness.sampler.reset_peak(planning.label)
@@ -103,12 +106,15 @@ async def replan(harness: Harness, env: Environment, planning: Process, count: i
         while True:
             if planning.rss_bytes() > RSS_LIMIT:
                 aborted = True
-                planning.popen.terminate()
+                # Not SIGTERM: uvicorn would let the request that grows finish first.
+                planning.popen.kill()
                 return
             await asyncio.sleep(0.1)
 
     async with harness.metered(env, {"planning": planning.popen.pid}) as meter:
         guard = asyncio.create_task(watchdog())
+        if profiler is not None:
+            profiler.start(f"planning-{count}", planning.popen.pid, 600)
         started = time.perf_counter()
         try:
             async with httpx.AsyncClient(base_url=planning.url, headers=env.headers("planner"), timeout=900) as c:
@@ -124,6 +130,8 @@ async def replan(harness: Harness, env: Environment, planning: Process, count: i
             guard.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await guard
+            if profiler is not None:
+                await profiler.finish(stop=True)
     peak = max(harness.sampler.peak.get(planning.label, 0), planning.rss_bytes())
     usage = meter.result()
     if aborted or response is None:
@@ -148,8 +156,10 @@ async def one_size(harness: Harness, count: int) -> dict[str, Any]:
     seeded_s = await seed(env, count)
     planning = await harness.service("planning", env)
     runs: dict[str, Any] = {"skus": count, "seed_s": round(seeded_s, 1)}
+    profiler = harness.profiler("full_replan") if count <= GOAL_SECONDS_SIZE else None
     with harness.running(planning):
-        runs["first_plans"] = await replan(harness, env, planning, count)
+        runs["first_plans"] = await replan(harness, env, planning, count, profiler)
+        runs["profile"] = profiler.summary() if profiler is not None else None
         if not runs["first_plans"]["aborted"]:
             conn = await asyncpg.connect(env.dsn)
             try:

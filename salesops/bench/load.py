@@ -108,24 +108,26 @@ async def open_loop(
     duration_s: float,
     on_sent: Callable[[int, float], None],
     headers: dict[str, str] | None = None,
-    max_in_flight: int = 2000,
+    max_in_flight: int = 256,
 ) -> LoadResult:
-    """Requests started on a fixed schedule (i / rate), whether or not earlier ones answered, so a slow
-    system shows as latency instead of slowing the generator down. `on_sent(i, wall_clock)` runs as each
-    request leaves; in-flight requests are capped so an overloaded system cannot exhaust the machine.
-    How late each request left against its schedule is kept (`sender_lag_s`): a latency figure is only as
-    good as the sender's punctuality, and this sender shares the machine with what it measures."""
+    """Requests due on a fixed schedule (i / rate), whether or not earlier ones answered, so a slow system
+    shows as latency instead of slowing the generator down. Latency counts from when a request was due, not
+    from when it left: a sender held back by a system that falls behind (or by its own load) cannot hide the
+    wait (no coordinated omission). How late each request left against its schedule is kept beside it
+    (`sender_lag_s`), since this sender shares the machine with what it measures. `on_sent(i, due)` gets the
+    wall-clock time request i was due. In-flight requests are capped at the connection count, so an
+    overloaded system queues requests here, on the schedule's clock, and not inside the HTTP client."""
     result = LoadResult()
     total = max(1, int(rate_per_s * duration_s))
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
     gate = asyncio.Semaphore(max_in_flight)
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60.0, limits=limits) as client:
 
         async def one(index: int) -> None:
             method, path, body = make_request(index)
-            sent = time.perf_counter()
-            result.sender_lag_s.append(max(0.0, sent - (started + index / rate_per_s)))
-            on_sent(index, time.time())
+            due = started + index / rate_per_s
+            result.sender_lag_s.append(max(0.0, time.perf_counter() - due))
+            on_sent(index, wall_started + index / rate_per_s)
             try:
                 response = await client.request(method, path, json=body)
             except httpx.HTTPError:
@@ -136,12 +138,13 @@ async def open_loop(
             result.statuses[response.status_code] = result.statuses.get(response.status_code, 0) + 1
             if response.is_success:
                 result.completed += 1
-                result.latencies_s.append(time.perf_counter() - sent)
+                result.latencies_s.append(time.perf_counter() - due)
             else:
                 result.failed += 1
 
         tasks: list[asyncio.Task[None]] = []
         started = time.perf_counter()
+        wall_started = time.time()
         for index in range(total):
             delay = started + index / rate_per_s - time.perf_counter()
             if delay > 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import signal
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ class Profiler:
         self.name = name
         self.profiles: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
+        self._process: asyncio.subprocess.Process | None = None
         self._error: str | None = None
 
     @staticmethod
@@ -121,6 +123,7 @@ class Profiler:
         process = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
         )
+        self._process = process
         _, stderr = await process.communicate()
         text = await asyncio.to_thread(lambda: out.read_text() if out.exists() else None)
         if process.returncode != 0 or text is None:
@@ -128,10 +131,16 @@ class Profiler:
             return
         self.profiles[name] = {"file": str(out), **summarise(text).as_json()}
 
-    async def finish(self) -> None:
-        if self._task is not None:
-            await self._task
-            self._task = None
+    async def finish(self, *, stop: bool = False) -> None:
+        """Await the recording; with `stop`, end it now (py-spy writes what it has on SIGINT), for work
+        whose length is not known beforehand."""
+        if self._task is None:
+            return
+        if stop and self._process is not None and self._process.returncode is None:
+            self._process.send_signal(signal.SIGINT)
+        await self._task
+        self._task = None
+        self._process = None
 
     def summary(self) -> dict[str, Any] | None:
         if self._error is not None:
