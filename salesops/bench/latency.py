@@ -110,10 +110,12 @@ async def floor(env: Environment, raw: Process, rate: float, duration_s: float) 
 
 def _note(run_: dict[str, Any], floor_: dict[str, Any]) -> str:
     lag = run_["post"].get("sender_lag_ms", {})
+    held = run_["post"].get("held_back_by_in_flight_cap", 0)
     return (
         f"p50 {run_['latency']['p50_ms']} ms; served {run_['post']['per_s']}/s,"
-        f" {run_['webhooks_received']}/{run_['sent']} webhooks; sender lag p99 {lag.get('p99', 0)} ms;"
-        f" floor (bare endpoint) p99 {floor_['latency']['p99_ms']} ms"
+        f" {run_['webhooks_received']}/{run_['sent']} webhooks; sender lag p99 {lag.get('p99', 0)} ms"
+        + (f", {held} held back (in-flight cap)" if held else "")
+        + f"; floor (bare endpoint) p99 {floor_['latency']['p99_ms']} ms"
     )
 
 

@@ -30,8 +30,10 @@ class LoadResult:
     elapsed_s: float = 0.0
     latencies_s: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
-    # Open loop only: how late each request left against its schedule (the sender's own lag).
+    # Open loop only: how late the sender got round to each due request (its own lag), and how many
+    # requests waited for an in-flight slot because the system had fallen behind.
     sender_lag_s: list[float] = field(default_factory=list)
+    held_back: int = 0
 
     @property
     def rate(self) -> float:
@@ -53,6 +55,7 @@ class LoadResult:
                 "p99": round(percentile(self.sender_lag_s, 99) * 1000, 2),
                 "max": round(max(self.sender_lag_s) * 1000, 2),
             }
+            document["held_back_by_in_flight_cap"] = self.held_back
         return document
 
 
@@ -113,8 +116,8 @@ async def open_loop(
     """Requests due on a fixed schedule (i / rate), whether or not earlier ones answered, so a slow system
     shows as latency instead of slowing the generator down. Latency counts from when a request was due, not
     from when it left: a sender held back by a system that falls behind (or by its own load) cannot hide the
-    wait (no coordinated omission). How late each request left against its schedule is kept beside it
-    (`sender_lag_s`), since this sender shares the machine with what it measures. `on_sent(i, due)` gets the
+    wait (no coordinated omission). How late the sender itself got round to each due request is kept beside
+    it (`sender_lag_s`), since this sender shares the machine with what it measures. `on_sent(i, due)` gets the
     wall-clock time request i was due. In-flight requests are capped at the connection count, so an
     overloaded system queues requests here, on the schedule's clock, and not inside the HTTP client."""
     result = LoadResult()
@@ -123,10 +126,12 @@ async def open_loop(
     gate = asyncio.Semaphore(max_in_flight)
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60.0, limits=limits) as client:
 
-        async def one(index: int) -> None:
+        async def one(index: int, late: float, created: float) -> None:
             method, path, body = make_request(index)
             due = started + index / rate_per_s
-            result.sender_lag_s.append(max(0.0, time.perf_counter() - due))
+            # The sender's own lag: how late its loop got round to the request (not counting a wait for an
+            # in-flight slot, which is the system's backlog) plus how long the task took to start.
+            result.sender_lag_s.append(max(0.0, late + time.perf_counter() - created))
             on_sent(index, wall_started + index / rate_per_s)
             try:
                 response = await client.request(method, path, json=body)
@@ -145,12 +150,18 @@ async def open_loop(
         tasks: list[asyncio.Task[None]] = []
         started = time.perf_counter()
         wall_started = time.time()
+        free = started  # when the loop was last released by the in-flight cap
         for index in range(total):
-            delay = started + index / rate_per_s - time.perf_counter()
+            due = started + index / rate_per_s
+            delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            late = time.perf_counter() - max(due, free)
+            if gate.locked():
+                result.held_back += 1
             await gate.acquire()
-            tasks.append(asyncio.create_task(one(index)))
+            free = time.perf_counter()
+            tasks.append(asyncio.create_task(one(index, late, free)))
         await asyncio.gather(*tasks)
         result.elapsed_s = time.perf_counter() - started
     return result
