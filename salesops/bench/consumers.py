@@ -127,12 +127,17 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
             await _produce(env.bootstrap_servers, events[:1])
             if not await wait_until(lambda: processed(1), timeout_s=60):
                 raise RuntimeError("planning never processed the warm-up event")
+            profiler = harness.profiler("consumers")
             async with harness.metered(env, {"planning": planning.popen.pid}) as meter:
+                if profiler is not None:
+                    profiler.start("planning", planning.popen.pid, 600)
                 started = time.perf_counter()
                 await _produce(env.bootstrap_servers, events[1:])
                 if not await wait_until(lambda: processed(count + 1), timeout_s=600, interval_s=0.02):
                     raise RuntimeError("planning did not process every event in time")
                 planning_s = time.perf_counter() - started
+                if profiler is not None:
+                    await profiler.finish(stop=True)
             revisions = int(await db.fetchval("SELECT count(*) FROM planning.drivers"))
         finally:
             await db.close()
@@ -159,6 +164,7 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
             "raw_s": round(raw_s, 3),
             "drivers_recorded": revisions,
             "usage_per_event": usage.per(count),
+            "profile": profiler.summary() if profiler is not None else None,
             "raw_usage_per_event": raw_usage.per(count + 1),
         },
     )

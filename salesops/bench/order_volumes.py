@@ -120,8 +120,13 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
         async with httpx.AsyncClient(base_url=fulfillment.url, headers=env.headers("warehouse"), timeout=300) as client:
             # One request at a time, each a 1,000-line body: the client is idle while the service works, so
             # httpx is not the bottleneck here (its own CPU, `bench`, is reported beside the service's).
+            profiler = harness.profiler("http_bulk")
             async with harness.metered(env, {"fulfillment": fulfillment.popen.pid, "bench": os.getpid()}) as meter:
+                if profiler is not None:
+                    profiler.start("fulfillment", fulfillment.popen.pid, 600)
                 new_s = await timed_posts(client, bodies)
+                if profiler is not None:
+                    await profiler.finish(stop=True)
             corrections_s = await timed_posts(client, corrected)
             resend_s = await timed_posts(client, corrected)
     executemany_s, copy_s, raw_usage = await raw_baselines(harness, env, bodies)
@@ -181,6 +186,7 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
                 "copy": round(copy_s, 3),
             },
             "usage_new_rows_per_1000_lines": usage.per(thousands),
+            "profile": profiler.summary() if profiler is not None else None,
             "usage_executemany_per_1000_lines": raw_usage.per(thousands),
         },
     )

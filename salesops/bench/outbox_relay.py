@@ -95,12 +95,17 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
             retention=timedelta(days=7),
         )
         await relay_producer.send_and_wait(topic, value=payloads[0][1], key=payloads[0][0].encode())
+        profiler = harness.profiler("relay")
         async with harness.metered(env, {"bench": os.getpid()}) as meter:
+            if profiler is not None:
+                profiler.start("bench", os.getpid(), 600)
             started = time.perf_counter()
             published = 0
             while batch := await relay.publish_batch():
                 published += batch
             relay_s = time.perf_counter() - started
+            if profiler is not None:
+                await profiler.finish(stop=True)
         pending = await relay.pending_count()
     finally:
         await relay_producer.stop()
@@ -127,6 +132,7 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
             "relay_s": round(relay_s, 3),
             "raw_s": round(raw_s, 3),
             "usage_per_event": meter.result().per(count),
+            "profile": profiler.summary() if profiler is not None else None,
             "raw_usage_per_event": raw_meter.result().per(count),
         },
     )

@@ -100,6 +100,7 @@ class Profiler:
         self.profiles: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
         self._process: asyncio.subprocess.Process | None = None
+        self._launched = asyncio.Event()
         self._error: str | None = None
 
     @staticmethod
@@ -120,12 +121,20 @@ class Profiler:
         self._task = asyncio.create_task(self._record(name, out, argv))
 
     async def _record(self, name: str, out: Path, argv: list[str]) -> None:
-        process = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
-        )
-        self._process = process
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
+            )
+        except OSError as exc:
+            self.profiles[name] = {"error": repr(exc)}
+            return
+        else:
+            self._process = process
+        finally:
+            self._launched.set()
         _, stderr = await process.communicate()
-        text = await asyncio.to_thread(lambda: out.read_text() if out.exists() else None)
+        # py-spy names frames as it reads them from memory: a stray byte must not cost the measure.
+        text = await asyncio.to_thread(lambda: out.read_text(errors="replace") if out.exists() else None)
         if process.returncode != 0 or text is None:
             self.profiles[name] = {"error": stderr.decode()[-500:] or f"py-spy exited with {process.returncode}"}
             return
@@ -136,11 +145,14 @@ class Profiler:
         whose length is not known beforehand."""
         if self._task is None:
             return
-        if stop and self._process is not None and self._process.returncode is None:
-            self._process.send_signal(signal.SIGINT)
+        if stop:
+            await self._launched.wait()
+            if self._process is not None and self._process.returncode is None:
+                self._process.send_signal(signal.SIGINT)
         await self._task
         self._task = None
         self._process = None
+        self._launched.clear()
 
     def summary(self) -> dict[str, Any] | None:
         if self._error is not None:
