@@ -123,3 +123,29 @@ async def test_a_real_run_sends_a_distinct_id_in_every_request(tmp_path: Path) -
     assert {s["kind"] for s in seen} == {"a", "b"}
     assert all(s["path"] == "/things" and s["auth"] == b"Bearer k" for s in seen)
     assert all(i.split("-", 1)[1].startswith("t1-1-") for i in ids)
+
+
+def test_as_root_wrk_is_installed_with_apt_get_updating_the_lists_only_on_a_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(wrk.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(wrk.shutil, "which", lambda name, path=None: "/usr/bin/apt-get" if name == "apt-get" else None)
+
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+    assert wrk._install_commands() == [install, ["apt-get", "update"], install]
+
+
+def test_without_root_or_sudo_the_measure_fails_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wrk.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(wrk.shutil, "which", lambda name, path=None: None)
+
+    with pytest.raises(wrk.WrkUnavailable, match="apt-get install wrk"):
+        wrk.ensure_wrk()
+
+
+def test_with_sudo_the_install_never_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wrk.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(wrk.shutil, "which", lambda name, path=None: f"/usr/bin/{name}" if name != "wrk" else None)
+
+    commands = wrk._install_commands()
+    assert all(c[:2] == ["sudo", "-n"] for c in commands)
