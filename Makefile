@@ -29,7 +29,8 @@ test-integration: $(STAMP)
 test-reliability: $(STAMP)
 	SALESOPS_RELIABILITY_FULL=1 $(BIN)/python -m pytest tests/reliability -m "reliability or slow"
 
-# BENCH_ARGS="--quick" or "--only http_small relay" narrows the run; figures go to .salesops/bench/latest.json.
+# BENCH_ARGS="--quick" or "--only http_small relay" narrows the run, "--profile DIR" adds py-spy profiles;
+# figures go to .salesops/bench/latest.json. HTTP rates come from wrk, installed with apt-get when missing.
 bench: $(STAMP)
 	$(BIN)/python -m salesops.bench $(BENCH_ARGS)
 

@@ -4,12 +4,14 @@ aiokafka consumer doing one insert per message, on the same topic, broker and da
 
 from __future__ import annotations
 
+import os
 import time
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from salesops.bench.accounting import Usage
 from salesops.bench.events import order_volume_event
 from salesops.bench.harness import Harness, wait_until
 from salesops.bench.model import Figure, MeasureResult
@@ -77,6 +79,32 @@ async def _raw_consume(bootstrap: str, dsn: str, expected: int, timeout_s: float
         await conn.close()
 
 
+def _cost_figures(usage: Usage, raw_usage: Usage, count: int) -> list[Figure]:
+    figures = [
+        Figure(
+            "planning consumer CPU per event",
+            round(usage.cpu_ms_per("planning", count) + usage.cpu_ms_per("postgres", count), 3),
+            "ms",
+            baseline=round(raw_usage.cpu_ms_per("bench", count + 1) + raw_usage.cpu_ms_per("postgres", count + 1), 3),
+            baseline_name="raw consumer (client + database)",
+            note=f"service {usage.cpu_ms_per('planning', count):.2f} ms + database"
+            f" {usage.cpu_ms_per('postgres', count):.2f} ms",
+        )
+    ]
+    statements = usage.statements_per(count)
+    if statements is not None:
+        figures.append(
+            Figure(
+                "planning consumer statements per event",
+                statements,
+                "stmts",
+                baseline=raw_usage.statements_per(count + 1),
+                baseline_name="raw consumer",
+            )
+        )
+    return figures
+
+
 async def run(harness: Harness, quick: bool) -> MeasureResult:
     count = 100 if quick else 2_000
     env = await harness.environment()
@@ -100,15 +128,23 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
             await produce_events(env.bootstrap_servers, events[:1])
             if not await wait_until(lambda: processed(1), timeout_s=60):
                 raise RuntimeError("planning never processed the warm-up event")
-            started = time.perf_counter()
-            await produce_events(env.bootstrap_servers, events[1:])
-            if not await wait_until(lambda: processed(count + 1), timeout_s=600, interval_s=0.02):
-                raise RuntimeError("planning did not process every event in time")
-            planning_s = time.perf_counter() - started
+            profiler = harness.profiler("consumers")
+            async with harness.metered(env, {"planning": planning.popen.pid}) as meter:
+                if profiler is not None:
+                    profiler.start("planning", planning.popen.pid, 600)
+                started = time.perf_counter()
+                await produce_events(env.bootstrap_servers, events[1:])
+                if not await wait_until(lambda: processed(count + 1), timeout_s=600, interval_s=0.02):
+                    raise RuntimeError("planning did not process every event in time")
+                planning_s = time.perf_counter() - started
+                if profiler is not None:
+                    await profiler.finish(stop=True)
             revisions = int(await db.fetchval("SELECT count(*) FROM planning.drivers"))
         finally:
             await db.close()
-    raw_s = await _raw_consume(env.bootstrap_servers, env.dsn, count + 1, timeout_s=300)
+    async with harness.metered(env, {"bench": os.getpid()}) as raw_meter:
+        raw_s = await _raw_consume(env.bootstrap_servers, env.dsn, count + 1, timeout_s=300)
+    usage, raw_usage = meter.result(), raw_meter.result()
     return MeasureResult(
         figures=[
             Figure(
@@ -119,7 +155,8 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
                 baseline_name="raw aiokafka consume + one insert",
                 goal_ratio=0.5,
                 note=f"{count:,} events over {SKUS} SKUs, re-planned once per SKU per fetched batch",
-            )
+            ),
+            *_cost_figures(usage, raw_usage, count),
         ],
         details={
             "events": count,
@@ -127,5 +164,8 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
             "planning_s": round(planning_s, 3),
             "raw_s": round(raw_s, 3),
             "drivers_recorded": revisions,
+            "usage_per_event": usage.per(count),
+            "profile": profiler.summary() if profiler is not None else None,
+            "raw_usage_per_event": raw_usage.per(count + 1),
         },
     )

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ import asyncpg
 import httpx
 import psutil
 
+from salesops.bench.accounting import Meter
+from salesops.bench.profile import Profiler
 from salesops.infra import EmbeddedBroker, EmbeddedPostgres, die_with_parent, free_port
 from shared import migrations
 from shared.auth import CLIENT_ROLES, generate_keys_file
@@ -66,6 +68,7 @@ class Environment:
     broker: EmbeddedBroker
     keys_file: Path
     keys: dict[str, str]
+    database: str
 
     @property
     def dsn(self) -> str:
@@ -163,8 +166,10 @@ class Harness:
     """Starts the embedded PostgreSQL once (with a migrated template database) and hands each measure a fresh
     database and a fresh in-memory broker, so no measure sees another's rows, backlog or consumer offsets."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, profile_dir: Path | None = None) -> None:
         self.workdir = workdir
+        # Where py-spy profiles of the loaded services go (`--profile`); None: no profiling.
+        self.profile_dir = profile_dir
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.postgres = EmbeddedPostgres(workdir / "pg")
@@ -176,9 +181,51 @@ class Harness:
         self.service_peaks: dict[str, int] = {}
         self._processes: list[Process] = []
         self._brokers: list[EmbeddedBroker] = []
+        # Whether pg_stat_statements is loaded: statements per request are reported only then.
+        self.statements_available = False
+
+    @property
+    def monitor_dsn(self) -> str:
+        """The server's `postgres` database: monitoring connections there never show in a measure's figures."""
+        return asyncpg_dsn(with_database(self.server_url, "postgres"))
+
+    @property
+    def postgres_pid(self) -> int:
+        if self.postgres.pid is None:
+            raise RuntimeError("the embedded PostgreSQL has not been started")
+        return self.postgres.pid
+
+    async def _enable_statement_statistics(self) -> None:
+        """Load pg_stat_statements, which only a restart can do (shared_preload_libraries). Without it every
+        other figure stands and statements per request are left out."""
+        conn = await asyncpg.connect(self.monitor_dsn)
+        try:
+            preloaded = str(await conn.fetchval("SHOW shared_preload_libraries"))
+            if "pg_stat_statements" not in preloaded:
+                await conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        finally:
+            await conn.close()
+        if "pg_stat_statements" not in preloaded:
+            await asyncio.to_thread(self.postgres.stop, "fast")
+            try:
+                self.server_url = await asyncio.to_thread(self.postgres.start)
+            except Exception:
+                # The library is missing from this build: undo the setting so the server starts without it.
+                (self.postgres.data_dir / "postgresql.auto.conf").write_text("")
+                self.server_url = await asyncio.to_thread(self.postgres.start)
+                return
+        conn = await asyncpg.connect(self.monitor_dsn)
+        try:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            self.statements_available = True
+        except asyncpg.PostgresError:
+            self.statements_available = False
+        finally:
+            await conn.close()
 
     async def start(self) -> None:
         self.server_url = await asyncio.to_thread(self.postgres.start)
+        await self._enable_statement_statistics()
         conn = await asyncpg.connect(asyncpg_dsn(self.server_url))
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
@@ -191,21 +238,47 @@ class Harness:
         keys = generate_keys_file(self.keys_file, roles=CLIENT_ROLES)
         self.keys = {k.name: k.key for k in keys.keys}
 
-    async def environment(self) -> Environment:
-        for broker in self._brokers:
-            broker.stop(grace_s=0.2)
-        self._brokers.clear()
+    def profiler(self, measure: str) -> Profiler | None:
+        return Profiler(self.profile_dir, measure) if self.profile_dir is not None else None
+
+    @contextlib.asynccontextmanager
+    async def metered(self, env: Environment, processes: Mapping[str, int]) -> AsyncIterator[Meter]:
+        """Meters a stretch of work: CPU of the given processes (label -> pid) and of the database server
+        (`postgres`), the statements of the measure's database and its lock waits."""
+        meter = Meter(
+            self.monitor_dsn,
+            env.database,
+            {**processes, "postgres": self.postgres_pid},
+            statements=self.statements_available,
+        )
+        async with meter.running():
+            yield meter
+
+    async def _database(self) -> str:
         name = f"bench_{uuid.uuid4().hex[:12]}"
         conn = await asyncpg.connect(asyncpg_dsn(self.server_url))
         try:
             await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
         finally:
             await conn.close()
+        return name
+
+    async def sibling(self, env: Environment) -> Environment:
+        """Another fresh database beside `env`, on the same broker: a raw baseline measured there counts
+        none of the statements the system's background loops run in theirs."""
+        name = await self._database()
+        return Environment(with_database(self.server_url, name), env.broker, self.keys_file, self.keys, name)
+
+    async def environment(self) -> Environment:
+        for broker in self._brokers:
+            broker.stop(grace_s=0.2)
+        self._brokers.clear()
+        name = await self._database()
         broker = EmbeddedBroker(free_port(), log_path=self.logs / "broker.log")
         broker.start()
         self._brokers.append(broker)
         await ensure_topics(broker.bootstrap_servers, ALL_TOPICS, partitions=PARTITIONS)
-        return Environment(with_database(self.server_url, name), broker, self.keys_file, self.keys)
+        return Environment(with_database(self.server_url, name), broker, self.keys_file, self.keys, name)
 
     def spawn(self, label: str, argv: list[str], env: dict[str, str]) -> Process:
         port = free_port()

@@ -1,5 +1,6 @@
 """Memory: peak RSS of each service process (psutil, sampled every 100 ms), idle after start-up and under a
-mixed load on all four at once; the peaks each service reached during the other measures are reported too."""
+mixed load on all four at once (the goal's figure); the peaks each service reached during the other measures
+are reported beside it."""
 
 from __future__ import annotations
 
@@ -94,14 +95,17 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
     other_measures = {name: round(v / MIB, 1) for name, v in harness.service_peaks.items() if name in SERVICES}
     figures = []
     for name in SERVICES:
-        peak = max(loaded[name], harness.service_peaks.get(name, 0))
+        # The goal is for the mixed load; peaks of other measures (a full replan's own figure among them)
+        # are told beside it.
+        elsewhere = harness.service_peaks.get(name, 0)
         figures.append(
             Figure(
-                f"{name} service peak RSS",
-                round(peak / MIB, 1),
+                f"{name} service peak RSS under mixed load",
+                round(loaded[name] / MIB, 1),
                 "MB",
                 goal_max=GOAL_MB,
-                note=f"idle {idle[name] / MIB:.0f} MB",
+                note=f"idle {idle[name] / MIB:.0f} MB"
+                + (f"; {elsewhere / MIB:,.0f} MB in other measures" if elsewhere else ""),
             )
         )
     return MeasureResult(

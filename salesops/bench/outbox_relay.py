@@ -5,12 +5,14 @@ with the same producer settings, both from this process against the same broker.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import timedelta
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import MetaData, insert, text
 
+from salesops.bench.accounting import Usage
 from salesops.bench.events import order_volume_event
 from salesops.bench.harness import Harness
 from salesops.bench.model import Figure, MeasureResult
@@ -23,6 +25,25 @@ from shared.relay import OutboxRelay
 from shared.settings import Settings
 
 SKUS = 500
+
+
+def _cost_figures(usage: Usage, raw_usage: Usage, count: int) -> list[Figure]:
+    """Relay and raw producer both run in this process: `bench` is their CPU, `postgres` the database's."""
+    figures = [
+        Figure(
+            "outbox relay CPU per event",
+            round(usage.cpu_ms_per("bench", count) + usage.cpu_ms_per("postgres", count), 3),
+            "ms",
+            baseline=round(raw_usage.cpu_ms_per("bench", count) + raw_usage.cpu_ms_per("postgres", count), 3),
+            baseline_name="raw aiokafka send",
+            note=f"relay {usage.cpu_ms_per('bench', count):.3f} ms"
+            f" + database {usage.cpu_ms_per('postgres', count):.3f} ms",
+        )
+    ]
+    statements = usage.statements_per(count)
+    if statements is not None:
+        figures.append(Figure("outbox relay statements per event", statements, "stmts"))
+    return figures
 
 
 async def run(harness: Harness, quick: bool) -> MeasureResult:
@@ -42,10 +63,11 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
     await producer.start()
     try:
         await producer.send_and_wait(topic, value=payloads[0][1], key=payloads[0][0].encode())  # connect, metadata
-        started = time.perf_counter()
-        futures = [await producer.send(topic, value=v, key=k.encode(), headers=headers) for k, v in payloads]
-        await asyncio.gather(*futures)
-        raw_s = time.perf_counter() - started
+        async with harness.metered(env, {"bench": os.getpid()}) as raw_meter:
+            started = time.perf_counter()
+            futures = [await producer.send(topic, value=v, key=k.encode(), headers=headers) for k, v in payloads]
+            await asyncio.gather(*futures)
+            raw_s = time.perf_counter() - started
     finally:
         await producer.stop()
 
@@ -74,11 +96,17 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
             retention=timedelta(days=7),
         )
         await relay_producer.send_and_wait(topic, value=payloads[0][1], key=payloads[0][0].encode())
-        started = time.perf_counter()
-        published = 0
-        while batch := await relay.publish_batch():
-            published += batch
-        relay_s = time.perf_counter() - started
+        profiler = harness.profiler("relay")
+        async with harness.metered(env, {"bench": os.getpid()}) as meter:
+            if profiler is not None:
+                profiler.start("bench", os.getpid(), 600)
+            started = time.perf_counter()
+            published = 0
+            while batch := await relay.publish_batch():
+                published += batch
+            relay_s = time.perf_counter() - started
+            if profiler is not None:
+                await profiler.finish(stop=True)
         pending = await relay.pending_count()
     finally:
         await relay_producer.stop()
@@ -95,7 +123,8 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
                 baseline_name="raw aiokafka send",
                 goal_ratio=0.6,
                 note=f"{count:,} events, batch {settings.relay_batch_size}",
-            )
+            ),
+            *_cost_figures(meter.result(), raw_meter.result(), count),
         ],
         details={
             "events": count,
@@ -103,5 +132,8 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
             "relay_batch_size": settings.relay_batch_size,
             "relay_s": round(relay_s, 3),
             "raw_s": round(raw_s, 3),
+            "usage_per_event": meter.result().per(count),
+            "profile": profiler.summary() if profiler is not None else None,
+            "raw_usage_per_event": raw_meter.result().per(count),
         },
     )

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from salesops.bench import (
     consumers,
+    full_replan,
     http_ingest,
     latency,
     memory,
@@ -45,6 +46,7 @@ MEASURES: dict[str, tuple[str, Measure]] = {
     "latency": ("End-to-end latency", latency.run),
     "planning_core": ("Planning core", planning_core.run),
     "promising": ("Promising (promise checks, booked orders)", promising.run),
+    "full_replan": ("Full replan through the database", full_replan.run),
     "memory": ("Memory (RSS per service)", memory.run),
 }
 # Beside the data of `salesops up`, in the directory it runs from (ignored by git).
@@ -55,7 +57,7 @@ def _load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
-async def run_suite(names: list[str], quick: bool, console: Console) -> dict[str, Any]:
+async def run_suite(names: list[str], quick: bool, console: Console, profile_dir: Path | None = None) -> dict[str, Any]:
     document: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
@@ -64,10 +66,13 @@ async def run_suite(names: list[str], quick: bool, console: Console) -> dict[str
         "measures": {},
     }
     with tempfile.TemporaryDirectory(prefix="salesops-bench-") as workdir:
-        harness = Harness(Path(workdir))
+        harness = Harness(Path(workdir), profile_dir)
         try:
             with console.status("starting the embedded PostgreSQL and migrating the template database ..."):
                 await harness.start()
+            document["statement_statistics"] = (
+                "pg_stat_statements" if harness.statements_available else "unavailable: statements are not counted"
+            )
             for name in names:
                 title, measure = MEASURES[name]
                 started = time.perf_counter()
@@ -144,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts and short runs (a smoke test)")
     parser.add_argument("--only", nargs="+", choices=list(MEASURES), metavar="MEASURE", help=", ".join(MEASURES))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record the loaded service with py-spy during HTTP and latency measures; stacks go to DIR",
+    )
     args = parser.parse_args(argv)
     # Wide enough for the whole table when the output is a file or a pipe (make, CI logs).
     console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -151,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a timeout, CI cancelling) unwinds like Ctrl-C, so the embedded PostgreSQL, which outlives its
     # parent once started, is stopped by the harness instead of being left behind.
     signal.signal(signal.SIGTERM, _interrupt)
-    document = asyncio.run(run_suite(names, args.quick, console))
+    profile_dir = args.profile.resolve() if args.profile else None
+    document = asyncio.run(run_suite(names, args.quick, console, profile_dir))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(dumps(document) + "\n")
     render(document, console)

@@ -42,8 +42,12 @@ def test_quick_run_of_two_cheap_measures_writes_the_report(tmp_path: Path) -> No
     assert list(report["measures"]) == ["relay", "planning_core"]
 
     relay = report["measures"]["relay"]
-    assert [f["name"] for f in relay["figures"]] == ["outbox relay"]
-    (figure,) = relay["figures"]
+    assert [f["name"] for f in relay["figures"]] == [
+        "outbox relay",
+        "outbox relay CPU per event",
+        "outbox relay statements per event",
+    ]
+    figure = relay["figures"][0]
     assert figure["unit"] == "events/s" and figure["baseline_name"] == "raw aiokafka send"
     assert figure["goal"] == "ratio >= 0.6" and isinstance(figure["met"], bool)
     assert relay["details"]["events"] > 0
@@ -53,5 +57,48 @@ def test_quick_run_of_two_cheap_measures_writes_the_report(tmp_path: Path) -> No
     assert any(n.startswith("full recompute") for n in names) and "single-SKU revision p99" in names
     for measure in (relay, core):
         assert measure["seconds"] > 0
+        problems = [p for f in measure["figures"] for p in _positive_numbers(f)]
+        assert not problems, problems
+
+
+@pytest.mark.timeout(420)
+def test_quick_run_measures_http_with_wrk_and_costs_per_request(tmp_path: Path) -> None:
+    out = tmp_path / "latest.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "salesops.bench", "--quick", "--only", "http_small", "full_replan", "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["statement_statistics"] == "pg_stat_statements"
+
+    http = report["measures"]["http_small"]
+    figures = {f["name"]: f for f in http["figures"]}
+    rate = figures["POST /v1/returns"]
+    assert rate["unit"] == "req/s" and rate["goal"] == "ratio >= 0.3" and isinstance(rate["met"], bool)
+    assert http["details"]["generator"] == "wrk"
+    for side in ("system_rounds", "baseline_rounds"):
+        for round_ in http["details"][side]:
+            # Every request created a row: unique ids, no idempotent replays counted as throughput.
+            assert round_["succeeded"] <= round_["rows_created"] <= round_["succeeded"] + http["details"]["connections"]
+            assert round_["usage"]["lock_waits"]["samples"] > 0
+    # The bare endpoint runs exactly one statement per request in its own database.
+    statements = figures["POST /v1/returns statements per request"]
+    assert 1.0 <= statements["baseline"] <= 1.05
+    assert statements["value"] >= 2.0
+    for name in ("POST /v1/returns service CPU per request", "POST /v1/returns database CPU per request"):
+        assert figures[name]["value"] > 0 and figures[name]["baseline"] > 0
+
+    replan = report["measures"]["full_replan"]
+    names = [f["name"] for f in replan["figures"]]
+    assert "full replan, 1,000 SKUs, first plans" in names
+    assert "full replan, 1,000 SKUs, every plan revised, peak RSS" in names
+    (size,) = replan["details"]["sizes"]
+    assert size["first_plans"]["answer"]["planned"] == 1000
+    assert size["every_plan_revised"]["answer"]["revised"] > 0
+    for measure in (http, replan):
         problems = [p for f in measure["figures"] for p in _positive_numbers(f)]
         assert not problems, problems
