@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import consumers, http_ingest, latency, memory, order_volumes, outbox_relay, planning_core
+from bench import consumers, forecast_fit, http_ingest, latency, memory, order_volumes, outbox_relay, planning_core
 from bench.harness import REPO_ROOT, Harness, dumps, machine
 from bench.model import MeasureResult
 
@@ -35,6 +35,7 @@ MEASURES: dict[str, tuple[str, Measure]] = {
     "consumers": ("Consumers (planning)", consumers.run),
     "latency": ("End-to-end latency", latency.run),
     "planning_core": ("Planning core", planning_core.run),
+    "forecast_fit": ("Baseline models (fit at rollover, apply per event)", forecast_fit.run),
     "memory": ("Memory (RSS per service)", memory.run),
 }
 DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "latest.json"

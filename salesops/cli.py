@@ -12,7 +12,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from salesops.evaluation.command import forecast_eval
+
 app = typer.Typer(help="salesops: event-driven sales and operations planning.", no_args_is_help=True)
+app.command("forecast-eval")(forecast_eval)
 topics_app = typer.Typer(help="Kafka topics of the contract.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 console = Console()
