@@ -56,17 +56,18 @@ def fit_all(
     rss: list[int] = []
     with ProcessPoolExecutor(workers) as pool:
         # promotions go to each chunk whole: a chunk's SKUs are cleaned by whatever touched them
-        for chunk_models, worker_rss in pool.map(_fit, _chunks(inputs), *_repeat(horizon, promotions, inputs)):
+        futures = [pool.submit(_fit, chunk, horizon, _touching(chunk, promotions)) for chunk in _chunks(inputs)]
+        for future in futures:
+            chunk_models, worker_rss = future.result()
             models.extend(chunk_models)
             rss.append(worker_rss)
     return time.perf_counter() - started, models, rss
 
 
-def _repeat(
-    horizon: date, promotions: list[Promotion], inputs: list[SkuInputs]
-) -> tuple[list[date], list[list[Promotion]]]:
-    count = (len(inputs) + CHUNK_SKUS - 1) // CHUNK_SKUS
-    return [horizon] * count, [promotions] * count
+def _touching(chunk: list[SkuInputs], promotions: list[Promotion]) -> list[Promotion]:
+    """Each chunk is sent the promotions of its own SKUs, as the rollover would load them."""
+    skus = {inp.item.sku for inp in chunk}
+    return [p for p in promotions if {i.sku for i in p.items} & skus or {c.sku for c in p.cannibalized} & skus]
 
 
 def apply_all(
