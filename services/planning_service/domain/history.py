@@ -21,6 +21,10 @@ MAX_HISTORY_WEEKS = 156
 CLEAN_NEIGHBOURS = 3
 # ... found within this many weeks of it: further away the level or season may have moved.
 CLEAN_REACH = 8
+# What a one-off spike day ordered above this multiple of the detector's baseline is taken out of the
+# history. The detector flags days from 1.5 times its baseline, so ordinary noise is flagged now and then:
+# taking out all of such a day's excess would bias the baseline low; a bulk order is several times it.
+SPIKE_CLEAN_RATIO = 2.0
 
 
 def weekly_history(
@@ -93,7 +97,7 @@ def distorted_mask(
 
 
 def spike_excess(spikes: Sequence[Iterable[Spike]], horizon_start: date, weeks: int = MAX_HISTORY_WEEKS) -> FloatArray:
-    """(n_skus, weeks) units above the detector's baseline on the given spike days, summed per week.
+    """(n_skus, weeks) units above SPIKE_CLEAN_RATIO x the detector's baseline on the given spike days, per week.
 
     Callers pass only the spikes to clean out (unexplained and not part of a confirmed level shift, see
     sensing.isolated_spikes): a one-off day's excess is not demand the baseline should learn.
@@ -104,7 +108,7 @@ def spike_excess(spikes: Sequence[Iterable[Spike]], horizon_start: date, weeks: 
         for spike in sku_spikes:
             column = (monday_of(spike.day).toordinal() - oldest) // 7
             if 0 <= column < weeks:
-                excess[row, column] += max(0.0, spike.units - spike.baseline)
+                excess[row, column] += max(0.0, spike.units - SPIKE_CLEAN_RATIO * spike.baseline)
     return excess
 
 

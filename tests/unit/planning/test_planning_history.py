@@ -66,14 +66,14 @@ def test_a_distorted_week_far_from_clean_weeks_gets_the_median_of_all_clean_week
     assert cleaned[0, 21] == 20  # median(10, 30)
 
 
-def test_spike_excess_is_what_the_spike_days_ordered_above_the_detectors_baseline() -> None:
+def test_spike_excess_is_what_the_spike_days_ordered_above_twice_the_detectors_baseline() -> None:
     spikes = [
-        Spike("A", week(-1) + timedelta(days=2), 50, 10, False),
-        Spike("A", week(-1) + timedelta(days=3), 30, 35, False),  # below its baseline: nothing to take out
+        Spike("A", week(-1) + timedelta(days=2), 50, 10, False),  # 50 - 2 * 10
+        Spike("A", week(-1) + timedelta(days=3), 60, 35, False),  # below twice its baseline: ordinary noise
         Spike("A", week(-2), 25, 5, False),
         Spike("A", week(-9), 25, 5, False),  # before the history window
     ]
-    assert spike_excess([spikes, []], H, weeks=3).tolist() == [[0, 20, 40], [0, 0, 0]]
+    assert spike_excess([spikes, []], H, weeks=3).tolist() == [[0, 15, 30], [0, 0, 0]]
 
 
 @pytest.mark.parametrize(
