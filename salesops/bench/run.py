@@ -23,6 +23,7 @@ from rich.table import Table
 
 from salesops.bench import (
     consumers,
+    forecast_fit,
     full_replan,
     http_ingest,
     latency,
@@ -47,6 +48,7 @@ MEASURES: dict[str, tuple[str, Measure]] = {
     "planning_core": ("Planning core", planning_core.run),
     "promising": ("Promising (promise checks, booked orders)", promising.run),
     "full_replan": ("Full replan through the database", full_replan.run),
+    "forecast_fit": ("Baseline models (fit at rollover, apply per event)", forecast_fit.run),
     "memory": ("Memory (RSS per service)", memory.run),
 }
 # Beside the data of `salesops up`, in the directory it runs from (ignored by git).

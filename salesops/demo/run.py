@@ -117,7 +117,7 @@ def outcome_checks(s: Scenario, api: Api) -> dict[str, Callable[[], bool]]:
         return bool(promotion) and promotion["status"] == "at_risk"
 
     return {
-        f"order spike detected on {s.spike_sku} ({s.spike_day}), no promotion explains it": spike,
+        f"order spikes on {s.spike_sku} from {s.spike_day}, no promotion explains them": spike,
         f"demand sensing raised the near-term forecast of {s.spike_sku}": plan_has(s.spike_sku, "sensing_adjustment"),
         f"return-surge alert on {s.surge_sku}": alert("return-surge", sku=s.surge_sku),
         f"critical-complaint alert for the strategic account {s.strategic_account}": alert(

@@ -35,6 +35,8 @@ PRODUCTS = (
     ("WAFFLE", "Waffle iron", 90),
 )
 SPIKE_FACTOR = 4.0
+# Sensing adopts a level shift only once it is confirmed over several spike days; one day is history.
+SPIKE_RUN_DAYS = 3
 QUALITY_REASONS = {"defective", "damaged", "not_as_described"}
 
 
@@ -56,7 +58,7 @@ class Scenario:
     skus: list[str]
     weekly_levels: dict[str, float]
     spike_sku: str
-    spike_day: date
+    spike_day: date  # the first of SPIKE_RUN_DAYS spiking days, the last of them yesterday
     surge_sku: str
     strategic_account: str
     campaign_id: str
@@ -93,7 +95,7 @@ def build_scenario(seed: int, today: date) -> Scenario:
         skus=list(levels),
         weekly_levels={k: float(v) for k, v in levels.items()},
         spike_sku=f"{prefix}-GRINDER",
-        spike_day=today - timedelta(days=2),
+        spike_day=today - timedelta(days=SPIKE_RUN_DAYS),
         surge_sku=f"{prefix}-ESPRESSO",
         strategic_account=f"{prefix}-ACC-NORD",
         campaign_id=f"{prefix}-SPRING",
@@ -146,7 +148,7 @@ def build_scenario(seed: int, today: date) -> Scenario:
                 day = first_day + timedelta(days=index)
                 for sku, level in levels.items():
                     units = _daily_units(rng, level, day, index, phases[sku]) * share
-                    if sku == s.spike_sku and day == s.spike_day:
+                    if sku == s.spike_sku and 0 <= (day - s.spike_day).days < SPIKE_RUN_DAYS:
                         units *= SPIKE_FACTOR  # an unexplained spike: no promotion covers it
                     ordered = round(units)
                     backordered = round(ordered * rng.uniform(0, 0.03))

@@ -59,8 +59,9 @@ async def test_a_slow_system_shows_as_latency_from_the_due_time_not_as_a_slower_
     # The last request was due at 0.29 s but could only be served after the 28 before it: ~0.75 s in all.
     assert max(result.latencies_s) >= 15 * SERVICE_S - 0.3
     assert min(result.latencies_s) >= SERVICE_S
-    # The wait for a slot is the system's; the sender itself kept its schedule.
-    assert percentile(result.sender_lag_s, 50) < 0.1
+    # The wait for a slot is the system's; the sender itself kept its schedule (its own lag is a small part
+    # of what the requests waited, however busy the machine).
+    assert percentile(result.sender_lag_s, 50) < percentile(result.latencies_s, 50) / 2
     assert len(result.sender_lag_s) == 30
     # on_sent gets the due times: one every 10 ms.
     gaps = [due[i + 1] - due[i] for i in range(29)]

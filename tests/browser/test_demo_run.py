@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from salesops.demo import build_scenario
+from salesops.demo import SPIKE_RUN_DAYS, build_scenario
 from tests.browser.conftest import Stack
 
 pytestmark = pytest.mark.e2e
@@ -59,7 +59,8 @@ def test_the_demo_causes_what_it_announces_and_can_be_run_again(stack):
         assert promotion.get(f"/v1/promotions/{scenario.campaign_id}").json()["status"] == "planned"
     with stack.client("fulfillment") as fulfillment:
         spikes = fulfillment.get("/v1/spikes", params={"sku": scenario.spike_sku}).json()["data"]
-        assert [s["day"] for s in spikes] == [scenario.spike_day.isoformat()]
+        run = [(scenario.spike_day + timedelta(days=n)).isoformat() for n in range(SPIKE_RUN_DAYS)]
+        assert [s["day"] for s in spikes] == run
         assert spikes[0]["explained_by_promotion_id"] is None
         # Weekly seasonality and noise alone never spike.
         history_start = scenario.today - timedelta(days=84)

@@ -119,9 +119,9 @@ async def test_an_unexplained_spike_raises_the_near_term_forecast_until_retracte
         spike = OrderSpikeData(sku="SKU-4", day=date(2026, 11, 17), units=40, baseline=10)
         detected = await publish(bootstrap, topic, EventType.ORDER_SPIKE_DETECTED, spike, "SKU-4")
         plan = await plan_after(client, planner, "SKU-4", detected)
-        # 40 a day is a run rate of 280 a week: half the gap of 210 is added, then halved each following week
-        assert [w["sensing_adjustment"] for w in plan["weeks"][:5]] == [105, 52.5, 26.25, 13.125, 0]
-        assert [w["forecast"] for w in plan["weeks"][:2]] == [175, 122.5]
+        # one spike day this week: its 30 units above the detector's 10 are added to this week, nothing later
+        assert [w["sensing_adjustment"] for w in plan["weeks"][:3]] == [30, 0, 0]
+        assert [w["forecast"] for w in plan["weeks"][:2]] == [100, 70]
         assert plan["plan_version"] == 2  # the explained spike changed nothing
         assert ignored.id not in {d["event_id"] for d in plan["drivers"]}
 

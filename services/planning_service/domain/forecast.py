@@ -1,23 +1,36 @@
-"""Forecast components as (n_skus, weeks) arrays: smoothed baseline, launches, promotion effects, sensing."""
+"""Forecast components as (n_skus, weeks) arrays: baseline, launches, promotion effects, sensing."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from itertools import chain
 
 import numpy as np
-import numpy.typing as npt
 
+from .baseline import project
+from .history import (
+    MAX_HISTORY_WEEKS,
+    BoolArray,
+    distorted_mask,
+    promotion_history_weeks,
+    spike_excess,
+    weekly_history,
+)
 from .model import Launch, PlanException, PlanningParams, Promotion, SkuInputs
+from .sensing import isolated_spikes, sensing_adjustments
 from .weeks import FloatArray, days_outside, days_per_week, monday_of, shift_days, week_index
 
-BoolArray = npt.NDArray[np.bool_]
+__all__ = [
+    "MAX_HISTORY_WEEKS",
+    "BoolArray",
+    "ForecastComponents",
+    "apply_promotions",
+    "baseline_level",
+    "forecast_components",
+]
+
 DECIMALS = 6  # forecast components are rounded before summing so the forecast formula holds exactly
-# Older weeks weigh under (1 - alpha)^156 (< 1e-24 at alpha 0.3) in the level: reading them changes nothing.
-MAX_HISTORY_WEEKS = 156
 
 
 @dataclass
@@ -28,66 +41,6 @@ class ForecastComponents:
     # row -> (promotion_id, weeks where that promotion lifts the SKU): used to name conflicting promotions
     uplift_weeks: dict[int, list[tuple[str, BoolArray]]] = field(default_factory=dict)
     exceptions: dict[int, list[PlanException]] = field(default_factory=dict)
-
-
-def promotion_history_weeks(promotions: Iterable[Promotion], horizon_start: date) -> dict[str, set[int]]:
-    """Ordinals of pre-horizon week Mondays that a promotion distorted (uplift, dip or cannibalization)."""
-    distorted: dict[str, set[int]] = defaultdict(set)
-    last_past_day = horizon_start - timedelta(days=1)
-    # Weeks before the history the level reads are never used: a promotion running for decades must not
-    # cost a set entry per week of its life.
-    first_history_day = shift_days(horizon_start, -7 * MAX_HISTORY_WEEKS)
-    for promo in promotions:
-        if promo.cancelled or promo.starts_on > last_past_day:
-            continue
-        during = _mondays(max(promo.starts_on, first_history_day), min(promo.ends_on, last_past_day))
-        for promo_item in promo.items:
-            distorted[promo_item.sku].update(during)
-        for cannibalized in promo.cannibalized:
-            distorted[cannibalized.sku].update(during)
-        if promo.post_promo_dip_pct and promo.post_promo_dip_weeks > 0:
-            dip_start = max(shift_days(promo.ends_on, 1), first_history_day)
-            dip_end = min(shift_days(promo.ends_on, 7 * promo.post_promo_dip_weeks), last_past_day)
-            if dip_start <= dip_end:
-                dip = _mondays(dip_start, dip_end)
-                for promo_item in promo.items:
-                    distorted[promo_item.sku].update(dip)
-    return distorted
-
-
-def _mondays(first: date, last: date) -> range:
-    start = monday_of(first).toordinal()
-    return range(start, monday_of(last).toordinal() + 1, 7)
-
-
-def weekly_history(
-    histories: Sequence[Mapping[date, float]], horizon_start: date, weeks: int = MAX_HISTORY_WEEKS
-) -> tuple[FloatArray, BoolArray]:
-    """Units ordered per SKU in the `weeks` complete weeks before the horizon, oldest column first.
-
-    Returns (units, observed): a week counts as observed from a SKU's first to its last reported week,
-    missing weeks in between as 0. The current week is incomplete and would drag the level down, so it is
-    left out. Keys are normalised to their week's Monday. Vectorised over all SKUs' entries at once.
-    """
-    count = len(histories)
-    lengths = np.fromiter(map(len, histories), dtype=np.int64, count=count)
-    total = int(lengths.sum())
-    ordinals = np.fromiter(map(date.toordinal, chain.from_iterable(histories)), dtype=np.int64, count=total)
-    values = np.fromiter(chain.from_iterable(h.values() for h in histories), dtype=np.float64, count=total)
-    rows = np.repeat(np.arange(count), lengths)
-    mondays = ordinals - (ordinals - 1) % 7  # ordinal 1 (0001-01-01) is a Monday
-    columns = (mondays - horizon_start.toordinal()) // 7 + weeks
-    keep = (columns >= 0) & (columns < weeks)
-    rows, columns, values = rows[keep], columns[keep], values[keep]
-    units = np.zeros(count * weeks)
-    np.add.at(units, rows * weeks + columns, values)
-    first = np.full(count, weeks)
-    last = np.full(count, -1)
-    np.minimum.at(first, rows, columns)
-    np.maximum.at(last, rows, columns)
-    span = np.arange(weeks)
-    observed = (span >= first[:, None]) & (span <= last[:, None])
-    return units.reshape(count, weeks), observed
 
 
 def smoothed_levels(units: FloatArray, usable: BoolArray, alpha: float) -> FloatArray:
@@ -105,22 +58,31 @@ def smoothed_levels(units: FloatArray, usable: BoolArray, alpha: float) -> Float
     return level
 
 
-def _levels(
+def baselines(
     inputs: Sequence[SkuInputs],
     distorted: Mapping[str, set[int]],
     horizon_start: date,
+    horizon_weeks: int,
     params: PlanningParams,
 ) -> FloatArray:
-    units, usable = weekly_history([inp.history for inp in inputs], horizon_start)
-    oldest = horizon_start.toordinal() - 7 * MAX_HISTORY_WEEKS
-    for row, inp in enumerate(inputs):
-        for monday in distorted.get(inp.item.sku, ()):
-            column = (monday - oldest) // 7
-            if 0 <= column < MAX_HISTORY_WEEKS:
-                usable[row, column] = False
+    """(n, horizon_weeks) baseline per SKU from its cleaned, zero-filled weekly history.
+
+    A SKU with a fitted model (`baseline_model`) gets that model, advanced through the weeks completed
+    since its fit; one without gets the flat simple-smoothing level (the rule for short histories, and
+    until a model is fitted); one without any history gets its item's `baseline_weekly_demand`.
+    """
+    units, observed = weekly_history([inp.history for inp in inputs], horizon_start)
+    units = np.maximum(units - spike_excess([isolated_spikes(i.spikes, params) for i in inputs], horizon_start), 0.0)
+    usable = observed & ~distorted_mask([inp.item.sku for inp in inputs], distorted, horizon_start)
     levels = smoothed_levels(units, usable, params.smoothing_alpha)
     seeds = np.fromiter((inp.item.baseline_weekly_demand or 0.0 for inp in inputs), dtype=np.float64, count=len(inputs))
-    return np.maximum(np.where(np.isnan(levels), seeds, levels), 0.0)
+    flat = np.maximum(np.where(np.isnan(levels), seeds, levels), 0.0)
+    result = np.repeat(flat[:, None], horizon_weeks, axis=1)
+    fitted = [row for row, inp in enumerate(inputs) if inp.baseline_model is not None]
+    if fitted:
+        models = [inputs[row].baseline_model for row in fitted]
+        result[fitted] = project(models, units[fitted], usable[fitted], horizon_start, horizon_weeks)  # type: ignore[arg-type]
+    return result
 
 
 def baseline_level(
@@ -129,9 +91,9 @@ def baseline_level(
     promotions: Sequence[Promotion] = (),
     params: PlanningParams = PlanningParams(),
 ) -> float:
-    """The flat weekly baseline of one SKU before launches (what a launch referencing it copies)."""
+    """The baseline of one SKU's first horizon week before launches (what a launch referencing it copies)."""
     distorted = promotion_history_weeks(promotions, horizon_start)
-    return float(_levels([inputs], distorted, horizon_start, params)[0])
+    return float(baselines([inputs], distorted, horizon_start, 1, params)[0, 0])
 
 
 def forecast_components(
@@ -143,14 +105,15 @@ def forecast_components(
     launches: Sequence[Launch],
     reference_baselines: Mapping[str, float],
     params: PlanningParams,
+    today: date | None = None,
 ) -> ForecastComponents:
     active = [p for p in promotions if not p.cancelled]
-    levels = _levels(inputs, promotion_history_weeks(active, horizon_start), horizon_start, params)
-    baseline = np.repeat(levels[:, None], horizon_weeks, axis=1)
+    baseline = baselines(inputs, promotion_history_weeks(active, horizon_start), horizon_start, horizon_weeks, params)
     components = ForecastComponents(baseline, np.zeros_like(baseline), np.zeros_like(baseline))
+    levels = baseline[:, 0].copy()
     _apply_launches(components, levels, inputs, rows, launches, reference_baselines, horizon_start, params)
-    _apply_promotions(components, rows, active, horizon_start)
-    _apply_sensing(components, inputs, horizon_start, params)
+    apply_promotions(components, rows, active, horizon_start)
+    components.sensing_adjustment = sensing_adjustments(components.baseline, inputs, horizon_start, today, params)
     for values in (components.baseline, components.promotion_uplift, components.sensing_adjustment):
         np.round(values, DECIMALS, out=values)
         values += 0.0  # turns -0.0 into 0.0 so outputs read cleanly
@@ -205,7 +168,7 @@ def _apply_launches(
         components.baseline[row] = reference * launch.scale_pct / 100.0 * ramp * selling_days
 
 
-def _apply_promotions(
+def apply_promotions(
     components: ForecastComponents, rows: Mapping[str, int], active: Sequence[Promotion], horizon_start: date
 ) -> None:
     baseline, uplift = components.baseline, components.promotion_uplift
@@ -246,26 +209,3 @@ def _apply_promotions(
             row = rows.get(cannibalized.sku)
             if row is not None:
                 uplift[row] -= baseline[row] * (cannibalized.pct / 100.0) * share
-
-
-def _apply_sensing(
-    components: ForecastComponents, inputs: Sequence[SkuInputs], horizon_start: date, params: PlanningParams
-) -> None:
-    baseline, sensing = components.baseline, components.sensing_adjustment
-    weeks = baseline.shape[1]
-    for row, inp in enumerate(inputs):
-        for spike in inp.spikes:
-            if spike.explained:
-                continue  # a promotion already accounts for it
-            if spike.sku != inp.item.sku:
-                raise ValueError(f"spike for {spike.sku} given with inputs of {inp.item.sku}")
-            spike_week = week_index(spike.day, horizon_start)
-            for offset in range(params.sensing_weeks):
-                week = spike_week + offset
-                if not 0 <= week < weeks:
-                    continue
-                gap = spike.units * 7.0 - baseline[row, week]
-                if gap > 0:
-                    lift = gap * params.sensing_weight * params.sensing_decay**offset
-                    # several spikes signal one run rate: take the strongest, do not add them up
-                    sensing[row, week] = max(sensing[row, week], lift)

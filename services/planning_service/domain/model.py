@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from .baseline import BaselineModel
 
 from .orders import OrderLine
 
@@ -92,6 +95,10 @@ class SkuInputs:
     replacements: Mapping[date, float] = field(default_factory=dict)  # day -> units shipped as replacement
     previous_mps: Mapping[date, float] | None = None  # week_start -> mps_quantity of the previous plan
     order_lines: tuple[OrderLine, ...] = ()  # open booked lines of this SKU (customer commitments)
+    # units ordered per day over the last weeks up to today (missing day = 0): the run rate sensing adopts
+    recent_days: Mapping[date, float] = field(default_factory=dict)
+    # the fitted baseline (see fitting.fit_baselines); None = smoothing with the fixed smoothing_alpha
+    baseline_model: BaselineModel | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +106,11 @@ class PlanningParams:
     """Tunable constants of the forecast; the defaults are the documented planning rules."""
 
     smoothing_alpha: float = 0.3  # simple exponential smoothing weight of the newest week
-    sensing_weight: float = 1.0  # share of the run-rate gap added in the spike's week
-    sensing_decay: float = 0.5  # geometric fade per following week
-    sensing_weeks: int = 4  # spike week plus three fading weeks
+    sensing_weight: float = 1.0  # share of a confirmed shift's run-rate gap to the baseline adopted
+    sensing_decay: float = 0.5  # geometric fade per week after the held weeks
+    sensing_weeks: int = 4  # weeks a confirmed shift is held at full weight
+    sensing_confirm_days: int = 3  # spike days that confirm a level shift ...
+    sensing_window_days: int = 7  # ... within this many days
     launch_history_weeks: int = 8  # own weeks since launch after which the SKU's own history wins
 
     def __post_init__(self) -> None:
@@ -109,6 +118,8 @@ class PlanningParams:
             raise ValueError("smoothing_alpha must be in (0, 1]")
         if self.sensing_weeks < 0 or self.sensing_weight < 0 or not 0 <= self.sensing_decay <= 1:
             raise ValueError("sensing weight, decay (0..1) and weeks must not be negative")
+        if self.sensing_confirm_days < 1 or self.sensing_window_days < 1:
+            raise ValueError("sensing_confirm_days and sensing_window_days must be at least 1")
 
 
 class PlanWeek(NamedTuple):

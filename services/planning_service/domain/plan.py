@@ -39,6 +39,7 @@ def plan_sku(
     launches: Sequence[Launch] = (),
     reference_baselines: Mapping[str, float] | None = None,
     params: PlanningParams = DEFAULT_PARAMS,
+    today: date | None = None,
 ) -> SkuPlan:
     """Plan one SKU; a launch's reference baseline comes from `reference_baselines` (see baseline_level)."""
     return plan_many(
@@ -49,6 +50,7 @@ def plan_sku(
         launches=launches,
         reference_baselines=reference_baselines,
         params=params,
+        today=today,
     )[0]
 
 
@@ -61,14 +63,19 @@ def plan_many(
     launches: Sequence[Launch] = (),
     reference_baselines: Mapping[str, float] | None = None,
     params: PlanningParams = DEFAULT_PARAMS,
+    today: date | None = None,
 ) -> list[SkuPlan]:
     """Plan many SKUs at once, numpy over (n_skus, horizon_weeks); same result as plan_sku for each.
 
     A launch whose reference SKU is among `inputs` copies that SKU's baseline; otherwise the reference
-    level is looked up in `reference_baselines`. Scenarios are plain calls with extra promotions.
+    level is looked up in `reference_baselines`. Scenarios are plain calls with extra promotions. `today`
+    tells sensing which days of the current week are already known (default: the newest day the SKU's
+    own signals show).
     """
     with _cyclic_gc_paused():
-        return _plan_many(inputs, horizon_start, horizon_weeks, promotions, launches, reference_baselines, params)
+        return _plan_many(
+            inputs, horizon_start, horizon_weeks, promotions, launches, reference_baselines, params, today
+        )
 
 
 @contextmanager
@@ -92,6 +99,7 @@ def _plan_many(
     launches: Sequence[Launch],
     reference_baselines: Mapping[str, float] | None,
     params: PlanningParams,
+    today: date | None,
 ) -> list[SkuPlan]:
     require_monday(horizon_start)
     if horizon_weeks <= 0:
@@ -104,7 +112,7 @@ def _plan_many(
         return []
     starts = week_starts(horizon_start, horizon_weeks)
     components = forecast_components(
-        inputs, rows, horizon_start, horizon_weeks, promotions, launches, reference_baselines or {}, params
+        inputs, rows, horizon_start, horizon_weeks, promotions, launches, reference_baselines or {}, params, today
     )
     forecast = np.maximum(components.baseline + components.promotion_uplift + components.sensing_adjustment, 0.0)
     receipts = _by_week([inp.resellable_returns for inp in inputs], horizon_start, horizon_weeks)

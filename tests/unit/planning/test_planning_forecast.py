@@ -153,19 +153,6 @@ def test_launch_with_an_unknown_reference_is_planned_as_zero_with_an_exception()
 # demand sensing
 
 
-def test_unexplained_spike_raises_near_term_forecast_and_fades() -> None:
-    spike = Spike("SKU-1", H + timedelta(days=1), units=30, baseline=10, explained=False)
-    p = plan_sku(inputs(spikes=(spike,)), H, 6)
-    # run rate 210 vs baseline 70: gap 140 at weight 1, halving each week, four weeks in all
-    assert column(p, "sensing_adjustment") == [140, 70, 35, 17.5, 0, 0]
-    assert column(p, "forecast") == [210, 140, 105, 87.5, 70, 70]
-
-
-def test_spike_from_last_week_has_already_faded_once() -> None:
-    spike = Spike("SKU-1", H - timedelta(days=2), units=30, baseline=10, explained=False)
-    assert column(plan_sku(inputs(spikes=(spike,)), H, 4), "sensing_adjustment") == [70, 35, 17.5, 0]
-
-
 def test_old_explained_or_small_spikes_do_nothing() -> None:
     spikes = (
         Spike("SKU-1", H - timedelta(days=28), 30, 10, explained=False),  # older than the four-week fade
@@ -173,11 +160,6 @@ def test_old_explained_or_small_spikes_do_nothing() -> None:
         Spike("SKU-1", H, 5, 10, explained=False),  # run rate below the baseline: sensing never lowers
     )
     assert column(plan_sku(inputs(spikes=spikes), H, 4), "sensing_adjustment") == [0, 0, 0, 0]
-
-
-def test_several_spikes_take_the_strongest_signal_per_week() -> None:
-    spikes = (Spike("SKU-1", H, 30, 10, False), Spike("SKU-1", H + timedelta(days=1), 20, 10, False))
-    assert column(plan_sku(inputs(spikes=spikes), H, 2), "sensing_adjustment") == [140, 70]
 
 
 # returns and replacements
