@@ -24,7 +24,11 @@ def build_spec(settings: ReturnsSettings, guard: Guard) -> ServiceSpec:
         routers=[router, webhooks_api.router],
         subscriptions=[consumer.subscription(settings)],
         publishes=[Topic.RETURNS, Topic.SALES_ALERTS],
-        background=[stream.listen_for_changes, dispatcher_task(guard)],
+        background=[
+            stream.listen_for_changes,
+            stream.number_changes(settings.sse_poll_interval_s),
+            dispatcher_task(guard),
+        ],
         description=DESCRIPTION,
     )
 

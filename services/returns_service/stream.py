@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import structlog
 from fastapi.sse import ServerSentEvent
@@ -29,23 +30,38 @@ class AlertFeed:
         event, self._event = self._event, asyncio.Event()
         event.set()
 
-    async def wait(self, timeout: float) -> None:
-        event = self._event
+    def next_change(self) -> asyncio.Event:
+        """What the next `notify` sets: taken before a read and waited on after it, no change in between is
+        missed."""
+        return self._event
+
+    async def wait(self, timeout: float, event: asyncio.Event | None = None) -> None:
+        event = event or self._event
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout=timeout)
 
 
 def feed_of(runtime: Runtime) -> AlertFeed:
-    feed = runtime.state.get("alert_feed")
+    """Wakes on numbered changes: what the streams read."""
+    return _feed(runtime, "alert_feed")
+
+
+def pending_feed_of(runtime: Runtime) -> AlertFeed:
+    """Wakes on committed changes not yet numbered: what the numbering step and the webhook dispatcher need."""
+    return _feed(runtime, "alert_pending_feed")
+
+
+def _feed(runtime: Runtime, name: str) -> AlertFeed:
+    feed = runtime.state.get(name)
     if feed is None:
-        feed = runtime.state["alert_feed"] = AlertFeed()
+        feed = runtime.state[name] = AlertFeed()
     assert isinstance(feed, AlertFeed)
     return feed
 
 
 async def listen_for_changes(runtime: Runtime) -> None:
-    """Background task: LISTEN on the changes channel and wake the feed; reconnects after failures."""
-    feed = feed_of(runtime)
+    """Background task: LISTEN on the change channels and wake the feeds; reconnects after failures."""
+    feed, pending = feed_of(runtime), pending_feed_of(runtime)
     backoff = 0.5
 
     def listening() -> None:
@@ -54,14 +70,45 @@ async def listen_for_changes(runtime: Runtime) -> None:
 
     while True:
         try:
-            await ChangeLog(runtime.engine).listen(feed.notify, listening)
+            await ChangeLog(runtime.engine).listen(feed.notify, pending.notify, listening)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("alert change listener failed; polling meanwhile", error=repr(exc))
-        feed.notify()  # whatever was missed while disconnected is found by the waiters' next query
+        # Whatever was missed while disconnected is found by the waiters' next query.
+        feed.notify()
+        pending.notify()
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, 10.0)
+
+
+# Most changes one numbering step numbers; more pending are numbered by the next step at once.
+NUMBERING_BATCH = 1000
+
+
+def number_changes(poll_interval_s: float) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
+    """Background task: number committed alert changes for the streams (see `store.changes`), woken by every
+    committed change on any replica and, should a notification be lost, every `poll_interval_s`. Each replica
+    runs one; their steps take turns on the counter row, and one step numbers everything committed by then."""
+
+    async def number_alert_changes(runtime: Runtime) -> None:
+        pending, changes = pending_feed_of(runtime), ChangeLog(runtime.engine)
+        backoff = 0.5
+        while True:
+            woken = pending.next_change()
+            try:
+                while await changes.number_pending(limit=NUMBERING_BATCH) == NUMBERING_BATCH:
+                    pass
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("numbering alert changes failed; will retry", error=repr(exc), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            await pending.wait(poll_interval_s, woken)
+
+    return number_alert_changes
 
 
 def to_sse(change: AlertChange) -> ServerSentEvent:
@@ -102,6 +149,7 @@ async def alert_events(
                 log.info("alert stream closed: its API key was revoked or lost the scope")
                 yield ServerSentEvent(comment="key revoked")
                 return
+            woken = feed.next_change()
             changes = await log_of_changes.changes_after(
                 cursor, limit=settings.sse_batch_size, sku=sku, alert_type=alert_type
             )
@@ -115,4 +163,4 @@ async def alert_events(
                 yield ServerSentEvent(comment="heartbeat")
                 last_sent = time.monotonic()
             wait_s = min(settings.sse_poll_interval_s, settings.sse_heartbeat_s, deadline - time.monotonic())
-            await feed.wait(max(0.0, wait_s))
+            await feed.wait(max(0.0, wait_s), woken)

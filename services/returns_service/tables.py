@@ -2,6 +2,7 @@
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -127,11 +129,14 @@ alerts = Table(
     Index("ix_alerts_updated", "updated_at", "alert_id"),
 )
 
-# Every alert change in commit order: the SSE stream's resumable sequence (`id` = seq).
+# Every alert change. `change_id` is given when the change is written (the webhook deliveries it queued name it);
+# `seq`, the SSE stream's resumable number (`id` = seq), is given after the change committed, by a short
+# numbering step that holds the one row of `alert_change_counter`, so numbers become visible in order.
 alert_changes = Table(
     "alert_changes",
     metadata,
-    Column("seq", BigInteger, Identity(always=False), primary_key=True),
+    Column("change_id", BigInteger, Identity(always=False), primary_key=True),
+    Column("seq", BigInteger, nullable=True),
     Column("alert_id", String(40), nullable=False),
     Column("revision", Integer, nullable=False),
     Column("event_type", String(100), nullable=False),
@@ -139,6 +144,17 @@ alert_changes = Table(
     Column("sku", String(100), nullable=True),
     Column("payload", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ux_alert_changes_seq", "seq", unique=True),
+    Index("ix_alert_changes_unnumbered", "change_id", postgresql_where=text("seq IS NULL")),
+)
+
+# One row: the last number given to an alert change. Numbering steps take it in turn (row lock to their commit).
+alert_change_counter = Table(
+    "alert_change_counter",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="ck_alert_change_counter_one_row"),
 )
 
 webhook_endpoints = Table(
@@ -170,7 +186,7 @@ webhook_deliveries = Table(
     ),
     Column("message_id", String(60), nullable=False),
     Column("alert_id", String(40), nullable=False),
-    Column("change_seq", BigInteger, nullable=False),
+    Column("change_id", BigInteger, nullable=False),  # the alert change it delivers
     Column("event_type", String(60), nullable=False),
     Column("body", Text, nullable=False),  # the exact bytes sent on every attempt
     Column("status", String(20), nullable=False),

@@ -267,19 +267,19 @@ async def tally_webhooks(
     """Per endpoint: one delivery per alert change, each received once. Twice only as the delivery policy says:
     after an attempt recorded as failed (the receiver got it, but too late for the attempt's deadline), or when a
     killed dispatcher had it in flight; never because two dispatchers held it at once."""
-    changes = {r["seq"] for r in await db.fetch("select seq from returns.alert_changes")}
+    changes = {r["change_id"] for r in await db.fetch("select change_id from returns.alert_changes")}
     figures: dict[str, Any] = {"alert changes": len(changes)}
     problems: list[str] = []
     for number, (endpoint_id, receiver) in enumerate(endpoints.items(), 1):
         rows = await db.fetch(
-            "select d.change_seq, d.message_id, d.status, count(a.attempt_id) as attempts,"
+            "select d.change_id, d.message_id, d.status, count(a.attempt_id) as attempts,"
             " coalesce(array_agg(array[a.attempt::text, a.attempted_at::text, coalesce(a.status_code::text, '-'),"
             " coalesce(a.error, '-')] order by a.attempt) filter (where a.attempt_id is not null), '{}') as log"
             " from returns.webhook_deliveries d left join returns.webhook_attempts a using (delivery_id)"
             " where d.endpoint_id = $1 group by d.delivery_id",
             endpoint_id,
         )
-        per_change = Counter(r["change_seq"] for r in rows)
+        per_change = Counter(r["change_id"] for r in rows)
         got = Counter(h.get("webhook-id", "") for h in receiver.requests)
         sent = {r["message_id"] for r in rows}
         twice = {m for m, n in got.items() if n > 1}
@@ -355,11 +355,12 @@ async def check_plans(client: httpx.AsyncClient, urls: list[str], key: str, skus
 
 
 async def alert_revision_problems(db: asyncpg.Connection) -> list[str]:
-    """Each alert's changes, in the order of the change log, are revisions 1, 2, 3 ..."""
+    """Each alert's changes, in the order of the change log, are revisions 1, 2, 3 ... (every change numbered)."""
     rows = await db.fetch(
         "select alert_id, array_agg(revision order by seq) as revisions from returns.alert_changes group by alert_id"
     )
-    return [
+    unnumbered = await db.fetchval("select count(*) from returns.alert_changes where seq is null")
+    return [f"{unnumbered} changes never numbered"] * bool(unnumbered) + [
         f"{r['alert_id']}: {list(r['revisions'])[:10]}"
         for r in rows
         if list(r["revisions"]) != list(range(1, len(r["revisions"]) + 1))

@@ -76,6 +76,11 @@ async def put_items(client: httpx.AsyncClient, urls: list[str], key: str, skus: 
         assert answer.status_code == 201, answer.text
 
 
+async def all_numbered(db: asyncpg.Connection) -> bool:
+    """Every committed alert change has its stream number (they are numbered just after their commit)."""
+    return not await db.fetchval("select count(*) from returns.alert_changes where seq is null")
+
+
 async def register(client: httpx.AsyncClient, base: str, key: str, url: str) -> str:
     answer = await client.post(f"{base}/v1/webhooks", json={"url": url}, headers=bearer(key))
     assert answer.status_code == 201, answer.text
@@ -156,6 +161,9 @@ async def test_two_replicas_of_every_service_lose_nothing_and_do_nothing_twice_t
 
                 await webhooks_delivered(db, endpoints, timeout=lease_wait + scaled(30, 60))
                 webhooks = await tally_webhooks(db, endpoints, in_flight_at_kill)
+                await eventually(
+                    lambda: all_numbered(db), timeout=30, interval=0.2, message="alert changes left unnumbered"
+                )
                 committed = [r["seq"] for r in await db.fetch("select seq from returns.alert_changes order by seq")]
                 for follower in followers:
                     follower.goal = committed[-1] if committed else 0

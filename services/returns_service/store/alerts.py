@@ -1,5 +1,6 @@
 """SQL of sales alerts and their change log: one open alert per (type, subject), and every change recorded
-once for the SSE stream (with a NOTIFY) and the webhook deliveries, in the caller's transaction."""
+once for the SSE stream (with a NOTIFY; numbered after commit, see `changes`) and the webhook deliveries, in the
+caller's transaction."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Row,
-    String,
     and_,
     any_,
-    cast,
     desc,
     func,
     insert,
@@ -29,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.returns_service import tables
 from services.returns_service.domain import AlertContent, AlertState, AlertType, Priority
-from services.returns_service.store.changes import CHANGES_CHANNEL
+from services.returns_service.store.changes import PENDING_CHANNEL
 from services.returns_service.store.webhooks import enqueue_deliveries
 from shared.outbox import advisory_lock_key
 
@@ -38,10 +37,6 @@ alert_changes = tables.alert_changes
 
 OPEN = "open"
 RESOLVED = "resolved"
-
-# Change-log numbers must commit in the order they are taken, or a stream resuming after a higher number would
-# skip a lower one that committed later: this lock, held to the commit, puts writers of changes in line.
-CHANGE_LOG_LOCK = advisory_lock_key("returns-alert-changes")
 
 
 @dataclass(frozen=True)
@@ -188,12 +183,13 @@ class AlertsStore:
     async def record_change(
         self, alert: Mapping[str, Any], *, event_type: str, message: Mapping[str, Any], at: datetime
     ) -> int:
-        """Append the alert's change to the change log (announced to the streams at commit) and queue its webhook
-        deliveries with `message` as their body; returns the change's sequence number. The change is stamped
-        `at`, the message's timestamp, so a stream rebuilds the very same message from the log."""
-        await self.session.execute(select(func.pg_advisory_xact_lock(CHANGE_LOG_LOCK)))
-        # The NOTIFY rides on the insert (PostgreSQL delivers it at commit): one round trip fewer per change.
-        seq, _ = (
+        """Append the alert's change to the change log and queue its webhook deliveries with `message` as their
+        body; returns the change's id (its stream number is given after the commit). The change is stamped `at`,
+        the message's timestamp, so a stream rebuilds the very same message from the log."""
+        # No lock here: the change's stream number (`seq`) is given after the commit, in a short numbering step
+        # (`ChangeLog.number_pending`), so writers of changes do not queue behind each other. The NOTIFY rides on
+        # the insert (PostgreSQL delivers it at commit) and wakes the numbering step and the webhook dispatchers.
+        change_id, _ = (
             await self.session.execute(
                 insert(alert_changes)
                 .values(
@@ -205,11 +201,11 @@ class AlertsStore:
                     payload=dict(alert),
                     created_at=at,
                 )
-                .returning(alert_changes.c.seq, func.pg_notify(CHANGES_CHANNEL, cast(alert_changes.c.seq, String)))
+                .returning(alert_changes.c.change_id, func.pg_notify(PENDING_CHANNEL, ""))
             )
         ).one()
-        await enqueue_deliveries(self.session, message=dict(message), change_seq=seq)
-        return int(seq)
+        await enqueue_deliveries(self.session, message=dict(message), change_id=change_id)
+        return int(change_id)
 
     async def get_alert(self, alert_id: str) -> AlertRecord | None:
         row = (await self.session.execute(select(alerts).where(alerts.c.alert_id == alert_id))).first()

@@ -1,5 +1,13 @@
 """SQL of the alert change log as the streams read it (outside any unit of work: a stream holds no
-transaction open), and the LISTEN connection that hears committed changes."""
+transaction open), the step that numbers committed changes, and the LISTEN connection that hears them.
+
+Why numbers are given after commit: a stream resumes after the last number it sent, so a number must never
+become visible after a greater one. Taken when the change is written (a sequence), numbers commit in any order;
+the earlier cure, one lock held by every writer of a change to its commit, put every alert write of every replica
+in one line. Instead a change is written unnumbered (its `change_id` identifies it), and `number_pending` numbers
+the committed ones in a short transaction of its own that holds the single row of `alert_change_counter` until it
+commits: numbering steps take turns, each numbers after the last committed number, so committed numbers always
+form a prefix with no hole a later commit could fill. Writers never wait for it."""
 
 from __future__ import annotations
 
@@ -9,20 +17,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.returns_service import tables
 
 alert_changes = tables.alert_changes
+counter = tables.alert_change_counter
 
-# Committed alert changes are announced on this channel (payload: the change seq), so the SSE streams
-# and webhook dispatchers of every replica wake at once; PostgreSQL delivers NOTIFY only on commit.
+# Numbered alert changes are announced on this channel (payload: the last number), so the SSE streams of every
+# replica wake at once; PostgreSQL delivers NOTIFY only on commit.
 CHANGES_CHANNEL = "returns_alert_changes"
+# Written (not yet numbered) changes are announced here: it wakes the numbering step and the webhook dispatchers
+# (the deliveries were queued with the change).
+PENDING_CHANNEL = "returns_alert_changes_pending"
 
 
 @dataclass(frozen=True)
 class AlertChange:
+    change_id: int
     seq: int
     alert_id: str
     revision: int
@@ -39,7 +52,44 @@ class ChangeLog:
 
     async def latest_seq(self) -> int:
         async with self.engine.connect() as conn:
-            return int(await conn.scalar(select(func.coalesce(func.max(alert_changes.c.seq), 0))) or 0)
+            return int(await conn.scalar(select(counter.c.last_seq).where(counter.c.id == 1)) or 0)
+
+    async def number_pending(self, *, limit: int) -> int:
+        """Number up to `limit` committed, unnumbered changes after the last number, in the order they were
+        written (so one alert's revisions keep their order); returns how many. Announced at commit."""
+        async with self.engine.begin() as conn:
+            # The counter row is held to the commit: a concurrent step waits here, and its next statement (a new
+            # snapshot) sees what this one numbered.
+            last = int(await conn.scalar(select(counter.c.last_seq).where(counter.c.id == 1).with_for_update()))
+            pending = (
+                select(
+                    alert_changes.c.change_id,
+                    func.row_number().over(order_by=alert_changes.c.change_id).label("rn"),
+                )
+                .where(alert_changes.c.seq.is_(None))
+                .order_by(alert_changes.c.change_id)
+                .limit(limit)
+                .cte("pending")
+            )
+            numbered = (
+                update(alert_changes)
+                .where(alert_changes.c.change_id == pending.c.change_id)
+                .values(seq=literal(last) + pending.c.rn)
+                .returning(alert_changes.c.seq)
+                .cte("numbered")
+            )
+            count = select(func.count()).select_from(numbered).scalar_subquery()
+            counted = (
+                update(counter)
+                .where(counter.c.id == 1)
+                .values(last_seq=counter.c.last_seq + count)
+                .returning(counter.c.last_seq)
+                .cte("counted")
+            )
+            new_last = int(await conn.scalar(select(counted.c.last_seq)))
+            if new_last > last:
+                await conn.execute(select(func.pg_notify(CHANGES_CHANNEL, str(new_last))))
+            return new_last - last
 
     async def changes_after(
         self, cursor: int, *, limit: int, sku: str | None, alert_type: str | None
@@ -53,17 +103,23 @@ class ChangeLog:
             rows = (await conn.execute(query)).all()
         return [AlertChange(**row._mapping) for row in rows]
 
-    async def listen(self, on_change: Callable[[], None], on_listening: Callable[[], None]) -> None:
-        """Call `on_change` for every committed change until the connection is lost (then return or raise);
-        `on_listening` once the channel is listened to."""
+    async def listen(
+        self, on_numbered: Callable[[], None], on_pending: Callable[[], None], on_listening: Callable[[], None]
+    ) -> None:
+        """Call `on_pending` for every committed change and `on_numbered` whenever changes were numbered, until the
+        connection is lost (then return or raise); `on_listening` once both channels are listened to."""
 
-        def on_notify(*_: Any) -> None:
-            on_change()
+        def numbered(*_: Any) -> None:
+            on_numbered()
+
+        def pending(*_: Any) -> None:
+            on_pending()
 
         async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
-            await driver.add_listener(CHANGES_CHANNEL, on_notify)
+            await driver.add_listener(CHANGES_CHANNEL, numbered)
+            await driver.add_listener(PENDING_CHANNEL, pending)
             closed = asyncio.Event()
             driver.add_termination_listener(lambda *_: closed.set())
             on_listening()
@@ -71,4 +127,5 @@ class ChangeLog:
                 await closed.wait()
             finally:
                 if not driver.is_closed():
-                    await driver.remove_listener(CHANGES_CHANNEL, on_notify)
+                    await driver.remove_listener(CHANGES_CHANNEL, numbered)
+                    await driver.remove_listener(PENDING_CHANNEL, pending)

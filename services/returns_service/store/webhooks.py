@@ -160,7 +160,7 @@ async def list_deliveries(
 # ---------------------------------------------------------------- deliveries
 
 
-async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], change_seq: int) -> int:
+async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], change_id: int) -> int:
     """One pending delivery per enabled endpoint subscribed to the alert's webhook type (caller's transaction);
     `message` is the body, `{"type": "sales-alert.<alert type>", ..., "data": <alert>}`."""
     event_type = str(message["type"])
@@ -173,7 +173,7 @@ async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], 
         E.c.endpoint_id,
         literal(message_id),
         literal(alert["alert_id"]),
-        literal(change_seq),
+        literal(change_id),
         literal(event_type),
         literal(body),
         literal(PENDING),
@@ -181,7 +181,7 @@ async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], 
         E.c.status == ENABLED,
         or_(func.cardinality(E.c.event_types) == 0, any_(E.c.event_types) == event_type),
     )
-    columns = ["endpoint_id", "message_id", "alert_id", "change_seq", "event_type", "body", "status"]
+    columns = ["endpoint_id", "message_id", "alert_id", "change_id", "event_type", "body", "status"]
     result = await session.execute(insert(D).from_select(columns, subscribed))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

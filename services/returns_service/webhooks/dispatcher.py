@@ -23,7 +23,7 @@ from services.returns_service.domain.delivery import AttemptResult, DeliveryPoli
 from services.returns_service.settings import ReturnsSettings
 from services.returns_service.store import webhooks as store
 from services.returns_service.store.webhooks import Claim
-from services.returns_service.stream import feed_of
+from services.returns_service.stream import pending_feed_of
 from services.returns_service.webhooks.pinning import connecting_to, webhook_client
 from services.returns_service.webhooks.ssrf import Guard, TargetRefused
 from shared.service import Runtime
@@ -131,8 +131,9 @@ class Dispatcher:
             await asyncio.sleep(BACKLOG_SAMPLE_S)
 
     async def _forward_wakeups(self) -> None:
-        """Committed alert changes, and the poll timer for retries coming due, wake the claim loop."""
-        feed = feed_of(self._runtime)
+        """Committed alert changes (their deliveries were queued with them), and the poll timer for retries coming
+        due, wake the claim loop."""
+        feed = pending_feed_of(self._runtime)
         while True:
             await feed.wait(self._settings.webhook_poll_interval_s)
             self._wake.set()
