@@ -33,11 +33,12 @@ from services.planning_service.schemas import (
 )
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import SqlStore
+from services.planning_service.units import units_of
 from shared.auth import ApiKey, Scope, require
 from shared.errors import invalid, not_found
 from shared.pagination import next_after
 from shared.responses import created_or_existing
-from shared.service import UnitOfWorkDep
+from shared.service import RuntimeDep, UnitOfWorkDep
 from shared.types import DATE_RANGE, PlanDate
 
 router = APIRouter(prefix="/v1", tags=["planning"])
@@ -148,17 +149,16 @@ async def _require_plan(store: SqlStore, sku: str) -> None:
 
 
 @router.post("/replan", response_model=ReplanResult, summary="Re-plan every SKU now")
-async def replan(uow: UnitOfWorkDep, settings: SettingsDep, _: CanWrite) -> ReplanResult:
+async def replan(request: Request, runtime: RuntimeDep, settings: SettingsDep, _: CanWrite) -> ReplanResult:
     driver_id = f"replan:{uuid.uuid4()}"
     result = await handlers.replan_all(
-        SqlStore(uow.session), uow, settings, driver_id=driver_id, summary="full re-plan requested"
+        units_of(runtime, request.state.traceparent), settings, driver_id=driver_id, summary="full re-plan requested"
     )
-    await uow.commit()
     return ReplanResult(
         planned=result.planned,
-        revised=len(result.revised),
-        conflicts_detected=len(result.conflicts_detected),
-        conflicts_resolved=len(result.conflicts_resolved),
+        revised=result.revised,
+        conflicts_detected=result.conflicts_detected,
+        conflicts_resolved=result.conflicts_resolved,
         driver_event_id=driver_id,
     )
 

@@ -8,6 +8,9 @@ for all the events of a consumed batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC
 
 import structlog
@@ -345,33 +348,71 @@ async def put_item(
     return stored, existing is None
 
 
-async def replan_all(
-    store: Store, publisher: Publisher, settings: PlanningSettings, *, driver_id: str, summary: str
-) -> RecomputeResult:
-    """Re-plan every SKU with an item at once (the vectorised core), e.g. when a new ISO week began."""
-    await store.lock_all()
-    await store.record_driver(Driver(driver_id, REPLANNED, None, [], summary))
-    return await recompute(store, publisher, None, [driver_id], settings)
+# A unit of work as the full re-plan's chunks need it: the boundary opens one per chunk and commits it when the
+# block ends without an exception.
+Units = Callable[[], AbstractAsyncContextManager[tuple[Store, Publisher]]]
 
 
-async def roll_if_new_week(store: Store, publisher: Publisher, settings: PlanningSettings) -> bool:
+@dataclass
+class ReplanTotals:
+    """What a full re-plan did, counted (not listed: a re-plan of every SKU keeps nothing per SKU)."""
+
+    planned: int = 0
+    revised: int = 0
+    conflicts_detected: int = 0
+    conflicts_resolved: int = 0
+    chunks: int = 0
+
+    def add(self, result: RecomputeResult) -> None:
+        self.planned += result.planned
+        self.revised += len(result.revised)
+        self.conflicts_detected += len(result.conflicts_detected)
+        self.conflicts_resolved += len(result.conflicts_resolved)
+        self.chunks += 1
+
+
+async def replan_all(units: Units, settings: PlanningSettings, *, driver_id: str, summary: str) -> ReplanTotals:
+    """Re-plan every SKU with an item (the vectorised core), e.g. when a new ISO week began: a chunk of
+    `planning_replan_chunk_skus` SKUs at a time, in SKU order, each in its own unit of work under its SKUs' locks.
+    Memory stays that of one chunk whatever the number of SKUs, and an event's re-plan waits for at most the chunk
+    that holds its SKU. Each SKU is re-planned from its inputs when its chunk runs; one re-planned meanwhile by an
+    event is simply re-planned again (nothing changes, nothing is stored)."""
+    async with units() as (store, _):
+        await store.record_driver(Driver(driver_id, REPLANNED, None, [], summary))
+    totals = ReplanTotals()
+    after: str | None = None
+    while True:
+        async with units() as (store, publisher):
+            skus = await store.skus_to_replan(after=after, limit=settings.planning_replan_chunk_skus)
+            if not skus:
+                return totals
+            await store.lock_skus(skus)
+            result = await recompute(store, publisher, skus, [driver_id], settings)
+        totals.add(result)
+        after = skus[-1]
+
+
+async def roll_if_new_week(units: Units, settings: PlanningSettings) -> bool:
     """Re-plan everything if the current ISO week differs from the one the plans were last rolled to.
 
-    The very first check only records the week: there are no plans from an earlier week to roll.
+    The very first check only records the week: there are no plans from an earlier week to roll. The week is
+    recorded once every chunk is re-planned, so a re-plan cut short is done again at the next check.
     """
     current = settings.horizon_start()
-    rolled_to = await store.rolled_to()
-    if rolled_to is not None and rolled_to >= current:
-        return False
-    await store.set_rolled_to(current)
-    if rolled_to is None:
+    async with units() as (store, _):
+        rolled_to = await store.rolled_to()
+        if rolled_to is None:
+            await store.set_rolled_to(current)
+            return False
+    if rolled_to >= current:
         return False
     result = await replan_all(
-        store,
-        publisher,
+        units,
         settings,
         driver_id=f"week:{current.isoformat()}",
         summary=f"week of {current.isoformat()} began: the horizon moved on and every SKU was re-planned",
     )
-    log.info("new week: re-planned", week=current.isoformat(), planned=result.planned, revised=len(result.revised))
+    async with units() as (store, _):
+        await store.set_rolled_to(current)
+    log.info("new week: re-planned", week=current.isoformat(), planned=result.planned, revised=result.revised)
     return True

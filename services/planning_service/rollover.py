@@ -10,7 +10,7 @@ import structlog
 
 from services.planning_service import handlers
 from services.planning_service.settings import PlanningSettings
-from services.planning_service.store import SqlStore
+from services.planning_service.units import units_of
 from shared.service import Runtime
 
 log = structlog.get_logger("salesops.planning.rollover")
@@ -22,9 +22,7 @@ async def watch_for_new_week(runtime: Runtime) -> None:
     assert isinstance(settings, PlanningSettings)
     while True:
         try:
-            async with runtime.unit_of_work() as uow:
-                await handlers.roll_if_new_week(SqlStore(uow.session), uow, settings)
-                await uow.commit()
+            await handlers.roll_if_new_week(units_of(runtime), settings)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

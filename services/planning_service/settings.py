@@ -20,6 +20,9 @@ class PlanningSettings(Settings):
     clock_today: PlanDate | None = None
     # How often the background task checks whether a new ISO week began (then snapshots and replans).
     planning_rollover_check_s: float = Field(default=30.0, gt=0)
+    # A full re-plan goes through the SKUs this many at a time, each chunk its own transaction under its SKUs'
+    # locks: its memory is one chunk's, and an event's re-plan waits for one chunk at most.
+    planning_replan_chunk_skus: int = Field(default=1000, ge=1, le=100_000)
     # Demand sensing: the share of an unexplained spike's run-rate gap added in its week, the fade per
     # following week, and how many weeks it lasts. Half the gap: one day's spike is evidence, not a new level.
     planning_sensing_weight: float = Field(default=0.5, ge=0)

@@ -65,8 +65,8 @@ class FakePlanningStore:
     async def lock_skus(self, skus: Collection[str]) -> None:
         self.locks.append(sorted(skus))
 
-    async def lock_all(self) -> None:
-        self.locks.append("all")
+    async def skus_to_replan(self, *, after: str | None, limit: int) -> list[str]:
+        return sorted(sku for sku in self.items if after is None or sku > after)[:limit]
 
     async def promotion_body(self, promotion_id: str) -> dict[str, Any] | None:
         stored = self.promotions.get(promotion_id)

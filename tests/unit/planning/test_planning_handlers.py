@@ -3,6 +3,9 @@ capacity conflicts detected, changed, narrowed and resolved, sensing decisions a
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -45,6 +48,16 @@ def promotion(promotion_id: str, uplift: float, version: int = 1, *, sku: str = 
             "version": version,
         }
     )
+
+
+def units(store: FakePlanningStore, publisher: RecordingPublisher) -> handlers.Units:
+    """Every unit of work of a stepwise handler on the one fake store and publisher."""
+
+    @asynccontextmanager
+    async def unit() -> AsyncIterator[tuple[Any, Any]]:
+        yield store, publisher
+
+    return unit
 
 
 async def with_item(store: FakePlanningStore) -> None:
@@ -103,9 +116,10 @@ async def test_an_unchanged_conflict_is_not_announced_again() -> None:
     await with_item(store)
     await consume(store, EventType.PROMOTION_PLANNED, promotion("BF", 50))
     publisher = RecordingPublisher()
-    await handlers.replan_all(store, publisher, SETTINGS, driver_id="replan:1", summary="full re-plan")
+    totals = await handlers.replan_all(units(store, publisher), SETTINGS, driver_id="replan:1", summary="full re-plan")
     assert publisher.events == []  # neither the plan nor its conflict moved
-    assert store.locks[-1] == "all"
+    assert store.locks[-1] == ["SKU-1"]
+    assert (totals.planned, totals.revised, totals.chunks) == (1, 0, 1)
 
 
 async def test_a_changed_shortfall_is_announced_again() -> None:
@@ -208,12 +222,34 @@ async def test_the_first_check_records_the_week_and_a_new_week_replans_everythin
     store = FakePlanningStore()
     await with_item(store)
     publisher = RecordingPublisher()
-    assert await handlers.roll_if_new_week(store, publisher, SETTINGS) is False
-    assert await handlers.roll_if_new_week(store, publisher, SETTINGS) is False
+    assert await handlers.roll_if_new_week(units(store, publisher), SETTINGS) is False
+    assert await handlers.roll_if_new_week(units(store, publisher), SETTINGS) is False
     assert store.week_rolled_to == MONDAY and publisher.events == []
     next_week = PlanningSettings(clock_today=MONDAY + timedelta(days=8))
-    assert await handlers.roll_if_new_week(store, publisher, next_week) is True
+    assert await handlers.roll_if_new_week(units(store, publisher), next_week) is True
     assert store.week_rolled_to == MONDAY + timedelta(weeks=1)
     week_driver = f"week:{(MONDAY + timedelta(weeks=1)).isoformat()}"
     assert week_driver in store.drivers
     assert [e.data.driver_event_ids for e in publisher.events if e.type == EventType.MPS_REVISED] == [[week_driver]]
+
+
+async def test_a_full_replan_goes_chunk_by_chunk_locking_only_each_chunks_skus() -> None:
+    store = FakePlanningStore()
+    for sku in ("SKU-3", "SKU-1", "SKU-5", "SKU-2", "SKU-4"):
+        await handlers.put_item(store, RecordingPublisher(), replace(ITEM, sku=sku), SETTINGS)
+    store.locks.clear()
+    publisher = RecordingPublisher()
+    opened = 0
+
+    @asynccontextmanager
+    async def unit() -> AsyncIterator[tuple[Any, Any]]:
+        nonlocal opened
+        opened += 1
+        yield store, publisher
+
+    chunked = PlanningSettings(clock_today=MONDAY, planning_replan_chunk_skus=2)
+    totals = await handlers.replan_all(unit, chunked, driver_id="replan:1", summary="full re-plan")
+    assert store.locks == [["SKU-1", "SKU-2"], ["SKU-3", "SKU-4"], ["SKU-5"]]
+    assert (totals.planned, totals.chunks) == (5, 3)
+    assert opened == 5  # the driver, three chunks, and the one that found no SKU left
+    assert "replan:1" in store.drivers
