@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,20 @@ class _BatchOutcome:
     cluster_id: str | None = None
     republished: int = 0
     published_at: datetime | None = None
+
+
+@dataclass
+class _InFlight:
+    """A batch sent and not yet settled: its open transaction (rows locked and marked), its acknowledgements."""
+
+    conn: AsyncConnection
+    rows: list[Any]
+    acks: list[asyncio.Future[Any]]
+    now: datetime
+
+
+# Batches in flight at once in `publish_pending`: one settling while the next is sent.
+PIPELINE_DEPTH = 2
 
 
 class OutboxRelay:
@@ -118,7 +133,7 @@ class OutboxRelay:
 
     async def _pass(self) -> int:
         """One batch published; when there was none, the housekeeping that waits for a quiet moment."""
-        handled = await self.publish_batch()
+        handled = await self.publish_pending()
         if time.monotonic() - self._backlog_measured_at >= BACKLOG_INTERVAL_S:
             await self.measure_backlog()
         if not handled:
@@ -142,11 +157,105 @@ class OutboxRelay:
                 log.warning("outbox drain stopped early", error=repr(exc))
                 return
 
+    async def publish_pending(self) -> int:
+        """Publish batch after batch until none is pending; returns how many rows were settled (published or
+        parked). Batches overlap: the next one is selected and sent while the acknowledgements of the one before
+        are still awaited, each in its own transaction that keeps the mark of a row only once the broker
+        acknowledged it. A batch's rows are all handed to the producer before the next batch's, so a key's events
+        go out in id order. While one pass runs, it holds the relay's advisory lock on a connection of its own
+        (for the session), so no other replica publishes meanwhile. After a failure no further batch starts: the
+        ones in flight settle, then the error is raised (the next pass starts again from the oldest pending row)."""
+        handled = 0
+        async with self._engine.connect() as leader:
+            if not await leader.scalar(select(func.pg_try_advisory_lock(self._lock_key))):
+                await leader.rollback()
+                return 0
+            await leader.commit()
+            try:
+                if self._republish:
+                    outcome = _BatchOutcome()
+                    outcome.cluster_id, outcome.republished = await self._follow_broker(leader)
+                    await leader.commit()
+                    await self._report(outcome)
+                handled = await self._pipeline()
+            except BaseException:
+                # The session's lock must not go back to the pool with the connection.
+                await leader.invalidate()
+                raise
+            await leader.scalar(select(func.pg_advisory_unlock(self._lock_key)))
+            await leader.commit()
+        return handled
+
+    async def _pipeline(self) -> int:
+        in_flight: deque[_InFlight] = deque()
+        handled = 0
+        after: int | None = None
+        error: BaseException | None = None
+        try:
+            while True:
+                if error is None and len(in_flight) < PIPELINE_DEPTH:
+                    sending = await self._start_batch(after)
+                    if sending is not None:
+                        in_flight.append(sending)
+                        after = sending.rows[-1].id
+                        continue
+                if not in_flight:
+                    break
+                outcome = await self._finish_batch(in_flight.popleft())
+                await self._report(outcome)
+                handled += outcome.handled
+                error = error or outcome.error
+        finally:
+            for sending in in_flight:  # only when something raised: unsettled batches are rolled back
+                await sending.conn.close()
+        if error is not None:
+            raise error
+        return handled
+
+    async def _start_batch(self, after: int | None) -> _InFlight | None:
+        """Select, mark and send the next batch in a transaction left open until its acknowledgements are in."""
+        conn = await self._engine.connect()
+        try:
+            await conn.begin()
+            rows = await self._select(conn, after=after)
+            if not rows:
+                await conn.close()
+                return None
+            await self._producer.ensure_started()
+            now = datetime.now(UTC)
+            mark = self._mark(conn, rows, now)
+            try:
+                acks = await self._send_all(rows)
+            finally:
+                await asyncio.wait([mark])
+            mark.result()
+            return _InFlight(conn, rows, acks, now)
+        except BaseException:
+            await conn.close()
+            raise
+
+    async def _finish_batch(self, sending: _InFlight) -> _BatchOutcome:
+        outcome = _BatchOutcome(published_at=sending.now)
+        try:
+            results = await asyncio.gather(*sending.acks, return_exceptions=True)
+            await self._settle(sending.conn, sending.rows, list(results), sending.now, outcome)
+            await sending.conn.commit()
+        finally:
+            await sending.conn.close()
+        return outcome
+
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many rows it settled (published or parked). Rows the broker could not
         take this time stay pending, and the first such error is raised once the rest is committed."""
         async with self._engine.connect() as conn, conn.begin():
             outcome = await self._publish_locked(conn)
+        await self._report(outcome)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.handled
+
+    async def _report(self, outcome: _BatchOutcome) -> None:
+        """Metrics and logs of a committed batch."""
         # Committed: only now may the relay trust the broker it recorded.
         if outcome.cluster_id is not None:
             self._broker_cluster_id = outcome.cluster_id
@@ -173,44 +282,56 @@ class OutboxRelay:
             )
         if outcome.parked:
             await self.count_parked()
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome.handled
 
     async def _publish_locked(self, conn: AsyncConnection) -> _BatchOutcome:
-        t = self._table
         outcome = _BatchOutcome()
         if not await conn.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key))):
             return outcome
         if self._republish:
             outcome.cluster_id, outcome.republished = await self._follow_broker(conn)
-        rows = (
-            await conn.execute(
-                select(
-                    t.c.id, t.c.event_id, t.c.event_type, t.c.topic, t.c.key, t.c.payload, t.c.created_at, t.c.attempts
-                )
-                .where(t.c.published_at.is_(None), t.c.parked_at.is_(None))
-                .order_by(t.c.id)
-                .limit(self._batch_size)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+        rows = await self._select(conn, after=None)
         if not rows:
             return outcome
         await self._producer.ensure_started()
         now = outcome.published_at = datetime.now(UTC)
-        # One array parameter rather than an IN list: an IN list binds one parameter per row and prepares a
-        # new statement for every batch length.
-        ids = literal([r.id for r in rows], ARRAY(BigInteger))
         # The rows are marked in the database while the messages go out; the mark only takes effect with the
         # commit, which waits for every acknowledgement, and rows not acknowledged are unmarked before it.
-        mark = asyncio.ensure_future(conn.execute(update(t).where(t.c.id == any_(ids)).values(published_at=now)))
+        mark = self._mark(conn, rows, now)
         try:
-            results = await self._send_all(rows)
+            results = await asyncio.gather(*await self._send_all(rows), return_exceptions=True)
         finally:
             # The connection must be idle before the transaction ends, whichever way it ends.
             await asyncio.wait([mark])
         mark.result()
+        await self._settle(conn, rows, list(results), now, outcome)
+        return outcome
+
+    async def _select(self, conn: AsyncConnection, *, after: int | None) -> list[Any]:
+        """The next batch of pending rows in id order (after `after`: past the batches still in flight), locked."""
+        t = self._table
+        query = (
+            select(t.c.id, t.c.event_id, t.c.event_type, t.c.topic, t.c.key, t.c.payload, t.c.created_at, t.c.attempts)
+            .where(t.c.published_at.is_(None), t.c.parked_at.is_(None))
+            .order_by(t.c.id)
+            .limit(self._batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        if after is not None:
+            query = query.where(t.c.id > after)
+        return list((await conn.execute(query)).all())
+
+    def _mark(self, conn: AsyncConnection, rows: Sequence[Any], now: datetime) -> asyncio.Future[Any]:
+        t = self._table
+        # One array parameter rather than an IN list: an IN list binds one parameter per row and prepares a
+        # new statement for every batch length.
+        ids = literal([r.id for r in rows], ARRAY(BigInteger))
+        return asyncio.ensure_future(conn.execute(update(t).where(t.c.id == any_(ids)).values(published_at=now)))
+
+    async def _settle(
+        self, conn: AsyncConnection, rows: Sequence[Any], results: list[object], now: datetime, outcome: _BatchOutcome
+    ) -> None:
+        """Keep the mark of the acknowledged rows; park the refused ones, unmark the rest (to be sent again)."""
+        t = self._table
         retry: list[int] = []
         counted: list[int] = []
         for row, result in zip(rows, results, strict=True):
@@ -239,12 +360,11 @@ class OutboxRelay:
                 update(t).where(t.c.id == any_(literal(retry, ARRAY(BigInteger)))).values(published_at=None)
             )
         outcome.handled = len(outcome.published) + len(outcome.parked)
-        return outcome
 
-    async def _send_all(self, rows: Sequence[Any]) -> list[object]:
-        """Send every row; each outcome is its acknowledgement or the error that refused it. After an error that
-        is not about the record itself (the connection, say) the rest are not sent: their outcome is `_NotSent`,
-        which counts against none of them."""
+    async def _send_all(self, rows: Sequence[Any]) -> list[asyncio.Future[Any]]:
+        """Send every row, in order; returns a future per row: its acknowledgement or the error that refused it.
+        After an error that is not about the record itself (the connection, say) the rest are not sent: their
+        outcome is `_NotSent`, which counts against none of them."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Any]] = []
         stopped = False
@@ -265,7 +385,7 @@ class OutboxRelay:
                 continue
             sent.add_done_callback(_ending(done))
             futures.append(sent)
-        return list(await asyncio.gather(*futures, return_exceptions=True))
+        return futures
 
     async def _follow_broker(self, conn: AsyncConnection) -> tuple[str, int]:
         """The broker's cluster id, and how many rows were put back to be published again because the broker is

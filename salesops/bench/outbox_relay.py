@@ -1,6 +1,7 @@
-"""Outbox relay: events/s from outbox rows to the broker (`OutboxRelay.publish_batch` until drained: select
-a batch, send, await the acknowledgements, mark published) against raw aiokafka `send` of the same payloads
-with the same producer settings, both from this process against the same broker."""
+"""Outbox relay: events/s from outbox rows to the broker (`OutboxRelay.publish_pending`, as the service's
+relay runs it: each batch selected, marked and sent while the acknowledgements of the one before are awaited)
+against raw aiokafka `send` of the same payloads with the same producer settings, both from this process
+against the same broker."""
 
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
                 profiler.start("bench", os.getpid(), 600)
             started = time.perf_counter()
             published = 0
-            while batch := await relay.publish_batch():
+            while batch := await relay.publish_pending():
                 published += batch
             relay_s = time.perf_counter() - started
             if profiler is not None:

@@ -1,0 +1,142 @@
+"""The outbox relay's overlapping batches against the real PostgreSQL, with a producer whose acknowledgements the
+test gives: the next batch is sent before the one before it is acknowledged, every row goes to the producer in
+id order (so each key's events keep their order), no row is marked published before its acknowledgement, and a
+failure stops further batches while the ones in flight settle."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from typing import Any, cast
+
+import asyncpg
+import pytest
+from aiokafka.errors import NotLeaderForPartitionError
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.returns_service import tables
+from shared.kafka import Producer
+from shared.metrics import Metrics
+from shared.relay import OutboxRelay
+from tests.support import eventually
+
+BATCH = 10
+
+
+class HeldProducer:
+    """Takes sends in order and acknowledges them only when the test says so."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, asyncio.Future[Any]]] = []
+
+    async def ensure_started(self) -> None:
+        return None
+
+    async def send(
+        self, topic: str, *, value: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.sent.append((value, future))
+        return future
+
+    def ack(self, start: int, end: int, *, failing: int | None = None) -> None:
+        for n, (_, future) in enumerate(self.sent[start:end], start):
+            if future.done():
+                continue
+            if n == failing:
+                future.set_exception(NotLeaderForPartitionError())
+            else:
+                future.set_result(None)
+
+    def numbers(self) -> list[int]:
+        return [int(value) for value, _ in self.sent]
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def relay_with(engine: AsyncEngine, producer: HeldProducer, rows: int) -> OutboxRelay:
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(tables.outbox),
+            [
+                {"event_id": f"e-{n}", "event_type": "t", "topic": "t", "key": f"k-{n % 3}", "payload": str(n).encode()}
+                for n in range(rows)
+            ],
+        )
+    return OutboxRelay(
+        engine=engine,
+        table=tables.outbox,
+        producer=cast(Producer, producer),
+        name="returns",
+        metrics=Metrics(),
+        batch_size=BATCH,
+        retention=timedelta(days=7),
+    )
+
+
+async def published(db: asyncpg.Connection) -> list[int]:
+    rows = await db.fetch("select payload from returns.outbox where published_at is not null order by id")
+    return [int(r["payload"]) for r in rows]
+
+
+async def test_batches_overlap_and_a_row_is_marked_published_only_after_its_acknowledgement(
+    engine: AsyncEngine, db: asyncpg.Connection
+) -> None:
+    producer = HeldProducer()
+    relay = await relay_with(engine, producer, 3 * BATCH)
+    run = asyncio.create_task(relay.publish_pending())
+
+    # The second batch goes out while nothing of the first is acknowledged yet.
+    await eventually(lambda: _sent(producer, 2 * BATCH), message="second batch not sent")
+    assert await published(db) == []
+    producer.ack(BATCH, 2 * BATCH)  # the second batch first: it settles only after the first
+    assert await published(db) == []
+    producer.ack(0, BATCH)
+    await eventually(lambda: _sent(producer, 3 * BATCH), message="third batch not sent")
+    await eventually(lambda: _published_count(db, 2 * BATCH), message="first two batches not marked")
+    assert await published(db) == list(range(2 * BATCH))
+    producer.ack(2 * BATCH, 3 * BATCH)
+    assert await asyncio.wait_for(run, timeout=30) == 3 * BATCH
+
+    assert producer.numbers() == list(range(3 * BATCH))  # handed over in id order: each key's order holds
+    assert await published(db) == list(range(3 * BATCH))
+
+
+async def test_after_a_failure_no_batch_starts_and_those_in_flight_settle(
+    engine: AsyncEngine, db: asyncpg.Connection
+) -> None:
+    producer = HeldProducer()
+    relay = await relay_with(engine, producer, 4 * BATCH)
+    run = asyncio.create_task(relay.publish_pending())
+    await eventually(lambda: _sent(producer, 2 * BATCH), message="second batch not sent")
+    producer.ack(0, BATCH, failing=3)
+    producer.ack(BATCH, 2 * BATCH)
+    with pytest.raises(NotLeaderForPartitionError):
+        await asyncio.wait_for(run, timeout=30)
+
+    assert len(producer.sent) == 2 * BATCH  # nothing sent after the failure
+    assert await published(db) == [n for n in range(2 * BATCH) if n != 3]
+    # The next pass starts again from the oldest pending row.
+    run = asyncio.create_task(relay.publish_pending())
+    await eventually(lambda: _sent(producer, 2 * BATCH + 1), message="the failed row not sent again")
+    assert producer.numbers()[2 * BATCH] == 3
+    while not run.done():
+        producer.ack(0, len(producer.sent))
+        await asyncio.sleep(0.01)
+    assert await run == 4 * BATCH - (2 * BATCH - 1)
+    assert await published(db) == list(range(4 * BATCH))
+
+
+async def _sent(producer: HeldProducer, n: int) -> bool:
+    return len(producer.sent) >= n
+
+
+async def _published_count(db: asyncpg.Connection, n: int) -> bool:
+    return len(await published(db)) >= n
