@@ -60,7 +60,7 @@ class ChangeLog:
         async with self.engine.begin() as conn:
             # The counter row is held to the commit: a concurrent step waits here, and its next statement (a new
             # snapshot) sees what this one numbered.
-            last = int(await conn.scalar(select(counter.c.last_seq).where(counter.c.id == 1).with_for_update()))
+            last = int(await conn.scalar(select(counter.c.last_seq).where(counter.c.id == 1).with_for_update()) or 0)
             pending = (
                 select(
                     alert_changes.c.change_id,
@@ -86,7 +86,7 @@ class ChangeLog:
                 .returning(counter.c.last_seq)
                 .cte("counted")
             )
-            new_last = int(await conn.scalar(select(counted.c.last_seq)))
+            new_last = int(await conn.scalar(select(counted.c.last_seq)) or 0)
             if new_last > last:
                 await conn.execute(select(func.pg_notify(CHANGES_CHANNEL, str(new_last))))
             return new_last - last
