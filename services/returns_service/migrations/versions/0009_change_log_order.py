@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_change_log_order"
-down_revision = "0006_consumer_group_name"
+down_revision = "0008_cost_to_serve"
 SCHEMA = "returns"
 
 
