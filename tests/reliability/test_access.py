@@ -44,7 +44,7 @@ SCOPE_BY_PREFIX: dict[str, tuple[Scope, Scope]] = {
     "/v1/webhooks": (Scope.WEBHOOKS_MANAGE, Scope.WEBHOOKS_MANAGE),
 }
 # Reads that use POST: "can we promise this?" commits nothing.
-READ_BY_POST = {("planning", "/v1/scenarios")}
+READ_BY_POST = {("planning", "/v1/scenarios"), ("planning", "/v1/promises/check")}
 # Any valid key passes, whatever its scopes (it learns only its own name and scopes); no key is still a 401.
 ANY_KEY = "any key"
 OPEN_TO_ANY_KEY = {"/v1/whoami"}
