@@ -35,7 +35,7 @@ From = Annotated[
     PlanDate | None,
     Query(alias="from", description=f"first month (any day of it; {DATE_RANGE}); default: 11 months before `to`"),
 ]
-To = Annotated[PlanDate | None, Query(description="last month (any day of it); default: this month")]
+To = Annotated[PlanDate | None, Query(alias="to", description="last month (any day of it); default: this month")]
 IdPath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
 
 
