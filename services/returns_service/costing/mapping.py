@@ -256,13 +256,18 @@ def find_segment_mismatches(
 
 @dataclass(frozen=True, slots=True)
 class UnprofitableRule:
-    """An account is unprofitable when its contribution over the trailing `window_months` is negative."""
+    """An account is unprofitable when its contribution over the trailing `window_months` is negative. An account
+    with fewer than `min_orders` orders in the window is not judged: without its sales, returns and complaints
+    alone would make every such account look unprofitable."""
 
     window_months: int = 3
+    min_orders: int = 1
 
     def __post_init__(self) -> None:
         if self.window_months < 1:
             raise ValueError("window_months must be >= 1")
+        if self.min_orders < 0:
+            raise ValueError("min_orders must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +311,8 @@ def find_unprofitable(
     findings = []
     for account_id, rows in sorted(by_account.items()):
         totals = sum_totals(sorted(rows, key=lambda e: e.month))
-        if totals.contribution >= 0:
+        orders = sum(e.pool(Activity.ORDER).count for e in rows)
+        if totals.contribution >= 0 or orders < rule.min_orders:
             continue
         costly = sorted((p for p in totals.pools if p.amount > 0), key=lambda p: (-p.amount, p.name))[:3]
         findings.append(
