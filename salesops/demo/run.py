@@ -16,7 +16,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from salesops.demo.scenario import CONSOLE_OFFSET, HISTORY_DAYS, SERVICE_OFFSETS, Scenario, build_scenario
+from salesops.demo.scenario import (
+    CONSOLE_OFFSET,
+    HISTORY_DAYS,
+    SERVICE_OFFSETS,
+    Scenario,
+    build_scenario,
+    cost_accounts,
+)
 from shared.retry import Backoff, retrying_sync
 
 
@@ -129,7 +136,61 @@ def outcome_checks(s: Scenario, api: Api) -> dict[str, Callable[[], bool]]:
         f"{s.overload_id} overloads capacity: {s.overload_sku} short": plan_has(s.overload_sku, "capacity_shortfall"),
         f"promotion {s.overload_id} is at risk": at_risk,
         f"capacity-conflict alert on {s.overload_sku}": alert("capacity-conflict", sku=s.overload_sku),
+        **cost_outcomes(s, api),
     }
+
+
+def cost_outcomes(s: Scenario, api: Api) -> dict[str, Callable[[], bool]]:
+    """The stable account's behaviour costs more than it earns; the strategic account stays profitable."""
+    strategic, stable = cost_accounts(s)
+
+    def contribution(account_id: str) -> float | None:
+        ledger = api.get("returns", f"/v1/accounts/{account_id}/cost-to-serve", "costs:read")
+        return None if not ledger or not ledger["months"] else float(ledger["totals"]["contribution"])
+
+    def unprofitable() -> bool:
+        found = api.get("returns", "/v1/alerts", "alerts:read", type="account-unprofitable", account_id=stable)
+        return bool(found and found["data"])
+
+    def profitable() -> bool:
+        value = contribution(strategic)
+        return value is not None and value > 0
+
+    return {
+        f"account-unprofitable alert for the stable account {stable}": unprofitable,
+        f"the strategic account {strategic} is profitable after cost-to-serve": profitable,
+    }
+
+
+def report_cost_to_serve(s: Scenario, api: Api, console: Console) -> None:
+    """The whale curve of the demo's accounts and the pools that sink the unprofitable one."""
+    curve = api.get("returns", "/v1/cost-to-serve", "costs:read")
+    if not curve:
+        return
+    table = Table(title=f"Whale curve (contribution after cost-to-serve, {curve['currency']})")
+    for column in ("rank", "account", "segment", "suggested", "revenue", "cost-to-serve", "contribution", "cumulative"):
+        table.add_column(column)
+    for row in curve["accounts"]:
+        if not row["account_id"].startswith(s.prefix + "-"):
+            continue
+        share = row["cumulative_share"]
+        table.add_row(
+            str(row["rank"]),
+            row["account_id"],
+            row["segment"] or "-",
+            row["suggested_segment"] or "-",
+            f"{row['revenue']:,.0f}",
+            f"{row['cost_to_serve']:,.0f}",
+            f"{row['contribution']:,.0f}",
+            f"{share:.0%}" if share is not None else "-",
+        )
+    console.print(table)
+    _, stable = cost_accounts(s)
+    ledger = api.get("returns", f"/v1/accounts/{stable}/cost-to-serve", "costs:read")
+    if ledger and ledger["months"]:
+        costly = sorted(ledger["totals"]["pools"], key=lambda p: -p["amount"])[:4]
+        pools = ", ".join(f"{p['pool']} ({p['count']:g}) {p['amount']:,.0f}" for p in costly)
+        console.print(f"[bold]{stable}[/] costs most in: {pools}")
 
 
 PLAN_FIELDS = ("forecast", "mps_quantity", "capacity_shortfall")
@@ -243,6 +304,7 @@ def _report(
     for spike in ours:
         explained = spike.get("explained_by_promotion_id") or "unexplained"
         console.print(f"[bold]Spike[/] {spike['sku']} on {spike['day']}: {spike['units']:.0f} units ({explained})")
+    report_cost_to_serve(s, api, console)
     if api.conflicts:
         console.print(f"[yellow]{len(api.conflicts)} request(s) kept an earlier run's figures (409)[/]")
     console.print(f"Open the console: http://127.0.0.1:{port_base + CONSOLE_OFFSET}/?sku={s.overload_sku}")

@@ -239,6 +239,8 @@ def build_scenario(seed: int, today: date) -> Scenario:
         )
     )
 
+    add_cost_to_serve(s)
+
     add(
         DemoRequest(
             "capacity-overloading campaign",
@@ -261,3 +263,72 @@ def build_scenario(seed: int, today: date) -> Scenario:
         )
     )
     return s
+
+
+# ---------------------------------------------------------------- cost to serve
+
+COST_STEP = "cost to serve"
+
+
+def cost_accounts(s: Scenario) -> tuple[str, str]:
+    """The profitable strategic account and the stable one its rush orders, split drops and returns sink."""
+    return s.strategic_account, f"{s.prefix}-ACC-WEB"
+
+
+def add_cost_to_serve(s: Scenario) -> None:
+    """Sales orders and their drops through fulfillment, returns through the desk: the strategic account buys
+    in bulk, delivered in one drop; the stable one orders little, always rushed, split over three drops, and
+    sends goods back scrapped. The returns service turns them into the ledger and the whale curve."""
+    strategic, stable = cost_accounts(s)
+    ordered_on = s.today - timedelta(days=12)
+    sku, other = s.surge_sku, s.sku("KETTLE")
+
+    def order(order_id: str, account_id: str, lines: list[tuple[str, int, float, float]], rush: bool) -> None:
+        body = {
+            "order_id": order_id,
+            "account_id": account_id,
+            "ordered_on": ordered_on.isoformat(),
+            "rush": rush,
+            "lines": [
+                {
+                    "line_id": str(n),
+                    "sku": line_sku,
+                    "quantity": quantity,
+                    "requested_on": (ordered_on + timedelta(days=5)).isoformat(),
+                    "unit_price": price,
+                    "unit_cost": cost,
+                }
+                for n, (line_sku, quantity, price, cost) in enumerate(lines, start=1)
+            ],
+        }
+        s.requests.append(DemoRequest(COST_STEP, "fulfillment", "POST", "/v1/sales-orders", "orders:write", body))
+
+    def drop(order_id: str, shipment_id: str, days_after: int, lines: list[tuple[str, int]]) -> None:
+        body = {
+            "shipment_id": shipment_id,
+            "shipped_on": (ordered_on + timedelta(days=days_after)).isoformat(),
+            "lines": [{"line_id": line_id, "quantity": quantity} for line_id, quantity in lines],
+        }
+        path = f"/v1/sales-orders/{order_id}/shipments"
+        s.requests.append(DemoRequest(COST_STEP, "fulfillment", "POST", path, "orders:write", body))
+
+    big = f"{s.prefix}-SO-BULK"
+    order(big, strategic, [(sku, 400, 30.0, 18.0), (other, 200, 25.0, 15.0)], rush=False)
+    drop(big, f"{big}-1", 4, [("1", 400), ("2", 200)])
+    for n in range(3):
+        small = f"{s.prefix}-SO-RUSH-{n + 1}"
+        order(small, stable, [(sku, 9, 30.0, 18.0)], rush=True)  # the surge SKU: its return is not a quality one
+        for part in range(3):
+            drop(small, f"{small}-{part + 1}", 1 + part, [("1", 3)])
+    returned = {
+        "return_id": f"{s.prefix}-R-WEB",
+        "sku": sku,
+        "quantity": 6,
+        "account_id": stable,
+        "reason": "no_longer_needed",
+        "condition": "scrap",
+        "returned_on": (s.today - timedelta(days=2)).isoformat(),
+        "order_id": f"{s.prefix}-SO-RUSH-1",
+        "resolution": "refund",
+    }
+    s.requests.append(DemoRequest(COST_STEP, "returns", "POST", "/v1/returns", "returns:write", returned))

@@ -1,4 +1,4 @@
-"""Kafka subscriptions of the returns service: shipped volumes, promotions and capacity conflicts.
+"""Kafka subscriptions of the returns service: shipped volumes, promotions, capacity conflicts and sales orders.
 
 One typed function per event type binds its handler to the unit of work's store and the service's settings.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.returns_service import handlers
+from services.returns_service import cost_handlers, handlers
 from services.returns_service.settings import ReturnsSettings
 from services.returns_service.store import SqlStore
 from shared.db import UnitOfWork
@@ -17,6 +17,7 @@ from shared.events import (
     EventType,
     OrderVolumeReportedData,
     PromotionData,
+    SalesOrderData,
     Topic,
 )
 from shared.kafka import EventHandler, Subscription
@@ -43,6 +44,10 @@ def subscription(settings: ReturnsSettings) -> Subscription:
         assert isinstance(data, CapacityConflictData)
         await handlers.resolve_capacity_conflict(SqlStore(uow.session), uow, data)
 
+    async def on_sales_order(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
+        assert isinstance(data, SalesOrderData)  # shipment events carry the order too (ShipmentRecordedData)
+        await cost_handlers.record_sales_order(SqlStore(uow.session), uow, data, settings)
+
     routes: dict[str, EventHandler] = {
         EventType.ORDER_VOLUME_REPORTED.value: on_volumes,
         EventType.PROMOTION_PLANNED.value: on_promotion,
@@ -50,9 +55,13 @@ def subscription(settings: ReturnsSettings) -> Subscription:
         EventType.PROMOTION_CANCELLED.value: on_promotion,
         EventType.CAPACITY_CONFLICT_DETECTED.value: on_conflict,
         EventType.CAPACITY_CONFLICT_RESOLVED.value: on_resolved,
+        EventType.SALES_ORDER_BOOKED.value: on_sales_order,
+        EventType.SALES_ORDER_CHANGED.value: on_sales_order,
+        EventType.SALES_ORDER_CANCELLED.value: on_sales_order,
+        EventType.SHIPMENT_RECORDED.value: on_sales_order,
     }
     return Subscription(
         name=consumer_group("returns"),
-        topics=(Topic.ORDER_VOLUMES.value, Topic.PROMOTIONS.value, Topic.PLANS.value),
+        topics=(Topic.ORDER_VOLUMES.value, Topic.PROMOTIONS.value, Topic.PLANS.value, Topic.ORDERS.value),
         handlers=routes,
     )

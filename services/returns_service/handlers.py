@@ -99,6 +99,10 @@ async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, even
     return alert
 
 
+# The cost-to-serve handlers announce their alerts through the same channels.
+announce = _announce
+
+
 async def apply_finding(
     store: Store,
     publisher: Publisher,

@@ -137,7 +137,7 @@ class StreamTokenCreated(BaseModel):
 
 AlertEventType = Annotated[
     str,
-    StringConstraints(pattern=r"^sales-alert\.(return-surge|critical-complaint|capacity-conflict)$"),
+    StringConstraints(pattern=rf"^sales-alert\.({'|'.join(t.value for t in AlertType)})$"),
 ]
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from .complaints import CriticalComplaintFinding
 from .conflicts import CapacityConflictFinding
@@ -19,13 +19,25 @@ from .surge import ReturnSurgeFinding
 Finding = ReturnSurgeFinding | CriticalComplaintFinding | CapacityConflictFinding
 
 
+class Evidence(Protocol):
+    """What the one-open-alert decision reads of a finding (the cost findings have it too)."""
+
+    @property
+    def alert_type(self) -> AlertType: ...
+
+    @property
+    def subject(self) -> str: ...
+
+    def evidence(self) -> dict[str, Any]: ...
+
+
 class DecisionKind(StrEnum):
     RAISE = "raise"
     UPDATE = "update"
     NONE = "none"
 
 
-def fingerprint(finding: Finding) -> str:
+def fingerprint(finding: Evidence) -> str:
     """A stable digest of what the finding says; an open alert changes only when this does."""
     payload = {"type": finding.alert_type.value, "subject": finding.subject, **finding.evidence()}
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
@@ -45,11 +57,11 @@ class AlertDecision:
     kind: DecisionKind
     alert_id: str | None  # the open alert to update; None for raise and none-without-alert
     fingerprint: str | None
-    finding: Finding | None
+    finding: Evidence | None
 
 
 def decide_alert(
-    open_alert: OpenAlert | None, finding: Finding | None, *, resolved_fingerprint: str | None = None
+    open_alert: OpenAlert | None, finding: Evidence | None, *, resolved_fingerprint: str | None = None
 ) -> AlertDecision:
     """One open alert per (type, subject): no alert yet -> raise; changed evidence -> update it;
     the same evidence -> nothing (no flood). No finding -> nothing: an alert is not withdrawn

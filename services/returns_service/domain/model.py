@@ -59,6 +59,8 @@ class AlertType(StrEnum):
     RETURN_SURGE = "return-surge"
     CRITICAL_COMPLAINT = "critical-complaint"
     CAPACITY_CONFLICT = "capacity-conflict"
+    ACCOUNT_UNPROFITABLE = "account-unprofitable"
+    SEGMENT_MISMATCH = "segment-mismatch"
 
 
 class Priority(StrEnum):

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import pytest
 
 from salesops.demo import QUALITY_REASONS, Scenario, build_scenario, plan_changes
+from salesops.demo.scenario import cost_accounts
 
 TODAY = date(2026, 11, 18)
 
@@ -131,3 +132,18 @@ def test_plan_changes_lists_the_weeks_that_moved():
     changes = plan_changes({"weeks": [week, same]}, {"weeks": [moved, same]})
     assert changes == ["2026-11-23: forecast 100 -> 150, capacity shortfall 0 -> 20"]
     assert plan_changes(None, None) == []
+
+
+def test_the_stable_account_orders_rushed_split_and_returned_while_the_strategic_one_buys_in_bulk(s):
+    strategic, stable = cost_accounts(s)
+    orders = {r.body["order_id"]: r.body for r in s.requests if r.path == "/v1/sales-orders"}
+    drops = defaultdict(int)
+    for r in s.requests:
+        if r.path.endswith("/shipments"):
+            drops[r.path.split("/")[3]] += 1
+    rushed = [o for o in orders.values() if o["account_id"] == stable]
+    assert rushed and all(o["rush"] and drops[o["order_id"]] == 3 for o in rushed)
+    (bulk,) = [o for o in orders.values() if o["account_id"] == strategic]
+    assert not bulk["rush"] and drops[bulk["order_id"]] == 1
+    returned = [r.body for r in s.requests if r.path == "/v1/returns" and r.body["account_id"] == stable]
+    assert any(r["condition"] == "scrap" and r["order_id"] in orders for r in returned)

@@ -184,3 +184,11 @@ def test_invalid_rules_are_refused() -> None:
         MarketMappingRule(max_return_rate=-0.1)
     with pytest.raises(ValueError, match="window_months"):
         UnprofitableRule(window_months=0)
+
+
+def test_an_account_without_orders_in_the_window_is_not_judged_unprofitable() -> None:
+    returns_only = month("R", NOV, 0, 0, Drivers(return_line=2, complaint=1))
+    rule = UnprofitableRule(window_months=3)
+    assert find_unprofitable([returns_only], {}, date(2026, 12, 10), rule) == []
+    judged = find_unprofitable([returns_only], {}, date(2026, 12, 10), UnprofitableRule(window_months=3, min_orders=0))
+    assert [f.account_id for f in judged] == ["R"]
