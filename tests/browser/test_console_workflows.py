@@ -401,6 +401,17 @@ def test_axe_core_finds_nothing_and_the_page_fits_the_width(stack, console_page,
     overflow["plan, item error, what-if"] = page.evaluate("() => document.documentElement.scrollWidth")
     screenshot(page, f"console-plan-{width}px")
 
+    page.fill("#whatif-item-weekly_capacity", "50")
+    page.click("#whatif-item-form button[type=submit]")
+    page.wait_for_selector("#whatif-result tr[data-field=capacity]")
+    page.fill("#promise-account_id", "BRW-AXE-ACCOUNT")
+    page.fill("#promise-quantity", "500")
+    page.click("#promise-form button[type=submit]")
+    page.wait_for_selector("#promise-result .verdict")
+    checked["capacity what-if, promise check"] = axe_violations(page)
+    overflow["capacity what-if, promise check"] = page.evaluate("() => document.documentElement.scrollWidth")
+    screenshot(page, f"console-capacity-what-if-and-promise-{width}px")
+
     assert all(not found for found in checked.values()), checked
     assert all(scroll <= width for scroll in overflow.values()), overflow
     # Every table scrolls inside a region the keyboard can reach.
