@@ -228,7 +228,24 @@ def _scenario_json(
 
 
 def _with_item_changes(inputs: SkuInputs, changes: Mapping[str, float | None]) -> SkuInputs:
-    return replace(inputs, item=replace(inputs.item, **changes)) if changes else inputs
+    """The SKU's inputs with the scenario's item fields; `weekly_capacity` None is unlimited, the others are
+    never None (the request refuses it)."""
+    if not changes:
+        return inputs
+    item = inputs.item
+
+    def given(name: str, stored: float) -> float:
+        value = changes.get(name)
+        return stored if value is None else value
+
+    changed = replace(
+        item,
+        on_hand=given("on_hand", item.on_hand),
+        safety_stock=given("safety_stock", item.safety_stock),
+        lot_size=given("lot_size", item.lot_size),
+        weekly_capacity=changes.get("weekly_capacity", item.weekly_capacity),  # a given None: unlimited
+    )
+    return replace(inputs, item=changed)
 
 
 def _plan_scenario(

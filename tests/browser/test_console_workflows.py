@@ -165,7 +165,8 @@ def test_a_capacity_what_if_shows_the_difference_and_commits_nothing(stack, cons
     assert page.is_hidden("#announce") or page.query_selector("#announce") is None
     weeks = [w["week_start"] for w in before["weeks"]]
     capacity = page.eval_on_selector_all(
-        "#whatif-result tr[data-field=capacity][data-plan=what-if] td", "cells => cells.map(c => [c.dataset.week, c.className])"
+        "#whatif-result tr[data-field=capacity][data-plan=what-if] td",
+        "cells => cells.map(c => [c.dataset.week, c.className])",
     )
     assert capacity == [[week, "diff"] for week in weeks]
     short_of_capacity = page.eval_on_selector_all(

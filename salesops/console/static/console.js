@@ -1,5 +1,5 @@
-// The planner's console: the exceptions inbox, one SKU's plan with its item, what-if and history, the promotion
-// calendar and live alerts, all read through the console's same-origin proxy (/api/<service>/...).
+// The planner's console: the exceptions inbox, one SKU's plan with its item, what-if and history, the promise check,
+// the promotion calendar and live alerts, all read through the console's same-origin proxy (/api/<service>/...).
 
 import { apiKey, allPages, ApiError, forgetKey, optional, rememberKey } from "./js/api.js";
 import { $, el, setStatus } from "./js/dom.js";
