@@ -9,10 +9,11 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from services.planning_service.domain import CapacityConflict, PlanWeek, accuracy, diff_plans, plan_many
+from services.planning_service.domain import CapacityConflict, PlanWeek, SkuInputs, accuracy, diff_plans, plan_many
 from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER, Tier
 from services.planning_service.domain.promises import PromiseRequest, Supply, atp_table
 from services.planning_service.domain.promises import check_promise as domain_check_promise
@@ -31,6 +32,7 @@ from services.planning_service.schemas import (
     PromiseCheckRead,
     PromiseCheckRequest,
     RevisionRead,
+    ScenarioItemChange,
     ScenarioPlan,
     ScenarioPromotion,
     ScenarioResult,
@@ -189,34 +191,66 @@ async def forecast_accuracy(store: SqlStore, skus: list[str] | None, settings: P
 _SCENARIO_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scenario")
 
 
-async def scenario(store: SqlStore, proposed: Sequence[ScenarioPromotion], settings: PlanningSettings) -> bytes:
-    """The plans of every SKU the proposed promotions touch, as they would be with them (a `ScenarioResult`,
-    as JSON, built off the event loop); writes nothing.
+async def scenario(
+    store: SqlStore,
+    proposed: Sequence[ScenarioPromotion],
+    item_changes: Sequence[ScenarioItemChange],
+    settings: PlanningSettings,
+) -> bytes:
+    """The plans of every SKU the proposed promotions or item changes touch, as they would be with them (a
+    `ScenarioResult`, as JSON, built off the event loop); writes nothing.
 
-    A proposed promotion with the id of a known one replaces it, as a revision would.
+    A proposed promotion with the id of a known one replaces it, as a revision would; an item change plans its
+    SKU with those item master fields instead of the stored ones.
     """
     data = [PromotionData.model_validate(p.model_dump(mode="json")) for p in proposed]
-    skus = set().union(*(promotion_skus(d) for d in data))
+    changes = {change.sku: change.changes() for change in item_changes}
+    skus = set(changes).union(*(promotion_skus(d) for d in data))
     horizon_start = settings.horizon_start()
     loaded = await store.load_inputs(skus, horizon_start)
     # Nothing is written: end the transaction now, so the connection is not held while the plans are computed.
     await store.end_read()
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_SCENARIO_THREADS, _scenario_json, data, skus, loaded, horizon_start, settings)
+    return await loop.run_in_executor(
+        _SCENARIO_THREADS, _scenario_json, data, changes, skus, loaded, horizon_start, settings
+    )
 
 
 def _scenario_json(
     data: Sequence[PromotionData],
+    changes: Mapping[str, Mapping[str, float | None]],
     skus: set[str],
     loaded: PlanningInputs,
     horizon_start: date,
     settings: PlanningSettings,
 ) -> bytes:
-    return _plan_scenario(data, skus, loaded, horizon_start, settings).model_dump_json().encode()
+    return _plan_scenario(data, changes, skus, loaded, horizon_start, settings).model_dump_json().encode()
+
+
+def _with_item_changes(inputs: SkuInputs, changes: Mapping[str, float | None]) -> SkuInputs:
+    """The SKU's inputs with the scenario's item fields; `weekly_capacity` None is unlimited, the others are
+    never None (the request refuses it)."""
+    if not changes:
+        return inputs
+    item = inputs.item
+
+    def given(name: str, stored: float) -> float:
+        value = changes.get(name)
+        return stored if value is None else value
+
+    changed = replace(
+        item,
+        on_hand=given("on_hand", item.on_hand),
+        safety_stock=given("safety_stock", item.safety_stock),
+        lot_size=given("lot_size", item.lot_size),
+        weekly_capacity=changes.get("weekly_capacity", item.weekly_capacity),  # a given None: unlimited
+    )
+    return replace(inputs, item=changed)
 
 
 def _plan_scenario(
     data: Sequence[PromotionData],
+    changes: Mapping[str, Mapping[str, float | None]],
     skus: set[str],
     loaded: PlanningInputs,
     horizon_start: date,
@@ -226,7 +260,7 @@ def _plan_scenario(
     promotions = [p for p in loaded.promotions if p.promotion_id not in proposed_ids]
     promotions += [promotion_from_data(d) for d in data]
     plans = plan_many(
-        loaded.inputs,
+        [_with_item_changes(inputs, changes.get(inputs.item.sku, {})) for inputs in loaded.inputs],
         horizon_start,
         settings.planning_horizon_weeks,
         promotions=promotions,
@@ -237,16 +271,17 @@ def _plan_scenario(
     results = []
     for plan in plans:
         current = loaded.stored.get(plan.sku)
-        changes = diff_plans(current.plan if current else None, plan)
+        differences = diff_plans(current.plan if current else None, plan)
         results.append(
             ScenarioPlan(
                 sku=plan.sku,
                 current_plan_version=current.plan_version if current else None,
+                item_changes=dict(changes.get(plan.sku, {})),
                 weeks=[_week(w) for w in plan.weeks],
                 exceptions=[PlanExceptionRead.model_validate(e) for e in exceptions_json(plan.exceptions)],
                 changes=[
                     WeekChangeRead(week_start=c.week_start, field=c.field, before=c.before, after=c.after)
-                    for c in changes
+                    for c in differences
                 ],
             )
         )

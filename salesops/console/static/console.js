@@ -1,5 +1,5 @@
-// The planner's console: the exceptions inbox, one SKU's plan with its item, what-if and history, the promotion
-// calendar and live alerts, all read through the console's same-origin proxy (/api/<service>/...).
+// The planner's console: the exceptions inbox, one SKU's plan with its item, what-if and history, the promise check,
+// the promotion calendar and live alerts, all read through the console's same-origin proxy (/api/<service>/...).
 
 import { apiKey, allPages, ApiError, forgetKey, optional, rememberKey } from "./js/api.js";
 import { $, el, setStatus } from "./js/dom.js";
@@ -9,6 +9,7 @@ import { exportExceptions, loadExceptions, renderExceptions } from "./js/excepti
 import { fillItemForm, renderItem, wireItemForm } from "./js/items.js";
 import { prefillWhatIf, wireWhatIf } from "./js/whatif.js";
 import { loadRecentAlerts, runFeed, stopFeed, wireAlertFilters } from "./js/alerts.js";
+import { prefillPromise, wirePromiseForm } from "./js/promise.js";
 
 const REFRESH_MS = Number(document.body.dataset.refreshMs) || 5000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -84,6 +85,7 @@ function openSku(sku, push) {
   $("week-why").replaceChildren(el("p", { className: "help" }, "Select a week in the grid."));
   $("plan-meta").textContent = "";
   showView();
+  prefillPromise(sku);
   renderPromotions(state);
   refreshAll();
 }
@@ -121,7 +123,7 @@ async function refreshPlan() {
   state.item = item;
   renderItem(item);
   fillItemForm(item, false);
-  prefillWhatIf(sku);
+  prefillWhatIf(sku, item);
   if (!mps) {
     $("grid-caption").textContent = `No plan for ${sku} yet.`;
     return;
@@ -251,6 +253,8 @@ function init() {
     await refreshAll();
   });
   wireWhatIf(state);
+  wirePromiseForm();
+  prefillPromise(state.sku);
   wireAlertFilters();
   start();
   autoRefresh();
