@@ -34,9 +34,10 @@ from services.returns_service.domain import (
     state_of,
 )
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import AccountRecord, AlertRecord, DayVolume, Recorded, Store
+from services.returns_service.store import AccountWrite, AlertRecord, DayVolume, Recorded, Store
 from shared.errors import conflict, not_found
 from shared.events import (
+    AccountChangedData,
     CapacityConflictData,
     ComplaintData,
     EventType,
@@ -241,9 +242,29 @@ async def record_complaint(store: Store, publisher: Publisher, command: RecordCo
     return Written(stored, created=True)
 
 
-async def put_account(store: Store, command: PutAccount) -> tuple[AccountRecord, bool]:
-    """Create or replace an account; returns (account, created)."""
-    return await store.put_account(command)
+async def put_account(store: Store, publisher: Publisher, command: PutAccount) -> AccountWrite:
+    """Create or replace an account. Every real change publishes `salesops.account.changed.v1` at the account's
+    new version (keyed by account id), so the other services keep their copy of its tier; an identical put
+    changes and publishes nothing."""
+    written = await store.put_account(command)
+    if written.changed:
+        account = written.account
+        publisher.publish(
+            EventType.ACCOUNT_CHANGED,
+            key=account.account_id,
+            subject=account.account_id,
+            data=AccountChangedData.model_validate(
+                {
+                    "account_id": account.account_id,
+                    "name": account.name,
+                    "segment": account.segment,
+                    "owner_email": account.owner_email,
+                    "version": account.version,
+                    "changed_at": account.updated_at,
+                }
+            ),
+        )
+    return written
 
 
 # ---------------------------------------------------------------- incoming events

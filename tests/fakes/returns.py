@@ -22,7 +22,7 @@ from services.returns_service.domain import (
     ReturnRecord,
     Segment,
 )
-from services.returns_service.store import AccountRecord, AlertRecord, DayVolume, Recorded
+from services.returns_service.store import AccountRecord, AccountWrite, AlertRecord, DayVolume, Recorded
 from shared.errors import conflict
 from shared.events import CloudEvent, EventData, EventType, new_event
 from shared.idempotency import fingerprint
@@ -93,8 +93,11 @@ class FakeReturnsStore:
 
     # ------------------------------------------------------------ accounts, volumes, promotions
 
-    async def put_account(self, command: PutAccount) -> tuple[AccountRecord, bool]:
+    async def put_account(self, command: PutAccount) -> AccountWrite:
         before = self.accounts.get(command.account_id)
+        sent = (command.name, command.segment.value, command.owner_email)
+        if before is not None and (before.name, before.segment, before.owner_email) == sent:
+            return AccountWrite(before, created=False, changed=False)
         now = _now()
         self.accounts[command.account_id] = AccountRecord(
             account_id=command.account_id,
@@ -103,8 +106,9 @@ class FakeReturnsStore:
             owner_email=command.owner_email,
             created_at=before.created_at if before else now,
             updated_at=now,
+            version=before.version + 1 if before else 1,
         )
-        return self.accounts[command.account_id], before is None
+        return AccountWrite(self.accounts[command.account_id], created=before is None, changed=True)
 
     async def accounts_by_id(self, account_ids: Iterable[str]) -> dict[str, Account]:
         return {

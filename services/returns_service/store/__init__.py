@@ -26,10 +26,11 @@ from services.returns_service.domain import (
 )
 from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore
 from services.returns_service.store.changes import AlertChange, ChangeLog
-from services.returns_service.store.records import AccountRecord, DayVolume, Recorded, RecordsStore
+from services.returns_service.store.records import AccountRecord, AccountWrite, DayVolume, Recorded, RecordsStore
 
 __all__ = [
     "AccountRecord",
+    "AccountWrite",
     "AlertChange",
     "AlertFilter",
     "AlertRecord",
@@ -50,7 +51,7 @@ class Store(Protocol):
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]: ...
 
-    async def put_account(self, command: PutAccount) -> tuple[AccountRecord, bool]: ...
+    async def put_account(self, command: PutAccount) -> AccountWrite: ...
 
     async def accounts_by_id(self, account_ids: Iterable[str]) -> dict[str, Account]: ...
 
