@@ -1,4 +1,4 @@
-"""Kafka subscriptions of the returns service: shipped volumes, promotions and capacity conflicts.
+"""Kafka subscriptions of the returns service: shipped volumes, promotions, capacity conflicts and promises at risk.
 
 One typed function per event type binds its handler to the unit of work's store and the service's settings.
 """
@@ -16,6 +16,7 @@ from shared.events import (
     CloudEvent,
     EventType,
     OrderVolumeReportedData,
+    PromiseData,
     PromotionData,
     Topic,
 )
@@ -43,6 +44,14 @@ def subscription(settings: ReturnsSettings) -> Subscription:
         assert isinstance(data, CapacityConflictData)
         await handlers.resolve_capacity_conflict(SqlStore(uow.session), uow, data)
 
+    async def on_promise_at_risk(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
+        assert isinstance(data, PromiseData)
+        await handlers.record_promise_at_risk(SqlStore(uow.session), uow, data)
+
+    async def on_promise_restored(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
+        assert isinstance(data, PromiseData)
+        await handlers.record_promise_restored(SqlStore(uow.session), uow, data)
+
     routes: dict[str, EventHandler] = {
         EventType.ORDER_VOLUME_REPORTED.value: on_volumes,
         EventType.PROMOTION_PLANNED.value: on_promotion,
@@ -50,6 +59,8 @@ def subscription(settings: ReturnsSettings) -> Subscription:
         EventType.PROMOTION_CANCELLED.value: on_promotion,
         EventType.CAPACITY_CONFLICT_DETECTED.value: on_conflict,
         EventType.CAPACITY_CONFLICT_RESOLVED.value: on_resolved,
+        EventType.PROMISE_AT_RISK.value: on_promise_at_risk,
+        EventType.PROMISE_RESTORED.value: on_promise_restored,
     }
     return Subscription(
         name=consumer_group("returns"),

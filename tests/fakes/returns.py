@@ -15,6 +15,7 @@ from services.returns_service.domain import (
     AlertContent,
     AlertType,
     Priority,
+    PromiseMark,
     PromotionRef,
     PutAccount,
     RecordComplaint,
@@ -65,6 +66,7 @@ class FakeReturnsStore:
     changes: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     locked_subjects: list[tuple[AlertType, str]] = field(default_factory=list)
+    promise_marks: dict[tuple[str, str], PromiseMark] = field(default_factory=dict)
 
     # ------------------------------------------------------------ returns and complaints
 
@@ -131,6 +133,14 @@ class FakeReturnsStore:
 
     async def promotions_of(self, sku: str | None) -> list[PromotionRef]:
         return [p for p, _ in self.promotions.values() if sku is None or sku in p.skus]
+
+    # ------------------------------------------------------------ promises
+
+    async def promise_mark(self, order_id: str, line_id: str) -> PromiseMark | None:
+        return self.promise_marks.get((order_id, line_id))
+
+    async def save_promise_mark(self, order_id: str, line_id: str, mark: PromiseMark) -> None:
+        self.promise_marks[(order_id, line_id)] = mark
 
     # ------------------------------------------------------------ alerts
 

@@ -1,6 +1,6 @@
 """All of the returns service's SQL: what the desk records (`records`), sales alerts and their change log
-(`alerts`), the change log as the streams read it (`changes`) and webhook endpoints and deliveries
-(`webhooks`).
+(`alerts`), the change log as the streams read it (`changes`), the newest promise event per order line
+(`promises`) and webhook endpoints and deliveries (`webhooks`).
 
 Handlers see the store through the `Store` protocol (unit tests pass an in-memory fake); the read side uses
 the same `SqlStore`."""
@@ -18,6 +18,7 @@ from services.returns_service.domain import (
     AlertContent,
     AlertType,
     Priority,
+    PromiseMark,
     PromotionRef,
     PutAccount,
     RecordComplaint,
@@ -26,6 +27,7 @@ from services.returns_service.domain import (
 )
 from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore
 from services.returns_service.store.changes import AlertChange, ChangeLog
+from services.returns_service.store.promises import PromisesStore
 from services.returns_service.store.records import AccountRecord, AccountWrite, DayVolume, Recorded, RecordsStore
 
 __all__ = [
@@ -63,6 +65,10 @@ class Store(Protocol):
 
     async def promotions_of(self, sku: str | None) -> list[PromotionRef]: ...
 
+    async def promise_mark(self, order_id: str, line_id: str) -> PromiseMark | None: ...
+
+    async def save_promise_mark(self, order_id: str, line_id: str, mark: PromiseMark) -> None: ...
+
     async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None: ...
 
     async def insert_alert(
@@ -86,7 +92,7 @@ class Store(Protocol):
     ) -> int: ...
 
 
-class SqlStore(RecordsStore, AlertsStore):
+class SqlStore(RecordsStore, AlertsStore, PromisesStore):
     """The store on one unit of work's session."""
 
     def __init__(self, session: AsyncSession) -> None:
