@@ -138,7 +138,8 @@ class StreamTokenCreated(BaseModel):
 
 AlertEventType = Annotated[
     str,
-    StringConstraints(pattern=r"^sales-alert\.(return-surge|critical-complaint|capacity-conflict)$"),
+    # One of the alert types, as webhook bodies name them (`sales-alert.<alert type>`).
+    StringConstraints(pattern=rf"^sales-alert\.({'|'.join(t.value for t in AlertType)})$"),
 ]
 
 
