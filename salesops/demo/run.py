@@ -123,6 +123,11 @@ def outcome_checks(s: Scenario, api: Api) -> dict[str, Callable[[], bool]]:
         promotion = api.get("promotion", f"/v1/promotions/{s.overload_id}", "promotions:read")
         return bool(promotion) and promotion["status"] == "at_risk"
 
+    def promises_by_tier() -> bool:
+        broken = {order for order, _ in broken_promises(s, api)}
+        stable = {order for order, account in s.promise_orders.items() if account == s.stable_account}
+        return bool(broken) and broken == stable
+
     return {
         f"order spikes on {s.spike_sku} from {s.spike_day}, no promotion explains them": spike,
         f"demand sensing raised the near-term forecast of {s.spike_sku}": plan_has(s.spike_sku, "sensing_adjustment"),
@@ -136,8 +141,18 @@ def outcome_checks(s: Scenario, api: Api) -> dict[str, Callable[[], bool]]:
         f"{s.overload_id} overloads capacity: {s.overload_sku} short": plan_has(s.overload_sku, "capacity_shortfall"),
         f"promotion {s.overload_id} is at risk": at_risk,
         f"capacity-conflict alert on {s.overload_sku}": alert("capacity-conflict", sku=s.overload_sku),
+        f"capacity cut on {s.promise_sku}: the stable account's promise breaks, the strategic one's is kept": (
+            promises_by_tier
+        ),
         **cost_outcomes(s, api),
     }
+
+
+def broken_promises(s: Scenario, api: Api) -> list[tuple[str, dict[str, Any]]]:
+    """The scenario's orders whose promise-at-risk alert is open, with the alert's details."""
+    found = api.get("returns", "/v1/alerts", "alerts:read", type="promise-at-risk", sku=s.promise_sku, status="open")
+    details = [a["details"] for a in (found or {"data": []})["data"]]
+    return [(d["order_id"], d) for d in details if d.get("order_id") in s.promise_orders]
 
 
 def cost_outcomes(s: Scenario, api: Api) -> dict[str, Callable[[], bool]]:
@@ -297,6 +312,7 @@ def _report(
     for alert in mine:
         accounts = ", ".join(f"{a.get('name') or a['account_id']} ({a.get('segment')})" for a in alert["accounts"])
         console.print(f"  {alert['priority']:<6} {alert['type']:<18} {alert['sku']}  {accounts}")
+    _report_promises(s, api, console)
     at_risk = api.get("promotion", "/v1/promotions", "promotions:read", status="at_risk") or {"data": []}
     console.print(f"[bold]Promotions at risk[/]: {', '.join(p['promotion_id'] for p in at_risk['data']) or 'none'}")
     spikes = api.get("fulfillment", "/v1/spikes", "volumes:read", since=s.today - timedelta(days=HISTORY_DAYS))
@@ -308,3 +324,24 @@ def _report(
     if api.conflicts:
         console.print(f"[yellow]{len(api.conflicts)} request(s) kept an earlier run's figures (409)[/]")
     console.print(f"Open the console: http://127.0.0.1:{port_base + CONSOLE_OFFSET}/?sku={s.overload_sku}")
+
+
+def _report_promises(s: Scenario, api: Api, console: Console) -> None:
+    broken = dict(broken_promises(s, api))
+    table = Table(title=f"Promises on {s.promise_sku} after its capacity was cut")
+    for column in ("order", "account (tier)", "quantity", "promised", "now"):
+        table.add_column(column)
+    for order_id in s.promise_orders:
+        order = api.get("fulfillment", f"/v1/sales-orders/{order_id}", "orders:read") or {}
+        line = (order.get("lines") or [{}])[0]
+        account = api.get("returns", f"/v1/accounts/{s.promise_orders[order_id]}", "returns:read") or {}
+        who = f"{account.get('name', s.promise_orders[order_id])} ({account.get('segment', '?')})"
+        if order_id in broken:
+            d = broken[order_id]
+            now = (
+                f"[red]at risk[/]: {d['quantity_short']:.0f} short, earliest {d['earliest_on'] or 'beyond the horizon'}"
+            )
+        else:
+            now = "[green]kept[/]"
+        table.add_row(order_id, who, str(line.get("quantity", "-")), str(line.get("promised_on", "-")), now)
+    console.print(table)

@@ -34,6 +34,13 @@ PRODUCTS = (
     ("FROTHER", "Milk frother", 230),
     ("WAFFLE", "Waffle iron", 90),
 )
+LOT_SIZE = 10
+# The promise story: what each tier books on the promise SKU (a share of its stock on hand), due in two weeks,
+# and the capacity it is then cut to. Stock alone keeps the strategic and integrated orders; the stable one
+# needs production the cut takes away.
+PROMISE_SHARES = (("strategic", 0.6), ("integrated", 0.2), ("stable", 0.9))
+PROMISE_DUE_DAYS = 14
+CUT_CAPACITY = float(LOT_SIZE)
 SPIKE_FACTOR = 4.0
 # Sensing adopts a level shift only once it is confirmed over several spike days; one day is history.
 SPIKE_RUN_DAYS = 3
@@ -65,6 +72,11 @@ class Scenario:
     campaign_skus: list[str]
     overload_id: str
     overload_sku: str
+    # Orders booked for accounts of different tiers on one SKU, then a capacity cut: the stable account's
+    # promise breaks, the strategic one's is kept.
+    promise_sku: str
+    stable_account: str
+    promise_orders: dict[str, str] = field(default_factory=dict)  # order id -> account id
     requests: list[DemoRequest] = field(default_factory=list)
 
     def sku(self, code: str) -> str:
@@ -102,37 +114,31 @@ def build_scenario(seed: int, today: date) -> Scenario:
         campaign_skus=[f"{prefix}-KETTLE", f"{prefix}-TOASTER"],
         overload_id=f"{prefix}-MEGA",
         overload_sku=f"{prefix}-BLENDER",
+        promise_sku=f"{prefix}-MIXER",
+        stable_account=f"{prefix}-ACC-WEB",
     )
     add = s.requests.append
 
+    items: dict[str, dict[str, Any]] = {}
     for sku, level in levels.items():
         # The overloaded SKU runs close to its capacity, so a big campaign cannot be pre-built in time.
         capacity_factor = 1.1 if sku == s.overload_sku else 1.6
-        lot = 10
-        add(
-            DemoRequest(
-                "item master",
-                "planning",
-                "PUT",
-                f"/v1/items/{sku}",
-                "planning:write",
-                {
-                    "name": names[sku],
-                    "on_hand": float(round(level * (1.0 if sku == s.overload_sku else 1.5))),
-                    "safety_stock": float(round(level * 0.5)),
-                    "lot_size": float(lot),
-                    "weekly_capacity": float(math.ceil(level * capacity_factor / lot) * lot),
-                    "frozen_weeks": 0,
-                    "baseline_weekly_demand": float(level),
-                },
-            )
-        )
+        items[sku] = {
+            "name": names[sku],
+            "on_hand": float(round(level * (1.0 if sku == s.overload_sku else 1.5))),
+            "safety_stock": float(round(level * 0.5)),
+            "lot_size": float(LOT_SIZE),
+            "weekly_capacity": float(math.ceil(level * capacity_factor / LOT_SIZE) * LOT_SIZE),
+            "frozen_weeks": 0,
+            "baseline_weekly_demand": float(level),
+        }
+        add(DemoRequest("item master", "planning", "PUT", f"/v1/items/{sku}", "planning:write", items[sku]))
 
     accounts = [
         (s.strategic_account, "Nordmarkt Retail", "strategic"),
         (f"{prefix}-ACC-CASA", "Casa Bella Stores", "integrated"),
         (f"{prefix}-ACC-CORNER", "Corner Kitchen Shop", "emerging"),
-        (f"{prefix}-ACC-WEB", "Webshop Direct", "stable"),
+        (s.stable_account, "Webshop Direct", "stable"),
     ]
     for account_id, name, segment in accounts:
         body = {"name": name, "segment": segment, "owner_email": f"accounts+{segment}@example.com"}
@@ -239,6 +245,7 @@ def build_scenario(seed: int, today: date) -> Scenario:
         )
     )
 
+    _book_orders_then_cut_capacity(s, items[s.promise_sku], [a[0] for a in accounts[:2]])
     add_cost_to_serve(s)
 
     add(
@@ -263,6 +270,38 @@ def build_scenario(seed: int, today: date) -> Scenario:
         )
     )
     return s
+
+
+def _book_orders_then_cut_capacity(s: Scenario, item: dict[str, Any], higher_tiers: list[str]) -> None:
+    """Sales orders of a strategic, an integrated and a stable account on the promise SKU, then its weekly
+    capacity cut to one lot: the stable order can no longer be made by its promised date."""
+    accounts = dict(zip(("strategic", "integrated", "stable"), [*higher_tiers, s.stable_account], strict=True))
+    due = (s.today + timedelta(days=PROMISE_DUE_DAYS)).isoformat()
+    for number, (tier, share) in enumerate(PROMISE_SHARES, 1):
+        order_id = f"{s.prefix}-SO-{5000 + number}"
+        s.promise_orders[order_id] = accounts[tier]
+        body = {
+            "order_id": order_id,
+            "account_id": accounts[tier],
+            "ordered_on": s.today.isoformat(),
+            "lines": [
+                {
+                    "line_id": "1",
+                    "sku": s.promise_sku,
+                    "quantity": round(item["on_hand"] * share),
+                    "requested_on": due,
+                    "unit_price": 89.0,
+                    "unit_cost": 52.0,
+                }
+            ],
+        }
+        s.requests.append(
+            DemoRequest("sales orders booked", "fulfillment", "POST", "/v1/sales-orders", "orders:write", body)
+        )
+    cut = {**item, "weekly_capacity": CUT_CAPACITY}
+    s.requests.append(
+        DemoRequest("capacity cut", "planning", "PUT", f"/v1/items/{s.promise_sku}", "planning:write", cut)
+    )
 
 
 # ---------------------------------------------------------------- cost to serve

@@ -198,10 +198,10 @@ async def put_account(
     _: CanWriteReturns,
 ) -> AccountRead:
     command = PutAccount(account_id, body.name, body.segment, body.owner_email)
-    account, created = await cost_handlers.put_account(SqlStore(uow.session), uow, command, _settings(request))
+    written = await cost_handlers.put_account(SqlStore(uow.session), uow, command, _settings(request))
     await uow.commit()
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return queries.account_read(account)
+    response.status_code = status.HTTP_201_CREATED if written.created else status.HTTP_200_OK
+    return queries.account_read(written.account)
 
 
 @router.get("/accounts", response_model=AccountList, tags=["accounts"], responses=PROBLEMS)

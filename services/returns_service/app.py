@@ -23,7 +23,7 @@ def build_spec(settings: ReturnsSettings, guard: Guard) -> ServiceSpec:
         metadata=tables.metadata,
         routers=[router, webhooks_api.router, cost_api.router],
         subscriptions=[consumer.subscription(settings)],
-        publishes=[Topic.RETURNS, Topic.SALES_ALERTS],
+        publishes=[Topic.RETURNS, Topic.SALES_ALERTS, Topic.ACCOUNTS],
         background=[stream.listen_for_changes, dispatcher_task(guard), cost_refresh.refresh_cost_to_serve],
         description=DESCRIPTION,
     )

@@ -1,4 +1,5 @@
-"""Kafka subscriptions of the returns service: shipped volumes, promotions, capacity conflicts and sales orders.
+"""Kafka subscriptions of the returns service: shipped volumes, promotions, capacity conflicts, promises at risk
+and sales orders.
 
 One typed function per event type binds its handler to the unit of work's store and the service's settings.
 """
@@ -16,6 +17,7 @@ from shared.events import (
     CloudEvent,
     EventType,
     OrderVolumeReportedData,
+    PromiseData,
     PromotionData,
     SalesOrderData,
     Topic,
@@ -48,6 +50,14 @@ def subscription(settings: ReturnsSettings) -> Subscription:
         assert isinstance(data, SalesOrderData)  # shipment events carry the order too (ShipmentRecordedData)
         await cost_handlers.record_sales_order(SqlStore(uow.session), uow, data, settings)
 
+    async def on_promise_at_risk(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
+        assert isinstance(data, PromiseData)
+        await handlers.record_promise_at_risk(SqlStore(uow.session), uow, data)
+
+    async def on_promise_restored(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
+        assert isinstance(data, PromiseData)
+        await handlers.record_promise_restored(SqlStore(uow.session), uow, data)
+
     routes: dict[str, EventHandler] = {
         EventType.ORDER_VOLUME_REPORTED.value: on_volumes,
         EventType.PROMOTION_PLANNED.value: on_promotion,
@@ -59,6 +69,8 @@ def subscription(settings: ReturnsSettings) -> Subscription:
         EventType.SALES_ORDER_CHANGED.value: on_sales_order,
         EventType.SALES_ORDER_CANCELLED.value: on_sales_order,
         EventType.SHIPMENT_RECORDED.value: on_sales_order,
+        EventType.PROMISE_AT_RISK.value: on_promise_at_risk,
+        EventType.PROMISE_RESTORED.value: on_promise_restored,
     }
     return Subscription(
         name=consumer_group("returns"),

@@ -42,7 +42,7 @@ from services.returns_service.domain import (
     decide_alert,
 )
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import AccountRecord, AlertRecord, CostStore, StoredRates
+from services.returns_service.store import AccountWrite, AlertRecord, CostStore, StoredRates
 from shared.events import EventType, SalesOrderData, ShipmentRecordedData
 from shared.ports import Publisher
 
@@ -105,11 +105,11 @@ async def record_complaint(
 
 async def put_account(
     store: CostStore, publisher: Publisher, command: PutAccount, settings: ReturnsSettings
-) -> tuple[AccountRecord, bool]:
+) -> AccountWrite:
     """A new segment changes what the account's behaviour is measured against: its cost alerts are evaluated
     again (the ledger itself does not depend on the segment)."""
     await store.lock_account_costs(command.account_id)
-    result = await handlers.put_account(store, command)
+    result = await handlers.put_account(store, publisher, command)
     await evaluate_account(store, publisher, command.account_id, settings)
     return result
 

@@ -43,6 +43,8 @@ accounts = Table(
     Column("name", String(200), nullable=False),
     Column("segment", String(20), nullable=False),
     Column("owner_email", String(320), nullable=True),
+    # Grows by one with every change; each change is published as salesops.account.changed.v1 at it.
+    Column("version", Integer, nullable=False, server_default=text("1")),
     *_timestamps(),
 )
 
@@ -104,12 +106,26 @@ promotions = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Per booked order line, the newest promise event applied: an older one (a lower plan version of the same SKU)
+# arriving late changes nothing.
+promise_lines = Table(
+    "promise_lines",
+    metadata,
+    Column("order_id", String(100), primary_key=True),
+    Column("line_id", String(100), primary_key=True),
+    Column("sku", String(100), nullable=False),
+    Column("plan_version", Integer, nullable=False),
+    Column("at_risk", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 alerts = Table(
     "alerts",
     metadata,
     Column("alert_id", String(40), primary_key=True),
     Column("type", String(30), nullable=False),
-    Column("subject", String(100), nullable=False),
+    # The SKU, the complaint id or the order line (`<order_id>/<line_id>`).
+    Column("subject", String(250), nullable=False),
     Column("status", String(20), nullable=False),
     Column("priority", String(20), nullable=False),
     Column("sku", String(100), nullable=True),

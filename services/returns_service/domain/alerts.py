@@ -14,9 +14,10 @@ from typing import Any, Protocol
 from .complaints import CriticalComplaintFinding
 from .conflicts import CapacityConflictFinding
 from .model import AlertType
+from .promises import PromiseAtRiskFinding
 from .surge import ReturnSurgeFinding
 
-Finding = ReturnSurgeFinding | CriticalComplaintFinding | CapacityConflictFinding
+Finding = ReturnSurgeFinding | CriticalComplaintFinding | CapacityConflictFinding | PromiseAtRiskFinding
 
 
 class Evidence(Protocol):
@@ -48,7 +49,7 @@ def fingerprint(finding: Evidence) -> str:
 class OpenAlert:
     alert_id: str
     alert_type: AlertType
-    subject: str  # the SKU (return surge, capacity conflict) or the complaint id
+    subject: str  # the SKU (return surge, capacity conflict), the complaint id or the order line
     fingerprint: str
 
 
@@ -187,6 +188,8 @@ def describe(finding: Finding) -> AlertContent:
             "received_on": finding.received_on.isoformat(),
         }
         return AlertContent(finding.sku, [account], details)
+    if isinstance(finding, PromiseAtRiskFinding):
+        return _describe_promise(finding)
     details = {
         "promotion_ids": list(finding.promotion_ids),
         "weeks": [{"week_start": w.week_start.isoformat(), "shortfall": w.shortfall} for w in finding.weeks],
@@ -194,3 +197,22 @@ def describe(finding: Finding) -> AlertContent:
         "target_segments": list(finding.target_segments),
     }
     return AlertContent(finding.sku, [], details)
+
+
+def _describe_promise(finding: PromiseAtRiskFinding) -> AlertContent:
+    line, account = finding.line, finding.account
+    entry = {"account_id": line.account_id, "name": account.name if account else None, "segment": finding.segment}
+    details: dict[str, Any] = {
+        "order_id": line.order_id,
+        "line_id": line.line_id,
+        "account_id": line.account_id,
+        "tier": line.tier,
+        "owner_email": account.owner_email if account else None,
+        "quantity": line.quantity,
+        "quantity_short": line.quantity_short,
+        "promised_on": line.promised_on.isoformat(),
+        "earliest_on": line.earliest_on.isoformat() if line.earliest_on else None,
+        "plan_version": line.plan_version,
+        "drivers": [{"event_id": d.event_id, "type": d.type, "summary": d.summary} for d in line.drivers],
+    }
+    return AlertContent(line.sku, [entry], details)

@@ -1,6 +1,6 @@
 """All of the returns service's SQL: what the desk records (`records`), sales alerts and their change log
-(`alerts`), the change log as the streams read it (`changes`), webhook endpoints and deliveries
-(`webhooks`) and the cost-to-serve ledger (`costing`).
+(`alerts`), the change log as the streams read it (`changes`), the newest promise event per order line
+(`promises`), webhook endpoints and deliveries (`webhooks`) and the cost-to-serve ledger (`costing`).
 
 Handlers see the store through the `Store` protocol (unit tests pass an in-memory fake); the read side uses
 the same `SqlStore`."""
@@ -19,6 +19,7 @@ from services.returns_service.domain import (
     AlertContent,
     AlertType,
     Priority,
+    PromiseMark,
     PromotionRef,
     PutAccount,
     RecordComplaint,
@@ -28,10 +29,12 @@ from services.returns_service.domain import (
 from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore
 from services.returns_service.store.changes import AlertChange, ChangeLog
 from services.returns_service.store.costing import CostingStore, StoredRates
-from services.returns_service.store.records import AccountRecord, DayVolume, Recorded, RecordsStore
+from services.returns_service.store.promises import PromisesStore
+from services.returns_service.store.records import AccountRecord, AccountWrite, DayVolume, Recorded, RecordsStore
 
 __all__ = [
     "AccountRecord",
+    "AccountWrite",
     "AlertChange",
     "AlertFilter",
     "AlertRecord",
@@ -54,7 +57,7 @@ class Store(Protocol):
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]: ...
 
-    async def put_account(self, command: PutAccount) -> tuple[AccountRecord, bool]: ...
+    async def put_account(self, command: PutAccount) -> AccountWrite: ...
 
     async def accounts_by_id(self, account_ids: Iterable[str]) -> dict[str, Account]: ...
 
@@ -65,6 +68,10 @@ class Store(Protocol):
     async def save_promotion(self, promotion: PromotionRef, *, status: str, version: int) -> None: ...
 
     async def promotions_of(self, sku: str | None) -> list[PromotionRef]: ...
+
+    async def promise_mark(self, order_id: str, line_id: str) -> PromiseMark | None: ...
+
+    async def save_promise_mark(self, order_id: str, line_id: str, mark: PromiseMark) -> None: ...
 
     async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None: ...
 
@@ -119,7 +126,7 @@ class CostStore(Store, Protocol):
     async def accounts_to_refresh(self, today: date, rates_changed_at: datetime | None, limit: int) -> list[str]: ...
 
 
-class SqlStore(RecordsStore, AlertsStore, CostingStore):
+class SqlStore(RecordsStore, AlertsStore, PromisesStore, CostingStore):
     """The store on one unit of work's session."""
 
     def __init__(self, session: AsyncSession) -> None:

@@ -79,6 +79,7 @@ def test_enum_values_are_exactly_the_contract_ones() -> None:
         "return-surge",
         "critical-complaint",
         "capacity-conflict",
+        "promise-at-risk",
         "account-unprofitable",
         "segment-mismatch",
     }

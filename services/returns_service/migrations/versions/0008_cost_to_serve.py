@@ -9,7 +9,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0008_cost_to_serve"
-down_revision = "0006_consumer_group_name"  # becomes "0007_promise_alerts" once that revision is merged
+down_revision = "0007_promise_alerts"
 SCHEMA = "returns"
 
 
