@@ -168,7 +168,7 @@ baseline_models = Table(
     metadata,
     Column("sku", String(100), primary_key=True),
     Column("method", String(20), nullable=False),
-    Column("model", JSONB, nullable=True),
+    Column("model", JSONB(none_as_null=True), nullable=True),
     Column("origin", Date, nullable=False),
     Column("history_digest", JSONB, nullable=False),
     Column("fitted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

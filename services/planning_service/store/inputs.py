@@ -155,7 +155,8 @@ class InputSql:
         """The stored fitted models of the SKUs (all when None); SKUs the smoothing serves are left out."""
         models = tables.baseline_models
         query = select(models.c.sku, models.c.model).where(models.c.model.is_not(None), _in(models.c.sku, skus))
-        return {row.sku: BaselineModel.from_json(row.model) for row in (await self.session.execute(query)).all()}
+        rows = (await self.session.execute(query)).all()
+        return {row.sku: BaselineModel.from_json(row.model) for row in rows if row.model is not None}
 
     async def recent_days(self, skus: Collection[str], *, since: date) -> dict[str, dict[date, float]]:
         """Units ordered per SKU and day from `since` on (a day without a report is absent: zero)."""

@@ -99,7 +99,7 @@ class ModelSql(InputSql):
         spike in it (one-off spike days are cleaned out) and the promotions that touched them."""
         items, spikes = tables.items, tables.spikes
         wanted = sorted(skus)
-        rows = (await self.session.execute(select(items).where(items.c.sku.in_(wanted)))).all()
+        rows = (await self.session.execute(select(items).where(items.c.sku.in_(wanted)).order_by(items.c.sku))).all()
         found = [item_from_row(row) for row in rows]
         if not found:
             return FittingInputs()
