@@ -15,10 +15,12 @@ from rich.console import Console
 
 from salesops import events
 from salesops.evaluation.command import forecast_eval
+from salesops.evaluation.stored import backtest_command
 from salesops.replicas import MAX_REPLICAS
 
 app = typer.Typer(help="salesops: event-driven sales and operations planning.", no_args_is_help=True)
 app.command("forecast-eval")(forecast_eval)
+app.command("backtest")(backtest_command)
 topics_app = typer.Typer(help="Kafka topics of the contract.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(events.app, name="events")

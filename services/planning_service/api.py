@@ -195,7 +195,7 @@ async def run_scenario(body: ScenarioRequest, uow: UnitOfWorkDep, settings: Sett
 @router.get(
     "/accuracy",
     response_model=AccuracyList,
-    summary="Forecast accuracy per SKU: wMAPE, bias, MAE",
+    summary="Forecast accuracy per SKU: wMAPE, bias, MAE; for one SKU also its backtest on the stored history",
     responses={404: {"description": "the `sku` asked for is not in the item master"}},
 )
 async def forecast_accuracy(

@@ -296,12 +296,36 @@ class ScenarioResult(BaseModel):
 # ---------------------------------------------------------------- accuracy and replan
 
 
+class ErrorRead(BaseModel):
+    weeks_compared: int
+    wmape: float | None = Field(description="Σ|forecast - actual| / Σ actual; null when nothing was ordered")
+    bias: float | None = Field(description="Σ(forecast - actual) / Σ actual; positive = over-forecast")
+    mae: float | None = Field(description="mean |forecast - actual| per week")
+
+
+class BacktestRead(ErrorRead):
+    """The forecast replayed on the SKU's own stored history with a rolling origin (salesops's figures at
+    the top), against seasonal naive and ETS computed in the same run."""
+
+    demand_class: str = Field(description="forecastability: smooth, erratic, intermittent or lumpy")
+    origins: int = Field(description="origins scored (each with at least 4 weeks of history before it)")
+    step_weeks: int
+    lead_weeks: int = Field(description="weeks forecast from each origin")
+    model: str | None = Field(description="the SKU's fitted baseline model now; null: the smoothing serves")
+    by_week_kind: dict[str, ErrorRead] = Field(description="salesops per week kind: normal, promotion, ...")
+    standard: dict[str, ErrorRead] = Field(description="the standard models: `seasonal naive`, `ETS`")
+
+
 class AccuracyRead(BaseModel):
     sku: str
-    weeks_compared: int
+    weeks_compared: int = Field(description="complete weeks compared with the forecast made before they began")
     wmape: float | None
     bias: float | None
     mae: float | None
+    backtest: BacktestRead | None = Field(
+        default=None,
+        description="asked for one SKU: the track record on its stored history, there as soon as history is",
+    )
 
 
 class AccuracyList(BaseModel):
