@@ -97,7 +97,11 @@ async def test_one_trace_runs_from_the_request_through_the_outbox_and_kafka_to_e
 
         async def both_consumed() -> tuple[ReadableSpan, ...]:
             finished = spans.get_finished_spans()
-            return finished if consumed_by(finished, "planning-service") and consumed_by(finished, "returns-service") else ()
+            return (
+                finished
+                if consumed_by(finished, "planning-service") and consumed_by(finished, "returns-service")
+                else ()
+            )
 
         finished = await eventually(both_consumed, message="the consumers' spans never ended")
 
