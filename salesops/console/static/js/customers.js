@@ -201,7 +201,7 @@ function renderWhaleChart(curve) {
   ];
   const layout = {
     height: narrow ? 420 : 380, font: { size: narrow ? 11 : 12 },
-    margin: { t: 20, r: 10, b: narrow ? 90 : 70, l: narrow ? 60 : 80 }, legend: { orientation: "h", y: 1.08 },
+    margin: { t: 40, r: 10, b: narrow ? 90 : 70, l: narrow ? 60 : 80 }, legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
     xaxis: { type: "category", title: { text: "accounts, by contribution" }, automargin: true, showticklabels: x.length <= 40 },
     yaxis: { title: { text: curve.currency }, tickformat: ",d", zeroline: true },
   };
