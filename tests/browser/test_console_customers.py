@@ -201,7 +201,7 @@ def test_the_whale_curve_lists_the_accounts_in_the_apis_order_and_an_account_ope
     for pool, n in expected[costly].items():
         assert page.get_attribute(f"#ledger-table tfoot td[data-pool={pool}]", "data-count") == str(n)
     assert page.evaluate("() => document.activeElement.id") == "ledger-title"
-    assert f"Assigned segment: stable" in page.inner_text("#ledger-segment")
+    assert "Assigned segment: stable" in page.inner_text("#ledger-segment")
     page.locator("#customers-section").scroll_into_view_if_needed()
     screenshot(page, "console-customers-whale-curve")
 
