@@ -381,6 +381,18 @@ def test_axe_core_finds_nothing_and_the_page_fits_the_width(stack, console_page,
     sku = f"BRW-AXE-{uuid.uuid4().hex[:6]}"
     put_item(stack, sku, baseline_weekly_demand=120, weekly_capacity=100, safety_stock=50)
     plan_of(stack, sku)
+    # An account with a complaint is on the cost-to-serve curve (returns counts it in the same transaction).
+    account = f"BRW-AXE-ACC-{uuid.uuid4().hex[:6]}"
+    with stack.client("returns", "returns-desk") as returns:
+        complaint = {
+            "complaint_id": f"{account}-C",
+            "account_id": account,
+            "category": "service",
+            "severity": "low",
+            "description": "Slow answers",
+            "received_on": datetime.now(UTC).date().isoformat(),
+        }
+        assert returns.post("/v1/complaints", json=complaint).status_code == 201
     page = console_page(width=width, axe=axe_core)
     page.wait_for_selector(f"#exceptions tbody tr[data-sku='{sku}']", timeout=30_000)
     page.wait_for_selector("#alerts-count:not(:empty)")
@@ -412,6 +424,16 @@ def test_axe_core_finds_nothing_and_the_page_fits_the_width(stack, console_page,
     checked["capacity what-if, promise check"] = axe_violations(page)
     overflow["capacity what-if, promise check"] = page.evaluate("() => document.documentElement.scrollWidth")
     screenshot(page, f"console-capacity-what-if-and-promise-{width}px")
+
+    # The customers' cost-to-serve: the whale curve, an account's ledger.
+    page.click("#customers-form button[type=submit]")
+    page.click(f"#whale-table button[data-account='{account}']")
+    page.wait_for_selector("#ledger-table tbody tr")
+    page.wait_for_selector("#whale-chart .main-svg")
+    checked["customers, whale curve, ledger"] = axe_violations(page)
+    overflow["customers, whale curve, ledger"] = page.evaluate("() => document.documentElement.scrollWidth")
+    page.locator("#customers-section").scroll_into_view_if_needed()
+    screenshot(page, f"console-customers-{width}px")
 
     assert all(not found for found in checked.values()), checked
     assert all(scroll <= width for scroll in overflow.values()), overflow

@@ -1,5 +1,6 @@
 // The planner's console: the exceptions inbox, one SKU's plan with its item, what-if and history, the promise check,
-// the promotion calendar and live alerts, all read through the console's same-origin proxy (/api/<service>/...).
+// the customers' cost-to-serve, the promotion calendar and live alerts, all read through the console's same-origin
+// proxy (/api/<service>/...).
 
 import { apiKey, allPages, ApiError, forgetKey, optional, rememberKey } from "./js/api.js";
 import { $, el, setStatus } from "./js/dom.js";
@@ -10,6 +11,7 @@ import { fillItemForm, renderItem, wireItemForm } from "./js/items.js";
 import { prefillWhatIf, wireWhatIf } from "./js/whatif.js";
 import { loadRecentAlerts, runFeed, stopFeed, wireAlertFilters } from "./js/alerts.js";
 import { prefillPromise, wirePromiseForm } from "./js/promise.js";
+import { clearCustomers, loadCustomers, wireCustomers } from "./js/customers.js";
 
 const REFRESH_MS = Number(document.body.dataset.refreshMs) || 5000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -195,6 +197,7 @@ async function start() {
   setStatus("Loading …");
   try {
     await loadIdentity();
+    loadCustomers(); // on its own: a key without costs:read is told so in that section, and nothing else stops
     await loadSkus();
     setStatus("");
   } catch (error) {
@@ -231,6 +234,7 @@ function init() {
   $("forget-key").addEventListener("click", () => {
     forgetKey();
     stopFeed();
+    clearCustomers();
     state.identity = null;
     $("signed-in").hidden = true;
     $("key-form").hidden = false;
@@ -255,6 +259,7 @@ function init() {
   wireWhatIf(state);
   wirePromiseForm();
   prefillPromise(state.sku);
+  wireCustomers();
   wireAlertFilters();
   start();
   autoRefresh();
