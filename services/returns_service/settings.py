@@ -45,6 +45,7 @@ class ReturnsSettings(Settings):
     # Cost-to-serve: `account-unprofitable` over a trailing window of months, and market mapping's rule.
     cost_unprofitable_window_months: int = Field(default=3, ge=1, le=36)
     cost_unprofitable_min_orders: int = Field(default=1, ge=0)
+    cost_unprofitable_min_shipments: int = Field(default=1, ge=0)
     cost_mapping_window_months: int = Field(default=6, ge=1, le=36)
     cost_mapping_min_orders: int = Field(default=3, ge=1)
     cost_mapping_strategic_min_revenue_share: float = Field(default=0.10, ge=0, le=1)
@@ -67,7 +68,9 @@ class ReturnsSettings(Settings):
 
     def unprofitable_rule(self) -> UnprofitableRule:
         return UnprofitableRule(
-            window_months=self.cost_unprofitable_window_months, min_orders=self.cost_unprofitable_min_orders
+            window_months=self.cost_unprofitable_window_months,
+            min_orders=self.cost_unprofitable_min_orders,
+            min_shipments=self.cost_unprofitable_min_shipments,
         )
 
     def mapping_rule(self) -> MarketMappingRule:

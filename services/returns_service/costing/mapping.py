@@ -258,16 +258,19 @@ def find_segment_mismatches(
 class UnprofitableRule:
     """An account is unprofitable when its contribution over the trailing `window_months` is negative. An account
     with fewer than `min_orders` orders in the window is not judged: without its sales, returns and complaints
-    alone would make every such account look unprofitable."""
+    alone would make every such account look unprofitable. Nor is one with fewer than `min_shipments` drops in
+    the window: an order's revenue counts once it ships, while the cost of processing it counts when booked, so
+    a freshly booked, profitable order would otherwise look like a loss until its first delivery."""
 
     window_months: int = 3
     min_orders: int = 1
+    min_shipments: int = 1
 
     def __post_init__(self) -> None:
         if self.window_months < 1:
             raise ValueError("window_months must be >= 1")
-        if self.min_orders < 0:
-            raise ValueError("min_orders must be >= 0")
+        if self.min_orders < 0 or self.min_shipments < 0:
+            raise ValueError("min_orders and min_shipments must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +315,8 @@ def find_unprofitable(
     for account_id, rows in sorted(by_account.items()):
         totals = sum_totals(sorted(rows, key=lambda e: e.month))
         orders = sum(e.pool(Activity.ORDER).count for e in rows)
-        if totals.contribution >= 0 or orders < rule.min_orders:
+        shipments = sum(e.pool(Activity.SHIPMENT).count for e in rows)
+        if totals.contribution >= 0 or orders < rule.min_orders or shipments < rule.min_shipments:
             continue
         costly = sorted((p for p in totals.pools if p.amount > 0), key=lambda p: (-p.amount, p.name))[:3]
         findings.append(
