@@ -15,10 +15,12 @@ from rich.console import Console
 
 from salesops import events
 from salesops.evaluation.command import forecast_eval
+from salesops.evaluation.stored import backtest_command
 from salesops.replicas import MAX_REPLICAS
 
 app = typer.Typer(help="salesops: event-driven sales and operations planning.", no_args_is_help=True)
 app.command("forecast-eval")(forecast_eval)
+app.command("backtest")(backtest_command)
 topics_app = typer.Typer(help="Kafka topics of the contract.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(events.app, name="events")
@@ -88,7 +90,8 @@ def console_command(
     host: Annotated[str, typer.Option(help="loopback by default: the console holds no auth of its own")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="the console's port")] = 8005,
 ) -> None:
-    """Run the planner's console: the MPS grid, chart, promotions, drivers, accuracy and live alerts in a browser.
+    """Run the planner's console: exceptions, the MPS grid and chart, what-ifs, item editing, promise checks,
+    promotions, drivers, accuracy and live alerts in a browser.
 
     The services are found at SALESOPS_CONSOLE_PROMOTION_URL, _FULFILLMENT_URL, _RETURNS_URL and _PLANNING_URL
     (defaults http://127.0.0.1:8001 .. 8004)."""

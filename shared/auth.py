@@ -36,6 +36,9 @@ class Scope(StrEnum):
     WEBHOOKS_ADMIN = "webhooks:admin"
     PLANNING_READ = "planning:read"
     PLANNING_WRITE = "planning:write"
+    # Cost-to-serve: read the ledger and the whale curve; set the activity rates.
+    COSTS_READ = "costs:read"
+    COSTS_WRITE = "costs:write"
 
 
 class ApiKey(BaseModel):
@@ -62,6 +65,7 @@ CLIENT_ROLES: dict[str, tuple[Scope, ...]] = {
         Scope.ORDERS_READ,
         Scope.ORDERS_WRITE,
         Scope.PLANNING_READ,  # "can I promise this?" (POST /v1/promises/check) and the ATP behind the answer
+        Scope.COSTS_READ,  # the sales director's view: which accounts and behaviours cost more than they earn
     ),
     "planner": (
         Scope.PLANNING_READ,
@@ -72,6 +76,7 @@ CLIENT_ROLES: dict[str, tuple[Scope, ...]] = {
         Scope.RETURNS_READ,
         Scope.ALERTS_READ,
         Scope.ALERTS_WRITE,
+        Scope.COSTS_READ,
     ),
     "admin": tuple(Scope),
 }

@@ -5,6 +5,7 @@ full recompute that applies the fitted models on every event."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -82,21 +83,33 @@ def apply_all(
     return best
 
 
-def measure(count: int, workers: int) -> tuple[float, float, list[int], int]:
+def decode_all(models: list[BaselineModel | None]) -> float:
+    """Seconds to turn the stored JSON of every model back into models, as a full re-plan's load does."""
+    stored = [json.dumps(m.to_json()) for m in models if m is not None]
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for text in stored:
+            BaselineModel.from_json(json.loads(text))
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def measure(count: int, workers: int) -> tuple[float, float, float, list[int], int]:
     inputs, promotions, horizon = build(count)
     fit_s, models, rss = fit_all(inputs, promotions, horizon, workers)
     # past promotions were needed to clean the history the models were fitted on; a recompute on the
     # fitted origin needs only those that still reach the horizon
     recent = [p for p in promotions if p.ends_on >= horizon - timedelta(weeks=4)]
     apply_s = apply_all(inputs, models, recent, horizon)
-    return fit_s, apply_s, rss, sum(m is not None for m in models)
+    return fit_s, apply_s, decode_all(models), rss, sum(m is not None for m in models)
 
 
 async def run(harness: Harness | None, quick: bool) -> MeasureResult:
     """The pure core, in this process and its workers: no infrastructure, so the harness is not used."""
     count = 1_000 if quick else 10_000
     workers = min(2, os.cpu_count() or 1)
-    fit_s, apply_s, rss, fitted = await asyncio.to_thread(measure, count, workers)
+    fit_s, apply_s, decode_s, rss, fitted = await asyncio.to_thread(measure, count, workers)
     growth = (max(rss[-workers:]) - max(rss[:workers])) / 2**20
     return MeasureResult(
         figures=[
@@ -113,6 +126,12 @@ async def run(harness: Harness | None, quick: bool) -> MeasureResult:
                 "s",
                 goal_max=2.0 if count == 10_000 else None,
                 note=f"{fitted:,} SKUs with a model, the rest short-history smoothing",
+            ),
+            Figure(
+                f"decode {fitted:,} stored models (JSON to BaselineModel)",
+                round(decode_s, 3),
+                "s",
+                note="what loading the stored models adds to a full re-plan, besides the query",
             ),
         ],
         details={"worker_rss_mib": [round(r / 2**20, 1) for r in rss], "fitted": fitted},

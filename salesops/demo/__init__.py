@@ -7,6 +7,6 @@ campaigns lie ahead of today.
 """
 
 from salesops.demo.run import plan_changes, run_demo
-from salesops.demo.scenario import QUALITY_REASONS, Scenario, build_scenario
+from salesops.demo.scenario import QUALITY_REASONS, SPIKE_RUN_DAYS, Scenario, build_scenario
 
-__all__ = ["QUALITY_REASONS", "Scenario", "build_scenario", "plan_changes", "run_demo"]
+__all__ = ["QUALITY_REASONS", "SPIKE_RUN_DAYS", "Scenario", "build_scenario", "plan_changes", "run_demo"]

@@ -16,7 +16,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from salesops.demo.scenario import CONSOLE_OFFSET, HISTORY_DAYS, SERVICE_OFFSETS, Scenario, build_scenario
+from salesops.demo.scenario import (
+    CONSOLE_OFFSET,
+    HISTORY_DAYS,
+    SERVICE_OFFSETS,
+    Scenario,
+    build_scenario,
+    cost_accounts,
+)
 from shared.retry import Backoff, retrying_sync
 
 
@@ -116,6 +123,11 @@ def outcome_checks(s: Scenario, api: Api) -> dict[str, Callable[[], bool]]:
         promotion = api.get("promotion", f"/v1/promotions/{s.overload_id}", "promotions:read")
         return bool(promotion) and promotion["status"] == "at_risk"
 
+    def promises_by_tier() -> bool:
+        broken = {order for order, _ in broken_promises(s, api)}
+        stable = {order for order, account in s.promise_orders.items() if account == s.stable_account}
+        return bool(broken) and broken == stable
+
     return {
         f"order spikes on {s.spike_sku} from {s.spike_day}, no promotion explains them": spike,
         f"demand sensing raised the near-term forecast of {s.spike_sku}": plan_has(s.spike_sku, "sensing_adjustment"),
@@ -129,7 +141,71 @@ def outcome_checks(s: Scenario, api: Api) -> dict[str, Callable[[], bool]]:
         f"{s.overload_id} overloads capacity: {s.overload_sku} short": plan_has(s.overload_sku, "capacity_shortfall"),
         f"promotion {s.overload_id} is at risk": at_risk,
         f"capacity-conflict alert on {s.overload_sku}": alert("capacity-conflict", sku=s.overload_sku),
+        f"capacity cut on {s.promise_sku}: the stable account's promise breaks, the strategic one's is kept": (
+            promises_by_tier
+        ),
+        **cost_outcomes(s, api),
     }
+
+
+def broken_promises(s: Scenario, api: Api) -> list[tuple[str, dict[str, Any]]]:
+    """The scenario's orders whose promise-at-risk alert is open, with the alert's details."""
+    found = api.get("returns", "/v1/alerts", "alerts:read", type="promise-at-risk", sku=s.promise_sku, status="open")
+    details = [a["details"] for a in (found or {"data": []})["data"]]
+    return [(d["order_id"], d) for d in details if d.get("order_id") in s.promise_orders]
+
+
+def cost_outcomes(s: Scenario, api: Api) -> dict[str, Callable[[], bool]]:
+    """The stable account's behaviour costs more than it earns; the strategic account stays profitable."""
+    strategic, stable = cost_accounts(s)
+
+    def contribution(account_id: str) -> float | None:
+        ledger = api.get("returns", f"/v1/accounts/{account_id}/cost-to-serve", "costs:read")
+        return None if not ledger or not ledger["months"] else float(ledger["totals"]["contribution"])
+
+    def unprofitable() -> bool:
+        found = api.get("returns", "/v1/alerts", "alerts:read", type="account-unprofitable", account_id=stable)
+        return bool(found and found["data"])
+
+    def profitable() -> bool:
+        value = contribution(strategic)
+        return value is not None and value > 0
+
+    return {
+        f"account-unprofitable alert for the stable account {stable}": unprofitable,
+        f"the strategic account {strategic} is profitable after cost-to-serve": profitable,
+    }
+
+
+def report_cost_to_serve(s: Scenario, api: Api, console: Console) -> None:
+    """The whale curve of the demo's accounts and the pools that sink the unprofitable one."""
+    curve = api.get("returns", "/v1/cost-to-serve", "costs:read")
+    if not curve:
+        return
+    table = Table(title=f"Whale curve (contribution after cost-to-serve, {curve['currency']})")
+    for column in ("rank", "account", "segment", "suggested", "revenue", "cost-to-serve", "contribution", "cumulative"):
+        table.add_column(column)
+    for row in curve["accounts"]:
+        if not row["account_id"].startswith(s.prefix + "-"):
+            continue
+        share = row["cumulative_share"]
+        table.add_row(
+            str(row["rank"]),
+            row["account_id"],
+            row["segment"] or "-",
+            row["suggested_segment"] or "-",
+            f"{row['revenue']:,.0f}",
+            f"{row['cost_to_serve']:,.0f}",
+            f"{row['contribution']:,.0f}",
+            f"{share:.0%}" if share is not None else "-",
+        )
+    console.print(table)
+    _, stable = cost_accounts(s)
+    ledger = api.get("returns", f"/v1/accounts/{stable}/cost-to-serve", "costs:read")
+    if ledger and ledger["months"]:
+        costly = sorted(ledger["totals"]["pools"], key=lambda p: -p["amount"])[:4]
+        pools = ", ".join(f"{p['pool']} ({p['count']:g}) {p['amount']:,.0f}" for p in costly)
+        console.print(f"[bold]{stable}[/] costs most in: {pools}")
 
 
 PLAN_FIELDS = ("forecast", "mps_quantity", "capacity_shortfall")
@@ -236,6 +312,7 @@ def _report(
     for alert in mine:
         accounts = ", ".join(f"{a.get('name') or a['account_id']} ({a.get('segment')})" for a in alert["accounts"])
         console.print(f"  {alert['priority']:<6} {alert['type']:<18} {alert['sku']}  {accounts}")
+    _report_promises(s, api, console)
     at_risk = api.get("promotion", "/v1/promotions", "promotions:read", status="at_risk") or {"data": []}
     console.print(f"[bold]Promotions at risk[/]: {', '.join(p['promotion_id'] for p in at_risk['data']) or 'none'}")
     spikes = api.get("fulfillment", "/v1/spikes", "volumes:read", since=s.today - timedelta(days=HISTORY_DAYS))
@@ -243,6 +320,28 @@ def _report(
     for spike in ours:
         explained = spike.get("explained_by_promotion_id") or "unexplained"
         console.print(f"[bold]Spike[/] {spike['sku']} on {spike['day']}: {spike['units']:.0f} units ({explained})")
+    report_cost_to_serve(s, api, console)
     if api.conflicts:
         console.print(f"[yellow]{len(api.conflicts)} request(s) kept an earlier run's figures (409)[/]")
     console.print(f"Open the console: http://127.0.0.1:{port_base + CONSOLE_OFFSET}/?sku={s.overload_sku}")
+
+
+def _report_promises(s: Scenario, api: Api, console: Console) -> None:
+    broken = dict(broken_promises(s, api))
+    table = Table(title=f"Promises on {s.promise_sku} after its capacity was cut")
+    for column in ("order", "account (tier)", "quantity", "promised", "now"):
+        table.add_column(column)
+    for order_id in s.promise_orders:
+        order = api.get("fulfillment", f"/v1/sales-orders/{order_id}", "orders:read") or {}
+        line = (order.get("lines") or [{}])[0]
+        account = api.get("returns", f"/v1/accounts/{s.promise_orders[order_id]}", "returns:read") or {}
+        who = f"{account.get('name', s.promise_orders[order_id])} ({account.get('segment', '?')})"
+        if order_id in broken:
+            d = broken[order_id]
+            now = (
+                f"[red]at risk[/]: {d['quantity_short']:.0f} short, earliest {d['earliest_on'] or 'beyond the horizon'}"
+            )
+        else:
+            now = "[green]kept[/]"
+        table.add_row(order_id, who, str(line.get("quantity", "-")), str(line.get("promised_on", "-")), now)
+    console.print(table)

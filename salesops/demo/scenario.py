@@ -34,6 +34,13 @@ PRODUCTS = (
     ("FROTHER", "Milk frother", 230),
     ("WAFFLE", "Waffle iron", 90),
 )
+LOT_SIZE = 10
+# The promise story: what each tier books on the promise SKU (a share of its stock on hand), due in two weeks,
+# and the capacity it is then cut to. Stock alone keeps the strategic and integrated orders; the stable one
+# needs production the cut takes away.
+PROMISE_SHARES = (("strategic", 0.6), ("integrated", 0.2), ("stable", 0.9))
+PROMISE_DUE_DAYS = 14
+CUT_CAPACITY = float(LOT_SIZE)
 SPIKE_FACTOR = 4.0
 # Sensing adopts a level shift only once it is confirmed over several spike days; one day is history.
 SPIKE_RUN_DAYS = 3
@@ -65,6 +72,11 @@ class Scenario:
     campaign_skus: list[str]
     overload_id: str
     overload_sku: str
+    # Orders booked for accounts of different tiers on one SKU, then a capacity cut: the stable account's
+    # promise breaks, the strategic one's is kept.
+    promise_sku: str
+    stable_account: str
+    promise_orders: dict[str, str] = field(default_factory=dict)  # order id -> account id
     requests: list[DemoRequest] = field(default_factory=list)
 
     def sku(self, code: str) -> str:
@@ -102,37 +114,31 @@ def build_scenario(seed: int, today: date) -> Scenario:
         campaign_skus=[f"{prefix}-KETTLE", f"{prefix}-TOASTER"],
         overload_id=f"{prefix}-MEGA",
         overload_sku=f"{prefix}-BLENDER",
+        promise_sku=f"{prefix}-MIXER",
+        stable_account=f"{prefix}-ACC-WEB",
     )
     add = s.requests.append
 
+    items: dict[str, dict[str, Any]] = {}
     for sku, level in levels.items():
         # The overloaded SKU runs close to its capacity, so a big campaign cannot be pre-built in time.
         capacity_factor = 1.1 if sku == s.overload_sku else 1.6
-        lot = 10
-        add(
-            DemoRequest(
-                "item master",
-                "planning",
-                "PUT",
-                f"/v1/items/{sku}",
-                "planning:write",
-                {
-                    "name": names[sku],
-                    "on_hand": float(round(level * (1.0 if sku == s.overload_sku else 1.5))),
-                    "safety_stock": float(round(level * 0.5)),
-                    "lot_size": float(lot),
-                    "weekly_capacity": float(math.ceil(level * capacity_factor / lot) * lot),
-                    "frozen_weeks": 0,
-                    "baseline_weekly_demand": float(level),
-                },
-            )
-        )
+        items[sku] = {
+            "name": names[sku],
+            "on_hand": float(round(level * (1.0 if sku == s.overload_sku else 1.5))),
+            "safety_stock": float(round(level * 0.5)),
+            "lot_size": float(LOT_SIZE),
+            "weekly_capacity": float(math.ceil(level * capacity_factor / LOT_SIZE) * LOT_SIZE),
+            "frozen_weeks": 0,
+            "baseline_weekly_demand": float(level),
+        }
+        add(DemoRequest("item master", "planning", "PUT", f"/v1/items/{sku}", "planning:write", items[sku]))
 
     accounts = [
         (s.strategic_account, "Nordmarkt Retail", "strategic"),
         (f"{prefix}-ACC-CASA", "Casa Bella Stores", "integrated"),
         (f"{prefix}-ACC-CORNER", "Corner Kitchen Shop", "emerging"),
-        (f"{prefix}-ACC-WEB", "Webshop Direct", "stable"),
+        (s.stable_account, "Webshop Direct", "stable"),
     ]
     for account_id, name, segment in accounts:
         body = {"name": name, "segment": segment, "owner_email": f"accounts+{segment}@example.com"}
@@ -239,6 +245,9 @@ def build_scenario(seed: int, today: date) -> Scenario:
         )
     )
 
+    _book_orders_then_cut_capacity(s, items[s.promise_sku], [a[0] for a in accounts[:2]])
+    add_cost_to_serve(s)
+
     add(
         DemoRequest(
             "capacity-overloading campaign",
@@ -261,3 +270,104 @@ def build_scenario(seed: int, today: date) -> Scenario:
         )
     )
     return s
+
+
+def _book_orders_then_cut_capacity(s: Scenario, item: dict[str, Any], higher_tiers: list[str]) -> None:
+    """Sales orders of a strategic, an integrated and a stable account on the promise SKU, then its weekly
+    capacity cut to one lot: the stable order can no longer be made by its promised date."""
+    accounts = dict(zip(("strategic", "integrated", "stable"), [*higher_tiers, s.stable_account], strict=True))
+    due = (s.today + timedelta(days=PROMISE_DUE_DAYS)).isoformat()
+    for number, (tier, share) in enumerate(PROMISE_SHARES, 1):
+        order_id = f"{s.prefix}-SO-{5000 + number}"
+        s.promise_orders[order_id] = accounts[tier]
+        body = {
+            "order_id": order_id,
+            "account_id": accounts[tier],
+            "ordered_on": s.today.isoformat(),
+            "lines": [
+                {
+                    "line_id": "1",
+                    "sku": s.promise_sku,
+                    "quantity": round(item["on_hand"] * share),
+                    "requested_on": due,
+                    "unit_price": 89.0,
+                    "unit_cost": 52.0,
+                }
+            ],
+        }
+        s.requests.append(
+            DemoRequest("sales orders booked", "fulfillment", "POST", "/v1/sales-orders", "orders:write", body)
+        )
+    cut = {**item, "weekly_capacity": CUT_CAPACITY}
+    s.requests.append(
+        DemoRequest("capacity cut", "planning", "PUT", f"/v1/items/{s.promise_sku}", "planning:write", cut)
+    )
+
+
+# ---------------------------------------------------------------- cost to serve
+
+COST_STEP = "cost to serve"
+
+
+def cost_accounts(s: Scenario) -> tuple[str, str]:
+    """The profitable strategic account and the stable one its rush orders, split drops and returns sink."""
+    return s.strategic_account, f"{s.prefix}-ACC-WEB"
+
+
+def add_cost_to_serve(s: Scenario) -> None:
+    """Sales orders and their drops through fulfillment, returns through the desk: the strategic account buys
+    in bulk, delivered in one drop; the stable one orders little, always rushed, split over three drops, and
+    sends goods back scrapped. The returns service turns them into the ledger and the whale curve."""
+    strategic, stable = cost_accounts(s)
+    ordered_on = s.today - timedelta(days=12)
+    sku, other = s.surge_sku, s.sku("KETTLE")
+
+    def order(order_id: str, account_id: str, lines: list[tuple[str, int, float, float]], rush: bool) -> None:
+        body = {
+            "order_id": order_id,
+            "account_id": account_id,
+            "ordered_on": ordered_on.isoformat(),
+            "rush": rush,
+            "lines": [
+                {
+                    "line_id": str(n),
+                    "sku": line_sku,
+                    "quantity": quantity,
+                    "requested_on": (ordered_on + timedelta(days=5)).isoformat(),
+                    "unit_price": price,
+                    "unit_cost": cost,
+                }
+                for n, (line_sku, quantity, price, cost) in enumerate(lines, start=1)
+            ],
+        }
+        s.requests.append(DemoRequest(COST_STEP, "fulfillment", "POST", "/v1/sales-orders", "orders:write", body))
+
+    def drop(order_id: str, shipment_id: str, days_after: int, lines: list[tuple[str, int]]) -> None:
+        body = {
+            "shipment_id": shipment_id,
+            "shipped_on": (ordered_on + timedelta(days=days_after)).isoformat(),
+            "lines": [{"line_id": line_id, "quantity": quantity} for line_id, quantity in lines],
+        }
+        path = f"/v1/sales-orders/{order_id}/shipments"
+        s.requests.append(DemoRequest(COST_STEP, "fulfillment", "POST", path, "orders:write", body))
+
+    big = f"{s.prefix}-SO-BULK"
+    order(big, strategic, [(sku, 400, 30.0, 18.0), (other, 200, 25.0, 15.0)], rush=False)
+    drop(big, f"{big}-1", 4, [("1", 400), ("2", 200)])
+    for n in range(3):
+        small = f"{s.prefix}-SO-RUSH-{n + 1}"
+        order(small, stable, [(sku, 9, 30.0, 18.0)], rush=True)  # the surge SKU: its return is not a quality one
+        for part in range(3):
+            drop(small, f"{small}-{part + 1}", 1 + part, [("1", 3)])
+    returned = {
+        "return_id": f"{s.prefix}-R-WEB",
+        "sku": sku,
+        "quantity": 6,
+        "account_id": stable,
+        "reason": "no_longer_needed",
+        "condition": "scrap",
+        "returned_on": (s.today - timedelta(days=2)).isoformat(),
+        "order_id": f"{s.prefix}-SO-RUSH-1",
+        "resolution": "refund",
+    }
+    s.requests.append(DemoRequest(COST_STEP, "returns", "POST", "/v1/returns", "returns:write", returned))

@@ -35,7 +35,7 @@ from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import SqlStore
 from services.planning_service.units import units_of
 from shared.auth import ApiKey, Scope, require
-from shared.errors import invalid, not_found
+from shared.errors import ProblemError, invalid, not_found
 from shared.pagination import next_after
 from shared.responses import created_or_existing
 from shared.service import RuntimeDep, UnitOfWorkDep
@@ -169,22 +169,33 @@ async def replan(request: Request, runtime: RuntimeDep, settings: SettingsDep, _
 @router.post(
     "/scenarios",
     response_model=ScenarioResult,
-    summary="The MPS as it would be with these promotions, and its conflicts; commits nothing",
+    summary="The MPS as it would be with these promotions and item changes, and its conflicts; commits nothing",
 )
 async def run_scenario(body: ScenarioRequest, uow: UnitOfWorkDep, settings: SettingsDep, _: CanRead) -> Response:
-    for index, promotion in enumerate(body.promotions):
-        if promotion.ends_on < promotion.starts_on:
-            raise invalid(f"promotions.{index}.ends_on", "must not be before starts_on")
+    problems = body.problems()
+    problems += [
+        (f"promotions.{index}.ends_on", "must not be before starts_on")
+        for index, promotion in enumerate(body.promotions)
+        if promotion.ends_on < promotion.starts_on
+    ]
+    if problems:
+        raise ProblemError(
+            422,
+            "Unprocessable Entity",
+            "; ".join(f"{field}: {message}" for field, message in problems),
+            errors=[{"field": field, "message": message} for field, message in problems],
+        )
     # The unit of work is never committed; the answer is serialised where it is computed, off the event loop.
     return Response(
-        await queries.scenario(SqlStore(uow.session), body.promotions, settings), media_type="application/json"
+        await queries.scenario(SqlStore(uow.session), body.promotions, body.items, settings),
+        media_type="application/json",
     )
 
 
 @router.get(
     "/accuracy",
     response_model=AccuracyList,
-    summary="Forecast accuracy per SKU: wMAPE, bias, MAE",
+    summary="Forecast accuracy per SKU: wMAPE, bias, MAE; for one SKU also its backtest on the stored history",
     responses={404: {"description": "the `sku` asked for is not in the item master"}},
 )
 async def forecast_accuracy(

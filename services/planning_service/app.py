@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.planning_service import consumer, rollover, tables
+from services.planning_service import consumer, fitter, rollover, tables
 from services.planning_service.api import router
 from services.planning_service.settings import PlanningSettings, planning_settings
 from shared.events import Topic
@@ -21,7 +21,7 @@ def build_spec(settings: PlanningSettings) -> ServiceSpec:
         routers=[router],
         subscriptions=[consumer.subscription(settings)],
         publishes=[Topic.PLANS],
-        background=[rollover.watch_for_new_week],
+        background=[rollover.watch_for_new_week, fitter.keep_models_fitted],
         description=DESCRIPTION,
     )
 

@@ -125,7 +125,8 @@ async def on_launch_planned(store: Store, publisher: Publisher, event: CloudEven
 async def on_order_volumes(
     store: Store, publisher: Publisher, event: CloudEvent, volumes: OrderVolumeReportedData
 ) -> None:
-    """Fulfillment's new daily totals of a SKU replace the stored days (corrections never add up)."""
+    """Fulfillment's new daily totals of a SKU replace the stored days (corrections never add up); a report
+    of weeks a fitted baseline model already saw is noted, so the model is checked and fitted again."""
     latest = {d.day: d for d in volumes.days}  # the last line of a day wins if a producer repeats it
     await store.save_daily_volumes(
         volumes.sku,
@@ -140,6 +141,8 @@ async def on_order_volumes(
         ],
     )
     days = sorted(latest)
+    # days before a fitted model's origin change the history it saw: the fitter checks whether materially
+    await store.note_history_change(volumes.sku, days[0])
     span = f"{days[0]}" if len(days) == 1 else f"{days[0]}..{days[-1]}"
     units = sum(d.units_ordered for d in latest.values())
     summary = f"order volumes of {volumes.sku} for {span}: {units} units ordered"

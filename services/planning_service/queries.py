@@ -9,10 +9,11 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from services.planning_service.domain import CapacityConflict, PlanWeek, accuracy, diff_plans, plan_many
+from services.planning_service.domain import CapacityConflict, PlanWeek, SkuInputs, accuracy, diff_plans, plan_many
 from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER, Tier
 from services.planning_service.domain.promises import PromiseRequest, Supply, atp_table
 from services.planning_service.domain.promises import check_promise as domain_check_promise
@@ -21,8 +22,10 @@ from services.planning_service.schemas import (
     AllocationPolicyRead,
     AtpRead,
     AtpWeekRead,
+    BacktestRead,
     ConflictRead,
     DriverRef,
+    ErrorRead,
     ItemRead,
     MpsRead,
     MpsSummary,
@@ -31,6 +34,7 @@ from services.planning_service.schemas import (
     PromiseCheckRead,
     PromiseCheckRequest,
     RevisionRead,
+    ScenarioItemChange,
     ScenarioPlan,
     ScenarioPromotion,
     ScenarioResult,
@@ -40,6 +44,7 @@ from services.planning_service.schemas import (
 )
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import (
+    FittingInputs,
     OpenConflict,
     PlanningInputs,
     SqlStore,
@@ -159,9 +164,68 @@ async def get_known_promotion(store: SqlStore, promotion_id: str) -> Mapping[str
 # ---------------------------------------------------------------- accuracy
 
 
+# The track record of one SKU replays its history from this many origins, this many weeks apart, each
+# forecasting this many weeks: a quarter of weeks scored, about a third of a second with three years of history.
+BACKTEST_ORIGINS = 6
+BACKTEST_STEP_WEEKS = 2
+BACKTEST_LEAD_WEEKS = 4
+
+
 async def forecast_accuracy(store: SqlStore, skus: list[str] | None, settings: PlanningSettings) -> list[AccuracyRead]:
     """Each week's forecast as it stood when the week began against the units ordered in that week; only
-    complete weeks count."""
+    complete weeks count. Asked for one SKU, also its backtest on the stored history (`backtest`)."""
+    if skus is not None and len(skus) == 1:
+        return await _one_sku_accuracy(store, skus[0], settings)
+    return await _snapshot_accuracy(store, skus, settings)
+
+
+async def _one_sku_accuracy(store: SqlStore, sku: str, settings: PlanningSettings) -> list[AccuracyRead]:
+    measured = await _snapshot_accuracy(store, [sku], settings)
+    found = measured[0] if measured else AccuracyRead(sku=sku, weeks_compared=0, wmape=None, bias=None, mae=None)
+    horizon_start = settings.horizon_start()
+    loaded = await store.fitting_inputs([sku], horizon_start)
+    await store.end_read()
+    if loaded.inputs:
+        loop = asyncio.get_running_loop()
+        found.backtest = await loop.run_in_executor(_SCENARIO_THREADS, _backtest, loaded, horizon_start, settings)
+    return [found]
+
+
+def _error(tally: Any) -> ErrorRead:
+    return ErrorRead(weeks_compared=tally.weeks, wmape=tally.wmape, bias=tally.bias, mae=tally.mae)
+
+
+def _backtest(loaded: FittingInputs, horizon_start: date, settings: PlanningSettings) -> BacktestRead | None:
+    from services.planning_service.domain import track_record
+
+    track = track_record.backtest(
+        loaded.inputs,
+        horizon_start,
+        loaded.promotions,
+        origins=BACKTEST_ORIGINS,
+        step_weeks=BACKTEST_STEP_WEEKS,
+        lead_weeks=BACKTEST_LEAD_WEEKS,
+        params=settings.planning_params(),
+    )[0]
+    stored = loaded.stored.get(track.sku)
+    ours = track.tally(track_record.SALESOPS)
+    return BacktestRead(
+        **_error(ours).model_dump(),
+        demand_class=track.demand_class,
+        origins=track.origins,
+        step_weeks=BACKTEST_STEP_WEEKS,
+        lead_weeks=BACKTEST_LEAD_WEEKS,
+        model=stored.model.spec if stored and stored.model else None,
+        by_week_kind={
+            kind: _error(track.tally(track_record.SALESOPS, kind))
+            for kind in track_record.WEEK_KINDS
+            if track.tally(track_record.SALESOPS, kind).weeks
+        },
+        standard={method: _error(track.tally(method)) for method in (track_record.SEASONAL_NAIVE, track_record.ETS)},
+    )
+
+
+async def _snapshot_accuracy(store: SqlStore, skus: list[str] | None, settings: PlanningSettings) -> list[AccuracyRead]:
     snapshots = await store.forecast_snapshots(skus)
     current_week = settings.horizon_start()
     first_week = min((week for weeks in snapshots.values() for week in weeks), default=current_week)
@@ -189,34 +253,66 @@ async def forecast_accuracy(store: SqlStore, skus: list[str] | None, settings: P
 _SCENARIO_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scenario")
 
 
-async def scenario(store: SqlStore, proposed: Sequence[ScenarioPromotion], settings: PlanningSettings) -> bytes:
-    """The plans of every SKU the proposed promotions touch, as they would be with them (a `ScenarioResult`,
-    as JSON, built off the event loop); writes nothing.
+async def scenario(
+    store: SqlStore,
+    proposed: Sequence[ScenarioPromotion],
+    item_changes: Sequence[ScenarioItemChange],
+    settings: PlanningSettings,
+) -> bytes:
+    """The plans of every SKU the proposed promotions or item changes touch, as they would be with them (a
+    `ScenarioResult`, as JSON, built off the event loop); writes nothing.
 
-    A proposed promotion with the id of a known one replaces it, as a revision would.
+    A proposed promotion with the id of a known one replaces it, as a revision would; an item change plans its
+    SKU with those item master fields instead of the stored ones.
     """
     data = [PromotionData.model_validate(p.model_dump(mode="json")) for p in proposed]
-    skus = set().union(*(promotion_skus(d) for d in data))
+    changes = {change.sku: change.changes() for change in item_changes}
+    skus = set(changes).union(*(promotion_skus(d) for d in data))
     horizon_start = settings.horizon_start()
     loaded = await store.load_inputs(skus, horizon_start)
     # Nothing is written: end the transaction now, so the connection is not held while the plans are computed.
     await store.end_read()
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_SCENARIO_THREADS, _scenario_json, data, skus, loaded, horizon_start, settings)
+    return await loop.run_in_executor(
+        _SCENARIO_THREADS, _scenario_json, data, changes, skus, loaded, horizon_start, settings
+    )
 
 
 def _scenario_json(
     data: Sequence[PromotionData],
+    changes: Mapping[str, Mapping[str, float | None]],
     skus: set[str],
     loaded: PlanningInputs,
     horizon_start: date,
     settings: PlanningSettings,
 ) -> bytes:
-    return _plan_scenario(data, skus, loaded, horizon_start, settings).model_dump_json().encode()
+    return _plan_scenario(data, changes, skus, loaded, horizon_start, settings).model_dump_json().encode()
+
+
+def _with_item_changes(inputs: SkuInputs, changes: Mapping[str, float | None]) -> SkuInputs:
+    """The SKU's inputs with the scenario's item fields; `weekly_capacity` None is unlimited, the others are
+    never None (the request refuses it)."""
+    if not changes:
+        return inputs
+    item = inputs.item
+
+    def given(name: str, stored: float) -> float:
+        value = changes.get(name)
+        return stored if value is None else value
+
+    changed = replace(
+        item,
+        on_hand=given("on_hand", item.on_hand),
+        safety_stock=given("safety_stock", item.safety_stock),
+        lot_size=given("lot_size", item.lot_size),
+        weekly_capacity=changes.get("weekly_capacity", item.weekly_capacity),  # a given None: unlimited
+    )
+    return replace(inputs, item=changed)
 
 
 def _plan_scenario(
     data: Sequence[PromotionData],
+    changes: Mapping[str, Mapping[str, float | None]],
     skus: set[str],
     loaded: PlanningInputs,
     horizon_start: date,
@@ -226,27 +322,29 @@ def _plan_scenario(
     promotions = [p for p in loaded.promotions if p.promotion_id not in proposed_ids]
     promotions += [promotion_from_data(d) for d in data]
     plans = plan_many(
-        loaded.inputs,
+        [_with_item_changes(inputs, changes.get(inputs.item.sku, {})) for inputs in loaded.inputs],
         horizon_start,
         settings.planning_horizon_weeks,
         promotions=promotions,
         launches=loaded.launches,
         reference_baselines=loaded.reference_baselines,
         params=settings.planning_params(),
+        today=settings.today(),
     )
     results = []
     for plan in plans:
         current = loaded.stored.get(plan.sku)
-        changes = diff_plans(current.plan if current else None, plan)
+        differences = diff_plans(current.plan if current else None, plan)
         results.append(
             ScenarioPlan(
                 sku=plan.sku,
                 current_plan_version=current.plan_version if current else None,
+                item_changes=dict(changes.get(plan.sku, {})),
                 weeks=[_week(w) for w in plan.weeks],
                 exceptions=[PlanExceptionRead.model_validate(e) for e in exceptions_json(plan.exceptions)],
                 changes=[
                     WeekChangeRead(week_start=c.week_start, field=c.field, before=c.before, after=c.after)
-                    for c in changes
+                    for c in differences
                 ],
             )
         )

@@ -62,6 +62,7 @@ async def recompute(
         launches=loaded.launches,
         reference_baselines=loaded.reference_baselines,
         params=settings.planning_params(),
+        today=settings.today(),
     )
     result = await save_plans(store, publisher, plans, loaded.stored, driver_ids, horizon_start)
     await review_promises_after(store, publisher, plans, loaded.inputs, result.versions, result.drivers)

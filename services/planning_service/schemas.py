@@ -186,13 +186,56 @@ class ScenarioPromotion(Strict):
     account_segments: list[Label] = Field(default_factory=list, max_length=MAX_PROMOTION_LABELS)
 
 
+# Item master fields a scenario may plan with instead of the stored ones.
+SCENARIO_ITEM_FIELDS = ("on_hand", "safety_stock", "lot_size", "weekly_capacity")
+
+
+class ScenarioItemChange(Strict):
+    """Item master fields to plan one SKU with in a scenario; the stored item is not changed. A field left out
+    keeps the item's value."""
+
+    sku: Sku
+    on_hand: float | None = Field(default=None, ge=0, le=MAX_UNITS, description="Units in stock now")
+    safety_stock: float | None = Field(default=None, ge=0, le=MAX_UNITS)
+    lot_size: float | None = Field(default=None, ge=1, le=MAX_UNITS)
+    weekly_capacity: float | None = Field(
+        default=None, ge=0, le=MAX_UNITS, description="Units a week; null = unlimited, left out = the item's"
+    )
+
+    @field_validator("on_hand", "safety_stock", "lot_size")
+    @classmethod
+    def _not_null(cls, value: float | None) -> float:
+        # Only weekly_capacity has a meaning for null (unlimited); for these, leave the field out instead.
+        if value is None:
+            raise ValueError("must be a number; leave the field out to keep the item's value")
+        return value
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ScenarioItemChange:
+        if not self.changes():
+            raise ValueError(f"names no field to change: give at least one of {', '.join(SCENARIO_ITEM_FIELDS)}")
+        return self
+
+    def changes(self) -> dict[str, float | None]:
+        """The fields given, by name (`weekly_capacity` may be None: unlimited)."""
+        return {name: getattr(self, name) for name in SCENARIO_ITEM_FIELDS if name in self.model_fields_set}
+
+
 class ScenarioRequest(Strict):
     promotions: list[ScenarioPromotion] = Field(
-        min_length=1,
+        default_factory=list,
         max_length=MAX_SCENARIO_PROMOTIONS,
         description=(
             f"At most {MAX_SCENARIO_PROMOTIONS} promotions naming at most {MAX_SCENARIO_SKUS:,} SKUs in all "
             "(items and cannibalized, counted per promotion); more is a 422 naming `promotions`"
+        ),
+    )
+    items: list[ScenarioItemChange] = Field(
+        default_factory=list,
+        max_length=MAX_SCENARIO_SKUS,
+        description=(
+            "Item master changes to plan with (capacity, on hand, safety stock, lot size), one per SKU; "
+            f"with the promotions' SKUs at most {MAX_SCENARIO_SKUS:,} SKUs in all"
         ),
     )
 
@@ -207,10 +250,35 @@ class ScenarioRequest(Strict):
             )
         return promotions
 
+    def problems(self) -> list[tuple[str, str]]:
+        """The rules that span fields, as (field, message): something to plan, one change per SKU, and the
+        SKU bound over promotions and item changes together."""
+        if not self.promotions and not self.items:
+            return [("promotions", "a scenario needs at least one promotion or one item change (`items`)")]
+        found: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for index, change in enumerate(self.items):
+            if change.sku in seen:
+                found.append((f"items.{index}.sku", f"{change.sku} is changed twice: one change per SKU"))
+            seen.add(change.sku)
+        named = sum(len(p.items) + len(p.cannibalized) for p in self.promotions) + len(self.items)
+        if named > MAX_SCENARIO_SKUS:
+            found.append(
+                (
+                    "items",
+                    f"the promotions and item changes name {named:,} SKUs; a scenario plans at most "
+                    f"{MAX_SCENARIO_SKUS:,}: split it into smaller scenarios",
+                )
+            )
+        return found
+
 
 class ScenarioPlan(BaseModel):
     sku: str
     current_plan_version: int | None
+    item_changes: dict[str, float | None] = Field(
+        default_factory=dict, description="The item master fields this scenario planned the SKU with (from `items`)"
+    )
     weeks: list[MpsWeek]
     exceptions: list[PlanExceptionRead]
     changes: list[WeekChangeRead] = Field(description="How the scenario differs from the current plan")
@@ -219,19 +287,45 @@ class ScenarioPlan(BaseModel):
 class ScenarioResult(BaseModel):
     plans: list[ScenarioPlan]
     conflicts: list[ConflictRead]
-    skus_without_item: list[str] = Field(description="SKUs the promotions name that have no item master")
+    skus_without_item: list[str] = Field(
+        description="SKUs the promotions or item changes name that have no item master (not planned)"
+    )
     committed: bool = Field(default=False, description="Always false: a scenario changes nothing")
 
 
 # ---------------------------------------------------------------- accuracy and replan
 
 
+class ErrorRead(BaseModel):
+    weeks_compared: int
+    wmape: float | None = Field(description="Σ|forecast - actual| / Σ actual; null when nothing was ordered")
+    bias: float | None = Field(description="Σ(forecast - actual) / Σ actual; positive = over-forecast")
+    mae: float | None = Field(description="mean |forecast - actual| per week")
+
+
+class BacktestRead(ErrorRead):
+    """The forecast replayed on the SKU's own stored history with a rolling origin (salesops's figures at
+    the top), against seasonal naive and ETS computed in the same run."""
+
+    demand_class: str = Field(description="forecastability: smooth, erratic, intermittent or lumpy")
+    origins: int = Field(description="origins scored (each with at least 4 weeks of history before it)")
+    step_weeks: int
+    lead_weeks: int = Field(description="weeks forecast from each origin")
+    model: str | None = Field(description="the SKU's fitted baseline model now; null: the smoothing serves")
+    by_week_kind: dict[str, ErrorRead] = Field(description="salesops per week kind: normal, promotion, ...")
+    standard: dict[str, ErrorRead] = Field(description="the standard models: `seasonal naive`, `ETS`")
+
+
 class AccuracyRead(BaseModel):
     sku: str
-    weeks_compared: int
+    weeks_compared: int = Field(description="complete weeks compared with the forecast made before they began")
     wmape: float | None
     bias: float | None
     mae: float | None
+    backtest: BacktestRead | None = Field(
+        default=None,
+        description="asked for one SKU: the track record on its stored history, there as soon as history is",
+    )
 
 
 class AccuracyList(BaseModel):

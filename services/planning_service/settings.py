@@ -23,11 +23,16 @@ class PlanningSettings(Settings):
     # A full re-plan goes through the SKUs this many at a time, each chunk its own transaction under its SKUs'
     # locks: its memory is one chunk's, and an event's re-plan waits for one chunk at most.
     planning_replan_chunk_skus: int = Field(default=1000, ge=1, le=100_000)
-    # Demand sensing: the share of an unexplained spike's run-rate gap added in its week, the fade per
-    # following week, and how many weeks it lasts. Half the gap: one day's spike is evidence, not a new level.
-    planning_sensing_weight: float = Field(default=0.5, ge=0)
+    # Demand sensing: the share of a confirmed level shift's run-rate gap adopted, the fade per week after
+    # the held weeks, and how many weeks it is held. The whole gap: a shift is adopted only once several
+    # spike days confirm it, and one-off spike days add their observed excess alone.
+    planning_sensing_weight: float = Field(default=1.0, ge=0)
     planning_sensing_decay: float = Field(default=0.5, ge=0, le=1)
     planning_sensing_weeks: int = Field(default=4, ge=0, le=26)
+    # Fitting baseline models in the background: worker processes (0: a thread of the service instead) and
+    # how often SKUs needing a fit (new week, no model, history changed) are looked for.
+    planning_fit_workers: int = Field(default=1, ge=0, le=8)
+    planning_fit_check_s: float = Field(default=30.0, gt=0)
 
     def planning_params(self) -> PlanningParams:
         return PlanningParams(

@@ -159,6 +159,24 @@ forecast_snapshots = Table(
     Column("taken_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Each SKU's fitted baseline model (domain.BaselineModel as JSON; null = the smoothing serves: history too
+# short), the week it was fitted for (`origin`, the horizon's Monday then) and a digest of the history it saw.
+# `history_changes` counts reports of weeks before the origin that arrived since; the fitter checks them (and
+# fits again when they are material) and records the count it saw in `checked_changes`.
+baseline_models = Table(
+    "baseline_models",
+    metadata,
+    Column("sku", String(100), primary_key=True),
+    Column("method", String(20), nullable=False),
+    Column("model", JSONB(none_as_null=True), nullable=True),
+    Column("origin", Date, nullable=False),
+    Column("history_digest", JSONB, nullable=False),
+    Column("fitted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("history_changes", Integer, nullable=False, server_default="0"),
+    Column("checked_changes", Integer, nullable=False, server_default="0"),
+    Index("ix_baseline_models_refit", "sku", postgresql_where=text("history_changes > checked_changes")),
+)
+
 # Service-wide facts, e.g. the ISO week the plans were last rolled to (key "horizon_start").
 planning_state = Table(
     "planning_state",

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from services.returns_service import handlers, queries, stream
+from services.returns_service import cost_handlers, handlers, queries, stream
 from services.returns_service.domain import (
     AcknowledgeAlert,
     AlertState,
@@ -97,7 +97,7 @@ async def record_return(
     settings = _settings(request)
     _check_not_future("returned_on", body.returned_on, settings)
     command = RecordReturn.from_body(body.model_dump(mode="json"))
-    written = await handlers.record_return(SqlStore(uow.session), uow, command, settings)
+    written = await cost_handlers.record_return(SqlStore(uow.session), uow, command, settings)
     await uow.commit()
     response.status_code = status.HTTP_201_CREATED if written.created else status.HTTP_200_OK
     response.headers["Location"] = f"/v1/returns/{command.return_id}"
@@ -146,9 +146,10 @@ async def record_complaint(
     response: Response,
     _: CanWriteReturns,
 ) -> ComplaintRead:
-    _check_not_future("received_on", body.received_on, _settings(request))
+    settings = _settings(request)
+    _check_not_future("received_on", body.received_on, settings)
     command = RecordComplaint.from_body(body.model_dump(mode="json"))
-    written = await handlers.record_complaint(SqlStore(uow.session), uow, command)
+    written = await cost_handlers.record_complaint(SqlStore(uow.session), uow, command, settings)
     await uow.commit()
     response.status_code = status.HTTP_201_CREATED if written.created else status.HTTP_200_OK
     response.headers["Location"] = f"/v1/complaints/{command.complaint_id}"
@@ -192,14 +193,15 @@ async def put_account(
     account_id: IdPath,
     body: AccountPut,
     uow: UnitOfWorkDep,
+    request: Request,
     response: Response,
     _: CanWriteReturns,
 ) -> AccountRead:
     command = PutAccount(account_id, body.name, body.segment, body.owner_email)
-    account, created = await handlers.put_account(SqlStore(uow.session), command)
+    written = await cost_handlers.put_account(SqlStore(uow.session), uow, command, _settings(request))
     await uow.commit()
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return queries.account_read(account)
+    response.status_code = status.HTTP_201_CREATED if written.created else status.HTTP_200_OK
+    return queries.account_read(written.account)
 
 
 @router.get("/accounts", response_model=AccountList, tags=["accounts"], responses=PROBLEMS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.returns_service import consumer, stream, tables
+from services.returns_service import consumer, cost_api, cost_refresh, stream, tables
 from services.returns_service.api import router
 from services.returns_service.settings import ReturnsSettings
 from services.returns_service.webhooks import api as webhooks_api
@@ -21,13 +21,14 @@ def build_spec(settings: ReturnsSettings, guard: Guard) -> ServiceSpec:
     return ServiceSpec(
         name="returns",
         metadata=tables.metadata,
-        routers=[router, webhooks_api.router],
+        routers=[router, webhooks_api.router, cost_api.router],
         subscriptions=[consumer.subscription(settings)],
-        publishes=[Topic.RETURNS, Topic.SALES_ALERTS],
+        publishes=[Topic.RETURNS, Topic.SALES_ALERTS, Topic.ACCOUNTS],
         background=[
             stream.listen_for_changes,
             stream.number_changes(settings.sse_poll_interval_s),
             dispatcher_task(guard),
+            cost_refresh.refresh_cost_to_serve,
         ],
         description=DESCRIPTION,
     )

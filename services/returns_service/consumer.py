@@ -1,4 +1,5 @@
-"""Kafka subscriptions of the returns service: shipped volumes, promotions and capacity conflicts.
+"""Kafka subscriptions of the returns service: shipped volumes, promotions, capacity conflicts, promises at risk
+and sales orders.
 
 One typed function per event type binds its handler to the unit of work's store and the service's settings.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.returns_service import handlers
+from services.returns_service import cost_handlers, handlers
 from services.returns_service.settings import ReturnsSettings
 from services.returns_service.store import SqlStore
 from shared.db import UnitOfWork
@@ -16,7 +17,9 @@ from shared.events import (
     CloudEvent,
     EventType,
     OrderVolumeReportedData,
+    PromiseData,
     PromotionData,
+    SalesOrderData,
     Topic,
 )
 from shared.kafka import EventHandler, Subscription
@@ -43,6 +46,18 @@ def subscription(settings: ReturnsSettings) -> Subscription:
         assert isinstance(data, CapacityConflictData)
         await handlers.resolve_capacity_conflict(SqlStore(uow.session), uow, data)
 
+    async def on_sales_order(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
+        assert isinstance(data, SalesOrderData)  # shipment events carry the order too (ShipmentRecordedData)
+        await cost_handlers.record_sales_order(SqlStore(uow.session), uow, data, settings)
+
+    async def on_promise_at_risk(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
+        assert isinstance(data, PromiseData)
+        await handlers.record_promise_at_risk(SqlStore(uow.session), uow, data)
+
+    async def on_promise_restored(uow: UnitOfWork, _: CloudEvent, data: Any) -> None:
+        assert isinstance(data, PromiseData)
+        await handlers.record_promise_restored(SqlStore(uow.session), uow, data)
+
     routes: dict[str, EventHandler] = {
         EventType.ORDER_VOLUME_REPORTED.value: on_volumes,
         EventType.PROMOTION_PLANNED.value: on_promotion,
@@ -50,9 +65,15 @@ def subscription(settings: ReturnsSettings) -> Subscription:
         EventType.PROMOTION_CANCELLED.value: on_promotion,
         EventType.CAPACITY_CONFLICT_DETECTED.value: on_conflict,
         EventType.CAPACITY_CONFLICT_RESOLVED.value: on_resolved,
+        EventType.SALES_ORDER_BOOKED.value: on_sales_order,
+        EventType.SALES_ORDER_CHANGED.value: on_sales_order,
+        EventType.SALES_ORDER_CANCELLED.value: on_sales_order,
+        EventType.SHIPMENT_RECORDED.value: on_sales_order,
+        EventType.PROMISE_AT_RISK.value: on_promise_at_risk,
+        EventType.PROMISE_RESTORED.value: on_promise_restored,
     }
     return Subscription(
         name=consumer_group("returns"),
-        topics=(Topic.ORDER_VOLUMES.value, Topic.PROMOTIONS.value, Topic.PLANS.value),
+        topics=(Topic.ORDER_VOLUMES.value, Topic.PROMOTIONS.value, Topic.PLANS.value, Topic.ORDERS.value),
         handlers=routes,
     )

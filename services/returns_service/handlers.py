@@ -17,6 +17,9 @@ from services.returns_service.domain import (
     DecisionKind,
     Finding,
     OpenAlert,
+    PromiseDriver,
+    PromiseLine,
+    PromiseMark,
     PromotionRef,
     PutAccount,
     RecordComplaint,
@@ -27,20 +30,24 @@ from services.returns_service.domain import (
     change_message,
     decide_action,
     decide_alert,
+    decide_promise_step,
     describe,
     evaluate_capacity_conflict,
     evaluate_complaint,
+    evaluate_promise_at_risk,
     evaluate_return_surge,
     state_of,
 )
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import AccountRecord, AlertRecord, DayVolume, Recorded, Store
+from services.returns_service.store import AccountWrite, AlertRecord, DayVolume, Recorded, Store
 from shared.errors import conflict, not_found
 from shared.events import (
+    AccountChangedData,
     CapacityConflictData,
     ComplaintData,
     EventType,
     OrderVolumeReportedData,
+    PromiseData,
     PromotionData,
     ReturnData,
     SalesAlertData,
@@ -99,6 +106,10 @@ async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, even
     return alert
 
 
+# The cost-to-serve handlers announce their alerts through the same channels.
+announce = _announce
+
+
 async def apply_finding(
     store: Store,
     publisher: Publisher,
@@ -108,16 +119,19 @@ async def apply_finding(
     *,
     extra: Mapping[str, Any],
     new_subject: bool = False,
+    honour_resolution: bool = True,
 ) -> AlertRecord | None:
     """Raise, update or leave the open alert of (type, subject); returns the alert when it changed.
 
     `new_subject` says the subject was created in this very transaction (a new complaint): no alert can be
     open for it and no other transaction can reach it, so the lock and the lookup are skipped.
+    `honour_resolution` False: a person's resolution of the subject's last alert does not hold back the same
+    evidence (the cause went away and came back since).
     """
     current = None if new_subject else await store.open_alert_for(alert_type, subject)
     open_ref = OpenAlert(current.alert_id, alert_type, subject, current.fingerprint) if current else None
     resolved = None
-    if current is None and not new_subject and finding is not None:
+    if current is None and not new_subject and honour_resolution and finding is not None:
         resolved = await store.resolved_fingerprint(alert_type, subject)
     decision = decide_alert(open_ref, finding, resolved_fingerprint=resolved)
     if decision.kind is DecisionKind.NONE or finding is None or decision.fingerprint is None:
@@ -241,9 +255,29 @@ async def record_complaint(store: Store, publisher: Publisher, command: RecordCo
     return Written(stored, created=True)
 
 
-async def put_account(store: Store, command: PutAccount) -> tuple[AccountRecord, bool]:
-    """Create or replace an account; returns (account, created)."""
-    return await store.put_account(command)
+async def put_account(store: Store, publisher: Publisher, command: PutAccount) -> AccountWrite:
+    """Create or replace an account. Every real change publishes `salesops.account.changed.v1` at the account's
+    new version (keyed by account id), so the other services keep their copy of its tier; an identical put
+    changes and publishes nothing."""
+    written = await store.put_account(command)
+    if written.changed:
+        account = written.account
+        publisher.publish(
+            EventType.ACCOUNT_CHANGED,
+            key=account.account_id,
+            subject=account.account_id,
+            data=AccountChangedData.model_validate(
+                {
+                    "account_id": account.account_id,
+                    "name": account.name,
+                    "segment": account.segment,
+                    "owner_email": account.owner_email,
+                    "version": account.version,
+                    "changed_at": account.updated_at,
+                }
+            ),
+        )
+    return written
 
 
 # ---------------------------------------------------------------- incoming events
@@ -296,3 +330,64 @@ async def resolve_capacity_conflict(store: Store, publisher: Publisher, data: Ca
     await close_alert(
         store, publisher, AlertType.CAPACITY_CONFLICT, data.sku, extra={"plan_version": data.plan_version}
     )
+
+
+# ---------------------------------------------------------------- promises at risk
+
+
+def promise_line(data: PromiseData) -> PromiseLine:
+    return PromiseLine(
+        order_id=data.order_id,
+        line_id=data.line_id,
+        account_id=data.account_id,
+        tier=data.tier,
+        sku=data.sku,
+        quantity=data.quantity,
+        quantity_short=data.quantity_short,
+        promised_on=data.promised_on,
+        earliest_on=data.earliest_on,
+        plan_version=data.plan_version,
+        drivers=tuple(PromiseDriver(d.event_id, d.type, d.summary) for d in data.drivers),
+    )
+
+
+async def record_promise_at_risk(store: Store, publisher: Publisher, data: PromiseData) -> AlertRecord | None:
+    """A revision leaves the line short on its promised date: raise its promise-at-risk alert for the account's
+    owner, or update the open one when what it says changed. An event older than the line's last one applied
+    changes nothing."""
+    line = promise_line(data)
+    await store.open_alert_for(AlertType.PROMISE_AT_RISK, line.subject)  # the line's lock, held to the commit
+    mark = PromiseMark(line.sku, line.plan_version, at_risk=True)
+    step = decide_promise_step(await store.promise_mark(line.order_id, line.line_id), mark)
+    if not step.apply:
+        return None
+    await store.save_promise_mark(line.order_id, line.line_id, mark)
+    account = (await store.accounts_by_id([line.account_id])).get(line.account_id)
+    finding = evaluate_promise_at_risk(line, account)
+    return await apply_finding(
+        store,
+        publisher,
+        AlertType.PROMISE_AT_RISK,
+        line.subject,
+        finding,
+        extra={},
+        honour_resolution=not step.new_break,
+    )
+
+
+async def record_promise_restored(store: Store, publisher: Publisher, data: PromiseData) -> AlertRecord | None:
+    """The line is covered again (or no longer open): its open promise-at-risk alert is resolved, with the
+    revision that restored it. An event older than the line's last one applied changes nothing."""
+    line = promise_line(data)
+    await store.open_alert_for(AlertType.PROMISE_AT_RISK, line.subject)
+    mark = PromiseMark(line.sku, line.plan_version, at_risk=False)
+    if not decide_promise_step(await store.promise_mark(line.order_id, line.line_id), mark).apply:
+        return None
+    await store.save_promise_mark(line.order_id, line.line_id, mark)
+    restored = {
+        "plan_version": line.plan_version,
+        "promised_on": line.promised_on.isoformat(),
+        "earliest_on": line.earliest_on.isoformat() if line.earliest_on else None,
+        "drivers": [{"event_id": d.event_id, "type": d.type, "summary": d.summary} for d in line.drivers],
+    }
+    return await close_alert(store, publisher, AlertType.PROMISE_AT_RISK, line.subject, extra={"restored": restored})

@@ -1,13 +1,34 @@
 """Read side of the returns API: returns, complaints, accounts and alerts as the API shows them, one or a page
-at a time. Like every read model, these read through the store and only shape its records."""
+at a time, and the cost-to-serve ledger priced at the current rates. Like every read model, these read through
+the store and only shape its records."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
+from typing import Any
 
+from services.returns_service.cost_schemas import AccountCostRead, CostRatesRead, CostToServeRead
+from services.returns_service.costing import (
+    LedgerEntry,
+    MarketMappingRule,
+    Totals,
+    behaviour_profile,
+    entries_between,
+    month_of,
+    price,
+    suggest_tier,
+    suggest_tiers,
+    sum_totals,
+    totals_by_account,
+    totals_by_segment,
+    whale_curve,
+    window,
+)
+from services.returns_service.costing.whale import add_totals, entry_totals
 from services.returns_service.domain import Segment, state_of
 from services.returns_service.schemas import AccountRead, AlertRead, ComplaintRead, ReturnRead
-from services.returns_service.store import AccountRecord, AlertFilter, AlertRecord, Recorded, SqlStore
+from services.returns_service.store import AccountRecord, AlertFilter, AlertRecord, Recorded, SqlStore, StoredRates
 
 
 def return_read(stored: Recorded) -> ReturnRead:
@@ -91,3 +112,117 @@ async def list_alerts(
 ) -> list[AlertRead]:
     """Alerts by last change, oldest first; `after` is the (updated_at, alert_id) of the previous page."""
     return [alert_read(alert) for alert in await store.list_alerts(where, limit=limit, after=after)]
+
+
+# ---------------------------------------------------------------- cost-to-serve
+
+
+def rates_read(stored: StoredRates) -> CostRatesRead:
+    return CostRatesRead.model_validate(
+        {**asdict(stored.rates), "updated_at": stored.updated_at, "updated_by": stored.updated_by}
+    )
+
+
+def _totals(totals: Totals) -> dict[str, Any]:
+    return {
+        "revenue": totals.revenue,
+        "cost_of_goods": totals.cost_of_goods,
+        "pools": [{"pool": p.name, "count": p.count, "rate": p.rate, "amount": p.amount} for p in totals.pools],
+        "cost_to_serve": totals.cost_to_serve,
+        "contribution": totals.contribution,
+        "contribution_pct": totals.contribution_pct,
+        "returned_units": totals.returned_units,
+        "unpriced_units": totals.unpriced_units,
+    }
+
+
+async def _priced(store: SqlStore, account_id: str | None, first: date, last: date) -> tuple[str, list[LedgerEntry]]:
+    rates = (await store.stored_rates()).rates
+    months = await store.ledger_months(account_id=account_id, first=first, last=last)
+    return rates.currency, [price(m, rates) for m in months]
+
+
+async def account_cost_to_serve(
+    store: SqlStore, account_id: str, first: date, last: date, as_of: date, rule: MarketMappingRule
+) -> AccountCostRead | None:
+    """The account's ledger per month in [first, last] priced at the current rates, its totals, and the tier its
+    behaviour over the mapping window ending `as_of` suggests; None when the service knows nothing of it."""
+    account = (await store.accounts_by_id([account_id])).get(account_id)
+    if account is None and not await store.has_cost_ledger(account_id):
+        return None
+    window_first = min(month_of(first), window(as_of, rule.window_months)[0])
+    currency, entries = await _priced(store, account_id, window_first, max(month_of(last), month_of(as_of)))
+    shown = list(entries_between(entries, first, last))
+    segment = account.segment if account else None
+    profile = behaviour_profile(
+        account_id, entries, as_of, rule.window_months, await _window_revenue(store, as_of, rule)
+    )
+    return AccountCostRead.model_validate(
+        {
+            "account_id": account_id,
+            "name": account.name if account else None,
+            "segment": segment,
+            "suggested_segment": suggest_tier(profile, segment, rule).suggested,
+            "currency": currency,
+            "from_month": month_of(first),
+            "to_month": month_of(last),
+            "months": [{"month": e.month, **_totals(entry_totals(e))} for e in shown],
+            "totals": _totals(sum_totals(shown)),
+        }
+    )
+
+
+async def _window_revenue(store: SqlStore, as_of: date, rule: MarketMappingRule) -> float:
+    start, end = window(as_of, rule.window_months)
+    return await store.revenue_between(start, end)
+
+
+async def cost_to_serve(
+    store: SqlStore,
+    first: date,
+    last: date,
+    segment: Segment | None,
+    as_of: date,
+    rule: MarketMappingRule,
+    limit: int,
+) -> CostToServeRead:
+    """Accounts ranked by contribution over [first, last] with the cumulative share (the whale curve), totals
+    per segment and overall, and each account's suggested segment beside its assigned one. With `segment`, only
+    the accounts assigned to it."""
+    window_first = min(month_of(first), window(as_of, rule.window_months)[0])
+    currency, entries = await _priced(store, None, window_first, max(month_of(last), month_of(as_of)))
+    shown = list(entries_between(entries, first, last))
+    accounts = await store.accounts_by_id({e.account_id for e in shown})
+    segments = {account_id: account.segment for account_id, account in accounts.items()}
+    suggestions = suggest_tiers(entries, segments, as_of, rule)
+    rows = totals_by_account(shown, segments)
+    if segment is not None:
+        rows = [row for row in rows if row.segment == segment]
+    by_account = {row.account_id: row for row in rows}
+    curve = whale_curve(rows)
+    return CostToServeRead.model_validate(
+        {
+            "currency": currency,
+            "from_month": month_of(first),
+            "to_month": month_of(last),
+            "segment": segment,
+            "accounts_total": len(curve),
+            "accounts": [
+                {
+                    **_totals(by_account[p.account_id].totals),
+                    "rank": p.rank,
+                    "account_id": p.account_id,
+                    "name": accounts[p.account_id].name if p.account_id in accounts else None,
+                    "segment": p.segment,
+                    "suggested_segment": (suggestions[p.account_id].suggested if p.account_id in suggestions else None),
+                    "cumulative_contribution": p.cumulative_contribution,
+                    "cumulative_share": p.cumulative_share,
+                }
+                for p in curve[:limit]
+            ],
+            "segments": [
+                {"segment": s.segment, "accounts": s.accounts, **_totals(s.totals)} for s in totals_by_segment(rows)
+            ],
+            "totals": _totals(add_totals(row.totals for row in rows)),
+        }
+    )

@@ -87,6 +87,7 @@ class AccountRead(BaseModel):
     name: str
     segment: Segment
     owner_email: str | None
+    version: int = Field(description="1 when created, +1 per change; the version of its account.changed event")
     created_at: datetime
     updated_at: datetime
 
@@ -137,7 +138,8 @@ class StreamTokenCreated(BaseModel):
 
 AlertEventType = Annotated[
     str,
-    StringConstraints(pattern=r"^sales-alert\.(return-surge|critical-complaint|capacity-conflict)$"),
+    # One of the alert types, as webhook bodies name them (`sales-alert.<alert type>`).
+    StringConstraints(pattern=rf"^sales-alert\.({'|'.join(t.value for t in AlertType)})$"),
 ]
 
 

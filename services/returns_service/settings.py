@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 
 from pydantic import Field
 
+from services.returns_service.costing import MarketMappingRule, UnprofitableRule
 from services.returns_service.domain import ReturnSurgeRule
 from services.returns_service.domain.delivery import DeliveryPolicy
 from shared.settings import Settings
@@ -41,11 +42,48 @@ class ReturnsSettings(Settings):
     sse_batch_size: int = Field(default=200, ge=1, le=5000)
     sse_retry_ms: int = Field(default=2000, ge=0)
 
+    # Cost-to-serve: `account-unprofitable` over a trailing window of months, and market mapping's rule.
+    cost_unprofitable_window_months: int = Field(default=3, ge=1, le=36)
+    cost_unprofitable_min_orders: int = Field(default=1, ge=0)
+    cost_unprofitable_min_shipments: int = Field(default=1, ge=0)
+    cost_mapping_window_months: int = Field(default=6, ge=1, le=36)
+    cost_mapping_min_orders: int = Field(default=3, ge=1)
+    cost_mapping_strategic_min_revenue_share: float = Field(default=0.10, ge=0, le=1)
+    cost_mapping_strategic_max_cost_to_serve_ratio: float = Field(default=0.10, ge=0)
+    cost_mapping_integrated_min_regularity: float = Field(default=0.8, ge=0, le=1)
+    cost_mapping_integrated_max_cost_to_serve_ratio: float = Field(default=0.15, ge=0)
+    cost_mapping_emerging_max_cost_to_serve_ratio: float = Field(default=0.25, ge=0)
+    cost_mapping_max_return_rate: float = Field(default=0.05, ge=0)
+    cost_mapping_max_complaint_rate: float = Field(default=0.10, ge=0)
+    # The refresh recounts accounts a new day left behind and re-evaluates them after a rate change.
+    cost_refresh_interval_s: float = Field(default=300.0, gt=0)
+    cost_refresh_batch_size: int = Field(default=100, ge=1, le=10_000)
+
     def surge_rule(self) -> ReturnSurgeRule:
         return ReturnSurgeRule(
             window_days=self.return_surge_window_days,
             rate_threshold=self.return_surge_rate_threshold,
             min_returns=self.return_surge_min_returns,
+        )
+
+    def unprofitable_rule(self) -> UnprofitableRule:
+        return UnprofitableRule(
+            window_months=self.cost_unprofitable_window_months,
+            min_orders=self.cost_unprofitable_min_orders,
+            min_shipments=self.cost_unprofitable_min_shipments,
+        )
+
+    def mapping_rule(self) -> MarketMappingRule:
+        return MarketMappingRule(
+            window_months=self.cost_mapping_window_months,
+            min_orders=self.cost_mapping_min_orders,
+            strategic_min_revenue_share=self.cost_mapping_strategic_min_revenue_share,
+            strategic_max_cost_to_serve_ratio=self.cost_mapping_strategic_max_cost_to_serve_ratio,
+            integrated_min_regularity=self.cost_mapping_integrated_min_regularity,
+            integrated_max_cost_to_serve_ratio=self.cost_mapping_integrated_max_cost_to_serve_ratio,
+            emerging_max_cost_to_serve_ratio=self.cost_mapping_emerging_max_cost_to_serve_ratio,
+            max_return_rate=self.cost_mapping_max_return_rate,
+            max_complaint_rate=self.cost_mapping_max_complaint_rate,
         )
 
     def delivery_policy(self) -> DeliveryPolicy:

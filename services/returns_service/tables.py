@@ -2,6 +2,7 @@
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -44,6 +45,8 @@ accounts = Table(
     Column("name", String(200), nullable=False),
     Column("segment", String(20), nullable=False),
     Column("owner_email", String(320), nullable=True),
+    # Grows by one with every change; each change is published as salesops.account.changed.v1 at it.
+    Column("version", Integer, nullable=False, server_default=text("1")),
     *_timestamps(),
 )
 
@@ -61,6 +64,7 @@ returns = Table(
     Column("request_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_returns_sku_day", "sku", "returned_on"),
+    Index("ix_returns_account", "account_id"),
 )
 
 complaints = Table(
@@ -74,6 +78,7 @@ complaints = Table(
     Column("body", JSONB, nullable=False),
     Column("request_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_complaints_account", "account_id"),
 )
 
 # Daily totals across warehouses, as the fulfillment service last reported them (the surge denominator).
@@ -103,12 +108,26 @@ promotions = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Per booked order line, the newest promise event applied: an older one (a lower plan version of the same SKU)
+# arriving late changes nothing.
+promise_lines = Table(
+    "promise_lines",
+    metadata,
+    Column("order_id", String(100), primary_key=True),
+    Column("line_id", String(100), primary_key=True),
+    Column("sku", String(100), nullable=False),
+    Column("plan_version", Integer, nullable=False),
+    Column("at_risk", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 alerts = Table(
     "alerts",
     metadata,
     Column("alert_id", String(40), primary_key=True),
     Column("type", String(30), nullable=False),
-    Column("subject", String(100), nullable=False),
+    # The SKU, the complaint id or the order line (`<order_id>/<line_id>`).
+    Column("subject", String(250), nullable=False),
     Column("status", String(20), nullable=False),
     Column("priority", String(20), nullable=False),
     Column("sku", String(100), nullable=True),
@@ -221,4 +240,77 @@ webhook_attempts = Table(
     Column("error", Text, nullable=True),
     Column("duration_ms", Float, nullable=False),
     Index("ix_attempts_delivery", "delivery_id", "attempt"),
+)
+
+# ---------------------------------------------------------------- cost-to-serve
+
+# The newest version of each sales order, from salesops.orders (event-carried state; lines as JSON).
+cost_orders = Table(
+    "cost_orders",
+    metadata,
+    Column("order_id", String(100), primary_key=True),
+    Column("account_id", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("ordered_on", Date, nullable=False),
+    Column("rush", Boolean, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("lines", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_cost_orders_account", "account_id"),
+)
+
+# Every delivery (drop) of a sales order, from salesops.shipment.recorded.v1; a shipment never changes.
+cost_shipments = Table(
+    "cost_shipments",
+    metadata,
+    Column("shipment_id", String(100), primary_key=True),
+    Column("order_id", String(100), nullable=False),
+    Column("shipped_on", Date, nullable=False),
+    Column("lines", JSONB, nullable=False),
+    Index("ix_cost_shipments_order", "order_id"),
+)
+
+# The rate-free ledger: per account and month, the driver counts and the goods' money (priced when read).
+cost_ledger = Table(
+    "cost_ledger",
+    metadata,
+    Column("account_id", String(100), primary_key=True),
+    Column("month", Date, primary_key=True),
+    Column("orders", Integer, nullable=False),
+    Column("order_lines", Integer, nullable=False),
+    Column("units_picked", Float, nullable=False),
+    Column("shipments", Integer, nullable=False),
+    Column("backordered_lines", Integer, nullable=False),
+    Column("rush_orders", Integer, nullable=False),
+    Column("return_lines", Integer, nullable=False),
+    Column("complaints", Integer, nullable=False),
+    Column("revenue", Float, nullable=False),
+    Column("cost_of_goods", Float, nullable=False),
+    Column("returned_units", Float, nullable=False),
+    Column("written_off_units", Float, nullable=False),
+    Column("written_off_cost", Float, nullable=False),
+    Column("unpriced_units", Float, nullable=False),
+    Index("ix_cost_ledger_month", "month"),
+)
+
+# Per account: the day its ledger was counted on (backorders are judged on it) and when its cost alerts were
+# last evaluated, so the refresh knows which accounts a new day or new rates leave behind.
+cost_accounts = Table(
+    "cost_accounts",
+    metadata,
+    Column("account_id", String(100), primary_key=True),
+    Column("counted_as_of", Date, nullable=False),
+    Column("evaluated_at", DateTime(timezone=True), nullable=True),
+    Index("ix_cost_accounts_counted", "counted_as_of"),
+)
+
+# The activity rates (one row): absent until the first PUT /v1/cost-rates, the documented defaults apply.
+cost_rates = Table(
+    "cost_rates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("rates", JSONB, nullable=False),
+    Column("updated_by", String(200), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -54,6 +54,12 @@ def test_the_demo_causes_what_it_announces_and_can_be_run_again(stack):
         assert returns.get("/v1/alerts", params={"sku": scenario.overload_sku, "type": "capacity-conflict"}).json()[
             "data"
         ]
+        # The capacity cut broke the stable account's promise only; its owner's alert names the tier and a date.
+        open_promises = returns.get(
+            "/v1/alerts", params={"sku": scenario.promise_sku, "type": "promise-at-risk", "status": "open"}
+        ).json()["data"]
+        assert {a["details"]["account_id"] for a in open_promises} == {scenario.stable_account}
+        assert all(a["details"]["tier"] == "stable" and a["details"]["earliest_on"] for a in open_promises)
     with stack.client("promotion") as promotion:
         assert promotion.get(f"/v1/promotions/{scenario.overload_id}").json()["status"] == "at_risk"
         assert promotion.get(f"/v1/promotions/{scenario.campaign_id}").json()["status"] == "planned"

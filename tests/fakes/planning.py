@@ -48,6 +48,7 @@ class FakePlanningStore:
     promotions: dict[str, StoredPromotion] = field(default_factory=dict)
     launches: dict[str, dict[str, Any]] = field(default_factory=dict)
     daily_volumes: dict[tuple[str, date], Mapping[str, Any]] = field(default_factory=dict)
+    history_changes: list[tuple[str, date]] = field(default_factory=list)
     spikes: dict[tuple[str, date], SpikeReport] = field(default_factory=dict)
     returns: dict[str, ReturnRecord] = field(default_factory=dict)
     drivers: dict[str, Driver] = field(default_factory=dict)
@@ -85,6 +86,9 @@ class FakePlanningStore:
     async def save_daily_volumes(self, sku: str, days: Sequence[Mapping[str, Any]]) -> None:
         for day in days:
             self.daily_volumes[(sku, day["day"])] = day
+
+    async def note_history_change(self, sku: str, earliest_day: date) -> None:
+        self.history_changes.append((sku, earliest_day))
 
     async def spike_state(self, sku: str, day: date) -> SpikeState | None:
         stored = self.spikes.get((sku, day))

@@ -15,6 +15,7 @@ from services.returns_service.domain import (
     AlertContent,
     AlertType,
     Priority,
+    PromiseMark,
     PromotionRef,
     PutAccount,
     RecordComplaint,
@@ -22,7 +23,7 @@ from services.returns_service.domain import (
     ReturnRecord,
     Segment,
 )
-from services.returns_service.store import AccountRecord, AlertRecord, DayVolume, Recorded
+from services.returns_service.store import AccountRecord, AccountWrite, AlertRecord, DayVolume, Recorded
 from shared.errors import conflict
 from shared.events import CloudEvent, EventData, EventType, new_event
 from shared.idempotency import fingerprint
@@ -65,6 +66,7 @@ class FakeReturnsStore:
     changes: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     locked_subjects: list[tuple[AlertType, str]] = field(default_factory=list)
+    promise_marks: dict[tuple[str, str], PromiseMark] = field(default_factory=dict)
 
     # ------------------------------------------------------------ returns and complaints
 
@@ -93,8 +95,11 @@ class FakeReturnsStore:
 
     # ------------------------------------------------------------ accounts, volumes, promotions
 
-    async def put_account(self, command: PutAccount) -> tuple[AccountRecord, bool]:
+    async def put_account(self, command: PutAccount) -> AccountWrite:
         before = self.accounts.get(command.account_id)
+        sent = (command.name, command.segment.value, command.owner_email)
+        if before is not None and (before.name, before.segment, before.owner_email) == sent:
+            return AccountWrite(before, created=False, changed=False)
         now = _now()
         self.accounts[command.account_id] = AccountRecord(
             account_id=command.account_id,
@@ -103,8 +108,9 @@ class FakeReturnsStore:
             owner_email=command.owner_email,
             created_at=before.created_at if before else now,
             updated_at=now,
+            version=before.version + 1 if before else 1,
         )
-        return self.accounts[command.account_id], before is None
+        return AccountWrite(self.accounts[command.account_id], created=before is None, changed=True)
 
     async def accounts_by_id(self, account_ids: Iterable[str]) -> dict[str, Account]:
         return {
@@ -127,6 +133,14 @@ class FakeReturnsStore:
 
     async def promotions_of(self, sku: str | None) -> list[PromotionRef]:
         return [p for p, _ in self.promotions.values() if sku is None or sku in p.skus]
+
+    # ------------------------------------------------------------ promises
+
+    async def promise_mark(self, order_id: str, line_id: str) -> PromiseMark | None:
+        return self.promise_marks.get((order_id, line_id))
+
+    async def save_promise_mark(self, order_id: str, line_id: str, mark: PromiseMark) -> None:
+        self.promise_marks[(order_id, line_id)] = mark
 
     # ------------------------------------------------------------ alerts
 

@@ -129,3 +129,32 @@ async def test_account_put_creates_then_updates(returns_settings, api_keys) -> N
         email = await client.put("/v1/accounts/ACME", json={**body, "owner_email": "nope"}, headers=desk)
         assert [e["field"] for e in email.json()["errors"]] == ["owner_email"]
         assert (await client.get("/v1/accounts/NOPE", headers=desk)).status_code == 404
+
+
+async def test_every_account_change_publishes_its_next_version_and_an_identical_put_nothing(
+    returns_settings, broker, api_keys
+) -> None:
+    desk = bearer(api_keys["returns-desk"])
+    body = {"name": "Acme", "segment": "stable", "owner_email": "kim@example.com"}
+    async with running(build_app(returns_settings)) as client:
+        assert (await client.put("/v1/accounts/ACME", json=body, headers=desk)).json()["version"] == 1
+        same = await client.put("/v1/accounts/ACME", json=body, headers=desk)
+        assert (same.status_code, same.json()["version"]) == (200, 1)
+        tier = await client.put("/v1/accounts/ACME", json={**body, "segment": "strategic"}, headers=desk)
+        assert tier.json()["version"] == 2
+        owner = await client.put(
+            "/v1/accounts/ACME", json={**body, "segment": "strategic"} | {"owner_email": None}, headers=desk
+        )
+        assert owner.json()["version"] == 3
+        await client.put("/v1/accounts/ACME", json={**body, "segment": "strategic"}, headers=desk)  # owner back: 4
+        await client.put("/v1/accounts/ACME", json={**body, "segment": "strategic"}, headers=desk)  # identical
+    messages = await read_topic(broker.bootstrap_servers, "salesops.accounts", expect=5, timeout=4)
+    events = [json.loads(m.value) for m in messages]
+    assert {m.key for m in messages} == {b"ACME"}
+    assert {e["type"] for e in events} == {"salesops.account.changed.v1"}
+    assert [(e["data"]["version"], e["data"]["segment"], e["data"].get("owner_email")) for e in events] == [
+        (1, "stable", "kim@example.com"),
+        (2, "strategic", "kim@example.com"),
+        (3, "strategic", None),
+        (4, "strategic", "kim@example.com"),
+    ]

@@ -97,7 +97,11 @@ async def test_one_trace_runs_from_the_request_through_the_outbox_and_kafka_to_e
 
         async def both_consumed() -> tuple[ReadableSpan, ...]:
             finished = spans.get_finished_spans()
-            return finished if consumed_by(finished, "planning-service") and consumed_by(finished, "returns") else ()
+            return (
+                finished
+                if consumed_by(finished, "planning-service") and consumed_by(finished, "returns-service")
+                else ()
+            )
 
         finished = await eventually(both_consumed, message="the consumers' spans never ended")
 
@@ -108,7 +112,7 @@ async def test_one_trace_runs_from_the_request_through_the_outbox_and_kafka_to_e
 
     [send] = [s for s in in_trace if s.name == "send salesops.promotions"]
     assert send.kind is SpanKind.PRODUCER
-    process = consumed_by(in_trace, "planning-service") + consumed_by(in_trace, "returns")
+    process = consumed_by(in_trace, "planning-service") + consumed_by(in_trace, "returns-service")
     assert len(process) == 2, "each consumer's processing is a span of the request's trace"
     for span in (send, *process):
         assert span.parent is not None and span.parent.span_id == server.context.span_id
@@ -121,7 +125,7 @@ async def test_one_trace_runs_from_the_request_through_the_outbox_and_kafka_to_e
         assert children, f"the database work of {attributes['messaging.consumer.group.name']} is in its span"
 
     logged = capfd.readouterr().err
-    returns_span = format(consumed_by(in_trace, "returns")[0].context.span_id, "016x")
+    returns_span = format(consumed_by(in_trace, "returns-service")[0].context.span_id, "016x")
     handled = [line for line in logged.splitlines() if "event handled" in line and f"span_id={returns_span}" in line]
     assert handled, "the returns consumer logged the event it handled, in its span"
     assert f"trace_id={TRACE_ID}" in handled[0]

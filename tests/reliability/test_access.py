@@ -42,9 +42,13 @@ SCOPE_BY_PREFIX: dict[str, tuple[Scope, Scope]] = {
     "/v1/accounts": (Scope.RETURNS_READ, Scope.RETURNS_WRITE),
     "/v1/alerts": (Scope.ALERTS_READ, Scope.ALERTS_READ),
     "/v1/webhooks": (Scope.WEBHOOKS_MANAGE, Scope.WEBHOOKS_MANAGE),
+    "/v1/cost-rates": (Scope.COSTS_READ, Scope.COSTS_WRITE),
+    "/v1/cost-to-serve": (Scope.COSTS_READ, Scope.COSTS_READ),
 }
+# An account's cost-to-serve is read with the costs scope, not the returns one.
+COST_READS = {"/v1/accounts/{account_id}/cost-to-serve"}
 # Reads that use POST: "can we promise this?" commits nothing.
-READ_BY_POST = {("planning", "/v1/scenarios")}
+READ_BY_POST = {("planning", "/v1/scenarios"), ("planning", "/v1/promises/check")}
 # Any valid key passes, whatever its scopes (it learns only its own name and scopes); no key is still a 401.
 ANY_KEY = "any key"
 OPEN_TO_ANY_KEY = {"/v1/whoami"}
@@ -59,6 +63,8 @@ def expected_scope(service: str, method: str, path: str) -> Scope | str | None:
         return ANY_KEY
     if path in ALERT_ACTIONS:
         return Scope.ALERTS_WRITE
+    if path in COST_READS:
+        return Scope.COSTS_READ
     if service == "planning" and path.startswith("/v1/"):
         read = method == "GET" or (service, path) in READ_BY_POST
         return Scope.PLANNING_READ if read else Scope.PLANNING_WRITE

@@ -1,5 +1,6 @@
-// The planner's console: the exceptions inbox, one SKU's plan with its item, what-if and history, the promotion
-// calendar and live alerts, all read through the console's same-origin proxy (/api/<service>/...).
+// The planner's console: the exceptions inbox, one SKU's plan with its item, what-if and history, the promise check,
+// the customers' cost-to-serve, the promotion calendar and live alerts, all read through the console's same-origin
+// proxy (/api/<service>/...).
 
 import { apiKey, allPages, ApiError, forgetKey, optional, rememberKey } from "./js/api.js";
 import { $, el, setStatus } from "./js/dom.js";
@@ -9,6 +10,8 @@ import { exportExceptions, loadExceptions, renderExceptions } from "./js/excepti
 import { fillItemForm, renderItem, wireItemForm } from "./js/items.js";
 import { prefillWhatIf, wireWhatIf } from "./js/whatif.js";
 import { loadRecentAlerts, runFeed, stopFeed, wireAlertFilters } from "./js/alerts.js";
+import { prefillPromise, wirePromiseForm } from "./js/promise.js";
+import { clearCustomers, loadCustomers, wireCustomers } from "./js/customers.js";
 
 const REFRESH_MS = Number(document.body.dataset.refreshMs) || 5000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -84,6 +87,7 @@ function openSku(sku, push) {
   $("week-why").replaceChildren(el("p", { className: "help" }, "Select a week in the grid."));
   $("plan-meta").textContent = "";
   showView();
+  prefillPromise(sku);
   renderPromotions(state);
   refreshAll();
 }
@@ -121,7 +125,7 @@ async function refreshPlan() {
   state.item = item;
   renderItem(item);
   fillItemForm(item, false);
-  prefillWhatIf(sku);
+  prefillWhatIf(sku, item);
   if (!mps) {
     $("grid-caption").textContent = `No plan for ${sku} yet.`;
     return;
@@ -193,6 +197,7 @@ async function start() {
   setStatus("Loading …");
   try {
     await loadIdentity();
+    loadCustomers(); // on its own: a key without costs:read is told so in that section, and nothing else stops
     await loadSkus();
     setStatus("");
   } catch (error) {
@@ -229,6 +234,7 @@ function init() {
   $("forget-key").addEventListener("click", () => {
     forgetKey();
     stopFeed();
+    clearCustomers();
     state.identity = null;
     $("signed-in").hidden = true;
     $("key-form").hidden = false;
@@ -251,6 +257,9 @@ function init() {
     await refreshAll();
   });
   wireWhatIf(state);
+  wirePromiseForm();
+  prefillPromise(state.sku);
+  wireCustomers();
   wireAlertFilters();
   start();
   autoRefresh();

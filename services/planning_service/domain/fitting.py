@@ -32,10 +32,10 @@ from .history import (
 )
 from .intermittent import classify, demand_profile
 from .model import PlanningParams, Promotion, SkuInputs
+from .refit import MIN_FIT_WEEKS
 from .sensing import isolated_spikes
 from .weeks import FloatArray, require_monday
 
-MIN_FIT_WEEKS = 13  # a quarter: below it a trend cannot be told from noise
 MIN_SEASON_WEEKS = 104  # a season must have been seen twice before it is believed
 HARMONICS = (0, 1, 2, 3, 5, 8)  # candidate Fourier orders of the annual season
 CROSTON_ALPHA = 0.1  # the smoothing weight statsforecast's Croston methods use

@@ -8,6 +8,7 @@ fake); the read side uses the same `SqlStore`.
 - `reads.py`      what the API reads
 - `customers.py`  planning's copy of sales orders, their lines and accounts; open lines with their tier
 - `promising.py`  promises at risk as last published, the allocation policy, what a promise check reads
+- `models.py`     fitted baseline models: which SKUs need a fit, what a fit reads, storing the models
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from services.planning_service.store.inputs import (
     promotion_skus,
 )
 from services.planning_service.store.locks import LockSql
+from services.planning_service.store.models import FittedModel, FittingInputs, ModelSql, StoredModel
 from services.planning_service.store.plans import PlanRevision, PlanSql
 from services.planning_service.store.promising import PromisingSql, PromisingView, StoredPolicy
 from services.planning_service.store.reads import CurrentPlan, OpenConflict, PlanSummary, ReadSql, Revision
@@ -57,6 +59,8 @@ __all__ = [
     "AccountRecord",
     "CurrentPlan",
     "Driver",
+    "FittedModel",
+    "FittingInputs",
     "OpenConflict",
     "OrderLineRecord",
     "OrderRecord",
@@ -73,6 +77,7 @@ __all__ = [
     "SqlStore",
     "Store",
     "StoredItem",
+    "StoredModel",
     "StoredPlan",
     "StoredPolicy",
     "exceptions_json",
@@ -100,6 +105,8 @@ class Store(Protocol):
     async def save_launch(self, launch_id: str, *, sku: str, body: Mapping[str, Any], event_id: str) -> None: ...
 
     async def save_daily_volumes(self, sku: str, days: Sequence[Mapping[str, Any]]) -> None: ...
+
+    async def note_history_change(self, sku: str, earliest_day: date) -> None: ...
 
     async def spike_state(self, sku: str, day: date) -> SpikeState | None: ...
 
@@ -154,7 +161,7 @@ class Store(Protocol):
     async def save_allocation_policy(self, policy: AllocationPolicy) -> StoredPolicy: ...
 
 
-class SqlStore(LockSql, InputSql, SignalSql, PlanSql, ReadSql, CustomerSql, PromisingSql):
+class SqlStore(ModelSql, LockSql, InputSql, SignalSql, PlanSql, ReadSql, CustomerSql, PromisingSql):
     """The store on one unit of work's session."""
 
     def __init__(self, session: AsyncSession) -> None:

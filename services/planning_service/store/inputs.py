@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service import tables
 from services.planning_service.domain import (
+    BaselineModel,
     Cannibalization,
     Item,
     Launch,
@@ -150,6 +151,26 @@ class InputSql:
         """The weekly history the core reads: the complete weeks of its history window before the horizon."""
         return await self.weekly_units(skus, since=horizon_start - timedelta(weeks=MAX_HISTORY_WEEKS))
 
+    async def fitted_models(self, skus: Collection[str] | None) -> dict[str, BaselineModel]:
+        """The stored fitted models of the SKUs (all when None); SKUs the smoothing serves are left out."""
+        models = tables.baseline_models
+        query = select(models.c.sku, models.c.model).where(models.c.model.is_not(None), _in(models.c.sku, skus))
+        rows = (await self.session.execute(query)).all()
+        return {row.sku: BaselineModel.from_json(row.model) for row in rows if row.model is not None}
+
+    async def recent_days(self, skus: Collection[str], *, since: date) -> dict[str, dict[date, float]]:
+        """Units ordered per SKU and day from `since` on (a day without a report is absent: zero)."""
+        if not skus:
+            return {}
+        volumes = tables.daily_volumes
+        query = select(volumes.c.sku, volumes.c.day, volumes.c.units_ordered).where(
+            volumes.c.sku.in_(list(skus)), volumes.c.day >= since
+        )
+        days: dict[str, dict[date, float]] = defaultdict(dict)
+        for row in (await self.session.execute(query)).all():
+            days[row.sku][row.day] = float(row.units_ordered)
+        return days
+
     async def stored_plans(self, skus: Collection[str] | None) -> dict[str, StoredPlan]:
         plans = tables.plans
         query = select(plans.c.sku, plans.c.plan_version, plans.c.weeks, plans.c.exceptions).where(
@@ -194,6 +215,10 @@ class InputSql:
                 replacements[row.sku][row.returned_on] += row.quantity
         stored = await self.stored_plans(planned)
         order_lines = await open_order_lines(self.session, planned)
+        models = await self.fitted_models(planned)
+        # sensing reads the daily run rate only where an unexplained spike may confirm a level shift
+        sensed = sorted({sku for sku, found in spikes_by_sku.items() if any(not s.explained for s in found)})
+        recent = await self.recent_days(sensed, since=horizon_start - timedelta(days=SPIKE_LOOKBACK_DAYS))
         result = PlanningInputs(stored=stored)
         for item in items:
             previous = stored.get(item.sku)
@@ -206,6 +231,8 @@ class InputSql:
                     replacements=dict(replacements.get(item.sku, {})),
                     previous_mps=({w.week_start: w.mps_quantity for w in previous.plan.weeks} if previous else None),
                     order_lines=tuple(order_lines.get(item.sku, ())),
+                    recent_days=recent.get(item.sku, {}),
+                    baseline_model=models.get(item.sku),
                 )
             )
         result.promotions = await self.active_promotions(planned)

@@ -1,6 +1,7 @@
 """Cost-to-serve: a per-account, per-month ledger by time-driven activity-based costing, the whale curve,
 totals per segment, market mapping and unprofitable accounts. Pure rules: standard library only."""
 
+from .alerts import mismatch_content, mismatch_priority, unprofitable_content, unprofitable_priority
 from .facts import (
     RETURNED_GOODS,
     Activity,
@@ -22,11 +23,13 @@ from .mapping import (
     TierSuggestion,
     UnprofitableFinding,
     UnprofitableRule,
+    behaviour_profile,
     behaviour_profiles,
     find_segment_mismatches,
     find_unprofitable,
     suggest_tier,
     suggest_tiers,
+    window,
 )
 from .whale import (
     AccountTotals,
@@ -64,12 +67,15 @@ __all__ = [
     "UnprofitableRule",
     "WhalePoint",
     "add_months",
+    "behaviour_profile",
     "behaviour_profiles",
     "build_ledger",
     "count_drivers",
     "entries_between",
     "find_segment_mismatches",
     "find_unprofitable",
+    "mismatch_content",
+    "mismatch_priority",
     "month_of",
     "price",
     "suggest_tier",
@@ -77,5 +83,8 @@ __all__ = [
     "sum_totals",
     "totals_by_account",
     "totals_by_segment",
+    "unprofitable_content",
+    "unprofitable_priority",
     "whale_curve",
+    "window",
 ]

@@ -10,18 +10,15 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from typing import Any
 
-from ..domain import Segment
+from ..domain import AlertType, Segment
 from .facts import Activity, add_months, month_of
 from .ledger import LedgerEntry, Pool, contribution_pct, entries_between
 from .whale import sum_totals
 
-
-class CostAlertType(StrEnum):
-    ACCOUNT_UNPROFITABLE = "account-unprofitable"
-    SEGMENT_MISMATCH = "segment-mismatch"
+# The alert types cost findings raise are the service's own alert types.
+CostAlertType = AlertType
 
 
 def window(as_of: date, months: int) -> tuple[date, date]:
@@ -75,33 +72,42 @@ class BehaviourProfile:
 
 def behaviour_profiles(entries: Iterable[LedgerEntry], as_of: date, window_months: int) -> list[BehaviourProfile]:
     """One profile per account with ledger entries in the window, sorted by account id."""
-    start, end = window(as_of, window_months)
+    start, _ = window(as_of, window_months)
     by_account: dict[str, list[LedgerEntry]] = {}
-    for entry in entries_between(entries, start, end):
+    for entry in entries_between(entries, start, month_of(as_of)):
         by_account.setdefault(entry.account_id, []).append(entry)
     revenue_all = sum(sum(e.revenue for e in rows) for _, rows in sorted(by_account.items()))
-    profiles = []
-    for account_id, rows in sorted(by_account.items()):
-        rows.sort(key=lambda e: e.month)
-        totals = sum_totals(rows)
-        profiles.append(
-            BehaviourProfile(
-                account_id=account_id,
-                window_start=start,
-                window_end=end,
-                months=window_months,
-                active_months=sum(1 for e in rows if e.pool(Activity.ORDER).count > 0),
-                orders=int(sum(e.pool(Activity.ORDER).count for e in rows)),
-                revenue=totals.revenue,
-                revenue_share=totals.revenue / revenue_all if revenue_all > 0 else 0.0,
-                units_shipped=sum(e.pool(Activity.UNIT_PICKED).count for e in rows),
-                returned_units=totals.returned_units,
-                complaints=int(sum(e.pool(Activity.COMPLAINT).count for e in rows)),
-                cost_to_serve=totals.cost_to_serve,
-                contribution=totals.contribution,
-            )
-        )
-    return profiles
+    return [
+        behaviour_profile(account_id, rows, as_of, window_months, revenue_all)
+        for account_id, rows in sorted(by_account.items())
+    ]
+
+
+def behaviour_profile(
+    account_id: str, entries: Iterable[LedgerEntry], as_of: date, window_months: int, revenue_all: float
+) -> BehaviourProfile:
+    """One account's profile over the window from its own entries; `revenue_all` is the revenue of every
+    account in the same window (the denominator of its revenue share)."""
+    start, end = window(as_of, window_months)
+    rows = sorted(
+        (e for e in entries_between(entries, start, end) if e.account_id == account_id), key=lambda e: e.month
+    )
+    totals = sum_totals(rows)
+    return BehaviourProfile(
+        account_id=account_id,
+        window_start=start,
+        window_end=end,
+        months=window_months,
+        active_months=sum(1 for e in rows if e.pool(Activity.ORDER).count > 0),
+        orders=int(sum(e.pool(Activity.ORDER).count for e in rows)),
+        revenue=totals.revenue,
+        revenue_share=totals.revenue / revenue_all if revenue_all > 0 else 0.0,
+        units_shipped=sum(e.pool(Activity.UNIT_PICKED).count for e in rows),
+        returned_units=totals.returned_units,
+        complaints=int(sum(e.pool(Activity.COMPLAINT).count for e in rows)),
+        cost_to_serve=totals.cost_to_serve,
+        contribution=totals.contribution,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,13 +256,21 @@ def find_segment_mismatches(
 
 @dataclass(frozen=True, slots=True)
 class UnprofitableRule:
-    """An account is unprofitable when its contribution over the trailing `window_months` is negative."""
+    """An account is unprofitable when its contribution over the trailing `window_months` is negative. An account
+    with fewer than `min_orders` orders in the window is not judged: without its sales, returns and complaints
+    alone would make every such account look unprofitable. Nor is one with fewer than `min_shipments` drops in
+    the window: an order's revenue counts once it ships, while the cost of processing it counts when booked, so
+    a freshly booked, profitable order would otherwise look like a loss until its first delivery."""
 
     window_months: int = 3
+    min_orders: int = 1
+    min_shipments: int = 1
 
     def __post_init__(self) -> None:
         if self.window_months < 1:
             raise ValueError("window_months must be >= 1")
+        if self.min_orders < 0 or self.min_shipments < 0:
+            raise ValueError("min_orders and min_shipments must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +314,9 @@ def find_unprofitable(
     findings = []
     for account_id, rows in sorted(by_account.items()):
         totals = sum_totals(sorted(rows, key=lambda e: e.month))
-        if totals.contribution >= 0:
+        orders = sum(e.pool(Activity.ORDER).count for e in rows)
+        shipments = sum(e.pool(Activity.SHIPMENT).count for e in rows)
+        if totals.contribution >= 0 or orders < rule.min_orders or shipments < rule.min_shipments:
             continue
         costly = sorted((p for p in totals.pools if p.amount > 0), key=lambda p: (-p.amount, p.name))[:3]
         findings.append(

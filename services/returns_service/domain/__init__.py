@@ -1,8 +1,9 @@
-"""Returns rules: when returns and complaints become sales alerts (return surge, critical complaint, capacity
-conflict), how urgent they are for the account's service tier, and when an open alert changes.
+"""Returns rules: when returns, complaints and planning's findings become sales alerts (return surge, critical
+complaint, capacity conflict, promise at risk), how urgent they are for the account's service tier, and when an
+open alert changes.
 
-`model` is the vocabulary and records, `surge`, `complaints` and `conflicts` the three alert rules, `alerts`
-the one-open-alert decision, `commands` what the desk asks, `delivery` the webhook delivery policy."""
+`model` is the vocabulary and records, `surge`, `complaints`, `conflicts` and `promises` the alert rules,
+`alerts` the one-open-alert decision, `commands` what the desk asks, `delivery` the webhook delivery policy."""
 
 from .alerts import (
     AlertAction,
@@ -10,6 +11,7 @@ from .alerts import (
     AlertDecision,
     AlertState,
     DecisionKind,
+    Evidence,
     Finding,
     OpenAlert,
     Transition,
@@ -41,6 +43,16 @@ from .model import (
     Severity,
     priority_for,
 )
+from .promises import (
+    PromiseAtRiskFinding,
+    PromiseDriver,
+    PromiseLine,
+    PromiseMark,
+    PromiseStep,
+    decide_promise_step,
+    evaluate_promise_at_risk,
+    promise_subject,
+)
 from .surge import AffectedAccount, ReasonCount, ReturnSurgeFinding, ReturnSurgeRule, evaluate_return_surge
 
 __all__ = [
@@ -59,9 +71,15 @@ __all__ = [
     "ComplaintCategory",
     "CriticalComplaintFinding",
     "DecisionKind",
+    "Evidence",
     "Finding",
     "OpenAlert",
     "Priority",
+    "PromiseAtRiskFinding",
+    "PromiseDriver",
+    "PromiseLine",
+    "PromiseMark",
+    "PromiseStep",
     "PromotionRef",
     "PutAccount",
     "ReasonCount",
@@ -82,11 +100,14 @@ __all__ = [
     "change_message",
     "decide_action",
     "decide_alert",
+    "decide_promise_step",
     "describe",
     "evaluate_capacity_conflict",
     "evaluate_complaint",
+    "evaluate_promise_at_risk",
     "evaluate_return_surge",
     "fingerprint",
     "priority_for",
+    "promise_subject",
     "state_of",
 ]

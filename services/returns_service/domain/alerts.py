@@ -9,14 +9,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from .complaints import CriticalComplaintFinding
 from .conflicts import CapacityConflictFinding
 from .model import AlertType
+from .promises import PromiseAtRiskFinding
 from .surge import ReturnSurgeFinding
 
-Finding = ReturnSurgeFinding | CriticalComplaintFinding | CapacityConflictFinding
+Finding = ReturnSurgeFinding | CriticalComplaintFinding | CapacityConflictFinding | PromiseAtRiskFinding
+
+
+class Evidence(Protocol):
+    """What the one-open-alert decision reads of a finding (the cost findings have it too)."""
+
+    @property
+    def alert_type(self) -> AlertType: ...
+
+    @property
+    def subject(self) -> str: ...
+
+    def evidence(self) -> dict[str, Any]: ...
 
 
 class DecisionKind(StrEnum):
@@ -25,7 +38,7 @@ class DecisionKind(StrEnum):
     NONE = "none"
 
 
-def fingerprint(finding: Finding) -> str:
+def fingerprint(finding: Evidence) -> str:
     """A stable digest of what the finding says; an open alert changes only when this does."""
     payload = {"type": finding.alert_type.value, "subject": finding.subject, **finding.evidence()}
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
@@ -36,7 +49,7 @@ def fingerprint(finding: Finding) -> str:
 class OpenAlert:
     alert_id: str
     alert_type: AlertType
-    subject: str  # the SKU (return surge, capacity conflict) or the complaint id
+    subject: str  # the SKU (return surge, capacity conflict), the complaint id or the order line
     fingerprint: str
 
 
@@ -45,11 +58,11 @@ class AlertDecision:
     kind: DecisionKind
     alert_id: str | None  # the open alert to update; None for raise and none-without-alert
     fingerprint: str | None
-    finding: Finding | None
+    finding: Evidence | None
 
 
 def decide_alert(
-    open_alert: OpenAlert | None, finding: Finding | None, *, resolved_fingerprint: str | None = None
+    open_alert: OpenAlert | None, finding: Evidence | None, *, resolved_fingerprint: str | None = None
 ) -> AlertDecision:
     """One open alert per (type, subject): no alert yet -> raise; changed evidence -> update it;
     the same evidence -> nothing (no flood). No finding -> nothing: an alert is not withdrawn
@@ -175,6 +188,8 @@ def describe(finding: Finding) -> AlertContent:
             "received_on": finding.received_on.isoformat(),
         }
         return AlertContent(finding.sku, [account], details)
+    if isinstance(finding, PromiseAtRiskFinding):
+        return _describe_promise(finding)
     details = {
         "promotion_ids": list(finding.promotion_ids),
         "weeks": [{"week_start": w.week_start.isoformat(), "shortfall": w.shortfall} for w in finding.weeks],
@@ -182,3 +197,22 @@ def describe(finding: Finding) -> AlertContent:
         "target_segments": list(finding.target_segments),
     }
     return AlertContent(finding.sku, [], details)
+
+
+def _describe_promise(finding: PromiseAtRiskFinding) -> AlertContent:
+    line, account = finding.line, finding.account
+    entry = {"account_id": line.account_id, "name": account.name if account else None, "segment": finding.segment}
+    details: dict[str, Any] = {
+        "order_id": line.order_id,
+        "line_id": line.line_id,
+        "account_id": line.account_id,
+        "tier": line.tier,
+        "owner_email": account.owner_email if account else None,
+        "quantity": line.quantity,
+        "quantity_short": line.quantity_short,
+        "promised_on": line.promised_on.isoformat(),
+        "earliest_on": line.earliest_on.isoformat() if line.earliest_on else None,
+        "plan_version": line.plan_version,
+        "drivers": [{"event_id": d.event_id, "type": d.type, "summary": d.summary} for d in line.drivers],
+    }
+    return AlertContent(line.sku, [entry], details)

@@ -59,6 +59,9 @@ class AlertType(StrEnum):
     RETURN_SURGE = "return-surge"
     CRITICAL_COMPLAINT = "critical-complaint"
     CAPACITY_CONFLICT = "capacity-conflict"
+    PROMISE_AT_RISK = "promise-at-risk"
+    ACCOUNT_UNPROFITABLE = "account-unprofitable"
+    SEGMENT_MISMATCH = "segment-mismatch"
 
 
 class Priority(StrEnum):

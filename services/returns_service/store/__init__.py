@@ -1,6 +1,6 @@
 """All of the returns service's SQL: what the desk records (`records`), sales alerts and their change log
-(`alerts`), the change log as the streams read it (`changes`) and webhook endpoints and deliveries
-(`webhooks`).
+(`alerts`), the change log as the streams read it (`changes`), the newest promise event per order line
+(`promises`), webhook endpoints and deliveries (`webhooks`) and the cost-to-serve ledger (`costing`).
 
 Handlers see the store through the `Store` protocol (unit tests pass an in-memory fake); the read side uses
 the same `SqlStore`."""
@@ -13,11 +13,13 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.returns_service.costing import AccountMonth, CostRates, LedgerFacts, OrderFact, ShipmentFact
 from services.returns_service.domain import (
     Account,
     AlertContent,
     AlertType,
     Priority,
+    PromiseMark,
     PromotionRef,
     PutAccount,
     RecordComplaint,
@@ -26,18 +28,23 @@ from services.returns_service.domain import (
 )
 from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore
 from services.returns_service.store.changes import AlertChange, ChangeLog
-from services.returns_service.store.records import AccountRecord, DayVolume, Recorded, RecordsStore
+from services.returns_service.store.costing import CostingStore, StoredRates
+from services.returns_service.store.promises import PromisesStore
+from services.returns_service.store.records import AccountRecord, AccountWrite, DayVolume, Recorded, RecordsStore
 
 __all__ = [
     "AccountRecord",
+    "AccountWrite",
     "AlertChange",
     "AlertFilter",
     "AlertRecord",
     "ChangeLog",
+    "CostStore",
     "DayVolume",
     "Recorded",
     "SqlStore",
     "Store",
+    "StoredRates",
 ]
 
 
@@ -50,7 +57,7 @@ class Store(Protocol):
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]: ...
 
-    async def put_account(self, command: PutAccount) -> tuple[AccountRecord, bool]: ...
+    async def put_account(self, command: PutAccount) -> AccountWrite: ...
 
     async def accounts_by_id(self, account_ids: Iterable[str]) -> dict[str, Account]: ...
 
@@ -61,6 +68,10 @@ class Store(Protocol):
     async def save_promotion(self, promotion: PromotionRef, *, status: str, version: int) -> None: ...
 
     async def promotions_of(self, sku: str | None) -> list[PromotionRef]: ...
+
+    async def promise_mark(self, order_id: str, line_id: str) -> PromiseMark | None: ...
+
+    async def save_promise_mark(self, order_id: str, line_id: str, mark: PromiseMark) -> None: ...
 
     async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None: ...
 
@@ -85,7 +96,37 @@ class Store(Protocol):
     ) -> int: ...
 
 
-class SqlStore(RecordsStore, AlertsStore):
+class CostStore(Store, Protocol):
+    """What the cost-to-serve handlers read and write besides alerts and accounts."""
+
+    async def lock_account_costs(self, account_id: str) -> None: ...
+
+    async def save_order(self, order: OrderFact, *, status: str) -> bool: ...
+
+    async def save_shipment(self, shipment: ShipmentFact) -> bool: ...
+
+    async def account_of_order(self, order_id: str) -> str | None: ...
+
+    async def account_facts(self, account_id: str) -> LedgerFacts: ...
+
+    async def replace_ledger(self, account_id: str, months: Sequence[AccountMonth], as_of: date) -> None: ...
+
+    async def ledger_months(
+        self, *, account_id: str | None, first: date | None, last: date | None
+    ) -> list[AccountMonth]: ...
+
+    async def revenue_between(self, first: date, last: date) -> float: ...
+
+    async def stored_rates(self) -> StoredRates: ...
+
+    async def put_rates(self, rates: CostRates, *, by: str | None) -> StoredRates: ...
+
+    async def mark_evaluated(self, account_id: str, at: datetime) -> None: ...
+
+    async def accounts_to_refresh(self, today: date, rates_changed_at: datetime | None, limit: int) -> list[str]: ...
+
+
+class SqlStore(RecordsStore, AlertsStore, PromisesStore, CostingStore):
     """The store on one unit of work's session."""
 
     def __init__(self, session: AsyncSession) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, any_, func, literal_column, select
+from sqlalchemy import Row, any_, func, literal_column, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,6 +50,17 @@ class AccountRecord:
     owner_email: str | None
     created_at: datetime
     updated_at: datetime
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class AccountWrite:
+    """A put's outcome: the account as stored, whether this call created it and whether it changed anything
+    (an identical put changes nothing and keeps the version)."""
+
+    account: AccountRecord
+    created: bool
+    changed: bool
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ def _account(row: Row[Any]) -> AccountRecord:
         owner_email=row.owner_email,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        version=row.version,
     )
 
 
@@ -182,20 +194,26 @@ class RecordsStore:
 
     # ------------------------------------------------------------ accounts
 
-    async def put_account(self, command: PutAccount) -> tuple[AccountRecord, bool]:
-        """Create or replace the account; returns it and whether it was created."""
+    async def put_account(self, command: PutAccount) -> AccountWrite:
+        """Create the account at version 1, or replace it at the next version when any field differs; an
+        identical put leaves the row (and its version) as it is."""
         values = {"name": command.name, "segment": command.segment.value, "owner_email": command.owner_email}
+        statement = insert(accounts).values(account_id=command.account_id, **values)
+        stored = (accounts.c.name, accounts.c.segment, accounts.c.owner_email)
+        sent = (statement.excluded.name, statement.excluded.segment, statement.excluded.owner_email)
         row = (
             await self.session.execute(
-                insert(accounts)
-                .values(account_id=command.account_id, **values)
-                .on_conflict_do_update(
-                    index_elements=[accounts.c.account_id], set_={**values, "updated_at": func.now()}
-                )
-                .returning(*accounts.c, literal_column("(xmax = 0)").label("inserted"))
+                statement.on_conflict_do_update(
+                    index_elements=[accounts.c.account_id],
+                    set_={**values, "version": accounts.c.version + 1, "updated_at": func.now()},
+                    where=tuple_(*stored).is_distinct_from(tuple_(*sent)),
+                ).returning(*accounts.c, literal_column("(xmax = 0)").label("inserted"))
             )
-        ).one()
-        return _account(row), bool(row.inserted)
+        ).first()
+        if row is not None:
+            return AccountWrite(_account(row), created=bool(row.inserted), changed=True)
+        same = (await self.session.execute(select(accounts).where(accounts.c.account_id == command.account_id))).one()
+        return AccountWrite(_account(same), created=False, changed=False)
 
     async def accounts_by_id(self, account_ids: Iterable[str]) -> dict[str, Account]:
         wanted = sorted(set(account_ids))

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import pytest
 
 from salesops.demo import QUALITY_REASONS, Scenario, build_scenario, plan_changes
+from salesops.demo.scenario import COST_STEP, cost_accounts
 
 TODAY = date(2026, 11, 18)
 
@@ -131,3 +132,41 @@ def test_plan_changes_lists_the_weeks_that_moved():
     changes = plan_changes({"weeks": [week, same]}, {"weeks": [moved, same]})
     assert changes == ["2026-11-23: forecast 100 -> 150, capacity shortfall 0 -> 20"]
     assert plan_changes(None, None) == []
+
+
+def test_the_stable_account_orders_rushed_split_and_returned_while_the_strategic_one_buys_in_bulk(s):
+    strategic, stable = cost_accounts(s)
+    orders = {r.body["order_id"]: r.body for r in s.requests if r.path == "/v1/sales-orders" and r.step == COST_STEP}
+    drops = defaultdict(int)
+    for r in s.requests:
+        if r.path.endswith("/shipments"):
+            drops[r.path.split("/")[3]] += 1
+    rushed = [o for o in orders.values() if o["account_id"] == stable]
+    assert rushed and all(o["rush"] and drops[o["order_id"]] == 3 for o in rushed)
+    (bulk,) = [o for o in orders.values() if o["account_id"] == strategic]
+    assert not bulk["rush"] and drops[bulk["order_id"]] == 1
+    returned = [r.body for r in s.requests if r.path == "/v1/returns" and r.body["account_id"] == stable]
+    assert any(r["condition"] == "scrap" and r["order_id"] in orders for r in returned)
+
+
+def test_the_capacity_cut_leaves_stock_for_the_higher_tiers_but_not_for_the_stable_order(s):
+    item = body_of(s, f"/v1/items/{s.promise_sku}")
+    orders = [r.body for r in s.requests if r.path == "/v1/sales-orders" and r.step == "sales orders booked"]
+    assert [o["order_id"] for o in orders] == list(s.promise_orders)
+    segments = {r.path.rsplit("/", 1)[1]: r.body["segment"] for r in s.requests if r.path.startswith("/v1/accounts/")}
+    quantity = {segments[o["account_id"]]: o["lines"][0]["quantity"] for o in orders}
+    assert set(quantity) == {"strategic", "integrated", "stable"}
+    assert {line["sku"] for o in orders for line in o["lines"]} == {s.promise_sku}
+    due = date.fromisoformat(orders[0]["lines"][0]["requested_on"])
+    weeks_to_due = (due - (TODAY - timedelta(days=TODAY.weekday()))).days // 7 + 1
+    cut = next(r.body for r in s.requests if r.path == f"/v1/items/{s.promise_sku}" and r.step == "capacity cut")
+    assert cut == {**item, "weekly_capacity": cut["weekly_capacity"]}
+    # Before the cut, stock and capacity cover every order; after it, stock covers the higher tiers alone and
+    # all the cut capacity can make by the due week does not cover the stable order.
+    assert sum(quantity.values()) < item["on_hand"] + item["weekly_capacity"] * weeks_to_due
+    assert quantity["strategic"] + quantity["integrated"] <= item["on_hand"]
+    assert sum(quantity.values()) > item["on_hand"] + cut["weekly_capacity"] * weeks_to_due
+    # The orders come after the accounts they name.
+    paths = [r.path for r in s.requests]
+    last_account = max(i for i, p in enumerate(paths) if p.startswith("/v1/accounts/"))
+    assert paths.index("/v1/sales-orders") > last_account

@@ -184,3 +184,22 @@ def test_invalid_rules_are_refused() -> None:
         MarketMappingRule(max_return_rate=-0.1)
     with pytest.raises(ValueError, match="window_months"):
         UnprofitableRule(window_months=0)
+
+
+def test_an_account_without_orders_in_the_window_is_not_judged_unprofitable() -> None:
+    returns_only = month("R", NOV, 0, 0, Drivers(return_line=2, complaint=1))
+    rule = UnprofitableRule(window_months=3)
+    assert find_unprofitable([returns_only], {}, date(2026, 12, 10), rule) == []
+    judged = find_unprofitable(
+        [returns_only], {}, date(2026, 12, 10), UnprofitableRule(window_months=3, min_orders=0, min_shipments=0)
+    )
+    assert [f.account_id for f in judged] == ["R"]
+
+
+def test_an_account_whose_orders_have_not_shipped_yet_is_not_judged_unprofitable() -> None:
+    booked = month("N", NOV, 0, 0, Drivers(order=1, order_line=2, rush_order=1))
+    rule = UnprofitableRule(window_months=3)
+    assert booked.contribution < 0  # processing is counted when booked, revenue only once shipped
+    assert find_unprofitable([booked], {}, date(2026, 12, 10), rule) == []
+    shipped = month("N", NOV, 0, 0, Drivers(order=1, order_line=2, rush_order=1, shipment=1))
+    assert [f.account_id for f in find_unprofitable([shipped], {}, date(2026, 12, 10), rule)] == ["N"]

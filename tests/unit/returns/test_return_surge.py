@@ -75,7 +75,14 @@ def test_enum_values_are_exactly_the_contract_ones() -> None:
     assert {c.value for c in ComplaintCategory} == {"quality", "delivery", "service", "billing", "other"}
     assert {s.value for s in Severity} == {"low", "medium", "high", "critical"}
     assert {s.value for s in Segment} == {"strategic", "integrated", "emerging", "stable"}
-    assert {t.value for t in AlertType} == {"return-surge", "critical-complaint", "capacity-conflict"}
+    assert {t.value for t in AlertType} == {
+        "return-surge",
+        "critical-complaint",
+        "capacity-conflict",
+        "promise-at-risk",
+        "account-unprofitable",
+        "segment-mismatch",
+    }
     assert {"defective", "damaged", "not_as_described"} == QUALITY_REASONS
 
 

@@ -121,7 +121,7 @@ async def test_an_identical_complaint_retry_raises_no_second_alert() -> None:
 
 async def test_a_surge_is_raised_at_both_thresholds_and_updated_by_new_evidence() -> None:
     store, publisher = FakeReturnsStore(), RecordingPublisher()
-    await handlers.put_account(store, PutAccount("ACME", "Acme", Segment.EMERGING))
+    await handlers.put_account(store, RecordingPublisher(), PutAccount("ACME", "Acme", Segment.EMERGING))
     await ship(store, publisher, 100)
     for n in range(4):  # 4 returns of 100 shipped: under min_returns (5) and under the rate (5 %)
         await handlers.record_return(store, publisher, a_return(n), SETTINGS)
@@ -231,7 +231,7 @@ async def test_a_high_complaint_alerts_only_from_a_priority_tier(
 ) -> None:
     store, publisher = FakeReturnsStore(), RecordingPublisher()
     if segment is not None:
-        await handlers.put_account(store, PutAccount("ACME", "Acme", segment))
+        await handlers.put_account(store, RecordingPublisher(), PutAccount("ACME", "Acme", segment))
     await handlers.record_complaint(store, publisher, a_complaint(1, severity=severity))
     assert bool(store.alerts) is alerted
     assert publisher.types()[0] == EventType.COMPLAINT_RECORDED

@@ -23,13 +23,22 @@ function describeAlert(alert) {
 }
 
 const tiersOf = (alert) => (alert.accounts || []).map((a) => a.segment).filter(Boolean);
+// `state` tells acknowledged from open (`status` stays open until resolved); an older service sends only `status`.
+const stateOf = (alert) => alert.state || alert.status;
+
+function whoActed(alert) {
+  const state = stateOf(alert);
+  if (state === "resolved" && alert.resolved_by) return ` by ${alert.resolved_by}`;
+  if (state === "acknowledged" && alert.acknowledged_by) return ` by ${alert.acknowledged_by}`;
+  return "";
+}
 
 function matchesFilters(alert) {
   const type = $("filter-type").value;
   const tier = $("filter-tier").value;
   const state = $("filter-state").value;
   if (type && alert.type !== type) return false;
-  if (state && alert.status !== state) return false;
+  if (state && stateOf(alert) !== state) return false;
   if (tier === "none") return tiersOf(alert).length === 0;
   return !tier || tiersOf(alert).includes(tier);
 }
@@ -73,9 +82,9 @@ function alertItem(alert, change, fresh) {
   const accounts = (alert.accounts || []).map((a) => `${a.name || a.account_id}${a.segment ? ` (${a.segment})` : ""}`);
   const note = el("p", { className: "alert-note" });
   const actions = [];
-  if (alert.status !== "resolved") {
+  if (stateOf(alert) !== "resolved") {
     for (const [action, label] of [["acknowledge", "Acknowledge"], ["resolve", "Resolve"]]) {
-      if (action === "acknowledge" && alert.status === "acknowledged") continue;
+      if (action === "acknowledge" && stateOf(alert) === "acknowledged") continue;
       const button = el("button", { type: "button", className: "secondary", "data-action": action }, label);
       button.addEventListener("click", () => act(alert, action, note));
       actions.push(button);
@@ -90,14 +99,14 @@ function alertItem(alert, change, fresh) {
       "data-alert-id": alert.id,
       "data-type": alert.type,
       "data-sku": alert.sku,
-      "data-status": alert.status,
+      "data-status": stateOf(alert),
     },
     el("span", { className: `badge ${alert.priority}` }, alert.priority === "high" ? "high priority" : alert.priority || ""),
     " ",
     el("strong", {}, alert.type),
     alert.sku ? [" · ", el("a", { href: `/?sku=${encodeURIComponent(alert.sku)}`, "data-sku": alert.sku }, alert.sku)] : null,
     ` ${change || "raised"}, revision ${alert.revision ?? 1}, `,
-    el("span", { className: "alert-state" }, alert.status),
+    el("span", { className: "alert-state" }, `${stateOf(alert)}${whoActed(alert)}`),
     ". ",
     describeAlert(alert),
     accounts.length ? el("div", {}, `Accounts: ${accounts.join(", ")}`) : null,

@@ -86,6 +86,32 @@ export async function loadAccuracy(sku) {
     list.replaceChildren(...row("Accuracy", "not available from this planning service"));
     return;
   }
+  const replayed = found && found.backtest;
+  if ((!found || !found.weeks_compared) && replayed && replayed.weeks_compared && replayed.wmape !== null) {
+    // No week has been forecast live yet, but the history is there: planning replays it with a rolling
+    // origin and shows how the forecast would have done, next to the standard models.
+    const standard = Object.entries(replayed.standard || {})
+      .filter(([, e]) => e.wmape !== null && e.wmape !== undefined)
+      .map(([name, e]) => `${name} ${pct(e.wmape)}`)
+      .join(", ");
+    list.replaceChildren(
+      ...row("wMAPE (replayed history)", pct(replayed.wmape)),
+      ...row(
+        "Bias",
+        `${pct(replayed.bias)} ${replayed.bias > 0 ? "(over-forecast)" : replayed.bias < 0 ? "(under-forecast)" : ""}`,
+      ),
+      ...row("Standard models", standard || "—"),
+      ...row("Demand class", replayed.demand_class),
+      ...row("Baseline model", replayed.model || "smoothing (history too short for a fitted model)"),
+      ...row(
+        "How",
+        `${replayed.weeks_compared} week(s) forecast ${replayed.lead_weeks} weeks ahead from ${replayed.origins} ` +
+          "points in the stored history, each seeing only the weeks before it. Live accuracy starts once a " +
+          `forecast week is complete (from ${nextMonday()}).`,
+      ),
+    );
+    return;
+  }
   if (!found || !found.weeks_compared) {
     // Planning measures a week against the forecast it made for that week before the week began. Order
     // history loaded in one go has no such forecast, however many weeks it covers.
@@ -107,11 +133,16 @@ export async function loadAccuracy(sku) {
     );
     return;
   }
+  const versus =
+    replayed && replayed.wmape !== null && replayed.wmape !== undefined
+      ? [...row("Replayed history", `wMAPE ${pct(replayed.wmape)} over ${replayed.weeks_compared} week(s)`)]
+      : [];
   list.replaceChildren(
     ...row("wMAPE", pct(found.wmape)),
     ...row("Bias", `${pct(found.bias)} ${found.bias > 0 ? "(over-forecast)" : found.bias < 0 ? "(under-forecast)" : ""}`),
     ...row("Mean absolute error", `${units(found.mae)} units a week`),
     ...row("Weeks compared", String(found.weeks_compared)),
+    ...versus,
   );
 }
 

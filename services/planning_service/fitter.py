@@ -1,0 +1,186 @@
+"""Fitting baseline models in the background, a chunk of SKUs at a time, off the event path.
+
+A SKU needs a fit when it has no model yet, when a new ISO week began since its fit (the weekly rollover),
+or when reports of weeks its model already saw arrived since (a correction of old weeks, history loaded
+late) and moved that history materially (`domain/refit.py`). Per chunk of `CHUNK_SKUS`:
+
+1. a short read: which SKUs, and what fitting them reads (the whole history window, spikes, promotions);
+2. the fit, in a worker process (`SALESOPS_PLANNING_FIT_WORKERS`; 0: a thread), holding no lock and no
+   connection; short histories get no model there (the smoothing serves them);
+3. a short write under the same locks as an event's re-plan (the SKUs' own): the
+   models are stored and the SKUs whose model changed are re-planned with the driver `fit:<week>:<n>`.
+
+Consumers wait at most for step 3 of one chunk. Every re-plan in between applies the stored models,
+advanced through the weeks completed since their fit (`domain/baseline.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import structlog
+
+from services.planning_service.domain import BaselineModel, PlanningParams, Promotion, SkuInputs
+from services.planning_service.domain.refit import (
+    MIN_FIT_WEEKS,
+    changed_materially,
+    history_digests,
+    observed_weeks,
+)
+from services.planning_service.recompute import recompute
+from services.planning_service.settings import PlanningSettings
+from services.planning_service.store import Driver, FittedModel, FittingInputs, SqlStore, StoredModel
+from shared.ports import Publisher
+from shared.service import Runtime
+
+log = structlog.get_logger("salesops.planning.fitter")
+
+CHUNK_SKUS = 500  # domain.fitting.CHUNK_SKUS: memory stays flat in the number of SKUs
+FITTED = "planning.baseline.fitted"
+
+
+@dataclass
+class FitPlan:
+    """What a chunk needs: SKUs to fit in the worker, SKUs whose history is too short (no model), and SKUs
+    whose history changed immaterially (the count of changes seen)."""
+
+    horizon_start: date
+    to_fit: list[SkuInputs] = field(default_factory=list)
+    too_short: list[str] = field(default_factory=list)
+    unchanged: dict[str, int] = field(default_factory=dict)
+    promotions: list[Promotion] = field(default_factory=list)
+    stored: dict[str, StoredModel] = field(default_factory=dict)
+
+
+def plan_fits(loaded: FittingInputs, horizon_start: date) -> FitPlan:
+    """Split a chunk: a model fitted for this week whose history moved immaterially stays as it is."""
+    plan = FitPlan(horizon_start, promotions=loaded.promotions, stored=loaded.stored)
+    histories = [inp.history for inp in loaded.inputs]
+    digests = history_digests(histories, horizon_start)
+    weeks = observed_weeks(histories, horizon_start)
+    for inp, digest, observed in zip(loaded.inputs, digests, weeks, strict=True):
+        stored = loaded.stored.get(inp.item.sku)
+        if stored is not None and stored.origin == horizon_start and not changed_materially(stored.digest, digest):
+            plan.unchanged[inp.item.sku] = stored.history_changes
+        elif observed < MIN_FIT_WEEKS:
+            plan.too_short.append(inp.item.sku)
+        else:
+            plan.to_fit.append(inp)
+    return plan
+
+
+def fit_chunk(
+    inputs: Sequence[SkuInputs], horizon_start: date, promotions: Sequence[Promotion], params: PlanningParams
+) -> list[BaselineModel | None]:
+    """Runs in the worker: the statistics libraries are imported there only."""
+    from services.planning_service.domain.fitting import fit_baselines
+
+    return fit_baselines(inputs, horizon_start, promotions, params)
+
+
+def _executor(settings: PlanningSettings) -> Executor:
+    if settings.planning_fit_workers == 0:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fit")
+    # spawned, not forked: the service process has an event loop and threads a fork would copy half-way
+    return ProcessPoolExecutor(settings.planning_fit_workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+async def fit_next_chunk(runtime: Runtime, settings: PlanningSettings, executor: Executor) -> int:
+    """Fit the next chunk of SKUs that needs it; the number of SKUs looked at (0: none needed a fit)."""
+    horizon_start = settings.horizon_start()
+    async with runtime.unit_of_work() as uow:
+        store = SqlStore(uow.session)
+        skus = await store.skus_to_fit(horizon_start, CHUNK_SKUS)
+        if not skus:
+            return 0
+        loaded = await store.fitting_inputs(skus, horizon_start)
+        await store.end_read()
+    plan = plan_fits(loaded, horizon_start)
+    models: list[BaselineModel | None] = []
+    if plan.to_fit:
+        loop = asyncio.get_running_loop()
+        params = settings.planning_params()
+        models = await loop.run_in_executor(executor, fit_chunk, plan.to_fit, horizon_start, plan.promotions, params)
+    async with runtime.unit_of_work() as uow:
+        await store_fits(SqlStore(uow.session), uow, settings, plan, models, loaded.inputs)
+        await uow.commit()
+    return len(skus)
+
+
+async def store_fits(
+    store: SqlStore,
+    publisher: Publisher,
+    settings: PlanningSettings,
+    plan: FitPlan,
+    models: Sequence[BaselineModel | None],
+    inputs: Sequence[SkuInputs],
+) -> list[str]:
+    """Store a chunk's models and re-plan the SKUs whose model changed; returns those SKUs."""
+    horizon = plan.horizon_start
+    digests = dict(
+        zip(
+            [inp.item.sku for inp in inputs],
+            history_digests([inp.history for inp in inputs], horizon),
+            strict=True,
+        )
+    )
+    fitted = [(inp.item.sku, model) for inp, model in zip(plan.to_fit, models, strict=True)]
+    fitted += [(sku, None) for sku in plan.too_short]
+    changed = []
+    for sku, model in fitted:
+        before = plan.stored.get(sku)
+        if (before.model if before else None) != model:
+            changed.append(sku)
+    await store.lock_skus(sorted({sku for sku, _ in fitted} | set(plan.unchanged)))
+    await store.save_models(
+        [
+            FittedModel(
+                sku,
+                model,
+                horizon,
+                digests[sku],
+                plan.stored[sku].history_changes if sku in plan.stored else 0,
+            )
+            for sku, model in fitted
+        ]
+    )
+    await store.mark_checked(plan.unchanged)
+    if changed:
+        kinds = Counter((model.spec.split(" ")[0] if model else "smoothing") for sku, model in fitted if sku in changed)
+        last_week = horizon - timedelta(weeks=1)
+        summary = f"baseline models fitted on the history to the week of {last_week.isoformat()}: " + ", ".join(
+            f"{count} {kind}" for kind, count in sorted(kinds.items())
+        )
+        driver_id = f"fit:{horizon.isoformat()}:{uuid.uuid4().hex[:12]}"
+        await store.record_driver(Driver(driver_id, FITTED, None, sorted(changed), summary))
+        await recompute(store, publisher, changed, [driver_id], settings)
+    log.info("baseline models fitted", week=horizon.isoformat(), fitted=len(fitted), replanned=len(changed))
+    return changed
+
+
+async def keep_models_fitted(runtime: Runtime) -> None:
+    """Background task: fit chunk after chunk while SKUs need it, then look again every
+    `SALESOPS_PLANNING_FIT_CHECK_S` seconds; a failed chunk is retried at the next look."""
+    settings = runtime.settings
+    assert isinstance(settings, PlanningSettings)
+    executor = _executor(settings)
+    try:
+        while True:
+            try:
+                looked_at = await fit_next_chunk(runtime, settings, executor)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("fitting baseline models failed; retrying", error=repr(exc))
+                looked_at = 0
+            if not looked_at:
+                await asyncio.sleep(settings.planning_fit_check_s)
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)

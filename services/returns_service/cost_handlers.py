@@ -1,0 +1,203 @@
+"""Cost-to-serve handlers: keep the copy of sales orders and shipments, recount an account's ledger whenever one
+of its facts changes, and raise, update or resolve its `account-unprofitable` and `segment-mismatch` alerts.
+
+Ledger: rebuilt for the whole account from its stored facts (newest order versions, shipments, returns,
+complaints) on every change, so duplicates, corrections and late events leave it exactly as if everything had
+arrived once and in order. Rates price the stored driver counts when read (a rate change re-prices history).
+Alerts: evaluated for the account right after each recount, after a change of its segment, and by the refresh
+(a new day, new rates)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.returns_service import handlers
+from services.returns_service.costing import (
+    CostRates,
+    OrderFact,
+    OrderLineFact,
+    ShipmentFact,
+    ShipmentLineFact,
+    behaviour_profile,
+    count_drivers,
+    find_unprofitable,
+    mismatch_content,
+    mismatch_priority,
+    price,
+    suggest_tier,
+    unprofitable_content,
+    unprofitable_priority,
+    window,
+)
+from services.returns_service.domain import (
+    AlertContent,
+    AlertType,
+    DecisionKind,
+    Evidence,
+    OpenAlert,
+    Priority,
+    PutAccount,
+    RecordComplaint,
+    RecordReturn,
+    decide_alert,
+)
+from services.returns_service.settings import ReturnsSettings
+from services.returns_service.store import AccountWrite, AlertRecord, CostStore, StoredRates
+from shared.events import EventType, SalesOrderData, ShipmentRecordedData
+from shared.ports import Publisher
+
+
+def order_fact(data: SalesOrderData) -> OrderFact:
+    lines = tuple(
+        OrderLineFact(line.line_id, line.sku, line.quantity, line.promised_on, line.unit_price, line.unit_cost)
+        for line in data.lines
+    )
+    return OrderFact(
+        data.order_id, data.account_id, data.version, data.ordered_on, lines, data.rush, data.status == "cancelled"
+    )
+
+
+def shipment_fact(data: ShipmentRecordedData) -> ShipmentFact:
+    shipment = data.shipment
+    lines = tuple(ShipmentLineFact(line.line_id, line.quantity) for line in shipment.lines)
+    return ShipmentFact(shipment.shipment_id, data.order_id, shipment.shipped_on, lines)
+
+
+# ---------------------------------------------------------------- facts in
+
+
+async def record_sales_order(
+    store: CostStore, publisher: Publisher, data: SalesOrderData, settings: ReturnsSettings
+) -> bool:
+    """Keep the order's newest version (and the delivery a shipment event carries) and recount the account
+    when anything changed; a duplicate or an older version changes nothing. True when something changed."""
+    await store.lock_account_costs(data.account_id)
+    changed = await store.save_order(order_fact(data), status=data.status)
+    if isinstance(data, ShipmentRecordedData):
+        # A delivery is a fact of its own: kept even when its event carries an order version already superseded.
+        changed = await store.save_shipment(shipment_fact(data)) or changed
+    if changed:
+        await recount_account(store, publisher, data.account_id, settings)
+    return changed
+
+
+async def record_return(
+    store: CostStore, publisher: Publisher, command: RecordReturn, settings: ReturnsSettings
+) -> handlers.Written:
+    """A return as the desk records it (`handlers.record_return`), then the account's ledger recounted. The
+    account is locked first, as every cost change does, so that locks are always taken in the same order."""
+    await store.lock_account_costs(command.account_id)
+    written = await handlers.record_return(store, publisher, command, settings)
+    if written.created:
+        await recount_account(store, publisher, command.account_id, settings)
+    return written
+
+
+async def record_complaint(
+    store: CostStore, publisher: Publisher, command: RecordComplaint, settings: ReturnsSettings
+) -> handlers.Written:
+    await store.lock_account_costs(command.account_id)
+    written = await handlers.record_complaint(store, publisher, command)
+    if written.created:
+        await recount_account(store, publisher, command.account_id, settings)
+    return written
+
+
+async def put_account(
+    store: CostStore, publisher: Publisher, command: PutAccount, settings: ReturnsSettings
+) -> AccountWrite:
+    """A new segment changes what the account's behaviour is measured against: its cost alerts are evaluated
+    again (the ledger itself does not depend on the segment)."""
+    await store.lock_account_costs(command.account_id)
+    result = await handlers.put_account(store, publisher, command)
+    await evaluate_account(store, publisher, command.account_id, settings)
+    return result
+
+
+async def put_cost_rates(store: CostStore, rates: CostRates, *, by: str | None) -> StoredRates:
+    """New rates price every month from now on, history included; the refresh re-evaluates the alerts."""
+    return await store.put_rates(rates, by=by)
+
+
+# ---------------------------------------------------------------- the ledger and the alerts
+
+
+async def recount_account(store: CostStore, publisher: Publisher, account_id: str, settings: ReturnsSettings) -> None:
+    """Rebuild the account's rate-free ledger from its facts as of today, then evaluate its alerts."""
+    await store.lock_account_costs(account_id)
+    today = settings.today()
+    facts = await store.account_facts(account_id)
+    months = [m for m in count_drivers(facts, today) if m.account_id == account_id]
+    await store.replace_ledger(account_id, months, today)
+    await evaluate_account(store, publisher, account_id, settings)
+
+
+async def evaluate_account(store: CostStore, publisher: Publisher, account_id: str, settings: ReturnsSettings) -> None:
+    """Raise, update or resolve the account's `account-unprofitable` and `segment-mismatch` alerts."""
+    today = settings.today()
+    stored = await store.stored_rates()
+    unprofitable, mapping = settings.unprofitable_rule(), settings.mapping_rule()
+    first, last = window(today, max(unprofitable.window_months, mapping.window_months))
+    months = await store.ledger_months(account_id=account_id, first=first, last=last)
+    entries = [price(m, stored.rates) for m in months]
+    account = (await store.accounts_by_id([account_id])).get(account_id)
+    segment = account.segment if account else None
+    segments = {account_id: segment} if segment else {}
+
+    findings = find_unprofitable(entries, segments, today, unprofitable)
+    if findings:
+        finding = findings[0]
+        content = unprofitable_content(finding, account, stored.rates.currency)
+        await raise_or_update(store, publisher, finding, content, unprofitable_priority(finding))
+    else:
+        await _clear(store, publisher, AlertType.ACCOUNT_UNPROFITABLE, account_id, today.isoformat())
+
+    m_first, m_last = window(today, mapping.window_months)
+    suggestion = None
+    if any(m_first <= e.month <= m_last for e in entries):
+        revenue_all = await store.revenue_between(m_first, m_last)
+        profile = behaviour_profile(account_id, entries, today, mapping.window_months, revenue_all)
+        suggestion = suggest_tier(profile, segment, mapping)
+    if suggestion is not None and suggestion.mismatch:
+        content = mismatch_content(suggestion, account)
+        await raise_or_update(store, publisher, suggestion, content, mismatch_priority(suggestion))
+    else:
+        await _clear(store, publisher, AlertType.SEGMENT_MISMATCH, account_id, today.isoformat())
+    await store.mark_evaluated(account_id, datetime.now(UTC))
+
+
+async def raise_or_update(
+    store: CostStore, publisher: Publisher, finding: Evidence, content: AlertContent, priority: Priority
+) -> AlertRecord | None:
+    """One open alert per (type, account): raised once, updated when its evidence changes, left alone when it
+    does not, and not raised again with the evidence a person resolved."""
+    alert_type, subject = finding.alert_type, finding.subject
+    current = await store.open_alert_for(alert_type, subject)
+    open_ref = OpenAlert(current.alert_id, alert_type, subject, current.fingerprint) if current else None
+    resolved = None if current else await store.resolved_fingerprint(alert_type, subject)
+    decision = decide_alert(open_ref, finding, resolved_fingerprint=resolved)
+    if decision.kind is DecisionKind.NONE or decision.fingerprint is None:
+        return None
+    if decision.kind is DecisionKind.RAISE:
+        raised = await store.insert_alert(
+            alert_type, subject, content, priority=priority, fingerprint=decision.fingerprint
+        )
+        return await handlers.announce(store, publisher, raised, EventType.SALES_ALERT_RAISED)
+    assert decision.alert_id is not None
+    updated = await store.update_alert(decision.alert_id, content, priority=priority, fingerprint=decision.fingerprint)
+    return await handlers.announce(store, publisher, updated, EventType.SALES_ALERT_UPDATED)
+
+
+async def _clear(store: CostStore, publisher: Publisher, alert_type: AlertType, account_id: str, on: str) -> None:
+    await handlers.close_alert(store, publisher, alert_type, account_id, extra={"cleared_on": on})
+
+
+# ---------------------------------------------------------------- the refresh
+
+
+async def accounts_due(store: CostStore, settings: ReturnsSettings) -> list[str]:
+    """One batch of accounts to recount: counted before today (backorders fall due, trailing windows move) or
+    evaluated before the rates last changed. Each is then recounted in its own transaction (`recount_account`),
+    so the refresh never holds two accounts' locks at once."""
+    stored = await store.stored_rates()
+    return await store.accounts_to_refresh(settings.today(), stored.updated_at, settings.cost_refresh_batch_size)

@@ -1,0 +1,86 @@
+"""When a stored baseline model is fitted again, and the track record's week kinds and seasonal naive, with
+hand-computed expectations."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+
+from services.planning_service.domain import BaselineModel, Item, Method, Promotion, PromotionItem, SkuInputs
+from services.planning_service.domain.refit import (
+    HistoryDigest,
+    changed_materially,
+    history_digests,
+    observed_weeks,
+)
+from services.planning_service.domain.track_record import seasonal_naive, week_kinds
+from services.planning_service.fitter import plan_fits
+from services.planning_service.store import FittingInputs, StoredModel
+
+ORIGIN = date(2026, 11, 16)
+
+
+def test_a_digest_holds_the_first_observed_week_and_units_per_13_week_block():
+    history = {ORIGIN - timedelta(weeks=1): 10.0, ORIGIN - timedelta(weeks=3): 5.0, ORIGIN - timedelta(weeks=14): 7.0}
+    (digest,) = history_digests([history], ORIGIN)
+    assert digest.observed_weeks == 14  # from the first report to the last complete week; gaps are zero
+    assert digest.blocks == (0.0,) * 10 + (7.0, 15.0)
+    assert observed_weeks([history, {}], ORIGIN) == [14, 0]
+    assert HistoryDigest.from_json(digest.to_json()) == digest
+
+
+def test_a_change_is_material_beyond_five_percent_of_a_block_and_one_unit():
+    fitted = HistoryDigest(30, (1000.0, 10.0, 0.0))
+    assert not changed_materially(fitted, HistoryDigest(30, (1040.0, 10.0, 0.0)))  # 4 %
+    assert changed_materially(fitted, HistoryDigest(30, (1060.0, 10.0, 0.0)))  # 6 %
+    assert not changed_materially(fitted, HistoryDigest(30, (1000.0, 11.0, 0.0)))  # 10 %, but one unit
+    assert changed_materially(fitted, HistoryDigest(30, (1000.0, 10.0, 2.0)))  # from nothing
+    assert changed_materially(fitted, HistoryDigest(31, (1000.0, 10.0, 0.0)))  # an earlier first report
+
+
+def _weeks(count: int, units: float) -> dict[date, float]:
+    return {ORIGIN - timedelta(weeks=w): units for w in range(1, count + 1)}
+
+
+def test_a_chunk_is_split_into_fits_short_histories_and_immaterial_changes():
+    model = BaselineModel(Method.ETS, ORIGIN, 100.0)
+    long_history = _weeks(20, 100.0)
+    (digest,) = history_digests([long_history], ORIGIN)
+    loaded = FittingInputs(
+        inputs=[
+            SkuInputs(Item("KEPT", "k", 0, 0), long_history),
+            SkuInputs(Item("OLD", "o", 0, 0), long_history),
+            SkuInputs(Item("NEW", "n", 0, 0), long_history),
+            SkuInputs(Item("SHORT", "s", 0, 0), _weeks(12, 100.0)),
+        ],
+        stored={
+            "KEPT": StoredModel("KEPT", model, ORIGIN, digest, history_changes=3, checked_changes=2),
+            "OLD": StoredModel("OLD", model, ORIGIN - timedelta(weeks=1), digest, 0, 0),
+        },
+    )
+    plan = plan_fits(loaded, ORIGIN)
+    assert plan.unchanged == {"KEPT": 3}
+    assert [inp.item.sku for inp in plan.to_fit] == ["OLD", "NEW"]
+    assert plan.too_short == ["SHORT"]
+
+
+def test_week_kinds_rank_promotion_over_cannibalized_over_dip():
+    promotion = Promotion(
+        "P1",
+        ORIGIN - timedelta(weeks=4),
+        ORIGIN - timedelta(weeks=4) + timedelta(days=9),  # Monday of week -4 to Wednesday of week -3
+        (PromotionItem("A", 20),),
+        post_promo_dip_pct=10,
+        post_promo_dip_weeks=1,
+    )
+    kinds = week_kinds("A", [promotion], ORIGIN, 6)
+    # weeks -6 .. -1: the promotion covers weeks -4 and -3, its dip runs Thursday of -3 to Wednesday of -2
+    assert kinds == ["normal", "normal", "promotion", "promotion", "post-promotion", "normal"]
+    assert week_kinds("B", [promotion], ORIGIN, 6) == ["normal"] * 6
+
+
+def test_seasonal_naive_repeats_last_year_or_the_last_week():
+    year = np.arange(60, dtype=np.float64)
+    assert seasonal_naive(year, 3).tolist() == [8.0, 9.0, 10.0]
+    assert seasonal_naive(np.array([4.0, 6.0]), 2).tolist() == [6.0, 6.0]
