@@ -17,14 +17,17 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/salesops up
 
+# Everything but the reliability suite runs on two workers (each with its own PostgreSQL and brokers); the
+# reliability suite then runs on its own, since it kills processes and writes one summary of the session.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/reliability
+	$(BIN)/python -m pytest tests/reliability
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
 test-integration: $(STAMP)
-	$(BIN)/python -m pytest tests/integration tests/e2e
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests/integration tests/e2e
 
 test-reliability: $(STAMP)
 	SALESOPS_RELIABILITY_FULL=1 $(BIN)/python -m pytest tests/reliability -m "reliability or slow"
