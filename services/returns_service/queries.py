@@ -26,7 +26,8 @@ from services.returns_service.costing import (
     window,
 )
 from services.returns_service.costing.whale import add_totals, entry_totals
-from services.returns_service.domain import Segment, state_of
+from services.returns_service.domain import Segment
+from services.returns_service.handlers import alert_document
 from services.returns_service.schemas import AccountRead, AlertRead, ComplaintRead, ReturnRead
 from services.returns_service.store import AccountRecord, AlertFilter, AlertRecord, Recorded, SqlStore, StoredRates
 
@@ -44,27 +45,8 @@ def account_read(account: AccountRecord) -> AccountRead:
 
 
 def alert_read(alert: AlertRecord) -> AlertRead:
-    return AlertRead.model_validate(
-        {
-            "id": alert.alert_id,
-            "alert_id": alert.alert_id,
-            "type": alert.type,
-            "status": alert.status,
-            "priority": alert.priority,
-            "sku": alert.sku,
-            "account_ids": list(alert.account_ids),
-            "accounts": alert.accounts,
-            "details": alert.details,
-            "revision": alert.revision,
-            "created_at": alert.created_at,
-            "updated_at": alert.updated_at,
-            "state": state_of(alert.status, alert.acknowledged_at),
-            "acknowledged_by": alert.acknowledged_by,
-            "acknowledged_at": alert.acknowledged_at,
-            "resolved_by": alert.resolved_by,
-            "resolved_at": alert.resolved_at,
-        }
-    )
+    """The alert as the API shows it: the same document the topic, the SSE stream and webhooks carry."""
+    return AlertRead.model_validate(alert_document(alert))
 
 
 async def get_return(store: SqlStore, return_id: str) -> ReturnRead | None:
