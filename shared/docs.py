@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-
 from pathlib import Path
 
 import fastapi_offline
@@ -14,7 +13,6 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-
 
 # The Swagger UI 5 assets the `fastapi-offline` wheel ships (its only use here).
 SWAGGER_UI_ASSETS = Path(fastapi_offline.__file__).parent / "static"
