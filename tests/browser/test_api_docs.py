@@ -49,4 +49,3 @@ def test_swagger_ui_renders_every_operation_of_the_services_openapi_document(sta
         context.close()
     assert not errors, f"JavaScript errors on the docs page: {errors}"
     assert not refused, f"the docs page needs something its content security policy refuses: {refused}"
-
