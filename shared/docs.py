@@ -1,21 +1,26 @@
-"""`/docs` served offline: Swagger UI from an installed package, under a policy of its own."""
+"""`/docs` served offline: Swagger UI 5 (it renders OpenAPI 3.1) from an installed package, under a policy of its
+own."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import re
+from pathlib import Path
 
-import swagger_ui_bundle
+import fastapi_offline
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+# The Swagger UI 5 assets the `fastapi-offline` wheel ships (its only use here).
+SWAGGER_UI_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+
 
 def install_offline_docs(app: FastAPI) -> None:
     """`/docs` from the Swagger UI assets of an installed package: works offline, no CDN."""
-    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+    app.mount("/docs-assets", StaticFiles(directory=SWAGGER_UI_ASSETS), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

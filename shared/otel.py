@@ -151,6 +151,9 @@ class OpenTelemetryTracing(Tracing):
     def annotate(self, name: str, attributes: Mapping[str, str | int | float | bool]) -> None:
         trace.get_current_span().add_event(name, dict(attributes))
 
+    def failed(self, reason: str) -> None:
+        trace.get_current_span().set_status(Status(StatusCode.ERROR, reason))
+
     @contextmanager
     def delivering(self, traceparent: str | None, *, endpoint: str, url: str) -> Iterator[dict[str, str]]:
         with self._tracer.start_as_current_span(

@@ -70,6 +70,9 @@ class Tracing:
     def annotate(self, name: str, attributes: Mapping[str, str | int | float | bool]) -> None:
         """Note something on the current span (a retry, say)."""
 
+    def failed(self, reason: str) -> None:
+        """Mark the current span as failed (a webhook attempt the receiver refused, say)."""
+
     @contextmanager
     def delivering(self, traceparent: str | None, *, endpoint: str, url: str) -> Iterator[dict[str, str]]:
         """Around one webhook delivery of an event or change that carried `traceparent`: yields the headers that

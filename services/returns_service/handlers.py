@@ -96,12 +96,15 @@ async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, even
     document = alert_document(alert)
     now = datetime.now(UTC)
     message = change_message(document, change_kind(event_type.value), now)
-    await store.record_change(document, event_type=event_type.value, message=message, at=now)
-    publisher.publish(
+    event = publisher.publish(
         event_type,
         key=alert.sku or alert.alert_id,
         subject=alert.alert_id,
         data=SalesAlertData.model_validate(document),
+    )
+    # The webhook deliveries continue the trace the alert's event carries.
+    await store.record_change(
+        document, event_type=event_type.value, message=message, at=now, traceparent=event.traceparent
     )
     return alert
 

@@ -208,6 +208,8 @@ webhook_deliveries = Table(
     Column("change_id", BigInteger, nullable=False),  # the alert change it delivers
     Column("event_type", String(60), nullable=False),
     Column("body", Text, nullable=False),  # the exact bytes sent on every attempt
+    # W3C trace context of the work that changed the alert: each attempt is a span of that trace.
+    Column("traceparent", String(55), nullable=True),
     Column("status", String(20), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

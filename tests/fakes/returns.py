@@ -65,6 +65,7 @@ class FakeReturnsStore:
     alerts: dict[str, AlertRecord] = field(default_factory=dict)
     changes: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    change_traceparents: list[str | None] = field(default_factory=list)
     locked_subjects: list[tuple[AlertType, str]] = field(default_factory=list)
     promise_marks: dict[tuple[str, str], PromiseMark] = field(default_factory=dict)
 
@@ -224,9 +225,16 @@ class FakeReturnsStore:
         return latest.fingerprint if latest is not None and latest.resolved_by is not None else None
 
     async def record_change(
-        self, alert: Mapping[str, Any], *, event_type: str, message: Mapping[str, Any], at: datetime
+        self,
+        alert: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
     ) -> int:
         seq = len(self.changes) + 1
+        self.change_traceparents.append(traceparent)
         self.changes.append((seq, event_type, dict(alert)))
         self.messages.append(dict(message))
         return seq

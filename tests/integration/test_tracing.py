@@ -1,6 +1,6 @@
 """OpenTelemetry tracing through the real services, broker and database: one trace from the HTTP request through
-the outbox and Kafka to each consumer (spans kept by the SDK's in-memory exporter), and log lines of consumed
-events carrying the trace, the span and the event."""
+the outbox and Kafka to each consumer and to each webhook attempt (spans kept by the SDK's in-memory exporter),
+and log lines of consumed events carrying the trace, the span and the event."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from services.planning_service.app import build_app as build_planning
 from services.promotion_service.app import build_app as build_promotion
 from services.returns_service.app import build_app as build_returns
+from services.returns_service.settings import ReturnsSettings
 from tests.integration.test_promotion_flow import promotion_body
+from tests.integration.test_webhooks_delivery import Receiver, critical, register, serving
 from tests.support import bearer, eventually, running
 
 pytestmark = pytest.mark.integration
@@ -145,3 +147,77 @@ async def test_with_tracing_off_the_trace_id_still_travels_and_salesops_makes_no
     # FastAPI's own telemetry records into any provider set in the process (this test's); salesops adds none.
     scopes = {s.instrumentation_scope.name for s in spans.get_finished_spans() if s.instrumentation_scope}
     assert not {name for name in scopes if name.startswith(("salesops.", "opentelemetry.instrumentation."))}
+
+
+def _webhook_settings(settings: Any) -> ReturnsSettings:
+    return ReturnsSettings(
+        **settings.model_dump(),
+        webhook_allow_private_targets=True,
+        webhook_poll_interval_s=0.05,
+        webhook_backoff_initial_s=0.05,
+        webhook_backoff_max_s=0.2,
+        webhook_timeout_s=2,
+    )
+
+
+async def _complaint_delivered(
+    settings: ReturnsSettings, api_keys: dict[str, str], receiver: Receiver, statuses: list[int]
+) -> None:
+    """A critical complaint, posted in the caller's trace, reaches a registered receiver (after `statuses`)."""
+    receiver.statuses = list(statuses)
+    async with serving(receiver) as base, running(build_returns(settings)) as client:
+        await register(client, api_keys["crm"], f"{base}/hooks", event_types=["sales-alert.critical-complaint"])
+        response = await client.post(
+            "/v1/complaints",
+            json=critical("TRACED-C-1"),
+            headers={**bearer(api_keys["returns-desk"]), "traceparent": CALLER},
+        )
+        assert response.status_code == 201, response.text
+
+        async def answered() -> bool:
+            return len(receiver.requests) > len(statuses)
+
+        await eventually(answered, message="the webhook never arrived")
+
+
+async def test_each_webhook_attempt_is_a_span_of_the_trace_that_raised_the_alert(settings, api_keys, spans):
+    settings.otel_enabled = True
+    receiver = Receiver()
+    await _complaint_delivered(_webhook_settings(settings), api_keys, receiver, statuses=[503])
+
+    async def both_attempts_ended() -> list[ReadableSpan]:
+        attempts = [s for s in spans.get_finished_spans() if s.name == "deliver webhook"]
+        return attempts if len(attempts) == 2 else []
+
+    failed, delivered = sorted(await both_attempts_ended(), key=lambda s: s.start_time or 0)
+    finished = spans.get_finished_spans()
+    [server] = [
+        s
+        for s in finished
+        if s.kind is SpanKind.SERVER and s.name.startswith("POST /v1/complaints") and s.context is not None
+    ]
+    for attempt in (failed, delivered):
+        assert attempt.context is not None and format(attempt.context.trace_id, "032x") == TRACE_ID
+        assert attempt.parent is not None and attempt.parent.span_id == server.context.span_id, (
+            "the delivery continues the request that raised the alert"
+        )
+        assert attempt.kind is SpanKind.PRODUCER
+    assert failed.status.status_code is StatusCode.ERROR and "503" in (failed.status.description or "")
+    assert delivered.status.status_code is not StatusCode.ERROR
+
+    # The receiver continues the trace from the attempt's span (or the HTTP call's, a child of it).
+    sent = [headers["traceparent"] for _, headers in receiver.requests]
+    assert all(value.split("-")[1] == TRACE_ID for value in sent)
+    ids = {format(s.context.span_id, "016x"): s for s in finished if s.context is not None}
+    for value, attempt in zip(sent, (failed, delivered), strict=True):
+        span = ids[value.split("-")[2]]
+        assert span is attempt or (span.parent is not None and span.parent.span_id == attempt.context.span_id)
+
+
+async def test_with_tracing_off_the_webhook_still_carries_the_alerts_trace(settings, api_keys, spans):
+    receiver = Receiver()
+    await _complaint_delivered(_webhook_settings(settings), api_keys, receiver, statuses=[])
+    [(_, headers)] = receiver.requests
+    assert headers["traceparent"].split("-")[1] == TRACE_ID
+    scopes = {s.instrumentation_scope.name for s in spans.get_finished_spans() if s.instrumentation_scope}
+    assert not {name for name in scopes if name.startswith("salesops.")}

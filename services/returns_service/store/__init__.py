@@ -92,7 +92,13 @@ class Store(Protocol):
     async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None: ...
 
     async def record_change(
-        self, alert: Mapping[str, Any], *, event_type: str, message: Mapping[str, Any], at: datetime
+        self,
+        alert: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
     ) -> int: ...
 
 

@@ -181,11 +181,18 @@ class AlertsStore:
         return row.fingerprint if row is not None and row.resolved_by is not None else None
 
     async def record_change(
-        self, alert: Mapping[str, Any], *, event_type: str, message: Mapping[str, Any], at: datetime
+        self,
+        alert: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
     ) -> int:
         """Append the alert's change to the change log and queue its webhook deliveries with `message` as their
         body; returns the change's id (its stream number is given after the commit). The change is stamped `at`,
-        the message's timestamp, so a stream rebuilds the very same message from the log."""
+        the message's timestamp, so a stream rebuilds the very same message from the log; the deliveries keep
+        `traceparent`, the trace of the work that made the change."""
         # No lock here: the change's stream number (`seq`) is given after the commit, in a short numbering step
         # (`ChangeLog.number_pending`), so writers of changes do not queue behind each other. The NOTIFY rides on
         # the insert (PostgreSQL delivers it at commit) and wakes the numbering step and the webhook dispatchers.
@@ -204,7 +211,7 @@ class AlertsStore:
                 .returning(alert_changes.c.change_id, func.pg_notify(PENDING_CHANNEL, ""))
             )
         ).one()
-        await enqueue_deliveries(self.session, message=dict(message), change_id=change_id)
+        await enqueue_deliveries(self.session, message=dict(message), change_id=change_id, traceparent=traceparent)
         return int(change_id)
 
     async def get_alert(self, alert_id: str) -> AlertRecord | None:

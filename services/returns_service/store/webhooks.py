@@ -64,6 +64,7 @@ class Claim:
     attempts: int
     url: str
     secret: str
+    traceparent: str | None = None
 
 
 def generate_secret() -> str:
@@ -160,9 +161,12 @@ async def list_deliveries(
 # ---------------------------------------------------------------- deliveries
 
 
-async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], change_id: int) -> int:
+async def enqueue_deliveries(
+    session: AsyncSession, *, message: dict[str, Any], change_id: int, traceparent: str | None = None
+) -> int:
     """One pending delivery per enabled endpoint subscribed to the alert's webhook type (caller's transaction);
-    `message` is the body, `{"type": "sales-alert.<alert type>", ..., "data": <alert>}`."""
+    `message` is the body, `{"type": "sales-alert.<alert type>", ..., "data": <alert>}`; `traceparent` is the
+    trace context of the work that changed the alert, which every attempt continues."""
     event_type = str(message["type"])
     alert = message["data"]
     body = json.dumps(message, separators=(",", ":"))
@@ -177,11 +181,12 @@ async def enqueue_deliveries(session: AsyncSession, *, message: dict[str, Any], 
         literal(event_type),
         literal(body),
         literal(PENDING),
+        literal(traceparent, type_=Text),
     ).where(
         E.c.status == ENABLED,
         or_(func.cardinality(E.c.event_types) == 0, any_(E.c.event_types) == event_type),
     )
-    columns = ["endpoint_id", "message_id", "alert_id", "change_id", "event_type", "body", "status"]
+    columns = ["endpoint_id", "message_id", "alert_id", "change_id", "event_type", "body", "status", "traceparent"]
     result = await session.execute(insert(D).from_select(columns, subscribed))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -223,7 +228,7 @@ _CLAIM = text(
     SET next_attempt_at = now() + :lease_s * interval '1 second'
     FROM picked, {E.fullname} ep
     WHERE w.delivery_id = picked.delivery_id AND ep.endpoint_id = w.endpoint_id
-    RETURNING w.delivery_id, w.endpoint_id, w.message_id, w.body, w.attempts, ep.url, ep.secret
+    RETURNING w.delivery_id, w.endpoint_id, w.message_id, w.body, w.attempts, ep.url, ep.secret, w.traceparent
     """
 ).bindparams(
     bindparam("endpoint_ids", type_=ARRAY(Text)),

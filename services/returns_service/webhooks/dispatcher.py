@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,9 +40,16 @@ RECORD_BATCH = 500
 BACKLOG_SAMPLE_S = 5.0
 
 
-async def send(client: httpx.AsyncClient, row: Any, settings: ReturnsSettings, guard: Guard) -> AttemptResult:
+async def send(
+    client: httpx.AsyncClient,
+    row: Any,
+    settings: ReturnsSettings,
+    guard: Guard,
+    trace_headers: Mapping[str, str] | None = None,
+) -> AttemptResult:
     """One signed attempt to the addresses the guard checks now (the name may resolve differently than at
-    registration)."""
+    registration). `trace_headers` (a `traceparent`) let the receiver continue the alert's trace; they are not
+    part of the signed content."""
     started = time.perf_counter()
 
     def elapsed() -> float:
@@ -55,6 +62,7 @@ async def send(client: httpx.AsyncClient, row: Any, settings: ReturnsSettings, g
         "webhook-id": row.message_id,
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": Webhook(row.secret).sign(row.message_id, now, row.body),
+        **(trace_headers or {}),
     }
     timeout = settings.webhook_timeout_s
     try:
@@ -174,7 +182,11 @@ class Dispatcher:
 
     async def _attempt(self, client: httpx.AsyncClient, row: Claim) -> None:
         try:
-            result = await send(client, row, self._settings, self._guard)
+            # Each attempt is a span of the trace of the work that changed the alert.
+            with self._runtime.tracing.delivering(row.traceparent, endpoint=row.endpoint_id, url=row.url) as headers:
+                result = await send(client, row, self._settings, self._guard, headers)
+                if not result.ok:
+                    self._runtime.tracing.failed(result.error or "failed")
         except Exception as exc:  # recorded as a failed attempt rather than left leased
             log.exception("webhook attempt failed unexpectedly", delivery_id=row.delivery_id)
             result = AttemptResult(None, f"{type(exc).__name__}: {exc}"[:500], 0.0)
