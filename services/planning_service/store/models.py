@@ -102,14 +102,14 @@ class ModelSql(InputSql):
             .limit(limit)
             .cte("due")
         )
-        statement = insert(leases).from_select(
+        take = insert(leases).from_select(
             ["sku", "holder", "leased_until"],
             select(due.c.sku, literal(holder), func.now() + literal(timedelta(seconds=lease_s))),
         )
-        statement = statement.on_conflict_do_update(
+        statement = take.on_conflict_do_update(
             index_elements=[leases.c.sku],
-            set_={"holder": statement.excluded.holder, "leased_until": statement.excluded.leased_until},
-            where=or_(leases.c.leased_until <= func.now(), leases.c.holder == statement.excluded.holder),
+            set_={"holder": take.excluded.holder, "leased_until": take.excluded.leased_until},
+            where=or_(leases.c.leased_until <= func.now(), leases.c.holder == take.excluded.holder),
         ).returning(leases.c.sku)
         return sorted((await self.session.scalars(statement)).all())
 
