@@ -10,6 +10,9 @@ late) and moved that history materially (`domain/refit.py`). Per chunk of `CHUNK
 3. a short write under the same locks as an event's re-plan (the SKUs' own): the
    models are stored and the SKUs whose model changed are re-planned with the driver `fit:<week>:<n>`.
 
+Step 1 leases the chunk's SKUs (`planning.fit_leases`, for `SALESOPS_PLANNING_FIT_LEASE_S`) and step 3 releases
+them, so replicas share a rollover's fits out rather than each fitting every SKU.
+
 Consumers wait at most for step 3 of one chunk. Every re-plan in between applies the stored models,
 advanced through the weeks completed since their fit (`domain/baseline.py`).
 """
@@ -18,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import socket
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -92,12 +97,24 @@ def _executor(settings: PlanningSettings) -> Executor:
     return ProcessPoolExecutor(settings.planning_fit_workers, mp_context=multiprocessing.get_context("spawn"))
 
 
-async def fit_next_chunk(runtime: Runtime, settings: PlanningSettings, executor: Executor) -> int:
-    """Fit the next chunk of SKUs that needs it; the number of SKUs looked at (0: none needed a fit)."""
+def fitter_id() -> str:
+    """Names one fitter (one service process) as the holder of its leases."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+async def fit_next_chunk(
+    runtime: Runtime, settings: PlanningSettings, executor: Executor, *, holder: str | None = None
+) -> int:
+    """Fit the next chunk of SKUs that needs it and no other fitter holds; the number of SKUs looked at (0: none
+    needed a fit, or the others hold them all)."""
     horizon_start = settings.horizon_start()
+    holder = holder or fitter_id()
     async with runtime.unit_of_work() as uow:
         store = SqlStore(uow.session)
-        skus = await store.skus_to_fit(horizon_start, CHUNK_SKUS)
+        skus = await store.lease_skus_to_fit(
+            horizon_start, CHUNK_SKUS, holder=holder, lease_s=settings.planning_fit_lease_s
+        )
+        await uow.commit()  # the lease is seen by the other replicas' fitters from here
         if not skus:
             return 0
         loaded = await store.fitting_inputs(skus, horizon_start)
@@ -109,7 +126,9 @@ async def fit_next_chunk(runtime: Runtime, settings: PlanningSettings, executor:
         params = settings.planning_params()
         models = await loop.run_in_executor(executor, fit_chunk, plan.to_fit, horizon_start, plan.promotions, params)
     async with runtime.unit_of_work() as uow:
-        await store_fits(SqlStore(uow.session), uow, settings, plan, models, loaded.inputs)
+        store = SqlStore(uow.session)
+        await store_fits(store, uow, settings, plan, models, loaded.inputs)
+        await store.release_fit_leases(skus, holder=holder)
         await uow.commit()
     return len(skus)
 
@@ -171,10 +190,11 @@ async def keep_models_fitted(runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, PlanningSettings)
     executor = _executor(settings)
+    holder = fitter_id()
     try:
         while True:
             try:
-                looked_at = await fit_next_chunk(runtime, settings, executor)
+                looked_at = await fit_next_chunk(runtime, settings, executor, holder=holder)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -33,6 +33,9 @@ class PlanningSettings(Settings):
     # how often SKUs needing a fit (new week, no model, history changed) are looked for.
     planning_fit_workers: int = Field(default=1, ge=0, le=8)
     planning_fit_check_s: float = Field(default=30.0, gt=0)
+    # How long a replica's fitter holds the SKUs of the chunk it is fitting (released when the chunk is stored):
+    # a replica that dies mid-fit leaves them to the others after this long.
+    planning_fit_lease_s: float = Field(default=900.0, gt=0)
 
     def planning_params(self) -> PlanningParams:
         return PlanningParams(

@@ -177,6 +177,15 @@ baseline_models = Table(
     Index("ix_baseline_models_refit", "sku", postgresql_where=text("history_changes > checked_changes")),
 )
 
+# The SKUs a replica's fitter is fitting now: others skip them until the lease lapses or is released.
+fit_leases = Table(
+    "fit_leases",
+    metadata,
+    Column("sku", String(100), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("leased_until", DateTime(timezone=True), nullable=False),
+)
+
 # Service-wide facts, e.g. the ISO week the plans were last rolled to (key "horizon_start").
 planning_state = Table(
     "planning_state",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,27 +65,57 @@ def _stored(row: Any) -> StoredModel:
     )
 
 
+def _needing_fit(horizon_start: date) -> Select[tuple[str]]:
+    items, models = tables.items, tables.baseline_models
+    return (
+        select(items.c.sku)
+        .select_from(items.outerjoin(models, models.c.sku == items.c.sku))
+        .where(
+            or_(
+                models.c.sku.is_(None),
+                models.c.origin != horizon_start,
+                models.c.history_changes > models.c.checked_changes,
+            )
+        )
+        .order_by(items.c.sku)
+    )
+
+
 class ModelSql(InputSql):
     session: AsyncSession
 
-    async def skus_to_fit(self, horizon_start: date, limit: int) -> list[str]:
-        """SKUs with an item whose model is missing, was fitted for another week, or whose history changed
-        since it was last checked; in SKU order."""
-        items, models = tables.items, tables.baseline_models
-        query = (
-            select(items.c.sku)
-            .select_from(items.outerjoin(models, models.c.sku == items.c.sku))
+    async def lease_skus_to_fit(self, horizon_start: date, limit: int, *, holder: str, lease_s: float) -> list[str]:
+        """Lease up to `limit` SKUs needing a fit (an item whose model is missing, was fitted for another week, or
+        whose history changed since it was last checked) that no other fitter holds, for `lease_s` seconds, in
+        SKU order; a lease of `holder` itself is renewed. Two fitters racing for the same SKUs:
+        the second waits for the first's commit and gets none of them. Commit to make the lease visible."""
+        leases = tables.fit_leases
+        due = (
+            _needing_fit(horizon_start)
             .where(
-                or_(
-                    models.c.sku.is_(None),
-                    models.c.origin != horizon_start,
-                    models.c.history_changes > models.c.checked_changes,
+                ~select(leases.c.sku)
+                .where(
+                    leases.c.sku == tables.items.c.sku, leases.c.leased_until > func.now(), leases.c.holder != holder
                 )
+                .exists()
             )
-            .order_by(items.c.sku)
             .limit(limit)
+            .cte("due")
         )
-        return list((await self.session.scalars(query)).all())
+        take = insert(leases).from_select(
+            ["sku", "holder", "leased_until"],
+            select(due.c.sku, literal(holder), func.now() + literal(timedelta(seconds=lease_s))),
+        )
+        statement = take.on_conflict_do_update(
+            index_elements=[leases.c.sku],
+            set_={"holder": take.excluded.holder, "leased_until": take.excluded.leased_until},
+            where=or_(leases.c.leased_until <= func.now(), leases.c.holder == take.excluded.holder),
+        ).returning(leases.c.sku)
+        return sorted((await self.session.scalars(statement)).all())
+
+    async def release_fit_leases(self, skus: Collection[str], *, holder: str) -> None:
+        leases = tables.fit_leases
+        await self.session.execute(delete(leases).where(leases.c.holder == holder, leases.c.sku.in_(list(skus))))
 
     async def stored_models(self, skus: Collection[str] | None) -> dict[str, StoredModel]:
         models = tables.baseline_models
