@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from services.returns_service import cost_handlers, queries
+from services.returns_service.cost_refresh import refresh_wake
 from services.returns_service.cost_schemas import AccountCostRead, CostRatesPut, CostRatesRead, CostToServeRead
 from services.returns_service.costing import CostRates, add_months, month_of
 from services.returns_service.domain import Segment
@@ -15,7 +16,7 @@ from services.returns_service.settings import ReturnsSettings
 from services.returns_service.store import SqlStore
 from shared.auth import ApiKey, Scope, require
 from shared.errors import invalid, not_found
-from shared.service import UnitOfWorkDep
+from shared.service import RuntimeDep, UnitOfWorkDep
 from shared.types import DATE_RANGE, PlanDate
 
 router = APIRouter(prefix="/v1", tags=["cost-to-serve"])
@@ -56,11 +57,15 @@ def _months(first: date | None, last: date | None, today: date) -> tuple[date, d
 
 
 @router.put("/cost-rates", response_model=CostRatesRead, responses=PROBLEMS)
-async def put_cost_rates(body: CostRatesPut, uow: UnitOfWorkDep, key: CanWriteCosts) -> CostRatesRead:
+async def put_cost_rates(
+    body: CostRatesPut, uow: UnitOfWorkDep, runtime: RuntimeDep, key: CanWriteCosts
+) -> CostRatesRead:
     """Set the cost of each activity (an activity left out takes its documented default). The rates price the
-    counted drivers when the ledger is read: a change re-prices every month, history included."""
+    counted drivers when the ledger is read: a change re-prices every month, history included, and the
+    accounts' alerts are re-evaluated right after (in the background, one account at a time)."""
     stored = await cost_handlers.put_cost_rates(SqlStore(uow.session), CostRates(**body.model_dump()), by=key.name)
     await uow.commit()
+    refresh_wake(runtime).set()
     return queries.rates_read(stored)
 
 

@@ -1,9 +1,11 @@
 """The cost-to-serve refresh: a background task that recounts the accounts a new day left behind and
-re-evaluates their alerts after a rate change, one account per transaction."""
+re-evaluates their alerts after a rate change, one account per transaction. A rate change made on this replica
+wakes it at once; otherwise it looks every `COST_REFRESH_INTERVAL_S`."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 
@@ -26,12 +28,23 @@ async def refresh_once(runtime: Runtime, settings: ReturnsSettings) -> int:
     return len(account_ids)
 
 
+def refresh_wake(runtime: Runtime) -> asyncio.Event:
+    """Set (after its commit) by a rate change: the refresh re-evaluates the accounts' alerts at once."""
+    wake = runtime.state.get("cost_refresh_wake")
+    if wake is None:
+        wake = runtime.state["cost_refresh_wake"] = asyncio.Event()
+    assert isinstance(wake, asyncio.Event)
+    return wake
+
+
 async def refresh_cost_to_serve(runtime: Runtime) -> None:
-    """Background task: full batches follow each other at once; then wait for the interval. A failed round is
-    retried at the next tick."""
+    """Background task: full batches follow each other at once; then wait for the interval or a rate change.
+    A failed round is retried at the next tick."""
     settings = runtime.settings
     assert isinstance(settings, ReturnsSettings)
+    wake = refresh_wake(runtime)
     while True:
+        wake.clear()  # a rate change committed from here on is seen by this round or wakes the next
         done = 0
         try:
             done = await refresh_once(runtime, settings)
@@ -40,4 +53,5 @@ async def refresh_cost_to_serve(runtime: Runtime) -> None:
         except Exception as exc:
             log.warning("cost-to-serve refresh failed; retrying", error=repr(exc))
         if done < settings.cost_refresh_batch_size:
-            await asyncio.sleep(settings.cost_refresh_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), settings.cost_refresh_interval_s)

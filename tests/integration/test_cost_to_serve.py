@@ -91,47 +91,55 @@ async def version_seen(db: Any, version: int) -> bool:
     return await db.fetchval("select version from returns.cost_orders where order_id = 'SO-1'") == version
 
 
+async def unprofitable_account(
+    client: Any, bootstrap: str, db: Any, desk: dict[str, str], crm: dict[str, str]
+) -> dict[str, Any]:
+    """ACC-X (stable): SO-1 booked and shipped in two drops (versions 1-3, one delivered twice, an old one late),
+    then a scrapped return and a complaint; returns its ledger once counted (contribution -38.7 in November)."""
+    await client.put("/v1/accounts/ACC-X", json={"name": "Xeno", "segment": "stable"}, headers=desk)
+    v1 = booked(order(1, shipped=(0, 0)))
+    v2 = shipped(order(2, shipped=(10, 2)), "SH-1", "2026-11-04", [("L1", "SKU-1", 10), ("L2", "SKU-2", 2)])
+    v3 = shipped(order(3, shipped=(10, 4)), "SH-2", "2026-11-09", [("L2", "SKU-2", 2)])  # L2 late
+    for event in (v1, v2, v2, v3):  # v2 twice: the same event delivered again
+        await send(bootstrap, event)
+    await send(bootstrap, booked(order(1, shipped=(0, 0))))  # an older version, late, under a new id
+    await eventually(lambda: version_seen(db, 3), message="order consumed")
+    ret = {
+        "return_id": "R-1",
+        "sku": "SKU-1",
+        "quantity": 2,
+        "account_id": "ACC-X",
+        "reason": "defective",
+        "condition": "scrap",
+        "returned_on": "2026-11-20",
+        "order_id": "SO-1",
+        "resolution": "refund",
+    }
+    assert (await client.post("/v1/returns", json=ret, headers=desk)).status_code == 201
+    complaint = {
+        "complaint_id": "C-1",
+        "account_id": "ACC-X",
+        "category": "delivery",
+        "severity": "low",
+        "description": "late again",
+        "received_on": "2026-11-21",
+    }
+    assert (await client.post("/v1/complaints", json=complaint, headers=desk)).status_code == 201
+
+    async def stable_ledger() -> dict[str, Any] | None:
+        found = await ledger(client, crm)
+        return found if found["months"] and pools(found["months"][0])["shipment"][0] == 2 else None
+
+    return await eventually(stable_ledger, message="ledger counted")
+
+
 async def test_orders_returns_and_complaints_make_the_hand_computed_ledger_and_alert(
     returns_settings, broker, api_keys, db
 ) -> None:
     desk, crm, admin = bearer(api_keys["returns-desk"]), bearer(api_keys["crm"]), bearer(api_keys["admin"])
     bootstrap = broker.bootstrap_servers
     async with running(build_app(returns_settings)) as client:
-        await client.put("/v1/accounts/ACC-X", json={"name": "Xeno", "segment": "stable"}, headers=desk)
-        v1 = booked(order(1, shipped=(0, 0)))
-        v2 = shipped(order(2, shipped=(10, 2)), "SH-1", "2026-11-04", [("L1", "SKU-1", 10), ("L2", "SKU-2", 2)])
-        v3 = shipped(order(3, shipped=(10, 4)), "SH-2", "2026-11-09", [("L2", "SKU-2", 2)])  # L2 late
-        for event in (v1, v2, v2, v3):  # v2 twice: the same event delivered again
-            await send(bootstrap, event)
-        await send(bootstrap, booked(order(1, shipped=(0, 0))))  # an older version, late, under a new id
-        await eventually(lambda: version_seen(db, 3), message="order consumed")
-        ret = {
-            "return_id": "R-1",
-            "sku": "SKU-1",
-            "quantity": 2,
-            "account_id": "ACC-X",
-            "reason": "defective",
-            "condition": "scrap",
-            "returned_on": "2026-11-20",
-            "order_id": "SO-1",
-            "resolution": "refund",
-        }
-        assert (await client.post("/v1/returns", json=ret, headers=desk)).status_code == 201
-        complaint = {
-            "complaint_id": "C-1",
-            "account_id": "ACC-X",
-            "category": "delivery",
-            "severity": "low",
-            "description": "late again",
-            "received_on": "2026-11-21",
-        }
-        assert (await client.post("/v1/complaints", json=complaint, headers=desk)).status_code == 201
-
-        async def stable_ledger() -> dict[str, Any] | None:
-            found = await ledger(client, crm)
-            return found if found["months"] and pools(found["months"][0])["shipment"][0] == 2 else None
-
-        found = await eventually(stable_ledger, message="ledger counted")
+        found = await unprofitable_account(client, bootstrap, db, desk, crm)
         (november,) = found["months"]
         assert november["month"] == NOVEMBER
         assert pools(november) == {
@@ -186,6 +194,29 @@ async def test_orders_returns_and_complaints_make_the_hand_computed_ledger_and_a
         corrected = (await ledger(client, crm))["months"][0]
         assert corrected["revenue"] == 440  # 10 x 30 + 4 x 50 - 2 x 30
         assert corrected["contribution"] == pytest.approx(440 - 216 - 182.7)
+
+
+async def test_rates_that_change_the_verdict_resolve_the_alert_at_once_not_at_the_next_refresh(
+    settings, broker, api_keys, db
+) -> None:
+    desk, crm, admin = bearer(api_keys["returns-desk"]), bearer(api_keys["crm"]), bearer(api_keys["admin"])
+    # The periodic refresh is an hour away: only the rate change itself can re-evaluate the alert in time.
+    hourly = ReturnsSettings(**settings.model_dump(), clock_today=TODAY, cost_refresh_interval_s=3600)
+    async with running(build_app(hourly)) as client:
+        await unprofitable_account(client, broker.bootstrap_servers, db, desk, crm)
+        query = {"type": "account-unprofitable", "status": "open"}
+        [alert] = (await client.get("/v1/alerts", params=query, headers=crm)).json()["data"]
+
+        # Without the rush, complaint and shipment charges, ACC-X contributes 360 - 216 - 62.7 = 81.3.
+        cheaper = {"currency": "EUR", "rush_order": 0, "complaint": 0, "shipment": 0}
+        assert (await client.put("/v1/cost-rates", json=cheaper, headers=admin)).status_code == 200
+
+        async def resolved() -> Any:
+            found = (await client.get(f"/v1/alerts/{alert['alert_id']}", headers=crm)).json()
+            return found if found["status"] == "resolved" else None
+
+        closed = await eventually(resolved, timeout=20, message="alert resolved after the rate change")
+        assert closed["resolved_by"] is None
 
 
 async def test_the_whale_curve_ranks_accounts_and_totals_their_segments(returns_settings, broker, api_keys, db):
