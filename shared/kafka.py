@@ -146,9 +146,11 @@ class Producer:
         per record costs. Each key goes to the partition `send` would choose (the default partitioner: murmur2
         of the key over the topic's partitions), and the records of a partition go in the order given, so each
         key keeps its order. A record is measured as `send` measures it (`MessageSizeTooLargeError` in
-        `failed`, the others go on). After an error that is not about one record no further batch is handed
-        over (so no later record of a partition overtakes an earlier one), and the producer is restarted before
-        its next use, as after a failed `send`."""
+        `failed`, the others go on). A topic whose partitions cannot be learnt fails its record: only that
+        topic's records when it is refused for good (not authorised), else the records after it are not taken
+        (`error`; the batches of the records before it still go). A batch the producer does not take (an
+        unreachable broker, say) stops the handover: no later batch goes (so no later record of a partition
+        overtakes an earlier one), and the producer is restarted before its next use, as after a failed `send`."""
         producer = await self.ensure_started()
         handover = Handover()
         header_list = list(headers)
@@ -159,6 +161,8 @@ class Producer:
         # Open batches by (topic, partition), in the order they were opened.
         open_batches: dict[tuple[str, int], tuple[Any, list[int]]] = {}
         full: list[tuple[str, int, Any, list[int]]] = []
+        # A topic whose partitions are not known ends the records taken; the batches before it still go.
+        ended: BaseException | None = None
         for position, (topic, key, value) in enumerate(records):
             partitions = partitions_of.get(topic)
             if partitions is None:
@@ -170,7 +174,7 @@ class Producer:
                 handover.failed[position] = partitions
                 if refused_for_good(partitions):
                     continue
-                handover.error = partitions
+                ended = partitions
                 break
             # Measured exactly only near the limit (the overhead beyond key, value and headers is bounded).
             if len(key) + len(value) + headers_bytes + RECORD_OVERHEAD_BOUND > limit and (
@@ -213,6 +217,7 @@ class Producer:
                 continue
             future.add_done_callback(self._note_outcome)
             handover.batches.append((future, positions))
+        handover.error = handover.error or ended
         return handover
 
     async def send_and_wait(

@@ -506,7 +506,8 @@ async def _acknowledgements(rows: Sequence[_Pending], handover: Handover) -> lis
     answers = await asyncio.gather(*(future for future, _ in handover.batches), return_exceptions=True)
     if not handover.failed and handover.error is None and not any(isinstance(a, BaseException) for a in answers):
         return None
-    not_sent = _NotSent("not sent: an earlier row of the batch failed")
+    stopped_by = _describe(handover.error) if handover.error is not None else "an earlier failure"
+    not_sent = _NotSent(f"not sent: the batch stopped at {stopped_by}")
     results: list[BaseException | None] = [not_sent] * len(rows)
     for (_, positions), answer in zip(handover.batches, answers, strict=True):
         error = answer if isinstance(answer, BaseException) else None

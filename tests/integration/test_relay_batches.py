@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import MessageSizeTooLargeError, UnknownTopicOrPartitionError
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -102,6 +102,24 @@ async def test_a_record_one_byte_over_the_limit_is_refused_and_the_others_go_on(
         assert isinstance(handover.failed[1], MessageSizeTooLargeError)
         assert handover.error is None
         assert sorted(p for _, positions in handover.batches for p in positions) == [0, 2]
+        await asyncio.gather(*(future for future, _ in handover.batches))
+    finally:
+        await producer.stop()
+
+
+async def test_a_topic_the_broker_does_not_know_stops_the_records_after_it_not_those_before(
+    settings: Settings,
+) -> None:
+    settings.kafka_request_timeout_ms = 1000
+    producer = Producer(settings, client_id="test-unknown-topic")
+    try:
+        handover = await producer.send_batches(
+            [(TOPIC, b"SKU-1", b"{}"), ("salesops.not a valid topic!", b"SKU-1", b"{}"), (TOPIC, b"SKU-2", b"{}")],
+            HEADERS,
+        )
+        assert isinstance(handover.error, UnknownTopicOrPartitionError)
+        assert list(handover.failed) == [1] and handover.failed[1] is handover.error
+        assert [positions for _, positions in handover.batches] == [[0]]
         await asyncio.gather(*(future for future, _ in handover.batches))
     finally:
         await producer.stop()
