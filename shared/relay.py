@@ -10,15 +10,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
-from aiokafka.errors import BrokerResponseError, KafkaError, RequestTimedOutError
-from sqlalchemy import ARRAY, BigInteger, Table, any_, delete, func, literal, select, update
+from aiokafka.errors import BrokerResponseError, RequestTimedOutError
+from sqlalchemy import ARRAY, BigInteger, DateTime, Table, any_, bindparam, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.kafka import Producer, refused_for_good
+from shared.kafka import Handover, Producer, refused_for_good
 from shared.metrics import Metrics
 from shared.outbox import HEADERS, advisory_lock_key
 from shared.retry import Backoff, Stopped, retrying
@@ -32,11 +32,25 @@ RELAY_BACKOFF = Backoff(initial_s=0.2, max_s=5.0)
 BACKLOG_INTERVAL_S = 1.0
 
 
+class _Pending(NamedTuple):
+    """An outbox row to publish, as a plain tuple: a SQLAlchemy row's attribute lookups would cost more than the
+    rest of the relay's work on it."""
+
+    id: int
+    event_id: str
+    event_type: str
+    topic: str
+    key: str
+    payload: bytes
+    created_at: datetime
+    attempts: int
+
+
 @dataclass
 class _BatchOutcome:
     handled: int = 0
-    published: list[Any] = field(default_factory=list)
-    parked: list[tuple[Any, BaseException, str]] = field(default_factory=list)
+    published: list[_Pending] = field(default_factory=list)
+    parked: list[tuple[_Pending, BaseException, str]] = field(default_factory=list)
     error: BaseException | None = None
     cluster_id: str | None = None
     republished: int = 0
@@ -48,8 +62,8 @@ class _InFlight:
     """A batch sent and not yet settled: its open transaction (rows locked and marked), its acknowledgements."""
 
     conn: AsyncConnection
-    rows: list[Any]
-    acks: list[asyncio.Future[Any]]
+    rows: list[_Pending]
+    handover: Handover
     now: datetime
 
 
@@ -107,6 +121,26 @@ class OutboxRelay:
         self._last_purge = 0.0
         self._parked_counted_at = 0.0
         self._backlog_measured_at = 0.0
+        # Built once: the statements of every batch, and the metrics of this relay's service.
+        t = table
+        pending = (
+            select(t.c.id, t.c.event_id, t.c.event_type, t.c.topic, t.c.key, t.c.payload, t.c.created_at, t.c.attempts)
+            .where(t.c.published_at.is_(None), t.c.parked_at.is_(None))
+            .order_by(t.c.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        self._select_first = pending
+        self._select_after = pending.where(t.c.id > bindparam("after", type_=BigInteger))
+        # One array parameter rather than an IN list: an IN list binds one parameter per row and prepares a new
+        # statement for every batch length.
+        self._mark_published = (
+            update(t)
+            .where(t.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+            .values(published_at=bindparam("now", type_=DateTime(timezone=True)))
+        )
+        self._published_total = metrics.outbox_published.labels(name)
+        self._publish_delay = metrics.outbox_delay.labels(name)
 
     def wake(self) -> None:
         self._wake.set()
@@ -225,11 +259,11 @@ class OutboxRelay:
             now = datetime.now(UTC)
             mark = self._mark(conn, rows, now)
             try:
-                acks = await self._send_all(rows)
+                handover = await self._send_all(rows)
             finally:
                 await asyncio.wait([mark])
             mark.result()
-            return _InFlight(conn, rows, acks, now)
+            return _InFlight(conn, rows, handover, now)
         except BaseException:
             await conn.close()
             raise
@@ -237,8 +271,8 @@ class OutboxRelay:
     async def _finish_batch(self, sending: _InFlight) -> _BatchOutcome:
         outcome = _BatchOutcome(published_at=sending.now)
         try:
-            results = await asyncio.gather(*sending.acks, return_exceptions=True)
-            await self._settle(sending.conn, sending.rows, list(results), sending.now, outcome)
+            results = await _acknowledgements(sending.rows, sending.handover)
+            await self._settle(sending.conn, sending.rows, results, sending.now, outcome)
             await sending.conn.commit()
         finally:
             await sending.conn.close()
@@ -261,12 +295,12 @@ class OutboxRelay:
             self._broker_cluster_id = outcome.cluster_id
         if outcome.republished:
             self._metrics.outbox_republished.labels(self._name).inc(outcome.republished)
-        self._metrics.outbox_published.labels(self._name).inc(len(outcome.published))
-        for row in outcome.published:
-            assert outcome.published_at is not None
-            self._metrics.outbox_delay.labels(self._name).observe(
-                (outcome.published_at - row.created_at).total_seconds()
-            )
+        if outcome.published:
+            self._published_total.inc(len(outcome.published))
+            published_at, observe = outcome.published_at, self._publish_delay.observe
+            assert published_at is not None
+            for row in outcome.published:
+                observe((published_at - row.created_at).total_seconds())
         for row, exc, reason in outcome.parked:
             self._metrics.outbox_parked.labels(self._name, type(exc).__name__).inc()
             log.error(
@@ -298,44 +332,46 @@ class OutboxRelay:
         # commit, which waits for every acknowledgement, and rows not acknowledged are unmarked before it.
         mark = self._mark(conn, rows, now)
         try:
-            results = await asyncio.gather(*await self._send_all(rows), return_exceptions=True)
+            handover = await self._send_all(rows)
         finally:
             # The connection must be idle before the transaction ends, whichever way it ends.
             await asyncio.wait([mark])
         mark.result()
-        await self._settle(conn, rows, list(results), now, outcome)
+        results = await _acknowledgements(rows, handover)
+        await self._settle(conn, rows, results, now, outcome)
         return outcome
 
-    async def _select(self, conn: AsyncConnection, *, after: int | None) -> list[Any]:
+    async def _select(self, conn: AsyncConnection, *, after: int | None) -> list[_Pending]:
         """The next batch of pending rows in id order (after `after`: past the batches still in flight), locked."""
-        t = self._table
-        query = (
-            select(t.c.id, t.c.event_id, t.c.event_type, t.c.topic, t.c.key, t.c.payload, t.c.created_at, t.c.attempts)
-            .where(t.c.published_at.is_(None), t.c.parked_at.is_(None))
-            .order_by(t.c.id)
-            .limit(self._batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        if after is not None:
-            query = query.where(t.c.id > after)
-        return list((await conn.execute(query)).all())
+        if after is None:
+            result = await conn.execute(self._select_first)
+        else:
+            result = await conn.execute(self._select_after, {"after": after})
+        return list(map(_Pending._make, result))
 
-    def _mark(self, conn: AsyncConnection, rows: Sequence[Any], now: datetime) -> asyncio.Future[Any]:
-        t = self._table
-        # One array parameter rather than an IN list: an IN list binds one parameter per row and prepares a
-        # new statement for every batch length.
-        ids = literal([r.id for r in rows], ARRAY(BigInteger))
-        return asyncio.ensure_future(conn.execute(update(t).where(t.c.id == any_(ids)).values(published_at=now)))
+    def _mark(self, conn: AsyncConnection, rows: Sequence[_Pending], now: datetime) -> asyncio.Future[Any]:
+        ids = [r.id for r in rows]
+        return asyncio.ensure_future(conn.execute(self._mark_published, {"ids": ids, "now": now}))
 
     async def _settle(
-        self, conn: AsyncConnection, rows: Sequence[Any], results: list[object], now: datetime, outcome: _BatchOutcome
+        self,
+        conn: AsyncConnection,
+        rows: list[_Pending],
+        results: list[BaseException | None] | None,
+        now: datetime,
+        outcome: _BatchOutcome,
     ) -> None:
-        """Keep the mark of the acknowledged rows; park the refused ones, unmark the rest (to be sent again)."""
+        """Keep the mark of the acknowledged rows (all of them when `results` is None); park the refused ones,
+        unmark the rest (to be sent again)."""
+        if results is None:
+            outcome.published = rows
+            outcome.handled = len(rows)
+            return
         t = self._table
         retry: list[int] = []
         counted: list[int] = []
         for row, result in zip(rows, results, strict=True):
-            if not isinstance(result, BaseException):
+            if result is None:
                 outcome.published.append(row)
             elif refused_for_good(result):
                 outcome.parked.append((row, result, _describe(result)))
@@ -361,31 +397,21 @@ class OutboxRelay:
             )
         outcome.handled = len(outcome.published) + len(outcome.parked)
 
-    async def _send_all(self, rows: Sequence[Any]) -> list[asyncio.Future[Any]]:
-        """Send every row, in order; returns a future per row: its acknowledgement or the error that refused it.
-        After an error that is not about the record itself (the connection, say) the rest are not sent: their
-        outcome is `_NotSent`, which counts against none of them."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Any]] = []
-        stopped = False
-        for row in rows:
-            future: asyncio.Future[Any] = loop.create_future()
-            if stopped:
-                future.set_exception(_NotSent("not sent: an earlier row of the batch failed"))
-                futures.append(future)
-                continue
-            done = self._tracing.sending(row.payload, topic=row.topic, key=row.key)
-            try:
-                sent = await self._producer.send(row.topic, value=row.payload, key=row.key.encode(), headers=HEADERS)
-            except KafkaError as exc:
-                done(exc)
-                stopped = not refused_for_good(exc)
-                future.set_exception(exc)
-                futures.append(future)
-                continue
-            sent.add_done_callback(_ending(done))
-            futures.append(sent)
-        return futures
+    async def _send_all(self, rows: Sequence[_Pending]) -> Handover:
+        """Hand every row to the producer, in order, in record batches (see `Producer.send_batches`). With
+        tracing on, each row handed over or refused gets its send span, ended with its batch's answer."""
+        handover = await self._producer.send_batches([(r.topic, r.key.encode(), r.payload) for r in rows], HEADERS)
+        if self._tracing.enabled:
+            self._trace_sends(rows, handover)
+        return handover
+
+    def _trace_sends(self, rows: Sequence[_Pending], handover: Handover) -> None:
+        sending = self._tracing.sending
+        for future, positions in handover.batches:
+            dones = [sending(rows[i].payload, topic=rows[i].topic, key=rows[i].key) for i in positions]
+            future.add_done_callback(_ending(dones))
+        for i, exc in handover.failed.items():
+            sending(rows[i].payload, topic=rows[i].topic, key=rows[i].key)(exc)
 
     async def _follow_broker(self, conn: AsyncConnection) -> tuple[str, int]:
         """The broker's cluster id, and how many rows were put back to be published again because the broker is
@@ -465,11 +491,31 @@ class OutboxRelay:
             await conn.execute(delete(t).where(t.c.published_at.is_not(None), t.c.created_at < cutoff))
 
 
-def _ending(done: SendDone) -> Callable[[asyncio.Future[Any]], None]:
+def _ending(dones: list[SendDone]) -> Callable[[asyncio.Future[Any]], None]:
     def end(future: asyncio.Future[Any]) -> None:
-        done(asyncio.CancelledError() if future.cancelled() else future.exception())
+        error = asyncio.CancelledError() if future.cancelled() else future.exception()
+        for done in dones:
+            done(error)
 
     return end
+
+
+async def _acknowledgements(rows: Sequence[_Pending], handover: Handover) -> list[BaseException | None] | None:
+    """Waits for the broker's answer to every batch handed over; returns, per row, the error that refused it (or
+    `_NotSent` for a row the handover never reached), None for a row acknowledged; None when every row was."""
+    answers = await asyncio.gather(*(future for future, _ in handover.batches), return_exceptions=True)
+    if not handover.failed and handover.error is None and not any(isinstance(a, BaseException) for a in answers):
+        return None
+    stopped_by = _describe(handover.error) if handover.error is not None else "an earlier failure"
+    not_sent = _NotSent(f"not sent: the batch stopped at {stopped_by}")
+    results: list[BaseException | None] = [not_sent] * len(rows)
+    for (_, positions), answer in zip(handover.batches, answers, strict=True):
+        error = answer if isinstance(answer, BaseException) else None
+        for i in positions:
+            results[i] = error
+    for i, exc in handover.failed.items():
+        results[i] = exc
+    return results
 
 
 class _NotSent(Exception):

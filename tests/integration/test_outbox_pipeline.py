@@ -17,7 +17,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.returns_service import tables
-from shared.kafka import Producer
+from shared.kafka import Handover, Producer
 from shared.metrics import Metrics
 from shared.relay import OutboxRelay
 from tests.support import eventually
@@ -34,12 +34,16 @@ class HeldProducer:
     async def ensure_started(self) -> None:
         return None
 
-    async def send(
-        self, topic: str, *, value: bytes, key: bytes | None, headers: Sequence[tuple[str, bytes]] = ()
-    ) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.sent.append((value, future))
-        return future
+    async def send_batches(
+        self, records: Sequence[tuple[str, bytes, bytes]], headers: Sequence[tuple[str, bytes]] = ()
+    ) -> Handover:
+        """Every record a batch of its own, so that the test acknowledges (or fails) records one by one."""
+        handover = Handover()
+        for position, (_topic, _key, value) in enumerate(records):
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self.sent.append((value, future))
+            handover.batches.append((future, [position]))
+        return handover
 
     def ack(self, start: int, end: int, *, failing: int | None = None) -> None:
         for n, (_, future) in enumerate(self.sent[start:end], start):
