@@ -475,7 +475,15 @@ DOWNSTREAM: list[tuple[str, str, str]] = [
     ),
     ("returns.complaints", "complaint", "select complaint_id, 1 from returns.complaints where complaint_id like $1"),
     ("returns.accounts", "account", "select account_id, 1 from returns.accounts where account_id like $1"),
+    ("planning.accounts", "account", "select account_id, 1 from planning.accounts where account_id like $1"),
+    (
+        "fulfillment.account_tiers",
+        "account",
+        "select account_id, 1 from fulfillment.account_tiers where account_id like $1",
+    ),
     ("fulfillment.sales_orders", "order", "select order_id, 1 from fulfillment.sales_orders where order_id like $1"),
+    ("planning.orders", "order", "select order_id, 1 from planning.orders where order_id like $1"),
+    ("returns.cost_orders", "order", "select order_id, 1 from returns.cost_orders where order_id like $1"),
     (
         "fulfillment.outbox booked events",
         "order",
