@@ -68,12 +68,14 @@ class EventConsumer:
         unit_of_work: Callable[[str | None], UnitOfWork],
         claim: Callable[[UnitOfWork, str, CloudEvent], Awaitable[bool]],
         metrics: Metrics,
+        claim_many: Callable[[UnitOfWork, str, list[CloudEvent]], Awaitable[set[str]]] | None = None,
         tracing: Tracing | None = None,
     ) -> None:
         self.subscription = subscription
         self._settings = settings
         self._unit_of_work = unit_of_work
         self._claim = claim
+        self._claim_many = claim_many
         self._metrics = metrics
         self._tracing = tracing or Tracing()
         self._backoff = Backoff(settings.consumer_backoff_initial_s, settings.consumer_backoff_max_s)
@@ -166,7 +168,7 @@ class EventConsumer:
 
     async def _handle_fetched(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Record]]) -> None:
         dead: set[tuple[str, int, int]] = set()
-        if self.subscription.finish is not None and batch and not self._stopping:
+        if self.subscription.batched and batch and not self._stopping:
             with self._busy_now():
                 handled = await self._process_together([m for ms in batch.values() for m in ms], dead)
             if handled:
@@ -239,7 +241,7 @@ class EventConsumer:
         except InvalidEvent as invalid:
             await self._dead.send(message, invalid.reason, invalid.detail)
             return
-        handler = self.subscription.handlers.get(event.type)
+        handler = self.subscription.handler(event.type)
         if handler is None:
             self._metrics.consumed.labels(self.subscription.name, event.type, "ignored").inc()
             return
@@ -309,10 +311,12 @@ class EventConsumer:
         """Handle a whole batch in one unit of work; False (nothing kept) when it must go one event at a time.
 
         Malformed messages are dead-lettered first and noted in `dead`, so that neither they nor a fallback
-        to one event at a time slow down or repeat the rest."""
-        name = self.subscription.name
-        assert self.subscription.finish is not None
-        work: list[tuple[Record, EventHandler, CloudEvent, EventData]] = []
+        to one event at a time slow down or repeat the rest. The batch's events are claimed in the inbox in
+        one statement; duplicates (already handled, or twice in the batch) are skipped. Runs of consecutive
+        events of a type with a batch handler go to it together; the others go to their handler one by one."""
+        subscription = self.subscription
+        name = subscription.name
+        work: list[tuple[Record, CloudEvent, EventData]] = []
         for message in messages:
             try:
                 event, data = read_event(message.value, message.headers, message.topic)
@@ -320,28 +324,43 @@ class EventConsumer:
                 await self._dead.send(message, invalid.reason, invalid.detail)
                 dead.add((message.topic, message.partition, message.offset))
                 continue
-            handler = self.subscription.handlers.get(event.type)
-            if handler is not None:
-                work.append((message, handler, event, data))
+            if event.type in subscription.batch_handlers or event.type in subscription.handlers:
+                work.append((message, event, data))
         started = time.perf_counter()
         handled: list[_Handled] = []
         try:
-            with self._tracing.consuming_batch(name, [event for _, _, event, _ in work]) as batch_traceparent:
+            with self._tracing.consuming_batch(name, [event for _, event, _ in work]) as batch_traceparent:
                 async with self._unit_of_work(batch_traceparent) as uow:
-                    for message, handler, event, data in work:
+                    fresh = await self._claim_together(uow, [event for _, event, _ in work])
+                    run: list[tuple[Record, CloudEvent, EventData]] = []
+                    for message, event, data in work:
+                        if event.id not in fresh:
+                            with self._tracing.consuming(event, self._delivery(message)) as traceparent:
+                                handled.append(_Handled(message, event, "duplicate", traceparent, 0.0))
+                            continue
+                        fresh.discard(event.id)  # a second copy in the same batch is a duplicate
+                        if event.type in subscription.batch_handlers:
+                            if run and run[0][1].type != event.type:
+                                await self._hand_over(uow, run, batch_traceparent, handled)
+                                run = []
+                            run.append((message, event, data))
+                            continue
+                        if run:
+                            await self._hand_over(uow, run, batch_traceparent, handled)
+                            run = []
                         with (
                             self._tracing.consuming(event, self._delivery(message)) as traceparent,
                             logging_context(traceparent, **_event_fields(event, message)),
                         ):
                             # Events a handler publishes are children of the event that caused them.
                             uow.traceparent = traceparent
-                            claimed = await self._claim(uow, name, event)
-                            if claimed:
-                                await handler(uow, event, data)
-                            outcome = "processed" if claimed else "duplicate"
-                            handled.append(_Handled(message, event, outcome, traceparent, 0.0))
+                            await subscription.handlers[event.type](uow, event, data)
+                            handled.append(_Handled(message, event, "processed", traceparent, 0.0))
+                    if run:
+                        await self._hand_over(uow, run, batch_traceparent, handled)
                     uow.traceparent = batch_traceparent
-                    await self.subscription.finish(uow)
+                    if subscription.finish is not None:
+                        await subscription.finish(uow)
                     await uow.commit()
         except asyncio.CancelledError:
             raise
@@ -357,6 +376,26 @@ class EventConsumer:
             self._metrics.consumed.labels(name, "other", "ignored").inc(ignored)
         self._metrics.handle_seconds.labels(name, "batch").observe(elapsed)
         return True
+
+    async def _claim_together(self, uow: UnitOfWork, events: list[CloudEvent]) -> set[str]:
+        """Ids of the events not handled before, claimed in the inbox (one statement when the service has it)."""
+        if self._claim_many is not None:
+            return await self._claim_many(uow, self.subscription.name, events)
+        return {event.id for event in events if await self._claim(uow, self.subscription.name, event)}
+
+    async def _hand_over(
+        self,
+        uow: UnitOfWork,
+        run: list[tuple[Record, CloudEvent, EventData]],
+        batch_traceparent: str | None,
+        handled: list[_Handled],
+    ) -> None:
+        """A run of consecutive events of one type to that type's batch handler, in the batch's trace."""
+        uow.traceparent = batch_traceparent
+        await self.subscription.batch_handlers[run[0][1].type](uow, [(event, data) for _, event, data in run])
+        for message, event, _ in run:
+            with self._tracing.consuming(event, self._delivery(message)) as traceparent:
+                handled.append(_Handled(message, event, "processed", traceparent, 0.0))
 
 
 def _event_fields(event: CloudEvent, message: Record) -> dict[str, object]:

@@ -3,6 +3,8 @@ unit of work's store; `finish` re-plans the SKUs a consumed batch touched, once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from services.planning_service import handlers
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import SqlStore
@@ -32,6 +34,12 @@ async def on_launch_planned(uow: UnitOfWork, event: CloudEvent, data: LaunchData
 
 async def on_order_volumes(uow: UnitOfWork, event: CloudEvent, data: OrderVolumeReportedData) -> None:
     await handlers.on_order_volumes(SqlStore(uow.session), uow, event, data)
+
+
+async def on_order_volumes_together(
+    uow: UnitOfWork, reports: Sequence[tuple[CloudEvent, OrderVolumeReportedData]]
+) -> None:
+    await handlers.on_order_volumes_together(SqlStore(uow.session), uow, reports)
 
 
 async def on_order_spike(uow: UnitOfWork, event: CloudEvent, data: OrderSpikeData) -> None:
@@ -82,4 +90,6 @@ def subscription(settings: PlanningSettings) -> Subscription:
             EventType.ACCOUNT_CHANGED.value: on_account_changed,
         },
         finish=finish,
+        # In a fetched batch, the events that come in bulk are written set-based.
+        batch_handlers={EventType.ORDER_VOLUME_REPORTED.value: on_order_volumes_together},
     )
