@@ -339,8 +339,9 @@ class EventConsumer:
                                 handled.append(_Handled(message, event, "duplicate", traceparent, 0.0))
                             continue
                         fresh.discard(event.id)  # a second copy in the same batch is a duplicate
-                        if event.type in subscription.batch_handlers:
-                            if run and run[0][1].type != event.type:
+                        batch = subscription.batch_handlers.get(event.type)
+                        if batch is not None:
+                            if run and subscription.batch_handlers[run[0][1].type] is not batch:
                                 await self._hand_over(uow, run, batch_traceparent, handled)
                                 run = []
                             run.append((message, event, data))
@@ -390,7 +391,7 @@ class EventConsumer:
         batch_traceparent: str | None,
         handled: list[_Handled],
     ) -> None:
-        """A run of consecutive events of one type to that type's batch handler, in the batch's trace."""
+        """A run of consecutive events with the same batch handler to that handler, in the batch's trace."""
         uow.traceparent = batch_traceparent
         await self.subscription.batch_handlers[run[0][1].type](uow, [(event, data) for _, event, data in run])
         for message, event, _ in run:

@@ -38,7 +38,7 @@ class Subscription:
     once before it commits: work the handlers deferred into `uow.context` (say, re-planning the SKUs they
     touched) is done once per batch instead of once per event. The batch's events are claimed in the inbox
     together, in one statement, and duplicates are left out. In a batch, a type in `batch_handlers` is handed
-    over several events at a time (each run of consecutive events of that type, in the order they were read),
+    over several events at a time (each run of consecutive events whose types share it, in the order read),
     so that its writes can be set-based. Should the batch fail, its events are handled again one at a time,
     each followed by `finish`, by the type's handler in `handlers` (or its batch handler, given a list of
     one). List a batched type in `handlers` too: `handlers` is what the interface documents say is consumed.

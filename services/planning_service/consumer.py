@@ -58,6 +58,10 @@ async def on_account_changed(uow: UnitOfWork, event: CloudEvent, data: AccountCh
     await handlers.on_account_changed(SqlStore(uow.session), uow, event, data)
 
 
+async def on_sales_orders_together(uow: UnitOfWork, orders: Sequence[tuple[CloudEvent, SalesOrderData]]) -> None:
+    await handlers.on_sales_orders_together(SqlStore(uow.session), uow, orders)
+
+
 def subscription(settings: PlanningSettings) -> Subscription:
     """The `planning-service` consumer group; complaints on the returns topic are skipped."""
 
@@ -91,5 +95,11 @@ def subscription(settings: PlanningSettings) -> Subscription:
         },
         finish=finish,
         # In a fetched batch, the events that come in bulk are written set-based.
-        batch_handlers={EventType.ORDER_VOLUME_REPORTED.value: on_order_volumes_together},
+        batch_handlers={
+            EventType.ORDER_VOLUME_REPORTED.value: on_order_volumes_together,
+            EventType.SALES_ORDER_BOOKED.value: on_sales_orders_together,
+            EventType.SALES_ORDER_CHANGED.value: on_sales_orders_together,
+            EventType.SALES_ORDER_CANCELLED.value: on_sales_orders_together,
+            EventType.SHIPMENT_RECORDED.value: on_sales_orders_together,
+        },
     )

@@ -27,6 +27,7 @@ from services.planning_service.store import (
     OrderLineRecord,
     OrderRecord,
     ReturnRecord,
+    SavedOrder,
     SpikeReport,
     Store,
     StoredItem,
@@ -296,10 +297,34 @@ async def on_sales_order(store: Store, publisher: Publisher, event: CloudEvent, 
     if saved is None:
         log.info("order version not newer than the one kept; ignored", order_id=order.order_id, version=order.version)
         return
+    driver = _order_driver(event, order, record, saved)
+    await store.record_driver(driver)
+    _replan_later(publisher, set(driver.skus), event.id)
+
+
+async def on_sales_orders_together(
+    store: Store, publisher: Publisher, orders: Sequence[tuple[CloudEvent, SalesOrderData]]
+) -> None:
+    """`on_sales_order` for several order events at once, in the order they were read: the orders and their
+    lines in one statement, the drivers in another, with the result of one event after the other."""
+    records = [order_record(event, order) for event, order in orders]
+    drivers: list[Driver] = []
+    for (event, order), record, saved in zip(orders, records, await store.save_orders(records), strict=True):
+        if saved is None:
+            log.info(
+                "order version not newer than the one kept; ignored", order_id=order.order_id, version=order.version
+            )
+            continue
+        driver = _order_driver(event, order, record, saved)
+        drivers.append(driver)
+        _replan_later(publisher, set(driver.skus), event.id)
+    await store.record_drivers(drivers)
+
+
+def _order_driver(event: CloudEvent, order: SalesOrderData, record: OrderRecord, saved: SavedOrder) -> Driver:
     skus = saved.skus_before | {line.sku for line in record.lines}
-    tier = _tier_of(saved.account_segment, order)
-    await _record_driver(store, event, skus, order_summary(event.type, order, tier))
-    _replan_later(publisher, skus, event.id)
+    summary = order_summary(event.type, order, _tier_of(saved.account_segment, order))
+    return Driver(event.id, event.type, event.subject, sorted(skus), summary, event.time)
 
 
 async def on_account_changed(

@@ -237,6 +237,9 @@ class FakePlanningStore:
             {line.sku for line in stored.lines} if stored else set(), account.segment if account else None
         )
 
+    async def save_orders(self, orders: Sequence[OrderRecord]) -> list[SavedOrder | None]:
+        return [await self.save_order(order) for order in orders]
+
     async def save_account(self, account: AccountRecord) -> SavedAccount | None:
         stored = self.accounts.get(account.account_id)
         if stored is not None and stored.version >= account.version:
