@@ -4,8 +4,10 @@ with manual commits, retries for transient failures and dead letters for poison 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -28,7 +30,8 @@ from shared.settings import Settings
 from shared.subscription import EventHandler, Subscription
 from shared.tracing import Delivery, Tracing
 
-log = structlog.get_logger("salesops.kafka")
+log_name = "salesops.kafka"
+log = structlog.get_logger(log_name)
 
 # Restarting a consumer that cannot start (broker unreachable, group coordinator not ready).
 RESTART_BACKOFF = Backoff(initial_s=0.5, max_s=10.0)
@@ -295,10 +298,10 @@ class EventConsumer:
         self._tracing.annotate("retry", {"attempt": attempt, "transient": transient, "error": repr(error)[:500]})
         log.warning("handler failed; retrying", error=repr(error), transient=transient, retry_in_s=round(wait_s, 2))
 
-    def _account(self, handled: _Handled, *, timed: bool = True) -> None:
+    def _account(self, handled: _Handled) -> None:
         name, event = self.subscription.name, handled.event
         self._metrics.consumed.labels(name, event.type, handled.outcome).inc()
-        if handled.outcome == "processed" and timed:
+        if handled.outcome == "processed":
             self._metrics.handle_seconds.labels(name, event.type).observe(handled.seconds)
         with logging_context(handled.traceparent, **_event_fields(event, handled.message)):
             log.info(
@@ -368,15 +371,35 @@ class EventConsumer:
         except Exception as exc:
             log.info("batch not handled as a whole; handling its events one at a time", error=repr(exc))
             return False
-        elapsed = time.perf_counter() - started
-        for item in handled:
-            item.seconds = elapsed
-            self._account(item, timed=False)
-        ignored = len(messages) - len(work) - len(dead)
+        self._account_batch(handled, time.perf_counter() - started, ignored=len(messages) - len(work) - len(dead))
+        return True
+
+    def _account_batch(self, handled: list[_Handled], elapsed: float, *, ignored: int) -> None:
+        """Counts by type and outcome, and one log line for the batch (each event's own line at DEBUG)."""
+        name = self.subscription.name
+        outcomes = Counter((item.event.type, item.outcome) for item in handled)
+        for (event_type, outcome), count in outcomes.items():
+            self._metrics.consumed.labels(name, event_type, outcome).inc(count)
         if ignored:
             self._metrics.consumed.labels(name, "other", "ignored").inc(ignored)
         self._metrics.handle_seconds.labels(name, "batch").observe(elapsed)
-        return True
+        if logging.getLogger(log_name).isEnabledFor(logging.DEBUG):
+            for item in handled:
+                with logging_context(item.traceparent, **_event_fields(item.event, item.message)):
+                    log.debug(
+                        "event handled" if item.outcome == "processed" else "duplicate event skipped",
+                        outcome=item.outcome,
+                        in_batch=True,
+                    )
+        log.info(
+            "batch handled",
+            events=len(handled),
+            processed=sum(count for (_, outcome), count in outcomes.items() if outcome == "processed"),
+            duplicates=sum(count for (_, outcome), count in outcomes.items() if outcome == "duplicate"),
+            ignored=ignored,
+            offsets=_offset_ranges(item.message for item in handled),
+            duration_ms=round(elapsed * 1000, 2),
+        )
 
     async def _claim_together(self, uow: UnitOfWork, events: list[CloudEvent]) -> set[str]:
         """Ids of the events not handled before, claimed in the inbox (one statement when the service has it)."""
@@ -397,6 +420,16 @@ class EventConsumer:
         for message, event, _ in run:
             with self._tracing.consuming(event, self._delivery(message)) as traceparent:
                 handled.append(_Handled(message, event, "processed", traceparent, 0.0))
+
+
+def _offset_ranges(messages: Iterable[Record]) -> dict[str, str]:
+    """`topic/partition` -> `first..last` offset of the messages, for a batch's log line."""
+    ranges: dict[str, tuple[int, int]] = {}
+    for message in messages:
+        key = f"{message.topic}/{message.partition}"
+        first, last = ranges.get(key, (message.offset, message.offset))
+        ranges[key] = (min(first, message.offset), max(last, message.offset))
+    return {key: f"{first}..{last}" for key, (first, last) in ranges.items()}
 
 
 def _event_fields(event: CloudEvent, message: Record) -> dict[str, object]:
