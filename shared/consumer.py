@@ -30,8 +30,8 @@ from shared.settings import Settings
 from shared.subscription import EventHandler, Subscription
 from shared.tracing import Delivery, Tracing
 
-log_name = "salesops.kafka"
-log = structlog.get_logger(log_name)
+LOG_NAME = "salesops.kafka"
+log = structlog.get_logger(LOG_NAME)
 
 # Restarting a consumer that cannot start (broker unreachable, group coordinator not ready).
 RESTART_BACKOFF = Backoff(initial_s=0.5, max_s=10.0)
@@ -383,7 +383,7 @@ class EventConsumer:
         if ignored:
             self._metrics.consumed.labels(name, "other", "ignored").inc(ignored)
         self._metrics.handle_seconds.labels(name, "batch").observe(elapsed)
-        if logging.getLogger(log_name).isEnabledFor(logging.DEBUG):
+        if logging.getLogger(LOG_NAME).isEnabledFor(logging.DEBUG):
             for item in handled:
                 with logging_context(item.traceparent, **_event_fields(item.event, item.message)):
                     log.debug(
