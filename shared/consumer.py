@@ -4,8 +4,10 @@ with manual commits, retries for transient failures and dead letters for poison 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -28,7 +30,8 @@ from shared.settings import Settings
 from shared.subscription import EventHandler, Subscription
 from shared.tracing import Delivery, Tracing
 
-log = structlog.get_logger("salesops.kafka")
+LOG_NAME = "salesops.kafka"
+log = structlog.get_logger(LOG_NAME)
 
 # Restarting a consumer that cannot start (broker unreachable, group coordinator not ready).
 RESTART_BACKOFF = Backoff(initial_s=0.5, max_s=10.0)
@@ -68,12 +71,14 @@ class EventConsumer:
         unit_of_work: Callable[[str | None], UnitOfWork],
         claim: Callable[[UnitOfWork, str, CloudEvent], Awaitable[bool]],
         metrics: Metrics,
+        claim_many: Callable[[UnitOfWork, str, list[CloudEvent]], Awaitable[set[str]]] | None = None,
         tracing: Tracing | None = None,
     ) -> None:
         self.subscription = subscription
         self._settings = settings
         self._unit_of_work = unit_of_work
         self._claim = claim
+        self._claim_many = claim_many
         self._metrics = metrics
         self._tracing = tracing or Tracing()
         self._backoff = Backoff(settings.consumer_backoff_initial_s, settings.consumer_backoff_max_s)
@@ -166,7 +171,7 @@ class EventConsumer:
 
     async def _handle_fetched(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Record]]) -> None:
         dead: set[tuple[str, int, int]] = set()
-        if self.subscription.finish is not None and batch and not self._stopping:
+        if self.subscription.batched and batch and not self._stopping:
             with self._busy_now():
                 handled = await self._process_together([m for ms in batch.values() for m in ms], dead)
             if handled:
@@ -239,7 +244,7 @@ class EventConsumer:
         except InvalidEvent as invalid:
             await self._dead.send(message, invalid.reason, invalid.detail)
             return
-        handler = self.subscription.handlers.get(event.type)
+        handler = self.subscription.handler(event.type)
         if handler is None:
             self._metrics.consumed.labels(self.subscription.name, event.type, "ignored").inc()
             return
@@ -293,10 +298,10 @@ class EventConsumer:
         self._tracing.annotate("retry", {"attempt": attempt, "transient": transient, "error": repr(error)[:500]})
         log.warning("handler failed; retrying", error=repr(error), transient=transient, retry_in_s=round(wait_s, 2))
 
-    def _account(self, handled: _Handled, *, timed: bool = True) -> None:
+    def _account(self, handled: _Handled) -> None:
         name, event = self.subscription.name, handled.event
         self._metrics.consumed.labels(name, event.type, handled.outcome).inc()
-        if handled.outcome == "processed" and timed:
+        if handled.outcome == "processed":
             self._metrics.handle_seconds.labels(name, event.type).observe(handled.seconds)
         with logging_context(handled.traceparent, **_event_fields(event, handled.message)):
             log.info(
@@ -309,10 +314,12 @@ class EventConsumer:
         """Handle a whole batch in one unit of work; False (nothing kept) when it must go one event at a time.
 
         Malformed messages are dead-lettered first and noted in `dead`, so that neither they nor a fallback
-        to one event at a time slow down or repeat the rest."""
-        name = self.subscription.name
-        assert self.subscription.finish is not None
-        work: list[tuple[Record, EventHandler, CloudEvent, EventData]] = []
+        to one event at a time slow down or repeat the rest. The batch's events are claimed in the inbox in
+        one statement; duplicates (already handled, or twice in the batch) are skipped. Runs of consecutive
+        events of a type with a batch handler go to it together; the others go to their handler one by one."""
+        subscription = self.subscription
+        name = subscription.name
+        work: list[tuple[Record, CloudEvent, EventData]] = []
         for message in messages:
             try:
                 event, data = read_event(message.value, message.headers, message.topic)
@@ -320,43 +327,109 @@ class EventConsumer:
                 await self._dead.send(message, invalid.reason, invalid.detail)
                 dead.add((message.topic, message.partition, message.offset))
                 continue
-            handler = self.subscription.handlers.get(event.type)
-            if handler is not None:
-                work.append((message, handler, event, data))
+            if event.type in subscription.batch_handlers or event.type in subscription.handlers:
+                work.append((message, event, data))
         started = time.perf_counter()
         handled: list[_Handled] = []
         try:
-            with self._tracing.consuming_batch(name, [event for _, _, event, _ in work]) as batch_traceparent:
+            with self._tracing.consuming_batch(name, [event for _, event, _ in work]) as batch_traceparent:
                 async with self._unit_of_work(batch_traceparent) as uow:
-                    for message, handler, event, data in work:
+                    fresh = await self._claim_together(uow, [event for _, event, _ in work])
+                    run: list[tuple[Record, CloudEvent, EventData]] = []
+                    for message, event, data in work:
+                        if event.id not in fresh:
+                            with self._tracing.consuming(event, self._delivery(message)) as traceparent:
+                                handled.append(_Handled(message, event, "duplicate", traceparent, 0.0))
+                            continue
+                        fresh.discard(event.id)  # a second copy in the same batch is a duplicate
+                        batch = subscription.batch_handlers.get(event.type)
+                        if batch is not None:
+                            if run and subscription.batch_handlers[run[0][1].type] is not batch:
+                                await self._hand_over(uow, run, batch_traceparent, handled)
+                                run = []
+                            run.append((message, event, data))
+                            continue
+                        if run:
+                            await self._hand_over(uow, run, batch_traceparent, handled)
+                            run = []
                         with (
                             self._tracing.consuming(event, self._delivery(message)) as traceparent,
                             logging_context(traceparent, **_event_fields(event, message)),
                         ):
                             # Events a handler publishes are children of the event that caused them.
                             uow.traceparent = traceparent
-                            claimed = await self._claim(uow, name, event)
-                            if claimed:
-                                await handler(uow, event, data)
-                            outcome = "processed" if claimed else "duplicate"
-                            handled.append(_Handled(message, event, outcome, traceparent, 0.0))
+                            await subscription.handlers[event.type](uow, event, data)
+                            handled.append(_Handled(message, event, "processed", traceparent, 0.0))
+                    if run:
+                        await self._hand_over(uow, run, batch_traceparent, handled)
                     uow.traceparent = batch_traceparent
-                    await self.subscription.finish(uow)
+                    if subscription.finish is not None:
+                        await subscription.finish(uow)
                     await uow.commit()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.info("batch not handled as a whole; handling its events one at a time", error=repr(exc))
             return False
-        elapsed = time.perf_counter() - started
-        for item in handled:
-            item.seconds = elapsed
-            self._account(item, timed=False)
-        ignored = len(messages) - len(work) - len(dead)
+        self._account_batch(handled, time.perf_counter() - started, ignored=len(messages) - len(work) - len(dead))
+        return True
+
+    def _account_batch(self, handled: list[_Handled], elapsed: float, *, ignored: int) -> None:
+        """Counts by type and outcome, and one log line for the batch (each event's own line at DEBUG)."""
+        name = self.subscription.name
+        outcomes = Counter((item.event.type, item.outcome) for item in handled)
+        for (event_type, outcome), count in outcomes.items():
+            self._metrics.consumed.labels(name, event_type, outcome).inc(count)
         if ignored:
             self._metrics.consumed.labels(name, "other", "ignored").inc(ignored)
         self._metrics.handle_seconds.labels(name, "batch").observe(elapsed)
-        return True
+        if logging.getLogger(LOG_NAME).isEnabledFor(logging.DEBUG):
+            for item in handled:
+                with logging_context(item.traceparent, **_event_fields(item.event, item.message)):
+                    log.debug(
+                        "event handled" if item.outcome == "processed" else "duplicate event skipped",
+                        outcome=item.outcome,
+                        in_batch=True,
+                    )
+        log.info(
+            "batch handled",
+            events=len(handled),
+            processed=sum(count for (_, outcome), count in outcomes.items() if outcome == "processed"),
+            duplicates=sum(count for (_, outcome), count in outcomes.items() if outcome == "duplicate"),
+            ignored=ignored,
+            offsets=_offset_ranges(item.message for item in handled),
+            duration_ms=round(elapsed * 1000, 2),
+        )
+
+    async def _claim_together(self, uow: UnitOfWork, events: list[CloudEvent]) -> set[str]:
+        """Ids of the events not handled before, claimed in the inbox (one statement when the service has it)."""
+        if self._claim_many is not None:
+            return await self._claim_many(uow, self.subscription.name, events)
+        return {event.id for event in events if await self._claim(uow, self.subscription.name, event)}
+
+    async def _hand_over(
+        self,
+        uow: UnitOfWork,
+        run: list[tuple[Record, CloudEvent, EventData]],
+        batch_traceparent: str | None,
+        handled: list[_Handled],
+    ) -> None:
+        """A run of consecutive events with the same batch handler to that handler, in the batch's trace."""
+        uow.traceparent = batch_traceparent
+        await self.subscription.batch_handlers[run[0][1].type](uow, [(event, data) for _, event, data in run])
+        for message, event, _ in run:
+            with self._tracing.consuming(event, self._delivery(message)) as traceparent:
+                handled.append(_Handled(message, event, "processed", traceparent, 0.0))
+
+
+def _offset_ranges(messages: Iterable[Record]) -> dict[str, str]:
+    """`topic/partition` -> `first..last` offset of the messages, for a batch's log line."""
+    ranges: dict[str, tuple[int, int]] = {}
+    for message in messages:
+        key = f"{message.topic}/{message.partition}"
+        first, last = ranges.get(key, (message.offset, message.offset))
+        ranges[key] = (min(first, message.offset), max(last, message.offset))
+    return {key: f"{first}..{last}" for key, (first, last) in ranges.items()}
 
 
 def _event_fields(event: CloudEvent, message: Record) -> dict[str, object]:

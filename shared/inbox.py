@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, func
+from collections.abc import Sequence
+
+from sqlalchemy import Column, DateTime, MetaData, String, Table, TextClause, func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,3 +31,38 @@ async def claim(session: AsyncSession, table: Table, consumer: str, event: Cloud
         .returning(table.c.event_id)
     )
     return result.first() is not None
+
+
+_CLAIM_MANY: dict[str, TextClause] = {}
+
+
+def _claim_many_statement(table: Table) -> TextClause:
+    statement = _CLAIM_MANY.get(table.fullname)
+    if statement is None:
+        statement = _CLAIM_MANY[table.fullname] = text(
+            f"""
+            INSERT INTO {table.fullname} (consumer, event_id, event_type)
+            SELECT :consumer, e.event_id, e.event_type
+            FROM unnest(CAST(:event_ids AS varchar[]), CAST(:event_types AS varchar[])) AS e (event_id, event_type)
+            ON CONFLICT DO NOTHING
+            RETURNING event_id
+            """
+        )
+    return statement
+
+
+async def claim_many(session: AsyncSession, table: Table, consumer: str, events: Sequence[CloudEvent]) -> set[str]:
+    """Mark a batch of events as processed by this consumer in one statement; the ids of those that were not
+    yet (the others are duplicates). An id that appears twice in the batch is claimed once: the caller
+    handles its first occurrence only."""
+    if not events:
+        return set()
+    result = await session.execute(
+        _claim_many_statement(table),
+        {
+            "consumer": consumer,
+            "event_ids": [event.id for event in events],
+            "event_types": [event.type for event in events],
+        },
+    )
+    return set(result.scalars())

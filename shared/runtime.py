@@ -90,6 +90,9 @@ class Runtime:
     async def claim(self, uow: UnitOfWork, consumer: str, event: CloudEvent) -> bool:
         return await inbox.claim(uow.session, self.spec.inbox, consumer, event)
 
+    async def claim_many(self, uow: UnitOfWork, consumer: str, events: Sequence[CloudEvent]) -> set[str]:
+        return await inbox.claim_many(uow.session, self.spec.inbox, consumer, events)
+
 
 def build_runtime(
     spec: ServiceSpec, settings: Settings, *, metrics: Metrics | None = None, tracing: Tracing | None = None
@@ -129,6 +132,7 @@ def build_runtime(
             producer=producer,
             unit_of_work=runtime.unit_of_work,
             claim=runtime.claim,
+            claim_many=runtime.claim_many,
             metrics=metrics,
             tracing=tracing,
         )

@@ -3,6 +3,8 @@ unit of work's store; `finish` re-plans the SKUs a consumed batch touched, once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from services.planning_service import handlers
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import SqlStore
@@ -34,6 +36,12 @@ async def on_order_volumes(uow: UnitOfWork, event: CloudEvent, data: OrderVolume
     await handlers.on_order_volumes(SqlStore(uow.session), uow, event, data)
 
 
+async def on_order_volumes_together(
+    uow: UnitOfWork, reports: Sequence[tuple[CloudEvent, OrderVolumeReportedData]]
+) -> None:
+    await handlers.on_order_volumes_together(SqlStore(uow.session), uow, reports)
+
+
 async def on_order_spike(uow: UnitOfWork, event: CloudEvent, data: OrderSpikeData) -> None:
     await handlers.on_order_spike(SqlStore(uow.session), uow, event, data)
 
@@ -48,6 +56,10 @@ async def on_sales_order(uow: UnitOfWork, event: CloudEvent, data: SalesOrderDat
 
 async def on_account_changed(uow: UnitOfWork, event: CloudEvent, data: AccountChangedData) -> None:
     await handlers.on_account_changed(SqlStore(uow.session), uow, event, data)
+
+
+async def on_sales_orders_together(uow: UnitOfWork, orders: Sequence[tuple[CloudEvent, SalesOrderData]]) -> None:
+    await handlers.on_sales_orders_together(SqlStore(uow.session), uow, orders)
 
 
 def subscription(settings: PlanningSettings) -> Subscription:
@@ -82,4 +94,12 @@ def subscription(settings: PlanningSettings) -> Subscription:
             EventType.ACCOUNT_CHANGED.value: on_account_changed,
         },
         finish=finish,
+        # In a fetched batch, the events that come in bulk are written set-based.
+        batch_handlers={
+            EventType.ORDER_VOLUME_REPORTED.value: on_order_volumes_together,
+            EventType.SALES_ORDER_BOOKED.value: on_sales_orders_together,
+            EventType.SALES_ORDER_CHANGED.value: on_sales_orders_together,
+            EventType.SALES_ORDER_CANCELLED.value: on_sales_orders_together,
+            EventType.SHIPMENT_RECORDED.value: on_sales_orders_together,
+        },
     )

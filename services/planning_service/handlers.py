@@ -8,10 +8,10 @@ for all the events of a consumed batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, date
 
 import structlog
 
@@ -22,10 +22,12 @@ from services.planning_service.recompute import RecomputeResult, recompute
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import (
     AccountRecord,
+    DailyVolume,
     Driver,
     OrderLineRecord,
     OrderRecord,
     ReturnRecord,
+    SavedOrder,
     SpikeReport,
     Store,
     StoredItem,
@@ -127,27 +129,35 @@ async def on_order_volumes(
 ) -> None:
     """Fulfillment's new daily totals of a SKU replace the stored days (corrections never add up); a report
     of weeks a fitted baseline model already saw is noted, so the model is checked and fitted again."""
-    latest = {d.day: d for d in volumes.days}  # the last line of a day wins if a producer repeats it
-    await store.save_daily_volumes(
-        volumes.sku,
-        [
-            {
-                "day": d.day,
-                "units_ordered": d.units_ordered,
-                "units_shipped": d.units_shipped,
-                "units_backordered": d.units_backordered,
-            }
-            for d in latest.values()
-        ],
-    )
-    days = sorted(latest)
-    # days before a fitted model's origin change the history it saw: the fitter checks whether materially
-    await store.note_history_change(volumes.sku, days[0])
-    span = f"{days[0]}" if len(days) == 1 else f"{days[0]}..{days[-1]}"
-    units = sum(d.units_ordered for d in latest.values())
-    summary = f"order volumes of {volumes.sku} for {span}: {units} units ordered"
-    await _record_driver(store, event, {volumes.sku}, summary)
-    _replan_later(publisher, {volumes.sku}, event.id)
+    await on_order_volumes_together(store, publisher, [(event, volumes)])
+
+
+async def on_order_volumes_together(
+    store: Store, publisher: Publisher, reports: Sequence[tuple[CloudEvent, OrderVolumeReportedData]]
+) -> None:
+    """`on_order_volumes` for several reports at once, in the order they were read: each kind of write is one
+    statement for all of them, and the result is the same as one report after the other (the last report of a
+    (sku, day) wins, each report is noted and logged as a driver of its own)."""
+    days: dict[tuple[str, date], DailyVolume] = {}
+    earliest: list[tuple[str, date]] = []
+    drivers: list[Driver] = []
+    for event, volumes in reports:
+        latest = {d.day: d for d in volumes.days}  # the last line of a day wins if a producer repeats it
+        for d in latest.values():
+            days[(volumes.sku, d.day)] = DailyVolume(
+                volumes.sku, d.day, d.units_ordered, d.units_shipped, d.units_backordered
+            )
+        reported = sorted(latest)
+        # days before a fitted model's origin change the history it saw: the fitter checks whether materially
+        earliest.append((volumes.sku, reported[0]))
+        span = f"{reported[0]}" if len(reported) == 1 else f"{reported[0]}..{reported[-1]}"
+        units = sum(d.units_ordered for d in latest.values())
+        summary = f"order volumes of {volumes.sku} for {span}: {units} units ordered"
+        drivers.append(Driver(event.id, event.type, event.subject, [volumes.sku], summary, event.time))
+        _replan_later(publisher, {volumes.sku}, event.id)
+    await store.save_daily_volumes(list(days.values()))
+    await store.note_history_changes(earliest)
+    await store.record_drivers(drivers)
 
 
 def _spike_summary(spike: OrderSpikeData, retracted: bool) -> str:
@@ -287,10 +297,34 @@ async def on_sales_order(store: Store, publisher: Publisher, event: CloudEvent, 
     if saved is None:
         log.info("order version not newer than the one kept; ignored", order_id=order.order_id, version=order.version)
         return
+    driver = _order_driver(event, order, record, saved)
+    await store.record_driver(driver)
+    _replan_later(publisher, set(driver.skus), event.id)
+
+
+async def on_sales_orders_together(
+    store: Store, publisher: Publisher, orders: Sequence[tuple[CloudEvent, SalesOrderData]]
+) -> None:
+    """`on_sales_order` for several order events at once, in the order they were read: the orders and their
+    lines in one statement, the drivers in another, with the result of one event after the other."""
+    records = [order_record(event, order) for event, order in orders]
+    drivers: list[Driver] = []
+    for (event, order), record, saved in zip(orders, records, await store.save_orders(records), strict=True):
+        if saved is None:
+            log.info(
+                "order version not newer than the one kept; ignored", order_id=order.order_id, version=order.version
+            )
+            continue
+        driver = _order_driver(event, order, record, saved)
+        drivers.append(driver)
+        _replan_later(publisher, set(driver.skus), event.id)
+    await store.record_drivers(drivers)
+
+
+def _order_driver(event: CloudEvent, order: SalesOrderData, record: OrderRecord, saved: SavedOrder) -> Driver:
     skus = saved.skus_before | {line.sku for line in record.lines}
-    tier = _tier_of(saved.account_segment, order)
-    await _record_driver(store, event, skus, order_summary(event.type, order, tier))
-    _replan_later(publisher, skus, event.id)
+    summary = order_summary(event.type, order, _tier_of(saved.account_segment, order))
+    return Driver(event.id, event.type, event.subject, sorted(skus), summary, event.time)
 
 
 async def on_account_changed(

@@ -15,6 +15,7 @@ from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER, OrderL
 from services.planning_service.domain.promises import AtRiskLine
 from services.planning_service.store import (
     AccountRecord,
+    DailyVolume,
     Driver,
     OrderRecord,
     PlanningInputs,
@@ -83,12 +84,12 @@ class FakePlanningStore:
     async def save_launch(self, launch_id: str, *, sku: str, body: Mapping[str, Any], event_id: str) -> None:
         self.launches[launch_id] = dict(body)
 
-    async def save_daily_volumes(self, sku: str, days: Sequence[Mapping[str, Any]]) -> None:
+    async def save_daily_volumes(self, days: Sequence[DailyVolume]) -> None:
         for day in days:
-            self.daily_volumes[(sku, day["day"])] = day
+            self.daily_volumes[(day.sku, day.day)] = asdict(day)
 
-    async def note_history_change(self, sku: str, earliest_day: date) -> None:
-        self.history_changes.append((sku, earliest_day))
+    async def note_history_changes(self, reports: Sequence[tuple[str, date]]) -> None:
+        self.history_changes.extend(reports)
 
     async def spike_state(self, sku: str, day: date) -> SpikeState | None:
         stored = self.spikes.get((sku, day))
@@ -111,6 +112,10 @@ class FakePlanningStore:
 
     async def record_driver(self, driver: Driver) -> None:
         self.drivers.setdefault(driver.event_id, driver)
+
+    async def record_drivers(self, drivers: Sequence[Driver]) -> None:
+        for driver in drivers:
+            self.drivers.setdefault(driver.event_id, driver)
 
     async def item(self, sku: str) -> StoredItem | None:
         return self.items.get(sku)
@@ -231,6 +236,9 @@ class FakePlanningStore:
         return SavedOrder(
             {line.sku for line in stored.lines} if stored else set(), account.segment if account else None
         )
+
+    async def save_orders(self, orders: Sequence[OrderRecord]) -> list[SavedOrder | None]:
+        return [await self.save_order(order) for order in orders]
 
     async def save_account(self, account: AccountRecord) -> SavedAccount | None:
         stored = self.accounts.get(account.account_id)

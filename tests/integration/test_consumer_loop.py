@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from services.planning_service import tables
-from shared.events import CloudEvent, EventType, PromotionData, Topic, new_event
+from shared.events import CloudEvent, EventType, InvalidEvent, PromotionData, Topic, new_event
 from shared.kafka import Subscription
 from shared.service import ServiceSpec, build_runtime
 from tests.support import eventually, produce, read_topic
@@ -98,3 +98,44 @@ async def test_a_handler_that_always_fails_is_dead_lettered_after_bounded_attemp
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_a_batch_with_a_poison_event_falls_back_to_one_at_a_time_and_applies_the_rest_once(settings, broker, db):
+    """The events are on the broker before the consumer starts, so they come in one fetch: handed over together
+    (the batch handler's list), the poison one fails the batch; one at a time, it is dead-lettered and the others
+    are applied once each, the copy of an event in the same batch skipped."""
+    good, poison, other = planned("GOOD"), planned("POISON"), planned("OTHER")
+    for event in (good, poison, other, good):
+        await produce(broker.bootstrap_servers, Topic.PROMOTIONS.value, event.to_json(), key=b"SKU-1")
+    handed_over: list[list[str]] = []
+    finished: list[str] = []
+
+    async def together(uow, events):
+        handed_over.append([data.promotion_id for _, data in events])
+        if any(data.promotion_id == "POISON" for _, data in events):
+            raise InvalidEvent("invalid-data", "data.promotion_id: POISON")
+        uow.context.setdefault("seen", []).extend(data.promotion_id for _, data in events)
+
+    async def finish(uow):
+        finished.extend(uow.context.pop("seen", []))
+
+    subscription = Subscription(
+        "batch-test",
+        (Topic.PROMOTIONS.value,),
+        finish=finish,
+        batch_handlers={EventType.PROMOTION_PLANNED.value: together},
+    )
+    spec = ServiceSpec(name="planning", metadata=tables.metadata, routers=[], subscriptions=[subscription])
+    runtime = build_runtime(spec, settings)
+    [consumer] = runtime.consumers
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: _async("OTHER" in finished), message="the events after the poison were never handled")
+        dead = await read_topic(broker.bootstrap_servers, "salesops.promotions.dlq", expect=1)
+    finally:
+        await stop(runtime, consumer, task)
+    assert handed_over[0] == ["GOOD", "POISON", "OTHER"], "one fetch, handed over together; the copy of GOOD left out"
+    assert sorted(finished) == ["GOOD", "OTHER"], "each applied once, after the batch fell back to one at a time"
+    assert [dict(m.headers)["dlq-reason"] for m in dead] == [b"invalid-data"]
+    claimed = await db.fetch("select event_id from planning.inbox where consumer = 'batch-test'")
+    assert sorted(r["event_id"] for r in claimed) == sorted([good.id, other.id])

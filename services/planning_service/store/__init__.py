@@ -47,6 +47,7 @@ from services.planning_service.store.plans import PlanRevision, PlanSql
 from services.planning_service.store.promising import PromisingSql, PromisingView, StoredPolicy
 from services.planning_service.store.reads import CurrentPlan, OpenConflict, PlanSummary, ReadSql, Revision
 from services.planning_service.store.signals import (
+    DailyVolume,
     Driver,
     ReturnRecord,
     SignalSql,
@@ -58,6 +59,7 @@ from services.planning_service.store.signals import (
 __all__ = [
     "AccountRecord",
     "CurrentPlan",
+    "DailyVolume",
     "Driver",
     "FittedModel",
     "FittingInputs",
@@ -104,9 +106,9 @@ class Store(Protocol):
 
     async def save_launch(self, launch_id: str, *, sku: str, body: Mapping[str, Any], event_id: str) -> None: ...
 
-    async def save_daily_volumes(self, sku: str, days: Sequence[Mapping[str, Any]]) -> None: ...
+    async def save_daily_volumes(self, days: Sequence[DailyVolume]) -> None: ...
 
-    async def note_history_change(self, sku: str, earliest_day: date) -> None: ...
+    async def note_history_changes(self, reports: Sequence[tuple[str, date]]) -> None: ...
 
     async def spike_state(self, sku: str, day: date) -> SpikeState | None: ...
 
@@ -115,6 +117,8 @@ class Store(Protocol):
     async def save_return(self, returned: ReturnRecord) -> None: ...
 
     async def record_driver(self, driver: Driver) -> None: ...
+
+    async def record_drivers(self, drivers: Sequence[Driver]) -> None: ...
 
     async def item(self, sku: str) -> StoredItem | None: ...
 
@@ -145,6 +149,8 @@ class Store(Protocol):
     # ---- customers and promising
 
     async def save_order(self, order: OrderRecord) -> SavedOrder | None: ...
+
+    async def save_orders(self, orders: Sequence[OrderRecord]) -> list[SavedOrder | None]: ...
 
     async def save_account(self, account: AccountRecord) -> SavedAccount | None: ...
 

@@ -4,7 +4,7 @@ account's tier (newest version wins), and the open order lines as the planning c
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -127,6 +127,67 @@ SAVE_ORDER = text(
 )
 
 
+# `save_orders`: the newest version of each order in a batch replaces the order and its lines when it is newer
+# than the stored one; per order, the stored version and the SKUs its lines had (the statement's snapshot).
+SAVE_ORDERS = text(
+    f"""
+    WITH candidate AS (
+        SELECT * FROM unnest(
+            CAST(:order_ids AS text[]), CAST(:account_ids AS text[]), CAST(:tiers AS text[]),
+            CAST(:statuses AS text[]), CAST(:versions AS integer[]), CAST(:booked_at AS timestamptz[]),
+            CAST(:event_ids AS text[])
+        ) AS c (order_id, account_id, tier, status, version, booked_at, event_id)
+    ),
+    saved AS (
+        INSERT INTO {tables.orders.fullname} AS o
+            (order_id, account_id, tier, status, version, booked_at, last_event_id)
+        SELECT order_id, account_id, tier, status, version, booked_at, event_id FROM candidate
+        ON CONFLICT (order_id) DO UPDATE SET
+            account_id = excluded.account_id, tier = excluded.tier, status = excluded.status,
+            version = excluded.version, booked_at = excluded.booked_at,
+            last_event_id = excluded.last_event_id, updated_at = now()
+        WHERE o.version < excluded.version
+        RETURNING o.order_id
+    ),
+    line AS (
+        SELECT * FROM unnest(
+            CAST(:line_order_ids AS text[]), CAST(:line_ids AS text[]), CAST(:skus AS text[]),
+            CAST(:quantities AS float8[]), CAST(:shipped AS float8[]), CAST(:open AS float8[]),
+            CAST(:requested AS date[]), CAST(:promised AS date[])
+        ) AS l (order_id, line_id, sku, quantity, shipped, open, requested, promised)
+    ),
+    removed AS (
+        DELETE FROM {tables.order_lines.fullname} AS x USING saved
+        WHERE x.order_id = saved.order_id
+            AND NOT EXISTS (SELECT 1 FROM line WHERE line.order_id = x.order_id AND line.line_id = x.line_id)
+    ),
+    written AS (
+        INSERT INTO {tables.order_lines.fullname}
+            (order_id, line_id, sku, quantity, shipped_quantity, open_quantity, requested_on, promised_on)
+        SELECT line.order_id, line.line_id, line.sku, line.quantity, line.shipped, line.open, line.requested,
+            line.promised
+        FROM line JOIN saved ON saved.order_id = line.order_id
+        ON CONFLICT (order_id, line_id) DO UPDATE SET
+            sku = excluded.sku, quantity = excluded.quantity, shipped_quantity = excluded.shipped_quantity,
+            open_quantity = excluded.open_quantity, requested_on = excluded.requested_on,
+            promised_on = excluded.promised_on
+    )
+    SELECT
+        c.order_id,
+        EXISTS (SELECT 1 FROM saved WHERE saved.order_id = c.order_id) AS saved,
+        (SELECT o.version FROM {tables.orders.fullname} AS o WHERE o.order_id = c.order_id) AS stored_version,
+        ARRAY (
+            SELECT DISTINCT x.sku FROM {tables.order_lines.fullname} AS x WHERE x.order_id = c.order_id
+        ) AS skus_before,
+        (
+            SELECT jsonb_object_agg(a.account_id, a.segment) FROM {tables.accounts.fullname} AS a
+            WHERE a.account_id = ANY (CAST(:all_account_ids AS text[]))
+        ) AS segments
+    FROM candidate AS c
+    """
+)
+
+
 def sku_array(skus: Collection[str]) -> BindParameter[Any]:
     """SKUs as one array parameter (`sku = any(:skus)`): a full re-plan's tens of thousands of SKUs would
     overflow the bind parameters an `IN` list takes."""
@@ -224,6 +285,59 @@ class CustomerSql:
             )
         ).one()
         return SavedOrder(set(row.skus_before), row.segment) if row.saved else None
+
+    async def save_orders(self, orders: Sequence[OrderRecord]) -> list[SavedOrder | None]:
+        """`save_order` for several order versions at once, in the order they were read, in one statement: the
+        result of each is what it would be one after the other (a version is kept when it is newer than the
+        stored one and than those before it in `orders`; its SKUs before are those of the version it replaced).
+        Only the newest version of each order is written; the ones before it would have been replaced anyway."""
+        if not orders:
+            return []
+        newest: dict[str, OrderRecord] = {}
+        for order in orders:
+            kept = newest.get(order.order_id)
+            if kept is None or kept.version < order.version:
+                newest[order.order_id] = order
+        candidates = list(newest.values())
+        lines = [(order.order_id, line) for order in candidates for line in order.lines]
+        rows = (
+            await self.session.execute(
+                SAVE_ORDERS,
+                {
+                    "order_ids": [o.order_id for o in candidates],
+                    "account_ids": [o.account_id for o in candidates],
+                    "tiers": [o.tier for o in candidates],
+                    "statuses": [o.status for o in candidates],
+                    "versions": [o.version for o in candidates],
+                    "booked_at": [o.booked_at for o in candidates],
+                    "event_ids": [o.event_id for o in candidates],
+                    "line_order_ids": [order_id for order_id, _ in lines],
+                    "line_ids": [line.line_id for _, line in lines],
+                    "skus": [line.sku for _, line in lines],
+                    "quantities": [line.quantity for _, line in lines],
+                    "shipped": [line.shipped_quantity for _, line in lines],
+                    "open": [line.open_quantity for _, line in lines],
+                    "requested": [line.requested_on for _, line in lines],
+                    "promised": [line.promised_on for _, line in lines],
+                    "all_account_ids": sorted({o.account_id for o in orders}),
+                },
+            )
+        ).all()
+        segments: dict[str, str] = (rows[0].segments or {}) if rows else {}
+        # Per order: the version (None: a new order) and the SKUs as the next one in `orders` finds them; no entry
+        # when nothing of the order is kept (its newest version in `orders` is not newer than the stored one).
+        current: dict[str, tuple[int | None, set[str]]] = {
+            row.order_id: (row.stored_version, set(row.skus_before)) for row in rows if row.saved
+        }
+        results: list[SavedOrder | None] = []
+        for order in orders:
+            state = current.get(order.order_id)
+            if state is None or (state[0] is not None and order.version <= state[0]):
+                results.append(None)
+                continue
+            current[order.order_id] = (order.version, {line.sku for line in order.lines})
+            results.append(SavedOrder(state[1], segments.get(order.account_id)))
+        return results
 
     async def account_segment(self, account_id: str) -> str | None:
         accounts = tables.accounts

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, literal, or_, select, update
+from sqlalchemy import Select, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,21 @@ from services.planning_service.domain import BaselineModel, Promotion, SkuInputs
 from services.planning_service.domain.history import MAX_HISTORY_WEEKS
 from services.planning_service.domain.refit import HistoryDigest
 from services.planning_service.store.inputs import InputSql, item_from_row
+
+# Each report counts once for the SKU's model if its earliest day is before the model's origin.
+NOTE_HISTORY_CHANGES = text(
+    f"""
+    UPDATE {tables.baseline_models.fullname} AS m
+    SET history_changes = m.history_changes + c.reports
+    FROM (
+        SELECT u.sku, count(*) AS reports
+        FROM unnest(CAST(:skus AS varchar[]), CAST(:days AS date[])) AS u (sku, earliest)
+        JOIN {tables.baseline_models.fullname} AS b ON b.sku = u.sku AND b.origin > u.earliest
+        GROUP BY u.sku
+    ) AS c
+    WHERE m.sku = c.sku
+    """
+)
 
 
 @dataclass(frozen=True)
@@ -201,11 +216,11 @@ class ModelSql(InputSql):
                 .values(checked_changes=func.greatest(models.c.checked_changes, seen))
             )
 
-    async def note_history_change(self, sku: str, earliest_day: date) -> None:
-        """Reports of days before a model's origin change the history it was fitted on: count them."""
-        models = tables.baseline_models
-        await self.session.execute(
-            update(models)
-            .where(models.c.sku == sku, models.c.origin > earliest_day)
-            .values(history_changes=models.c.history_changes + 1)
-        )
+    async def note_history_changes(self, reports: Sequence[tuple[str, date]]) -> None:
+        """Reports of days before a model's origin change the history it was fitted on: count them. One
+        (sku, earliest reported day) per report, all of them in one statement."""
+        if reports:
+            await self.session.execute(
+                NOTE_HISTORY_CHANGES,
+                {"skus": [sku for sku, _ in reports], "days": [day for _, day in reports]},
+            )

@@ -3,18 +3,57 @@ returns), its item master, and the driver log: every event or command that shape
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service import tables
 from services.planning_service.domain import Item
 from services.planning_service.store.inputs import item_from_row
+
+SAVE_DAILY_VOLUMES = text(
+    f"""
+    INSERT INTO {tables.daily_volumes.fullname} AS v (sku, day, units_ordered, units_shipped, units_backordered)
+    SELECT * FROM unnest(
+        CAST(:skus AS varchar[]), CAST(:days AS date[]), CAST(:ordered AS integer[]),
+        CAST(:shipped AS integer[]), CAST(:backordered AS integer[])
+    )
+    ON CONFLICT (sku, day) DO UPDATE SET
+        units_ordered = excluded.units_ordered, units_shipped = excluded.units_shipped,
+        units_backordered = excluded.units_backordered
+    """
+)
+
+# Each driver's SKUs travel as one JSON array (arrays of arrays cannot be unnested row by row).
+RECORD_DRIVERS = text(
+    f"""
+    INSERT INTO {tables.drivers.fullname} (event_id, event_type, subject, skus, summary, occurred_at)
+    SELECT d.event_id, d.event_type, d.subject, ARRAY(SELECT jsonb_array_elements_text(CAST(d.skus AS jsonb))),
+        d.summary, d.occurred_at
+    FROM unnest(
+        CAST(:event_ids AS varchar[]), CAST(:event_types AS varchar[]), CAST(:subjects AS varchar[]),
+        CAST(:skus AS text[]), CAST(:summaries AS text[]), CAST(:occurred AS timestamptz[])
+    ) AS d (event_id, event_type, subject, skus, summary, occurred_at)
+    ON CONFLICT DO NOTHING
+    """
+)
+
+
+@dataclass(frozen=True)
+class DailyVolume:
+    """One SKU's totals of one day, as fulfillment last reported them."""
+
+    sku: str
+    day: date
+    units_ordered: int
+    units_shipped: int
+    units_backordered: int
 
 
 @dataclass(frozen=True)
@@ -102,17 +141,20 @@ class SignalSql:
             )
         )
 
-    async def save_daily_volumes(self, sku: str, days: Sequence[Mapping[str, Any]]) -> None:
-        """Each day's totals (`day`, `units_ordered`, `units_shipped`, `units_backordered`) replace the stored day."""
-        volumes = tables.daily_volumes
-        statement = insert(volumes)
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[volumes.c.sku, volumes.c.day],
-                set_={k: statement.excluded[k] for k in ("units_ordered", "units_shipped", "units_backordered")},
-            ),
-            [{"sku": sku, **day} for day in days],
-        )
+    async def save_daily_volumes(self, days: Sequence[DailyVolume]) -> None:
+        """Each (sku, day)'s totals replace the stored day, all of them in one statement (a (sku, day) appears
+        once: the caller keeps the newest report of each)."""
+        if days:
+            await self.session.execute(
+                SAVE_DAILY_VOLUMES,
+                {
+                    "skus": [d.sku for d in days],
+                    "days": [d.day for d in days],
+                    "ordered": [d.units_ordered for d in days],
+                    "shipped": [d.units_shipped for d in days],
+                    "backordered": [d.units_backordered for d in days],
+                },
+            )
 
     async def spike_state(self, sku: str, day: date) -> SpikeState | None:
         spikes = tables.spikes
@@ -154,18 +196,22 @@ class SignalSql:
 
     async def record_driver(self, driver: Driver) -> None:
         """Log a driver once (a redelivered event keeps its first entry)."""
-        await self.session.execute(
-            insert(tables.drivers)
-            .values(
-                event_id=driver.event_id,
-                event_type=driver.event_type,
-                subject=driver.subject,
-                skus=sorted(set(driver.skus)),
-                summary=driver.summary,
-                occurred_at=driver.occurred_at,
+        await self.record_drivers([driver])
+
+    async def record_drivers(self, drivers: Sequence[Driver]) -> None:
+        """Log drivers once each (a redelivered event keeps its first entry), all of them in one statement."""
+        if drivers:
+            await self.session.execute(
+                RECORD_DRIVERS,
+                {
+                    "event_ids": [d.event_id for d in drivers],
+                    "event_types": [d.event_type for d in drivers],
+                    "subjects": [d.subject for d in drivers],
+                    "skus": [json.dumps(sorted(set(d.skus))) for d in drivers],
+                    "summaries": [d.summary for d in drivers],
+                    "occurred": [d.occurred_at for d in drivers],
+                },
             )
-            .on_conflict_do_nothing()
-        )
 
     async def item(self, sku: str) -> StoredItem | None:
         items = tables.items
