@@ -21,6 +21,7 @@ from services.fulfillment_service.domain.orders import (
     check_booking,
     ship,
 )
+from services.fulfillment_service.domain.spike_batch import BatchVerdicts, DenseSeries, judge_batch
 from services.fulfillment_service.domain.volumes import (
     DayVolume,
     Detection,
@@ -43,9 +44,11 @@ from services.fulfillment_service.domain.volumes import (
 
 __all__ = [
     "MAX_LINES_PER_ORDER",
+    "BatchVerdicts",
     "BookOrder",
     "ChangeOrder",
     "DayVolume",
+    "DenseSeries",
     "Detection",
     "LineChange",
     "LineFigures",
@@ -69,6 +72,7 @@ __all__ = [
     "detect_spikes",
     "explain_spike",
     "explaining_promotion",
+    "judge_batch",
     "latest_lines",
     "published_view",
     "shift_days",

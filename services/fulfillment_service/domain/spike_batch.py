@@ -1,0 +1,194 @@
+"""The spike rule over many SKUs at once: the same verdicts as `detect_spikes` (see `SpikeRule`), computed with
+numpy over dense daily series, so a report touching hundreds of SKUs and thousands of days judges them all in
+a handful of array operations instead of a Python loop per judged day.
+
+A SKU's series is dense: `values[i]` is the units ordered (all warehouses) of day ordinal `first + i`, 0 for a
+day without a report, and `first` is where the observed history starts (the SKU's first report, or the first
+day loaded when earlier history exists). For day d the history window is the `window_days` days before d,
+clipped at `first`; laid out as a (weeks, 7) block, column 0 holds d's weekday, so the same-weekday medians are
+column medians and every median is a sort along one axis with the missing (clipped) days as NaN at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+
+from services.fulfillment_service.domain.volumes import Spike, SpikeRule
+
+_MAD_TO_SIGMA = 1.4826
+# Judged days per array block: bounds the (days x window) matrices of a very large report (about 4 MB each).
+_BLOCK = 8_192
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class DenseSeries:
+    """A SKU's daily units ordered (all warehouses): `values[i]` is day ordinal `first + i`."""
+
+    first: int
+    values: Floats
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.values) - 1
+
+    @classmethod
+    def of(cls, daily_totals: Mapping[date, float]) -> DenseSeries:
+        """From a sparse series (day -> units); days inside its range without an entry are 0."""
+        ordinals = np.fromiter((d.toordinal() for d in daily_totals), dtype=np.int64, count=len(daily_totals))
+        first = int(ordinals.min())
+        values = np.zeros(int(ordinals.max()) - first + 1)
+        values[ordinals - first] = np.fromiter(daily_totals.values(), dtype=np.float64, count=len(daily_totals))
+        return cls(first, values)
+
+
+@dataclass(frozen=True)
+class BatchVerdicts:
+    """What the rule says about every day a change could move: `spikes` holds the days that are spikes;
+    any other judged day (`judged`) is not one (a stored spike there is to be retracted)."""
+
+    spikes: dict[tuple[str, date], Spike]
+    _judged: dict[str, tuple[int, npt.NDArray[np.bool_]]]
+
+    def judged(self, sku: str, day: date) -> bool:
+        found = self._judged.get(sku)
+        if found is None:
+            return False
+        first, mask = found
+        index = day.toordinal() - first
+        return 0 <= index < len(mask) and bool(mask[index])
+
+    def judged_days(self, sku: str) -> Iterator[date]:
+        found = self._judged.get(sku)
+        if found is not None:
+            first, mask = found
+            for index in np.flatnonzero(mask).tolist():
+                yield date.fromordinal(first + index)
+
+
+def _sorted_median(ordered: Floats, count: Ints) -> Floats:
+    """Median of each row of `ordered` (sorted, NaN last) over its first `count` entries (count >= 1)."""
+    middle = count // 2
+    upper = np.take_along_axis(ordered, middle[:, None], axis=1)[:, 0]
+    lower = np.take_along_axis(ordered, np.maximum(middle - 1, 0)[:, None], axis=1)[:, 0]
+    return np.where(count % 2 == 1, upper, (lower + upper) / 2)
+
+
+def _judge_block(
+    flat: Floats, starts: Ints, positions: Ints, rule: SpikeRule
+) -> tuple[npt.NDArray[np.bool_], dict[str, Floats]]:
+    """Verdicts of the days at `positions` of `flat`, each in a series starting at `starts` (same length)."""
+    weeks, window = rule.baseline_weeks, rule.window_days
+    index = positions[:, None] + np.arange(-window, 0)[None, :]
+    inside = index >= starts[:, None]
+    history = np.where(inside, flat[np.maximum(index, 0)], np.nan)
+    observed = inside.sum(axis=1)
+
+    by_weekday = np.sort(history.reshape(-1, weeks, 7), axis=1)
+    per_weekday = inside.reshape(-1, weeks, 7).sum(axis=1)
+    seasonal_of = np.take_along_axis(by_weekday, np.maximum((per_weekday - 1) // 2, 0)[:, None, :], axis=1)[:, 0, :]
+
+    level_days = min(rule.level_days, window)
+    recent = np.sort(history[:, window - level_days :], axis=1)
+    level = _sorted_median(recent, np.maximum(inside[:, window - level_days :].sum(axis=1), 1))
+
+    counted = np.tile(per_weekday >= rule.min_same_weekday, weeks)
+    residuals = np.where(counted, np.abs(history - np.tile(seasonal_of, weeks)), np.nan)
+    residuals.sort(axis=1)
+    robust_sigma = _MAD_TO_SIGMA * _sorted_median(residuals, np.maximum((~np.isnan(residuals)).sum(axis=1), 1))
+
+    seasonal = seasonal_of[:, 0]
+    baseline = np.maximum(seasonal, level)
+    sigma = np.maximum(np.maximum(robust_sigma, np.sqrt(baseline)), rule.min_sigma)
+    units = flat[positions]
+    excess = units - baseline
+    positive = baseline > 0
+    ratio = np.divide(units, baseline, out=np.full_like(units, np.inf), where=positive)
+    spike = (
+        (observed >= rule.min_history_days)
+        & (per_weekday[:, 0] >= rule.min_same_weekday)
+        & ~(excess <= rule.z_threshold * sigma)
+        & ~(excess < rule.min_units)
+        & ~(positive & (ratio < rule.min_ratio))
+    )
+    figures = {
+        "units": units,
+        "baseline": baseline,
+        "seasonal": seasonal,
+        "level": level,
+        "sigma": sigma,
+        "ratio": ratio,
+        "excess": excess,
+    }
+    return spike, figures
+
+
+def judge_batch(
+    series: Mapping[str, DenseSeries], changed: Mapping[str, Collection[date]], rule: SpikeRule
+) -> BatchVerdicts:
+    """Judge every day a change on `changed` can move (each changed day and every later day of the series
+    whose history window contains it): the same verdicts as `detect_spikes(..., days_to_reevaluate(...))`."""
+    skus = [sku for sku in sorted(changed) if sku in series and len(series[sku].values) and changed[sku]]
+    if not skus:
+        return BatchVerdicts({}, {})
+    lengths = np.array([len(series[sku].values) for sku in skus], dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    flat = np.concatenate([series[sku].values for sku in skus]).astype(np.float64, copy=False)
+
+    # Which positions to judge: a +1/-1 difference array over [changed, changed + window] per SKU.
+    marks = np.zeros(len(flat) + 1, dtype=np.int64)
+    sku_of_change: list[int] = []
+    change_index: list[int] = []
+    for s, sku in enumerate(skus):
+        first = series[sku].first
+        for day in changed[sku]:
+            sku_of_change.append(s)
+            change_index.append(day.toordinal() - first)
+    at = np.array(change_index, dtype=np.int64)
+    owner = np.array(sku_of_change, dtype=np.int64)
+    keep = (at >= 0) & (at < lengths[owner])
+    at, owner = at[keep], owner[keep]
+    np.add.at(marks, offsets[owner] + at, 1)
+    np.add.at(marks, offsets[owner] + np.minimum(at + rule.window_days, lengths[owner] - 1) + 1, -1)
+    judged = np.cumsum(marks[:-1]) > 0
+
+    positions = np.flatnonzero(judged)
+    owners = np.searchsorted(offsets, positions, side="right") - 1
+    spikes: dict[tuple[str, date], Spike] = {}
+    for begin in range(0, len(positions), _BLOCK):
+        block, block_owners = positions[begin : begin + _BLOCK], owners[begin : begin + _BLOCK]
+        is_spike, figures = _judge_block(flat, offsets[block_owners], block, rule)
+        hits = np.flatnonzero(is_spike)
+        if not len(hits):
+            continue
+        rows = {name: values[hits].tolist() for name, values in figures.items()}
+        for i, (position, s) in enumerate(zip(block[hits].tolist(), block_owners[hits].tolist(), strict=True)):
+            sku = skus[s]
+            day = date.fromordinal(series[sku].first + position - int(offsets[s]))
+            baseline, sigma, excess = rows["baseline"][i], rows["sigma"][i], rows["excess"][i]
+            spikes[(sku, day)] = Spike(
+                day=day,
+                units=rows["units"][i],
+                baseline=baseline,
+                seasonal_baseline=rows["seasonal"][i],
+                level=rows["level"][i],
+                sigma=sigma,
+                ratio=rows["ratio"][i] if baseline > 0 else None,
+                excess_units=excess,
+                z_score=excess / sigma,
+                sku=sku,
+            )
+    masks = {
+        sku: (series[sku].first, judged[int(offsets[s]) : int(offsets[s] + lengths[s])]) for s, sku in enumerate(skus)
+    }
+    return BatchVerdicts(spikes, masks)
+
+
+__all__ = ["BatchVerdicts", "DenseSeries", "judge_batch"]
