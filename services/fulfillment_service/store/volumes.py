@@ -10,14 +10,18 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+import numpy as np
 from sqlalchemy import Row, Table, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.fulfillment_service import tables
-from services.fulfillment_service.domain import DayVolume, PromotionWindow, Spike
+from services.fulfillment_service.domain import DayVolume, DenseSeries, PromotionWindow, Spike
+from shared.events import CloudEvent
+from shared.kafka import record_size
+from shared.outbox import HEADERS, EventTooLarge
 
 volumes = tables.volumes
 spikes = tables.spikes
@@ -27,66 +31,110 @@ SCHEMA = tables.metadata.schema
 DETECTED = "detected"
 RETRACTED = "retracted"
 
-# One statement for the whole batch: arrays in, one row out per line that changed anything. The WHERE
-# keeps identical re-sends from touching rows, so RETURNING counts exactly the changed lines.
-_UPSERT_VOLUMES = text(
-    f"""
-    INSERT INTO {SCHEMA}.volumes AS stored
-        (warehouse_id, sku, day, units_ordered, units_shipped, units_backordered)
-    SELECT CAST(:warehouse_id AS varchar), line.sku, line.day, line.units_ordered, line.units_shipped,
-           line.units_backordered
-    FROM unnest(CAST(:skus AS varchar[]), CAST(:days AS date[]), CAST(:ordered AS integer[]),
-                CAST(:shipped AS integer[]), CAST(:backordered AS integer[]))
-         AS line(sku, day, units_ordered, units_shipped, units_backordered)
-    ON CONFLICT (warehouse_id, sku, day) DO UPDATE
-        SET units_ordered = EXCLUDED.units_ordered,
-            units_shipped = EXCLUDED.units_shipped,
-            units_backordered = EXCLUDED.units_backordered,
-            updated_at = now()
-        WHERE (stored.units_ordered, stored.units_shipped, stored.units_backordered)
-              IS DISTINCT FROM (EXCLUDED.units_ordered, EXCLUDED.units_shipped, EXCLUDED.units_backordered)
-    RETURNING stored.sku, stored.day
-    """
-)
+# The hot statements of a report go to the session's asyncpg connection as they are (`$n` parameters,
+# records out): prepared once per connection, no SQLAlchemy statement or row machinery per report.
+
+# One statement for the whole batch: arrays in, one row out per line that changed anything, with the day's new
+# all-warehouse totals. The WHERE keeps identical re-sends from touching rows, so RETURNING counts exactly the
+# changed lines. The outer query reads the other warehouses' rows of each changed day as they were before the
+# statement, which is what they are: the statement writes only this warehouse's rows.
+_SAVE_VOLUMES = f"""
+    WITH changed AS (
+        INSERT INTO {SCHEMA}.volumes AS stored
+            (warehouse_id, sku, day, units_ordered, units_shipped, units_backordered)
+        SELECT $1::varchar, line.sku, line.day, line.units_ordered, line.units_shipped, line.units_backordered
+        FROM unnest($2::varchar[], $3::date[], $4::integer[], $5::integer[], $6::integer[])
+             AS line(sku, day, units_ordered, units_shipped, units_backordered)
+        ON CONFLICT (warehouse_id, sku, day) DO UPDATE
+            SET units_ordered = EXCLUDED.units_ordered,
+                units_shipped = EXCLUDED.units_shipped,
+                units_backordered = EXCLUDED.units_backordered,
+                updated_at = now()
+            WHERE (stored.units_ordered, stored.units_shipped, stored.units_backordered)
+                  IS DISTINCT FROM (EXCLUDED.units_ordered, EXCLUDED.units_shipped, EXCLUDED.units_backordered)
+        RETURNING stored.sku, stored.day, stored.units_ordered, stored.units_shipped, stored.units_backordered
+    )
+    SELECT changed.sku, changed.day,
+           changed.units_ordered + coalesce(others.ordered, 0) AS ordered,
+           changed.units_shipped + coalesce(others.shipped, 0) AS shipped,
+           changed.units_backordered + coalesce(others.backordered, 0) AS backordered
+    FROM changed
+    LEFT JOIN LATERAL (
+        SELECT sum(other.units_ordered) AS ordered, sum(other.units_shipped) AS shipped,
+               sum(other.units_backordered) AS backordered
+        FROM {SCHEMA}.volumes other
+        WHERE other.sku = changed.sku AND other.day = changed.day AND other.warehouse_id <> $1::varchar
+    ) AS others ON true
+    ORDER BY changed.sku, changed.day
+"""
 
 # Per-SKU advisory locks, taken in a fixed order, serialise reports touching the same SKU so spike
 # verdicts and the order of its events follow the order of commits.
-_LOCK_SKUS = text(
-    """
+_LOCK_SKUS = """
     SELECT count(pg_advisory_xact_lock(lock_key)) FROM (
-        SELECT DISTINCT hashtextextended(sku, 0) AS lock_key FROM unnest(CAST(:skus AS varchar[])) AS sku ORDER BY 1
+        SELECT DISTINCT hashtextextended(sku, 0) AS lock_key FROM unnest($1::varchar[]) AS sku ORDER BY 1
     ) AS lock_keys
-    """
-)
+"""
 
-_DAILY_TOTALS = text(
-    f"""
-    SELECT stored.sku, stored.day, sum(stored.units_ordered) AS ordered, sum(stored.units_shipped) AS shipped,
-           sum(stored.units_backordered) AS backordered
-    FROM {SCHEMA}.volumes stored
-    JOIN unnest(CAST(:skus AS varchar[]), CAST(:days AS date[])) AS changed(sku, day)
-      ON stored.sku = changed.sku AND stored.day = changed.day
-    GROUP BY stored.sku, stored.day
-    ORDER BY stored.sku, stored.day
-    """
-)
+# Every wanted SKU's daily units ordered (all warehouses) from its `from_day` on, as two arrays (days after
+# `from_day`, units), and whether it has reports before `from_day` (then the series starts at `from_day`).
+_DENSE_SERIES = f"""
+    SELECT wanted.sku,
+           EXISTS (SELECT FROM {SCHEMA}.volumes earlier
+                   WHERE earlier.sku = wanted.sku AND earlier.day < wanted.from_day) AS earlier,
+           totals.offsets, totals.ordered
+    FROM unnest($1::varchar[], $2::date[]) AS wanted(sku, from_day)
+    CROSS JOIN LATERAL (
+        SELECT array_agg(daily.day - wanted.from_day ORDER BY daily.day) AS offsets,
+               array_agg(daily.ordered ORDER BY daily.day) AS ordered
+        FROM (SELECT stored.day, sum(stored.units_ordered) AS ordered
+              FROM {SCHEMA}.volumes stored
+              WHERE stored.sku = wanted.sku AND stored.day >= wanted.from_day
+              GROUP BY stored.day) AS daily
+    ) AS totals
+"""
 
-_ORDERED_SERIES = text(
-    f"""
-    SELECT stored.sku, stored.day, sum(stored.units_ordered) AS ordered
-    FROM {SCHEMA}.volumes stored
-    JOIN unnest(CAST(:skus AS varchar[]), CAST(:froms AS date[])) AS wanted(sku, from_day)
-      ON stored.sku = wanted.sku AND stored.day >= wanted.from_day
-    GROUP BY stored.sku, stored.day
-    """
-)
+_SAVE_SPIKES = f"""
+    INSERT INTO {SCHEMA}.spikes AS stored
+        (sku, day, status, units, baseline, seasonal_baseline, level, sigma, ratio, excess_units, z_score,
+         explained_by_promotion_id)
+    SELECT spike.sku, spike.day, '{DETECTED}', spike.units, spike.baseline, spike.seasonal_baseline, spike.level,
+           spike.sigma, spike.ratio, spike.excess_units, spike.z_score, spike.explained_by_promotion_id
+    FROM unnest($1::varchar[], $2::date[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],
+                $8::float8[], $9::float8[], $10::float8[], $11::varchar[])
+         AS spike(sku, day, units, baseline, seasonal_baseline, level, sigma, ratio, excess_units, z_score,
+                  explained_by_promotion_id)
+    ON CONFLICT (sku, day) DO UPDATE
+        SET status = EXCLUDED.status, units = EXCLUDED.units, baseline = EXCLUDED.baseline,
+            seasonal_baseline = EXCLUDED.seasonal_baseline, level = EXCLUDED.level, sigma = EXCLUDED.sigma,
+            ratio = EXCLUDED.ratio, excess_units = EXCLUDED.excess_units, z_score = EXCLUDED.z_score,
+            explained_by_promotion_id = EXCLUDED.explained_by_promotion_id, updated_at = now()
+"""
 
-_FIRST_DAYS = text(
-    f"""
-    SELECT wanted.sku, (SELECT min(stored.day) FROM {SCHEMA}.volumes stored WHERE stored.sku = wanted.sku) AS first_day
-    FROM unnest(CAST(:skus AS varchar[])) AS wanted(sku)
-    """
-)
+_RETRACT_SPIKES = f"""
+    UPDATE {SCHEMA}.spikes AS stored SET status = '{RETRACTED}', updated_at = now()
+    FROM unnest($1::varchar[], $2::date[]) AS gone(sku, day)
+    WHERE stored.sku = gone.sku AND stored.day = gone.day
+"""
+
+# The batch's events in one statement, in the order given (outbox ids are the relay's publishing order).
+_RECORD_EVENTS = f"""
+    INSERT INTO {SCHEMA}.outbox (event_id, event_type, topic, key, payload)
+    SELECT event.event_id, event.event_type, event.topic, event.key, event.payload
+    FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::bytea[]) WITH ORDINALITY
+         AS event(event_id, event_type, topic, key, payload, position)
+    ORDER BY event.position
+"""
+
+
+class OutboxRow(NamedTuple):
+    """An event as the outbox stores it: its id and type, topic, key and the encoded CloudEvent."""
+
+    event_id: str
+    event_type: str
+    topic: str
+    key: str
+    payload: bytes
 
 
 @dataclass(frozen=True)
@@ -136,19 +184,19 @@ class Store(Protocol):
 
     async def lock_skus(self, skus: Collection[str]) -> None: ...
 
-    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, set[date]]: ...
+    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[DailyTotal]]: ...
 
-    async def daily_totals(self, changed: Mapping[str, Collection[date]]) -> dict[str, list[DailyTotal]]: ...
-
-    async def ordered_series(self, froms: Mapping[str, date]) -> dict[str, dict[date, float]]: ...
+    async def dense_series(self, froms: Mapping[str, date]) -> dict[str, DenseSeries]: ...
 
     async def live_windows(self, skus: Collection[str]) -> list[PromotionWindow]: ...
 
     async def spikes_from(self, skus: Collection[str], first_day: date) -> dict[tuple[str, date], StoredSpike]: ...
 
-    async def save_detected(self, spike: Spike) -> None: ...
+    async def save_spikes(self, detected: Sequence[Spike]) -> None: ...
 
-    async def retract(self, sku: str, day: date) -> None: ...
+    async def retract_spikes(self, keys: Sequence[tuple[str, date]]) -> None: ...
+
+    async def record_events(self, rows: Sequence[OutboxRow], *, max_bytes: int | None) -> None: ...
 
     async def detected_between(self, skus: Collection[str], first: date, last: date) -> list[Spike]: ...
 
@@ -191,50 +239,50 @@ class SqlStore:
 
     # ------------------------------------------------------------ volumes
 
-    async def lock_skus(self, skus: Collection[str]) -> None:
-        await self.session.execute(_LOCK_SKUS, {"skus": sorted(set(skus))})
+    async def _driver(self) -> Any:
+        """The session's asyncpg connection, inside the unit of work's transaction."""
+        connection = await self.session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        if not driver.is_in_transaction():
+            # The transaction begins with the session's first statement: make sure it has.
+            await self.session.execute(text("SELECT 1"))
+        return driver
 
-    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, set[date]]:
-        """Store the lines (one per sku and day); returns the days per SKU whose figures were new or changed."""
-        result = await self.session.execute(
-            _UPSERT_VOLUMES,
-            {
-                "warehouse_id": warehouse_id,
-                "skus": [line.sku for line in lines],
-                "days": [line.day for line in lines],
-                "ordered": [line.units_ordered for line in lines],
-                "shipped": [line.units_shipped for line in lines],
-                "backordered": [line.units_backordered for line in lines],
-            },
+    async def lock_skus(self, skus: Collection[str]) -> None:
+        await (await self._driver()).fetchval(_LOCK_SKUS, sorted(set(skus)))
+
+    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[DailyTotal]]:
+        """Store the lines (one per sku and day); returns, per SKU in day order, the days whose figures were new
+        or changed, with their new totals over every warehouse."""
+        rows = await (await self._driver()).fetch(
+            _SAVE_VOLUMES,
+            warehouse_id,
+            [line.sku for line in lines],
+            [line.day for line in lines],
+            [line.units_ordered for line in lines],
+            [line.units_shipped for line in lines],
+            [line.units_backordered for line in lines],
         )
-        changed: dict[str, set[date]] = defaultdict(set)
-        for sku, day in result.all():
-            changed[sku].add(day)
+        changed: dict[str, list[DailyTotal]] = defaultdict(list)
+        for sku, day, ordered, shipped, backordered in rows:
+            changed[sku].append(DailyTotal(day, ordered, shipped, backordered))
         return dict(changed)
 
-    async def daily_totals(self, changed: Mapping[str, Collection[date]]) -> dict[str, list[DailyTotal]]:
-        """The all-warehouse totals of the given days, per SKU in day order."""
-        pairs = [(sku, day) for sku, days in changed.items() for day in days]
-        rows = await self.session.execute(
-            _DAILY_TOTALS, {"skus": [sku for sku, _ in pairs], "days": [day for _, day in pairs]}
-        )
-        totals: dict[str, list[DailyTotal]] = defaultdict(list)
-        for row in rows:
-            totals[row.sku].append(DailyTotal(row.day, int(row.ordered), int(row.shipped), int(row.backordered)))
-        return dict(totals)
-
-    async def ordered_series(self, froms: Mapping[str, date]) -> dict[str, dict[date, float]]:
-        """Each SKU's daily units ordered (all warehouses) from its `froms` day on, as the spike rule reads it."""
+    async def dense_series(self, froms: Mapping[str, date]) -> dict[str, DenseSeries]:
+        """Each SKU's daily units ordered (all warehouses) from its `froms` day on, dense, as the spike rule reads
+        it: a day inside the observed range without a report is 0; when the SKU has reports before `from`, the
+        series starts at `from` (so the rule does not mistake the loaded slice for the SKU's first reports)."""
         skus = sorted(froms)
-        series: dict[str, dict[date, float]] = {sku: {} for sku in skus}
-        rows = await self.session.execute(_ORDERED_SERIES, {"skus": skus, "froms": [froms[s] for s in skus]})
-        for row in rows:
-            series[row.sku][row.day] = float(row.ordered)
-        for row in await self.session.execute(_FIRST_DAYS, {"skus": skus}):
-            # History before `from` exists but was not loaded: mark the start as observed, so the rule does
-            # not mistake the loaded slice for the SKU's first reports (inside the observed range, no row = 0).
-            if row.first_day is not None and row.first_day < froms[row.sku]:
-                series[row.sku].setdefault(froms[row.sku], 0.0)
+        rows = await (await self._driver()).fetch(_DENSE_SERIES, skus, [froms[sku] for sku in skus])
+        series: dict[str, DenseSeries] = {}
+        for sku, earlier, offsets, ordered in rows:
+            if not offsets:
+                continue
+            at = np.array(offsets, dtype=np.int64)
+            start = 0 if earlier else int(at[0])
+            values = np.zeros(int(at[-1]) - start + 1)
+            values[at - start] = ordered
+            series[sku] = DenseSeries(froms[sku].toordinal() + start, values)
         return series
 
     async def list_volumes(self, where: VolumeFilter, *, limit: int, after: Sequence[Any] | None) -> list[Any]:
@@ -263,32 +311,48 @@ class SqlStore:
         rows = await self.session.execute(query)
         return {(row.sku, row.day): StoredSpike(row.status, _spike(row)) for row in rows}
 
-    async def save_detected(self, spike: Spike) -> None:
-        assert spike.sku is not None
-        values = {
-            "status": DETECTED,
-            "units": spike.units,
-            "baseline": spike.baseline,
-            "seasonal_baseline": spike.seasonal_baseline,
-            "level": spike.level,
-            "sigma": spike.sigma,
-            "ratio": spike.ratio,
-            "excess_units": spike.excess_units,
-            "z_score": spike.z_score,
-            "explained_by_promotion_id": spike.explained_by_promotion_id,
-        }
-        statement = insert(spikes).values(sku=spike.sku, day=spike.day, **values)
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[spikes.c.sku, spikes.c.day], set_={**values, "updated_at": func.now()}
-            )
+    async def save_spikes(self, detected: Sequence[Spike]) -> None:
+        """Store the spikes as detected (new ones, or the new figures and explanation of stored ones)."""
+        if not detected:
+            return
+        await (await self._driver()).execute(
+            _SAVE_SPIKES,
+            [spike.sku for spike in detected],
+            [spike.day for spike in detected],
+            [spike.units for spike in detected],
+            [spike.baseline for spike in detected],
+            [spike.seasonal_baseline for spike in detected],
+            [spike.level for spike in detected],
+            [spike.sigma for spike in detected],
+            [spike.ratio for spike in detected],
+            [spike.excess_units for spike in detected],
+            [spike.z_score for spike in detected],
+            [spike.explained_by_promotion_id for spike in detected],
         )
 
-    async def retract(self, sku: str, day: date) -> None:
-        await self.session.execute(
-            update(spikes)
-            .where(spikes.c.sku == sku, spikes.c.day == day)
-            .values(status=RETRACTED, updated_at=func.now())
+    async def retract_spikes(self, keys: Sequence[tuple[str, date]]) -> None:
+        """Mark the stored spikes of these (sku, day) retracted (kept for audit)."""
+        if keys:
+            await (await self._driver()).execute(_RETRACT_SPIKES, [sku for sku, _ in keys], [day for _, day in keys])
+
+    async def record_events(self, rows: Sequence[OutboxRow], *, max_bytes: int | None) -> None:
+        """Write encoded events to the outbox in one statement, in the caller's transaction. Each is measured as
+        the producer will measure it first, so no row the producer must refuse is stored (`EventTooLarge`, nothing
+        written), as `shared.outbox.record_events` does for the unit of work's events."""
+        if not rows:
+            return
+        if max_bytes is not None:
+            for row in rows:
+                size = record_size(row.key.encode(), row.payload, HEADERS)
+                if size > max_bytes:
+                    raise EventTooLarge(CloudEvent.model_validate_json(row.payload), size, max_bytes)
+        await (await self._driver()).execute(
+            _RECORD_EVENTS,
+            [row.event_id for row in rows],
+            [row.event_type for row in rows],
+            [row.topic for row in rows],
+            [row.key for row in rows],
+            [row.payload for row in rows],
         )
 
     async def detected_between(self, skus: Collection[str], first: date, last: date) -> list[Spike]:
