@@ -143,20 +143,19 @@ def judge_batch(
     flat = np.concatenate([series[sku].values for sku in skus]).astype(np.float64, copy=False)
 
     # Which positions to judge: a +1/-1 difference array over [changed, changed + window] per SKU.
-    marks = np.zeros(len(flat) + 1, dtype=np.int64)
-    sku_of_change: list[int] = []
-    change_index: list[int] = []
+    bounds = offsets.tolist()
+    at_list: list[int] = []
     for s, sku in enumerate(skus):
-        first = series[sku].first
-        for day in changed[sku]:
-            sku_of_change.append(s)
-            change_index.append(day.toordinal() - first)
-    at = np.array(change_index, dtype=np.int64)
-    owner = np.array(sku_of_change, dtype=np.int64)
-    keep = (at >= 0) & (at < lengths[owner])
-    at, owner = at[keep], owner[keep]
-    np.add.at(marks, offsets[owner] + at, 1)
-    np.add.at(marks, offsets[owner] + np.minimum(at + rule.window_days, lengths[owner] - 1) + 1, -1)
+        shift = bounds[s] - series[sku].first
+        at_list.extend([day.toordinal() + shift for day in changed[sku]])
+    at = np.array(at_list, dtype=np.int64)
+    owner = np.repeat(np.arange(len(skus)), [len(changed[sku]) for sku in skus])
+    local = at - offsets[owner]
+    keep = (local >= 0) & (local < lengths[owner])
+    at, owner, local = at[keep], owner[keep], local[keep]
+    marks = np.zeros(len(flat) + 1, dtype=np.int64)
+    np.add.at(marks, at, 1)
+    np.add.at(marks, at - local + np.minimum(local + rule.window_days, lengths[owner] - 1) + 1, -1)
     judged = np.cumsum(marks[:-1]) > 0
 
     positions = np.flatnonzero(judged)
@@ -171,7 +170,7 @@ def judge_batch(
         rows = {name: values[hits].tolist() for name, values in figures.items()}
         for i, (position, s) in enumerate(zip(block[hits].tolist(), block_owners[hits].tolist(), strict=True)):
             sku = skus[s]
-            day = date.fromordinal(series[sku].first + position - int(offsets[s]))
+            day = date.fromordinal(series[sku].first + position - bounds[s])
             baseline, sigma, excess = rows["baseline"][i], rows["sigma"][i], rows["excess"][i]
             spikes[(sku, day)] = Spike(
                 day=day,
@@ -185,9 +184,8 @@ def judge_batch(
                 z_score=excess / sigma,
                 sku=sku,
             )
-    masks = {
-        sku: (series[sku].first, judged[int(offsets[s]) : int(offsets[s] + lengths[s])]) for s, sku in enumerate(skus)
-    }
+    ends = [*bounds[1:], len(flat)]
+    masks = {sku: (series[sku].first, judged[bounds[s] : ends[s]]) for s, sku in enumerate(skus)}
     return BatchVerdicts(spikes, masks)
 
 

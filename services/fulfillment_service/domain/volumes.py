@@ -7,15 +7,14 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 # Scale factor that makes the median absolute deviation a consistent estimate of a normal sigma.
 _MAD_TO_SIGMA = 1.4826
 
 
-@dataclass(frozen=True, slots=True)
-class DayVolume:
-    """One reported line: a warehouse's figures of a SKU on a day."""
+class DayVolume(NamedTuple):
+    """One reported line: a warehouse's figures of a SKU on a day (a tuple: a report holds up to 10,000)."""
 
     sku: str
     day: date

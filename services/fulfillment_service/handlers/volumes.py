@@ -52,48 +52,44 @@ class EventSource(Protocol):
     def traceparent(self) -> str | None: ...
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 class EventBatch:
-    """A report's events as the outbox stores them: CloudEvents built as plain dicts (the same documents
-    `shared.events.new_event(...).to_json()` gives; a test holds them to the contract's models), in order."""
+    """A report's events as the outbox stores them, in order: CloudEvents encoded from plain values, byte for
+    byte the documents `shared.events.new_event(...).to_json()` makes of the contract's models (a test holds
+    them to it), without a model per event or per day."""
 
     def __init__(self, source: str, traceparent: str | None) -> None:
-        self._source = source
-        self._traceparent = traceparent
-        self._time = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        time = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        self._source = f',"source":{_json(source)},"type":"'
+        self._time = f'","time":"{time}","subject":'
+        self._trace = "}" if traceparent is None else f',"traceparent":{_json(traceparent)}}}'
         self.rows: list[OutboxRow] = []
 
-    def add(self, event_type: EventType, *, key: str, subject: str, data: dict[str, Any]) -> None:
+    def add(self, event_type: EventType, *, key: str, subject: str, data: str) -> None:
+        """Add an event whose `data` is already encoded JSON."""
         event_id = str(uuid.uuid4())
-        envelope: dict[str, Any] = {
-            "specversion": "1.0",
-            "id": event_id,
-            "source": self._source,
-            "type": event_type.value,
-            "time": self._time,
-            "subject": subject,
-            "datacontenttype": "application/json",
-            "data": data,
-        }
-        if self._traceparent is not None:
-            envelope["traceparent"] = self._traceparent
-        payload = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
-        self.rows.append(OutboxRow(event_id, event_type.value, topic_of(event_type).value, key, payload))
+        payload = (
+            f'{{"specversion":"1.0","id":"{event_id}"{self._source}{event_type.value}{self._time}{_json(subject)}'
+            f',"datacontenttype":"application/json","data":{data}{self._trace}'
+        )
+        self.rows.append(OutboxRow(event_id, event_type.value, topic_of(event_type).value, key, payload.encode()))
 
 
-def reported_data(sku: str, totals: Sequence[DailyTotal]) -> dict[str, Any]:
-    """`OrderVolumeReportedData` as a plain dict."""
-    return {
-        "sku": sku,
-        "days": [
-            {
-                "day": total.day.isoformat(),
-                "units_ordered": total.units_ordered,
-                "units_shipped": total.units_shipped,
-                "units_backordered": total.units_backordered,
-            }
-            for total in totals
-        ],
-    }
+def reported_data(sku: str, totals: Sequence[DailyTotal]) -> str:
+    """`OrderVolumeReportedData`, encoded (dates and whole numbers need no escaping)."""
+    days = ",".join(
+        f'{{"day":"{day.isoformat()}","units_ordered":{ordered},"units_shipped":{shipped},"units_backordered":{backordered}}}'
+        for day, ordered, shipped, backordered in totals
+    )
+    return f'{{"sku":{_json(sku)},"days":[{days}]}}'
+
+
+def spike_json(spike: Spike, sku: str, status: str) -> str:
+    """`OrderSpikeData`, encoded."""
+    return _json(spike_data(spike, sku, status))
 
 
 def spike_data(spike: Spike, sku: str, status: str) -> dict[str, Any]:
@@ -144,7 +140,7 @@ def _announce_totals(events: EventBatch, changed: Mapping[str, Sequence[DailyTot
 
 
 def _spike_event(events: EventBatch, event_type: EventType, spike: Spike, sku: str, status: str) -> None:
-    events.add(event_type, key=sku, subject=f"{sku}/{spike.day.isoformat()}", data=spike_data(spike, sku, status))
+    events.add(event_type, key=sku, subject=f"{sku}/{spike.day.isoformat()}", data=spike_json(spike, sku, status))
 
 
 async def reevaluate_spikes(

@@ -137,8 +137,7 @@ class OutboxRow(NamedTuple):
     payload: bytes
 
 
-@dataclass(frozen=True)
-class DailyTotal:
+class DailyTotal(NamedTuple):
     """One SKU's figures of a day, summed over every warehouse."""
 
     day: date
@@ -264,8 +263,8 @@ class SqlStore:
             [line.units_backordered for line in lines],
         )
         changed: dict[str, list[DailyTotal]] = defaultdict(list)
-        for sku, day, ordered, shipped, backordered in rows:
-            changed[sku].append(DailyTotal(day, ordered, shipped, backordered))
+        for row in rows:
+            changed[row[0]].append(DailyTotal(row[1], row[2], row[3], row[4]))
         return dict(changed)
 
     async def dense_series(self, froms: Mapping[str, date]) -> dict[str, DenseSeries]:
