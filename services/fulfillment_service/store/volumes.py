@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
-from sqlalchemy import Row, Table, func, select, text, tuple_, update
+from sqlalchemy import Table, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -127,6 +127,14 @@ _RECORD_EVENTS = f"""
 """
 
 
+_SPIKES_FROM = f"SELECT * FROM {SCHEMA}.spikes WHERE sku = ANY($1::varchar[]) AND day >= $2::date"
+
+_LIVE_WINDOWS = f"""
+    SELECT promotion_id, skus, starts_on, ends_on FROM {SCHEMA}.promotion_windows
+    WHERE skus && $1::varchar[] AND NOT cancelled
+"""
+
+
 class OutboxRow(NamedTuple):
     """An event as the outbox stores it: its id and type, topic, key and the encoded CloudEvent."""
 
@@ -206,19 +214,20 @@ class Store(Protocol):
     async def save_window(self, window: PromotionWindow, version: int) -> None: ...
 
 
-def _spike(row: Row[Any]) -> Spike:
+def _spike(row: Any) -> Spike:
+    """A spike from a row of `spikes` (an SQLAlchemy row's mapping or an asyncpg record)."""
     return Spike(
-        day=row.day,
-        units=row.units,
-        baseline=row.baseline,
-        seasonal_baseline=row.seasonal_baseline,
-        level=row.level,
-        sigma=row.sigma,
-        ratio=row.ratio,
-        excess_units=row.excess_units,
-        z_score=row.z_score,
-        sku=row.sku,
-        explained_by_promotion_id=row.explained_by_promotion_id,
+        day=row["day"],
+        units=row["units"],
+        baseline=row["baseline"],
+        seasonal_baseline=row["seasonal_baseline"],
+        level=row["level"],
+        sigma=row["sigma"],
+        ratio=row["ratio"],
+        excess_units=row["excess_units"],
+        z_score=row["z_score"],
+        sku=row["sku"],
+        explained_by_promotion_id=row["explained_by_promotion_id"],
     )
 
 
@@ -241,7 +250,7 @@ class SqlStore:
     async def _driver(self) -> Any:
         """The session's asyncpg connection, inside the unit of work's transaction."""
         connection = await self.session.connection()
-        driver = (await connection.get_raw_connection()).driver_connection
+        driver: Any = (await connection.get_raw_connection()).driver_connection
         if not driver.is_in_transaction():
             # The transaction begins with the session's first statement: make sure it has.
             await self.session.execute(text("SELECT 1"))
@@ -306,9 +315,8 @@ class SqlStore:
     # ------------------------------------------------------------ spikes
 
     async def spikes_from(self, skus: Collection[str], first_day: date) -> dict[tuple[str, date], StoredSpike]:
-        query = select(spikes).where(spikes.c.sku.in_(sorted(skus)), spikes.c.day >= first_day)
-        rows = await self.session.execute(query)
-        return {(row.sku, row.day): StoredSpike(row.status, _spike(row)) for row in rows}
+        rows = await (await self._driver()).fetch(_SPIKES_FROM, sorted(skus), first_day)
+        return {(row["sku"], row["day"]): StoredSpike(row["status"], _spike(row)) for row in rows}
 
     async def save_spikes(self, detected: Sequence[Spike]) -> None:
         """Store the spikes as detected (new ones, or the new figures and explanation of stored ones)."""
@@ -358,7 +366,7 @@ class SqlStore:
         query = select(spikes).where(
             spikes.c.sku.in_(sorted(skus)), spikes.c.day.between(first, last), spikes.c.status == DETECTED
         )
-        return [_spike(row) for row in (await self.session.execute(query)).all()]
+        return [_spike(row._mapping) for row in (await self.session.execute(query)).all()]
 
     async def explain(self, sku: str, day: date, promotion_id: str | None) -> Spike:
         """Set (or clear) the promotion that explains a stored spike; returns the spike as now stored."""
@@ -370,7 +378,7 @@ class SqlStore:
                 .returning(*spikes.c)
             )
         ).one()
-        return _spike(row)
+        return _spike(row._mapping)
 
     async def list_spikes(self, where: SpikeFilter, *, limit: int, after: Sequence[Any] | None) -> list[Any]:
         """Rows in (day, sku) order, after that key when given."""
@@ -385,14 +393,9 @@ class SqlStore:
 
     async def live_windows(self, skus: Collection[str]) -> list[PromotionWindow]:
         """The uncancelled promotion windows of any of the SKUs."""
-        query = select(promotion_windows).where(
-            promotion_windows.c.skus.overlap(sorted(set(skus))), promotion_windows.c.cancelled.is_(False)
-        )
         return [
-            PromotionWindow(
-                promotion_id=row.promotion_id, skus=frozenset(row.skus), starts_on=row.starts_on, ends_on=row.ends_on
-            )
-            for row in await self.session.execute(query)
+            PromotionWindow(promotion_id=row[0], skus=frozenset(row[1]), starts_on=row[2], ends_on=row[3])
+            for row in await (await self._driver()).fetch(_LIVE_WINDOWS, sorted(set(skus)))
         ]
 
     async def window(self, promotion_id: str) -> StoredWindow | None:

@@ -26,7 +26,7 @@ from shared.events import (
 )
 
 SOURCE = "salesops/fulfillment-service"
-skus = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=30)
+skus = st.text(st.characters(codec="utf-8"), min_size=1, max_size=30)
 units = st.integers(0, 2_000_000_000 * 8)
 days = st.dates(date(2000, 1, 1), date(2199, 12, 31))
 figures = st.floats(0, 1e12, allow_nan=False, allow_infinity=False)
