@@ -56,7 +56,8 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def spike_rule(request: Request) -> SpikeRule:
+async def spike_rule(request: Request) -> SpikeRule:
+    # async: a plain function would be run in the thread pool, a thread hand-off on every report.
     rule: SpikeRule = request.app.state.spike_rule
     return rule
 

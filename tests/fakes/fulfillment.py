@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime, timedelta
 
 from services.fulfillment_service.domain import (
     DayVolume,
-    DenseSeries,
     OrderLine,
     PromotionWindow,
     RecordShipment,
@@ -20,7 +19,7 @@ from services.fulfillment_service.domain import (
 from services.fulfillment_service.store import (
     DETECTED,
     RETRACTED,
-    DailyTotal,
+    DailyVolumes,
     OutboxRow,
     StoredOrder,
     StoredShipment,
@@ -44,7 +43,7 @@ class FakeFulfillmentStore:
     async def lock_skus(self, skus: Collection[str]) -> None:
         self.locked.append(set(skus))
 
-    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[DailyTotal]]:
+    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[date]]:
         changed: dict[str, set[date]] = defaultdict(set)
         for line in lines:
             figures = (line.units_ordered, line.units_shipped, line.units_backordered)
@@ -52,11 +51,7 @@ class FakeFulfillmentStore:
             if self.volumes.get(key) != figures:
                 self.volumes[key] = figures
                 changed[line.sku].add(line.day)
-        totals: dict[str, list[DailyTotal]] = {}
-        for sku, days in changed.items():
-            sums = self._sums(sku)
-            totals[sku] = [DailyTotal(day, *sums[day]) for day in sorted(days)]
-        return totals
+        return {sku: sorted(days) for sku, days in changed.items()}
 
     def _sums(self, sku: str) -> dict[date, list[int]]:
         sums: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -65,16 +60,18 @@ class FakeFulfillmentStore:
                 sums[day] = [total + units for total, units in zip(sums[day], figures, strict=True)]
         return sums
 
-    async def dense_series(self, froms: Mapping[str, date]) -> dict[str, DenseSeries]:
-        series: dict[str, DenseSeries] = {}
+    async def daily_volumes(self, froms: Mapping[str, date]) -> dict[str, DailyVolumes]:
+        loaded: dict[str, DailyVolumes] = {}
         for sku, start in froms.items():
             sums = self._sums(sku)
-            loaded = {day: float(figures[0]) for day, figures in sums.items() if day >= start}
-            if sums and min(sums) < start:
-                loaded.setdefault(start, 0.0)
-            if loaded:
-                series[sku] = DenseSeries.of(loaded)
-        return series
+            rows = {day: figures for day, figures in sums.items() if day >= start}
+            if not rows:
+                continue
+            first = start if min(sums) < start else min(rows)
+            at = [day.toordinal() - first.toordinal() for day in rows]
+            ordered, shipped, backordered = ([figures[i] for figures in rows.values()] for i in range(3))
+            loaded[sku] = DailyVolumes.of(first.toordinal(), at, ordered, shipped, backordered)
+        return loaded
 
     async def live_windows(self, skus: Collection[str]) -> list[PromotionWindow]:
         return [

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from services.fulfillment_service.domain import (
-    BatchVerdicts,
+    DenseSeries,
     Detection,
     PromotionWindow,
     ReportVolumes,
@@ -27,7 +27,7 @@ from services.fulfillment_service.domain import (
     shift_days,
     spike_update,
 )
-from services.fulfillment_service.store import DailyTotal, OutboxRow
+from services.fulfillment_service.store import DailyTotal, DailyVolumes, OutboxRow
 from services.fulfillment_service.store import VolumeStore as Store
 from shared.events import (
     MAX_REPORTED_DAYS,
@@ -78,7 +78,7 @@ class EventBatch:
         self.rows.append(OutboxRow(event_id, event_type.value, topic_of(event_type).value, key, payload.encode()))
 
 
-def reported_data(sku: str, totals: Sequence[DailyTotal]) -> str:
+def reported_data(sku: str, totals: Iterable[DailyTotal]) -> str:
     """`OrderVolumeReportedData`, encoded (dates and whole numbers need no escaping)."""
     days = ",".join(
         f'{{"day":"{day.isoformat()}","units_ordered":{ordered},"units_shipped":{shipped},"units_backordered":{backordered}}}'
@@ -122,18 +122,23 @@ async def record_volumes(
     await store.lock_skus({line.sku for line in lines})
     changed = await store.save_volumes(command.warehouse_id, lines)
     if changed:
+        # One read for both: the totals of the changed days, and every day the spike rule needs around them.
+        froms = {sku: shift_days(days[0], -rule.window_days) for sku, days in changed.items()}
+        loaded = await store.daily_volumes(froms)
         events = EventBatch(publisher.source, publisher.traceparent)
-        _announce_totals(events, changed)
-        await reevaluate_spikes(store, events, {sku: [t.day for t in totals] for sku, totals in changed.items()}, rule)
+        _announce_totals(events, changed, loaded)
+        await reevaluate_spikes(store, events, changed, {sku: volumes.series for sku, volumes in loaded.items()}, rule)
         await store.record_events(events.rows, max_bytes=max_event_bytes)
-    return len(command.lines), sum(len(totals) for totals in changed.values())
+    return len(command.lines), sum(len(days) for days in changed.values())
 
 
-def _announce_totals(events: EventBatch, changed: Mapping[str, Sequence[DailyTotal]]) -> None:
+def _announce_totals(
+    events: EventBatch, changed: Mapping[str, Sequence[date]], loaded: Mapping[str, DailyVolumes]
+) -> None:
     """A `reported` event per SKU with the new all-warehouse totals of the days that changed (several when
     more than `MAX_REPORTED_DAYS` days changed, so that a long backfill never makes an oversized event)."""
     for sku in sorted(changed):
-        totals = changed[sku]
+        totals = loaded[sku].totals(changed[sku])
         for first in range(0, len(totals), MAX_REPORTED_DAYS):
             data = reported_data(sku, totals[first : first + MAX_REPORTED_DAYS])
             events.add(EventType.ORDER_VOLUME_REPORTED, key=sku, subject=sku, data=data)
@@ -144,12 +149,16 @@ def _spike_event(events: EventBatch, event_type: EventType, spike: Spike, sku: s
 
 
 async def reevaluate_spikes(
-    store: Store, events: EventBatch, changed: Mapping[str, Sequence[date]], rule: SpikeRule
+    store: Store,
+    events: EventBatch,
+    changed: Mapping[str, Sequence[date]],
+    series: Mapping[str, DenseSeries],
+    rule: SpikeRule,
 ) -> None:
-    """Re-judge every day a change can move (all SKUs of the report at once); store and publish new spikes,
-    changed ones, and retractions."""
-    froms = {sku: shift_days(min(days), -rule.window_days) for sku, days in changed.items()}
-    verdicts: BatchVerdicts = judge_batch(await store.dense_series(froms), changed, rule)
+    """Re-judge every day a change can move (all SKUs of the report at once, on `series`: each SKU's daily units
+    ordered from `window_days` before its first changed day); store and publish new spikes, changed ones, and
+    retractions."""
+    verdicts = judge_batch(series, changed, rule)
     windows = await store.live_windows(changed)
     stored = await store.spikes_from(changed, min(min(days) for days in changed.values()))
     # Each judged day with a verdict or a stored spike, in (sku, day) order as the events go out.

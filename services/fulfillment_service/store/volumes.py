@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Table, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,10 +34,8 @@ RETRACTED = "retracted"
 # The hot statements of a report go to the session's asyncpg connection as they are (`$n` parameters,
 # records out): prepared once per connection, no SQLAlchemy statement or row machinery per report.
 
-# One statement for the whole batch: arrays in, one row out per line that changed anything, with the day's new
-# all-warehouse totals. The WHERE keeps identical re-sends from touching rows, so RETURNING counts exactly the
-# changed lines. The outer query reads the other warehouses' rows of each changed day as they were before the
-# statement, which is what they are: the statement writes only this warehouse's rows.
+# One statement for the whole batch: arrays in, per SKU the days whose lines changed anything out. The WHERE
+# keeps identical re-sends from touching rows, so RETURNING holds exactly the changed lines.
 _SAVE_VOLUMES = f"""
     WITH changed AS (
         INSERT INTO {SCHEMA}.volumes AS stored
@@ -52,20 +50,9 @@ _SAVE_VOLUMES = f"""
                 updated_at = now()
             WHERE (stored.units_ordered, stored.units_shipped, stored.units_backordered)
                   IS DISTINCT FROM (EXCLUDED.units_ordered, EXCLUDED.units_shipped, EXCLUDED.units_backordered)
-        RETURNING stored.sku, stored.day, stored.units_ordered, stored.units_shipped, stored.units_backordered
+        RETURNING stored.sku, stored.day
     )
-    SELECT changed.sku, changed.day,
-           changed.units_ordered + coalesce(others.ordered, 0) AS ordered,
-           changed.units_shipped + coalesce(others.shipped, 0) AS shipped,
-           changed.units_backordered + coalesce(others.backordered, 0) AS backordered
-    FROM changed
-    LEFT JOIN LATERAL (
-        SELECT sum(other.units_ordered) AS ordered, sum(other.units_shipped) AS shipped,
-               sum(other.units_backordered) AS backordered
-        FROM {SCHEMA}.volumes other
-        WHERE other.sku = changed.sku AND other.day = changed.day AND other.warehouse_id <> $1::varchar
-    ) AS others ON true
-    ORDER BY changed.sku, changed.day
+    SELECT sku, array_agg(day) AS days FROM changed GROUP BY sku
 """
 
 # Per-SKU advisory locks, taken in a fixed order, serialise reports touching the same SKU so spike
@@ -76,22 +63,21 @@ _LOCK_SKUS = """
     ) AS lock_keys
 """
 
-# Every wanted SKU's daily units ordered (all warehouses) from its `from_day` on, as two arrays (days after
-# `from_day`, units), and whether it has reports before `from_day` (then the series starts at `from_day`).
-_DENSE_SERIES = f"""
+# Every wanted SKU's rows (all warehouses) from its `from_day` on, as arrays (days after `from_day` and the
+# three figures, in no particular order: the store sums them per day), and whether it has reports before
+# `from_day` (then its series starts at `from_day`).
+_DAILY_VOLUMES = f"""
     SELECT wanted.sku,
            EXISTS (SELECT FROM {SCHEMA}.volumes earlier
                    WHERE earlier.sku = wanted.sku AND earlier.day < wanted.from_day) AS earlier,
-           totals.offsets, totals.ordered
+           loaded.offsets, loaded.ordered, loaded.shipped, loaded.backordered
     FROM unnest($1::varchar[], $2::date[]) AS wanted(sku, from_day)
     CROSS JOIN LATERAL (
-        SELECT array_agg(daily.day - wanted.from_day ORDER BY daily.day) AS offsets,
-               array_agg(daily.ordered ORDER BY daily.day) AS ordered
-        FROM (SELECT stored.day, sum(stored.units_ordered) AS ordered
-              FROM {SCHEMA}.volumes stored
-              WHERE stored.sku = wanted.sku AND stored.day >= wanted.from_day
-              GROUP BY stored.day) AS daily
-    ) AS totals
+        SELECT array_agg(stored.day - wanted.from_day) AS offsets, array_agg(stored.units_ordered) AS ordered,
+               array_agg(stored.units_shipped) AS shipped, array_agg(stored.units_backordered) AS backordered
+        FROM {SCHEMA}.volumes stored
+        WHERE stored.sku = wanted.sku AND stored.day >= wanted.from_day
+    ) AS loaded
 """
 
 _SAVE_SPIKES = f"""
@@ -135,6 +121,9 @@ _LIVE_WINDOWS = f"""
 """
 
 
+Floats = npt.NDArray[np.float64]
+
+
 class OutboxRow(NamedTuple):
     """An event as the outbox stores it: its id and type, topic, key and the encoded CloudEvent."""
 
@@ -152,6 +141,42 @@ class DailyTotal(NamedTuple):
     units_ordered: int
     units_shipped: int
     units_backordered: int
+
+
+@dataclass(frozen=True, slots=True)
+class DailyVolumes:
+    """A SKU's figures summed over every warehouse, dense from day ordinal `first` on (0 for a day without a
+    report): what the spike rule reads (`ordered`) and what a `reported` event announces."""
+
+    first: int
+    ordered: Floats
+    shipped: Floats
+    backordered: Floats
+
+    @property
+    def series(self) -> DenseSeries:
+        return DenseSeries(self.first, self.ordered)
+
+    def totals(self, days: Sequence[date]) -> list[DailyTotal]:
+        """The totals of these days (inside the loaded range), in the order given."""
+        at = np.array([day.toordinal() - self.first for day in days], dtype=np.int64)
+        columns = (self.ordered[at], self.shipped[at], self.backordered[at])
+        ordered, shipped, backordered = (column.astype(np.int64).tolist() for column in columns)
+        return list(map(DailyTotal, days, ordered, shipped, backordered))
+
+    @classmethod
+    def of(
+        cls, first: int, at: Sequence[int], ordered: Sequence[int], shipped: Sequence[int], backordered: Sequence[int]
+    ) -> DailyVolumes:
+        """From rows of any number of warehouses: `at[i]` is the row's day minus `first` (summed per day)."""
+        index = np.asarray(at, dtype=np.int64)
+        size = int(index.max()) + 1
+
+        def summed(column: Sequence[int]) -> Floats:
+            weights = np.asarray(column, dtype=np.float64)
+            return np.bincount(index, weights=weights, minlength=size).astype(np.float64)
+
+        return cls(first, summed(ordered), summed(shipped), summed(backordered))
 
 
 @dataclass(frozen=True)
@@ -191,9 +216,9 @@ class Store(Protocol):
 
     async def lock_skus(self, skus: Collection[str]) -> None: ...
 
-    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[DailyTotal]]: ...
+    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[date]]: ...
 
-    async def dense_series(self, froms: Mapping[str, date]) -> dict[str, DenseSeries]: ...
+    async def daily_volumes(self, froms: Mapping[str, date]) -> dict[str, DailyVolumes]: ...
 
     async def live_windows(self, skus: Collection[str]) -> list[PromotionWindow]: ...
 
@@ -259,39 +284,31 @@ class SqlStore:
     async def lock_skus(self, skus: Collection[str]) -> None:
         await (await self._driver()).fetchval(_LOCK_SKUS, sorted(set(skus)))
 
-    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[DailyTotal]]:
-        """Store the lines (one per sku and day); returns, per SKU in day order, the days whose figures were new
-        or changed, with their new totals over every warehouse."""
+    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[date]]:
+        """Store the lines (one per sku and day); returns, per SKU, the days (in order) whose figures were new or
+        changed."""
+        if not lines:
+            return {}
+        skus, days, ordered, shipped, backordered = (list(column) for column in zip(*lines, strict=True))
         rows = await (await self._driver()).fetch(
-            _SAVE_VOLUMES,
-            warehouse_id,
-            [line.sku for line in lines],
-            [line.day for line in lines],
-            [line.units_ordered for line in lines],
-            [line.units_shipped for line in lines],
-            [line.units_backordered for line in lines],
+            _SAVE_VOLUMES, warehouse_id, skus, days, ordered, shipped, backordered
         )
-        changed: dict[str, list[DailyTotal]] = defaultdict(list)
-        for row in rows:
-            changed[row[0]].append(DailyTotal(row[1], row[2], row[3], row[4]))
-        return dict(changed)
+        return {row[0]: sorted(row[1]) for row in rows}
 
-    async def dense_series(self, froms: Mapping[str, date]) -> dict[str, DenseSeries]:
-        """Each SKU's daily units ordered (all warehouses) from its `froms` day on, dense, as the spike rule reads
-        it: a day inside the observed range without a report is 0; when the SKU has reports before `from`, the
-        series starts at `from` (so the rule does not mistake the loaded slice for the SKU's first reports)."""
+    async def daily_volumes(self, froms: Mapping[str, date]) -> dict[str, DailyVolumes]:
+        """Each SKU's figures (all warehouses) from its `froms` day on, dense, as the spike rule and the `reported`
+        events read them: a day inside the observed range without a report is 0; when the SKU has reports before
+        `from`, the series starts at `from` (so the rule does not mistake the loaded slice for its first reports)."""
         skus = sorted(froms)
-        rows = await (await self._driver()).fetch(_DENSE_SERIES, skus, [froms[sku] for sku in skus])
-        series: dict[str, DenseSeries] = {}
-        for sku, earlier, offsets, ordered in rows:
+        rows = await (await self._driver()).fetch(_DAILY_VOLUMES, skus, [froms[sku] for sku in skus])
+        loaded: dict[str, DailyVolumes] = {}
+        for sku, earlier, offsets, ordered, shipped, backordered in rows:
             if not offsets:
                 continue
-            at = np.array(offsets, dtype=np.int64)
-            start = 0 if earlier else int(at[0])
-            values = np.zeros(int(at[-1]) - start + 1)
-            values[at - start] = ordered
-            series[sku] = DenseSeries(froms[sku].toordinal() + start, values)
-        return series
+            start = 0 if earlier else min(offsets)
+            at = [offset - start for offset in offsets] if start else offsets
+            loaded[sku] = DailyVolumes.of(froms[sku].toordinal() + start, at, ordered, shipped, backordered)
+        return loaded
 
     async def list_volumes(self, where: VolumeFilter, *, limit: int, after: Sequence[Any] | None) -> list[Any]:
         """Rows in (sku, day, warehouse_id) order, after that key when given."""
