@@ -91,9 +91,11 @@ def _judge_block(
     history = np.where(inside, flat[np.maximum(index, 0)], np.nan)
     observed = inside.sum(axis=1)
 
-    by_weekday = np.sort(history.reshape(-1, weeks, 7), axis=1)
+    # (days, 7, weeks): each weekday's values contiguous, so the sort runs along the last axis.
+    by_weekday = np.ascontiguousarray(history.reshape(-1, weeks, 7).transpose(0, 2, 1))
+    by_weekday.sort(axis=2)
     per_weekday = inside.reshape(-1, weeks, 7).sum(axis=1)
-    seasonal_of = np.take_along_axis(by_weekday, np.maximum((per_weekday - 1) // 2, 0)[:, None, :], axis=1)[:, 0, :]
+    seasonal_of = np.take_along_axis(by_weekday, np.maximum((per_weekday - 1) // 2, 0)[:, :, None], axis=2)[:, :, 0]
 
     level_days = min(rule.level_days, window)
     recent = np.sort(history[:, window - level_days :], axis=1)
