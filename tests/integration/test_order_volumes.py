@@ -205,3 +205,20 @@ async def test_a_report_s_events_in_the_outbox_are_the_contract_s_documents(sett
     days = [d.day for d in documents[2].days + documents[3].days]
     assert days == [start + timedelta(days=i) for i in range(1_200)]
     assert [d.units_ordered for d in documents[2].days[:4]] == [10, 11, 12, 10]
+
+
+async def test_reports_two_centuries_apart_are_judged_without_dense_centuries(settings, api_keys, db):
+    """Each SKU reported on the first and the last accepted day: judged within the dense budget or day by day."""
+    headers = bearer(api_keys["warehouse"])
+    skus = [f"SKU-WIDE-{i:03d}" for i in range(100)]
+    body = report(*(line(sku, day, 10) for sku in skus for day in (date(2000, 1, 1), date(2199, 12, 31))))
+    async with running(build_app(settings)) as client:
+        response = await client.post("/v1/order-volumes", json=body, headers=headers)
+        assert response.json() == {"accepted": 200, "changed": 200}
+        again = report(*(line(sku, date(2199, 12, 31), 400) for sku in skus))
+        assert (await client.post("/v1/order-volumes", json=again, headers=headers)).json()["changed"] == 100
+    reported = await db.fetchval(
+        "select count(*) from fulfillment.outbox where key like 'SKU-WIDE-%' and event_type = $1",
+        EventType.ORDER_VOLUME_REPORTED.value,
+    )
+    assert reported == 200

@@ -12,13 +12,13 @@ column medians and every median is a sort along one axis with the missing (clipp
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
 import numpy.typing as npt
 
-from services.fulfillment_service.domain.volumes import Spike, SpikeRule
+from services.fulfillment_service.domain.volumes import Spike, SpikeRule, days_to_reevaluate, detect_spikes
 
 _MAD_TO_SIGMA = 1.4826
 # Judged days per array block: bounds the (days x window) matrices of a very large report (about 4 MB each).
@@ -56,11 +56,12 @@ class BatchVerdicts:
 
     spikes: dict[tuple[str, date], Spike]
     _judged: dict[str, tuple[int, npt.NDArray[np.bool_]]]
+    _judged_one_by_one: dict[str, frozenset[date]] = field(default_factory=dict)
 
     def judged(self, sku: str, day: date) -> bool:
         found = self._judged.get(sku)
         if found is None:
-            return False
+            return day in self._judged_one_by_one.get(sku, ())
         first, mask = found
         index = day.toordinal() - first
         return 0 <= index < len(mask) and bool(mask[index])
@@ -71,6 +72,69 @@ class BatchVerdicts:
             first, mask = found
             for index in np.flatnonzero(mask).tolist():
                 yield date.fromordinal(first + index)
+        yield from sorted(self._judged_one_by_one.get(sku, ()))
+
+
+@dataclass(frozen=True, slots=True)
+class SparseSeries:
+    """A SKU's daily units ordered as loaded: `values[i]` is day ordinal `first + at[i]` (`at` ascending, no day
+    twice); `first` is where its observed history starts (0 before it does not count, 0 after it does)."""
+
+    first: int
+    at: Ints
+    values: Floats
+
+    @property
+    def span(self) -> int:
+        """Days from `first` to the last day with a report."""
+        return int(self.at[-1]) + 1 if len(self.at) else 0
+
+    def dense(self) -> DenseSeries:
+        values = np.zeros(self.span)
+        values[self.at] = self.values
+        return DenseSeries(self.first, values)
+
+    def by_day(self) -> dict[date, float]:
+        """As `detect_spikes` reads a series: the observed start is a day (0 when nothing was reported on it)."""
+        series = {date.fromordinal(self.first): 0.0}
+        series.update(zip(map(date.fromordinal, (self.at + self.first).tolist()), self.values.tolist(), strict=True))
+        return series
+
+
+# Days of dense series one report judges at once (8 bytes a day per array): a report whose SKUs span more, e.g.
+# reports decades apart with nothing between, has the rest judged day by day instead, so memory stays bounded.
+MAX_DENSE_DAYS = 1_000_000
+
+
+def judge_report(
+    series: Mapping[str, SparseSeries],
+    changed: Mapping[str, Collection[date]],
+    rule: SpikeRule,
+    *,
+    max_dense_days: int = MAX_DENSE_DAYS,
+) -> BatchVerdicts:
+    """`judge_batch` over the SKUs' series made dense, as many as `max_dense_days` allows (the longest last);
+    the others judged day by day (`detect_spikes`), with the same verdicts."""
+    dense: dict[str, DenseSeries] = {}
+    budget = max_dense_days
+    one_by_one: list[str] = []
+    for sku in sorted(series, key=lambda sku: series[sku].span):
+        if not series[sku].span:
+            continue
+        if series[sku].span <= budget:
+            dense[sku] = series[sku].dense()
+            budget -= series[sku].span
+        else:
+            one_by_one.append(sku)
+    verdicts = judge_batch(dense, {sku: changed[sku] for sku in dense}, rule)
+    for sku in one_by_one:
+        totals = series[sku].by_day()
+        days = days_to_reevaluate(changed[sku], rule, until=max(totals))
+        for day, verdict in detect_spikes(totals, days, rule, sku=sku).items():
+            if verdict is not None:
+                verdicts.spikes[(sku, day)] = verdict
+        verdicts._judged_one_by_one[sku] = frozenset(days)
+    return verdicts
 
 
 def _sorted_median(ordered: Floats, count: Ints) -> Floats:
@@ -191,4 +255,4 @@ def judge_batch(
     return BatchVerdicts(spikes, masks)
 
 
-__all__ = ["BatchVerdicts", "DenseSeries", "judge_batch"]
+__all__ = ["MAX_DENSE_DAYS", "BatchVerdicts", "DenseSeries", "SparseSeries", "judge_batch", "judge_report"]

@@ -13,16 +13,16 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from services.fulfillment_service.domain import (
-    DenseSeries,
     Detection,
     PromotionWindow,
     ReportVolumes,
     Retraction,
+    SparseSeries,
     Spike,
     SpikeRule,
     explain_spike,
     explaining_promotion,
-    judge_batch,
+    judge_report,
     latest_lines,
     shift_days,
     spike_update,
@@ -138,6 +138,8 @@ def _announce_totals(
     """A `reported` event per SKU with the new all-warehouse totals of the days that changed (several when
     more than `MAX_REPORTED_DAYS` days changed, so that a long backfill never makes an oversized event)."""
     for sku in sorted(changed):
+        if sku not in loaded:
+            continue
         totals = loaded[sku].totals(changed[sku])
         for first in range(0, len(totals), MAX_REPORTED_DAYS):
             data = reported_data(sku, totals[first : first + MAX_REPORTED_DAYS])
@@ -152,13 +154,13 @@ async def reevaluate_spikes(
     store: Store,
     events: EventBatch,
     changed: Mapping[str, Sequence[date]],
-    series: Mapping[str, DenseSeries],
+    series: Mapping[str, SparseSeries],
     rule: SpikeRule,
 ) -> None:
     """Re-judge every day a change can move (all SKUs of the report at once, on `series`: each SKU's daily units
     ordered from `window_days` before its first changed day); store and publish new spikes, changed ones, and
     retractions."""
-    verdicts = judge_batch(series, changed, rule)
+    verdicts = judge_report(series, changed, rule)
     windows = await store.live_windows(changed)
     stored = await store.spikes_from(changed, min(min(days) for days in changed.values()))
     # Each judged day with a verdict or a stored spike, in (sku, day) order as the events go out.

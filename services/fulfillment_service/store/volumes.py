@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.fulfillment_service import tables
-from services.fulfillment_service.domain import DayVolume, DenseSeries, PromotionWindow, Spike
+from services.fulfillment_service.domain import DayVolume, PromotionWindow, SparseSeries, Spike
 from shared.events import CloudEvent
 from shared.kafka import record_size
 from shared.outbox import HEADERS, EventTooLarge
@@ -122,6 +122,7 @@ _LIVE_WINDOWS = f"""
 
 
 Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
 
 
 class OutboxRow(NamedTuple):
@@ -145,38 +146,44 @@ class DailyTotal(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class DailyVolumes:
-    """A SKU's figures summed over every warehouse, dense from day ordinal `first` on (0 for a day without a
-    report): what the spike rule reads (`ordered`) and what a `reported` event announces."""
+    """A SKU's figures summed over every warehouse, per day with a report: day ordinal `first + at[i]` (`at`
+    ascending); `first` is where its observed history starts. What the spike rule reads (`ordered`) and what a
+    `reported` event announces."""
 
     first: int
+    at: Ints
     ordered: Floats
     shipped: Floats
     backordered: Floats
 
     @property
-    def series(self) -> DenseSeries:
-        return DenseSeries(self.first, self.ordered)
+    def series(self) -> SparseSeries:
+        return SparseSeries(self.first, self.at, self.ordered)
 
     def totals(self, days: Sequence[date]) -> list[DailyTotal]:
-        """The totals of these days (inside the loaded range), in the order given."""
-        at = np.array([day.toordinal() - self.first for day in days], dtype=np.int64)
-        columns = (self.ordered[at], self.shipped[at], self.backordered[at])
+        """The totals of these days (each one with a report), in the order given."""
+        index = np.searchsorted(self.at, [day.toordinal() - self.first for day in days])
+        columns = (self.ordered[index], self.shipped[index], self.backordered[index])
         ordered, shipped, backordered = (column.astype(np.int64).tolist() for column in columns)
         return list(map(DailyTotal, days, ordered, shipped, backordered))
 
     @classmethod
     def of(
-        cls, first: int, at: Sequence[int], ordered: Sequence[int], shipped: Sequence[int], backordered: Sequence[int]
+        cls,
+        first: int,
+        at: Sequence[int],
+        ordered: Sequence[int],
+        shipped: Sequence[int],
+        backordered: Sequence[int],
     ) -> DailyVolumes:
         """From rows of any number of warehouses: `at[i]` is the row's day minus `first` (summed per day)."""
-        index = np.asarray(at, dtype=np.int64)
-        size = int(index.max()) + 1
+        days, which = np.unique(np.asarray(at, dtype=np.int64), return_inverse=True)
 
         def summed(column: Sequence[int]) -> Floats:
             weights = np.asarray(column, dtype=np.float64)
-            return np.bincount(index, weights=weights, minlength=size).astype(np.float64)
+            return np.bincount(which, weights=weights, minlength=len(days)).astype(np.float64)
 
-        return cls(first, summed(ordered), summed(shipped), summed(backordered))
+        return cls(first, days, summed(ordered), summed(shipped), summed(backordered))
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,19 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.fulfillment_service.domain import (
     DenseSeries,
+    SparseSeries,
     SpikeRule,
     days_to_reevaluate,
     detect_spikes,
     judge_batch,
+    judge_report,
 )
 
 START = date(2026, 1, 5)
@@ -125,3 +128,32 @@ def test_series_at_the_edges_of_the_calendar(first: date) -> None:
     expected = reference({"SKU": totals}, changed, rule)
     assert batch.spikes == {key: verdict for key, verdict in expected.items() if verdict is not None}
     assert {day for day in batch.judged_days("SKU")} == set(totals)
+
+
+def sparse(totals: dict[date, float], observed_from: date | None = None) -> SparseSeries:
+    first = observed_from or min(totals)
+    at = sorted(day.toordinal() - first.toordinal() for day in totals)
+    values = [totals[date.fromordinal(first.toordinal() + a)] for a in at]
+    return SparseSeries(first.toordinal(), np.array(at, dtype=np.int64), np.array(values, dtype=np.float64))
+
+
+@pytest.mark.parametrize("max_dense_days", [0, 150, 10_000])
+def test_series_beyond_the_dense_budget_are_judged_day_by_day_with_the_same_verdicts(max_dense_days: int) -> None:
+    rng = random.Random(3)
+    rule = SpikeRule()
+    series = {f"SKU-{s}": random_series(rng, rng.randint(20, 200)) for s in range(6)}
+    # Reports 150 years apart: dense, this SKU alone would be 55,000 days.
+    series["SKU-FAR"] = {**random_series(rng, 40), date(2176, 3, 1): 500.0, date(2176, 3, 2): 20.0}
+    changed = {sku: {max(totals), min(totals)} for sku, totals in series.items()}
+    verdicts = judge_report({sku: sparse(t) for sku, t in series.items()}, changed, rule, max_dense_days=max_dense_days)
+    expected = reference(series, changed, rule)
+    assert verdicts.spikes == {key: verdict for key, verdict in expected.items() if verdict is not None}
+    for sku in series:
+        assert set(verdicts.judged_days(sku)) == {day for s, day in expected if s == sku}
+        assert all(verdicts.judged(sku, day) for s, day in expected if s == sku)
+
+
+def test_a_loaded_slice_keeps_its_observed_start() -> None:
+    totals = {START + timedelta(days=20): 5.0, START + timedelta(days=22): 7.0}
+    assert sparse(totals, observed_from=START).by_day() == {START: 0.0, **totals}
+    assert sparse(totals).dense().values.tolist() == [5.0, 0.0, 7.0]
