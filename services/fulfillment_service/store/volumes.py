@@ -56,12 +56,15 @@ _SAVE_VOLUMES = f"""
 """
 
 # Per-SKU advisory locks, taken in a fixed order, serialise reports touching the same SKU so spike
-# verdicts and the order of its events follow the order of commits.
-_LOCK_SKUS = """
+# verdicts and the order of its events follow the order of commits. A report's first statement, so it goes
+# through the session: that begins the transaction the following statements on its connection run in.
+_LOCK_SKUS = text(
+    """
     SELECT count(pg_advisory_xact_lock(lock_key)) FROM (
-        SELECT DISTINCT hashtextextended(sku, 0) AS lock_key FROM unnest($1::varchar[]) AS sku ORDER BY 1
+        SELECT DISTINCT hashtextextended(sku, 0) AS lock_key FROM unnest(CAST(:skus AS varchar[])) AS sku ORDER BY 1
     ) AS lock_keys
-"""
+    """
+)
 
 # Every wanted SKU's rows (all warehouses) from its `from_day` on, as arrays (days after `from_day` and the
 # three figures, in no particular order: the store sums them per day), and whether it has reports before
@@ -289,7 +292,7 @@ class SqlStore:
         return driver
 
     async def lock_skus(self, skus: Collection[str]) -> None:
-        await (await self._driver()).fetchval(_LOCK_SKUS, sorted(set(skus)))
+        await self.session.execute(_LOCK_SKUS, {"skus": sorted(set(skus))})
 
     async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[date]]:
         """Store the lines (one per sku and day); returns, per SKU, the days (in order) whose figures were new or
