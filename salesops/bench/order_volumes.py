@@ -109,6 +109,23 @@ def _statement_figures(usage: Usage, raw_usage: Usage, thousands: int) -> list[F
     ]
 
 
+def _cost_figures(what: str, usage: Usage, thousands: int) -> list[Figure]:
+    """CPU (service + database) and statements per 1,000 lines of the corrections or the identical re-sends."""
+    service, database = usage.cpu_ms_per("fulfillment", thousands), usage.cpu_ms_per("postgres", thousands)
+    figures = [
+        Figure(
+            f"POST /v1/order-volumes CPU per 1,000 lines, {what}",
+            round(service + database, 1),
+            "ms",
+            note=f"service {service:.0f} ms + database {database:.0f} ms",
+        )
+    ]
+    statements = usage.statements_per(thousands)
+    if statements is not None:
+        figures.append(Figure(f"POST /v1/order-volumes statements per 1,000 lines, {what}", statements, "stmts"))
+    return figures
+
+
 async def run(harness: Harness, quick: bool) -> MeasureResult:
     count = 3 if quick else 30
     corrections = 2 if quick else 10
@@ -127,10 +144,14 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
                 new_s = await timed_posts(client, bodies)
                 if profiler is not None:
                     await profiler.finish(stop=True)
-            corrections_s = await timed_posts(client, corrected)
-            resend_s = await timed_posts(client, corrected)
+            usage = meter.result()
+            async with harness.metered(env, {"fulfillment": fulfillment.popen.pid, "bench": os.getpid()}) as meter:
+                corrections_s = await timed_posts(client, corrected)
+            corrections_usage = meter.result()
+            async with harness.metered(env, {"fulfillment": fulfillment.popen.pid, "bench": os.getpid()}) as meter:
+                resend_s = await timed_posts(client, corrected)
+            resend_usage = meter.result()
     executemany_s, copy_s, raw_usage = await raw_baselines(harness, env, bodies)
-    usage = meter.result()
     total = count * LINES
     new_rate = total / new_s
     thousands = total // 1000
@@ -173,6 +194,8 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
                 f" client {usage.cpu_ms_per('bench', thousands):.0f} ms",
             ),
             *_statement_figures(usage, raw_usage, thousands),
+            *_cost_figures("corrections", corrections_usage, corrections),
+            *_cost_figures("identical re-sends", resend_usage, corrections),
         ],
         details={
             "batches": count,
@@ -186,6 +209,8 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
                 "copy": round(copy_s, 3),
             },
             "usage_new_rows_per_1000_lines": usage.per(thousands),
+            "usage_corrections_per_1000_lines": corrections_usage.per(corrections),
+            "usage_identical_resends_per_1000_lines": resend_usage.per(corrections),
             "profile": profiler.summary() if profiler is not None else None,
             "usage_executemany_per_1000_lines": raw_usage.per(thousands),
         },

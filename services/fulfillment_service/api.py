@@ -37,7 +37,7 @@ from services.fulfillment_service.store import OrderFilter, SpikeFilter, SqlStor
 from shared.auth import ApiKey, Scope, require
 from shared.errors import invalid, not_found
 from shared.responses import created_or_existing
-from shared.service import UnitOfWorkDep
+from shared.service import RuntimeDep, UnitOfWorkDep
 from shared.types import DATE_RANGE, PlanDate
 
 router = APIRouter(prefix="/v1", tags=["order volumes"])
@@ -56,7 +56,8 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def spike_rule(request: Request) -> SpikeRule:
+async def spike_rule(request: Request) -> SpikeRule:
+    # async: a plain function would be run in the thread pool, a thread hand-off on every report.
     rule: SpikeRule = request.app.state.spike_rule
     return rule
 
@@ -75,12 +76,17 @@ def _check_range(since: date | None, until: date | None) -> None:
 async def report_order_volumes(
     body: OrderVolumeReport,
     uow: UnitOfWorkDep,
+    runtime: RuntimeDep,
     rule: Annotated[SpikeRule, Depends(spike_rule)],
     _: CanWrite,
 ) -> ReportAccepted:
     command = ReportVolumes.of(body.warehouse_id, body.lines)
-    accepted, changed = await handlers.record_volumes(SqlStore(uow.session), uow, command, rule)
+    accepted, changed = await handlers.record_volumes(
+        SqlStore(uow.session), uow, command, rule, max_event_bytes=runtime.settings.kafka_max_request_bytes
+    )
     await uow.commit()
+    if changed:
+        runtime.relay.wake()  # the report's events went to the outbox through the store, not `uow.publish`
     return ReportAccepted(accepted=accepted, changed=changed)
 
 

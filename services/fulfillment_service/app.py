@@ -19,7 +19,7 @@ def build_spec(settings: FulfillmentSettings) -> ServiceSpec:
         name="fulfillment",
         metadata=tables.metadata,
         routers=[router, orders],
-        subscriptions=[build_subscription(settings.spike_rule())],
+        subscriptions=[build_subscription(settings.spike_rule(), max_event_bytes=settings.kafka_max_request_bytes)],
         publishes=[Topic.ORDER_VOLUMES, Topic.ORDERS],
         description=(
             "Warehouse systems report daily order volumes; spikes are detected and told apart from promotions. "

@@ -36,13 +36,16 @@ def _report(data: OrderVolumeReportData) -> OrderVolumeReport:
         raise InvalidEvent("invalid-data", f"data.{where}: {first['msg']}") from exc
 
 
-def report_handler(rule: SpikeRule) -> EventHandler:
-    """The handler of `salesops.order-volume.report.v1`, bound to the spike rule of the settings."""
+def report_handler(rule: SpikeRule, max_event_bytes: int | None = None) -> EventHandler:
+    """The handler of `salesops.order-volume.report.v1`, bound to the spike rule of the settings and the broker's
+    message limit (a report whose event would exceed it is poison: `event-too-large`)."""
 
     async def on_order_volume_report(uow: UnitOfWork, event: CloudEvent, data: OrderVolumeReportData) -> None:
         report = _report(data)
         command = ReportVolumes.of(report.warehouse_id, report.lines)
-        accepted, changed = await handlers.record_volumes(SqlStore(uow.session), uow, command, rule)
+        accepted, changed = await handlers.record_volumes(
+            SqlStore(uow.session), uow, command, rule, max_event_bytes=max_event_bytes
+        )
         log.info("warehouse report stored", warehouse_id=report.warehouse_id, accepted=accepted, changed=changed)
 
     return on_order_volume_report
@@ -56,12 +59,12 @@ async def on_account_changed(uow: UnitOfWork, event: CloudEvent, data: AccountCh
     await handlers.on_account_changed(SqlStore(uow.session), data)
 
 
-def build_subscription(rule: SpikeRule) -> Subscription:
+def build_subscription(rule: SpikeRule, *, max_event_bytes: int | None = None) -> Subscription:
     return Subscription(
         name="fulfillment-service",
         topics=(Topic.WAREHOUSE_REPORTS.value, Topic.PROMOTIONS.value, Topic.ACCOUNTS.value),
         handlers={
-            EventType.ORDER_VOLUME_REPORT.value: report_handler(rule),
+            EventType.ORDER_VOLUME_REPORT.value: report_handler(rule, max_event_bytes),
             EventType.PROMOTION_PLANNED.value: on_promotion_event,
             EventType.PROMOTION_REVISED.value: on_promotion_event,
             EventType.PROMOTION_CANCELLED.value: on_promotion_event,

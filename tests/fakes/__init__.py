@@ -23,6 +23,8 @@ class RecordingPublisher:
 
     events: list[Published] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
+    source: str = "salesops/test"
+    traceparent: str | None = None
 
     def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent:
         self.events.append(Published(event_type, key, subject, data))

@@ -19,12 +19,15 @@ from services.fulfillment_service.domain import (
 from services.fulfillment_service.store import (
     DETECTED,
     RETRACTED,
-    DailyTotal,
+    DailyVolumes,
+    OutboxRow,
     StoredOrder,
     StoredShipment,
     StoredSpike,
     StoredWindow,
 )
+from shared.events import CloudEvent, EventType, parse_data, topic_of
+from tests.fakes import Published
 
 Figures = tuple[int, int, int]
 
@@ -35,11 +38,12 @@ class FakeFulfillmentStore:
     spikes: dict[tuple[str, date], StoredSpike] = field(default_factory=dict)
     windows: dict[str, StoredWindow] = field(default_factory=dict)
     locked: list[set[str]] = field(default_factory=list)
+    outbox: list[OutboxRow] = field(default_factory=list)
 
     async def lock_skus(self, skus: Collection[str]) -> None:
         self.locked.append(set(skus))
 
-    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, set[date]]:
+    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[date]]:
         changed: dict[str, set[date]] = defaultdict(set)
         for line in lines:
             figures = (line.units_ordered, line.units_shipped, line.units_backordered)
@@ -47,7 +51,7 @@ class FakeFulfillmentStore:
             if self.volumes.get(key) != figures:
                 self.volumes[key] = figures
                 changed[line.sku].add(line.day)
-        return dict(changed)
+        return {sku: sorted(days) for sku, days in changed.items()}
 
     def _sums(self, sku: str) -> dict[date, list[int]]:
         sums: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -56,23 +60,18 @@ class FakeFulfillmentStore:
                 sums[day] = [total + units for total, units in zip(sums[day], figures, strict=True)]
         return sums
 
-    async def daily_totals(self, changed: Mapping[str, Collection[date]]) -> dict[str, list[DailyTotal]]:
-        totals: dict[str, list[DailyTotal]] = {}
-        for sku, days in changed.items():
-            sums = self._sums(sku)
-            found = [DailyTotal(day, *sums[day]) for day in sorted(days) if day in sums]
-            if found:
-                totals[sku] = found
-        return totals
-
-    async def ordered_series(self, froms: Mapping[str, date]) -> dict[str, dict[date, float]]:
-        series: dict[str, dict[date, float]] = {}
+    async def daily_volumes(self, froms: Mapping[str, date]) -> dict[str, DailyVolumes]:
+        loaded: dict[str, DailyVolumes] = {}
         for sku, start in froms.items():
             sums = self._sums(sku)
-            series[sku] = {day: float(figures[0]) for day, figures in sums.items() if day >= start}
-            if sums and min(sums) < start:
-                series[sku].setdefault(start, 0.0)
-        return series
+            rows = {day: figures for day, figures in sums.items() if day >= start}
+            if not rows:
+                continue
+            first = start if min(sums) < start else min(rows)
+            at = [day.toordinal() - first.toordinal() for day in rows]
+            ordered, shipped, backordered = ([figures[i] for figures in rows.values()] for i in range(3))
+            loaded[sku] = DailyVolumes.of(first.toordinal(), at, ordered, shipped, backordered)
+        return loaded
 
     async def live_windows(self, skus: Collection[str]) -> list[PromotionWindow]:
         return [
@@ -84,12 +83,33 @@ class FakeFulfillmentStore:
     async def spikes_from(self, skus: Collection[str], first_day: date) -> dict[tuple[str, date], StoredSpike]:
         return {key: stored for key, stored in self.spikes.items() if key[0] in skus and key[1] >= first_day}
 
-    async def save_detected(self, spike: Spike) -> None:
-        assert spike.sku is not None
-        self.spikes[(spike.sku, spike.day)] = StoredSpike(DETECTED, spike)
+    async def save_spikes(self, detected: Sequence[Spike]) -> None:
+        for spike in detected:
+            assert spike.sku is not None
+            self.spikes[(spike.sku, spike.day)] = StoredSpike(DETECTED, spike)
 
-    async def retract(self, sku: str, day: date) -> None:
-        self.spikes[(sku, day)] = replace(self.spikes[(sku, day)], status=RETRACTED)
+    async def retract_spikes(self, keys: Sequence[tuple[str, date]]) -> None:
+        for key in keys:
+            self.spikes[key] = replace(self.spikes[key], status=RETRACTED)
+
+    async def record_events(self, rows: Sequence[OutboxRow], *, max_bytes: int | None) -> None:
+        self.outbox.extend(rows)
+
+    def take_events(self) -> list[Published]:
+        """The events written to the outbox since the last call, read back through the contract's models."""
+        taken, self.outbox = self.outbox, []
+        published = []
+        for row in taken:
+            event = CloudEvent.model_validate_json(row.payload)
+            assert (event.id, event.type, topic_of(EventType(event.type)).value) == (
+                row.event_id,
+                row.event_type,
+                row.topic,
+            )
+            assert event.subject is not None
+            data = parse_data(event, row.topic)
+            published.append(Published(EventType(event.type), row.key, event.subject, data))
+        return published
 
     async def detected_between(self, skus: Collection[str], first: date, last: date) -> list[Spike]:
         return [

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.fulfillment_service.app import build_app
-from shared.events import EventType, Topic
+from shared.events import EventType, OrderVolumeReportedData, Topic, parse_data, parse_envelope
 from tests.support import bearer, read_topic, running
 
 pytestmark = pytest.mark.asyncio
@@ -161,3 +161,64 @@ async def test_volumes_are_listed_with_filters_and_pages(settings, api_keys):
         assert bad_range.status_code == 422 and fields(bad_range) == ["query.until"]
         bad_day = await client.get("/v1/order-volumes", params={"since": "yesterday"}, headers=headers)
         assert bad_day.status_code == 422 and fields(bad_day) == ["query.since"]
+
+
+async def test_a_report_s_events_in_the_outbox_are_the_contract_s_documents(settings, api_keys, db):
+    """Written in one statement from pre-encoded documents: each row reads back through the contract's models,
+    a SKU with more than 1,000 changed days is announced in day order in events of at most 1,000 days."""
+    headers = bearer(api_keys["warehouse"])
+    start = date(2020, 1, 1)
+    long = [line("SKU-OUTBOX-LONG", start + timedelta(days=i), 10 + i % 3, 9, 1) for i in range(1_200)]
+    async with running(build_app(settings)) as client:
+        west = report(line("SKU-OUTBOX-2", DAY, 7, 7, 0), warehouse_id="DC-WEST")
+        assert (await client.post("/v1/order-volumes", json=west, headers=headers)).status_code == 202
+        body = report(*long, line("SKU-OUTBOX-2", DAY, 5, 4, 1))
+        response = await client.post("/v1/order-volumes", json=body, headers=headers)
+        assert response.json() == {"accepted": 1_201, "changed": 1_201}
+    rows = await db.fetch(
+        "select id, event_id, event_type, topic, key, payload from fulfillment.outbox"
+        " where key in ('SKU-OUTBOX-LONG', 'SKU-OUTBOX-2') order by id"
+    )
+    documents = []
+    for row in rows:
+        event = parse_envelope(row["payload"])
+        assert (event.id, event.type, event.source) == (
+            row["event_id"],
+            row["event_type"],
+            "salesops/fulfillment-service",
+        )
+        data = parse_data(event, row["topic"])
+        assert isinstance(data, OrderVolumeReportedData) and data.sku == row["key"] == event.subject
+        documents.append(data)
+    assert [(d.sku, len(d.days)) for d in documents] == [
+        ("SKU-OUTBOX-2", 1),
+        ("SKU-OUTBOX-2", 1),
+        ("SKU-OUTBOX-LONG", 1_000),
+        ("SKU-OUTBOX-LONG", 200),
+    ]
+    assert documents[1].days[0].model_dump() == {
+        "day": DAY,
+        "units_ordered": 12,
+        "units_shipped": 11,
+        "units_backordered": 1,
+    }
+    days = [d.day for d in documents[2].days + documents[3].days]
+    assert days == [start + timedelta(days=i) for i in range(1_200)]
+    assert [d.units_ordered for d in documents[2].days[:4]] == [10, 11, 12, 10]
+
+
+async def test_reports_two_centuries_apart_are_judged_without_dense_centuries(settings, api_keys, db):
+    """Each SKU reported on the first and the last accepted day: judged within the dense budget or day by day."""
+    headers = bearer(api_keys["warehouse"])
+    skus = [f"SKU-WIDE-{i:03d}" for i in range(100)]
+    body = report(*(line(sku, day, 10) for sku in skus for day in (date(2000, 1, 1), date(2199, 12, 31))))
+    async with running(build_app(settings)) as client:
+        response = await client.post("/v1/order-volumes", json=body, headers=headers)
+        assert response.json() == {"accepted": 200, "changed": 200}
+        again = report(*(line(sku, date(2199, 12, 31), 400) for sku in skus))
+        assert (await client.post("/v1/order-volumes", json=again, headers=headers)).json()["changed"] == 100
+    reported = await db.fetchval(
+        "select count(*) from fulfillment.outbox where key like 'SKU-WIDE-%' and event_type = $1",
+        EventType.ORDER_VOLUME_REPORTED.value,
+    )
+    assert reported == 200

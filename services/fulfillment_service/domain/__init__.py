@@ -21,6 +21,14 @@ from services.fulfillment_service.domain.orders import (
     check_booking,
     ship,
 )
+from services.fulfillment_service.domain.spike_batch import (
+    MAX_DENSE_DAYS,
+    BatchVerdicts,
+    DenseSeries,
+    SparseSeries,
+    judge_batch,
+    judge_report,
+)
 from services.fulfillment_service.domain.volumes import (
     DayVolume,
     Detection,
@@ -42,10 +50,13 @@ from services.fulfillment_service.domain.volumes import (
 )
 
 __all__ = [
+    "MAX_DENSE_DAYS",
     "MAX_LINES_PER_ORDER",
+    "BatchVerdicts",
     "BookOrder",
     "ChangeOrder",
     "DayVolume",
+    "DenseSeries",
     "Detection",
     "LineChange",
     "LineFigures",
@@ -59,6 +70,7 @@ __all__ = [
     "Retraction",
     "SalesOrder",
     "ShipLine",
+    "SparseSeries",
     "Spike",
     "SpikeRule",
     "apply_change",
@@ -69,6 +81,8 @@ __all__ = [
     "detect_spikes",
     "explain_spike",
     "explaining_promotion",
+    "judge_batch",
+    "judge_report",
     "latest_lines",
     "published_view",
     "shift_days",

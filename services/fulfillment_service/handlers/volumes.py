@@ -6,117 +6,190 @@ Handlers take the store and the unit of work's publisher as parameters; only the
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from datetime import date
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
 
 from services.fulfillment_service.domain import (
     Detection,
     PromotionWindow,
     ReportVolumes,
     Retraction,
+    SparseSeries,
     Spike,
     SpikeRule,
-    days_to_reevaluate,
-    detect_spikes,
     explain_spike,
     explaining_promotion,
+    judge_report,
     latest_lines,
     shift_days,
     spike_update,
 )
+from services.fulfillment_service.store import DailyTotal, DailyVolumes, OutboxRow
 from services.fulfillment_service.store import VolumeStore as Store
 from shared.events import (
     MAX_REPORTED_DAYS,
     CloudEvent,
-    DailyTotalData,
     EventType,
     InvalidEvent,
     OrderSpikeData,
-    OrderVolumeReportedData,
     PromotionData,
+    topic_of,
 )
 from shared.ports import Publisher
 
 
+class EventSource(Protocol):
+    """The unit of work as a report's handler uses it: a report's events are built as plain documents and
+    written to the outbox in one statement through the store, under the unit of work's source and trace."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def traceparent(self) -> str | None: ...
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class EventBatch:
+    """A report's events as the outbox stores them, in order: CloudEvents encoded from plain values, byte for
+    byte the documents `shared.events.new_event(...).to_json()` makes of the contract's models (a test holds
+    them to it), without a model per event or per day."""
+
+    def __init__(self, source: str, traceparent: str | None) -> None:
+        time = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        self._source = f',"source":{_json(source)},"type":"'
+        self._time = f'","time":"{time}","subject":'
+        self._trace = "}" if traceparent is None else f',"traceparent":{_json(traceparent)}}}'
+        self.rows: list[OutboxRow] = []
+
+    def add(self, event_type: EventType, *, key: str, subject: str, data: str) -> None:
+        """Add an event whose `data` is already encoded JSON."""
+        event_id = str(uuid.uuid4())
+        payload = (
+            f'{{"specversion":"1.0","id":"{event_id}"{self._source}{event_type.value}{self._time}{_json(subject)}'
+            f',"datacontenttype":"application/json","data":{data}{self._trace}'
+        )
+        self.rows.append(OutboxRow(event_id, event_type.value, topic_of(event_type).value, key, payload.encode()))
+
+
+def reported_data(sku: str, totals: Iterable[DailyTotal]) -> str:
+    """`OrderVolumeReportedData`, encoded (dates and whole numbers need no escaping)."""
+    days = ",".join(
+        f'{{"day":"{day.isoformat()}","units_ordered":{ordered},"units_shipped":{shipped},"units_backordered":{backordered}}}'
+        for day, ordered, shipped, backordered in totals
+    )
+    return f'{{"sku":{_json(sku)},"days":[{days}]}}'
+
+
+def spike_json(spike: Spike, sku: str, status: str) -> str:
+    """`OrderSpikeData`, encoded."""
+    return _json(spike_data(spike, sku, status))
+
+
+def spike_data(spike: Spike, sku: str, status: str) -> dict[str, Any]:
+    """`OrderSpikeData` as a plain dict."""
+    return {
+        "sku": sku,
+        "day": spike.day.isoformat(),
+        "units": spike.units,
+        "baseline": spike.baseline,
+        "ratio": spike.ratio,
+        "explained_by_promotion_id": spike.explained_by_promotion_id,
+        "z_score": spike.z_score,
+        "excess_units": spike.excess_units,
+        "status": status,
+    }
+
+
 async def record_volumes(
-    store: Store, publisher: Publisher, command: ReportVolumes, rule: SpikeRule
+    store: Store,
+    publisher: EventSource,
+    command: ReportVolumes,
+    rule: SpikeRule,
+    *,
+    max_event_bytes: int | None = None,
 ) -> tuple[int, int]:
-    """Store a report; returns (accepted, changed). Within a batch the last line of a key wins."""
+    """Store a report; returns (accepted, changed). Within a batch the last line of a key wins. The report's
+    events (changed totals, spike verdicts) are written to the outbox in one statement; an event over
+    `max_event_bytes` refuses the whole report (`EventTooLarge`)."""
     lines = latest_lines(command.lines)
     await store.lock_skus({line.sku for line in lines})
     changed = await store.save_volumes(command.warehouse_id, lines)
     if changed:
-        await _announce_totals(store, publisher, changed)
-        await reevaluate_spikes(store, publisher, changed, rule)
+        # One read for both: the totals of the changed days, and every day the spike rule needs around them.
+        froms = {sku: shift_days(days[0], -rule.window_days) for sku, days in changed.items()}
+        loaded = await store.daily_volumes(froms)
+        events = EventBatch(publisher.source, publisher.traceparent)
+        _announce_totals(events, changed, loaded)
+        await reevaluate_spikes(store, events, changed, {sku: volumes.series for sku, volumes in loaded.items()}, rule)
+        await store.record_events(events.rows, max_bytes=max_event_bytes)
     return len(command.lines), sum(len(days) for days in changed.values())
 
 
-async def _announce_totals(store: Store, publisher: Publisher, changed: Mapping[str, Collection[date]]) -> None:
+def _announce_totals(
+    events: EventBatch, changed: Mapping[str, Sequence[date]], loaded: Mapping[str, DailyVolumes]
+) -> None:
     """A `reported` event per SKU with the new all-warehouse totals of the days that changed (several when
     more than `MAX_REPORTED_DAYS` days changed, so that a long backfill never makes an oversized event)."""
-    totals = await store.daily_totals(changed)
-    for sku in sorted(totals):
-        days = [
-            DailyTotalData(
-                day=total.day,
-                units_ordered=total.units_ordered,
-                units_shipped=total.units_shipped,
-                units_backordered=total.units_backordered,
-            )
-            for total in totals[sku]
-        ]
-        for first in range(0, len(days), MAX_REPORTED_DAYS):
-            publisher.publish(
-                EventType.ORDER_VOLUME_REPORTED,
-                key=sku,
-                subject=sku,
-                data=OrderVolumeReportedData(sku=sku, days=days[first : first + MAX_REPORTED_DAYS]),
-            )
+    for sku in sorted(changed):
+        if sku not in loaded:
+            continue
+        totals = loaded[sku].totals(changed[sku])
+        for first in range(0, len(totals), MAX_REPORTED_DAYS):
+            data = reported_data(sku, totals[first : first + MAX_REPORTED_DAYS])
+            events.add(EventType.ORDER_VOLUME_REPORTED, key=sku, subject=sku, data=data)
 
 
-def _spike_data(spike: Spike, sku: str, status: str) -> OrderSpikeData:
-    return OrderSpikeData(
-        sku=sku,
-        day=spike.day,
-        units=spike.units,
-        baseline=spike.baseline,
-        ratio=spike.ratio,
-        explained_by_promotion_id=spike.explained_by_promotion_id,
-        z_score=spike.z_score,
-        excess_units=spike.excess_units,
-        status=status,
-    )
+def _spike_event(events: EventBatch, event_type: EventType, spike: Spike, sku: str, status: str) -> None:
+    events.add(event_type, key=sku, subject=f"{sku}/{spike.day.isoformat()}", data=spike_json(spike, sku, status))
+
+
+async def reevaluate_spikes(
+    store: Store,
+    events: EventBatch,
+    changed: Mapping[str, Sequence[date]],
+    series: Mapping[str, SparseSeries],
+    rule: SpikeRule,
+) -> None:
+    """Re-judge every day a change can move (all SKUs of the report at once, on `series`: each SKU's daily units
+    ordered from `window_days` before its first changed day); store and publish new spikes, changed ones, and
+    retractions."""
+    verdicts = judge_report(series, changed, rule)
+    windows = await store.live_windows(changed)
+    stored = await store.spikes_from(changed, min(min(days) for days in changed.values()))
+    # Each judged day with a verdict or a stored spike, in (sku, day) order as the events go out.
+    days = sorted({*verdicts.spikes, *(key for key in stored if verdicts.judged(*key))})
+    detected: list[Spike] = []
+    retracted: list[tuple[str, date]] = []
+    for sku, day in days:
+        previous = stored.get((sku, day))
+        verdict = verdicts.spikes.get((sku, day))
+        explained = explain_spike(verdict, sku, windows) if verdict is not None else None
+        update = spike_update(previous.live if previous else None, explained)
+        if isinstance(update, Retraction):
+            retracted.append((sku, day))
+            _spike_event(events, EventType.ORDER_SPIKE_RETRACTED, update.spike, sku, "retracted")
+        elif isinstance(update, Detection):
+            detected.append(update.spike)
+            _spike_event(events, EventType.ORDER_SPIKE_DETECTED, update.spike, sku, "detected")
+    await store.retract_spikes(retracted)
+    await store.save_spikes(detected)
+
+
+def _spike_payload(spike: Spike, sku: str, status: str) -> OrderSpikeData:
+    return OrderSpikeData.model_validate(spike_data(spike, sku, status))
 
 
 def _publish_spike(publisher: Publisher, event_type: EventType, spike: Spike, sku: str, status: str) -> None:
     publisher.publish(
-        event_type, key=sku, subject=f"{sku}/{spike.day.isoformat()}", data=_spike_data(spike, sku, status)
+        event_type, key=sku, subject=f"{sku}/{spike.day.isoformat()}", data=_spike_payload(spike, sku, status)
     )
-
-
-async def reevaluate_spikes(
-    store: Store, publisher: Publisher, changed: Mapping[str, Collection[date]], rule: SpikeRule
-) -> None:
-    """Re-judge every day a change can move; publish new spikes, changed ones, and retractions."""
-    froms = {sku: shift_days(min(days), -rule.window_days) for sku, days in changed.items()}
-    series = await store.ordered_series(froms)
-    windows = await store.live_windows(changed)
-    stored = await store.spikes_from(changed, min(min(days) for days in changed.values()))
-    for sku in sorted(changed):
-        totals = series[sku]
-        if not totals:
-            continue
-        verdicts = detect_spikes(totals, days_to_reevaluate(changed[sku], rule, until=max(totals)), rule, sku=sku)
-        for day, verdict in verdicts.items():
-            previous = stored.get((sku, day))
-            explained = explain_spike(verdict, sku, windows) if verdict is not None else None
-            update = spike_update(previous.live if previous else None, explained)
-            if isinstance(update, Retraction):
-                await store.retract(sku, day)
-                _publish_spike(publisher, EventType.ORDER_SPIKE_RETRACTED, update.spike, sku, "retracted")
-            elif isinstance(update, Detection):
-                await store.save_detected(update.spike)
-                _publish_spike(publisher, EventType.ORDER_SPIKE_DETECTED, update.spike, sku, "detected")
 
 
 async def on_promotion_event(store: Store, publisher: Publisher, event: CloudEvent, promotion: PromotionData) -> None:

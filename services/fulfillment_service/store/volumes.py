@@ -6,18 +6,22 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Row, Table, func, select, text, tuple_, update
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Table, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.fulfillment_service import tables
-from services.fulfillment_service.domain import DayVolume, PromotionWindow, Spike
+from services.fulfillment_service.domain import DayVolume, PromotionWindow, SparseSeries, Spike
+from shared.events import CloudEvent
+from shared.kafka import record_size
+from shared.outbox import HEADERS, EventTooLarge
 
 volumes = tables.volumes
 spikes = tables.spikes
@@ -27,30 +31,33 @@ SCHEMA = tables.metadata.schema
 DETECTED = "detected"
 RETRACTED = "retracted"
 
-# One statement for the whole batch: arrays in, one row out per line that changed anything. The WHERE
-# keeps identical re-sends from touching rows, so RETURNING counts exactly the changed lines.
-_UPSERT_VOLUMES = text(
-    f"""
-    INSERT INTO {SCHEMA}.volumes AS stored
-        (warehouse_id, sku, day, units_ordered, units_shipped, units_backordered)
-    SELECT CAST(:warehouse_id AS varchar), line.sku, line.day, line.units_ordered, line.units_shipped,
-           line.units_backordered
-    FROM unnest(CAST(:skus AS varchar[]), CAST(:days AS date[]), CAST(:ordered AS integer[]),
-                CAST(:shipped AS integer[]), CAST(:backordered AS integer[]))
-         AS line(sku, day, units_ordered, units_shipped, units_backordered)
-    ON CONFLICT (warehouse_id, sku, day) DO UPDATE
-        SET units_ordered = EXCLUDED.units_ordered,
-            units_shipped = EXCLUDED.units_shipped,
-            units_backordered = EXCLUDED.units_backordered,
-            updated_at = now()
-        WHERE (stored.units_ordered, stored.units_shipped, stored.units_backordered)
-              IS DISTINCT FROM (EXCLUDED.units_ordered, EXCLUDED.units_shipped, EXCLUDED.units_backordered)
-    RETURNING stored.sku, stored.day
-    """
-)
+# The hot statements of a report go to the session's asyncpg connection as they are (`$n` parameters,
+# records out): prepared once per connection, no SQLAlchemy statement or row machinery per report.
+
+# One statement for the whole batch: arrays in, per SKU the days whose lines changed anything out. The WHERE
+# keeps identical re-sends from touching rows, so RETURNING holds exactly the changed lines.
+_SAVE_VOLUMES = f"""
+    WITH changed AS (
+        INSERT INTO {SCHEMA}.volumes AS stored
+            (warehouse_id, sku, day, units_ordered, units_shipped, units_backordered)
+        SELECT $1::varchar, line.sku, line.day, line.units_ordered, line.units_shipped, line.units_backordered
+        FROM unnest($2::varchar[], $3::date[], $4::integer[], $5::integer[], $6::integer[])
+             AS line(sku, day, units_ordered, units_shipped, units_backordered)
+        ON CONFLICT (warehouse_id, sku, day) DO UPDATE
+            SET units_ordered = EXCLUDED.units_ordered,
+                units_shipped = EXCLUDED.units_shipped,
+                units_backordered = EXCLUDED.units_backordered,
+                updated_at = now()
+            WHERE (stored.units_ordered, stored.units_shipped, stored.units_backordered)
+                  IS DISTINCT FROM (EXCLUDED.units_ordered, EXCLUDED.units_shipped, EXCLUDED.units_backordered)
+        RETURNING stored.sku, stored.day
+    )
+    SELECT sku, array_agg(day) AS days FROM changed GROUP BY sku
+"""
 
 # Per-SKU advisory locks, taken in a fixed order, serialise reports touching the same SKU so spike
-# verdicts and the order of its events follow the order of commits.
+# verdicts and the order of its events follow the order of commits. A report's first statement, so it goes
+# through the session: that begins the transaction the following statements on its connection run in.
 _LOCK_SKUS = text(
     """
     SELECT count(pg_advisory_xact_lock(lock_key)) FROM (
@@ -59,44 +66,127 @@ _LOCK_SKUS = text(
     """
 )
 
-_DAILY_TOTALS = text(
-    f"""
-    SELECT stored.sku, stored.day, sum(stored.units_ordered) AS ordered, sum(stored.units_shipped) AS shipped,
-           sum(stored.units_backordered) AS backordered
-    FROM {SCHEMA}.volumes stored
-    JOIN unnest(CAST(:skus AS varchar[]), CAST(:days AS date[])) AS changed(sku, day)
-      ON stored.sku = changed.sku AND stored.day = changed.day
-    GROUP BY stored.sku, stored.day
-    ORDER BY stored.sku, stored.day
-    """
-)
+# Every wanted SKU's rows (all warehouses) from its `from_day` on, as arrays (days after `from_day` and the
+# three figures, in no particular order: the store sums them per day), and whether it has reports before
+# `from_day` (then its series starts at `from_day`).
+_DAILY_VOLUMES = f"""
+    SELECT wanted.sku,
+           EXISTS (SELECT FROM {SCHEMA}.volumes earlier
+                   WHERE earlier.sku = wanted.sku AND earlier.day < wanted.from_day) AS earlier,
+           loaded.offsets, loaded.ordered, loaded.shipped, loaded.backordered
+    FROM unnest($1::varchar[], $2::date[]) AS wanted(sku, from_day)
+    CROSS JOIN LATERAL (
+        SELECT array_agg(stored.day - wanted.from_day) AS offsets, array_agg(stored.units_ordered) AS ordered,
+               array_agg(stored.units_shipped) AS shipped, array_agg(stored.units_backordered) AS backordered
+        FROM {SCHEMA}.volumes stored
+        WHERE stored.sku = wanted.sku AND stored.day >= wanted.from_day
+    ) AS loaded
+"""
 
-_ORDERED_SERIES = text(
-    f"""
-    SELECT stored.sku, stored.day, sum(stored.units_ordered) AS ordered
-    FROM {SCHEMA}.volumes stored
-    JOIN unnest(CAST(:skus AS varchar[]), CAST(:froms AS date[])) AS wanted(sku, from_day)
-      ON stored.sku = wanted.sku AND stored.day >= wanted.from_day
-    GROUP BY stored.sku, stored.day
-    """
-)
+_SAVE_SPIKES = f"""
+    INSERT INTO {SCHEMA}.spikes AS stored
+        (sku, day, status, units, baseline, seasonal_baseline, level, sigma, ratio, excess_units, z_score,
+         explained_by_promotion_id)
+    SELECT spike.sku, spike.day, '{DETECTED}', spike.units, spike.baseline, spike.seasonal_baseline, spike.level,
+           spike.sigma, spike.ratio, spike.excess_units, spike.z_score, spike.explained_by_promotion_id
+    FROM unnest($1::varchar[], $2::date[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],
+                $8::float8[], $9::float8[], $10::float8[], $11::varchar[])
+         AS spike(sku, day, units, baseline, seasonal_baseline, level, sigma, ratio, excess_units, z_score,
+                  explained_by_promotion_id)
+    ON CONFLICT (sku, day) DO UPDATE
+        SET status = EXCLUDED.status, units = EXCLUDED.units, baseline = EXCLUDED.baseline,
+            seasonal_baseline = EXCLUDED.seasonal_baseline, level = EXCLUDED.level, sigma = EXCLUDED.sigma,
+            ratio = EXCLUDED.ratio, excess_units = EXCLUDED.excess_units, z_score = EXCLUDED.z_score,
+            explained_by_promotion_id = EXCLUDED.explained_by_promotion_id, updated_at = now()
+"""
 
-_FIRST_DAYS = text(
-    f"""
-    SELECT wanted.sku, (SELECT min(stored.day) FROM {SCHEMA}.volumes stored WHERE stored.sku = wanted.sku) AS first_day
-    FROM unnest(CAST(:skus AS varchar[])) AS wanted(sku)
-    """
-)
+_RETRACT_SPIKES = f"""
+    UPDATE {SCHEMA}.spikes AS stored SET status = '{RETRACTED}', updated_at = now()
+    FROM unnest($1::varchar[], $2::date[]) AS gone(sku, day)
+    WHERE stored.sku = gone.sku AND stored.day = gone.day
+"""
+
+# The batch's events in one statement, in the order given (outbox ids are the relay's publishing order).
+_RECORD_EVENTS = f"""
+    INSERT INTO {SCHEMA}.outbox (event_id, event_type, topic, key, payload)
+    SELECT event.event_id, event.event_type, event.topic, event.key, event.payload
+    FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::bytea[]) WITH ORDINALITY
+         AS event(event_id, event_type, topic, key, payload, position)
+    ORDER BY event.position
+"""
 
 
-@dataclass(frozen=True)
-class DailyTotal:
+_SPIKES_FROM = f"SELECT * FROM {SCHEMA}.spikes WHERE sku = ANY($1::varchar[]) AND day >= $2::date"
+
+_LIVE_WINDOWS = f"""
+    SELECT promotion_id, skus, starts_on, ends_on FROM {SCHEMA}.promotion_windows
+    WHERE skus && $1::varchar[] AND NOT cancelled
+"""
+
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+
+
+class OutboxRow(NamedTuple):
+    """An event as the outbox stores it: its id and type, topic, key and the encoded CloudEvent."""
+
+    event_id: str
+    event_type: str
+    topic: str
+    key: str
+    payload: bytes
+
+
+class DailyTotal(NamedTuple):
     """One SKU's figures of a day, summed over every warehouse."""
 
     day: date
     units_ordered: int
     units_shipped: int
     units_backordered: int
+
+
+@dataclass(frozen=True, slots=True)
+class DailyVolumes:
+    """A SKU's figures summed over every warehouse, per day with a report: day ordinal `first + at[i]` (`at`
+    ascending); `first` is where its observed history starts. What the spike rule reads (`ordered`) and what a
+    `reported` event announces."""
+
+    first: int
+    at: Ints
+    ordered: Floats
+    shipped: Floats
+    backordered: Floats
+
+    @property
+    def series(self) -> SparseSeries:
+        return SparseSeries(self.first, self.at, self.ordered)
+
+    def totals(self, days: Sequence[date]) -> list[DailyTotal]:
+        """The totals of these days (each one with a report), in the order given."""
+        index = np.searchsorted(self.at, [day.toordinal() - self.first for day in days])
+        columns = (self.ordered[index], self.shipped[index], self.backordered[index])
+        ordered, shipped, backordered = (column.astype(np.int64).tolist() for column in columns)
+        return list(map(DailyTotal, days, ordered, shipped, backordered))
+
+    @classmethod
+    def of(
+        cls,
+        first: int,
+        at: Sequence[int],
+        ordered: Sequence[int],
+        shipped: Sequence[int],
+        backordered: Sequence[int],
+    ) -> DailyVolumes:
+        """From rows of any number of warehouses: `at[i]` is the row's day minus `first` (summed per day)."""
+        days, which = np.unique(np.asarray(at, dtype=np.int64), return_inverse=True)
+
+        def summed(column: Sequence[int]) -> Floats:
+            weights = np.asarray(column, dtype=np.float64)
+            return np.bincount(which, weights=weights, minlength=len(days)).astype(np.float64)
+
+        return cls(first, days, summed(ordered), summed(shipped), summed(backordered))
 
 
 @dataclass(frozen=True)
@@ -136,19 +226,19 @@ class Store(Protocol):
 
     async def lock_skus(self, skus: Collection[str]) -> None: ...
 
-    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, set[date]]: ...
+    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[date]]: ...
 
-    async def daily_totals(self, changed: Mapping[str, Collection[date]]) -> dict[str, list[DailyTotal]]: ...
-
-    async def ordered_series(self, froms: Mapping[str, date]) -> dict[str, dict[date, float]]: ...
+    async def daily_volumes(self, froms: Mapping[str, date]) -> dict[str, DailyVolumes]: ...
 
     async def live_windows(self, skus: Collection[str]) -> list[PromotionWindow]: ...
 
     async def spikes_from(self, skus: Collection[str], first_day: date) -> dict[tuple[str, date], StoredSpike]: ...
 
-    async def save_detected(self, spike: Spike) -> None: ...
+    async def save_spikes(self, detected: Sequence[Spike]) -> None: ...
 
-    async def retract(self, sku: str, day: date) -> None: ...
+    async def retract_spikes(self, keys: Sequence[tuple[str, date]]) -> None: ...
+
+    async def record_events(self, rows: Sequence[OutboxRow], *, max_bytes: int | None) -> None: ...
 
     async def detected_between(self, skus: Collection[str], first: date, last: date) -> list[Spike]: ...
 
@@ -159,19 +249,20 @@ class Store(Protocol):
     async def save_window(self, window: PromotionWindow, version: int) -> None: ...
 
 
-def _spike(row: Row[Any]) -> Spike:
+def _spike(row: Any) -> Spike:
+    """A spike from a row of `spikes` (an SQLAlchemy row's mapping or an asyncpg record)."""
     return Spike(
-        day=row.day,
-        units=row.units,
-        baseline=row.baseline,
-        seasonal_baseline=row.seasonal_baseline,
-        level=row.level,
-        sigma=row.sigma,
-        ratio=row.ratio,
-        excess_units=row.excess_units,
-        z_score=row.z_score,
-        sku=row.sku,
-        explained_by_promotion_id=row.explained_by_promotion_id,
+        day=row["day"],
+        units=row["units"],
+        baseline=row["baseline"],
+        seasonal_baseline=row["seasonal_baseline"],
+        level=row["level"],
+        sigma=row["sigma"],
+        ratio=row["ratio"],
+        excess_units=row["excess_units"],
+        z_score=row["z_score"],
+        sku=row["sku"],
+        explained_by_promotion_id=row["explained_by_promotion_id"],
     )
 
 
@@ -191,51 +282,72 @@ class SqlStore:
 
     # ------------------------------------------------------------ volumes
 
+    async def _driver(self) -> Any:
+        """The session's asyncpg connection, inside the unit of work's transaction."""
+        connection = await self.session.connection()
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        if not driver.is_in_transaction():
+            # The transaction begins with the session's first statement: make sure it has.
+            await self.session.execute(text("SELECT 1"))
+        return driver
+
     async def lock_skus(self, skus: Collection[str]) -> None:
         await self.session.execute(_LOCK_SKUS, {"skus": sorted(set(skus))})
 
-    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, set[date]]:
-        """Store the lines (one per sku and day); returns the days per SKU whose figures were new or changed."""
-        result = await self.session.execute(
-            _UPSERT_VOLUMES,
-            {
-                "warehouse_id": warehouse_id,
-                "skus": [line.sku for line in lines],
-                "days": [line.day for line in lines],
-                "ordered": [line.units_ordered for line in lines],
-                "shipped": [line.units_shipped for line in lines],
-                "backordered": [line.units_backordered for line in lines],
-            },
+    async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[date]]:
+        """Store the lines (one per sku and day); returns, per SKU, the days (in order) whose figures were new or
+        changed."""
+        if not lines:
+            return {}
+        skus, days, ordered, shipped, backordered = (list(column) for column in zip(*lines, strict=True))
+        rows = await (await self._driver()).fetch(
+            _SAVE_VOLUMES, warehouse_id, skus, days, ordered, shipped, backordered
         )
-        changed: dict[str, set[date]] = defaultdict(set)
-        for sku, day in result.all():
-            changed[sku].add(day)
-        return dict(changed)
+        return {row[0]: sorted(row[1]) for row in rows}
 
-    async def daily_totals(self, changed: Mapping[str, Collection[date]]) -> dict[str, list[DailyTotal]]:
-        """The all-warehouse totals of the given days, per SKU in day order."""
-        pairs = [(sku, day) for sku, days in changed.items() for day in days]
-        rows = await self.session.execute(
-            _DAILY_TOTALS, {"skus": [sku for sku, _ in pairs], "days": [day for _, day in pairs]}
-        )
-        totals: dict[str, list[DailyTotal]] = defaultdict(list)
-        for row in rows:
-            totals[row.sku].append(DailyTotal(row.day, int(row.ordered), int(row.shipped), int(row.backordered)))
-        return dict(totals)
-
-    async def ordered_series(self, froms: Mapping[str, date]) -> dict[str, dict[date, float]]:
-        """Each SKU's daily units ordered (all warehouses) from its `froms` day on, as the spike rule reads it."""
+    async def daily_volumes(self, froms: Mapping[str, date]) -> dict[str, DailyVolumes]:
+        """Each SKU's figures (all warehouses) from its `froms` day on, dense, as the spike rule and the `reported`
+        events read them: a day inside the observed range without a report is 0; when the SKU has reports before
+        `from`, the series starts at `from` (so the rule does not mistake the loaded slice for its first reports)."""
         skus = sorted(froms)
-        series: dict[str, dict[date, float]] = {sku: {} for sku in skus}
-        rows = await self.session.execute(_ORDERED_SERIES, {"skus": skus, "froms": [froms[s] for s in skus]})
-        for row in rows:
-            series[row.sku][row.day] = float(row.ordered)
-        for row in await self.session.execute(_FIRST_DAYS, {"skus": skus}):
-            # History before `from` exists but was not loaded: mark the start as observed, so the rule does
-            # not mistake the loaded slice for the SKU's first reports (inside the observed range, no row = 0).
-            if row.first_day is not None and row.first_day < froms[row.sku]:
-                series[row.sku].setdefault(froms[row.sku], 0.0)
-        return series
+        rows = await (await self._driver()).fetch(_DAILY_VOLUMES, skus, [froms[sku] for sku in skus])
+        # Every SKU's rows in flat arrays, summed per (SKU, day) in one pass (no numpy calls per SKU).
+        found: list[str] = []
+        firsts: list[int] = []
+        starts: list[int] = []
+        counts: list[int] = []
+        columns: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+        for sku, earlier, offsets, *figures in rows:
+            if not offsets:
+                continue
+            start = 0 if earlier else min(offsets)
+            found.append(sku)
+            firsts.append(froms[sku].toordinal() + start)
+            starts.append(start)
+            counts.append(len(offsets))
+            for column, values in zip(columns, (offsets, *figures), strict=True):
+                column.extend(values)
+        if not found:
+            return {}
+        owner = np.repeat(np.arange(len(found), dtype=np.int64), counts)
+        at = np.array(columns[0], dtype=np.int64) - np.repeat(np.array(starts, dtype=np.int64), counts)
+        keys, which = np.unique((owner << 32) + at, return_inverse=True)
+        ordered, shipped, backordered = (
+            np.bincount(which, weights=np.array(column, dtype=np.float64), minlength=len(keys)).astype(np.float64)
+            for column in columns[1:]
+        )
+        bounds = np.searchsorted(keys >> 32, np.arange(len(found) + 1)).tolist()
+        days = keys & 0xFFFFFFFF
+        return {
+            sku: DailyVolumes(
+                firsts[i],
+                days[bounds[i] : bounds[i + 1]],
+                ordered[bounds[i] : bounds[i + 1]],
+                shipped[bounds[i] : bounds[i + 1]],
+                backordered[bounds[i] : bounds[i + 1]],
+            )
+            for i, sku in enumerate(found)
+        }
 
     async def list_volumes(self, where: VolumeFilter, *, limit: int, after: Sequence[Any] | None) -> list[Any]:
         """Rows in (sku, day, warehouse_id) order, after that key when given."""
@@ -259,43 +371,58 @@ class SqlStore:
     # ------------------------------------------------------------ spikes
 
     async def spikes_from(self, skus: Collection[str], first_day: date) -> dict[tuple[str, date], StoredSpike]:
-        query = select(spikes).where(spikes.c.sku.in_(sorted(skus)), spikes.c.day >= first_day)
-        rows = await self.session.execute(query)
-        return {(row.sku, row.day): StoredSpike(row.status, _spike(row)) for row in rows}
+        rows = await (await self._driver()).fetch(_SPIKES_FROM, sorted(skus), first_day)
+        return {(row["sku"], row["day"]): StoredSpike(row["status"], _spike(row)) for row in rows}
 
-    async def save_detected(self, spike: Spike) -> None:
-        assert spike.sku is not None
-        values = {
-            "status": DETECTED,
-            "units": spike.units,
-            "baseline": spike.baseline,
-            "seasonal_baseline": spike.seasonal_baseline,
-            "level": spike.level,
-            "sigma": spike.sigma,
-            "ratio": spike.ratio,
-            "excess_units": spike.excess_units,
-            "z_score": spike.z_score,
-            "explained_by_promotion_id": spike.explained_by_promotion_id,
-        }
-        statement = insert(spikes).values(sku=spike.sku, day=spike.day, **values)
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[spikes.c.sku, spikes.c.day], set_={**values, "updated_at": func.now()}
-            )
+    async def save_spikes(self, detected: Sequence[Spike]) -> None:
+        """Store the spikes as detected (new ones, or the new figures and explanation of stored ones)."""
+        if not detected:
+            return
+        await (await self._driver()).execute(
+            _SAVE_SPIKES,
+            [spike.sku for spike in detected],
+            [spike.day for spike in detected],
+            [spike.units for spike in detected],
+            [spike.baseline for spike in detected],
+            [spike.seasonal_baseline for spike in detected],
+            [spike.level for spike in detected],
+            [spike.sigma for spike in detected],
+            [spike.ratio for spike in detected],
+            [spike.excess_units for spike in detected],
+            [spike.z_score for spike in detected],
+            [spike.explained_by_promotion_id for spike in detected],
         )
 
-    async def retract(self, sku: str, day: date) -> None:
-        await self.session.execute(
-            update(spikes)
-            .where(spikes.c.sku == sku, spikes.c.day == day)
-            .values(status=RETRACTED, updated_at=func.now())
+    async def retract_spikes(self, keys: Sequence[tuple[str, date]]) -> None:
+        """Mark the stored spikes of these (sku, day) retracted (kept for audit)."""
+        if keys:
+            await (await self._driver()).execute(_RETRACT_SPIKES, [sku for sku, _ in keys], [day for _, day in keys])
+
+    async def record_events(self, rows: Sequence[OutboxRow], *, max_bytes: int | None) -> None:
+        """Write encoded events to the outbox in one statement, in the caller's transaction. Each is measured as
+        the producer will measure it first, so no row the producer must refuse is stored (`EventTooLarge`, nothing
+        written), as `shared.outbox.record_events` does for the unit of work's events."""
+        if not rows:
+            return
+        if max_bytes is not None:
+            for row in rows:
+                size = record_size(row.key.encode(), row.payload, HEADERS)
+                if size > max_bytes:
+                    raise EventTooLarge(CloudEvent.model_validate_json(row.payload), size, max_bytes)
+        await (await self._driver()).execute(
+            _RECORD_EVENTS,
+            [row.event_id for row in rows],
+            [row.event_type for row in rows],
+            [row.topic for row in rows],
+            [row.key for row in rows],
+            [row.payload for row in rows],
         )
 
     async def detected_between(self, skus: Collection[str], first: date, last: date) -> list[Spike]:
         query = select(spikes).where(
             spikes.c.sku.in_(sorted(skus)), spikes.c.day.between(first, last), spikes.c.status == DETECTED
         )
-        return [_spike(row) for row in (await self.session.execute(query)).all()]
+        return [_spike(row._mapping) for row in (await self.session.execute(query)).all()]
 
     async def explain(self, sku: str, day: date, promotion_id: str | None) -> Spike:
         """Set (or clear) the promotion that explains a stored spike; returns the spike as now stored."""
@@ -307,7 +434,7 @@ class SqlStore:
                 .returning(*spikes.c)
             )
         ).one()
-        return _spike(row)
+        return _spike(row._mapping)
 
     async def list_spikes(self, where: SpikeFilter, *, limit: int, after: Sequence[Any] | None) -> list[Any]:
         """Rows in (day, sku) order, after that key when given."""
@@ -322,14 +449,9 @@ class SqlStore:
 
     async def live_windows(self, skus: Collection[str]) -> list[PromotionWindow]:
         """The uncancelled promotion windows of any of the SKUs."""
-        query = select(promotion_windows).where(
-            promotion_windows.c.skus.overlap(sorted(set(skus))), promotion_windows.c.cancelled.is_(False)
-        )
         return [
-            PromotionWindow(
-                promotion_id=row.promotion_id, skus=frozenset(row.skus), starts_on=row.starts_on, ends_on=row.ends_on
-            )
-            for row in await self.session.execute(query)
+            PromotionWindow(promotion_id=row[0], skus=frozenset(row[1]), starts_on=row[2], ends_on=row[3])
+            for row in await (await self._driver()).fetch(_LIVE_WINDOWS, sorted(set(skus)))
         ]
 
     async def window(self, promotion_id: str) -> StoredWindow | None:

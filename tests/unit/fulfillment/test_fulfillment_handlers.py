@@ -24,7 +24,9 @@ def line(day: date, ordered: int, sku: str = "SKU-1") -> DayVolume:
 async def report(
     store: FakeFulfillmentStore, publisher: RecordingPublisher, *lines: DayVolume, warehouse: str = "DC-EAST"
 ) -> tuple[int, int]:
-    return await handlers.record_volumes(store, publisher, ReportVolumes(warehouse, lines), RULE)
+    result = await handlers.record_volumes(store, publisher, ReportVolumes(warehouse, lines), RULE)
+    publisher.events.extend(store.take_events())  # a report's events go to the outbox through the store
+    return result
 
 
 async def flat_history(store: FakeFulfillmentStore) -> None:
