@@ -85,8 +85,8 @@ async def record_return(
     store: CostStore, publisher: Publisher, command: RecordReturn, settings: ReturnsSettings
 ) -> handlers.Written:
     """A return as the desk records it (`handlers.record_return`), then the account's ledger recounted. The
-    account is locked first, as every cost change does, so that locks are always taken in the same order."""
-    await store.lock_account_costs(command.account_id)
+    account is locked first, as every cost change does, so that locks are always taken in the same order (the
+    store takes the lock with the insert of the return)."""
     written = await handlers.record_return(store, publisher, command, settings)
     if written.created:
         await recount_account(store, publisher, command.account_id, settings)
@@ -96,8 +96,7 @@ async def record_return(
 async def record_complaint(
     store: CostStore, publisher: Publisher, command: RecordComplaint, settings: ReturnsSettings
 ) -> handlers.Written:
-    await store.lock_account_costs(command.account_id)
-    written = await handlers.record_complaint(store, publisher, command)
+    written = await handlers.record_complaint(store, publisher, command)  # the store locks the account first
     if written.created:
         await recount_account(store, publisher, command.account_id, settings)
     return written

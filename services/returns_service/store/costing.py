@@ -171,6 +171,11 @@ _BEGIN_EVALUATION = text(
 _BEGIN_EVALUATION = _BEGIN_EVALUATION.columns(*alerts.c)
 
 
+def cost_lock_key(account_id: str) -> int:
+    """The advisory lock that serialises changes to one account's cost facts, ledger and cost alerts."""
+    return advisory_lock_key(f"returns-cost:{account_id}")
+
+
 def _as_date(value: str) -> date:
     return date.fromisoformat(value)
 
@@ -217,8 +222,7 @@ class CostingStore:
         previous one committed (orders of one account arrive on several partitions, returns over HTTP)."""
         if account_id in self.cost_locks:
             return  # held since earlier in this transaction
-        key = advisory_lock_key(f"returns-cost:{account_id}")
-        await self.session.execute(select(func.pg_advisory_xact_lock(key)))
+        await self.session.execute(select(func.pg_advisory_xact_lock(cost_lock_key(account_id))))
         self.cost_locks.add(account_id)
 
     async def save_order(self, order: OrderFact, *, status: str) -> bool:

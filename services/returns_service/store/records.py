@@ -25,6 +25,7 @@ from services.returns_service.domain import (
     ReturnRecord,
     Segment,
 )
+from services.returns_service.store.costing import cost_lock_key
 from shared.idempotency import create_once
 
 returns = tables.returns
@@ -91,11 +92,21 @@ def _account(row: Row[Any]) -> AccountRecord:
 
 class RecordsStore:
     session: AsyncSession
+    cost_locks: set[str]
+
+    def _cost_lock(self, account_id: str) -> int | None:
+        """The key of the account's cost lock for a statement to take, unless this transaction holds it already;
+        counted as held from here on (the statement fails the transaction if it fails)."""
+        if account_id in self.cost_locks:
+            return None
+        self.cost_locks.add(account_id)
+        return cost_lock_key(account_id)
 
     # ------------------------------------------------------------ returns
 
     async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]:
-        """The stored return and whether it was created now; the same id with another body is a 409."""
+        """The stored return and whether it was created now; the same id with another body is a 409. The
+        account's cost lock (`lock_account_costs`) is taken in the same round trip, before the insert."""
         row, created = await create_once(
             self.session,
             returns,
@@ -111,6 +122,7 @@ class RecordsStore:
             },
             body=command.body,
             what="return",
+            lock_key=self._cost_lock(command.account_id),
         )
         return _recorded(row), created
 
@@ -159,6 +171,7 @@ class RecordsStore:
     # ------------------------------------------------------------ complaints
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
+        """As `create_return`, the account's cost lock included."""
         row, created = await create_once(
             self.session,
             complaints,
@@ -172,6 +185,7 @@ class RecordsStore:
             },
             body=command.body,
             what="complaint",
+            lock_key=self._cost_lock(command.account_id),
         )
         return _recorded(row), created
 
