@@ -30,7 +30,14 @@ from services.returns_service.store.alerts import AlertFilter, AlertRecord, Aler
 from services.returns_service.store.changes import AlertChange, ChangeLog
 from services.returns_service.store.costing import CostingStore, EvaluationInputs, StoredRates
 from services.returns_service.store.promises import PromisesStore
-from services.returns_service.store.records import AccountRecord, AccountWrite, DayVolume, Recorded, RecordsStore
+from services.returns_service.store.records import (
+    AccountRecord,
+    AccountWrite,
+    DayVolume,
+    Recorded,
+    RecordsStore,
+    SurgeInputs,
+)
 
 __all__ = [
     "AccountRecord",
@@ -46,6 +53,7 @@ __all__ = [
     "SqlStore",
     "Store",
     "StoredRates",
+    "SurgeInputs",
 ]
 
 
@@ -55,6 +63,8 @@ class Store(Protocol):
     async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]: ...
 
     async def quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]: ...
+
+    async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs: ...
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]: ...
 
