@@ -158,17 +158,20 @@ alerts = tables.alerts
 # Marks the account evaluated and locks its open cost alerts to the commit, in one round trip. Without the
 # per-subject advisory lock `open_alert_for` takes: every writer of an account's cost alerts holds the account's
 # cost lock (`lock_account_costs`), taken in an earlier statement, so no other transaction raises one meanwhile.
-_BEGIN_EVALUATION = text(
-    f"""
+_BEGIN_EVALUATION = (
+    text(
+        f"""
     WITH marked AS (
         UPDATE {cost_accounts.fullname} SET evaluated_at = :at WHERE account_id = :account_id
     )
-    SELECT a.* FROM {alerts.fullname} a
+    SELECT {", ".join(f"a.{column.name}" for column in alerts.c)} FROM {alerts.fullname} a
     WHERE a.subject = :account_id AND a.type = ANY(:types) AND a.status = 'open'
     FOR UPDATE OF a
     """
-).bindparams(bindparam("at", type_=DateTime(timezone=True)), bindparam("types", type_=ARRAY(String)))
-_BEGIN_EVALUATION = _BEGIN_EVALUATION.columns(*alerts.c)
+    )
+    .bindparams(bindparam("at", type_=DateTime(timezone=True)), bindparam("types", type_=ARRAY(String)))
+    .columns(*alerts.c)
+)
 
 
 def cost_lock_key(account_id: str) -> int:

@@ -91,8 +91,9 @@ _QUALITY = f"""
       AND r.reason IN ({", ".join(f"'{reason.value}'" for reason in sorted(QUALITY_REASONS, key=lambda q: q.value))})
 """
 # The surge rule's inputs in one round trip, each as a JSON array (or a number).
-_SURGE_INPUTS = text(
-    f"""
+_SURGE_INPUTS = (
+    text(
+        f"""
     SELECT
       (SELECT coalesce(json_agg(json_build_array(r.return_id, r.quantity, r.account_id, r.reason, r.condition,
                                                  r.returned_on)), '[]') {_QUALITY}) AS returns,
@@ -104,8 +105,10 @@ _SURGE_INPUTS = text(
                                                  p.account_segments, p.status)), '[]')
        FROM {promotions.fullname} p WHERE :sku = ANY(p.skus)) AS promotions
     """
-).bindparams(bindparam("start", type_=Date), bindparam("end", type_=Date))
-_SURGE_INPUTS = _SURGE_INPUTS.columns(returns=JSONB, shipped=Float, accounts=JSONB, promotions=JSONB)
+    )
+    .bindparams(bindparam("start", type_=Date), bindparam("end", type_=Date))
+    .columns(returns=JSONB, shipped=Float, accounts=JSONB, promotions=JSONB)
+)
 
 
 def _recorded(row: Row[Any]) -> Recorded:

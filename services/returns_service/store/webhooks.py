@@ -360,7 +360,7 @@ async def record_attempts(
         )
         before = {row.endpoint_id: _health(row) for row in locked}
         health = dict(before)
-        result = await conn.execute(
+        recorded = await conn.execute(
             _RECORD_ATTEMPTS,
             {
                 "delivery_ids": [claim.delivery_id for claim, _, _ in rows],
@@ -374,7 +374,7 @@ async def record_attempts(
                 "now": now,
             },
         )
-        counted = {row.delivery_id for row in result}
+        counted = {row.delivery_id for row in recorded}
         for claim, attempt, _ in rows:
             if claim.delivery_id in counted and claim.endpoint_id in health:
                 health[claim.endpoint_id] = policy.endpoint_after(
