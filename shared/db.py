@@ -7,10 +7,11 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from shared.events import CloudEvent, EventData, EventType, new_event, topic_of
 from shared.settings import Settings
@@ -20,14 +21,34 @@ from shared.settings import Settings
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P", "40001", "40P01")
 
 
+# Pooled connections older than this are replaced at their next checkout (idle connections that a firewall or a
+# proxy may have dropped silently).
+POOL_RECYCLE_S = 1800
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    """The service's engine. No pre-ping (a BEGIN, a query and a ROLLBACK on every checkout): a connection the
+    server closed (a restart, an administrator's terminate) is known closed to asyncpg at once and is replaced at
+    checkout by `_replace_closed`; one that breaks during use fails that transaction as transient (503 to a
+    request, a retry for the relay and the consumers), and SQLAlchemy then replaces every connection of the pool
+    that is older than the failure."""
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_S,
         pool_timeout=10,
     )
+    event.listen(engine.sync_engine, "checkout", _replace_closed)
+    return engine
+
+
+def _replace_closed(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    """A pooled connection whose socket the server closed is discarded at checkout (no round trip: asyncpg saw
+    the connection end); the pool then checks out another one, or connects anew."""
+    driver = record.driver_connection
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the pooled connection was closed by the server")
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -85,8 +85,8 @@ async def record_return(
     store: CostStore, publisher: Publisher, command: RecordReturn, settings: ReturnsSettings
 ) -> handlers.Written:
     """A return as the desk records it (`handlers.record_return`), then the account's ledger recounted. The
-    account is locked first, as every cost change does, so that locks are always taken in the same order."""
-    await store.lock_account_costs(command.account_id)
+    account is locked first, as every cost change does, so that locks are always taken in the same order (the
+    store takes the lock with the insert of the return)."""
     written = await handlers.record_return(store, publisher, command, settings)
     if written.created:
         await recount_account(store, publisher, command.account_id, settings)
@@ -96,8 +96,7 @@ async def record_return(
 async def record_complaint(
     store: CostStore, publisher: Publisher, command: RecordComplaint, settings: ReturnsSettings
 ) -> handlers.Written:
-    await store.lock_account_costs(command.account_id)
-    written = await handlers.record_complaint(store, publisher, command)
+    written = await handlers.record_complaint(store, publisher, command)  # the store locks the account first
     if written.created:
         await recount_account(store, publisher, command.account_id, settings)
     return written
@@ -132,47 +131,73 @@ async def recount_account(store: CostStore, publisher: Publisher, account_id: st
     await evaluate_account(store, publisher, account_id, settings)
 
 
+COST_ALERTS = (AlertType.ACCOUNT_UNPROFITABLE, AlertType.SEGMENT_MISMATCH)
+
+
 async def evaluate_account(store: CostStore, publisher: Publisher, account_id: str, settings: ReturnsSettings) -> None:
-    """Raise, update or resolve the account's `account-unprofitable` and `segment-mismatch` alerts."""
+    """Raise, update or resolve the account's `account-unprofitable` and `segment-mismatch` alerts (under the
+    account's cost lock, which every writer of them holds)."""
+    await store.lock_account_costs(account_id)
     today = settings.today()
-    stored = await store.stored_rates()
     unprofitable, mapping = settings.unprofitable_rule(), settings.mapping_rule()
     first, last = window(today, max(unprofitable.window_months, mapping.window_months))
-    months = await store.ledger_months(account_id=account_id, first=first, last=last)
-    entries = [price(m, stored.rates) for m in months]
-    account = (await store.accounts_by_id([account_id])).get(account_id)
+    m_first, m_last = window(today, mapping.window_months)
+    inputs = await store.evaluation_inputs(
+        account_id, first=first, last=last, mapping_first=m_first, mapping_last=m_last
+    )
+    current = await store.begin_evaluation(account_id, COST_ALERTS, datetime.now(UTC))
+    rates = inputs.rates.rates
+    entries = [price(m, rates) for m in inputs.months]
+    account = inputs.account
     segment = account.segment if account else None
     segments = {account_id: segment} if segment else {}
 
     findings = find_unprofitable(entries, segments, today, unprofitable)
     if findings:
         finding = findings[0]
-        content = unprofitable_content(finding, account, stored.rates.currency)
-        await raise_or_update(store, publisher, finding, content, unprofitable_priority(finding))
+        content = unprofitable_content(finding, account, rates.currency)
+        await raise_or_update(
+            store,
+            publisher,
+            finding,
+            content,
+            unprofitable_priority(finding),
+            current=current.get(AlertType.ACCOUNT_UNPROFITABLE.value),
+        )
     else:
-        await _clear(store, publisher, AlertType.ACCOUNT_UNPROFITABLE, account_id, today.isoformat())
+        await _clear(store, publisher, current.get(AlertType.ACCOUNT_UNPROFITABLE.value), today.isoformat())
 
-    m_first, m_last = window(today, mapping.window_months)
     suggestion = None
     if any(m_first <= e.month <= m_last for e in entries):
-        revenue_all = await store.revenue_between(m_first, m_last)
-        profile = behaviour_profile(account_id, entries, today, mapping.window_months, revenue_all)
+        assert inputs.revenue_all is not None  # read whenever the account has a month in the mapping window
+        profile = behaviour_profile(account_id, entries, today, mapping.window_months, inputs.revenue_all)
         suggestion = suggest_tier(profile, segment, mapping)
     if suggestion is not None and suggestion.mismatch:
         content = mismatch_content(suggestion, account)
-        await raise_or_update(store, publisher, suggestion, content, mismatch_priority(suggestion))
+        await raise_or_update(
+            store,
+            publisher,
+            suggestion,
+            content,
+            mismatch_priority(suggestion),
+            current=current.get(AlertType.SEGMENT_MISMATCH.value),
+        )
     else:
-        await _clear(store, publisher, AlertType.SEGMENT_MISMATCH, account_id, today.isoformat())
-    await store.mark_evaluated(account_id, datetime.now(UTC))
+        await _clear(store, publisher, current.get(AlertType.SEGMENT_MISMATCH.value), today.isoformat())
 
 
 async def raise_or_update(
-    store: CostStore, publisher: Publisher, finding: Evidence, content: AlertContent, priority: Priority
+    store: CostStore,
+    publisher: Publisher,
+    finding: Evidence,
+    content: AlertContent,
+    priority: Priority,
+    *,
+    current: AlertRecord | None,
 ) -> AlertRecord | None:
     """One open alert per (type, account): raised once, updated when its evidence changes, left alone when it
-    does not, and not raised again with the evidence a person resolved."""
+    does not, and not raised again with the evidence a person resolved. `current` is the open alert, locked."""
     alert_type, subject = finding.alert_type, finding.subject
-    current = await store.open_alert_for(alert_type, subject)
     open_ref = OpenAlert(current.alert_id, alert_type, subject, current.fingerprint) if current else None
     resolved = None if current else await store.resolved_fingerprint(alert_type, subject)
     decision = decide_alert(open_ref, finding, resolved_fingerprint=resolved)
@@ -188,8 +213,12 @@ async def raise_or_update(
     return await handlers.announce(store, publisher, updated, EventType.SALES_ALERT_UPDATED)
 
 
-async def _clear(store: CostStore, publisher: Publisher, alert_type: AlertType, account_id: str, on: str) -> None:
-    await handlers.close_alert(store, publisher, alert_type, account_id, extra={"cleared_on": on})
+async def _clear(store: CostStore, publisher: Publisher, current: AlertRecord | None, on: str) -> None:
+    """The system resolves the open alert (locked) because its cause went away."""
+    if current is None:
+        return
+    closed = await store.close_alert(current.alert_id, {**current.details, "cleared_on": on})
+    await handlers.announce(store, publisher, closed, EventType.SALES_ALERT_UPDATED)
 
 
 # ---------------------------------------------------------------- the refresh

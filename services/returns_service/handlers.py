@@ -213,13 +213,12 @@ async def evaluate_surge(store: Store, publisher: Publisher, sku: str, settings:
     rule = settings.surge_rule()
     today = settings.today()
     start, end = rule.window(today)
-    records = await store.quality_returns(sku, start, end)
-    if len(records) < rule.min_returns:
+    inputs = await store.surge_inputs(sku, start, end)
+    if len(inputs.returns) < rule.min_returns:
         return None
-    shipped = await store.shipped_units(sku, start, end)
-    accounts = await store.accounts_by_id(r.account_id for r in records)
-    promotions = await store.promotions_of(sku)
-    finding = evaluate_return_surge(sku, records, shipped, accounts, promotions, today, rule)
+    finding = evaluate_return_surge(
+        sku, inputs.returns, inputs.shipped_units, inputs.accounts, inputs.promotions, today, rule
+    )
     thresholds = {
         "window_days": rule.window_days,
         "rate_threshold": rule.rate_threshold,

@@ -23,7 +23,14 @@ from services.returns_service.domain import (
     ReturnRecord,
     Segment,
 )
-from services.returns_service.store import AccountRecord, AccountWrite, AlertRecord, DayVolume, Recorded
+from services.returns_service.store import (
+    AccountRecord,
+    AccountWrite,
+    AlertRecord,
+    DayVolume,
+    Recorded,
+    SurgeInputs,
+)
 from shared.errors import conflict
 from shared.events import CloudEvent, EventData, EventType, new_event
 from shared.idempotency import fingerprint
@@ -93,6 +100,15 @@ class FakeReturnsStore:
             for c, _ in self.returns.values()
             if c.sku == sku and start <= c.returned_on <= end and c.reason in QUALITY_REASONS
         ]
+
+    async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs:
+        records = await self.quality_returns(sku, start, end)
+        return SurgeInputs(
+            records,
+            await self.shipped_units(sku, start, end),
+            await self.accounts_by_id(r.account_id for r in records),
+            await self.promotions_of(sku),
+        )
 
     # ------------------------------------------------------------ accounts, volumes, promotions
 

@@ -28,9 +28,16 @@ from services.returns_service.domain import (
 )
 from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore
 from services.returns_service.store.changes import AlertChange, ChangeLog
-from services.returns_service.store.costing import CostingStore, StoredRates
+from services.returns_service.store.costing import CostingStore, EvaluationInputs, StoredRates
 from services.returns_service.store.promises import PromisesStore
-from services.returns_service.store.records import AccountRecord, AccountWrite, DayVolume, Recorded, RecordsStore
+from services.returns_service.store.records import (
+    AccountRecord,
+    AccountWrite,
+    DayVolume,
+    Recorded,
+    RecordsStore,
+    SurgeInputs,
+)
 
 __all__ = [
     "AccountRecord",
@@ -41,10 +48,12 @@ __all__ = [
     "ChangeLog",
     "CostStore",
     "DayVolume",
+    "EvaluationInputs",
     "Recorded",
     "SqlStore",
     "Store",
     "StoredRates",
+    "SurgeInputs",
 ]
 
 
@@ -54,6 +63,8 @@ class Store(Protocol):
     async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]: ...
 
     async def quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]: ...
+
+    async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs: ...
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]: ...
 
@@ -125,9 +136,15 @@ class CostStore(Store, Protocol):
 
     async def stored_rates(self) -> StoredRates: ...
 
-    async def put_rates(self, rates: CostRates, *, by: str | None) -> StoredRates: ...
+    async def evaluation_inputs(
+        self, account_id: str, *, first: date, last: date, mapping_first: date, mapping_last: date
+    ) -> EvaluationInputs: ...
 
-    async def mark_evaluated(self, account_id: str, at: datetime) -> None: ...
+    async def begin_evaluation(
+        self, account_id: str, alert_types: Sequence[AlertType], at: datetime
+    ) -> dict[str, AlertRecord]: ...
+
+    async def put_rates(self, rates: CostRates, *, by: str | None) -> StoredRates: ...
 
     async def accounts_to_refresh(self, today: date, rates_changed_at: datetime | None, limit: int) -> list[str]: ...
 
@@ -137,3 +154,4 @@ class SqlStore(RecordsStore, AlertsStore, PromisesStore, CostingStore):
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.cost_locks = set()

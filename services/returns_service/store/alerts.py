@@ -72,6 +72,11 @@ class AlertFilter:
     segment: str | None = None
 
 
+# Built once: executed with each alert's values.
+_INSERT_ALERT = insert(alerts).returning(*alerts.c)
+_INSERT_CHANGE = insert(alert_changes).returning(alert_changes.c.change_id, func.pg_notify(PENDING_CHANNEL, ""))
+
+
 def _alert(row: Row[Any]) -> AlertRecord:
     return AlertRecord(**{column.name: getattr(row, column.name) for column in alerts.c})
 
@@ -94,22 +99,17 @@ class AlertsStore:
         self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord:
         now = datetime.now(UTC)
-        row = (
-            await self.session.execute(
-                insert(alerts)
-                .values(
-                    alert_id=f"alrt_{uuid.uuid4().hex}",
-                    type=alert_type.value,
-                    subject=subject,
-                    status=OPEN,
-                    revision=1,
-                    created_at=now,
-                    updated_at=now,
-                    **_content(content, priority, fingerprint),
-                )
-                .returning(*alerts.c)
-            )
-        ).one()
+        values = {
+            "alert_id": f"alrt_{uuid.uuid4().hex}",
+            "type": alert_type.value,
+            "subject": subject,
+            "status": OPEN,
+            "revision": 1,
+            "created_at": now,
+            "updated_at": now,
+            **_content(content, priority, fingerprint),
+        }
+        row = (await self.session.execute(_INSERT_ALERT, values)).one()
         return _alert(row)
 
     async def update_alert(
@@ -196,21 +196,16 @@ class AlertsStore:
         # No lock here: the change's stream number (`seq`) is given after the commit, in a short numbering step
         # (`ChangeLog.number_pending`), so writers of changes do not queue behind each other. The NOTIFY rides on
         # the insert (PostgreSQL delivers it at commit) and wakes the numbering step and the webhook dispatchers.
-        change_id, _ = (
-            await self.session.execute(
-                insert(alert_changes)
-                .values(
-                    alert_id=alert["alert_id"],
-                    revision=alert["revision"],
-                    event_type=event_type,
-                    type=alert["type"],
-                    sku=alert["sku"],
-                    payload=dict(alert),
-                    created_at=at,
-                )
-                .returning(alert_changes.c.change_id, func.pg_notify(PENDING_CHANNEL, ""))
-            )
-        ).one()
+        change = {
+            "alert_id": alert["alert_id"],
+            "revision": alert["revision"],
+            "event_type": event_type,
+            "type": alert["type"],
+            "sku": alert["sku"],
+            "payload": dict(alert),
+            "created_at": at,
+        }
+        change_id, _ = (await self.session.execute(_INSERT_CHANGE, change)).one()
         await enqueue_deliveries(self.session, message=dict(message), change_id=change_id, traceparent=traceparent)
         return int(change_id)
 

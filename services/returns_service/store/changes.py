@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import Text, cast, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.returns_service import tables
@@ -86,9 +86,14 @@ class ChangeLog:
                 .returning(counter.c.last_seq)
                 .cte("counted")
             )
-            new_last = int(await conn.scalar(select(counted.c.last_seq)) or 0)
-            if new_last > last:
-                await conn.execute(select(func.pg_notify(CHANGES_CHANNEL, str(new_last))))
+            # Announced in the same statement when anything was numbered (PostgreSQL delivers it at the commit).
+            notified = (
+                select(func.pg_notify(CHANGES_CHANNEL, cast(counted.c.last_seq, Text)).label("sent"))
+                .where(counted.c.last_seq > last)
+                .cte("notified")
+            )
+            statement = select(counted.c.last_seq, select(func.count()).select_from(notified).scalar_subquery())
+            new_last = int((await conn.execute(statement)).one()[0] or 0)
             return new_last - last
 
     async def changes_after(

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, or_, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ARRAY, Date, DateTime, Float, Row, String, bindparam, func, or_, select, text
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.returns_service import tables
@@ -24,14 +24,18 @@ from services.returns_service.costing import (
     ShipmentLineFact,
 )
 from services.returns_service.domain import (
+    Account,
+    AlertType,
     Complaint,
     ComplaintCategory,
     Resolution,
     ReturnCondition,
     ReturnReason,
     ReturnRecord,
+    Segment,
     Severity,
 )
+from services.returns_service.store.alerts import AlertRecord
 from shared.outbox import advisory_lock_key
 
 cost_orders = tables.cost_orders
@@ -59,6 +63,124 @@ class StoredRates:
     rates: CostRates
     updated_at: datetime | None  # None: never set, the documented defaults
     updated_by: str | None
+
+
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """What evaluating an account's cost alerts reads: the rates, the account's ledger months in the window,
+    the account itself and, when the account has months in the mapping window, every account's revenue in it."""
+
+    rates: StoredRates
+    months: list[AccountMonth]
+    account: Account | None
+    revenue_all: float | None
+
+
+# The account's facts in one round trip: its orders, their drops, its returns and complaints, each as a JSON array.
+_ACCOUNT_FACTS = text(
+    f"""
+    SELECT
+      (SELECT coalesce(json_agg(json_build_array(o.order_id, o.account_id, o.version, o.ordered_on, o.rush,
+                                                 o.status, o.lines)), '[]')
+       FROM {cost_orders.fullname} o WHERE o.account_id = :account_id) AS orders,
+      (SELECT coalesce(json_agg(json_build_array(s.shipment_id, s.order_id, s.shipped_on, s.lines)), '[]')
+       FROM {cost_shipments.fullname} s JOIN {cost_orders.fullname} o ON o.order_id = s.order_id
+       WHERE o.account_id = :account_id) AS shipments,
+      (SELECT coalesce(json_agg(json_build_array(r.return_id, r.sku, r.quantity, r.reason, r.condition,
+                                                 r.returned_on, r.body->>'resolution', r.body->>'order_id')), '[]')
+       FROM {tables.returns.fullname} r WHERE r.account_id = :account_id) AS returns,
+      (SELECT coalesce(json_agg(json_build_array(c.complaint_id, c.account_id, c.sku, c.body->>'category',
+                                                 c.severity, coalesce(c.body->>'description', ''), c.received_on)),
+                       '[]')
+       FROM {tables.complaints.fullname} c WHERE c.account_id = :account_id) AS complaints
+    """
+).columns(orders=JSONB, shipments=JSONB, returns=JSONB, complaints=JSONB)
+
+_LEDGER_COLUMNS = [c.name for c in cost_ledger.c if c.name != "account_id"]
+_LEDGER_TYPES = ", ".join(f"{name} {'date' if name == 'month' else 'float8'}" for name in _LEDGER_COLUMNS)
+
+# The account's ledger becomes exactly the months given, in one statement: months no longer counted go, the
+# others are written over (disjoint keys, so the two never meet), and the counting day is kept.
+_REPLACE_LEDGER = text(
+    f"""
+    WITH incoming AS (
+        SELECT * FROM jsonb_to_recordset(:months) AS m({_LEDGER_TYPES})
+    ), gone AS (
+        DELETE FROM {cost_ledger.fullname} l
+        WHERE l.account_id = :account_id AND NOT EXISTS (SELECT 1 FROM incoming i WHERE i.month = l.month)
+    ), written AS (
+        INSERT INTO {cost_ledger.fullname} (account_id, {", ".join(_LEDGER_COLUMNS)})
+        SELECT :account_id, {", ".join(f"i.{name}" for name in _LEDGER_COLUMNS)} FROM incoming i
+        ON CONFLICT (account_id, month) DO UPDATE SET
+        {", ".join(f"{name} = excluded.{name}" for name in _LEDGER_COLUMNS if name != "month")}
+    )
+    INSERT INTO {cost_accounts.fullname} (account_id, counted_as_of) VALUES (:account_id, :as_of)
+    ON CONFLICT (account_id) DO UPDATE SET counted_as_of = excluded.counted_as_of
+    """
+).bindparams(bindparam("months", type_=JSONB), bindparam("as_of", type_=Date))
+
+# Evaluation inputs in one round trip: one row per ledger month of the account in [first, last] (one row with no
+# month when it has none), each carrying the rates, the account and the mapping window's revenue of every account.
+_EVALUATION_INPUTS = text(
+    f"""
+    SELECT r.currency AS rates_currency, r.rates AS rates_rates, r.updated_at AS rates_updated_at,
+           r.updated_by AS rates_updated_by,
+           a.name AS account_name, a.segment AS account_segment, a.owner_email AS account_owner_email,
+           CASE WHEN EXISTS (
+               SELECT 1 FROM {cost_ledger.fullname} x
+               WHERE x.account_id = :account_id AND x.month BETWEEN :m_first AND :m_last
+           ) THEN (
+               SELECT coalesce(sum(y.revenue), 0.0) FROM {cost_ledger.fullname} y
+               WHERE y.month BETWEEN :m_first AND :m_last
+           ) END AS revenue_all,
+           l.*
+    FROM (SELECT 1) one
+    LEFT JOIN {cost_rates.fullname} r ON r.id = {RATES_ROW}
+    LEFT JOIN {tables.accounts.fullname} a ON a.account_id = :account_id
+    LEFT JOIN {cost_ledger.fullname} l ON l.account_id = :account_id AND l.month BETWEEN :first AND :last
+    ORDER BY l.month
+    """
+).columns(
+    rates_currency=String,
+    rates_rates=JSONB,
+    rates_updated_at=DateTime(timezone=True),
+    rates_updated_by=String,
+    account_name=String,
+    account_segment=String,
+    account_owner_email=String,
+    revenue_all=Float,
+    **{column.name: column.type for column in cost_ledger.c},
+)
+
+
+alerts = tables.alerts
+
+# Marks the account evaluated and locks its open cost alerts to the commit, in one round trip. Without the
+# per-subject advisory lock `open_alert_for` takes: every writer of an account's cost alerts holds the account's
+# cost lock (`lock_account_costs`), taken in an earlier statement, so no other transaction raises one meanwhile.
+_BEGIN_EVALUATION = (
+    text(
+        f"""
+    WITH marked AS (
+        UPDATE {cost_accounts.fullname} SET evaluated_at = :at WHERE account_id = :account_id
+    )
+    SELECT {", ".join(f"a.{column.name}" for column in alerts.c)} FROM {alerts.fullname} a
+    WHERE a.subject = :account_id AND a.type = ANY(:types) AND a.status = 'open'
+    FOR UPDATE OF a
+    """
+    )
+    .bindparams(bindparam("at", type_=DateTime(timezone=True)), bindparam("types", type_=ARRAY(String)))
+    .columns(*alerts.c)
+)
+
+
+def cost_lock_key(account_id: str) -> int:
+    """The advisory lock that serialises changes to one account's cost facts, ledger and cost alerts."""
+    return advisory_lock_key(f"returns-cost:{account_id}")
+
+
+def _as_date(value: str) -> date:
+    return date.fromisoformat(value)
 
 
 def _order(row: Row[Any]) -> OrderFact:
@@ -95,12 +217,16 @@ def _month(row: Row[Any]) -> AccountMonth:
 
 class CostingStore:
     session: AsyncSession
+    # Accounts whose cost lock this store's transaction holds.
+    cost_locks: set[str]
 
     async def lock_account_costs(self, account_id: str) -> None:
         """Serialise ledger rebuilds of one account to the commit: each recount then reads every fact the
         previous one committed (orders of one account arrive on several partitions, returns over HTTP)."""
-        key = advisory_lock_key(f"returns-cost:{account_id}")
-        await self.session.execute(select(func.pg_advisory_xact_lock(key)))
+        if account_id in self.cost_locks:
+            return  # held since earlier in this transaction
+        await self.session.execute(select(func.pg_advisory_xact_lock(cost_lock_key(account_id))))
+        self.cost_locks.add(account_id)
 
     async def save_order(self, order: OrderFact, *, status: str) -> bool:
         """Keep the newest version of the order; an older or the same version changes nothing. True when
@@ -148,79 +274,116 @@ class CostingStore:
 
     async def account_facts(self, account_id: str) -> LedgerFacts:
         """Everything the account's ledger is counted from: its orders, their deliveries, its returns and
-        complaints."""
+        complaints (one round trip)."""
+        row = (await self.session.execute(_ACCOUNT_FACTS, {"account_id": account_id})).one()
         orders = [
-            _order(r)
-            for r in (await self.session.execute(select(cost_orders).where(cost_orders.c.account_id == account_id)))
+            OrderFact(
+                order_id,
+                account,
+                version,
+                _as_date(ordered_on),
+                tuple(
+                    OrderLineFact(
+                        line["line_id"],
+                        line["sku"],
+                        line["quantity"],
+                        _as_date(line["promised_on"]),
+                        line.get("unit_price"),
+                        line.get("unit_cost"),
+                    )
+                    for line in lines
+                ),
+                rush,
+                status == "cancelled",
+            )
+            for order_id, account, version, ordered_on, rush, status, lines in row.orders
         ]
-        shipment_rows = await self.session.execute(
-            select(cost_shipments)
-            .join(cost_orders, cost_orders.c.order_id == cost_shipments.c.order_id)
-            .where(cost_orders.c.account_id == account_id)
-        )
         shipments = [
             ShipmentFact(
-                r.shipment_id,
-                r.order_id,
-                r.shipped_on,
-                tuple(ShipmentLineFact(x["line_id"], x["quantity"]) for x in r.lines),
+                shipment_id,
+                order_id,
+                _as_date(shipped_on),
+                tuple(ShipmentLineFact(x["line_id"], x["quantity"]) for x in lines),
             )
-            for r in shipment_rows
+            for shipment_id, order_id, shipped_on, lines in row.shipments
         ]
-        returns = tables.returns
-        return_rows = await self.session.execute(select(returns).where(returns.c.account_id == account_id))
         records = [
             ReturnRecord(
-                r.return_id,
-                r.sku,
-                r.quantity,
-                r.account_id,
-                ReturnReason(r.reason),
-                ReturnCondition(r.condition),
-                r.returned_on,
-                Resolution(r.body["resolution"]) if r.body.get("resolution") else None,
-                r.body.get("order_id"),
+                return_id,
+                sku,
+                quantity,
+                account,
+                ReturnReason(reason),
+                ReturnCondition(condition),
+                _as_date(returned_on),
+                Resolution(resolution) if resolution else None,
+                order_id,
             )
-            for r in return_rows
+            for return_id, sku, quantity, account, reason, condition, returned_on, resolution, order_id in (
+                (r[0], r[1], r[2], account_id, r[3], r[4], r[5], r[6], r[7]) for r in row.returns
+            )
         ]
-        complaints = tables.complaints
-        complaint_rows = await self.session.execute(select(complaints).where(complaints.c.account_id == account_id))
         found = [
             Complaint(
-                r.complaint_id,
-                r.account_id,
-                r.sku,
-                ComplaintCategory(r.body["category"]),
-                Severity(r.severity),
-                r.body.get("description", ""),
-                r.received_on,
+                complaint_id,
+                account,
+                sku,
+                ComplaintCategory(category),
+                Severity(severity),
+                description,
+                _as_date(received_on),
             )
-            for r in complaint_rows
+            for complaint_id, account, sku, category, severity, description, received_on in row.complaints
         ]
         return LedgerFacts(orders, shipments, records, found)
 
     async def replace_ledger(self, account_id: str, months: Sequence[AccountMonth], as_of: date) -> None:
-        """The account's ledger becomes exactly `months`, counted on `as_of`."""
-        await self.session.execute(delete(cost_ledger).where(cost_ledger.c.account_id == account_id))
-        if months:
-            rows = [
+        """The account's ledger becomes exactly `months`, counted on `as_of` (one round trip)."""
+        rows = [
+            {
+                "month": m.month.isoformat(),
+                **{column: getattr(m.drivers, name) for name, column in DRIVER_COLUMNS.items()},
+                **{f.name: getattr(m, f.name) for f in fields(m) if f.name not in {"account_id", "month", "drivers"}},
+            }
+            for m in months
+        ]
+        await self.session.execute(_REPLACE_LEDGER, {"account_id": account_id, "months": rows, "as_of": as_of})
+
+    async def evaluation_inputs(
+        self, account_id: str, *, first: date, last: date, mapping_first: date, mapping_last: date
+    ) -> EvaluationInputs:
+        """The rates, the account's ledger months in [first, last], the account, and every account's revenue in
+        [mapping_first, mapping_last] when the account has a month in it (None otherwise), in one round trip."""
+        rows = (
+            await self.session.execute(
+                _EVALUATION_INPUTS,
                 {
                     "account_id": account_id,
-                    "month": m.month,
-                    **{column: getattr(m.drivers, name) for name, column in DRIVER_COLUMNS.items()},
-                    **{
-                        f.name: getattr(m, f.name)
-                        for f in fields(m)
-                        if f.name not in {"account_id", "month", "drivers"}
-                    },
-                }
-                for m in months
-            ]
-            await self.session.execute(insert(cost_ledger).values(rows))
-        statement = insert(cost_accounts).values(account_id=account_id, counted_as_of=as_of)
-        await self.session.execute(
-            statement.on_conflict_do_update(index_elements=[cost_accounts.c.account_id], set_={"counted_as_of": as_of})
+                    "first": first,
+                    "last": last,
+                    "m_first": mapping_first,
+                    "m_last": mapping_last,
+                },
+            )
+        ).all()
+        head = rows[0]
+        rates = (
+            StoredRates(
+                CostRates(currency=head.rates_currency, **head.rates_rates),
+                head.rates_updated_at,
+                head.rates_updated_by,
+            )
+            if head.rates_currency is not None
+            else StoredRates(CostRates(), None, None)
         )
+        account = (
+            Account(account_id, head.account_name, Segment(head.account_segment), head.account_owner_email)
+            if head.account_name is not None
+            else None
+        )
+        months = [_month(row) for row in rows if row.month is not None]
+        revenue = float(head.revenue_all) if head.revenue_all is not None else None
+        return EvaluationInputs(rates, months, account, revenue)
 
     async def ledger_months(
         self, *, account_id: str | None, first: date | None, last: date | None
@@ -272,10 +435,16 @@ class CostingStore:
         ).one()
         return StoredRates(rates, row.updated_at, by)
 
-    async def mark_evaluated(self, account_id: str, at: datetime) -> None:
-        await self.session.execute(
-            cost_accounts.update().where(cost_accounts.c.account_id == account_id).values(evaluated_at=at)
+    async def begin_evaluation(
+        self, account_id: str, alert_types: Sequence[AlertType], at: datetime
+    ) -> dict[str, AlertRecord]:
+        """Mark the account evaluated at `at` and return its open alerts of `alert_types` by type, locked to the
+        commit. The caller holds the account's cost lock (see `_BEGIN_EVALUATION`)."""
+        assert account_id in self.cost_locks, "evaluate an account's cost alerts under its cost lock"
+        result = await self.session.execute(
+            _BEGIN_EVALUATION, {"account_id": account_id, "types": [t.value for t in alert_types], "at": at}
         )
+        return {row.type: AlertRecord(**row._mapping) for row in result.all()}
 
     async def accounts_to_refresh(self, today: date, rates_changed_at: datetime | None, limit: int) -> list[str]:
         """Accounts counted before `today` (a day passed: backorders and trailing windows moved) or evaluated

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, any_, func, literal_column, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Date, Float, Row, any_, bindparam, func, literal_column, select, text, tuple_
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.returns_service import tables
@@ -25,6 +25,7 @@ from services.returns_service.domain import (
     ReturnRecord,
     Segment,
 )
+from services.returns_service.store.costing import cost_lock_key
 from shared.idempotency import create_once
 
 returns = tables.returns
@@ -73,6 +74,43 @@ class DayVolume:
     units_backordered: int
 
 
+@dataclass(frozen=True)
+class SurgeInputs:
+    """What the return-surge rule reads for one SKU and window: its quality returns, its shipped units, the
+    accounts of those returns and the SKU's promotions."""
+
+    returns: list[ReturnRecord]
+    shipped_units: float
+    accounts: dict[str, Account]
+    promotions: list[PromotionRef]
+
+
+_QUALITY = f"""
+    FROM {returns.fullname} r
+    WHERE r.sku = :sku AND r.returned_on BETWEEN :start AND :end
+      AND r.reason IN ({", ".join(f"'{reason.value}'" for reason in sorted(QUALITY_REASONS, key=lambda q: q.value))})
+"""
+# The surge rule's inputs in one round trip, each as a JSON array (or a number).
+_SURGE_INPUTS = (
+    text(
+        f"""
+    SELECT
+      (SELECT coalesce(json_agg(json_build_array(r.return_id, r.quantity, r.account_id, r.reason, r.condition,
+                                                 r.returned_on)), '[]') {_QUALITY}) AS returns,
+      (SELECT coalesce(sum(v.units_shipped), 0) FROM {daily_volumes.fullname} v
+       WHERE v.sku = :sku AND v.day BETWEEN :start AND :end) AS shipped,
+      (SELECT coalesce(json_agg(json_build_array(a.account_id, a.name, a.segment, a.owner_email)), '[]')
+       FROM {accounts.fullname} a WHERE a.account_id IN (SELECT r.account_id {_QUALITY})) AS accounts,
+      (SELECT coalesce(json_agg(json_build_array(p.promotion_id, p.skus, p.starts_on, p.ends_on, p.name,
+                                                 p.account_segments, p.status)), '[]')
+       FROM {promotions.fullname} p WHERE :sku = ANY(p.skus)) AS promotions
+    """
+    )
+    .bindparams(bindparam("start", type_=Date), bindparam("end", type_=Date))
+    .columns(returns=JSONB, shipped=Float, accounts=JSONB, promotions=JSONB)
+)
+
+
 def _recorded(row: Row[Any]) -> Recorded:
     return Recorded(body=row.body, created_at=row.created_at)
 
@@ -91,11 +129,21 @@ def _account(row: Row[Any]) -> AccountRecord:
 
 class RecordsStore:
     session: AsyncSession
+    cost_locks: set[str]
+
+    def _cost_lock(self, account_id: str) -> int | None:
+        """The key of the account's cost lock for a statement to take, unless this transaction holds it already;
+        counted as held from here on (the statement fails the transaction if it fails)."""
+        if account_id in self.cost_locks:
+            return None
+        self.cost_locks.add(account_id)
+        return cost_lock_key(account_id)
 
     # ------------------------------------------------------------ returns
 
     async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]:
-        """The stored return and whether it was created now; the same id with another body is a 409."""
+        """The stored return and whether it was created now; the same id with another body is a 409. The
+        account's cost lock (`lock_account_costs`) is taken in the same round trip, before the insert."""
         row, created = await create_once(
             self.session,
             returns,
@@ -111,6 +159,7 @@ class RecordsStore:
             },
             body=command.body,
             what="return",
+            lock_key=self._cost_lock(command.account_id),
         )
         return _recorded(row), created
 
@@ -138,6 +187,37 @@ class RecordsStore:
             for r in rows
         ]
 
+    async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs:
+        """`quality_returns`, `shipped_units`, `accounts_by_id` of those returns' accounts and `promotions_of`
+        the SKU, in one round trip."""
+        row = (await self.session.execute(_SURGE_INPUTS, {"sku": sku, "start": start, "end": end})).one()
+        records = [
+            ReturnRecord(
+                return_id,
+                sku,
+                quantity,
+                account_id,
+                ReturnReason(reason),
+                ReturnCondition(condition),
+                date.fromisoformat(returned_on),
+            )
+            for return_id, quantity, account_id, reason, condition, returned_on in row.returns
+        ]
+        found = {a[0]: Account(a[0], a[1], Segment(a[2]), a[3]) for a in row.accounts}
+        promotion_refs = [
+            PromotionRef(
+                promotion_id=p[0],
+                skus=frozenset(p[1]),
+                starts_on=date.fromisoformat(p[2]),
+                ends_on=date.fromisoformat(p[3]),
+                name=p[4],
+                account_segments=frozenset(p[5]),
+                cancelled=p[6] == "cancelled",
+            )
+            for p in row.promotions
+        ]
+        return SurgeInputs(records, float(row.shipped or 0), found, promotion_refs)
+
     async def get_return(self, return_id: str) -> Recorded | None:
         row = (await self.session.execute(select(returns).where(returns.c.return_id == return_id))).first()
         return _recorded(row) if row else None
@@ -159,6 +239,7 @@ class RecordsStore:
     # ------------------------------------------------------------ complaints
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
+        """As `create_return`, the account's cost lock included."""
         row, created = await create_once(
             self.session,
             complaints,
@@ -172,6 +253,7 @@ class RecordsStore:
             },
             body=command.body,
             what="complaint",
+            lock_key=self._cost_lock(command.account_id),
         )
         return _recorded(row), created
 

@@ -17,6 +17,9 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
+    Boolean,
+    DateTime,
     Float,
     Integer,
     Row,
@@ -302,6 +305,41 @@ def _health(row: Row[Any]) -> EndpointHealth:
     )
 
 
+# The attempts of one batch, counted and logged in one statement: each delivery moves on only if it is still at the
+# attempt number it was claimed with (a delivery deleted meanwhile, or attempted again after its lease lapsed, is
+# left as it is), and only those get their attempt logged. Returns the ids of the deliveries that counted.
+_RECORD_ATTEMPTS = text(
+    f"""
+    WITH made AS (
+        SELECT * FROM unnest(:delivery_ids, :claimed, :statuses, :retry_at, :ok, :status_codes, :errors, :durations)
+            AS m(delivery_id, claimed, status, retry_at, ok, status_code, error, duration_ms)
+    ), counted AS (
+        UPDATE {D.fullname} d
+        SET status = m.status, attempts = m.claimed + 1, last_attempt_at = :now,
+            next_attempt_at = coalesce(m.retry_at, d.next_attempt_at),
+            delivered_at = CASE WHEN m.ok THEN :now ELSE d.delivered_at END
+        FROM made m
+        WHERE d.delivery_id = m.delivery_id AND d.attempts = m.claimed AND d.status = '{PENDING}'
+        RETURNING d.delivery_id
+    )
+    INSERT INTO {T.fullname} (delivery_id, attempt, attempted_at, status_code, error, duration_ms)
+    SELECT m.delivery_id, m.claimed + 1, :now, m.status_code, m.error, m.duration_ms
+    FROM made m JOIN counted c ON c.delivery_id = m.delivery_id
+    RETURNING delivery_id
+    """
+).bindparams(
+    bindparam("delivery_ids", type_=ARRAY(BigInteger)),
+    bindparam("claimed", type_=ARRAY(Integer)),
+    bindparam("statuses", type_=ARRAY(Text)),
+    bindparam("retry_at", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("ok", type_=ARRAY(Boolean)),
+    bindparam("status_codes", type_=ARRAY(Integer)),
+    bindparam("errors", type_=ARRAY(Text)),
+    bindparam("durations", type_=ARRAY(Float)),
+    bindparam("now", type_=DateTime(timezone=True)),
+)
+
+
 async def record_attempts(
     engine: AsyncEngine, policy: DeliveryPolicy, attempts: Sequence[tuple[Claim, AttemptResult]]
 ) -> int:
@@ -310,45 +348,42 @@ async def record_attempts(
     An attempt counts only if its delivery is still at the attempt number it was claimed with: a delivery
     deleted meanwhile, or attempted again after its lease lapsed, is left as it is. Returns how many counted."""
     now = datetime.now(UTC)
-    counted = 0
+    # One attempt per delivery and claim: a second result for the same claim (the lease lapsed and the delivery
+    # was taken again) could not count after the first.
+    made: dict[int, tuple[Claim, AttemptResult]] = {}
+    for claim, result in attempts:
+        made.setdefault(claim.delivery_id, (claim, result))
+    rows = []
+    for claim, result in made.values():
+        outcome = policy.after_attempt(ok=result.ok, attempts=claim.attempts + 1, now=now)
+        rows.append((claim, result, outcome))
     async with engine.begin() as conn:
         # NO KEY UPDATE: alert changes inserting deliveries (a key-share lock on their endpoint) never wait.
-        endpoint_ids = sorted({claim.endpoint_id for claim, _ in attempts})
+        endpoint_ids = sorted({claim.endpoint_id for claim, _ in made.values()})
         locked = await conn.execute(
             select(E).where(E.c.endpoint_id.in_(endpoint_ids)).order_by(E.c.endpoint_id).with_for_update(key_share=True)
         )
         before = {row.endpoint_id: _health(row) for row in locked}
         health = dict(before)
-        for claim, result in attempts:
-            number = claim.attempts + 1
-            outcome = policy.after_attempt(ok=result.ok, attempts=number, now=now)
-            values: dict[str, Any] = {"status": outcome.status.value, "attempts": number, "last_attempt_at": now}
-            if outcome.retry_at is not None:
-                values["next_attempt_at"] = outcome.retry_at
-            if result.ok:
-                values["delivered_at"] = now
-            updated = await conn.execute(
-                update(D)
-                .where(D.c.delivery_id == claim.delivery_id, D.c.attempts == claim.attempts, D.c.status == PENDING)
-                .values(**values)
-                .returning(D.c.delivery_id)
-            )
-            if updated.first() is None:
-                continue
-            counted += 1
-            await conn.execute(
-                insert(T).values(
-                    delivery_id=claim.delivery_id,
-                    attempt=number,
-                    attempted_at=now,
-                    status_code=result.status_code,
-                    error=result.error,
-                    duration_ms=result.duration_ms,
-                )
-            )
-            if claim.endpoint_id in health:
+        recorded = await conn.execute(
+            _RECORD_ATTEMPTS,
+            {
+                "delivery_ids": [claim.delivery_id for claim, _, _ in rows],
+                "claimed": [claim.attempts for claim, _, _ in rows],
+                "statuses": [outcome.status.value for _, _, outcome in rows],
+                "retry_at": [outcome.retry_at for _, _, outcome in rows],
+                "ok": [attempt.ok for _, attempt, _ in rows],
+                "status_codes": [attempt.status_code for _, attempt, _ in rows],
+                "errors": [attempt.error for _, attempt, _ in rows],
+                "durations": [attempt.duration_ms for _, attempt, _ in rows],
+                "now": now,
+            },
+        )
+        counted = {row.delivery_id for row in recorded}
+        for claim, attempt, _ in rows:
+            if claim.delivery_id in counted and claim.endpoint_id in health:
                 health[claim.endpoint_id] = policy.endpoint_after(
-                    health[claim.endpoint_id], ok=result.ok, now=now, error=result.error
+                    health[claim.endpoint_id], ok=attempt.ok, now=now, error=attempt.error
                 )
         for endpoint_id, after in health.items():
             if after != before[endpoint_id]:
@@ -363,4 +398,4 @@ async def record_attempts(
                         disabled_reason=after.disabled_reason,
                     )
                 )
-    return counted
+    return len(counted)

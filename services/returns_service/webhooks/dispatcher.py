@@ -102,6 +102,8 @@ class Dispatcher:
         self._results: asyncio.Queue[tuple[Claim, AttemptResult]] = asyncio.Queue()
         self._recording: list[tuple[Claim, AttemptResult]] = []
         self._wake = asyncio.Event()
+        # Endpoints whose lanes were all taken at the last claim: deliveries of theirs may be waiting for a slot.
+        self._capped: set[str] = set()
 
     async def run(self) -> None:
         feed_forwarder = asyncio.create_task(self._forward_wakeups(), name="webhook-wakeups")
@@ -169,6 +171,7 @@ class Dispatcher:
                     continue
             for row in claimed:
                 self._start(client, row)
+            self._capped = {e for e, n in self._in_flight.items() if n >= self._lanes.get(e, 1)}
             if claimed and len(claimed) == free:
                 continue  # more may be due; a full dispatcher waits below for a slot
             await self._wake.wait()
@@ -199,11 +202,17 @@ class Dispatcher:
         self._results.put_nowait((row, result))
 
     def _finished(self, task: asyncio.Task[None]) -> None:
+        full = len(self._attempts) >= self._settings.webhook_concurrency
         row = self._attempts.pop(task)
         self._in_flight[row.endpoint_id] -= 1
         if self._in_flight[row.endpoint_id] <= 0:
             del self._in_flight[row.endpoint_id]
-        self._wake.set()  # a slot is free, and the endpoint may have more due
+        # A slot is free: claim again if something may have waited for one (the dispatcher was full, or the
+        # endpoint had all its lanes taken); otherwise nothing due was left behind, and new deliveries and
+        # retries coming due wake the loop themselves.
+        if full or row.endpoint_id in self._capped:
+            self._capped.discard(row.endpoint_id)
+            self._wake.set()
 
     async def _record_results(self) -> None:
         """Whatever finished while the previous batch was being written is written together next."""

@@ -1,0 +1,44 @@
+"""The engine's pool without a pre-ping: connections the server closed are replaced, not handed out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+
+from shared.db import create_engine
+from shared.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+async def test_connections_the_server_closed_are_replaced_at_checkout(database_url, db) -> None:
+    engine = create_engine(Settings(database_url=database_url, db_pool_size=3, db_max_overflow=0))
+    try:
+        # Three pooled connections, all idle in the pool afterwards.
+        async def backend_pid() -> int:
+            async with engine.connect() as conn:
+                await asyncio.sleep(0.05)  # held together, so the pool opens three
+                return int(await conn.scalar(text("SELECT pg_backend_pid()")))
+
+        pids = set(await asyncio.gather(*(backend_pid() for _ in range(3))))
+        assert len(pids) == 3
+        # The server ends them (as a restart or an administrator would).
+        await db.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", list(pids))
+
+        async def gone() -> bool:
+            left = await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", list(pids))
+            return int(left) == 0
+
+        for _ in range(100):
+            if await gone():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)  # the client side reads the end of each connection
+
+        # Every checkout gets a live connection: none of the closed ones, and no error.
+        answers = await asyncio.gather(*(backend_pid() for _ in range(3)))
+        assert not set(answers) & pids
+    finally:
+        await engine.dispose()
