@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,6 +98,14 @@ def plan_from_json(sku: str, weeks: list[dict[str, Any]]) -> SkuPlan:
 
 def plan_weeks_json(plan: SkuPlan) -> list[dict[str, Any]]:
     return [{**w._asdict(), "week_start": w.week_start.isoformat()} for w in plan.weeks]
+
+
+_WEEK_FIELDS = PlanWeek._fields
+
+
+def encode_plan_weeks(weeks: Sequence[PlanWeek]) -> str:
+    """`plan_weeks_json` encoded (orjson writes the dates as ISO dates): what `plans.weeks` stores."""
+    return orjson.dumps([dict(zip(_WEEK_FIELDS, week, strict=True)) for week in weeks]).decode()
 
 
 def exceptions_json(exceptions: Sequence[PlanException]) -> list[dict[str, Any]]:
