@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy import Date, Text, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service import tables
@@ -31,6 +31,18 @@ from services.planning_service.domain import (
 from services.planning_service.domain.forecast import MAX_HISTORY_WEEKS
 from services.planning_service.store.customers import open_order_lines
 from shared.events import LaunchData, PromotionData
+
+# Every uncancelled promotion with the SKUs it names (items and cannibalized), its body as JSON text.
+_ACTIVE_PROMOTIONS = text(
+    """
+    SELECT p.body::text AS body,
+           ARRAY(SELECT e->>'sku' FROM jsonb_array_elements(coalesce(p.body->'items', '[]'::jsonb)
+                                                            || coalesce(p.body->'cannibalized', '[]'::jsonb)) AS e)
+               AS skus
+    FROM planning.promotions AS p
+    WHERE p.status <> 'cancelled'
+    """
+)
 
 # Sensing looks at most a few weeks back from the horizon; older spikes cannot move any week.
 SPIKE_LOOKBACK_DAYS = 8 * 7
@@ -96,6 +108,16 @@ def plan_from_json(sku: str, weeks: list[dict[str, Any]]) -> SkuPlan:
     )
 
 
+def _plan_from_decoded(sku: str, weeks: list[dict[str, Any]]) -> SkuPlan:
+    """`plan_from_json` of weeks decoded for it alone (their dicts are reused)."""
+    fromisoformat = date.fromisoformat
+    plan_weeks = []
+    for w in weeks:
+        w["week_start"] = fromisoformat(w["week_start"])
+        plan_weeks.append(PlanWeek(**w))
+    return SkuPlan(sku, tuple(plan_weeks))
+
+
 def plan_weeks_json(plan: SkuPlan) -> list[dict[str, Any]]:
     return [{**w._asdict(), "week_start": w.week_start.isoformat()} for w in plan.weeks]
 
@@ -129,14 +151,15 @@ class InputSql:
     session: AsyncSession
 
     async def active_promotions(self, skus: Collection[str] | None) -> list[Promotion]:
-        """Uncancelled promotions touching any of the SKUs (all of them when None)."""
-        promotions = tables.promotions
-        rows = (await self.session.execute(select(promotions.c.body).where(promotions.c.status != "cancelled"))).all()
-        found = [promotion_from_data(PromotionData.model_validate(row.body)) for row in rows]
-        if skus is None:
-            return found
-        wanted = set(skus)
-        return [promotion for promotion in found if promotion_skus(promotion) & wanted]
+        """Uncancelled promotions touching any of the SKUs (all of them when None). The server lists each
+        one's SKUs, so only the bodies of promotions that touch the SKUs are decoded and validated."""
+        rows = (await self.session.execute(_ACTIVE_PROMOTIONS)).all()
+        wanted = None if skus is None else set(skus)
+        return [
+            promotion_from_data(PromotionData.model_validate_json(row.body))
+            for row in rows
+            if wanted is None or not wanted.isdisjoint(row.skus)
+        ]
 
     async def weekly_units(
         self, skus: Collection[str] | None, *, since: date, until: date | None = None
@@ -181,13 +204,20 @@ class InputSql:
         return days
 
     async def stored_plans(self, skus: Collection[str] | None) -> dict[str, StoredPlan]:
+        """The current plans of the SKUs (all when None); their JSON read as text and decoded with orjson."""
         plans = tables.plans
-        query = select(plans.c.sku, plans.c.plan_version, plans.c.weeks, plans.c.exceptions).where(
-            _in(plans.c.sku, skus)
-        )
+        query = select(
+            plans.c.sku,
+            plans.c.plan_version,
+            cast(plans.c.weeks, Text).label("weeks"),
+            cast(plans.c.exceptions, Text).label("exceptions"),
+        ).where(_in(plans.c.sku, skus))
         rows = (await self.session.execute(query)).all()
+        loads = orjson.loads
         return {
-            row.sku: StoredPlan(row.sku, row.plan_version, plan_from_json(row.sku, row.weeks), row.exceptions)
+            row.sku: StoredPlan(
+                row.sku, row.plan_version, _plan_from_decoded(row.sku, loads(row.weeks)), loads(row.exceptions)
+            )
             for row in rows
         }
 
