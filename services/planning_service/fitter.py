@@ -37,6 +37,7 @@ from services.planning_service.domain.refit import (
 from services.planning_service.recompute import recompute
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import Driver, FittedModel, FittingInputs, SqlStore, StoredModel
+from services.planning_service.units import chunk_unit
 from shared.ports import Publisher
 from shared.service import Runtime
 
@@ -108,9 +109,9 @@ async def fit_next_chunk(runtime: Runtime, settings: PlanningSettings, executor:
         loop = asyncio.get_running_loop()
         params = settings.planning_params()
         models = await loop.run_in_executor(executor, fit_chunk, plan.to_fit, horizon_start, plan.promotions, params)
-    async with runtime.unit_of_work() as uow:
-        await store_fits(SqlStore(uow.session), uow, settings, plan, models, loaded.inputs)
-        await uow.commit()
+    # a chunk's unit: its re-plan writes the chunk's mps.revised events encoded, in one statement
+    async with chunk_unit(runtime) as (store, publisher):
+        await store_fits(store, publisher, settings, plan, models, loaded.inputs)
     return len(skus)
 
 

@@ -6,6 +6,7 @@ Part of the handlers' room: the SQL is the store's, the conflict rule the domain
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,9 +15,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from services.planning_service.domain import CapacityConflict, SkuPlan, plan_many
+from services.planning_service.domain import CapacityConflict, PlanWeek, SkuPlan, plan_many
 from services.planning_service.domain.conflicts import conflict_change
-from services.planning_service.domain.diff import week_changes
+from services.planning_service.domain.diff import COMPARED_FIELDS, week_changes
 from services.planning_service.review import review_promises_after
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import PlanRevision, Store, StoredPlan, exceptions_json
@@ -100,10 +101,10 @@ async def save_plans(
     drivers_of: dict[str, list[str]] = {}
     for plan in plans:
         old = stored.get(plan.sku)
-        changes = week_changes(old.plan if old else None, plan)
+        changes_json = encode_week_changes(old.plan if old else None, plan)
         exceptions = exceptions_json(plan.exceptions) if plan.exceptions else []
         own = driver_ids.get(plan.sku, ()) if isinstance(driver_ids, Mapping) else driver_ids
-        if not changes:
+        if changes_json is None:
             assert old is not None  # a plan without a predecessor always differs (every week is new)
             versions[plan.sku] = old.plan_version
             drivers_of[plan.sku] = list(own)
@@ -114,8 +115,7 @@ async def save_plans(
         versions[plan.sku] = version
         drivers = list(dict.fromkeys([*own, *earlier.get(plan.sku, ())]))
         drivers_of[plan.sku] = drivers
-        changes_json = orjson.dumps(changes)
-        revisions.append(PlanRevision(plan, version, exceptions, drivers, changes, changes_json))
+        revisions.append(PlanRevision(plan, version, exceptions, drivers, changes_json))
         data = mps_revised_data(plan.sku, version, orjson.Fragment(changes_json), drivers)
         if encoding is not None:
             encoded.append(encode_event(EventType.MPS_REVISED, plan.sku, data, encoding, time=now))
@@ -138,6 +138,33 @@ async def save_plans(
 
 
 # ---------------------------------------------------------------- events as plain values
+
+
+def encode_week_changes(old: SkuPlan | None, new: SkuPlan) -> bytes | None:
+    """`week_changes(old, new)` as JSON, None when nothing changed. A first plan changes every compared field
+    of every week: its JSON is put together from the numbers, encoded at once, and per-week prefixes shared
+    by every first plan of the same horizon, without a dict per change."""
+    if old is not None or not new.weeks:
+        changes = week_changes(old, new)
+        return orjson.dumps(changes) if changes else None
+    weeks: tuple[tuple[Any, ...], ...] = new.weeks
+    numbers = orjson.dumps([float(week[index]) for week in weeks for index in _COMPARED_INDEXES])
+    prefixes = _first_plan_prefixes(tuple(week[0] for week in weeks))
+    return b"[" + b"".join(map(bytes.__add__, prefixes, numbers[1:-1].split(b","))) + b"}]"
+
+
+_COMPARED_INDEXES = tuple(PlanWeek._fields.index(name) for name in COMPARED_FIELDS)
+
+
+@functools.lru_cache(maxsize=8)
+def _first_plan_prefixes(week_starts: tuple[date, ...]) -> list[bytes]:
+    """Per week and compared field, the JSON of a first plan's change up to its `after` number, after the
+    end of the change before it: what `orjson.dumps(week_changes(None, plan))` writes between the numbers."""
+    prefixes = []
+    for week_start in week_starts:
+        for name in COMPARED_FIELDS:
+            prefixes.append(orjson.dumps({"week_start": week_start, "field": name, "before": None})[:-1] + b',"after":')
+    return [prefix if n == 0 else b"}," + prefix for n, prefix in enumerate(prefixes)]
 
 
 @runtime_checkable

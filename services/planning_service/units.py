@@ -8,7 +8,7 @@ woken once the chunk commits."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from services.planning_service.handlers import Units
@@ -38,14 +38,22 @@ class ChunkPublisher:
         self.encoded = True
 
 
+@asynccontextmanager
+async def chunk_unit(
+    runtime: Runtime, traceparent: str | None = None
+) -> AsyncIterator[tuple[SqlStore, ChunkPublisher]]:
+    """A fresh unit of work as a chunk's store and publisher, committed when the block ends without an
+    exception; the relay is woken after the commit when the store wrote encoded events."""
+    async with runtime.unit_of_work(traceparent) as uow:
+        publisher = ChunkPublisher(uow, runtime.settings.kafka_max_request_bytes)
+        yield SqlStore(uow.session), publisher
+        await uow.commit()
+        if publisher.encoded:
+            runtime.relay.wake()
+
+
 def units_of(runtime: Runtime, traceparent: str | None = None) -> Units:
-    @asynccontextmanager
-    async def unit() -> AsyncIterator[tuple[Store, Publisher]]:
-        async with runtime.unit_of_work(traceparent) as uow:
-            publisher = ChunkPublisher(uow, runtime.settings.kafka_max_request_bytes)
-            yield SqlStore(uow.session), publisher
-            await uow.commit()
-            if publisher.encoded:
-                runtime.relay.wake()
+    def unit() -> AbstractAsyncContextManager[tuple[Store, Publisher]]:
+        return chunk_unit(runtime, traceparent)
 
     return unit

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Date, Text, cast, func, select, text
+from sqlalchemy import ARRAY, Date, Text, any_, bindparam, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service import tables
@@ -125,9 +125,9 @@ def plan_weeks_json(plan: SkuPlan) -> list[dict[str, Any]]:
 _WEEK_FIELDS = PlanWeek._fields
 
 
-def encode_plan_weeks(weeks: Sequence[PlanWeek]) -> str:
+def encode_plan_weeks(weeks: Sequence[PlanWeek]) -> bytes:
     """`plan_weeks_json` encoded (orjson writes the dates as ISO dates): what `plans.weeks` stores."""
-    return orjson.dumps([dict(zip(_WEEK_FIELDS, week, strict=True)) for week in weeks]).decode()
+    return orjson.dumps([dict(zip(_WEEK_FIELDS, week, strict=True)) for week in weeks])
 
 
 def exceptions_json(exceptions: Sequence[PlanException]) -> list[dict[str, Any]]:
@@ -144,7 +144,13 @@ def exceptions_json(exceptions: Sequence[PlanException]) -> list[dict[str, Any]]
 
 
 def _in(column: Any, skus: Collection[str] | None) -> Any:
-    return True if skus is None else column.in_(list(skus))
+    """`column` is one of the SKUs (True for all when None), as `= ANY` of one array parameter: the statement
+    is the same whatever the number of SKUs, none of them a bind parameter of its own to render."""
+    return True if skus is None else sku_in(column, skus)
+
+
+def sku_in(column: Any, skus: Collection[str]) -> Any:
+    return column == any_(bindparam(None, list(skus), type_=ARRAY(Text)))
 
 
 class InputSql:
@@ -196,7 +202,7 @@ class InputSql:
             return {}
         volumes = tables.daily_volumes
         query = select(volumes.c.sku, volumes.c.day, volumes.c.units_ordered).where(
-            volumes.c.sku.in_(list(skus)), volumes.c.day >= since
+            sku_in(volumes.c.sku, skus), volumes.c.day >= since
         )
         days: dict[str, dict[date, float]] = defaultdict(dict)
         for row in (await self.session.execute(query)).all():

@@ -15,20 +15,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service import tables
 from services.planning_service.domain import CapacityConflict, SkuPlan
-from services.planning_service.store.inputs import encode_plan_weeks
+from services.planning_service.store.inputs import encode_plan_weeks, sku_in
 from shared.outbox import EncodedEvent, record_encoded_events
 
 ROLLED_TO = "horizon_start"
 
 # Set-based writes of a whole batch of plans (a full re-plan's chunk): arrays in, one statement per table.
-# JSON goes in as text (encoded with orjson) and is cast by the server.
+# JSON goes in encoded with orjson (the large documents as bytes, decoded by the server) and is cast there.
 _SAVE_PLANS = text(
     """
     INSERT INTO planning.plans AS p (sku, plan_version, horizon_start, generated_at, weeks, exceptions,
                                      total_forecast, total_mps, shortfall_weeks)
     SELECT r.sku, r.plan_version, cast(:horizon_start AS date), cast(:generated_at AS timestamptz),
-           r.weeks::jsonb, r.exceptions::jsonb, r.total_forecast, r.total_mps, r.shortfall_weeks
-    FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:weeks AS text[]),
+           convert_from(r.weeks, 'UTF8')::jsonb, r.exceptions::jsonb, r.total_forecast, r.total_mps, r.shortfall_weeks
+    FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:weeks AS bytea[]),
                 cast(:exceptions AS text[]), cast(:total_forecast AS float8[]), cast(:total_mps AS float8[]),
                 cast(:shortfall_weeks AS int[]))
          AS r(sku, plan_version, weeks, exceptions, total_forecast, total_mps, shortfall_weeks)
@@ -44,9 +44,9 @@ _SAVE_REVISIONS = text(
     INSERT INTO planning.plan_revisions (sku, plan_version, generated_at, driver_event_ids, changes)
     SELECT r.sku, r.plan_version, cast(:generated_at AS timestamptz),
            ARRAY(SELECT d FROM jsonb_array_elements_text(r.drivers::jsonb) WITH ORDINALITY AS t(d, n) ORDER BY n),
-           r.changes::jsonb
+           convert_from(r.changes, 'UTF8')::jsonb
     FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:drivers AS text[]),
-                cast(:changes AS text[])) AS r(sku, plan_version, drivers, changes)
+                cast(:changes AS bytea[])) AS r(sku, plan_version, drivers, changes)
     """
 )
 _SAVE_EXCEPTIONS = text(
@@ -74,9 +74,13 @@ class PlanRevision:
     plan_version: int
     exceptions: list[dict[str, Any]]
     driver_event_ids: list[str]
-    changes: list[dict[str, Any]]
-    # `changes` as JSON, when the caller encoded it already (the event carries the same JSON)
-    changes_json: bytes | None = None
+    # the week changes as JSON (`[{"week_start", "field", "before", "after"}, ...]`), encoded once: the
+    # revision stores it and `mps.revised` carries it
+    changes_json: bytes
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        return list(orjson.loads(self.changes_json))
 
 
 def conflict_from_row(row: Any) -> CapacityConflict:
@@ -114,13 +118,13 @@ class PlanSql:
             return
         skus: list[str] = []
         versions: list[int] = []
-        weeks: list[str] = []
+        weeks: list[bytes] = []
         exceptions: list[str] = []
         total_forecast: list[float] = []
         total_mps: list[float] = []
         shortfall_weeks: list[int] = []
         drivers: list[str] = []
-        changes: list[str] = []
+        changes: list[bytes] = []
         for r in revisions:
             plan_weeks = r.plan.weeks
             skus.append(r.plan.sku)
@@ -131,7 +135,7 @@ class PlanSql:
             total_mps.append(float(sum(w.mps_quantity for w in plan_weeks)))
             shortfall_weeks.append(sum(1 for w in plan_weeks if w.capacity_shortfall > 0))
             drivers.append(orjson.dumps(r.driver_event_ids).decode())
-            changes.append((r.changes_json or orjson.dumps(r.changes)).decode())
+            changes.append(r.changes_json)
         await self.session.execute(
             _SAVE_PLANS,
             {
@@ -175,7 +179,7 @@ class PlanSql:
 
     async def open_conflicts(self, skus: Collection[str]) -> dict[str, CapacityConflict]:
         conflicts = tables.conflicts
-        rows = (await self.session.execute(select(conflicts).where(conflicts.c.sku.in_(list(skus))))).all()
+        rows = (await self.session.execute(select(conflicts).where(sku_in(conflicts.c.sku, skus)))).all()
         return {row.sku: conflict_from_row(row) for row in rows}
 
     async def save_conflict(self, conflict: CapacityConflict, *, plan_version: int, detected_at: datetime) -> None:

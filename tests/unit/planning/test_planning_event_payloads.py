@@ -31,6 +31,7 @@ from services.planning_service.recompute import (
     MAX_EVENT_DRIVERS,
     EncodingPublisher,
     encode_event,
+    encode_week_changes,
     mps_revised_data,
 )
 from services.planning_service.settings import PlanningSettings
@@ -155,10 +156,11 @@ def test_encoded_revisions_are_the_models_events_byte_for_byte(traceparent: str 
     drivers = ["replan:1", *(f"promotion-{n}" for n in range(MAX_EVENT_DRIVERS + 5))]
     compared = 0
     for old, new in [*((None, plan) for plan in first), *zip(first, second, strict=True)]:
-        changes = week_changes(old, new)
-        assert changes, "every representative plan changed"
+        changes = encode_week_changes(old, new)
+        assert changes is not None, "every representative plan changed"
+        assert orjson.loads(changes) == orjson.loads(orjson.dumps(week_changes(old, new)))
         version = 1 if old is None else 2
-        data = mps_revised_data(new.sku, version, orjson.Fragment(orjson.dumps(changes)), drivers)
+        data = mps_revised_data(new.sku, version, orjson.Fragment(changes), drivers)
         encoded = encode_event(EventType.MPS_REVISED, new.sku, data, unit, time=time)
         assert encoded.payload == expected_bytes(
             new.sku, version, old, new, drivers, encoded.event_id, time, traceparent
@@ -183,6 +185,8 @@ def test_week_changes_are_diff_plans_as_plain_values() -> None:
             for c in diff_plans(old, new)
         ]
         assert week_changes(old, new) == expected
+        encoded = encode_week_changes(old, new)
+        assert encoded == (orjson.dumps(expected) if expected else None)
 
 
 values = st.one_of(
