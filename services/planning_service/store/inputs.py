@@ -10,7 +10,8 @@ from datetime import date, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import ARRAY, Date, Text, any_, bindparam, cast, func, select, text
+from sqlalchemy import ARRAY, Date, Float, Text, any_, bindparam, cast, func, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service import tables
@@ -170,19 +171,26 @@ class InputSql:
     async def weekly_units(
         self, skus: Collection[str] | None, *, since: date, until: date | None = None
     ) -> dict[str, dict[date, float]]:
-        """Units ordered per SKU and ISO week (keyed by Monday) from `since` on, summed over the daily totals."""
+        """Units ordered per SKU and ISO week (keyed by Monday) from `since` on, summed over the daily totals;
+        one row per SKU (its weeks and their units as two arrays), not one per SKU and week."""
         volumes = tables.daily_volumes
         week = cast(func.date_trunc("week", volumes.c.day), Date).label("week")
-        query = (
+        weekly = (
             select(volumes.c.sku, week, func.sum(volumes.c.units_ordered).label("units"))
             .where(_in(volumes.c.sku, skus), volumes.c.day >= since)
             .group_by(volumes.c.sku, week)
         )
         if until is not None:
-            query = query.where(volumes.c.day < until)
+            weekly = weekly.where(volumes.c.day < until)
+        rows = weekly.subquery()
+        query = select(
+            rows.c.sku,
+            func.array_agg(aggregate_order_by(rows.c.week, rows.c.week)).label("weeks"),
+            func.array_agg(aggregate_order_by(cast(rows.c.units, Float), rows.c.week)).label("units"),
+        ).group_by(rows.c.sku)
         history: dict[str, dict[date, float]] = defaultdict(dict)
         for row in (await self.session.execute(query)).all():
-            history[row.sku][row.week] = float(row.units)
+            history[row.sku] = dict(zip(row.weeks, row.units, strict=True))
         return history
 
     async def planning_history(self, skus: Collection[str] | None, horizon_start: date) -> dict[str, dict[date, float]]:
