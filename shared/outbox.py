@@ -4,6 +4,8 @@ The relay that publishes them is in `shared.relay`."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import (
     BigInteger,
@@ -22,8 +24,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import TextClause
 
-from shared.events import CLOUDEVENTS_CONTENT_TYPE, CloudEvent, InvalidEvent
+from shared.events import CLOUDEVENTS_CONTENT_TYPE, CloudEvent, InvalidEvent, parse_envelope
 from shared.kafka import record_size
 
 HEADERS = (("content-type", CLOUDEVENTS_CONTENT_TYPE.encode()),)
@@ -93,6 +96,59 @@ async def record_events(
                 raise EventTooLarge(ev, size, max_bytes)
         rows.append({"event_id": ev.id, "event_type": ev.type, "topic": topic, "key": key, "payload": payload})
     await session.execute(insert(table), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """An event already encoded as the outbox stores it: `payload` is the CloudEvent's JSON, as
+    `CloudEvent.to_json` writes it."""
+
+    event_id: str
+    event_type: str
+    topic: str
+    key: str
+    payload: bytes
+
+
+_ENCODED_INSERTS: dict[tuple[str | None, str], TextClause] = {}
+
+
+def _encoded_insert(table: Table) -> TextClause:
+    statement = _ENCODED_INSERTS.get((table.schema, table.name))
+    if statement is None:
+        name = f"{table.schema}.{table.name}" if table.schema else table.name
+        statement = text(
+            f"INSERT INTO {name} (event_id, event_type, topic, key, payload)"
+            " SELECT * FROM unnest(cast(:event_ids AS text[]), cast(:event_types AS text[]),"
+            " cast(:topics AS text[]), cast(:keys AS text[]), cast(:payloads AS bytea[]))"
+        )
+        _ENCODED_INSERTS[(table.schema, table.name)] = statement
+    return statement
+
+
+async def record_encoded_events(
+    session: AsyncSession, table: Table, events: Sequence[EncodedEvent], *, max_bytes: int | None = None
+) -> None:
+    """Write events already encoded in the caller's transaction, in one statement whatever their number (in
+    their order, so per key they keep it); measured as `record_events` measures them (`EventTooLarge`, nothing
+    written)."""
+    if not events:
+        return
+    if max_bytes is not None:
+        for ev in events:
+            size = record_size(ev.key.encode(), ev.payload, HEADERS)
+            if size > max_bytes:
+                raise EventTooLarge(parse_envelope(ev.payload), size, max_bytes)
+    await session.execute(
+        _encoded_insert(table),
+        {
+            "event_ids": [ev.event_id for ev in events],
+            "event_types": [ev.event_type for ev in events],
+            "topics": [ev.topic for ev in events],
+            "keys": [ev.key for ev in events],
+            "payloads": [ev.payload for ev in events],
+        },
+    )
 
 
 def advisory_lock_key(name: str) -> int:

@@ -42,6 +42,7 @@ from services.planning_service.domain.refit import (
 from services.planning_service.recompute import recompute
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import Driver, FittedModel, FittingInputs, SqlStore, StoredModel
+from services.planning_service.units import chunk_unit
 from shared.ports import Publisher
 from shared.service import Runtime
 
@@ -125,11 +126,11 @@ async def fit_next_chunk(
         loop = asyncio.get_running_loop()
         params = settings.planning_params()
         models = await loop.run_in_executor(executor, fit_chunk, plan.to_fit, horizon_start, plan.promotions, params)
-    async with runtime.unit_of_work() as uow:
-        store = SqlStore(uow.session)
-        await store_fits(store, uow, settings, plan, models, loaded.inputs)
+    # a chunk's unit: its re-plan writes the chunk's mps.revised events encoded, in one statement; the lease
+    # is released in the same transaction that stores the models
+    async with chunk_unit(runtime) as (store, publisher):
+        await store_fits(store, publisher, settings, plan, models, loaded.inputs)
         await store.release_fit_leases(skus, holder=holder)
-        await uow.commit()
     return len(skus)
 
 

@@ -6,23 +6,31 @@ Part of the handlers' room: the SQL is the store's, the conflict rule the domain
 
 from __future__ import annotations
 
+import functools
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from services.planning_service.domain import CapacityConflict, SkuPlan, diff_plans, plan_many
+import orjson
+
+from services.planning_service.domain import CapacityConflict, PlanWeek, SkuPlan, plan_many
 from services.planning_service.domain.conflicts import conflict_change
+from services.planning_service.domain.diff import COMPARED_FIELDS, week_changes
 from services.planning_service.review import review_promises_after
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import PlanRevision, Store, StoredPlan, exceptions_json
 from shared.events import (
     CapacityConflictData,
+    CloudEvent,
+    EventData,
     EventType,
     MpsRevisedData,
     ShortfallWeekData,
-    WeekChangeData,
+    topic_of,
 )
+from shared.outbox import EncodedEvent
 from shared.ports import Publisher
 
 # A first plan names every earlier event of its SKU as a driver; an event carries at most this many ids.
@@ -78,19 +86,25 @@ async def save_plans(
     horizon_start: date,
 ) -> RecomputeResult:
     """Save the plans that changed as new revisions, naming their drivers (the same for every SKU, or each
-    SKU's own), publish the revisions and the conflicts that appeared, changed or went away."""
+    SKU's own), publish the revisions and the conflicts that appeared, changed or went away.
+
+    A revision's week changes are encoded once: the same JSON is the revision row's `changes` and the
+    event's `changed_weeks`. A publisher that writes encoded events (a full re-plan's chunk) gets every
+    `mps.revised` of the chunk written by the store in one statement; any other gets them one by one."""
     now = datetime.now(UTC)
     earlier = await store.earlier_drivers([p.sku for p in plans if p.sku not in stored])
+    encoding = publisher if isinstance(publisher, EncodingPublisher) else None
     revisions: list[PlanRevision] = []
+    encoded: list[EncodedEvent] = []
     new_exceptions: dict[str, list[dict[str, Any]]] = {}
     versions: dict[str, int] = {}
     drivers_of: dict[str, list[str]] = {}
     for plan in plans:
         old = stored.get(plan.sku)
-        changes = diff_plans(old.plan if old else None, plan)
-        exceptions = exceptions_json(plan.exceptions)
+        changes_json = encode_week_changes(old.plan if old else None, plan)
+        exceptions = exceptions_json(plan.exceptions) if plan.exceptions else []
         own = driver_ids.get(plan.sku, ()) if isinstance(driver_ids, Mapping) else driver_ids
-        if not changes:
+        if changes_json is None:
             assert old is not None  # a plan without a predecessor always differs (every week is new)
             versions[plan.sku] = old.plan_version
             drivers_of[plan.sku] = list(own)
@@ -101,27 +115,105 @@ async def save_plans(
         versions[plan.sku] = version
         drivers = list(dict.fromkeys([*own, *earlier.get(plan.sku, ())]))
         drivers_of[plan.sku] = drivers
-        changed = [
-            {"week_start": c.week_start.isoformat(), "field": c.field, "before": c.before, "after": c.after}
-            for c in changes
-        ]
-        revisions.append(PlanRevision(plan, version, exceptions, drivers, changed))
-        publisher.publish(
-            EventType.MPS_REVISED,
-            key=plan.sku,
-            subject=plan.sku,
-            data=MpsRevisedData(
-                sku=plan.sku,
-                plan_version=version,
-                changed_weeks=[WeekChangeData.model_validate(c) for c in changed],
-                driver_event_ids=drivers[:MAX_EVENT_DRIVERS],
-            ),
-        )
+        revisions.append(PlanRevision(plan, version, exceptions, drivers, changes_json))
+        data = mps_revised_data(plan.sku, version, orjson.Fragment(changes_json), drivers)
+        if encoding is not None:
+            encoded.append(encode_event(EventType.MPS_REVISED, plan.sku, data, encoding, time=now))
+        else:
+            publisher.publish(
+                EventType.MPS_REVISED,
+                key=plan.sku,
+                subject=plan.sku,
+                data=MpsRevisedData.model_validate_json(orjson.dumps(data)),
+            )
     await store.save_revisions(revisions, horizon_start=horizon_start, generated_at=now)
+    if encoding is not None:
+        await store.save_encoded_events(encoded, max_bytes=encoding.max_event_bytes)
+        if encoded:
+            encoding.wrote_encoded_events()
     await store.save_exceptions(new_exceptions)
     await store.snapshot_forecasts(horizon_start, {p.sku: p.weeks[0].forecast for p in plans})
     detected, resolved = await _sync_conflicts(store, publisher, plans, versions, now)
     return RecomputeResult(len(plans), [r.plan.sku for r in revisions], detected, resolved, versions, drivers_of)
+
+
+# ---------------------------------------------------------------- events as plain values
+
+
+def encode_week_changes(old: SkuPlan | None, new: SkuPlan) -> bytes | None:
+    """`week_changes(old, new)` as JSON, None when nothing changed. A first plan changes every compared field
+    of every week: its JSON is put together from the numbers, encoded at once, and per-week prefixes shared
+    by every first plan of the same horizon, without a dict per change."""
+    if old is not None or not new.weeks:
+        changes = week_changes(old, new)
+        return orjson.dumps(changes) if changes else None
+    weeks: tuple[tuple[Any, ...], ...] = new.weeks
+    numbers = orjson.dumps([float(week[index]) for week in weeks for index in _COMPARED_INDEXES])
+    prefixes = _first_plan_prefixes(tuple(week[0] for week in weeks))
+    return b"[" + b"".join(map(bytes.__add__, prefixes, numbers[1:-1].split(b","))) + b"}]"
+
+
+_COMPARED_INDEXES = tuple(PlanWeek._fields.index(name) for name in COMPARED_FIELDS)
+
+
+@functools.lru_cache(maxsize=8)
+def _first_plan_prefixes(week_starts: tuple[date, ...]) -> list[bytes]:
+    """Per week and compared field, the JSON of a first plan's change up to its `after` number, after the
+    end of the change before it: what `orjson.dumps(week_changes(None, plan))` writes between the numbers."""
+    prefixes = []
+    for week_start in week_starts:
+        for name in COMPARED_FIELDS:
+            prefixes.append(orjson.dumps({"week_start": week_start, "field": name, "before": None})[:-1] + b',"after":')
+    return [prefix if n == 0 else b"}," + prefix for n, prefix in enumerate(prefixes)]
+
+
+@runtime_checkable
+class EncodingPublisher(Protocol):
+    """A publisher whose unit of work takes events already encoded: the store writes them to the outbox in
+    the unit's transaction (`Store.save_encoded_events`, one statement for a chunk) and the unit wakes the
+    relay when it commits. `source` and `traceparent` are the envelope's, as the unit of work sets them."""
+
+    context: dict[str, Any]
+    source: str
+    traceparent: str | None
+    max_event_bytes: int | None
+
+    def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent: ...
+
+    def wrote_encoded_events(self) -> None: ...
+
+
+def mps_revised_data(sku: str, plan_version: int, changed_weeks: Any, drivers: Sequence[str]) -> dict[str, Any]:
+    """`salesops.mps.revised.v1`'s data as `MpsRevisedData` dumps it (same fields, same order);
+    `changed_weeks` is the list of `week_changes` or its JSON as an `orjson.Fragment`."""
+    return {
+        "sku": sku,
+        "plan_version": plan_version,
+        "changed_weeks": changed_weeks,
+        "driver_event_ids": list(drivers[:MAX_EVENT_DRIVERS]),
+    }
+
+
+def encode_event(
+    event_type: EventType, subject: str, data: dict[str, Any], unit: EncodingPublisher, *, time: datetime
+) -> EncodedEvent:
+    """The event as `new_event(...).to_json()` writes it, byte for byte (the envelope's fields in its order,
+    none of them null), keyed by its subject."""
+    event_id = str(uuid.uuid4())
+    envelope: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": unit.source,
+        "type": event_type.value,
+        "time": time,
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    if unit.traceparent is not None:
+        envelope["traceparent"] = unit.traceparent
+    payload = orjson.dumps(envelope, option=orjson.OPT_UTC_Z)
+    return EncodedEvent(event_id, event_type.value, topic_of(event_type).value, subject, payload)
 
 
 def conflict_data(conflict: CapacityConflict, plan_version: int | None) -> CapacityConflictData:

@@ -33,6 +33,7 @@ from services.planning_service.store import (
     promotion_skus,
 )
 from shared.events import LaunchData, PromotionData
+from shared.outbox import EncodedEvent
 
 
 @dataclass
@@ -63,6 +64,7 @@ class FakePlanningStore:
     accounts: dict[str, AccountRecord] = field(default_factory=dict)
     at_risk: dict[tuple[str, str], tuple[AtRiskLine, int]] = field(default_factory=dict)
     policy: StoredPolicy | None = None
+    outbox: list[EncodedEvent] = field(default_factory=list)
 
     async def lock_skus(self, skus: Collection[str]) -> None:
         self.locks.append(sorted(skus))
@@ -176,6 +178,9 @@ class FakePlanningStore:
             self.plans[revision.plan.sku] = StoredPlan(
                 revision.plan.sku, revision.plan_version, revision.plan, revision.exceptions
             )
+
+    async def save_encoded_events(self, events: Sequence[EncodedEvent], *, max_bytes: int | None) -> None:
+        self.outbox.extend(events)
 
     async def save_exceptions(self, exceptions: Mapping[str, list[dict[str, Any]]]) -> None:
         for sku, found in exceptions.items():

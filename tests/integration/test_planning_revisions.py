@@ -11,7 +11,7 @@ import pytest
 
 from services.planning_service.app import build_app
 from services.planning_service.settings import PlanningSettings
-from shared.events import CloudEvent, EventType, PromotionData, new_event
+from shared.events import CloudEvent, EventType, MpsRevisedData, PromotionData, new_event, parse_data
 from shared.settings import Settings
 from tests.support import bearer, eventually, produce, read_topic, running
 
@@ -299,3 +299,65 @@ async def test_a_frozen_week_keeps_its_quantity_and_shows_an_exception(planning_
                 "message": "frozen week keeps mps_quantity 100; current requirements want 150",
             }
         ]
+
+
+async def test_a_full_replan_stores_every_chunk_and_publishes_the_contracts_events(
+    planning_settings, broker, api_keys, db
+):
+    """`POST /v1/replan` in chunks of 2: every SKU's first plan, its revision, snapshot and `mps.revised` are
+    stored by the chunk's set-based writes; the events are the contract's, byte for byte as the models make
+    them. A second re-plan changes nothing; a changed item is one revision naming the re-plan."""
+    planner = bearer(api_keys["planner"])
+    settings = planning_settings.model_copy(update={"planning_replan_chunk_skus": 2})
+    await db.execute(
+        "INSERT INTO planning.items (sku, name, on_hand, safety_stock, lot_size, weekly_capacity, frozen_weeks,"
+        " baseline_weekly_demand, revision)"
+        " SELECT 'SKU-' || n, 'Item ' || n, 10 * n, n, 1 + n % 3, CASE WHEN n % 2 = 0 THEN 90 END, n % 2,"
+        " 33.3 * n, 1 FROM generate_series(1, 5) AS n"
+    )
+    async with running(build_app(settings)) as client:
+        answer = await client.post("/v1/replan", headers=planner)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["planned"], body["revised"]) == (5, 5)
+        driver = body["driver_event_id"]
+
+        published = await read_topic(broker.bootstrap_servers, "salesops.plans", expect=6)
+        revised = [m for m in published if json.loads(m.value)["type"] == "salesops.mps.revised.v1"]
+        assert sorted(m.key.decode() for m in revised) == [f"SKU-{n}" for n in range(1, 6)]
+        for message in revised:
+            event = CloudEvent.model_validate_json(message.value)
+            data = parse_data(event, "salesops.plans")
+            assert isinstance(data, MpsRevisedData)
+            assert (data.plan_version, data.driver_event_ids, len(data.changed_weeks)) == (1, [driver], 26 * 6)
+            assert {c.before for c in data.changed_weeks} == {None}
+            rebuilt = new_event(
+                EventType.MPS_REVISED,
+                source=event.source,
+                subject=event.subject or "",
+                data=data,
+                time=event.time,
+                traceparent=event.traceparent,
+            )
+            assert message.value == rebuilt.model_copy(update={"id": event.id}).to_json()
+        assert await db.fetchval("select count(*) from planning.plan_revisions") == 5
+        assert await db.fetchval("select count(*) from planning.forecast_snapshots") == 5
+        outbox = await db.fetch("select event_type, count(*) from planning.outbox group by event_type")
+        # SKU-4 plans 133.2 a week against a capacity of 90: its shortfall is a capacity conflict
+        assert dict(outbox) == {"salesops.mps.revised.v1": 5, "salesops.capacity-conflict.detected.v1": 1}
+        history = (await client.get("/v1/mps/SKU-3/history", headers=planner)).json()["data"]
+        assert [(r["plan_version"], len(r["changes"])) for r in history] == [(1, 26 * 6)]
+        assert history[0]["drivers"][0]["event_id"] == driver
+        plan = (await client.get("/v1/mps/SKU-3", headers=planner)).json()
+        assert plan["weeks"][0]["forecast"] == pytest.approx(99.9)
+
+        again = (await client.post("/v1/replan", headers=planner)).json()
+        assert (again["planned"], again["revised"]) == (5, 0)
+        await db.execute("UPDATE planning.items SET on_hand = on_hand + 500 WHERE sku = 'SKU-2'")
+        third = (await client.post("/v1/replan", headers=planner)).json()
+        assert (third["planned"], third["revised"]) == (5, 1)
+        history = (await client.get("/v1/mps/SKU-2/history", headers=planner)).json()["data"]
+        assert history[0]["plan_version"] == 2 and history[0]["drivers"][0]["event_id"] == third["driver_event_id"]
+        assert {c["field"] for c in history[0]["changes"]} >= {"projected_available", "mps_quantity"}
+        assert all(c["before"] is not None for c in history[0]["changes"])
+    assert await db.fetchval("select count(*) from planning.plan_revisions") == 6

@@ -55,6 +55,7 @@ from services.planning_service.store.signals import (
     SpikeState,
     StoredItem,
 )
+from shared.outbox import EncodedEvent
 
 __all__ = [
     "AccountRecord",
@@ -131,6 +132,8 @@ class Store(Protocol):
     async def save_revisions(
         self, revisions: Sequence[PlanRevision], *, horizon_start: date, generated_at: datetime
     ) -> None: ...
+
+    async def save_encoded_events(self, events: Sequence[EncodedEvent], *, max_bytes: int | None) -> None: ...
 
     async def save_exceptions(self, exceptions: Mapping[str, list[dict[str, Any]]]) -> None: ...
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Date, cast, func, select
+import orjson
+from sqlalchemy import ARRAY, Date, Float, Text, any_, bindparam, cast, func, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service import tables
@@ -30,6 +32,18 @@ from services.planning_service.domain import (
 from services.planning_service.domain.forecast import MAX_HISTORY_WEEKS
 from services.planning_service.store.customers import open_order_lines
 from shared.events import LaunchData, PromotionData
+
+# Every uncancelled promotion with the SKUs it names (items and cannibalized), its body as JSON text.
+_ACTIVE_PROMOTIONS = text(
+    """
+    SELECT p.body::text AS body,
+           ARRAY(SELECT e->>'sku' FROM jsonb_array_elements(coalesce(p.body->'items', '[]'::jsonb)
+                                                            || coalesce(p.body->'cannibalized', '[]'::jsonb)) AS e)
+               AS skus
+    FROM planning.promotions AS p
+    WHERE p.status <> 'cancelled'
+    """
+)
 
 # Sensing looks at most a few weeks back from the horizon; older spikes cannot move any week.
 SPIKE_LOOKBACK_DAYS = 8 * 7
@@ -95,8 +109,26 @@ def plan_from_json(sku: str, weeks: list[dict[str, Any]]) -> SkuPlan:
     )
 
 
+def _plan_from_decoded(sku: str, weeks: list[dict[str, Any]]) -> SkuPlan:
+    """`plan_from_json` of weeks decoded for it alone (their dicts are reused)."""
+    fromisoformat = date.fromisoformat
+    plan_weeks = []
+    for w in weeks:
+        w["week_start"] = fromisoformat(w["week_start"])
+        plan_weeks.append(PlanWeek(**w))
+    return SkuPlan(sku, tuple(plan_weeks))
+
+
 def plan_weeks_json(plan: SkuPlan) -> list[dict[str, Any]]:
     return [{**w._asdict(), "week_start": w.week_start.isoformat()} for w in plan.weeks]
+
+
+_WEEK_FIELDS = PlanWeek._fields
+
+
+def encode_plan_weeks(weeks: Sequence[PlanWeek]) -> bytes:
+    """`plan_weeks_json` encoded (orjson writes the dates as ISO dates): what `plans.weeks` stores."""
+    return orjson.dumps([dict(zip(_WEEK_FIELDS, week, strict=True)) for week in weeks])
 
 
 def exceptions_json(exceptions: Sequence[PlanException]) -> list[dict[str, Any]]:
@@ -113,38 +145,52 @@ def exceptions_json(exceptions: Sequence[PlanException]) -> list[dict[str, Any]]
 
 
 def _in(column: Any, skus: Collection[str] | None) -> Any:
-    return True if skus is None else column.in_(list(skus))
+    """`column` is one of the SKUs (True for all when None), as `= ANY` of one array parameter: the statement
+    is the same whatever the number of SKUs, none of them a bind parameter of its own to render."""
+    return True if skus is None else sku_in(column, skus)
+
+
+def sku_in(column: Any, skus: Collection[str]) -> Any:
+    return column == any_(bindparam(None, list(skus), type_=ARRAY(Text)))
 
 
 class InputSql:
     session: AsyncSession
 
     async def active_promotions(self, skus: Collection[str] | None) -> list[Promotion]:
-        """Uncancelled promotions touching any of the SKUs (all of them when None)."""
-        promotions = tables.promotions
-        rows = (await self.session.execute(select(promotions.c.body).where(promotions.c.status != "cancelled"))).all()
-        found = [promotion_from_data(PromotionData.model_validate(row.body)) for row in rows]
-        if skus is None:
-            return found
-        wanted = set(skus)
-        return [promotion for promotion in found if promotion_skus(promotion) & wanted]
+        """Uncancelled promotions touching any of the SKUs (all of them when None). The server lists each
+        one's SKUs, so only the bodies of promotions that touch the SKUs are decoded and validated."""
+        rows = (await self.session.execute(_ACTIVE_PROMOTIONS)).all()
+        wanted = None if skus is None else set(skus)
+        return [
+            promotion_from_data(PromotionData.model_validate_json(row.body))
+            for row in rows
+            if wanted is None or not wanted.isdisjoint(row.skus)
+        ]
 
     async def weekly_units(
         self, skus: Collection[str] | None, *, since: date, until: date | None = None
     ) -> dict[str, dict[date, float]]:
-        """Units ordered per SKU and ISO week (keyed by Monday) from `since` on, summed over the daily totals."""
+        """Units ordered per SKU and ISO week (keyed by Monday) from `since` on, summed over the daily totals;
+        one row per SKU (its weeks and their units as two arrays), not one per SKU and week."""
         volumes = tables.daily_volumes
         week = cast(func.date_trunc("week", volumes.c.day), Date).label("week")
-        query = (
+        weekly = (
             select(volumes.c.sku, week, func.sum(volumes.c.units_ordered).label("units"))
             .where(_in(volumes.c.sku, skus), volumes.c.day >= since)
             .group_by(volumes.c.sku, week)
         )
         if until is not None:
-            query = query.where(volumes.c.day < until)
+            weekly = weekly.where(volumes.c.day < until)
+        rows = weekly.subquery()
+        query = select(
+            rows.c.sku,
+            func.array_agg(aggregate_order_by(rows.c.week, rows.c.week)).label("weeks"),
+            func.array_agg(aggregate_order_by(cast(rows.c.units, Float), rows.c.week)).label("units"),
+        ).group_by(rows.c.sku)
         history: dict[str, dict[date, float]] = defaultdict(dict)
         for row in (await self.session.execute(query)).all():
-            history[row.sku][row.week] = float(row.units)
+            history[row.sku] = dict(zip(row.weeks, row.units, strict=True))
         return history
 
     async def planning_history(self, skus: Collection[str] | None, horizon_start: date) -> dict[str, dict[date, float]]:
@@ -164,7 +210,7 @@ class InputSql:
             return {}
         volumes = tables.daily_volumes
         query = select(volumes.c.sku, volumes.c.day, volumes.c.units_ordered).where(
-            volumes.c.sku.in_(list(skus)), volumes.c.day >= since
+            sku_in(volumes.c.sku, skus), volumes.c.day >= since
         )
         days: dict[str, dict[date, float]] = defaultdict(dict)
         for row in (await self.session.execute(query)).all():
@@ -172,13 +218,20 @@ class InputSql:
         return days
 
     async def stored_plans(self, skus: Collection[str] | None) -> dict[str, StoredPlan]:
+        """The current plans of the SKUs (all when None); their JSON read as text and decoded with orjson."""
         plans = tables.plans
-        query = select(plans.c.sku, plans.c.plan_version, plans.c.weeks, plans.c.exceptions).where(
-            _in(plans.c.sku, skus)
-        )
+        query = select(
+            plans.c.sku,
+            plans.c.plan_version,
+            cast(plans.c.weeks, Text).label("weeks"),
+            cast(plans.c.exceptions, Text).label("exceptions"),
+        ).where(_in(plans.c.sku, skus))
         rows = (await self.session.execute(query)).all()
+        loads = orjson.loads
         return {
-            row.sku: StoredPlan(row.sku, row.plan_version, plan_from_json(row.sku, row.weeks), row.exceptions)
+            row.sku: StoredPlan(
+                row.sku, row.plan_version, _plan_from_decoded(row.sku, loads(row.weeks)), loads(row.exceptions)
+            )
             for row in rows
         }
 

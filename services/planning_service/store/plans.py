@@ -8,15 +8,62 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+import orjson
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service import tables
 from services.planning_service.domain import CapacityConflict, SkuPlan
-from services.planning_service.store.inputs import plan_weeks_json
+from services.planning_service.store.inputs import encode_plan_weeks, sku_in
+from shared.outbox import EncodedEvent, record_encoded_events
 
 ROLLED_TO = "horizon_start"
+
+# Set-based writes of a whole batch of plans (a full re-plan's chunk): arrays in, one statement per table.
+# JSON goes in encoded with orjson (the large documents as bytes, decoded by the server) and is cast there.
+_SAVE_PLANS = text(
+    """
+    INSERT INTO planning.plans AS p (sku, plan_version, horizon_start, generated_at, weeks, exceptions,
+                                     total_forecast, total_mps, shortfall_weeks)
+    SELECT r.sku, r.plan_version, cast(:horizon_start AS date), cast(:generated_at AS timestamptz),
+           convert_from(r.weeks, 'UTF8')::jsonb, r.exceptions::jsonb, r.total_forecast, r.total_mps, r.shortfall_weeks
+    FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:weeks AS bytea[]),
+                cast(:exceptions AS text[]), cast(:total_forecast AS float8[]), cast(:total_mps AS float8[]),
+                cast(:shortfall_weeks AS int[]))
+         AS r(sku, plan_version, weeks, exceptions, total_forecast, total_mps, shortfall_weeks)
+    ON CONFLICT (sku) DO UPDATE SET
+        plan_version = excluded.plan_version, horizon_start = excluded.horizon_start,
+        generated_at = excluded.generated_at, weeks = excluded.weeks, exceptions = excluded.exceptions,
+        total_forecast = excluded.total_forecast, total_mps = excluded.total_mps,
+        shortfall_weeks = excluded.shortfall_weeks
+    """
+)
+_SAVE_REVISIONS = text(
+    """
+    INSERT INTO planning.plan_revisions (sku, plan_version, generated_at, driver_event_ids, changes)
+    SELECT r.sku, r.plan_version, cast(:generated_at AS timestamptz),
+           ARRAY(SELECT d FROM jsonb_array_elements_text(r.drivers::jsonb) WITH ORDINALITY AS t(d, n) ORDER BY n),
+           convert_from(r.changes, 'UTF8')::jsonb
+    FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:drivers AS text[]),
+                cast(:changes AS bytea[])) AS r(sku, plan_version, drivers, changes)
+    """
+)
+_SAVE_EXCEPTIONS = text(
+    """
+    UPDATE planning.plans AS p SET exceptions = r.exceptions::jsonb
+    FROM unnest(cast(:skus AS text[]), cast(:exceptions AS text[])) AS r(sku, exceptions)
+    WHERE p.sku = r.sku
+    """
+)
+_SNAPSHOT_FORECASTS = text(
+    """
+    INSERT INTO planning.forecast_snapshots (sku, week_start, forecast)
+    SELECT r.sku, cast(:week_start AS date), r.forecast
+    FROM unnest(cast(:skus AS text[]), cast(:forecasts AS float8[])) AS r(sku, forecast)
+    ON CONFLICT DO NOTHING
+    """
+)
 
 
 @dataclass(frozen=True)
@@ -27,7 +74,13 @@ class PlanRevision:
     plan_version: int
     exceptions: list[dict[str, Any]]
     driver_event_ids: list[str]
-    changes: list[dict[str, Any]]
+    # the week changes as JSON (`[{"week_start", "field", "before", "after"}, ...]`), encoded once: the
+    # revision stores it and `mps.revised` carries it
+    changes_json: bytes
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        return list(orjson.loads(self.changes_json))
 
 
 def conflict_from_row(row: Any) -> CapacityConflict:
@@ -59,64 +112,74 @@ class PlanSql:
     async def save_revisions(
         self, revisions: Sequence[PlanRevision], *, horizon_start: date, generated_at: datetime
     ) -> None:
-        """Each revision becomes its SKU's current plan and one row of its history."""
+        """Each revision becomes its SKU's current plan and one row of its history: one statement per table
+        for all of them, the JSON encoded here (or by the caller) and passed as text."""
         if not revisions:
             return
-        plans = tables.plans
-        plan_rows = [
+        skus: list[str] = []
+        versions: list[int] = []
+        weeks: list[bytes] = []
+        exceptions: list[str] = []
+        total_forecast: list[float] = []
+        total_mps: list[float] = []
+        shortfall_weeks: list[int] = []
+        drivers: list[str] = []
+        changes: list[bytes] = []
+        for r in revisions:
+            plan_weeks = r.plan.weeks
+            skus.append(r.plan.sku)
+            versions.append(r.plan_version)
+            weeks.append(encode_plan_weeks(plan_weeks))
+            exceptions.append(orjson.dumps(r.exceptions).decode() if r.exceptions else "[]")
+            total_forecast.append(float(sum(w.forecast for w in plan_weeks)))
+            total_mps.append(float(sum(w.mps_quantity for w in plan_weeks)))
+            shortfall_weeks.append(sum(1 for w in plan_weeks if w.capacity_shortfall > 0))
+            drivers.append(orjson.dumps(r.driver_event_ids).decode())
+            changes.append(r.changes_json)
+        await self.session.execute(
+            _SAVE_PLANS,
             {
-                "sku": r.plan.sku,
-                "plan_version": r.plan_version,
+                "skus": skus,
+                "versions": versions,
                 "horizon_start": horizon_start,
                 "generated_at": generated_at,
-                "weeks": plan_weeks_json(r.plan),
-                "exceptions": r.exceptions,
-                "total_forecast": sum(w.forecast for w in r.plan.weeks),
-                "total_mps": sum(w.mps_quantity for w in r.plan.weeks),
-                "shortfall_weeks": sum(1 for w in r.plan.weeks if w.capacity_shortfall > 0),
-            }
-            for r in revisions
-        ]
-        statement = insert(plans)
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[plans.c.sku],
-                set_={c.name: statement.excluded[c.name] for c in plans.columns if c.name != "sku"},
-            ),
-            plan_rows,
+                "weeks": weeks,
+                "exceptions": exceptions,
+                "total_forecast": total_forecast,
+                "total_mps": total_mps,
+                "shortfall_weeks": shortfall_weeks,
+            },
         )
-        revision_rows = [
-            {
-                "sku": r.plan.sku,
-                "plan_version": r.plan_version,
-                "generated_at": generated_at,
-                "driver_event_ids": r.driver_event_ids,
-                "changes": r.changes,
-            }
-            for r in revisions
-        ]
-        await self.session.execute(insert(tables.plan_revisions), revision_rows)
+        await self.session.execute(
+            _SAVE_REVISIONS,
+            {"skus": skus, "versions": versions, "generated_at": generated_at, "drivers": drivers, "changes": changes},
+        )
 
     async def save_exceptions(self, exceptions: Mapping[str, list[dict[str, Any]]]) -> None:
         """New exceptions of plans that did not change otherwise (no new version)."""
         if not exceptions:
             return
-        plans = tables.plans
         await self.session.execute(
-            update(plans).where(plans.c.sku == bindparam("p_sku")).values(exceptions=bindparam("p_exceptions")),
-            [{"p_sku": sku, "p_exceptions": found} for sku, found in exceptions.items()],
+            _SAVE_EXCEPTIONS,
+            {"skus": list(exceptions), "exceptions": [orjson.dumps(found).decode() for found in exceptions.values()]},
         )
 
     async def snapshot_forecasts(self, week_start: date, forecasts: Mapping[str, float]) -> None:
         """The first forecast of a week that a SKU gets is kept: what its accuracy is measured against."""
+        if not forecasts:
+            return
         await self.session.execute(
-            insert(tables.forecast_snapshots).on_conflict_do_nothing(),
-            [{"sku": sku, "week_start": week_start, "forecast": forecast} for sku, forecast in forecasts.items()],
+            _SNAPSHOT_FORECASTS,
+            {"skus": list(forecasts), "week_start": week_start, "forecasts": [float(f) for f in forecasts.values()]},
         )
+
+    async def save_encoded_events(self, events: Sequence[EncodedEvent], *, max_bytes: int | None) -> None:
+        """Events already encoded, into the outbox in this transaction (one statement)."""
+        await record_encoded_events(self.session, tables.outbox, events, max_bytes=max_bytes)
 
     async def open_conflicts(self, skus: Collection[str]) -> dict[str, CapacityConflict]:
         conflicts = tables.conflicts
-        rows = (await self.session.execute(select(conflicts).where(conflicts.c.sku.in_(list(skus))))).all()
+        rows = (await self.session.execute(select(conflicts).where(sku_in(conflicts.c.sku, skus)))).all()
         return {row.sku: conflict_from_row(row) for row in rows}
 
     async def save_conflict(self, conflict: CapacityConflict, *, plan_version: int, detected_at: datetime) -> None:
