@@ -84,9 +84,7 @@ async def report_order_volumes(
     accepted, changed = await handlers.record_volumes(
         SqlStore(uow.session), uow, command, rule, max_event_bytes=runtime.settings.kafka_max_request_bytes
     )
-    await uow.commit()
-    if changed:
-        runtime.relay.wake()  # the report's events went to the outbox through the store, not `uow.publish`
+    await uow.commit()  # wakes the relay when the report wrote events
     return ReportAccepted(accepted=accepted, changed=changed)
 
 
