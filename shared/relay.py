@@ -164,6 +164,11 @@ class OutboxRelay:
                 )
             )
 
+        # Built once too, as every pass takes and releases the lock and every second measures the backlog.
+        self._try_lock = select(func.pg_try_advisory_lock(self._lock_key))
+        self._unlock = select(func.pg_advisory_unlock(self._lock_key))
+        self._try_xact_lock = select(func.pg_try_advisory_xact_lock(self._lock_key))
+        self._backlog = select(func.count(), func.min(t.c.created_at), func.now()).where(*still_pending)
         self._claim_first = claim(first)
         self._claim_after = claim(first.where(t.c.id > bindparam("after", type_=BigInteger)))
         self._published_total = metrics.outbox_published.labels(name)
@@ -228,7 +233,7 @@ class OutboxRelay:
         starts again from the oldest pending row)."""
         handled = 0
         async with self._engine.connect() as leader:
-            if not await leader.scalar(select(func.pg_try_advisory_lock(self._lock_key))):
+            if not await leader.scalar(self._try_lock):
                 await leader.rollback()
                 return 0
             await leader.commit()
@@ -243,7 +248,7 @@ class OutboxRelay:
                 # The session's lock must not go back to the pool with the connection.
                 await leader.invalidate()
                 raise
-            await leader.scalar(select(func.pg_advisory_unlock(self._lock_key)))
+            await leader.scalar(self._unlock)
             await leader.commit()
         return handled
 
@@ -345,7 +350,7 @@ class OutboxRelay:
 
     async def _publish_locked(self, conn: AsyncConnection) -> _BatchOutcome:
         outcome = _BatchOutcome()
-        if not await conn.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key))):
+        if not await conn.scalar(self._try_xact_lock):
             return outcome
         if self._republish:
             outcome.cluster_id, outcome.republished = await self._follow_broker(conn)
@@ -467,15 +472,8 @@ class OutboxRelay:
     async def measure_backlog(self) -> tuple[int, float]:
         """The rows waiting to be published and the age of the oldest, in seconds (also set on the
         `salesops_outbox_pending_rows` and `salesops_outbox_oldest_pending_age_seconds` gauges)."""
-        t = self._table
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(func.count(), func.min(t.c.created_at), func.now()).where(
-                        t.c.published_at.is_(None), t.c.parked_at.is_(None)
-                    )
-                )
-            ).one()
+            row = (await conn.execute(self._backlog)).one()
         pending, oldest, now = int(row[0] or 0), row[1], row[2]
         age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
         self._metrics.outbox_pending.labels(self._name).set(pending)
