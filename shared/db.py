@@ -106,6 +106,8 @@ class UnitOfWork:
         self.source = source
         self.traceparent = traceparent
         self.pending: list[tuple[CloudEvent, str, str]] = []
+        # Events a handler wrote to the outbox itself (not through `publish`): the relay is woken all the same.
+        self._wrote_outbox = False
         # Work handlers defer to the end of the unit of work (see `Subscription.finish`).
         self.context: dict[str, Any] = {}
         self._session: AsyncSession | None = None
@@ -132,6 +134,7 @@ class UnitOfWork:
             await session.close()
             self.pending.clear()
             self.context.clear()
+            self._wrote_outbox = False
 
     def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent:
         """Record an event to be published if and only if this unit of work commits."""
@@ -139,11 +142,17 @@ class UnitOfWork:
         self.pending.append((event, topic_of(event_type).value, key))
         return event
 
+    def wrote_outbox(self) -> None:
+        """Say that events went to the outbox in this transaction other than through `publish` (rows a handler
+        wrote itself): the relay is woken once it commits, as for published events."""
+        self._wrote_outbox = True
+
     async def commit(self) -> None:
-        had_events = bool(self.pending)
-        if had_events:
+        had_events = bool(self.pending) or self._wrote_outbox
+        if self.pending:
             await self._record_outbox(self.session, self.pending)
             self.pending = []
         await self.session.commit()
+        self._wrote_outbox = False
         if had_events:
             self._on_commit()

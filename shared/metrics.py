@@ -4,9 +4,32 @@ app in a registry of its own. Helpers for what a service counts itself (open str
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections import Counter as Tally
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+def observe_many(histogram: Histogram, counts: Mapping[float, int]) -> None:
+    """Observe each amount of `counts` that many times: the same buckets, count and sum as that many
+    `histogram.observe` calls, in one increment per bucket touched and one of the sum (prometheus-client observes
+    a value at a time, each call taking its locks). Uses the histogram's `_upper_bounds`, `_buckets` and `_sum`,
+    the fields `observe` itself updates (the client's version is pinned; a test holds the two to the same
+    samples)."""
+    if not counts:
+        return
+    histogram._raise_if_not_observable()
+    bounds = histogram._upper_bounds
+    buckets: Tally[int] = Tally()
+    total = 0.0
+    for amount, times in counts.items():
+        # `observe` counts an amount in the first bucket whose bound it does not exceed.
+        buckets[bisect_left(bounds, amount)] += times
+        total += amount * times
+    histogram._sum.inc(total)
+    for index, times in buckets.items():
+        histogram._buckets[index].inc(times)
 
 
 class HttpMetrics:

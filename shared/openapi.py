@@ -12,13 +12,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared import auth
+from shared.bodies import body_model
 from shared.errors import PROBLEM_JSON, Problem
 
 BEARER_SCHEME = "bearerAuth"
-PROBLEM_REF = "#/components/schemas/Problem"
+SCHEMA_REF = "#/components/schemas/{model}"
+PROBLEM_REF = SCHEMA_REF.format(model="Problem")
 _DEFAULT_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -38,7 +41,7 @@ def install_openapi(app: FastAPI) -> None:
         document = generate()
         if completed != [id(document)]:
             completed[:] = [id(document)]
-            app.openapi_schema = complete(document, _scopes_by_operation(app))
+            app.openapi_schema = complete(document, _scopes_by_operation(app), _bodies_by_operation(app))
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -54,6 +57,19 @@ def _scopes_by_operation(app: FastAPI) -> dict[tuple[str, str], list[str]]:
             for method in context.methods or ():
                 scopes[(method.lower(), str(context.path_format))] = required
     return scopes
+
+
+def _bodies_by_operation(app: FastAPI) -> dict[tuple[str, str], type[BaseModel]]:
+    """The models of the bodies endpoints validate themselves (`shared.bodies.json_body`), per (method, path)."""
+    bodies: dict[tuple[str, str], type[BaseModel]] = {}
+    for context in iter_route_contexts(app.routes):
+        if not isinstance(context.original_route, APIRoute) or not context.include_in_schema:
+            continue
+        models = [model for d in _dependencies(context.dependant) if (model := body_model(d.call)) is not None]
+        if models:
+            for method in context.methods or ():
+                bodies[(method.lower(), str(context.path_format))] = models[0]
+    return bodies
 
 
 def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
@@ -75,9 +91,24 @@ def required_scopes(dependant: Dependant) -> list[str] | None:
 
 
 def _problem_schemas() -> dict[str, Any]:
-    _, top = models_json_schema([(Problem, "serialization")], ref_template="#/components/schemas/{model}")
+    _, top = models_json_schema([(Problem, "serialization")], ref_template=SCHEMA_REF)
     schemas: dict[str, Any] = top["$defs"]
     return schemas
+
+
+def _declare_bodies(document: dict[str, Any], bodies: dict[tuple[str, str], type[BaseModel]]) -> None:
+    """The request body of each operation that validates its body itself, declared as FastAPI declares a body
+    parameter: required JSON, a reference to the model's schema among the components (with those it uses)."""
+    if not bodies:
+        return
+    models = sorted(set(bodies.values()), key=lambda model: model.__name__)
+    _, top = models_json_schema([(model, "validation") for model in models], ref_template=SCHEMA_REF)
+    document.setdefault("components", {}).setdefault("schemas", {}).update(top["$defs"])
+    for (method, path), model in bodies.items():
+        operation = document.get("paths", {}).get(path, {}).get(method)
+        if operation is not None:
+            schema = {"$ref": SCHEMA_REF.format(model=model.__name__)}
+            operation["requestBody"] = {"content": {"application/json": {"schema": schema}}, "required": True}
 
 
 def _problem_response(status: int, description: str | None) -> dict[str, Any]:
@@ -137,8 +168,14 @@ def _refers_to(node: Any, refs: set[str]) -> bool:
     return False
 
 
-def complete(document: dict[str, Any], scopes: dict[tuple[str, str], list[str]]) -> dict[str, Any]:
-    """Bearer auth, problem documents on every 4xx, and 3.1-only keywords; `scopes` per (method, path)."""
+def complete(
+    document: dict[str, Any],
+    scopes: dict[tuple[str, str], list[str]],
+    bodies: dict[tuple[str, str], type[BaseModel]] | None = None,
+) -> dict[str, Any]:
+    """Bearer auth, problem documents on every 4xx, and 3.1-only keywords; `scopes` per (method, path), and the
+    models of the bodies endpoints validate themselves (`bodies`)."""
+    _declare_bodies(document, bodies or {})
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas.update(_problem_schemas())

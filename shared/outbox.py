@@ -119,8 +119,11 @@ def _encoded_insert(table: Table) -> TextClause:
         name = f"{table.schema}.{table.name}" if table.schema else table.name
         statement = text(
             f"INSERT INTO {name} (event_id, event_type, topic, key, payload)"
-            " SELECT * FROM unnest(cast(:event_ids AS text[]), cast(:event_types AS text[]),"
-            " cast(:topics AS text[]), cast(:keys AS text[]), cast(:payloads AS bytea[]))"
+            " SELECT event_id, event_type, topic, key, payload FROM unnest(cast(:event_ids AS text[]),"
+            " cast(:event_types AS text[]), cast(:topics AS text[]), cast(:keys AS text[]),"
+            " cast(:payloads AS bytea[])) WITH ORDINALITY AS event(event_id, event_type, topic, key, payload, position)"
+            # Ids are the relay's publishing order: they follow the order given.
+            " ORDER BY position"
         )
         _ENCODED_INSERTS[(table.schema, table.name)] = statement
     return statement

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter as Tally
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,12 +15,25 @@ from typing import Any, NamedTuple
 
 import structlog
 from aiokafka.errors import BrokerResponseError, RequestTimedOutError
-from sqlalchemy import ARRAY, BigInteger, DateTime, Table, any_, bindparam, delete, func, literal, select, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    DateTime,
+    Table,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.kafka import Handover, Producer, refused_for_good
-from shared.metrics import Metrics
+from shared.metrics import Metrics, observe_many
 from shared.outbox import HEADERS, advisory_lock_key
 from shared.retry import Backoff, Stopped, retrying
 from shared.tracing import SendDone, Tracing
@@ -59,7 +73,8 @@ class _BatchOutcome:
 
 @dataclass
 class _InFlight:
-    """A batch sent and not yet settled: its open transaction (rows locked and marked), its acknowledgements."""
+    """A batch sent and not yet settled: its open transaction (rows claimed: marked, not yet committed), its
+    acknowledgements."""
 
     conn: AsyncConnection
     rows: list[_Pending]
@@ -74,8 +89,17 @@ PIPELINE_DEPTH = 2
 class OutboxRelay:
     """Publishes unpublished outbox rows to Kafka in id order, keyed as recorded, then marks them published.
 
-    One relay per service is active at a time (a transaction-level advisory lock), so several replicas are
-    safe and per-key order holds; rows are locked with SKIP LOCKED so a stale lock never blocks readers.
+    One relay per service is active at a time (an advisory lock), so several replicas are safe and per-key order
+    holds. A batch is claimed in one statement that marks its rows published and returns them; the mark only
+    takes effect with the commit, which waits for every acknowledgement, and rows not acknowledged are unmarked
+    before it. The claim writes each row once (no separate row lock before the mark): besides the advisory lock,
+    its own row lock and the re-check of "still pending" on a row another transaction held keep a row from being
+    published twice. A row locked by another transaction (an operator's command) is waited for, not skipped, so
+    the rows after it never overtake it.
+
+    The relay is woken after a commit that wrote outbox rows and otherwise polls every `poll_interval_s`. A pass
+    publishes batch after batch until one comes back short of `batch_size`: rows committed after that batch was
+    claimed come with a wake of their own (or the next poll, for rows of other processes).
 
     A row the broker refuses for good (too large, say), or keeps refusing after `max_attempts`, is parked
     rather than retried forever: the relay moves on, so one bad row never holds back the others. Later rows of
@@ -123,22 +147,30 @@ class OutboxRelay:
         self._backlog_measured_at = 0.0
         # Built once: the statements of every batch, and the metrics of this relay's service.
         t = table
-        pending = (
-            select(t.c.id, t.c.event_id, t.c.event_type, t.c.topic, t.c.key, t.c.payload, t.c.created_at, t.c.attempts)
-            .where(t.c.published_at.is_(None), t.c.parked_at.is_(None))
-            .order_by(t.c.id)
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        self._select_first = pending
-        self._select_after = pending.where(t.c.id > bindparam("after", type_=BigInteger))
-        # One array parameter rather than an IN list: an IN list binds one parameter per row and prepares a new
-        # statement for every batch length.
-        self._mark_published = (
-            update(t)
-            .where(t.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
-            .values(published_at=bindparam("now", type_=DateTime(timezone=True)))
-        )
+        still_pending = (t.c.published_at.is_(None), t.c.parked_at.is_(None))
+        first = select(t.c.id).where(*still_pending).order_by(t.c.id).limit(batch_size)
+
+        def claim(batch: Any) -> Any:
+            # The batch's ids as one array, computed once (an IN subquery lets the planner join it to a scan of the
+            # whole table), then the rows by primary key. "Still pending" again on the updated rows: a row another
+            # transaction changed meanwhile is judged on its new version.
+            ids = cast(select(func.array_agg(batch.subquery().c.id)).scalar_subquery(), ARRAY(BigInteger))
+            return (
+                update(t)
+                .where(t.c.id == any_(ids), *still_pending)
+                .values(published_at=bindparam("now", type_=DateTime(timezone=True)))
+                .returning(
+                    t.c.id, t.c.event_id, t.c.event_type, t.c.topic, t.c.key, t.c.payload, t.c.created_at, t.c.attempts
+                )
+            )
+
+        # Built once too, as every pass takes and releases the lock and every second measures the backlog.
+        self._try_lock = select(func.pg_try_advisory_lock(self._lock_key))
+        self._unlock = select(func.pg_advisory_unlock(self._lock_key))
+        self._try_xact_lock = select(func.pg_try_advisory_xact_lock(self._lock_key))
+        self._backlog = select(func.count(), func.min(t.c.created_at), func.now()).where(*still_pending)
+        self._claim_first = claim(first)
+        self._claim_after = claim(first.where(t.c.id > bindparam("after", type_=BigInteger)))
         self._published_total = metrics.outbox_published.labels(name)
         self._publish_delay = metrics.outbox_delay.labels(name)
 
@@ -152,27 +184,26 @@ class OutboxRelay:
     async def run(self) -> None:
         try:
             while not self._stopping:
+                # Cleared before the pass: a wake during it (rows committed after its last batch was claimed)
+                # starts the next pass at once.
+                self._wake.clear()
                 async for attempt in retrying(
                     RELAY_BACKOFF, stopping=lambda: self._stopping, on_retry=self._pass_failed
                 ):
                     with attempt:
-                        handled = await self._pass()
-                if handled:
-                    continue
-                self._wake.clear()
+                        await self._pass()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
         except Stopped:
             return
 
     async def _pass(self) -> int:
-        """One batch published; when there was none, the housekeeping that waits for a quiet moment."""
+        """Publish what is pending, then the housekeeping that is due."""
         handled = await self.publish_pending()
         if time.monotonic() - self._backlog_measured_at >= BACKLOG_INTERVAL_S:
             await self.measure_backlog()
-        if not handled:
-            await self._count_parked_if_due()
-            await self._purge_if_due()
+        await self._count_parked_if_due()
+        await self._purge_if_due()
         return handled
 
     def _pass_failed(self, error: BaseException, wait_s: float, _: int) -> None:
@@ -192,16 +223,17 @@ class OutboxRelay:
                 return
 
     async def publish_pending(self) -> int:
-        """Publish batch after batch until none is pending; returns how many rows were settled (published or
-        parked). Batches overlap: the next one is selected and sent while the acknowledgements of the one before
-        are still awaited, each in its own transaction that keeps the mark of a row only once the broker
-        acknowledged it. A batch's rows are all handed to the producer before the next batch's, so a key's events
-        go out in id order. While one pass runs, it holds the relay's advisory lock on a connection of its own
-        (for the session), so no other replica publishes meanwhile. After a failure no further batch starts: the
-        ones in flight settle, then the error is raised (the next pass starts again from the oldest pending row)."""
+        """Publish batch after batch until one comes back short of the batch size (nothing more was pending);
+        returns how many rows were settled (published or parked). Batches overlap: the next one is claimed and
+        sent while the acknowledgements of the one before are still awaited, each in its own transaction that keeps
+        the mark of a row only once the broker acknowledged it. A batch's rows are all handed to the producer
+        before the next batch's, so a key's events go out in id order. While one pass runs, it holds the relay's
+        advisory lock on a connection of its own (for the session), so no other replica publishes meanwhile. After
+        a failure no further batch starts: the ones in flight settle, then the error is raised (the next pass
+        starts again from the oldest pending row)."""
         handled = 0
         async with self._engine.connect() as leader:
-            if not await leader.scalar(select(func.pg_try_advisory_lock(self._lock_key))):
+            if not await leader.scalar(self._try_lock):
                 await leader.rollback()
                 return 0
             await leader.commit()
@@ -216,7 +248,7 @@ class OutboxRelay:
                 # The session's lock must not go back to the pool with the connection.
                 await leader.invalidate()
                 raise
-            await leader.scalar(select(func.pg_advisory_unlock(self._lock_key)))
+            await leader.scalar(self._unlock)
             await leader.commit()
         return handled
 
@@ -225,10 +257,12 @@ class OutboxRelay:
         handled = 0
         after: int | None = None
         error: BaseException | None = None
+        drained = False
         try:
             while True:
-                if error is None and len(in_flight) < PIPELINE_DEPTH:
+                if error is None and not drained and len(in_flight) < PIPELINE_DEPTH:
                     sending = await self._start_batch(after)
+                    drained = sending is None or len(sending.rows) < self._batch_size
                     if sending is not None:
                         in_flight.append(sending)
                         after = sending.rows[-1].id
@@ -247,22 +281,17 @@ class OutboxRelay:
         return handled
 
     async def _start_batch(self, after: int | None) -> _InFlight | None:
-        """Select, mark and send the next batch in a transaction left open until its acknowledgements are in."""
+        """Claim and send the next batch in a transaction left open until its acknowledgements are in."""
         conn = await self._engine.connect()
         try:
             await conn.begin()
-            rows = await self._select(conn, after=after)
+            now = datetime.now(UTC)
+            rows = await self._claim(conn, now, after=after)
             if not rows:
                 await conn.close()
                 return None
             await self._producer.ensure_started()
-            now = datetime.now(UTC)
-            mark = self._mark(conn, rows, now)
-            try:
-                handover = await self._send_all(rows)
-            finally:
-                await asyncio.wait([mark])
-            mark.result()
+            handover = await self._send_all(rows)
             return _InFlight(conn, rows, handover, now)
         except BaseException:
             await conn.close()
@@ -297,10 +326,12 @@ class OutboxRelay:
             self._metrics.outbox_republished.labels(self._name).inc(outcome.republished)
         if outcome.published:
             self._published_total.inc(len(outcome.published))
-            published_at, observe = outcome.published_at, self._publish_delay.observe
+            published_at = outcome.published_at
             assert published_at is not None
-            for row in outcome.published:
-                observe((published_at - row.created_at).total_seconds())
+            # Every row's delay, as one observation each; the rows of a transaction share their `created_at`.
+            commits = Tally(row.created_at for row in outcome.published)
+            delays = {(published_at - created_at).total_seconds(): n for created_at, n in commits.items()}
+            observe_many(self._publish_delay, delays)
         for row, exc, reason in outcome.parked:
             self._metrics.outbox_parked.labels(self._name, type(exc).__name__).inc()
             log.error(
@@ -319,39 +350,32 @@ class OutboxRelay:
 
     async def _publish_locked(self, conn: AsyncConnection) -> _BatchOutcome:
         outcome = _BatchOutcome()
-        if not await conn.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key))):
+        if not await conn.scalar(self._try_xact_lock):
             return outcome
         if self._republish:
             outcome.cluster_id, outcome.republished = await self._follow_broker(conn)
-        rows = await self._select(conn, after=None)
+        now = outcome.published_at = datetime.now(UTC)
+        # Claimed: marked in the database, which takes effect only with the commit; that waits for every
+        # acknowledgement, and rows not acknowledged are unmarked before it.
+        rows = await self._claim(conn, now, after=None)
         if not rows:
             return outcome
         await self._producer.ensure_started()
-        now = outcome.published_at = datetime.now(UTC)
-        # The rows are marked in the database while the messages go out; the mark only takes effect with the
-        # commit, which waits for every acknowledgement, and rows not acknowledged are unmarked before it.
-        mark = self._mark(conn, rows, now)
-        try:
-            handover = await self._send_all(rows)
-        finally:
-            # The connection must be idle before the transaction ends, whichever way it ends.
-            await asyncio.wait([mark])
-        mark.result()
+        handover = await self._send_all(rows)
         results = await _acknowledgements(rows, handover)
         await self._settle(conn, rows, results, now, outcome)
         return outcome
 
-    async def _select(self, conn: AsyncConnection, *, after: int | None) -> list[_Pending]:
-        """The next batch of pending rows in id order (after `after`: past the batches still in flight), locked."""
+    async def _claim(self, conn: AsyncConnection, now: datetime, *, after: int | None) -> list[_Pending]:
+        """The next batch of pending rows (after `after`: past the batches still in flight), marked published at
+        `now` in the connection's transaction, in id order."""
         if after is None:
-            result = await conn.execute(self._select_first)
+            result = await conn.execute(self._claim_first, {"now": now})
         else:
-            result = await conn.execute(self._select_after, {"after": after})
-        return list(map(_Pending._make, result))
-
-    def _mark(self, conn: AsyncConnection, rows: Sequence[_Pending], now: datetime) -> asyncio.Future[Any]:
-        ids = [r.id for r in rows]
-        return asyncio.ensure_future(conn.execute(self._mark_published, {"ids": ids, "now": now}))
+            result = await conn.execute(self._claim_after, {"now": now, "after": after})
+        rows = list(map(_Pending._make, result))
+        rows.sort(key=_by_id)  # RETURNING keeps no order
+        return rows
 
     async def _settle(
         self,
@@ -448,15 +472,8 @@ class OutboxRelay:
     async def measure_backlog(self) -> tuple[int, float]:
         """The rows waiting to be published and the age of the oldest, in seconds (also set on the
         `salesops_outbox_pending_rows` and `salesops_outbox_oldest_pending_age_seconds` gauges)."""
-        t = self._table
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(func.count(), func.min(t.c.created_at), func.now()).where(
-                        t.c.published_at.is_(None), t.c.parked_at.is_(None)
-                    )
-                )
-            ).one()
+            row = (await conn.execute(self._backlog)).one()
         pending, oldest, now = int(row[0] or 0), row[1], row[2]
         age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
         self._metrics.outbox_pending.labels(self._name).set(pending)
@@ -489,6 +506,10 @@ class OutboxRelay:
             # earn itself another retention period, or the outbox (and what is published again) would never
             # shrink on a machine that is restarted often.
             await conn.execute(delete(t).where(t.c.published_at.is_not(None), t.c.created_at < cutoff))
+
+
+def _by_id(row: _Pending) -> int:
+    return row.id
 
 
 def _ending(dones: list[SendDone]) -> Callable[[asyncio.Future[Any]], None]:

@@ -35,6 +35,7 @@ from services.fulfillment_service.schemas import (
 from services.fulfillment_service.settings import FulfillmentSettings
 from services.fulfillment_service.store import OrderFilter, SpikeFilter, SqlStore, VolumeFilter
 from shared.auth import ApiKey, Scope, require
+from shared.bodies import json_body
 from shared.errors import invalid, not_found
 from shared.responses import created_or_existing
 from shared.service import RuntimeDep, UnitOfWorkDep
@@ -74,19 +75,17 @@ def _check_range(since: date | None, until: date | None) -> None:
     responses={**PROBLEMS, 413: {"description": "request body over the size limit"}},
 )
 async def report_order_volumes(
-    body: OrderVolumeReport,
+    _: CanWrite,
+    body: Annotated[OrderVolumeReport, Depends(json_body(OrderVolumeReport))],
     uow: UnitOfWorkDep,
     runtime: RuntimeDep,
     rule: Annotated[SpikeRule, Depends(spike_rule)],
-    _: CanWrite,
 ) -> ReportAccepted:
     command = ReportVolumes.of(body.warehouse_id, body.lines)
     accepted, changed = await handlers.record_volumes(
         SqlStore(uow.session), uow, command, rule, max_event_bytes=runtime.settings.kafka_max_request_bytes
     )
-    await uow.commit()
-    if changed:
-        runtime.relay.wake()  # the report's events went to the outbox through the store, not `uow.publish`
+    await uow.commit()  # wakes the relay when the report wrote events
     return ReportAccepted(accepted=accepted, changed=changed)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     func,
@@ -23,17 +24,19 @@ from shared.outbox import outbox_table
 metadata = MetaData(schema="fulfillment")
 
 # The latest figures each warehouse reported per SKU and day; a correction overwrites its row.
+# Keyed by SKU first: the daily totals and the spike rule read a SKU's days across warehouses, and listings go in
+# (sku, day, warehouse_id) order, all from the primary key, so a row has one index entry to write.
 volumes = Table(
     "volumes",
     metadata,
-    Column("warehouse_id", String(100), primary_key=True),
-    Column("sku", String(100), primary_key=True),
-    Column("day", Date, primary_key=True),
+    Column("warehouse_id", String(100), nullable=False),
+    Column("sku", String(100), nullable=False),
+    Column("day", Date, nullable=False),
     Column("units_ordered", Integer, nullable=False),
     Column("units_shipped", Integer, nullable=False),
     Column("units_backordered", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Index("ix_volumes_sku_day", "sku", "day"),
+    PrimaryKeyConstraint("sku", "day", "warehouse_id", name="volumes_pkey"),
 )
 
 # One row per SKU and day ever judged a spike; a correction that removes it marks it retracted.

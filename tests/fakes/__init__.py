@@ -25,6 +25,11 @@ class RecordingPublisher:
     context: dict[str, Any] = field(default_factory=dict)
     source: str = "salesops/test"
     traceparent: str | None = None
+    # Times a handler said it wrote events to the outbox itself (the unit of work then wakes the relay).
+    outbox_writes: int = 0
+
+    def wrote_outbox(self) -> None:
+        self.outbox_writes += 1
 
     def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent:
         self.events.append(Published(event_type, key, subject, data))

@@ -20,13 +20,13 @@ from services.fulfillment_service.store import (
     DETECTED,
     RETRACTED,
     DailyVolumes,
-    OutboxRow,
     StoredOrder,
     StoredShipment,
     StoredSpike,
     StoredWindow,
 )
 from shared.events import CloudEvent, EventType, parse_data, topic_of
+from shared.outbox import EncodedEvent
 from tests.fakes import Published
 
 Figures = tuple[int, int, int]
@@ -38,7 +38,7 @@ class FakeFulfillmentStore:
     spikes: dict[tuple[str, date], StoredSpike] = field(default_factory=dict)
     windows: dict[str, StoredWindow] = field(default_factory=dict)
     locked: list[set[str]] = field(default_factory=list)
-    outbox: list[OutboxRow] = field(default_factory=list)
+    outbox: list[EncodedEvent] = field(default_factory=list)
 
     async def lock_skus(self, skus: Collection[str]) -> None:
         self.locked.append(set(skus))
@@ -92,8 +92,8 @@ class FakeFulfillmentStore:
         for key in keys:
             self.spikes[key] = replace(self.spikes[key], status=RETRACTED)
 
-    async def record_events(self, rows: Sequence[OutboxRow], *, max_bytes: int | None) -> None:
-        self.outbox.extend(rows)
+    async def record_events(self, events: Sequence[EncodedEvent], *, max_bytes: int | None) -> None:
+        self.outbox.extend(events)
 
     def take_events(self) -> list[Published]:
         """The events written to the outbox since the last call, read back through the contract's models."""

@@ -69,6 +69,36 @@ async def test_invalid_reports_are_rejected_naming_the_field(settings, api_keys,
         assert field in fields(response)
 
 
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b"", "application/json"),
+        (b'{"warehouse_id": "DC-EAST", "lines": [', "application/json"),
+        (json.dumps(report(line())).encode(), "text/plain"),
+        (json.dumps(report(line())).encode(), None),
+        (b"[1, 2]", "application/json"),
+    ],
+)
+async def test_a_body_missing_not_json_or_not_declared_json_is_refused_naming_body(
+    settings, api_keys, content, content_type
+):
+    headers = bearer(api_keys["warehouse"]) | ({"content-type": content_type} if content_type else {})
+    async with running(build_app(settings)) as client:
+        response = await client.post("/v1/order-volumes", content=content, headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert fields(response) == ["body"]
+        assert response.json()["detail"].startswith("body: ")
+
+
+async def test_a_declared_json_subtype_is_read_as_json(settings, api_keys):
+    headers = bearer(api_keys["warehouse"]) | {"content-type": "application/vnd.salesops+json; charset=utf-8"}
+    async with running(build_app(settings)) as client:
+        response = await client.post("/v1/order-volumes", content=json.dumps(report(line())), headers=headers)
+        assert response.status_code == 202, response.text
+        assert response.json() == {"accepted": 1, "changed": 1}
+
+
 async def test_more_than_ten_thousand_lines_is_refused_naming_lines(settings, api_keys):
     lines = [line(sku=f"SKU-{i % 500}", day=DAY - timedelta(days=i // 500)) for i in range(10_001)]
     async with running(build_app(settings)) as client:

@@ -144,3 +144,32 @@ async def _sent(producer: HeldProducer, n: int) -> bool:
 
 async def _published_count(db: asyncpg.Connection, n: int) -> bool:
     return len(await published(db)) >= n
+
+
+async def test_rows_committed_during_a_pass_are_published_on_their_wake_not_the_next_poll(
+    engine: AsyncEngine, db: asyncpg.Connection
+) -> None:
+    producer = HeldProducer()
+    relay = await relay_with(engine, producer, 5)  # a short batch: the pass claims no further batch after it
+    relay._poll_interval_s = 600  # longer than the test waits: only a wake can start the next pass
+    run = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: _sent(producer, 5), message="first rows not sent")
+        async with engine.begin() as conn:  # committed while the pass waits for its acknowledgements
+            await conn.execute(
+                insert(tables.outbox),
+                [
+                    {"event_id": f"late-{n}", "event_type": "t", "topic": "t", "key": "k-0", "payload": str(n).encode()}
+                    for n in range(5, 8)
+                ],
+            )
+        relay.wake()
+        producer.ack(0, 5)
+        await eventually(lambda: _sent(producer, 8), message="rows committed during the pass not sent")
+        producer.ack(5, 8)
+        await eventually(lambda: _published_count(db, 8), message="rows not marked")
+        assert producer.numbers() == list(range(8))
+        assert await published(db) == list(range(8))
+    finally:
+        relay.stop()
+        await asyncio.wait_for(run, timeout=30)

@@ -40,6 +40,20 @@ async def test_valid_reports_are_stored_and_announced_once(settings, broker, db)
     ]
 
 
+async def test_a_consumed_report_wakes_the_relay_rather_than_waiting_for_its_poll(settings, broker, db):
+    # A poll far longer than the test may wait: the report's events can only go out because its commit woke the
+    # relay (its first pass, at start, found the outbox empty).
+    settings.relay_poll_interval_s = 600
+    bootstrap = broker.bootstrap_servers
+    async with running(build_app(settings)):
+        await produce(bootstrap, TOPIC, report_event(report(line("SKU-WAKE", DAY, 40))), key=b"DC-EAST")
+        messages = await read_topic(bootstrap, Topic.ORDER_VOLUMES.value, expect=1, timeout=20)
+    assert [(m.key, json.loads(m.value)["type"]) for m in messages] == [
+        (b"SKU-WAKE", EventType.ORDER_VOLUME_REPORTED.value)
+    ]
+    assert await db.fetchval("select count(*) from fulfillment.outbox where published_at is null") == 0
+
+
 async def test_invalid_reports_go_to_the_dead_letter_topic(settings, broker, db):
     bootstrap = broker.bootstrap_servers
     long_sku = report(line("S" * 150, DAY, 1))  # valid for the event model, too long for the service

@@ -27,7 +27,7 @@ from services.fulfillment_service.domain import (
     shift_days,
     spike_update,
 )
-from services.fulfillment_service.store import DailyTotal, DailyVolumes, OutboxRow
+from services.fulfillment_service.store import DailyTotal, DailyVolumes
 from services.fulfillment_service.store import VolumeStore as Store
 from shared.events import (
     MAX_REPORTED_DAYS,
@@ -38,18 +38,23 @@ from shared.events import (
     PromotionData,
     topic_of,
 )
+from shared.outbox import EncodedEvent
 from shared.ports import Publisher
 
 
 class EventSource(Protocol):
     """The unit of work as a report's handler uses it: a report's events are built as plain documents and
-    written to the outbox in one statement through the store, under the unit of work's source and trace."""
+    written to the outbox in one statement through the store, under the unit of work's source and trace; the
+    unit of work wakes the relay once it commits."""
 
     @property
     def source(self) -> str: ...
 
     @property
     def traceparent(self) -> str | None: ...
+
+    def wrote_outbox(self) -> None:
+        """The relay is to be woken once the unit of work commits."""
 
 
 def _json(value: Any) -> str:
@@ -66,7 +71,7 @@ class EventBatch:
         self._source = f',"source":{_json(source)},"type":"'
         self._time = f'","time":"{time}","subject":'
         self._trace = "}" if traceparent is None else f',"traceparent":{_json(traceparent)}}}'
-        self.rows: list[OutboxRow] = []
+        self.rows: list[EncodedEvent] = []
 
     def add(self, event_type: EventType, *, key: str, subject: str, data: str) -> None:
         """Add an event whose `data` is already encoded JSON."""
@@ -75,7 +80,7 @@ class EventBatch:
             f'{{"specversion":"1.0","id":"{event_id}"{self._source}{event_type.value}{self._time}{_json(subject)}'
             f',"datacontenttype":"application/json","data":{data}{self._trace}'
         )
-        self.rows.append(OutboxRow(event_id, event_type.value, topic_of(event_type).value, key, payload.encode()))
+        self.rows.append(EncodedEvent(event_id, event_type.value, topic_of(event_type).value, key, payload.encode()))
 
 
 def reported_data(sku: str, totals: Iterable[DailyTotal]) -> str:
@@ -129,6 +134,8 @@ async def record_volumes(
         _announce_totals(events, changed, loaded)
         await reevaluate_spikes(store, events, changed, {sku: volumes.series for sku, volumes in loaded.items()}, rule)
         await store.record_events(events.rows, max_bytes=max_event_bytes)
+        if events.rows:
+            publisher.wrote_outbox()
     return len(command.lines), sum(len(days) for days in changed.values())
 
 

@@ -19,9 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.fulfillment_service import tables
 from services.fulfillment_service.domain import DayVolume, PromotionWindow, SparseSeries, Spike
-from shared.events import CloudEvent
-from shared.kafka import record_size
-from shared.outbox import HEADERS, EventTooLarge
+from shared.outbox import EncodedEvent, record_encoded_events
 
 volumes = tables.volumes
 spikes = tables.spikes
@@ -106,16 +104,6 @@ _RETRACT_SPIKES = f"""
     WHERE stored.sku = gone.sku AND stored.day = gone.day
 """
 
-# The batch's events in one statement, in the order given (outbox ids are the relay's publishing order).
-_RECORD_EVENTS = f"""
-    INSERT INTO {SCHEMA}.outbox (event_id, event_type, topic, key, payload)
-    SELECT event.event_id, event.event_type, event.topic, event.key, event.payload
-    FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::bytea[]) WITH ORDINALITY
-         AS event(event_id, event_type, topic, key, payload, position)
-    ORDER BY event.position
-"""
-
-
 _SPIKES_FROM = f"SELECT * FROM {SCHEMA}.spikes WHERE sku = ANY($1::varchar[]) AND day >= $2::date"
 
 _LIVE_WINDOWS = f"""
@@ -126,16 +114,6 @@ _LIVE_WINDOWS = f"""
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
-
-
-class OutboxRow(NamedTuple):
-    """An event as the outbox stores it: its id and type, topic, key and the encoded CloudEvent."""
-
-    event_id: str
-    event_type: str
-    topic: str
-    key: str
-    payload: bytes
 
 
 class DailyTotal(NamedTuple):
@@ -238,7 +216,7 @@ class Store(Protocol):
 
     async def retract_spikes(self, keys: Sequence[tuple[str, date]]) -> None: ...
 
-    async def record_events(self, rows: Sequence[OutboxRow], *, max_bytes: int | None) -> None: ...
+    async def record_events(self, events: Sequence[EncodedEvent], *, max_bytes: int | None) -> None: ...
 
     async def detected_between(self, skus: Collection[str], first: date, last: date) -> list[Spike]: ...
 
@@ -398,25 +376,10 @@ class SqlStore:
         if keys:
             await (await self._driver()).execute(_RETRACT_SPIKES, [sku for sku, _ in keys], [day for _, day in keys])
 
-    async def record_events(self, rows: Sequence[OutboxRow], *, max_bytes: int | None) -> None:
-        """Write encoded events to the outbox in one statement, in the caller's transaction. Each is measured as
-        the producer will measure it first, so no row the producer must refuse is stored (`EventTooLarge`, nothing
-        written), as `shared.outbox.record_events` does for the unit of work's events."""
-        if not rows:
-            return
-        if max_bytes is not None:
-            for row in rows:
-                size = record_size(row.key.encode(), row.payload, HEADERS)
-                if size > max_bytes:
-                    raise EventTooLarge(CloudEvent.model_validate_json(row.payload), size, max_bytes)
-        await (await self._driver()).execute(
-            _RECORD_EVENTS,
-            [row.event_id for row in rows],
-            [row.event_type for row in rows],
-            [row.topic for row in rows],
-            [row.key for row in rows],
-            [row.payload for row in rows],
-        )
+    async def record_events(self, events: Sequence[EncodedEvent], *, max_bytes: int | None) -> None:
+        """Write encoded events to the outbox in one statement, in the caller's transaction and in their order;
+        an event the producer would refuse stores nothing (`EventTooLarge`, see `record_encoded_events`)."""
+        await record_encoded_events(self.session, tables.outbox, events, max_bytes=max_bytes)
 
     async def detected_between(self, skus: Collection[str], first: date, last: date) -> list[Spike]:
         query = select(spikes).where(

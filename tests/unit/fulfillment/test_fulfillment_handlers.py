@@ -47,9 +47,11 @@ async def test_the_last_line_of_a_key_wins_and_only_changed_lines_count() -> Non
 async def test_an_identical_resend_changes_nothing_and_publishes_nothing() -> None:
     store, publisher = FakeFulfillmentStore(), RecordingPublisher()
     await report(store, publisher, line(MONDAY, 10))
+    assert publisher.outbox_writes == 1  # the relay is woken once the report commits
     again = RecordingPublisher()
     assert await report(store, again, line(MONDAY, 10)) == (1, 0)
     assert again.events == []
+    assert again.outbox_writes == 0
 
 
 async def test_the_announced_total_sums_every_warehouse_and_a_correction_replaces() -> None:
