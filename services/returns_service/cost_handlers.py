@@ -183,10 +183,9 @@ async def raise_or_update(
     if decision.kind is DecisionKind.NONE or decision.fingerprint is None:
         return None
     if decision.kind is DecisionKind.RAISE:
-        raised = await store.insert_alert(
-            alert_type, subject, content, priority=priority, fingerprint=decision.fingerprint
+        return await handlers.raise_alert(
+            store, publisher, alert_type, subject, content, priority=priority, fingerprint=decision.fingerprint
         )
-        return await handlers.announce(store, publisher, raised, EventType.SALES_ALERT_RAISED)
     assert decision.alert_id is not None
     updated = await store.update_alert(decision.alert_id, content, priority=priority, fingerprint=decision.fingerprint)
     return await handlers.announce(store, publisher, updated, EventType.SALES_ALERT_UPDATED)

@@ -12,11 +12,13 @@ from services.returns_service.domain import (
     QUALITY_REASONS,
     AcknowledgeAlert,
     AlertAction,
+    AlertContent,
     AlertType,
     Complaint,
     DecisionKind,
     Finding,
     OpenAlert,
+    Priority,
     PromiseDriver,
     PromiseLine,
     PromiseMark,
@@ -91,8 +93,18 @@ def alert_document(alert: AlertRecord) -> dict[str, Any]:
     return {"id": alert.alert_id, **data.model_dump(mode="json")}
 
 
-async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, event_type: EventType) -> AlertRecord:
-    """Record the change once for every channel: the change log (SSE), the webhook deliveries and the topic."""
+@dataclass(frozen=True)
+class _Change:
+    """An alert change as every channel carries it: the document, when, the webhook message and the trace."""
+
+    document: dict[str, Any]
+    at: datetime
+    message: dict[str, Any]
+    traceparent: str | None
+
+
+def _publish_change(publisher: Publisher, alert: AlertRecord, event_type: EventType) -> _Change:
+    """Publish the alert's change on the topic and shape it for the change log and the webhooks."""
     document = alert_document(alert)
     now = datetime.now(UTC)
     message = change_message(document, change_kind(event_type.value), now)
@@ -103,8 +115,44 @@ async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, even
         data=SalesAlertData.model_validate(document),
     )
     # The webhook deliveries continue the trace the alert's event carries.
+    return _Change(document, now, dict(message), event.traceparent)
+
+
+async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, event_type: EventType) -> AlertRecord:
+    """Record the change once for every channel: the change log (SSE), the webhook deliveries and the topic."""
+    change = _publish_change(publisher, alert, event_type)
     await store.record_change(
-        document, event_type=event_type.value, message=message, at=now, traceparent=event.traceparent
+        change.document,
+        event_type=event_type.value,
+        message=change.message,
+        at=change.at,
+        traceparent=change.traceparent,
+    )
+    return alert
+
+
+async def raise_alert(
+    store: Store,
+    publisher: Publisher,
+    alert_type: AlertType,
+    subject: str,
+    content: AlertContent,
+    *,
+    priority: Priority,
+    fingerprint: str,
+) -> AlertRecord:
+    """Raise a new alert and announce its first change on every channel (the alert, the change and its webhook
+    deliveries are stored together)."""
+    alert = store.new_alert(alert_type, subject, content, priority=priority, fingerprint=fingerprint)
+    event_type = EventType.SALES_ALERT_RAISED
+    change = _publish_change(publisher, alert, event_type)
+    await store.raise_alert(
+        alert,
+        change.document,
+        event_type=event_type.value,
+        message=change.message,
+        at=change.at,
+        traceparent=change.traceparent,
     )
     return alert
 
@@ -142,10 +190,9 @@ async def apply_finding(
     described = describe(finding)
     content = replace(described, details={**described.details, **extra})
     if decision.kind is DecisionKind.RAISE:
-        raised = await store.insert_alert(
-            alert_type, subject, content, priority=finding.priority, fingerprint=decision.fingerprint
+        return await raise_alert(
+            store, publisher, alert_type, subject, content, priority=finding.priority, fingerprint=decision.fingerprint
         )
-        return await _announce(store, publisher, raised, EventType.SALES_ALERT_RAISED)
     assert decision.alert_id is not None
     updated = await store.update_alert(
         decision.alert_id, content, priority=finding.priority, fingerprint=decision.fingerprint

@@ -171,13 +171,11 @@ class FakeReturnsStore:
             None,
         )
 
-    async def insert_alert(
+    def new_alert(
         self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord:
-        if self._open(alert_type, subject) is not None:  # the unique index of open alerts
-            raise AssertionError(f"a second open alert for {alert_type.value} {subject}")
         now = _now()
-        alert = AlertRecord(
+        return AlertRecord(
             alert_id=f"alrt_{uuid.uuid4().hex}",
             type=alert_type.value,
             subject=subject,
@@ -192,8 +190,23 @@ class FakeReturnsStore:
             created_at=now,
             updated_at=now,
         )
+
+    async def raise_alert(
+        self,
+        alert: AlertRecord,
+        document: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
+    ) -> int:
+        if self._open(AlertType(alert.type), alert.subject) is not None:  # the unique index of open alerts
+            raise AssertionError(f"a second open alert for {alert.type} {alert.subject}")
         self.alerts[alert.alert_id] = alert
-        return alert
+        return await self.record_change(
+            document, event_type=event_type, message=message, at=at, traceparent=traceparent
+        )
 
     async def update_alert(
         self, alert_id: str, content: AlertContent, *, priority: Priority, fingerprint: str

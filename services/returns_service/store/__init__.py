@@ -86,9 +86,20 @@ class Store(Protocol):
 
     async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None: ...
 
-    async def insert_alert(
+    def new_alert(
         self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord: ...
+
+    async def raise_alert(
+        self,
+        alert: AlertRecord,
+        document: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
+    ) -> int: ...
 
     async def update_alert(
         self, alert_id: str, content: AlertContent, *, priority: Priority, fingerprint: str

@@ -4,6 +4,7 @@ caller's transaction."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,16 +16,19 @@ from sqlalchemy import (
     Row,
     and_,
     any_,
+    bindparam,
     desc,
     func,
     insert,
     literal,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Text
 
 from services.returns_service import tables
 from services.returns_service.domain import AlertContent, AlertState, AlertType, Priority
@@ -73,8 +77,56 @@ class AlertFilter:
 
 
 # Built once: executed with each alert's values.
-_INSERT_ALERT = insert(alerts).returning(*alerts.c)
 _INSERT_CHANGE = insert(alert_changes).returning(alert_changes.c.change_id, func.pg_notify(PENDING_CHANNEL, ""))
+
+
+_ALERT_INSERTED = (
+    "alert_id",
+    "type",
+    "subject",
+    "status",
+    "priority",
+    "sku",
+    "account_ids",
+    "accounts",
+    "details",
+    "fingerprint",
+    "revision",
+    "created_at",
+    "updated_at",
+)
+_CHANGE_INSERTED = ("revision", "event_type", "type", "sku", "payload", "created_at")
+E = tables.webhook_endpoints
+D = tables.webhook_deliveries
+
+# A new alert, its first change (announced to the numbering step and the dispatchers, delivered at the commit) and
+# the change's webhook deliveries, one per enabled endpoint subscribed to its webhook type: one round trip.
+_RAISE_ALERT = text(
+    f"""
+    WITH raised AS (
+        INSERT INTO {alerts.fullname} ({", ".join(_ALERT_INSERTED)})
+        VALUES ({", ".join(f":{name}" for name in _ALERT_INSERTED)})
+        RETURNING alert_id
+    ), changed AS (
+        INSERT INTO {alert_changes.fullname} (alert_id, {", ".join(_CHANGE_INSERTED)})
+        SELECT raised.alert_id, {", ".join(f":change_{name}" for name in _CHANGE_INSERTED)} FROM raised
+        RETURNING change_id
+    ), queued AS (
+        INSERT INTO {D.fullname} (endpoint_id, message_id, alert_id, change_id, event_type, body, status, traceparent)
+        SELECT e.endpoint_id, :message_id, :alert_id, changed.change_id, :webhook_type, :body, 'pending', :traceparent
+        FROM {E.fullname} e CROSS JOIN changed
+        WHERE e.status = 'enabled' AND (cardinality(e.event_types) = 0 OR :webhook_type = ANY(e.event_types))
+    )
+    SELECT changed.change_id, pg_notify('{PENDING_CHANNEL}', '') FROM changed
+    """
+).bindparams(
+    *(bindparam(name, type_=alerts.c[name].type) for name in _ALERT_INSERTED),
+    *(bindparam(f"change_{name}", type_=alert_changes.c[name].type) for name in _CHANGE_INSERTED),
+    bindparam("message_id", type_=Text),
+    bindparam("webhook_type", type_=Text),
+    bindparam("body", type_=Text),
+    bindparam("traceparent", type_=Text),
+)
 
 
 def _alert(row: Row[Any]) -> AlertRecord:
@@ -95,22 +147,54 @@ class AlertsStore:
         row = (await self.session.execute(query.with_for_update())).first()
         return _alert(row) if row else None
 
-    async def insert_alert(
+    def new_alert(
         self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord:
+        """An alert about to be raised, as `raise_alert` will store it (nothing is written here)."""
         now = datetime.now(UTC)
-        values = {
-            "alert_id": f"alrt_{uuid.uuid4().hex}",
-            "type": alert_type.value,
-            "subject": subject,
-            "status": OPEN,
-            "revision": 1,
-            "created_at": now,
-            "updated_at": now,
-            **_content(content, priority, fingerprint),
-        }
-        row = (await self.session.execute(_INSERT_ALERT, values)).one()
-        return _alert(row)
+        return AlertRecord(
+            alert_id=f"alrt_{uuid.uuid4().hex}",
+            type=alert_type.value,
+            subject=subject,
+            status=OPEN,
+            revision=1,
+            created_at=now,
+            updated_at=now,
+            priority=priority.value,
+            sku=content.sku,
+            account_ids=content.account_ids,
+            accounts=content.accounts,
+            details=content.details,
+            fingerprint=fingerprint,
+        )
+
+    async def raise_alert(
+        self,
+        alert: AlertRecord,
+        document: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
+    ) -> int:
+        """Store a new alert (`new_alert`) with its first change, as `record_change` records a change (the change
+        log with its NOTIFY, the webhook deliveries), in one round trip; returns the change's id."""
+        params: dict[str, Any] = {name: getattr(alert, name) for name in _ALERT_INSERTED}
+        params.update(
+            change_revision=document["revision"],
+            change_event_type=event_type,
+            change_type=document["type"],
+            change_sku=document["sku"],
+            change_payload=dict(document),
+            change_created_at=at,
+            message_id=f"msg_{uuid.uuid4().hex}",
+            webhook_type=str(message["type"]),
+            body=json.dumps(message, separators=(",", ":")),
+            traceparent=traceparent,
+        )
+        change_id, _ = (await self.session.execute(_RAISE_ALERT, params)).one()
+        return int(change_id)
 
     async def update_alert(
         self, alert_id: str, content: AlertContent, *, priority: Priority, fingerprint: str
