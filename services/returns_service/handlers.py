@@ -286,7 +286,7 @@ async def record_complaint(store: Store, publisher: Publisher, command: RecordCo
         subject=command.complaint_id,
         data=ComplaintData.model_validate(command.body),
     )
-    account = (await store.accounts_by_id([command.account_id])).get(command.account_id)
+    account = stored.account  # read with the insert
     complaint = Complaint(
         command.complaint_id,
         command.account_id,

@@ -82,7 +82,11 @@ class FakeReturnsStore:
         return self._create(self.returns, command.return_id, command, "return", "return_id")
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
-        return self._create(self.complaints, command.complaint_id, command, "complaint", "complaint_id")
+        stored, created = self._create(self.complaints, command.complaint_id, command, "complaint", "complaint_id")
+        if not created:
+            return stored, False
+        account = (await self.accounts_by_id([command.account_id])).get(command.account_id)
+        return replace(stored, account=account), True
 
     def _create(self, table: dict[str, Any], ident: str, command: Any, what: str, key: str) -> tuple[Recorded, bool]:
         if ident in table:

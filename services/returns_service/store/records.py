@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Float, Row, Table, any_, bindparam, func, literal_column, select, text, tuple_
+from sqlalchemy import Date, Float, Row, String, Table, any_, bindparam, func, literal_column, select, text, tuple_
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import TextualSelect
@@ -38,10 +38,12 @@ promotions = tables.promotions
 
 @dataclass(frozen=True)
 class Recorded:
-    """A stored return or complaint: the request body it was recorded with."""
+    """A stored return or complaint: the request body it was recorded with. A complaint created by this call also
+    carries its account as registered then (`account`, None when it is not registered)."""
 
     body: Mapping[str, Any]
     created_at: datetime
+    account: Account | None = None
 
 
 @dataclass(frozen=True)
@@ -112,12 +114,19 @@ _SURGE_INPUTS = (
 )
 
 
-def _insert_marking(table: Table, key: str, columns: Sequence[str]) -> TextualSelect:
+def _insert_marking(table: Table, key: str, columns: Sequence[str], *, with_account: bool = False) -> TextualSelect:
     """`INSERT ... ON CONFLICT (key) DO NOTHING RETURNING *` of a return or complaint that, when it creates the row,
     also marks its account for a recount (`cost_recounts`, see `CostingStore.claim_recounts`) in the same
     statement: the mark commits with the record or not at all. A mark already there gets a new `due_seq` and
-    loses its claim, so a recount running meanwhile leaves it for the next one."""
+    loses its claim, so a recount running meanwhile leaves it for the next one. `with_account`: the created row also
+    carries its account's name, segment and owner (null when the account is not registered)."""
     names = [*columns, "body", "request_hash"]
+    account_columns = (
+        ", a.name AS account_name, a.segment AS account_segment, a.owner_email AS account_owner_email"
+        if with_account
+        else ""
+    )
+    account_join = f" LEFT JOIN {accounts.fullname} a ON a.account_id = created.account_id" if with_account else ""
     recounts = tables.cost_recounts.fullname
     sequence = f"{tables.cost_recount_seq.schema}.{tables.cost_recount_seq.name}"
     clause = text(
@@ -131,16 +140,18 @@ def _insert_marking(table: Table, key: str, columns: Sequence[str]) -> TextualSe
             SELECT account_id, nextval('{sequence}'), now() FROM created
             ON CONFLICT (account_id) DO UPDATE SET due_seq = excluded.due_seq, claimed_until = NULL
         )
-        SELECT * FROM created
+        SELECT created.*{account_columns} FROM created{account_join}
         """
     ).bindparams(*(bindparam(name, type_=table.c[name].type) for name in names))
-    return clause.columns(*table.c)
+    if not with_account:
+        return clause.columns(*table.c)
+    return clause.columns(*table.c, account_name=String, account_segment=String, account_owner_email=String)
 
 
 _RETURN_COLUMNS = ("return_id", "sku", "account_id", "quantity", "reason", "condition", "returned_on")
 _COMPLAINT_COLUMNS = ("complaint_id", "account_id", "sku", "severity", "received_on")
 _INSERT_RETURN = _insert_marking(returns, "return_id", _RETURN_COLUMNS)
-_INSERT_COMPLAINT = _insert_marking(complaints, "complaint_id", _COMPLAINT_COLUMNS)
+_INSERT_COMPLAINT = _insert_marking(complaints, "complaint_id", _COMPLAINT_COLUMNS, with_account=True)
 _GET_RETURN = select(returns).where(returns.c.return_id == bindparam("ident"))
 _GET_COMPLAINT = select(complaints).where(complaints.c.complaint_id == bindparam("ident"))
 
@@ -283,7 +294,7 @@ class RecordsStore:
     # ------------------------------------------------------------ complaints
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
-        """As `create_return`, the account's mark included."""
+        """As `create_return`, the account's mark included; a complaint created now carries its account."""
         values = {
             "complaint_id": command.complaint_id,
             "account_id": command.account_id,
@@ -294,7 +305,14 @@ class RecordsStore:
         row, created = await self._create_marking(
             _INSERT_COMPLAINT, _GET_COMPLAINT, values, command.body, key="complaint_id", what="complaint"
         )
-        return _recorded(row), created
+        if not created:
+            return _recorded(row), False
+        account = (
+            Account(command.account_id, row.account_name, Segment(row.account_segment), row.account_owner_email)
+            if row.account_name is not None
+            else None
+        )
+        return Recorded(body=row.body, created_at=row.created_at, account=account), True
 
     async def get_complaint(self, complaint_id: str) -> Recorded | None:
         query = select(complaints).where(complaints.c.complaint_id == complaint_id)
