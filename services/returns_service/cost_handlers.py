@@ -186,9 +186,10 @@ async def raise_or_update(
         return await handlers.raise_alert(
             store, publisher, alert_type, subject, content, priority=priority, fingerprint=decision.fingerprint
         )
-    assert decision.alert_id is not None
-    updated = await store.update_alert(decision.alert_id, content, priority=priority, fingerprint=decision.fingerprint)
-    return await handlers.announce(store, publisher, updated, EventType.SALES_ALERT_UPDATED)
+    assert current is not None and decision.alert_id == current.alert_id
+    return await handlers.revise_alert(
+        store, publisher, current, content, priority=priority, fingerprint=decision.fingerprint
+    )
 
 
 async def _clear(store: CostStore, publisher: Publisher, current: AlertRecord | None, on: str) -> None:

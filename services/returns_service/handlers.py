@@ -157,6 +157,32 @@ async def raise_alert(
     return alert
 
 
+async def revise_alert(
+    store: Store,
+    publisher: Publisher,
+    current: AlertRecord,
+    content: AlertContent,
+    *,
+    priority: Priority,
+    fingerprint: str,
+) -> AlertRecord:
+    """Update the open alert `current` (locked by this transaction) with new evidence, as its next revision, and
+    announce the change on every channel (the revision, the change and its webhook deliveries are stored
+    together)."""
+    alert = store.revised_alert(current, content, priority=priority, fingerprint=fingerprint)
+    event_type = EventType.SALES_ALERT_UPDATED
+    change = _publish_change(publisher, alert, event_type)
+    await store.revise_alert(
+        alert,
+        change.document,
+        event_type=event_type.value,
+        message=change.message,
+        at=change.at,
+        traceparent=change.traceparent,
+    )
+    return alert
+
+
 # The cost-to-serve handlers announce their alerts through the same channels.
 announce = _announce
 
@@ -193,11 +219,10 @@ async def apply_finding(
         return await raise_alert(
             store, publisher, alert_type, subject, content, priority=finding.priority, fingerprint=decision.fingerprint
         )
-    assert decision.alert_id is not None
-    updated = await store.update_alert(
-        decision.alert_id, content, priority=finding.priority, fingerprint=decision.fingerprint
+    assert current is not None and decision.alert_id == current.alert_id
+    return await revise_alert(
+        store, publisher, current, content, priority=finding.priority, fingerprint=decision.fingerprint
     )
-    return await _announce(store, publisher, updated, EventType.SALES_ALERT_UPDATED)
 
 
 async def close_alert(

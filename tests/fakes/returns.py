@@ -212,22 +212,38 @@ class FakeReturnsStore:
             document, event_type=event_type, message=message, at=at, traceparent=traceparent
         )
 
-    async def update_alert(
-        self, alert_id: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    def revised_alert(
+        self, current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord:
-        alert = self.alerts[alert_id]
-        self.alerts[alert_id] = replace(
-            alert,
+        return replace(
+            current,
             priority=priority.value,
             sku=content.sku,
             account_ids=content.account_ids,
             accounts=content.accounts,
             details=content.details,
             fingerprint=fingerprint,
-            revision=alert.revision + 1,
+            revision=current.revision + 1,
             updated_at=_now(),
         )
-        return self.alerts[alert_id]
+
+    async def revise_alert(
+        self,
+        alert: AlertRecord,
+        document: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
+    ) -> int:
+        stored = self.alerts[alert.alert_id]
+        if stored.status != "open" or stored.revision != alert.revision - 1:  # the statement's guard
+            raise AssertionError(f"alert {alert.alert_id} is no longer open at revision {alert.revision - 1}")
+        self.alerts[alert.alert_id] = alert
+        return await self.record_change(
+            document, event_type=event_type, message=message, at=at, traceparent=traceparent
+        )
 
     async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord:
         alert, now = self.alerts[alert_id], _now()

@@ -101,9 +101,20 @@ class Store(Protocol):
         traceparent: str | None = None,
     ) -> int: ...
 
-    async def update_alert(
-        self, alert_id: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    def revised_alert(
+        self, current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord: ...
+
+    async def revise_alert(
+        self,
+        alert: AlertRecord,
+        document: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
+    ) -> int: ...
 
     async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord: ...
 
