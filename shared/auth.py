@@ -165,8 +165,7 @@ def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def authenticate(request: Request) -> ApiKey:
-    """The caller's key, whatever its scopes; 401 without a known, unrevoked one."""
+def _authenticate(request: Request) -> ApiKey:
     store: KeyStore = request.app.state.runtime.keys
     header = request.headers.get("authorization", "")
     kind, _, secret = header.partition(" ")
@@ -178,14 +177,25 @@ def authenticate(request: Request) -> ApiKey:
     return key
 
 
+async def authenticate(request: Request) -> ApiKey:
+    """The caller's key, whatever its scopes; 401 without a known, unrevoked one. Async, like every dependency
+    here, so FastAPI runs it on the event loop rather than in its thread pool (the key lookup never blocks: the
+    keys file is re-read only when its modification time changed, checked at most every few seconds)."""
+    return _authenticate(request)
+
+
+def _check_scope(request: Request, scope: Scope) -> ApiKey:
+    key = _authenticate(request)
+    if scope not in key.scopes:
+        raise ProblemError(403, "Forbidden", f"the API key '{key.name}' lacks the scope '{scope.value}'")
+    return key
+
+
 def require(scope: Scope) -> Callable[..., Any]:
     """A dependency that admits only callers whose key carries `scope`."""
 
-    def check(request: Request) -> ApiKey:
-        key = authenticate(request)
-        if scope not in key.scopes:
-            raise ProblemError(403, "Forbidden", f"the API key '{key.name}' lacks the scope '{scope.value}'")
-        return key
+    async def check(request: Request) -> ApiKey:
+        return _check_scope(request, scope)
 
     check.__name__ = f"require_{scope.name.lower()}"
     return check
@@ -245,12 +255,10 @@ def require_or_stream_token(scope: Scope) -> Callable[..., Any]:
     """A dependency for streams a browser opens: an API key with `scope` as for `require`, or, without an
     Authorization header, a stream token for `scope` in `?token=`. The token's key must still exist,
     unrevoked, with the scope."""
-    by_key = require(scope)
 
-    def check(request: Request, token: StreamToken = None) -> ApiKey:
+    async def check(request: Request, token: StreamToken = None) -> ApiKey:
         if token is None or "authorization" in request.headers:
-            key: ApiKey = by_key(request)
-            return key
+            return _check_scope(request, scope)
         grant = stream_tokens_of(request).verify(token, scope.value)
         if grant is None:
             raise _unauthorized("the stream token is invalid or expired; ask for a new one")

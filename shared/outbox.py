@@ -154,6 +154,23 @@ async def record_encoded_events(
     )
 
 
+async def record_events_together(
+    session: AsyncSession,
+    table: Table,
+    events: Sequence[tuple[CloudEvent, str, str]],
+    *,
+    max_bytes: int | None = None,
+) -> None:
+    """`record_events` in one statement whatever their number (`record_encoded_events`): the events of a unit of
+    work, in their order, measured the same way (`EventTooLarge`, nothing written)."""
+    await record_encoded_events(
+        session,
+        table,
+        [EncodedEvent(ev.id, ev.type, topic, key, ev.to_json()) for ev, topic, key in events],
+        max_bytes=max_bytes,
+    )
+
+
 def advisory_lock_key(name: str) -> int:
     """A stable signed 64-bit key for pg advisory locks, derived from a name."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)

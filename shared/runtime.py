@@ -80,7 +80,7 @@ class Runtime:
         return UnitOfWork(
             self.sessionmaker,
             source=self.spec.source,
-            record_outbox=lambda session, events: outbox.record_events(
+            record_outbox=lambda session, events: outbox.record_events_together(
                 session, self.spec.outbox, events, max_bytes=self.settings.kafka_max_request_bytes
             ),
             on_commit=self.relay.wake,
@@ -152,5 +152,10 @@ async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
         yield uow
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+async def _runtime_dependency(request: Request) -> Runtime:
+    """`get_runtime` as an async dependency, so FastAPI calls it on the event loop (not in its thread pool)."""
+    return get_runtime(request)
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime_dependency)]
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_uow)]

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from services.returns_service import cost_handlers, handlers, queries, stream
+from services.returns_service import cost_handlers, cost_recount, handlers, queries, stream
 from services.returns_service.domain import (
     AcknowledgeAlert,
     AlertState,
@@ -77,6 +77,12 @@ def _settings(request: Request) -> ReturnsSettings:
     return settings
 
 
+def _recount_soon(request: Request) -> None:
+    """A new return or complaint marked its account (in the statement that stored it): now that it committed, the
+    recount task of this replica counts it shortly."""
+    cost_recount.recount_wake(request.app.state.runtime).set()
+
+
 def _check_not_future(field: str, day: date, settings: ReturnsSettings) -> None:
     # One day of slack: the desk's local date may be ahead of the service's UTC date.
     if (day - settings.today()).days > 1:
@@ -97,8 +103,10 @@ async def record_return(
     settings = _settings(request)
     _check_not_future("returned_on", body.returned_on, settings)
     command = RecordReturn.from_body(body.model_dump(mode="json"))
-    written = await cost_handlers.record_return(SqlStore(uow.session), uow, command, settings)
+    written = await handlers.record_return(SqlStore(uow.session), uow, command, settings)
     await uow.commit()
+    if written.created:
+        _recount_soon(request)
     response.status_code = status.HTTP_201_CREATED if written.created else status.HTTP_200_OK
     response.headers["Location"] = f"/v1/returns/{command.return_id}"
     return queries.return_read(written.record)
@@ -149,8 +157,10 @@ async def record_complaint(
     settings = _settings(request)
     _check_not_future("received_on", body.received_on, settings)
     command = RecordComplaint.from_body(body.model_dump(mode="json"))
-    written = await cost_handlers.record_complaint(SqlStore(uow.session), uow, command, settings)
+    written = await handlers.record_complaint(SqlStore(uow.session), uow, command)
     await uow.commit()
+    if written.created:
+        _recount_soon(request)
     response.status_code = status.HTTP_201_CREATED if written.created else status.HTTP_200_OK
     response.headers["Location"] = f"/v1/complaints/{command.complaint_id}"
     return queries.complaint_read(written.record)

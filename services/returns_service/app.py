@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.returns_service import consumer, cost_api, cost_refresh, stream, tables
+from services.returns_service import consumer, cost_api, cost_recount, cost_refresh, stream, tables
 from services.returns_service.api import router
 from services.returns_service.settings import ReturnsSettings
 from services.returns_service.webhooks import api as webhooks_api
@@ -29,6 +29,7 @@ def build_spec(settings: ReturnsSettings, guard: Guard) -> ServiceSpec:
             stream.number_changes(settings.sse_poll_interval_s),
             dispatcher_task(guard),
             cost_refresh.refresh_cost_to_serve,
+            cost_recount.recount_marked_accounts,
         ],
         description=DESCRIPTION,
     )

@@ -2,8 +2,10 @@
 of its facts changes, and raise, update or resolve its `account-unprofitable` and `segment-mismatch` alerts.
 
 Ledger: rebuilt for the whole account from its stored facts (newest order versions, shipments, returns,
-complaints) on every change, so duplicates, corrections and late events leave it exactly as if everything had
-arrived once and in order. Rates price the stored driver counts when read (a rate change re-prices history).
+complaints) on every change (an order or a shipment in the consumer's transaction; a return or a complaint marks
+the account and the recount task recounts it shortly after, `recount_marked`), so duplicates, corrections and
+late events leave it exactly as if everything had arrived once and in order. Rates price the stored driver
+counts when read (a rate change re-prices history).
 Alerts: evaluated for the account right after each recount, after a change of its segment, and by the refresh
 (a new day, new rates)."""
 
@@ -37,8 +39,6 @@ from services.returns_service.domain import (
     OpenAlert,
     Priority,
     PutAccount,
-    RecordComplaint,
-    RecordReturn,
     decide_alert,
 )
 from services.returns_service.settings import ReturnsSettings
@@ -79,27 +79,6 @@ async def record_sales_order(
     if changed:
         await recount_account(store, publisher, data.account_id, settings)
     return changed
-
-
-async def record_return(
-    store: CostStore, publisher: Publisher, command: RecordReturn, settings: ReturnsSettings
-) -> handlers.Written:
-    """A return as the desk records it (`handlers.record_return`), then the account's ledger recounted. The
-    account is locked first, as every cost change does, so that locks are always taken in the same order (the
-    store takes the lock with the insert of the return)."""
-    written = await handlers.record_return(store, publisher, command, settings)
-    if written.created:
-        await recount_account(store, publisher, command.account_id, settings)
-    return written
-
-
-async def record_complaint(
-    store: CostStore, publisher: Publisher, command: RecordComplaint, settings: ReturnsSettings
-) -> handlers.Written:
-    written = await handlers.record_complaint(store, publisher, command)  # the store locks the account first
-    if written.created:
-        await recount_account(store, publisher, command.account_id, settings)
-    return written
 
 
 async def put_account(
@@ -204,13 +183,13 @@ async def raise_or_update(
     if decision.kind is DecisionKind.NONE or decision.fingerprint is None:
         return None
     if decision.kind is DecisionKind.RAISE:
-        raised = await store.insert_alert(
-            alert_type, subject, content, priority=priority, fingerprint=decision.fingerprint
+        return await handlers.raise_alert(
+            store, publisher, alert_type, subject, content, priority=priority, fingerprint=decision.fingerprint
         )
-        return await handlers.announce(store, publisher, raised, EventType.SALES_ALERT_RAISED)
-    assert decision.alert_id is not None
-    updated = await store.update_alert(decision.alert_id, content, priority=priority, fingerprint=decision.fingerprint)
-    return await handlers.announce(store, publisher, updated, EventType.SALES_ALERT_UPDATED)
+    assert current is not None and decision.alert_id == current.alert_id
+    return await handlers.revise_alert(
+        store, publisher, current, content, priority=priority, fingerprint=decision.fingerprint
+    )
 
 
 async def _clear(store: CostStore, publisher: Publisher, current: AlertRecord | None, on: str) -> None:
@@ -219,6 +198,17 @@ async def _clear(store: CostStore, publisher: Publisher, current: AlertRecord | 
         return
     closed = await store.close_alert(current.alert_id, {**current.details, "cleared_on": on})
     await handlers.announce(store, publisher, closed, EventType.SALES_ALERT_UPDATED)
+
+
+async def recount_marked(store: CostStore, publisher: Publisher, account_id: str, settings: ReturnsSettings) -> bool:
+    """Recount an account a return or complaint marked (see `cost_recount`), under its cost lock, and remove the
+    mark unless a new one came in meanwhile. False when the mark was already gone (nothing to do)."""
+    due_seq = await store.begin_recount(account_id)
+    if due_seq is None:
+        return False
+    await recount_account(store, publisher, account_id, settings)
+    await store.finish_recount(account_id, due_seq)
+    return True
 
 
 # ---------------------------------------------------------------- the refresh

@@ -12,11 +12,13 @@ from services.returns_service.domain import (
     QUALITY_REASONS,
     AcknowledgeAlert,
     AlertAction,
+    AlertContent,
     AlertType,
     Complaint,
     DecisionKind,
     Finding,
     OpenAlert,
+    Priority,
     PromiseDriver,
     PromiseLine,
     PromiseMark,
@@ -91,8 +93,18 @@ def alert_document(alert: AlertRecord) -> dict[str, Any]:
     return {"id": alert.alert_id, **data.model_dump(mode="json")}
 
 
-async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, event_type: EventType) -> AlertRecord:
-    """Record the change once for every channel: the change log (SSE), the webhook deliveries and the topic."""
+@dataclass(frozen=True)
+class _Change:
+    """An alert change as every channel carries it: the document, when, the webhook message and the trace."""
+
+    document: dict[str, Any]
+    at: datetime
+    message: dict[str, Any]
+    traceparent: str | None
+
+
+def _publish_change(publisher: Publisher, alert: AlertRecord, event_type: EventType) -> _Change:
+    """Publish the alert's change on the topic and shape it for the change log and the webhooks."""
     document = alert_document(alert)
     now = datetime.now(UTC)
     message = change_message(document, change_kind(event_type.value), now)
@@ -103,8 +115,70 @@ async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, even
         data=SalesAlertData.model_validate(document),
     )
     # The webhook deliveries continue the trace the alert's event carries.
+    return _Change(document, now, dict(message), event.traceparent)
+
+
+async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, event_type: EventType) -> AlertRecord:
+    """Record the change once for every channel: the change log (SSE), the webhook deliveries and the topic."""
+    change = _publish_change(publisher, alert, event_type)
     await store.record_change(
-        document, event_type=event_type.value, message=message, at=now, traceparent=event.traceparent
+        change.document,
+        event_type=event_type.value,
+        message=change.message,
+        at=change.at,
+        traceparent=change.traceparent,
+    )
+    return alert
+
+
+async def raise_alert(
+    store: Store,
+    publisher: Publisher,
+    alert_type: AlertType,
+    subject: str,
+    content: AlertContent,
+    *,
+    priority: Priority,
+    fingerprint: str,
+) -> AlertRecord:
+    """Raise a new alert and announce its first change on every channel (the alert, the change and its webhook
+    deliveries are stored together)."""
+    alert = store.new_alert(alert_type, subject, content, priority=priority, fingerprint=fingerprint)
+    event_type = EventType.SALES_ALERT_RAISED
+    change = _publish_change(publisher, alert, event_type)
+    await store.raise_alert(
+        alert,
+        change.document,
+        event_type=event_type.value,
+        message=change.message,
+        at=change.at,
+        traceparent=change.traceparent,
+    )
+    return alert
+
+
+async def revise_alert(
+    store: Store,
+    publisher: Publisher,
+    current: AlertRecord,
+    content: AlertContent,
+    *,
+    priority: Priority,
+    fingerprint: str,
+) -> AlertRecord:
+    """Update the open alert `current` (locked by this transaction) with new evidence, as its next revision, and
+    announce the change on every channel (the revision, the change and its webhook deliveries are stored
+    together)."""
+    alert = store.revised_alert(current, content, priority=priority, fingerprint=fingerprint)
+    event_type = EventType.SALES_ALERT_UPDATED
+    change = _publish_change(publisher, alert, event_type)
+    await store.revise_alert(
+        alert,
+        change.document,
+        event_type=event_type.value,
+        message=change.message,
+        at=change.at,
+        traceparent=change.traceparent,
     )
     return alert
 
@@ -142,15 +216,13 @@ async def apply_finding(
     described = describe(finding)
     content = replace(described, details={**described.details, **extra})
     if decision.kind is DecisionKind.RAISE:
-        raised = await store.insert_alert(
-            alert_type, subject, content, priority=finding.priority, fingerprint=decision.fingerprint
+        return await raise_alert(
+            store, publisher, alert_type, subject, content, priority=finding.priority, fingerprint=decision.fingerprint
         )
-        return await _announce(store, publisher, raised, EventType.SALES_ALERT_RAISED)
-    assert decision.alert_id is not None
-    updated = await store.update_alert(
-        decision.alert_id, content, priority=finding.priority, fingerprint=decision.fingerprint
+    assert current is not None and decision.alert_id == current.alert_id
+    return await revise_alert(
+        store, publisher, current, content, priority=finding.priority, fingerprint=decision.fingerprint
     )
-    return await _announce(store, publisher, updated, EventType.SALES_ALERT_UPDATED)
 
 
 async def close_alert(
@@ -239,7 +311,7 @@ async def record_complaint(store: Store, publisher: Publisher, command: RecordCo
         subject=command.complaint_id,
         data=ComplaintData.model_validate(command.body),
     )
-    account = (await store.accounts_by_id([command.account_id])).get(command.account_id)
+    account = stored.account  # read with the insert
     complaint = Complaint(
         command.complaint_id,
         command.account_id,

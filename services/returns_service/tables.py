@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Sequence,
     SmallInteger,
     String,
     Table,
@@ -304,6 +305,21 @@ cost_accounts = Table(
     Column("counted_as_of", Date, nullable=False),
     Column("evaluated_at", DateTime(timezone=True), nullable=True),
     Index("ix_cost_accounts_counted", "counted_as_of"),
+)
+
+# Accounts whose ledger must be recounted: a return or a complaint marks its account in the statement that stores
+# it, and the recount task (`cost_recount`) recounts marked accounts shortly after. `due_seq` grows with every new
+# mark, so a recount removes the mark only when no mark came in since it read the account's facts; `claimed_until`
+# is the lease of the replica recounting it.
+cost_recount_seq = Sequence("cost_recount_seq", schema=metadata.schema, metadata=metadata)
+cost_recounts = Table(
+    "cost_recounts",
+    metadata,
+    Column("account_id", String(100), primary_key=True),
+    Column("due_seq", BigInteger, nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("claimed_until", DateTime(timezone=True), nullable=True),
+    Index("ix_cost_recounts_due", "due_at"),
 )
 
 # The activity rates (one row): absent until the first PUT /v1/cost-rates, the documented defaults apply.

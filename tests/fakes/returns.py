@@ -82,7 +82,11 @@ class FakeReturnsStore:
         return self._create(self.returns, command.return_id, command, "return", "return_id")
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
-        return self._create(self.complaints, command.complaint_id, command, "complaint", "complaint_id")
+        stored, created = self._create(self.complaints, command.complaint_id, command, "complaint", "complaint_id")
+        if not created:
+            return stored, False
+        account = (await self.accounts_by_id([command.account_id])).get(command.account_id)
+        return replace(stored, account=account), True
 
     def _create(self, table: dict[str, Any], ident: str, command: Any, what: str, key: str) -> tuple[Recorded, bool]:
         if ident in table:
@@ -171,13 +175,11 @@ class FakeReturnsStore:
             None,
         )
 
-    async def insert_alert(
+    def new_alert(
         self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord:
-        if self._open(alert_type, subject) is not None:  # the unique index of open alerts
-            raise AssertionError(f"a second open alert for {alert_type.value} {subject}")
         now = _now()
-        alert = AlertRecord(
+        return AlertRecord(
             alert_id=f"alrt_{uuid.uuid4().hex}",
             type=alert_type.value,
             subject=subject,
@@ -192,25 +194,56 @@ class FakeReturnsStore:
             created_at=now,
             updated_at=now,
         )
-        self.alerts[alert.alert_id] = alert
-        return alert
 
-    async def update_alert(
-        self, alert_id: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    async def raise_alert(
+        self,
+        alert: AlertRecord,
+        document: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
+    ) -> int:
+        if self._open(AlertType(alert.type), alert.subject) is not None:  # the unique index of open alerts
+            raise AssertionError(f"a second open alert for {alert.type} {alert.subject}")
+        self.alerts[alert.alert_id] = alert
+        return await self.record_change(
+            document, event_type=event_type, message=message, at=at, traceparent=traceparent
+        )
+
+    def revised_alert(
+        self, current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord:
-        alert = self.alerts[alert_id]
-        self.alerts[alert_id] = replace(
-            alert,
+        return replace(
+            current,
             priority=priority.value,
             sku=content.sku,
             account_ids=content.account_ids,
             accounts=content.accounts,
             details=content.details,
             fingerprint=fingerprint,
-            revision=alert.revision + 1,
+            revision=current.revision + 1,
             updated_at=_now(),
         )
-        return self.alerts[alert_id]
+
+    async def revise_alert(
+        self,
+        alert: AlertRecord,
+        document: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
+    ) -> int:
+        stored = self.alerts[alert.alert_id]
+        if stored.status != "open" or stored.revision != alert.revision - 1:  # the statement's guard
+            raise AssertionError(f"alert {alert.alert_id} is no longer open at revision {alert.revision - 1}")
+        self.alerts[alert.alert_id] = alert
+        return await self.record_change(
+            document, event_type=event_type, message=message, at=at, traceparent=traceparent
+        )
 
     async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord:
         alert, now = self.alerts[alert_id], _now()

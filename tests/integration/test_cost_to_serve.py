@@ -128,7 +128,13 @@ async def unprofitable_account(
 
     async def stable_ledger() -> dict[str, Any] | None:
         found = await ledger(client, crm)
-        return found if found["months"] and pools(found["months"][0])["shipment"][0] == 2 else None
+        if not found["months"]:
+            return None
+        counted = pools(found["months"][0])
+        # Drops are counted as they are consumed; the return and the complaint by the recount shortly after them.
+        return (
+            found if (counted["shipment"][0], counted["return_line"][0], counted["complaint"][0]) == (2, 1, 1) else None
+        )
 
     return await eventually(stable_ledger, message="ledger counted")
 

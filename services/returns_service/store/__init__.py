@@ -86,13 +86,35 @@ class Store(Protocol):
 
     async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None: ...
 
-    async def insert_alert(
+    def new_alert(
         self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord: ...
 
-    async def update_alert(
-        self, alert_id: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    async def raise_alert(
+        self,
+        alert: AlertRecord,
+        document: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
+    ) -> int: ...
+
+    def revised_alert(
+        self, current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord: ...
+
+    async def revise_alert(
+        self,
+        alert: AlertRecord,
+        document: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
+    ) -> int: ...
 
     async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord: ...
 
@@ -147,6 +169,12 @@ class CostStore(Store, Protocol):
     async def put_rates(self, rates: CostRates, *, by: str | None) -> StoredRates: ...
 
     async def accounts_to_refresh(self, today: date, rates_changed_at: datetime | None, limit: int) -> list[str]: ...
+
+    async def claim_recounts(self, *, limit: int, lease_s: float) -> list[str]: ...
+
+    async def begin_recount(self, account_id: str) -> int | None: ...
+
+    async def finish_recount(self, account_id: str, due_seq: int) -> bool: ...
 
 
 class SqlStore(RecordsStore, AlertsStore, PromisesStore, CostingStore):

@@ -4,9 +4,10 @@ caller's transaction."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,16 +16,20 @@ from sqlalchemy import (
     Row,
     and_,
     any_,
+    bindparam,
     desc,
     func,
     insert,
     literal,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.types import Text
 
 from services.returns_service import tables
 from services.returns_service.domain import AlertContent, AlertState, AlertType, Priority
@@ -73,8 +78,103 @@ class AlertFilter:
 
 
 # Built once: executed with each alert's values.
-_INSERT_ALERT = insert(alerts).returning(*alerts.c)
 _INSERT_CHANGE = insert(alert_changes).returning(alert_changes.c.change_id, func.pg_notify(PENDING_CHANNEL, ""))
+
+
+_ALERT_INSERTED = (
+    "alert_id",
+    "type",
+    "subject",
+    "status",
+    "priority",
+    "sku",
+    "account_ids",
+    "accounts",
+    "details",
+    "fingerprint",
+    "revision",
+    "created_at",
+    "updated_at",
+)
+_CHANGE_INSERTED = ("revision", "event_type", "type", "sku", "payload", "created_at")
+E = tables.webhook_endpoints
+D = tables.webhook_deliveries
+
+_ALERT_REVISED = ("priority", "sku", "account_ids", "accounts", "details", "fingerprint", "revision", "updated_at")
+
+
+def _with_change(written: str, names: tuple[str, ...]) -> TextClause:
+    """`written` (an insert or update of one alert, returning its id) with the alert's change (announced to the
+    numbering step and the dispatchers, delivered at the commit) and the change's webhook deliveries, one per
+    enabled endpoint subscribed to its webhook type: one round trip, returning the change's id (no row when
+    `written` wrote nothing)."""
+    return text(
+        f"""
+        WITH written AS (
+            {written}
+            RETURNING alert_id
+        ), changed AS (
+            INSERT INTO {alert_changes.fullname} (alert_id, {", ".join(_CHANGE_INSERTED)})
+            SELECT written.alert_id, {", ".join(f":change_{name}" for name in _CHANGE_INSERTED)} FROM written
+            RETURNING change_id
+        ), queued AS (
+            INSERT INTO {D.fullname} (endpoint_id, message_id, alert_id, change_id, event_type, body, status,
+                                      traceparent)
+            SELECT e.endpoint_id, :message_id, :alert_id, changed.change_id, :webhook_type, :body, 'pending',
+                   :traceparent
+            FROM {E.fullname} e CROSS JOIN changed
+            WHERE e.status = 'enabled' AND (cardinality(e.event_types) = 0 OR :webhook_type = ANY(e.event_types))
+        )
+        SELECT changed.change_id, pg_notify('{PENDING_CHANNEL}', '') FROM changed
+        """
+    ).bindparams(
+        *(bindparam(name, type_=alerts.c[name].type) for name in names),
+        *(bindparam(f"change_{name}", type_=alert_changes.c[name].type) for name in _CHANGE_INSERTED),
+        bindparam("message_id", type_=Text),
+        bindparam("webhook_type", type_=Text),
+        bindparam("body", type_=Text),
+        bindparam("traceparent", type_=Text),
+    )
+
+
+# A new alert with its first change.
+_RAISE_ALERT = _with_change(
+    f"INSERT INTO {alerts.fullname} ({', '.join(_ALERT_INSERTED)}) "
+    f"VALUES ({', '.join(f':{name}' for name in _ALERT_INSERTED)})",
+    _ALERT_INSERTED,
+)
+# An open alert's next revision with its change; written only if the alert is still at the revision before.
+_REVISE_ALERT = _with_change(
+    f"UPDATE {alerts.fullname} SET {', '.join(f'{name} = :{name}' for name in _ALERT_REVISED)} "
+    f"WHERE alert_id = :alert_id AND revision = :revision - 1 AND status = '{OPEN}'",
+    (*_ALERT_REVISED, "alert_id"),
+)
+
+
+def _change_params(
+    alert: AlertRecord,
+    names: tuple[str, ...],
+    document: Mapping[str, Any],
+    event_type: str,
+    message: Mapping[str, Any],
+    at: datetime,
+    traceparent: str | None,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {name: getattr(alert, name) for name in names}
+    params.update(
+        alert_id=alert.alert_id,
+        change_revision=document["revision"],
+        change_event_type=event_type,
+        change_type=document["type"],
+        change_sku=document["sku"],
+        change_payload=dict(document),
+        change_created_at=at,
+        message_id=f"msg_{uuid.uuid4().hex}",
+        webhook_type=str(message["type"]),
+        body=json.dumps(message, separators=(",", ":")),
+        traceparent=traceparent,
+    )
+    return params
 
 
 def _alert(row: Row[Any]) -> AlertRecord:
@@ -95,40 +195,72 @@ class AlertsStore:
         row = (await self.session.execute(query.with_for_update())).first()
         return _alert(row) if row else None
 
-    async def insert_alert(
+    def new_alert(
         self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord:
+        """An alert about to be raised, as `raise_alert` will store it (nothing is written here)."""
         now = datetime.now(UTC)
-        values = {
-            "alert_id": f"alrt_{uuid.uuid4().hex}",
-            "type": alert_type.value,
-            "subject": subject,
-            "status": OPEN,
-            "revision": 1,
-            "created_at": now,
-            "updated_at": now,
-            **_content(content, priority, fingerprint),
-        }
-        row = (await self.session.execute(_INSERT_ALERT, values)).one()
-        return _alert(row)
+        return AlertRecord(
+            alert_id=f"alrt_{uuid.uuid4().hex}",
+            type=alert_type.value,
+            subject=subject,
+            status=OPEN,
+            revision=1,
+            created_at=now,
+            updated_at=now,
+            priority=priority.value,
+            sku=content.sku,
+            account_ids=content.account_ids,
+            accounts=content.accounts,
+            details=content.details,
+            fingerprint=fingerprint,
+        )
 
-    async def update_alert(
-        self, alert_id: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    async def raise_alert(
+        self,
+        alert: AlertRecord,
+        document: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
+    ) -> int:
+        """Store a new alert (`new_alert`) with its first change, as `record_change` records a change (the change
+        log with its NOTIFY, the webhook deliveries), in one round trip; returns the change's id."""
+        params = _change_params(alert, _ALERT_INSERTED, document, event_type, message, at, traceparent)
+        change_id, _ = (await self.session.execute(_RAISE_ALERT, params)).one()
+        return int(change_id)
+
+    def revised_alert(
+        self, current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord:
-        """The alert with new content, as its next revision."""
-        row = (
-            await self.session.execute(
-                update(alerts)
-                .where(alerts.c.alert_id == alert_id)
-                .values(
-                    revision=alerts.c.revision + 1,
-                    updated_at=datetime.now(UTC),
-                    **_content(content, priority, fingerprint),
-                )
-                .returning(*alerts.c)
-            )
-        ).one()
-        return _alert(row)
+        """The open alert `current` (locked by this transaction) with new content, as its next revision will be
+        stored by `revise_alert` (nothing is written here)."""
+        return replace(
+            current,
+            revision=current.revision + 1,
+            updated_at=datetime.now(UTC),
+            **_content(content, priority, fingerprint),
+        )
+
+    async def revise_alert(
+        self,
+        alert: AlertRecord,
+        document: Mapping[str, Any],
+        *,
+        event_type: str,
+        message: Mapping[str, Any],
+        at: datetime,
+        traceparent: str | None = None,
+    ) -> int:
+        """Store an alert's next revision (`revised_alert`) with its change, as `record_change` records one, in one
+        round trip; returns the change's id."""
+        params = _change_params(alert, _ALERT_REVISED, document, event_type, message, at, traceparent)
+        row = (await self.session.execute(_REVISE_ALERT, params)).first()
+        if row is None:
+            raise RuntimeError(f"alert {alert.alert_id} is no longer open at revision {alert.revision - 1}")
+        return int(row[0])
 
     async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord:
         """The alert resolved, as its next revision; `by` names the person (None: the cause went away)."""

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Date, DateTime, Float, Row, String, bindparam, func, or_, select, text
+from sqlalchemy import ARRAY, BigInteger, Date, DateTime, Float, Row, String, bindparam, func, or_, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +43,7 @@ cost_shipments = tables.cost_shipments
 cost_ledger = tables.cost_ledger
 cost_accounts = tables.cost_accounts
 cost_rates = tables.cost_rates
+cost_recounts = tables.cost_recounts
 
 RATES_ROW = 1
 # Ledger columns by driver (Drivers field -> column).
@@ -174,6 +175,36 @@ _BEGIN_EVALUATION = (
 )
 
 
+# Claims up to :limit marked accounts not claimed by a live lease, oldest mark first, for :lease_s seconds.
+_CLAIM_RECOUNTS = text(
+    f"""
+    UPDATE {cost_recounts.fullname} c SET claimed_until = now() + :lease_s * interval '1 second'
+    FROM (
+        SELECT account_id FROM {cost_recounts.fullname}
+        WHERE claimed_until IS NULL OR claimed_until < now()
+        ORDER BY due_at, account_id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    ) picked
+    WHERE c.account_id = picked.account_id
+    RETURNING c.account_id, c.due_at
+    """
+).bindparams(bindparam("lease_s", type_=Float))
+
+# The account's cost lock and its mark's `due_seq` (null: no mark), in one round trip.
+_BEGIN_RECOUNT = text(
+    f"""
+    SELECT pg_advisory_xact_lock(:lock_key) AS locked,
+           (SELECT due_seq FROM {cost_recounts.fullname} WHERE account_id = :account_id) AS due_seq
+    """
+).bindparams(bindparam("lock_key", type_=BigInteger))
+
+# The mark goes only if no new one came in since it was read (a new mark has a new `due_seq`).
+_FINISH_RECOUNT = text(
+    f"DELETE FROM {cost_recounts.fullname} WHERE account_id = :account_id AND due_seq = :due_seq"
+).bindparams(bindparam("due_seq", type_=BigInteger))
+
+
 def cost_lock_key(account_id: str) -> int:
     """The advisory lock that serialises changes to one account's cost facts, ledger and cost alerts."""
     return advisory_lock_key(f"returns-cost:{account_id}")
@@ -227,6 +258,31 @@ class CostingStore:
             return  # held since earlier in this transaction
         await self.session.execute(select(func.pg_advisory_xact_lock(cost_lock_key(account_id))))
         self.cost_locks.add(account_id)
+
+    # ------------------------------------------------------------ recounts of marked accounts
+
+    async def claim_recounts(self, *, limit: int, lease_s: float) -> list[str]:
+        """Lease up to `limit` accounts a return or complaint marked for a recount (none another replica holds
+        a live lease on), oldest mark first; the caller commits the claim before recounting."""
+        rows = (await self.session.execute(_CLAIM_RECOUNTS, {"limit": limit, "lease_s": lease_s})).all()
+        return [row.account_id for row in sorted(rows, key=lambda r: (r.due_at, r.account_id))]
+
+    async def begin_recount(self, account_id: str) -> int | None:
+        """Take the account's cost lock (to the commit) and return its mark's `due_seq`, None when it has no
+        mark any more (another recount removed it: that one counted everything marked before)."""
+        row = (
+            await self.session.execute(
+                _BEGIN_RECOUNT, {"lock_key": cost_lock_key(account_id), "account_id": account_id}
+            )
+        ).one()
+        self.cost_locks.add(account_id)
+        return None if row.due_seq is None else int(row.due_seq)
+
+    async def finish_recount(self, account_id: str, due_seq: int) -> bool:
+        """Remove the account's mark if it is still the one read by `begin_recount`; a mark that came in since
+        (its record may not have been counted) stays for the next recount. True when removed."""
+        result = await self.session.execute(_FINISH_RECOUNT, {"account_id": account_id, "due_seq": due_seq})
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def save_order(self, order: OrderFact, *, status: str) -> bool:
         """Keep the newest version of the order; an older or the same version changes nothing. True when

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Float, Row, any_, bindparam, func, literal_column, select, text, tuple_
+from sqlalchemy import Date, Float, Row, String, Table, any_, bindparam, func, literal_column, select, text, tuple_
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import TextualSelect
 
 from services.returns_service import tables
 from services.returns_service.domain import (
@@ -25,8 +26,8 @@ from services.returns_service.domain import (
     ReturnRecord,
     Segment,
 )
-from services.returns_service.store.costing import cost_lock_key
-from shared.idempotency import create_once
+from shared.errors import conflict
+from shared.idempotency import fingerprint
 
 returns = tables.returns
 complaints = tables.complaints
@@ -37,10 +38,12 @@ promotions = tables.promotions
 
 @dataclass(frozen=True)
 class Recorded:
-    """A stored return or complaint: the request body it was recorded with."""
+    """A stored return or complaint: the request body it was recorded with. A complaint created by this call also
+    carries its account as registered then (`account`, None when it is not registered)."""
 
     body: Mapping[str, Any]
     created_at: datetime
+    account: Account | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,48 @@ _SURGE_INPUTS = (
 )
 
 
+def _insert_marking(table: Table, key: str, columns: Sequence[str], *, with_account: bool = False) -> TextualSelect:
+    """`INSERT ... ON CONFLICT (key) DO NOTHING RETURNING *` of a return or complaint that, when it creates the row,
+    also marks its account for a recount (`cost_recounts`, see `CostingStore.claim_recounts`) in the same
+    statement: the mark commits with the record or not at all. A mark already there gets a new `due_seq` and
+    loses its claim, so a recount running meanwhile leaves it for the next one. `with_account`: the created row also
+    carries its account's name, segment and owner (null when the account is not registered)."""
+    names = [*columns, "body", "request_hash"]
+    account_columns = (
+        ", a.name AS account_name, a.segment AS account_segment, a.owner_email AS account_owner_email"
+        if with_account
+        else ""
+    )
+    account_join = f" LEFT JOIN {accounts.fullname} a ON a.account_id = created.account_id" if with_account else ""
+    recounts = tables.cost_recounts.fullname
+    sequence = f"{tables.cost_recount_seq.schema}.{tables.cost_recount_seq.name}"
+    clause = text(
+        f"""
+        WITH created AS (
+            INSERT INTO {table.fullname} ({", ".join(names)}) VALUES ({", ".join(f":{n}" for n in names)})
+            ON CONFLICT ({key}) DO NOTHING
+            RETURNING {", ".join(column.name for column in table.c)}
+        ), marked AS (
+            INSERT INTO {recounts} AS m (account_id, due_seq, due_at)
+            SELECT account_id, nextval('{sequence}'), now() FROM created
+            ON CONFLICT (account_id) DO UPDATE SET due_seq = excluded.due_seq, claimed_until = NULL
+        )
+        SELECT created.*{account_columns} FROM created{account_join}
+        """
+    ).bindparams(*(bindparam(name, type_=table.c[name].type) for name in names))
+    if not with_account:
+        return clause.columns(*table.c)
+    return clause.columns(*table.c, account_name=String, account_segment=String, account_owner_email=String)
+
+
+_RETURN_COLUMNS = ("return_id", "sku", "account_id", "quantity", "reason", "condition", "returned_on")
+_COMPLAINT_COLUMNS = ("complaint_id", "account_id", "sku", "severity", "received_on")
+_INSERT_RETURN = _insert_marking(returns, "return_id", _RETURN_COLUMNS)
+_INSERT_COMPLAINT = _insert_marking(complaints, "complaint_id", _COMPLAINT_COLUMNS, with_account=True)
+_GET_RETURN = select(returns).where(returns.c.return_id == bindparam("ident"))
+_GET_COMPLAINT = select(complaints).where(complaints.c.complaint_id == bindparam("ident"))
+
+
 def _recorded(row: Row[Any]) -> Recorded:
     return Recorded(body=row.body, created_at=row.created_at)
 
@@ -129,37 +174,47 @@ def _account(row: Row[Any]) -> AccountRecord:
 
 class RecordsStore:
     session: AsyncSession
-    cost_locks: set[str]
 
-    def _cost_lock(self, account_id: str) -> int | None:
-        """The key of the account's cost lock for a statement to take, unless this transaction holds it already;
-        counted as held from here on (the statement fails the transaction if it fails)."""
-        if account_id in self.cost_locks:
-            return None
-        self.cost_locks.add(account_id)
-        return cost_lock_key(account_id)
+    async def _create_marking(
+        self,
+        statement: TextualSelect,
+        existing: Any,
+        values: Mapping[str, Any],
+        body: Mapping[str, Any],
+        *,
+        key: str,
+        what: str,
+    ) -> tuple[Row[Any], bool]:
+        """Create the record once (an identical retry finds the stored one, the same id with another body is a
+        409), marking its account for a recount when created."""
+        digest = fingerprint(body)
+        inserted = (
+            await self.session.execute(statement, {**values, "body": dict(body), "request_hash": digest})
+        ).first()
+        if inserted is not None:
+            return inserted, True
+        ident = values[key]
+        found = (await self.session.execute(existing, {"ident": ident})).one()
+        if found.request_hash != digest:
+            raise conflict(f"{what} '{ident}' already exists with a different body", **{key: ident})
+        return found, False
 
     # ------------------------------------------------------------ returns
 
     async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]:
-        """The stored return and whether it was created now; the same id with another body is a 409. The
-        account's cost lock (`lock_account_costs`) is taken in the same round trip, before the insert."""
-        row, created = await create_once(
-            self.session,
-            returns,
-            key="return_id",
-            values={
-                "return_id": command.return_id,
-                "sku": command.sku,
-                "account_id": command.account_id,
-                "quantity": command.quantity,
-                "reason": command.reason.value,
-                "condition": command.condition.value,
-                "returned_on": command.returned_on,
-            },
-            body=command.body,
-            what="return",
-            lock_key=self._cost_lock(command.account_id),
+        """The stored return and whether it was created now; the same id with another body is a 409. A new
+        return marks its account for a recount in the same statement."""
+        values = {
+            "return_id": command.return_id,
+            "sku": command.sku,
+            "account_id": command.account_id,
+            "quantity": command.quantity,
+            "reason": command.reason.value,
+            "condition": command.condition.value,
+            "returned_on": command.returned_on,
+        }
+        row, created = await self._create_marking(
+            _INSERT_RETURN, _GET_RETURN, values, command.body, key="return_id", what="return"
         )
         return _recorded(row), created
 
@@ -239,23 +294,25 @@ class RecordsStore:
     # ------------------------------------------------------------ complaints
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
-        """As `create_return`, the account's cost lock included."""
-        row, created = await create_once(
-            self.session,
-            complaints,
-            key="complaint_id",
-            values={
-                "complaint_id": command.complaint_id,
-                "account_id": command.account_id,
-                "sku": command.sku,
-                "severity": command.severity.value,
-                "received_on": command.received_on,
-            },
-            body=command.body,
-            what="complaint",
-            lock_key=self._cost_lock(command.account_id),
+        """As `create_return`, the account's mark included; a complaint created now carries its account."""
+        values = {
+            "complaint_id": command.complaint_id,
+            "account_id": command.account_id,
+            "sku": command.sku,
+            "severity": command.severity.value,
+            "received_on": command.received_on,
+        }
+        row, created = await self._create_marking(
+            _INSERT_COMPLAINT, _GET_COMPLAINT, values, command.body, key="complaint_id", what="complaint"
         )
-        return _recorded(row), created
+        if not created:
+            return _recorded(row), False
+        account = (
+            Account(command.account_id, row.account_name, Segment(row.account_segment), row.account_owner_email)
+            if row.account_name is not None
+            else None
+        )
+        return Recorded(body=row.body, created_at=row.created_at, account=account), True
 
     async def get_complaint(self, complaint_id: str) -> Recorded | None:
         query = select(complaints).where(complaints.c.complaint_id == complaint_id)

@@ -1,0 +1,198 @@
+"""The recount of accounts marked by returns and complaints, against the real PostgreSQL: a return or a complaint
+marks its account in the statement that stores it, and the recount task counts it shortly after the request; marks
+survive a restart; two replicas recounting at once leave every ledger equal to a full recount, and a return that
+commits while its account is being recounted is counted by the next recount."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+import pytest
+
+from services.returns_service import cost_handlers, cost_recount
+from services.returns_service.app import build_app, build_spec
+from services.returns_service.costing import count_drivers
+from services.returns_service.domain import RecordReturn
+from services.returns_service.settings import ReturnsSettings
+from services.returns_service.store import SqlStore
+from services.returns_service.webhooks.ssrf import Guard
+from shared.service import Runtime, build_runtime
+from shared.settings import Settings
+from tests.support import bearer, eventually, running
+
+TODAY = date(2026, 12, 10)
+
+
+@pytest.fixture
+def returns_settings(settings: Settings) -> ReturnsSettings:
+    return ReturnsSettings(**settings.model_dump(), clock_today=TODAY, cost_recount_interval_s=0.2)
+
+
+@pytest.fixture
+async def replicas(returns_settings: ReturnsSettings) -> AsyncIterator[tuple[Runtime, Runtime]]:
+    """Two replicas' runtimes (each its own engine), without their background tasks."""
+    spec = build_spec(returns_settings, Guard(allow_private=True))
+    pair = (build_runtime(spec, returns_settings), build_runtime(spec, returns_settings))
+    yield pair
+    for runtime in pair:
+        await runtime.engine.dispose()
+
+
+def return_body(n: int, account_id: str) -> dict[str, Any]:
+    return {
+        "return_id": f"R-{account_id}-{n}",
+        "sku": f"SKU-{n % 3}",
+        "quantity": 1 + n % 4,
+        "account_id": account_id,
+        "reason": "defective" if n % 2 else "no_longer_needed",
+        "condition": "scrap" if n % 3 else "resellable",
+        "returned_on": "2026-11-20",
+    }
+
+
+def complaint_body(n: int, account_id: str) -> dict[str, Any]:
+    return {
+        "complaint_id": f"C-{account_id}-{n}",
+        "account_id": account_id,
+        "category": "delivery",
+        "severity": "low",
+        "description": "late",
+        "received_on": "2026-11-21",
+    }
+
+
+async def store_return(runtime: Runtime, body: dict[str, Any]) -> None:
+    """A return stored as the request stores it (its account marked), committed, and nothing else."""
+    async with runtime.unit_of_work() as uow:
+        _, created = await SqlStore(uow.session).create_return(RecordReturn.from_body(body))
+        assert created
+        await uow.commit()
+
+
+async def marks(db: Any) -> dict[str, int]:
+    rows = await db.fetch("select account_id, due_seq from returns.cost_recounts")
+    return {row["account_id"]: row["due_seq"] for row in rows}
+
+
+async def ledger_is_a_full_recount(runtime: Runtime, account_id: str) -> bool:
+    """The stored ledger of the account equals a recount of all its stored facts."""
+    async with runtime.unit_of_work() as uow:
+        store = SqlStore(uow.session)
+        facts = await store.account_facts(account_id)
+        expected = [m for m in count_drivers(facts, TODAY) if m.account_id == account_id]
+        stored = await store.ledger_months(account_id=account_id, first=None, last=None)
+    return bool(expected) and stored == expected
+
+
+async def return_lines(db: Any, account_id: str) -> int:
+    counted = await db.fetchval(
+        "select coalesce(sum(return_lines), 0) from returns.cost_ledger where account_id = $1", account_id
+    )
+    return int(counted)
+
+
+async def test_a_return_and_a_complaint_are_counted_shortly_after_their_requests(
+    returns_settings, api_keys, db
+) -> None:
+    desk = bearer(api_keys["returns-desk"])
+    async with running(build_app(returns_settings)) as client:
+        assert (await client.post("/v1/returns", json=return_body(1, "ACC-1"), headers=desk)).status_code == 201
+        assert (await client.post("/v1/complaints", json=complaint_body(1, "ACC-1"), headers=desk)).status_code == 201
+
+        async def counted() -> Any:
+            row = await db.fetchrow(
+                "select return_lines, complaints from returns.cost_ledger where account_id = 'ACC-1'"
+            )
+            return row is not None and (row["return_lines"], row["complaints"]) == (1, 1) and not await marks(db)
+
+        await eventually(counted, message="return and complaint counted, mark removed")
+        assert await db.fetchval("select counted_as_of from returns.cost_accounts where account_id = 'ACC-1'") == TODAY
+        # An identical retry creates nothing and marks nothing.
+        again = await client.post("/v1/returns", json=return_body(1, "ACC-1"), headers=desk)
+        assert again.status_code == 200
+        assert await marks(db) == {}
+
+
+async def test_marks_left_by_a_replica_that_stopped_are_counted_after_a_restart(returns_settings, replicas, db) -> None:
+    first, _ = replicas
+    # Stored and committed as a request stores them, then the process went away before its recount ran.
+    for n in range(3):
+        await store_return(first, return_body(n, "ACC-1"))
+    await store_return(first, return_body(0, "ACC-2"))
+    assert set(await marks(db)) == {"ACC-1", "ACC-2"}
+    assert await return_lines(db, "ACC-1") == 0
+
+    async with running(build_app(returns_settings)):
+
+        async def counted() -> bool:
+            return (await return_lines(db, "ACC-1"), await return_lines(db, "ACC-2")) == (3, 1) and not await marks(db)
+
+        await eventually(counted, message="marks from before the restart counted")
+    assert await ledger_is_a_full_recount(first, "ACC-1")
+    assert await ledger_is_a_full_recount(first, "ACC-2")
+
+
+async def test_two_replicas_recounting_while_returns_arrive_leave_every_ledger_a_full_recount(
+    returns_settings, replicas, db
+) -> None:
+    first, second = replicas
+    accounts = [f"ACC-{a}" for a in range(4)]
+    for n in range(3):
+        for account_id in accounts:
+            await store_return(first, return_body(n, account_id))
+
+    # Claims are leased: a replica never claims what the other holds.
+    async with first.unit_of_work() as uow:
+        claimed = await SqlStore(uow.session).claim_recounts(limit=2, lease_s=60)
+        await uow.commit()
+    async with second.unit_of_work() as uow:
+        others = await SqlStore(uow.session).claim_recounts(limit=10, lease_s=60)
+        await uow.commit()
+    assert len(claimed) == 2 and sorted(claimed + others) == accounts
+    await db.execute("update returns.cost_recounts set claimed_until = null")  # as if both leases had lapsed
+
+    async def arrivals() -> None:
+        for n in range(3, 9):
+            for account_id in accounts:
+                await store_return(second, return_body(n, account_id))
+            await asyncio.sleep(0)
+
+    async def recounts(runtime: Runtime) -> None:
+        for _ in range(30):
+            await cost_recount.recount_once(runtime, returns_settings)
+
+    await asyncio.gather(arrivals(), recounts(first), recounts(second))
+    # Whatever marks the race left are counted by the next rounds.
+    for _ in range(5):
+        await db.execute("update returns.cost_recounts set claimed_until = null")
+        await cost_recount.recount_once(first, returns_settings)
+    assert await marks(db) == {}
+    for account_id in accounts:
+        assert await return_lines(db, account_id) == 9
+        assert await ledger_is_a_full_recount(first, account_id)
+
+
+async def test_a_return_committed_during_its_accounts_recount_keeps_the_mark_for_the_next_one(
+    returns_settings, replicas, db
+) -> None:
+    first, second = replicas
+    await store_return(first, return_body(0, "ACC-1"))
+    async with first.unit_of_work() as uow:
+        store = SqlStore(uow.session)
+        due_seq = await store.begin_recount("ACC-1")  # the account's cost lock, held to the commit
+        assert due_seq is not None
+        await cost_handlers.recount_account(store, uow, "ACC-1", returns_settings)
+        # Another request stores a return after the recount read the facts: it does not wait for the recount.
+        await asyncio.wait_for(store_return(second, return_body(1, "ACC-1")), timeout=5)
+        assert not await store.finish_recount("ACC-1", due_seq)
+        await uow.commit()
+    assert set(await marks(db)) == {"ACC-1"}
+    assert await return_lines(db, "ACC-1") == 1
+
+    assert await cost_recount.recount_once(first, returns_settings) == 1
+    assert await marks(db) == {}
+    assert await return_lines(db, "ACC-1") == 2
+    assert await ledger_is_a_full_recount(first, "ACC-1")
