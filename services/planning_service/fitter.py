@@ -20,8 +20,11 @@ advanced through the weeks completed since their fit (`domain/baseline.py`).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
+import signal
 import socket
 import time
 import uuid
@@ -52,6 +55,8 @@ log = structlog.get_logger("salesops.planning.fitter")
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent ends
 
 CHUNK_SKUS = 500  # domain.fitting.CHUNK_SKUS: memory stays flat in the number of SKUs
 FITTED = "planning.baseline.fitted"
@@ -100,7 +105,21 @@ def _executor(settings: PlanningSettings) -> Executor:
     if settings.planning_fit_workers == 0:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fit")
     # spawned, not forked: the service process has an event loop and threads a fork would copy half-way
-    return ProcessPoolExecutor(settings.planning_fit_workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        settings.planning_fit_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_end_with_service
+    )
+
+
+def _end_with_service() -> None:
+    """In a worker: the kernel ends it when the service process ends (Linux), so a service stopped while its
+    workers fit, or killed, leaves none behind holding their memory."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the service ended before the worker got here
+        os._exit(0)
 
 
 def fitter_id() -> str:

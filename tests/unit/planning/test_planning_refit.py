@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from datetime import date, timedelta
 
@@ -133,3 +135,29 @@ async def test_a_fit_worker_process_exits_once_idle():
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the worker process is still running"
         await asyncio.sleep(0.05)
+
+
+_SERVICE_KILLED_MID_FIT = """
+import os, sys
+from services.planning_service.fitter import FitWorkers
+from services.planning_service.settings import PlanningSettings
+workers = FitWorkers(PlanningSettings(planning_fit_workers=1))
+print(workers.submit(os.getpid).result(timeout=60), flush=True)
+workers.submit(__import__("time").sleep, 600)  # still fitting when the service dies
+os._exit(9)
+"""
+
+
+def test_a_fit_worker_ends_with_a_service_that_died(tmp_path):
+    # to a file, not a pipe: a worker left behind would keep a pipe open
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout:
+        service = subprocess.run(
+            [sys.executable, "-c", _SERVICE_KILLED_MID_FIT], stdout=stdout, timeout=120, check=False
+        )
+    assert service.returncode == 9
+    pid = int(out.read_text().strip())
+    deadline = time.monotonic() + 30
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the worker process outlived its service"
+        time.sleep(0.05)
