@@ -20,15 +20,20 @@ advanced through the weeks completed since their fit (`domain/baseline.py`).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
+import signal
 import socket
+import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import ParamSpec, TypeVar
 
 import structlog
 
@@ -47,6 +52,11 @@ from shared.ports import Publisher
 from shared.service import Runtime
 
 log = structlog.get_logger("salesops.planning.fitter")
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent ends
 
 CHUNK_SKUS = 500  # domain.fitting.CHUNK_SKUS: memory stays flat in the number of SKUs
 FITTED = "planning.baseline.fitted"
@@ -95,7 +105,21 @@ def _executor(settings: PlanningSettings) -> Executor:
     if settings.planning_fit_workers == 0:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fit")
     # spawned, not forked: the service process has an event loop and threads a fork would copy half-way
-    return ProcessPoolExecutor(settings.planning_fit_workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        settings.planning_fit_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_end_with_service
+    )
+
+
+def _end_with_service() -> None:
+    """In a worker: the kernel ends it when the service process ends (Linux), so a service stopped while its
+    workers fit, or killed, leaves none behind holding their memory."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the service ended before the worker got here
+        os._exit(0)
 
 
 def fitter_id() -> str:
@@ -190,18 +214,58 @@ async def keep_models_fitted(runtime: Runtime) -> None:
     `SALESOPS_PLANNING_FIT_CHECK_S` seconds; a failed chunk is retried at the next look."""
     settings = runtime.settings
     assert isinstance(settings, PlanningSettings)
-    executor = _executor(settings)
     holder = fitter_id()
+    workers = FitWorkers(settings)
     try:
         while True:
             try:
-                looked_at = await fit_next_chunk(runtime, settings, executor, holder=holder)
+                looked_at = await fit_next_chunk(runtime, settings, workers, holder=holder)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("fitting baseline models failed; retrying", error=repr(exc))
+                # a worker that died leaves its pool broken: the next chunk gets a new one
+                workers.stop()
                 looked_at = 0
             if not looked_at:
+                workers.stop_if_idle()
                 await asyncio.sleep(settings.planning_fit_check_s)
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        workers.stop()
+
+
+class FitWorkers(Executor):
+    """The fitter's executor: its worker processes start when a chunk has SKUs to fit and stop once nothing was
+    handed to them for `SALESOPS_PLANNING_FIT_WORKER_IDLE_S` (`stop_if_idle`). A worker process holds the
+    statistics libraries (a few hundred MB) that the service needs only while it fits, e.g. after a rollover."""
+
+    def __init__(self, settings: PlanningSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._executor: Executor | None = None
+        self._used_at = clock()
+
+    @property
+    def running(self) -> bool:
+        return self._executor is not None
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        if self._executor is None:
+            self._executor = _executor(self._settings)
+        self._used_at = self._clock()
+        return self._executor.submit(fn, *args, **kwargs)
+
+    def stop_if_idle(self) -> None:
+        if self._clock() - self._used_at >= self._settings.planning_fit_worker_idle_s:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop the workers (the work handed to them is cancelled); the next `submit` starts new ones."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=cancel_futures)

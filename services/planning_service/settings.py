@@ -36,6 +36,9 @@ class PlanningSettings(Settings):
     # How long a replica's fitter holds the SKUs of the chunk it is fitting (released when the chunk is stored):
     # a replica that dies mid-fit leaves them to the others after this long.
     planning_fit_lease_s: float = Field(default=900.0, gt=0)
+    # The fit's worker processes exit once no SKU needed a fit for this long (0: as soon as none does), and
+    # start again for the next fit: each holds the statistics libraries, a few hundred MB, between rollovers.
+    planning_fit_worker_idle_s: float = Field(default=120.0, ge=0)
 
     def planning_params(self) -> PlanningParams:
         return PlanningParams(

@@ -16,7 +16,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 
 from shared.inbox import inbox_table
 from shared.outbox import outbox_table
@@ -119,7 +119,8 @@ plans = Table(
     Column("plan_version", Integer, nullable=False),
     Column("horizon_start", Date, nullable=False),
     Column("generated_at", DateTime(timezone=True), nullable=False),
-    Column("weeks", JSONB, nullable=False),
+    # `json`, not `jsonb`: written and read back whole, never searched in SQL
+    Column("weeks", JSON, nullable=False),
     Column("exceptions", JSONB, nullable=False),
     Column("total_forecast", Float, nullable=False),
     Column("total_mps", Float, nullable=False),
@@ -134,7 +135,8 @@ plan_revisions = Table(
     Column("plan_version", Integer, primary_key=True),
     Column("generated_at", DateTime(timezone=True), nullable=False),
     Column("driver_event_ids", ARRAY(String(200)), nullable=False),
-    Column("changes", JSONB, nullable=False),
+    # `json`, as the plan's weeks
+    Column("changes", JSON, nullable=False),
 )
 
 # The open capacity conflict of a SKU, as last published (detected); deleted when resolved.

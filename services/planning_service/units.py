@@ -3,11 +3,15 @@ publisher of a fresh unit of work, committed when its block ends without an exce
 
 The publisher also takes events already encoded (`recompute.EncodingPublisher`): a chunk's store writes its
 thousands of `mps.revised` events to the outbox in one statement, in the chunk's transaction, and the relay is
-woken once the chunk commits."""
+woken once the chunk commits. After each unit the allocator hands its free heap back to the system
+(`release_free_heap`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import ctypes
+import ctypes.util
+import functools
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -50,6 +54,27 @@ async def chunk_unit(
         await uow.commit()
         if publisher.encoded:
             runtime.relay.wake()
+    release_free_heap()
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
+def release_free_heap() -> None:
+    """Give the heap pages left free back to the system (glibc's `malloc_trim`; nothing elsewhere). A chunk's
+    documents (about 20 KB per SKU: weeks, changes, its event) are allocated outside Python's small-object
+    arenas, and glibc keeps the pages they freed: without this the process stays some 50 MB above its size
+    between chunks and after a full re-plan, although none of it is in use."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def units_of(runtime: Runtime, traceparent: str | None = None) -> Units:

@@ -21,13 +21,14 @@ from shared.outbox import EncodedEvent, record_encoded_events
 ROLLED_TO = "horizon_start"
 
 # Set-based writes of a whole batch of plans (a full re-plan's chunk): arrays in, one statement per table.
-# JSON goes in encoded with orjson (the large documents as bytes, decoded by the server) and is cast there.
+# JSON goes in encoded with orjson (the large documents as bytes, decoded by the server) and is cast there; the
+# plan's weeks and the revision's changes are `json` columns, kept as written.
 _SAVE_PLANS = text(
     """
     INSERT INTO planning.plans AS p (sku, plan_version, horizon_start, generated_at, weeks, exceptions,
                                      total_forecast, total_mps, shortfall_weeks)
     SELECT r.sku, r.plan_version, cast(:horizon_start AS date), cast(:generated_at AS timestamptz),
-           convert_from(r.weeks, 'UTF8')::jsonb, r.exceptions::jsonb, r.total_forecast, r.total_mps, r.shortfall_weeks
+           convert_from(r.weeks, 'UTF8')::json, r.exceptions::jsonb, r.total_forecast, r.total_mps, r.shortfall_weeks
     FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:weeks AS bytea[]),
                 cast(:exceptions AS text[]), cast(:total_forecast AS float8[]), cast(:total_mps AS float8[]),
                 cast(:shortfall_weeks AS int[]))
@@ -44,7 +45,7 @@ _SAVE_REVISIONS = text(
     INSERT INTO planning.plan_revisions (sku, plan_version, generated_at, driver_event_ids, changes)
     SELECT r.sku, r.plan_version, cast(:generated_at AS timestamptz),
            ARRAY(SELECT d FROM jsonb_array_elements_text(r.drivers::jsonb) WITH ORDINALITY AS t(d, n) ORDER BY n),
-           convert_from(r.changes, 'UTF8')::jsonb
+           convert_from(r.changes, 'UTF8')::json
     FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:drivers AS text[]),
                 cast(:changes AS bytea[])) AS r(sku, plan_version, drivers, changes)
     """

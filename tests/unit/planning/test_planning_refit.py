@@ -3,9 +3,15 @@ hand-computed expectations."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+import time
 from datetime import date, timedelta
 
 import numpy as np
+import psutil
 
 from services.planning_service.domain import BaselineModel, Item, Method, Promotion, PromotionItem, SkuInputs
 from services.planning_service.domain.refit import (
@@ -15,7 +21,8 @@ from services.planning_service.domain.refit import (
     observed_weeks,
 )
 from services.planning_service.domain.track_record import seasonal_naive, week_kinds
-from services.planning_service.fitter import plan_fits
+from services.planning_service.fitter import FitWorkers, plan_fits
+from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import FittingInputs, StoredModel
 
 ORIGIN = date(2026, 11, 16)
@@ -84,3 +91,73 @@ def test_seasonal_naive_repeats_last_year_or_the_last_week():
     year = np.arange(60, dtype=np.float64)
     assert seasonal_naive(year, 3).tolist() == [8.0, 9.0, 10.0]
     assert seasonal_naive(np.array([4.0, 6.0]), 2).tolist() == [6.0, 6.0]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_fit_workers_start_when_work_comes_and_stop_after_the_idle_time():
+    clock = _Clock()
+    workers = FitWorkers(PlanningSettings(planning_fit_workers=0, planning_fit_worker_idle_s=60), clock=clock)
+    assert not workers.running
+    workers.stop_if_idle()  # nothing started, nothing to stop
+    assert workers.submit(sum, [1, 2]).result(timeout=10) == 3
+    assert workers.running
+    clock.now = 50.0
+    workers.stop_if_idle()  # 50 s without a fit: kept
+    assert workers.running
+    assert workers.submit(sum, [2, 3]).result(timeout=10) == 5
+    clock.now = 109.0
+    workers.stop_if_idle()  # 59 s since the last one: kept
+    assert workers.running
+    clock.now = 110.0
+    workers.stop_if_idle()
+    assert not workers.running
+    assert workers.submit(sum, [3, 4]).result(timeout=10) == 7  # the next fit starts them again
+    assert workers.running
+    workers.shutdown()
+    assert not workers.running
+
+
+async def test_a_fit_worker_process_exits_once_idle():
+    workers = FitWorkers(PlanningSettings(planning_fit_workers=1, planning_fit_worker_idle_s=0))
+    loop = asyncio.get_running_loop()
+    pid = await asyncio.wait_for(loop.run_in_executor(workers, os.getpid), timeout=60)
+    assert pid != os.getpid() and psutil.pid_exists(pid)
+    workers.stop_if_idle()
+    assert not workers.running
+    deadline = time.monotonic() + 30
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the worker process is still running"
+        await asyncio.sleep(0.05)
+
+
+_SERVICE_KILLED_MID_FIT = """
+import os, sys
+from services.planning_service.fitter import FitWorkers
+from services.planning_service.settings import PlanningSettings
+workers = FitWorkers(PlanningSettings(planning_fit_workers=1))
+print(workers.submit(os.getpid).result(timeout=60), flush=True)
+workers.submit(__import__("time").sleep, 600)  # still fitting when the service dies
+os._exit(9)
+"""
+
+
+def test_a_fit_worker_ends_with_a_service_that_died(tmp_path):
+    # to a file, not a pipe: a worker left behind would keep a pipe open
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout:
+        service = subprocess.run(
+            [sys.executable, "-c", _SERVICE_KILLED_MID_FIT], stdout=stdout, timeout=120, check=False
+        )
+    assert service.returncode == 9
+    pid = int(out.read_text().strip())
+    deadline = time.monotonic() + 30
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the worker process outlived its service"
+        time.sleep(0.05)
