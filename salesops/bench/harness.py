@@ -113,16 +113,25 @@ class Process:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def rss_bytes(self) -> int:
+    def rss_bytes(self, children: bool = True) -> int:
+        """RSS of the process, with its child processes (e.g. the planning fitter's workers) unless `children`
+        is false."""
         try:
             proc = psutil.Process(self.popen.pid)
-            return int(proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True)))
+            own = int(proc.memory_info().rss)
+            return own + sum(c.memory_info().rss for c in proc.children(recursive=True)) if children else own
         except psutil.Error:
             return 0
 
 
+def own_label(label: str) -> str:
+    """The sampler's key for a process's RSS without its child processes."""
+    return f"{label} (own)"
+
+
 class RssSampler:
-    """Samples the RSS of registered processes in a thread, keeping each one's latest and peak value."""
+    """Samples the RSS of registered processes in a thread, keeping each one's latest and peak value, with its
+    child processes (under its label) and without them (under `own_label(label)`)."""
 
     def __init__(self, interval_s: float = 0.1) -> None:
         self._interval_s = interval_s
@@ -144,18 +153,22 @@ class RssSampler:
 
     def reset_peak(self, label: str) -> None:
         with self._lock:
-            self.peak[label] = self.latest.get(label, 0)
+            for key in (label, own_label(label)):
+                self.peak[key] = self.latest.get(key, 0)
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval_s):
             with self._lock:
                 processes = list(self._processes.values())
             for process in processes:
-                rss = process.rss_bytes()
-                if rss:
-                    with self._lock:
-                        self.latest[process.label] = rss
-                        self.peak[process.label] = max(self.peak.get(process.label, 0), rss)
+                for key, rss in (
+                    (process.label, process.rss_bytes()),
+                    (own_label(process.label), process.rss_bytes(children=False)),
+                ):
+                    if rss:
+                        with self._lock:
+                            self.latest[key] = rss
+                            self.peak[key] = max(self.peak.get(key, 0), rss)
 
     def close(self) -> None:
         self._stop.set()
