@@ -92,6 +92,7 @@ class SpikeState:
     status: str
     explained_by_promotion_id: str | None
 
+
 # A return is kept once: the first record of a return id wins (a redelivery or a later copy changes nothing).
 SAVE_RETURNS = text(
     f"""
