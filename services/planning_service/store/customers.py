@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     ARRAY,
     BindParameter,
@@ -91,7 +92,7 @@ SAVE_ORDERS = text(
             CAST(:order_ids AS text[]), CAST(:account_ids AS text[]), CAST(:tiers AS text[]),
             CAST(:statuses AS text[]), CAST(:versions AS integer[]), CAST(:booked_at AS timestamptz[]),
             CAST(:event_ids AS text[])
-        ) AS c (order_id, account_id, tier, status, version, booked_at, event_id)
+        ) WITH ORDINALITY AS c (order_id, account_id, tier, status, version, booked_at, event_id, n)
     ),
     saved AS (
         INSERT INTO {tables.orders.fullname} AS o
@@ -134,10 +135,11 @@ SAVE_ORDERS = text(
         ARRAY (
             SELECT DISTINCT x.sku FROM {tables.order_lines.fullname} AS x WHERE x.order_id = c.order_id
         ) AS skus_before,
-        (
+        -- the tiers of the batch's accounts once, on the first order's row, as text (decoded once)
+        CASE WHEN c.n = 1 THEN CAST((
             SELECT jsonb_object_agg(a.account_id, a.segment) FROM {tables.accounts.fullname} AS a
             WHERE a.account_id = ANY (CAST(:all_account_ids AS text[]))
-        ) AS segments
+        ) AS text) END AS segments
     FROM candidate AS c
     """
 )
@@ -290,7 +292,7 @@ class CustomerSql:
                 },
             )
         ).all()
-        segments: dict[str, str] = (rows[0].segments or {}) if rows else {}
+        segments: dict[str, str] = next((orjson.loads(row.segments) for row in rows if row.segments), {})
         # Per order: the version (None: a new order) and the SKUs as the next one in `orders` finds them; no entry
         # when nothing of the order is kept (its newest version in `orders` is not newer than the stored one).
         current: dict[str, tuple[int | None, set[str]]] = {
