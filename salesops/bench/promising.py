@@ -13,10 +13,12 @@ from __future__ import annotations
 import random
 import time
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
 
+from salesops.bench.accounting import Usage
 from salesops.bench.consumers import produce_events
 from salesops.bench.events import order_volume_event, sales_order_event
 from salesops.bench.harness import Environment, Harness, wait_until
@@ -157,6 +159,21 @@ async def _events_per_second(env: Environment, events: list[tuple[str, bytes]], 
         await db.close()
 
 
+async def _metered_rate(
+    harness: Harness, env: Environment, pid: int, label: str, events: list[tuple[str, bytes]], topic: str
+) -> tuple[float, Usage, dict[str, Any] | None]:
+    """`_events_per_second`, metered (CPU of the planning process and the database, statements) and, with
+    `--profile`, recorded by py-spy."""
+    profiler = harness.profiler(f"promising-{label}")
+    async with harness.metered(env, {"planning": pid}) as meter:
+        if profiler is not None:
+            profiler.start("planning", pid, 600)
+        rate = await _events_per_second(env, events, topic)
+        if profiler is not None:
+            await profiler.finish(stop=True)
+    return rate, meter.result(), profiler.summary() if profiler is not None else None
+
+
 async def _published(env: Environment) -> dict[str, int]:
     """Events planning wrote to its outbox during the measure, by type."""
     db = await asyncpg.connect(env.dsn)
@@ -189,11 +206,22 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
             monday = _monday()
             await _events_per_second(env, [order_volume_event(0, EVENT_SKUS)], Topic.ORDER_VOLUMES)
             await _events_per_second(env, [sales_order_event(0, EVENT_SKUS, monday)], Topic.ORDERS)
-            volumes_rate = await _events_per_second(
-                env, [order_volume_event(i, EVENT_SKUS) for i in range(1, events + 1)], Topic.ORDER_VOLUMES
+            pid = planning.popen.pid
+            volumes_rate, volumes_usage, volumes_profile = await _metered_rate(
+                harness,
+                env,
+                pid,
+                "volumes",
+                [order_volume_event(i, EVENT_SKUS) for i in range(1, events + 1)],
+                Topic.ORDER_VOLUMES,
             )
-            orders_rate = await _events_per_second(
-                env, [sales_order_event(i, EVENT_SKUS, monday) for i in range(1, events + 1)], Topic.ORDERS
+            orders_rate, orders_usage, orders_profile = await _metered_rate(
+                harness,
+                env,
+                pid,
+                "orders",
+                [sales_order_event(i, EVENT_SKUS, monday) for i in range(1, events + 1)],
+                Topic.ORDERS,
             )
             published = await _published(env)
     p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
@@ -216,7 +244,12 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
                 baseline_name="order-volume.reported, same service and SKUs",
                 goal_ratio=0.8,
                 note=f"{1000 / orders_rate:.2f} ms per booked order vs {1000 / volumes_rate:.2f} ms per volume event;"
-                f" {events:,} events over {EVENT_SKUS} SKUs with {skus:,} planned",
+                f" {events:,} events over {EVENT_SKUS} SKUs with {skus:,} planned; CPU per event planning + database"
+                f" {orders_usage.cpu_ms_per('planning', events):.2f}"
+                f" + {orders_usage.cpu_ms_per('postgres', events):.2f}"
+                f" ms vs {volumes_usage.cpu_ms_per('planning', events):.2f}"
+                f" + {volumes_usage.cpu_ms_per('postgres', events):.2f} ms; statements per event"
+                f" {orders_usage.statements_per(events)} vs {volumes_usage.statements_per(events)}",
             ),
         ],
         details={
@@ -238,5 +271,8 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
             "order_events_per_s": round(orders_rate, 1),
             "volume_events_per_s": round(volumes_rate, 1),
             "published": published,
+            "order_usage_per_event": orders_usage.per(events),
+            "volume_usage_per_event": volumes_usage.per(events),
+            "profile": {"orders": orders_profile, "volumes": volumes_profile},
         },
     )

@@ -4,6 +4,7 @@ unit of work's store; `finish` re-plans the SKUs a consumed batch touched, once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from services.planning_service import handlers
 from services.planning_service.settings import PlanningSettings
@@ -12,6 +13,7 @@ from shared.db import UnitOfWork
 from shared.events import (
     AccountChangedData,
     CloudEvent,
+    EventData,
     EventType,
     LaunchData,
     OrderSpikeData,
@@ -22,6 +24,27 @@ from shared.events import (
     Topic,
 )
 from shared.kafka import Subscription
+
+
+class BatchPublisher:
+    """The unit of work's publisher, taking events already encoded too (`recompute.EncodingPublisher`): a
+    batch's `mps.revised` events go to the outbox in one statement, and the relay is woken after the commit."""
+
+    def __init__(self, uow: UnitOfWork, max_event_bytes: int | None) -> None:
+        self._uow = uow
+        self.context: dict[str, Any] = uow.context
+        self.source = uow.source
+        self.max_event_bytes = max_event_bytes
+
+    @property
+    def traceparent(self) -> str | None:
+        return self._uow.traceparent
+
+    def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent:
+        return self._uow.publish(event_type, key=key, subject=subject, data=data)
+
+    def wrote_encoded_events(self) -> None:
+        self._uow.wrote_outbox()
 
 
 async def on_promotion_event(uow: UnitOfWork, event: CloudEvent, data: PromotionData) -> None:
@@ -50,6 +73,10 @@ async def on_return_recorded(uow: UnitOfWork, event: CloudEvent, data: ReturnDat
     await handlers.on_return_recorded(SqlStore(uow.session), uow, event, data)
 
 
+async def on_returns_recorded_together(uow: UnitOfWork, returns: Sequence[tuple[CloudEvent, ReturnData]]) -> None:
+    await handlers.on_returns_recorded_together(SqlStore(uow.session), uow, returns)
+
+
 async def on_sales_order(uow: UnitOfWork, event: CloudEvent, data: SalesOrderData) -> None:
     await handlers.on_sales_order(SqlStore(uow.session), uow, event, data)
 
@@ -66,7 +93,8 @@ def subscription(settings: PlanningSettings) -> Subscription:
     """The `planning-service` consumer group; complaints on the returns topic are skipped."""
 
     async def finish(uow: UnitOfWork) -> None:
-        await handlers.finish_replans(SqlStore(uow.session), uow, settings)
+        publisher = BatchPublisher(uow, settings.kafka_max_request_bytes)
+        await handlers.finish_replans(SqlStore(uow.session), publisher, settings)
 
     return Subscription(
         name="planning-service",
@@ -97,6 +125,7 @@ def subscription(settings: PlanningSettings) -> Subscription:
         # In a fetched batch, the events that come in bulk are written set-based.
         batch_handlers={
             EventType.ORDER_VOLUME_REPORTED.value: on_order_volumes_together,
+            EventType.RETURN_RECORDED.value: on_returns_recorded_together,
             EventType.SALES_ORDER_BOOKED.value: on_sales_orders_together,
             EventType.SALES_ORDER_CHANGED.value: on_sales_orders_together,
             EventType.SALES_ORDER_CANCELLED.value: on_sales_orders_together,

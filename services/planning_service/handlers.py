@@ -199,24 +199,37 @@ async def on_order_spike(store: Store, publisher: Publisher, event: CloudEvent, 
 
 async def on_return_recorded(store: Store, publisher: Publisher, event: CloudEvent, returned: ReturnData) -> None:
     """Resellable returns are receipts; returns resolved by replacement add to gross requirements."""
-    receipt = returned.condition == "resellable"
-    replacement = returned.resolution == "replacement"
-    if not (receipt or replacement):
-        return  # neither stock back nor extra demand: nothing for the plan
-    await store.save_return(
-        ReturnRecord(
-            return_id=returned.return_id,
-            sku=returned.sku,
-            quantity=returned.quantity,
-            condition=returned.condition,
-            resolution=returned.resolution,
-            returned_on=returned.returned_on,
+    await on_returns_recorded_together(store, publisher, [(event, returned)])
+
+
+async def on_returns_recorded_together(
+    store: Store, publisher: Publisher, returns: Sequence[tuple[CloudEvent, ReturnData]]
+) -> None:
+    """`on_return_recorded` for several returns at once, in the order they were read: the returns in one
+    statement (the first record of a return id is kept), the drivers in another."""
+    records: list[ReturnRecord] = []
+    drivers: list[Driver] = []
+    for event, returned in returns:
+        receipt = returned.condition == "resellable"
+        replacement = returned.resolution == "replacement"
+        if not (receipt or replacement):
+            continue  # neither stock back nor extra demand: nothing for the plan
+        records.append(
+            ReturnRecord(
+                return_id=returned.return_id,
+                sku=returned.sku,
+                quantity=returned.quantity,
+                condition=returned.condition,
+                resolution=returned.resolution,
+                returned_on=returned.returned_on,
+            )
         )
-    )
-    effects = [e for e, on in (("back in stock", receipt), ("replacement shipped", replacement)) if on]
-    summary = f"return {returned.return_id}: {returned.quantity} x {returned.sku} ({', '.join(effects)})"
-    await _record_driver(store, event, {returned.sku}, summary)
-    _replan_later(publisher, {returned.sku}, event.id)
+        effects = [e for e, on in (("back in stock", receipt), ("replacement shipped", replacement)) if on]
+        summary = f"return {returned.return_id}: {returned.quantity} x {returned.sku} ({', '.join(effects)})"
+        drivers.append(Driver(event.id, event.type, event.subject, [returned.sku], summary, event.time))
+        _replan_later(publisher, {returned.sku}, event.id)
+    await store.save_returns(records)
+    await store.record_drivers(drivers)
 
 
 # ---------------------------------------------------------------- sales orders and accounts

@@ -112,6 +112,10 @@ class FakePlanningStore:
     async def save_return(self, returned: ReturnRecord) -> None:
         self.returns.setdefault(returned.return_id, returned)
 
+    async def save_returns(self, returned: Sequence[ReturnRecord]) -> None:
+        for one in returned:
+            self.returns.setdefault(one.return_id, one)
+
     async def record_driver(self, driver: Driver) -> None:
         self.drivers.setdefault(driver.event_id, driver)
 

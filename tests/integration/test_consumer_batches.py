@@ -13,15 +13,18 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from services.planning_service import handlers, tables
+from services.planning_service.domain.orders import Tier
+from services.planning_service.domain.promises import AtRiskLine
 from services.planning_service.store import OrderLineRecord, OrderRecord, SqlStore
 from shared import inbox
 from shared.events import (
     CloudEvent,
     EventType,
     OrderVolumeReportedData,
-    PromotionData,
+    ReturnData,
     new_event,
 )
+from tests.consumer_events import planned_promotion
 from tests.fakes.planning import FakePlanningStore
 
 pytestmark = pytest.mark.integration
@@ -46,22 +49,9 @@ class Context:
         self.context: dict[str, Any] = {}
 
 
-def promotion(promotion_id: str) -> CloudEvent:
-    data = PromotionData.model_validate(
-        {
-            "promotion_id": promotion_id,
-            "name": promotion_id,
-            "starts_on": "2026-12-01",
-            "ends_on": "2026-12-02",
-            "items": [{"sku": "SKU-1", "uplift_pct": 10}],
-        }
-    )
-    return new_event(EventType.PROMOTION_PLANNED, source="test", subject=promotion_id, data=data)
-
-
 async def test_a_batch_is_claimed_in_one_statement_and_duplicates_are_left_out(session):
     table = tables.metadata.tables["planning.inbox"]
-    old, new, again = promotion("OLD"), promotion("NEW"), promotion("AGAIN")
+    old, new, again = planned_promotion("OLD"), planned_promotion("NEW"), planned_promotion("AGAIN")
     assert await inbox.claim(session, table, "batch-test", old)
     claimed = await inbox.claim_many(session, table, "batch-test", [old, new, again, new])
     assert claimed == {new.id, again.id}, "the one in the inbox already is left out, a second copy claimed once"
@@ -173,3 +163,75 @@ async def test_sales_orders_together_keep_versions_as_one_after_the_other(sessio
         ("SO-2", "1", "SKU-5"),
         ("SO-9", "1", "SKU-9"),
     ]
+
+
+def returned(return_id: str, sku: str, condition: str, resolution: str | None) -> tuple[CloudEvent, ReturnData]:
+    data = ReturnData.model_validate(
+        {
+            "return_id": return_id,
+            "sku": sku,
+            "quantity": 2,
+            "account_id": "ACC-1",
+            "reason": "damaged",
+            "condition": condition,
+            "returned_on": "2026-11-20",
+            "resolution": resolution,
+        }
+    )
+    return new_event(EventType.RETURN_RECORDED, source="test", subject=return_id, data=data), data
+
+
+async def test_returns_together_give_what_one_after_the_other_gives(session):
+    batch = [
+        returned("R-1", "SKU-1", "resellable", None),  # back in stock
+        returned("R-2", "SKU-2", "damaged", "refund"),  # nothing for the plan: neither kept nor logged
+        returned("R-3", "SKU-3", "damaged", "replacement"),  # a replacement to ship
+        returned("R-1", "SKU-9", "resellable", "replacement"),  # the same return again: the first is kept
+    ]
+    publisher = Context()
+    await handlers.on_returns_recorded_together(SqlStore(session), publisher, batch)  # type: ignore[arg-type]
+    fake, fake_publisher = FakePlanningStore(), Context()
+    for event, data in batch:
+        await handlers.on_return_recorded(fake, fake_publisher, event, data)  # type: ignore[arg-type]
+
+    stored = await session.execute(tables.returns.select().order_by("return_id"))
+    kept = [(r.return_id, r.sku, r.condition, r.resolution) for r in stored]
+    assert kept == [("R-1", "SKU-1", "resellable", None), ("R-3", "SKU-3", "damaged", "replacement")]
+    assert kept == [(r.return_id, r.sku, r.condition, r.resolution) for _, r in sorted(fake.returns.items())]
+    drivers = {r.event_id: r.summary for r in await session.execute(tables.drivers.select())}
+    assert drivers == {event_id: driver.summary for event_id, driver in fake.drivers.items()}
+    assert drivers[batch[0][0].id] == "return R-1: 2 x SKU-1 (back in stock)"
+    assert publisher.context[handlers.REPLAN] == fake_publisher.context[handlers.REPLAN]
+    assert publisher.context[handlers.REPLAN] == {
+        "SKU-1": [batch[0][0].id],
+        "SKU-3": [batch[2][0].id],
+        "SKU-9": [batch[3][0].id],
+    }
+
+
+def at_risk(order_id: str, sku: str, short: float) -> AtRiskLine:
+    return AtRiskLine(order_id, "1", "ACC-1", Tier.STRATEGIC, sku, date(2026, 11, 25), 10.0, short, None)
+
+
+async def test_promises_at_risk_of_reviewed_skus_are_replaced_in_one_go(session):
+    store = SqlStore(session)
+    await store.save_promises_at_risk(
+        {
+            "SKU-1": [at_risk("SO-1", "SKU-1", 4.0), at_risk("SO-2", "SKU-1", 1.0)],
+            "SKU-2": [at_risk("SO-3", "SKU-2", 2)],
+        },
+        plan_versions={"SKU-1": 1, "SKU-2": 1},
+    )
+    # SKU-1 reviewed again: SO-1 is short by more, SO-2 was restored, SO-3's line moved to SKU-1
+    await store.save_promises_at_risk(
+        {"SKU-1": [at_risk("SO-1", "SKU-1", 6.0), at_risk("SO-3", "SKU-1", 3.0)]}, plan_versions={"SKU-1": 2}
+    )
+
+    rows = await session.execute(tables.promises_at_risk.select().order_by("order_id"))
+    assert [(r.order_id, r.sku, r.quantity_short, r.plan_version) for r in rows] == [
+        ("SO-1", "SKU-1", 6.0, 2),
+        ("SO-3", "SKU-1", 3.0, 2),
+    ]
+    assert await store.promises_at_risk(["SKU-1", "SKU-2"]) == {
+        "SKU-1": [at_risk("SO-1", "SKU-1", 6.0), at_risk("SO-3", "SKU-1", 3.0)]
+    }

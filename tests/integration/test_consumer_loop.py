@@ -10,25 +10,13 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from services.planning_service import tables
-from shared.events import CloudEvent, EventType, InvalidEvent, PromotionData, Topic, new_event
+from shared.events import CloudEvent, EventType, InvalidEvent, Topic
 from shared.kafka import Subscription
 from shared.service import ServiceSpec, build_runtime
+from tests.consumer_events import planned_promotion
 from tests.support import eventually, produce, read_topic
 
 pytestmark = pytest.mark.integration
-
-
-def planned(promotion_id: str) -> CloudEvent:
-    data = PromotionData.model_validate(
-        {
-            "promotion_id": promotion_id,
-            "name": promotion_id,
-            "starts_on": "2026-12-01",
-            "ends_on": "2026-12-02",
-            "items": [{"sku": "SKU-1", "uplift_pct": 10}],
-        }
-    )
-    return new_event(EventType.PROMOTION_PLANNED, source="test", subject=promotion_id, data=data)
 
 
 async def run_consumer(settings: Any, handler: Any, events: list[CloudEvent], broker: Any) -> Any:
@@ -63,7 +51,9 @@ async def test_transient_failures_are_retried_until_the_handler_succeeds(setting
         if data.promotion_id == "FLAKY" and calls["FLAKY"] <= 3:
             raise OperationalError("select 1", {}, ConnectionRefusedError("database restarting"))
 
-    runtime, consumer, task = await run_consumer(settings, flaky, [planned("FLAKY"), planned("AFTER")], broker)
+    runtime, consumer, task = await run_consumer(
+        settings, flaky, [planned_promotion("FLAKY"), planned_promotion("AFTER")], broker
+    )
     try:
         await eventually(lambda: _async(calls.get("AFTER") == 1), message="the next event was never handled")
     finally:
@@ -82,7 +72,9 @@ async def test_a_handler_that_always_fails_is_dead_lettered_after_bounded_attemp
         if data.promotion_id == "BUG":
             raise ZeroDivisionError("a bug, not an outage")
 
-    runtime, consumer, task = await run_consumer(settings, buggy, [planned("BUG"), planned("NEXT")], broker)
+    runtime, consumer, task = await run_consumer(
+        settings, buggy, [planned_promotion("BUG"), planned_promotion("NEXT")], broker
+    )
     try:
         await eventually(lambda: _async(calls.get("NEXT") == 1), message="the partition got stuck behind the bug")
     finally:
@@ -104,7 +96,7 @@ async def test_a_batch_with_a_poison_event_falls_back_to_one_at_a_time_and_appli
     """The events are on the broker before the consumer starts, so they come in one fetch: handed over together
     (the batch handler's list), the poison one fails the batch; one at a time, it is dead-lettered and the others
     are applied once each, the copy of an event in the same batch skipped."""
-    good, poison, other = planned("GOOD"), planned("POISON"), planned("OTHER")
+    good, poison, other = planned_promotion("GOOD"), planned_promotion("POISON"), planned_promotion("OTHER")
     for event in (good, poison, other, good):
         await produce(broker.bootstrap_servers, Topic.PROMOTIONS.value, event.to_json(), key=b"SKU-1")
     handed_over: list[list[str]] = []

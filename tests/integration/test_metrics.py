@@ -21,7 +21,7 @@ from services.returns_service.app import build_app as build_returns
 from shared.events import EventType, Topic
 from shared.service import ServiceSpec, build_runtime
 from shared.subscription import Subscription
-from tests.integration.test_consumer_loop import planned
+from tests.consumer_events import planned_promotion
 from tests.integration.test_promotion_flow import promotion_body
 from tests.support import bearer, eventually, produce, running
 
@@ -63,7 +63,9 @@ async def test_consumer_lag_is_what_is_left_of_each_partition_after_each_fetch(s
     )
     runtime = build_runtime(spec, settings)
     for n in range(5):
-        await produce(broker.bootstrap_servers, Topic.PROMOTIONS.value, planned(f"P{n}").to_json(), key=b"SKU-1")
+        await produce(
+            broker.bootstrap_servers, Topic.PROMOTIONS.value, planned_promotion(f"P{n}").to_json(), key=b"SKU-1"
+        )
     [consumer] = runtime.consumers
     task = asyncio.create_task(consumer.run())
 
@@ -97,7 +99,7 @@ async def test_the_relay_reports_the_outbox_backlog_and_the_age_of_its_oldest_ro
             EventType.PROMOTION_PLANNED.value,
             Topic.PROMOTIONS.value,
             "SKU-1",
-            planned("OLD").to_json(),
+            planned_promotion("OLD").to_json(),
             float(age_s),
         )
 

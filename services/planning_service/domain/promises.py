@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 
@@ -312,7 +312,6 @@ def review_promises(supply: Supply, lines: Sequence[OrderLine]) -> PromiseReview
     for no less is kept.
     """
     lines = latest_lines(lines_of_sku(lines, supply.sku))
-    starts = supply.week_starts()
     # slack[k]: supply up to week k minus everything already served up to it; a line due in week d
     # fits iff its quantity is at most min(slack[d:]).
     slack = supply.on_hand + np.cumsum(np.asarray(supply.receipts, dtype=np.float64) - supply.other())
@@ -326,11 +325,11 @@ def review_promises(supply: Supply, lines: Sequence[OrderLine]) -> PromiseReview
         if week >= supply.weeks:
             beyond.append(line.key)
             continue
-        room = np.minimum.accumulate(slack[::-1])[::-1]  # room[d] = min(slack[d:])
-        if line.open_quantity <= room[week] + TOLERANCE:
+        if line.open_quantity <= slack[week:].min() + TOLERANCE:  # min(slack[week:]): room on its date
             slack[week:] -= line.open_quantity
             kept.append(line.key)
             continue
+        room = np.minimum.accumulate(slack[::-1])[::-1]  # room[d] = min(slack[d:])
         covering = np.nonzero(room[week:] + TOLERANCE >= line.open_quantity)[0]
         new_week = week + int(covering[0]) if covering.size else None
         if new_week is not None:
@@ -346,7 +345,7 @@ def review_promises(supply: Supply, lines: Sequence[OrderLine]) -> PromiseReview
                 promised_on=line.promised_on,
                 quantity=line.open_quantity,
                 quantity_short=short,
-                new_earliest_on=starts[new_week] if new_week is not None else None,
+                new_earliest_on=supply.horizon_start + timedelta(weeks=new_week) if new_week is not None else None,
             )
         )
     return PromiseReview(supply.sku, tuple(kept), tuple(at_risk), tuple(beyond))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     ARRAY,
     BindParameter,
@@ -82,51 +83,6 @@ class SavedAccount:
     previous_segment: str | None
 
 
-# The newer version replaces the order and its lines (lines it no longer has are deleted); `before` reads
-# the lines as they were, since every part of one statement sees the same snapshot.
-SAVE_ORDER = text(
-    f"""
-    WITH saved AS (
-        INSERT INTO {tables.orders.fullname} AS o
-            (order_id, account_id, tier, status, version, booked_at, last_event_id)
-        VALUES (:order_id, :account_id, :tier, :status, :version, :booked_at, :event_id)
-        ON CONFLICT (order_id) DO UPDATE SET
-            account_id = excluded.account_id, tier = excluded.tier, status = excluded.status,
-            version = excluded.version, booked_at = excluded.booked_at,
-            last_event_id = excluded.last_event_id, updated_at = now()
-        WHERE o.version < excluded.version
-        RETURNING o.order_id
-    ),
-    before AS (
-        SELECT sku FROM {tables.order_lines.fullname} WHERE order_id = :order_id
-    ),
-    removed AS (
-        DELETE FROM {tables.order_lines.fullname}
-        WHERE order_id = :order_id AND EXISTS (SELECT 1 FROM saved)
-            AND line_id <> ALL (CAST(:line_ids AS text[]))
-    ),
-    written AS (
-        INSERT INTO {tables.order_lines.fullname}
-            (order_id, line_id, sku, quantity, shipped_quantity, open_quantity, requested_on, promised_on)
-        SELECT saved.order_id, u.line_id, u.sku, u.quantity, u.shipped, u.open, u.requested, u.promised
-        FROM saved, unnest(
-            CAST(:line_ids AS text[]), CAST(:skus AS text[]), CAST(:quantities AS float8[]),
-            CAST(:shipped AS float8[]), CAST(:open AS float8[]), CAST(:requested AS date[]),
-            CAST(:promised AS date[])
-        ) AS u (line_id, sku, quantity, shipped, open, requested, promised)
-        ON CONFLICT (order_id, line_id) DO UPDATE SET
-            sku = excluded.sku, quantity = excluded.quantity, shipped_quantity = excluded.shipped_quantity,
-            open_quantity = excluded.open_quantity, requested_on = excluded.requested_on,
-            promised_on = excluded.promised_on
-    )
-    SELECT
-        EXISTS (SELECT 1 FROM saved) AS saved,
-        (SELECT segment FROM {tables.accounts.fullname} WHERE account_id = :account_id) AS segment,
-        ARRAY (SELECT DISTINCT sku FROM before) AS skus_before
-    """
-)
-
-
 # `save_orders`: the newest version of each order in a batch replaces the order and its lines when it is newer
 # than the stored one; per order, the stored version and the SKUs its lines had (the statement's snapshot).
 SAVE_ORDERS = text(
@@ -136,7 +92,7 @@ SAVE_ORDERS = text(
             CAST(:order_ids AS text[]), CAST(:account_ids AS text[]), CAST(:tiers AS text[]),
             CAST(:statuses AS text[]), CAST(:versions AS integer[]), CAST(:booked_at AS timestamptz[]),
             CAST(:event_ids AS text[])
-        ) AS c (order_id, account_id, tier, status, version, booked_at, event_id)
+        ) WITH ORDINALITY AS c (order_id, account_id, tier, status, version, booked_at, event_id, n)
     ),
     saved AS (
         INSERT INTO {tables.orders.fullname} AS o
@@ -179,10 +135,11 @@ SAVE_ORDERS = text(
         ARRAY (
             SELECT DISTINCT x.sku FROM {tables.order_lines.fullname} AS x WHERE x.order_id = c.order_id
         ) AS skus_before,
-        (
+        -- the tiers of the batch's accounts once, on the first order's row, as text (decoded once)
+        CASE WHEN c.n = 1 THEN CAST((
             SELECT jsonb_object_agg(a.account_id, a.segment) FROM {tables.accounts.fullname} AS a
             WHERE a.account_id = ANY (CAST(:all_account_ids AS text[]))
-        ) AS segments
+        ) AS text) END AS segments
     FROM candidate AS c
     """
 )
@@ -244,11 +201,45 @@ def order_line_from_row(row: Any) -> OrderLine:
     )
 
 
+# `open_lines_query` of some SKUs as SQL written once (the SKUs one array parameter), read as plain tuples:
+# every re-plan of an event's SKUs reads their open lines.
+OPEN_LINES_OF_SKUS = text(
+    f"""
+    SELECT l.order_id, l.line_id, o.account_id, coalesce(a.segment, o.tier, '{UNKNOWN_ACCOUNT_TIER.value}'),
+        l.sku, l.open_quantity, l.promised_on, o.booked_at, o.version
+    FROM {tables.order_lines.fullname} AS l
+    JOIN {tables.orders.fullname} AS o ON o.order_id = l.order_id
+    LEFT OUTER JOIN {tables.accounts.fullname} AS a ON a.account_id = o.account_id
+    WHERE l.open_quantity > 0 AND o.status != 'cancelled' AND l.sku = ANY (CAST(:skus AS text[]))
+    """
+)
+_TIERS = {tier.value: tier for tier in Tier}
+
+
 async def open_order_lines(session: AsyncSession, skus: Collection[str] | None) -> dict[str, list[OrderLine]]:
     """Open order lines by SKU (of the given SKUs, or all)."""
     found: dict[str, list[OrderLine]] = defaultdict(list)
-    for row in (await session.execute(open_lines_query(skus))).all():
-        found[row.sku].append(order_line_from_row(row))
+    if skus is None:
+        for row in (await session.execute(open_lines_query(skus))).all():
+            found[row.sku].append(order_line_from_row(row))
+        return found
+    if not skus:
+        return found
+    rows = await session.execute(OPEN_LINES_OF_SKUS, {"skus": sorted(skus)})
+    for order_id, line_id, account_id, tier, sku, open_quantity, promised_on, booked_at, version in rows:
+        found[sku].append(
+            OrderLine(
+                order_id,
+                line_id,
+                account_id,
+                _TIERS.get(tier) or Tier(tier),
+                sku,
+                open_quantity,
+                promised_on,
+                booked_at,
+                version,
+            )
+        )
     return found
 
 
@@ -256,35 +247,13 @@ class CustomerSql:
     session: AsyncSession
 
     async def save_order(self, order: OrderRecord) -> SavedOrder | None:
-        """Keep the order and its lines when it is newer than the stored version, in one statement (every
-        order event takes this path, so it costs what other planning events cost).
+        """Keep the order and its lines when it is newer than the stored version (`save_orders` of one order).
 
         Returns the SKUs its lines had before (none for a new order) and the tier planning's copy of the
         account holds, or None when the stored version is as new or newer: an older or repeated version
         changes nothing.
         """
-        row = (
-            await self.session.execute(
-                SAVE_ORDER,
-                {
-                    "order_id": order.order_id,
-                    "account_id": order.account_id,
-                    "tier": order.tier,
-                    "status": order.status,
-                    "version": order.version,
-                    "booked_at": order.booked_at,
-                    "event_id": order.event_id,
-                    "line_ids": [line.line_id for line in order.lines],
-                    "skus": [line.sku for line in order.lines],
-                    "quantities": [line.quantity for line in order.lines],
-                    "shipped": [line.shipped_quantity for line in order.lines],
-                    "open": [line.open_quantity for line in order.lines],
-                    "requested": [line.requested_on for line in order.lines],
-                    "promised": [line.promised_on for line in order.lines],
-                },
-            )
-        ).one()
-        return SavedOrder(set(row.skus_before), row.segment) if row.saved else None
+        return (await self.save_orders([order]))[0]
 
     async def save_orders(self, orders: Sequence[OrderRecord]) -> list[SavedOrder | None]:
         """`save_order` for several order versions at once, in the order they were read, in one statement: the
@@ -323,7 +292,7 @@ class CustomerSql:
                 },
             )
         ).all()
-        segments: dict[str, str] = (rows[0].segments or {}) if rows else {}
+        segments: dict[str, str] = next((orjson.loads(row.segments) for row in rows if row.segments), {})
         # Per order: the version (None: a new order) and the SKUs as the next one in `orders` finds them; no entry
         # when nothing of the order is kept (its newest version in `orders` is not newer than the stored one).
         current: dict[str, tuple[int | None, set[str]]] = {

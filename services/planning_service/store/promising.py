@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import any_, delete, func, literal, select, true, type_coerce
+from sqlalchemy import any_, delete, func, literal, select, text, true, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,25 @@ from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER, OrderL
 from services.planning_service.domain.promises import AtRiskLine
 from services.planning_service.store.customers import open_line, sku_array
 from services.planning_service.store.inputs import plan_from_json
+
+# The reviewed SKUs' at-risk lines, in one statement. A line that moved to another SKU is at risk there now,
+# not under the SKU it left.
+SAVE_AT_RISK = text(
+    f"""
+    INSERT INTO {tables.promises_at_risk.fullname} AS p (order_id, line_id, sku, account_id, tier, promised_on,
+        quantity, quantity_short, new_earliest_on, plan_version)
+    SELECT * FROM unnest(
+        CAST(:order_ids AS varchar[]), CAST(:line_ids AS varchar[]), CAST(:skus AS varchar[]),
+        CAST(:account_ids AS varchar[]), CAST(:tiers AS varchar[]), CAST(:promised_on AS date[]),
+        CAST(:quantities AS float8[]), CAST(:short AS float8[]), CAST(:earliest AS date[]),
+        CAST(:plan_versions AS integer[])
+    )
+    ON CONFLICT (order_id, line_id) DO UPDATE SET
+        sku = excluded.sku, account_id = excluded.account_id, tier = excluded.tier,
+        promised_on = excluded.promised_on, quantity = excluded.quantity, quantity_short = excluded.quantity_short,
+        new_earliest_on = excluded.new_earliest_on, plan_version = excluded.plan_version, updated_at = now()
+    """
+)
 
 
 @dataclass(frozen=True)
@@ -79,32 +98,23 @@ class PromisingSql:
             return
         table = tables.promises_at_risk
         await self.session.execute(delete(table).where(table.c.sku == any_(sku_array(reviewed))))
-        rows = [
-            {
-                "order_id": line.order_id,
-                "line_id": line.line_id,
-                "sku": sku,
-                "account_id": line.account_id,
-                "tier": line.tier.value,
-                "promised_on": line.promised_on,
-                "quantity": line.quantity,
-                "quantity_short": line.quantity_short,
-                "new_earliest_on": line.new_earliest_on,
-                "plan_version": plan_versions[sku],
-            }
-            for sku, lines in reviewed.items()
-            for line in lines
-        ]
+        # One row per line (the last one reviewed wins, as rows written one after the other would).
+        rows = {line.key: (sku, line) for sku, lines in reviewed.items() for line in lines}
         if rows:
-            statement = insert(table)
-            keep = [c.name for c in table.columns if c.name not in {"order_id", "line_id"}]
-            # A line that moved to another SKU is at risk there now, not under the SKU it left.
             await self.session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[table.c.order_id, table.c.line_id],
-                    set_={name: statement.excluded[name] for name in keep},
-                ),
-                rows,
+                SAVE_AT_RISK,
+                {
+                    "order_ids": [line.order_id for _, line in rows.values()],
+                    "line_ids": [line.line_id for _, line in rows.values()],
+                    "skus": [sku for sku, _ in rows.values()],
+                    "account_ids": [line.account_id for _, line in rows.values()],
+                    "tiers": [line.tier.value for _, line in rows.values()],
+                    "promised_on": [line.promised_on for _, line in rows.values()],
+                    "quantities": [line.quantity for _, line in rows.values()],
+                    "short": [line.quantity_short for _, line in rows.values()],
+                    "earliest": [line.new_earliest_on for _, line in rows.values()],
+                    "plan_versions": [plan_versions[sku] for sku, _ in rows.values()],
+                },
             )
 
     async def allocation_policy(self) -> StoredPolicy:

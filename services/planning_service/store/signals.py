@@ -93,6 +93,20 @@ class SpikeState:
     explained_by_promotion_id: str | None
 
 
+# A return is kept once: the first record of a return id wins (a redelivery or a later copy changes nothing).
+SAVE_RETURNS = text(
+    f"""
+    INSERT INTO {tables.returns.fullname} (return_id, sku, quantity, condition, resolution, returned_on)
+    SELECT r.return_id, r.sku, r.quantity, r.condition, r.resolution, r.returned_on
+    FROM unnest(
+        CAST(:return_ids AS varchar[]), CAST(:skus AS varchar[]), CAST(:quantities AS integer[]),
+        CAST(:conditions AS varchar[]), CAST(:resolutions AS varchar[]), CAST(:returned_on AS date[])
+    ) AS r (return_id, sku, quantity, condition, resolution, returned_on)
+    ON CONFLICT (return_id) DO NOTHING
+    """
+)
+
+
 @dataclass(frozen=True)
 class ReturnRecord:
     return_id: str
@@ -189,9 +203,23 @@ class SignalSql:
         )
 
     async def save_return(self, returned: ReturnRecord) -> None:
-        returns = tables.returns
+        await self.save_returns([returned])
+
+    async def save_returns(self, returned: Sequence[ReturnRecord]) -> None:
+        """Keep each return once (the first record of a return id), all of them in one statement."""
+        if not returned:
+            return
+        first = list({r.return_id: r for r in reversed(returned)}.values())
         await self.session.execute(
-            insert(returns).values(**asdict(returned)).on_conflict_do_nothing(index_elements=[returns.c.return_id])
+            SAVE_RETURNS,
+            {
+                "return_ids": [r.return_id for r in first],
+                "skus": [r.sku for r in first],
+                "quantities": [r.quantity for r in first],
+                "conditions": [r.condition for r in first],
+                "resolutions": [r.resolution for r in first],
+                "returned_on": [r.returned_on for r in first],
+            },
         )
 
     async def record_driver(self, driver: Driver) -> None:
