@@ -3,7 +3,6 @@ running for decades costs no more than one covering the history the baseline rea
 
 from __future__ import annotations
 
-import time
 from datetime import date, timedelta
 
 import pytest
@@ -71,12 +70,10 @@ def test_launches_spikes_and_returns_at_the_ends_of_the_calendar_are_outside_the
 
 def test_a_promotion_of_two_centuries_distorts_only_the_weeks_the_baseline_reads() -> None:
     promotion = Promotion("P", MIN_DATE, MAX_DATE, tuple(PromotionItem(f"SKU-{i}", 10) for i in range(1000)), 20, 52)
-    started = time.perf_counter()
     distorted = promotion_history_weeks([promotion], H)
-    elapsed = time.perf_counter() - started
     weeks = distorted["SKU-1"]
     assert len(weeks) == 156  # three years of history: older weeks carry no weight in the level
     assert min(weeks) == (H - timedelta(weeks=156)).toordinal()
     assert max(weeks) == (H - timedelta(weeks=1)).toordinal()
-    # 1,000 SKUs x 10,000 weeks was the cost before; 1,000 x 156 takes a few tens of milliseconds.
-    assert elapsed < 2.0
+    # Only the weeks the baseline reads are distorted (1,000 SKUs x 156 weeks, not x 10,000 weeks of the span).
+    assert all(len(w) == 156 for w in distorted.values())
