@@ -106,19 +106,24 @@ def _executor(settings: PlanningSettings) -> Executor:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="fit")
     # spawned, not forked: the service process has an event loop and threads a fork would copy half-way
     return ProcessPoolExecutor(
-        settings.planning_fit_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_end_with_service
+        settings.planning_fit_workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_end_with_service,
+        initargs=(os.getpid(),),
     )
 
 
-def _end_with_service() -> None:
-    """In a worker: the kernel ends it when the service process ends (Linux), so a service stopped while its
-    workers fit, or killed, leaves none behind holding their memory."""
+def _end_with_service(service_pid: int) -> None:
+    """In a worker: the kernel ends it when the service process (`service_pid`) ends (Linux), so a service
+    stopped while its workers fit, or killed, leaves none behind holding their memory."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
-    if os.getppid() == 1:  # the service ended before the worker got here
+    # The service ended before the worker got here (its orphan was adopted). Not `getppid() == 1`: in a
+    # container the service itself may be process 1.
+    if os.getppid() != service_pid:
         os._exit(0)
 
 

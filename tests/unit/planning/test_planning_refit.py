@@ -161,3 +161,27 @@ def test_a_fit_worker_ends_with_a_service_that_died(tmp_path):
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the worker process outlived its service"
         time.sleep(0.05)
+
+
+_WORKER_START = """
+import os, sys
+from services.planning_service.fitter import _end_with_service
+_end_with_service(int(sys.argv[1]))
+print("fitting")
+"""
+
+
+def test_a_fit_worker_stays_when_its_service_is_alive_whatever_its_pid():
+    # Started by its service: in a container the service may be process 1, which an orphan's parent is too, so
+    # the worker tells its service by pid, not by "parent is 1".
+    alive = subprocess.run(
+        [sys.executable, "-c", _WORKER_START, str(os.getpid())], capture_output=True, text=True, timeout=60
+    )
+    assert alive.returncode == 0
+    assert alive.stdout.strip() == "fitting"
+    # Adopted by another process than the service that started it: the service is gone, the worker leaves.
+    orphan = subprocess.run(
+        [sys.executable, "-c", _WORKER_START, str(os.getpid() + 1_000_000)], capture_output=True, text=True, timeout=60
+    )
+    assert orphan.returncode == 0
+    assert orphan.stdout == ""
