@@ -5,8 +5,9 @@ burst, so an account with many new returns is counted once. It also looks every 
 marks another replica left or that were there before a restart (marks are rows: they survive both).
 
 Replicas share the work: each claims a batch of marked accounts with a lease (`FOR UPDATE SKIP LOCKED`), and a
-recount runs under the account's cost lock, so two recounts of one account take turns and the second, finding the
-mark gone, does nothing."""
+recount runs under the account's cost lock, so two recounts of one account take turns. The second reads the mark
+as it was before it waited for the lock, so it counts again (to the same ledger) rather than finding the mark
+gone; a mark is removed only by a recount that read every fact marked before it."""
 
 from __future__ import annotations
 

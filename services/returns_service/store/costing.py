@@ -269,7 +269,8 @@ class CostingStore:
 
     async def begin_recount(self, account_id: str) -> int | None:
         """Take the account's cost lock (to the commit) and return its mark's `due_seq`, None when it has no
-        mark any more (another recount removed it: that one counted everything marked before)."""
+        mark. The mark is read in the statement that takes the lock, so as it was before any wait for the lock: a
+        recount that waited for another one may see a mark that one has since removed, and counts again."""
         row = (
             await self.session.execute(
                 _BEGIN_RECOUNT, {"lock_key": cost_lock_key(account_id), "account_id": account_id}
