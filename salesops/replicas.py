@@ -70,8 +70,8 @@ def stack_ports(port_base: int, replicas: int) -> dict[str, int]:
 
 def connection_pool(replicas: int) -> tuple[int, int]:
     """(pool size, overflow) per process so that every replica of the four services fits the embedded
-    PostgreSQL together: 10 + 10 for a single stack (the services' defaults), less per process with more."""
+    PostgreSQL together: 20 + 0 for a single stack (the services' defaults), less per process with more. No
+    overflow: a connection kept in the pool is reused, an overflow one is opened and closed per use."""
     check_replicas(replicas)
     per_process = max(MIN_CONNECTIONS_PER_PROCESS, EMBEDDED_CONNECTION_BUDGET // (len(SERVICE_PORT_OFFSETS) * replicas))
-    pool = (per_process + 1) // 2
-    return pool, per_process - pool
+    return per_process, 0

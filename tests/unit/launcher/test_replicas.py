@@ -83,7 +83,7 @@ def test_every_replica_fits_the_embedded_postgresql_and_a_single_stack_keeps_the
     previous = None
     for count in range(1, MAX_REPLICAS + 1):
         pool, overflow = connection_pool(count)
-        assert pool >= 2 and overflow >= 1
+        assert pool >= 3 and overflow == 0
         assert len(SERVICE_PORT_OFFSETS) * count * (pool + overflow) <= 80, count
         if previous is not None:
             assert pool + overflow <= previous
