@@ -4,16 +4,15 @@ unit of work's store; `finish` re-plans the SKUs a consumed batch touched, once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from services.planning_service import handlers
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import SqlStore
+from services.planning_service.units import UnitPublisher
 from shared.db import UnitOfWork
 from shared.events import (
     AccountChangedData,
     CloudEvent,
-    EventData,
     EventType,
     LaunchData,
     OrderSpikeData,
@@ -24,27 +23,6 @@ from shared.events import (
     Topic,
 )
 from shared.kafka import Subscription
-
-
-class BatchPublisher:
-    """The unit of work's publisher, taking events already encoded too (`recompute.EncodingPublisher`): a
-    batch's `mps.revised` events go to the outbox in one statement, and the relay is woken after the commit."""
-
-    def __init__(self, uow: UnitOfWork, max_event_bytes: int | None) -> None:
-        self._uow = uow
-        self.context: dict[str, Any] = uow.context
-        self.source = uow.source
-        self.max_event_bytes = max_event_bytes
-
-    @property
-    def traceparent(self) -> str | None:
-        return self._uow.traceparent
-
-    def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent:
-        return self._uow.publish(event_type, key=key, subject=subject, data=data)
-
-    def wrote_encoded_events(self) -> None:
-        self._uow.wrote_outbox()
 
 
 async def on_promotion_event(uow: UnitOfWork, event: CloudEvent, data: PromotionData) -> None:
@@ -93,7 +71,7 @@ def subscription(settings: PlanningSettings) -> Subscription:
     """The `planning-service` consumer group; complaints on the returns topic are skipped."""
 
     async def finish(uow: UnitOfWork) -> None:
-        publisher = BatchPublisher(uow, settings.kafka_max_request_bytes)
+        publisher = UnitPublisher(uow, settings.kafka_max_request_bytes)
         await handlers.finish_replans(SqlStore(uow.session), publisher, settings)
 
     return Subscription(

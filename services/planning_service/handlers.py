@@ -66,8 +66,13 @@ def promotion_summary(event_type: str, promotion: PromotionData) -> str:
     return f"{promotion.promotion_id} {uplifts}"
 
 
+def _driver(event: CloudEvent, skus: set[str], summary: str) -> Driver:
+    """The event as a driver of the plans of its SKUs."""
+    return Driver(event.id, event.type, event.subject, sorted(skus), summary, event.time)
+
+
 async def _record_driver(store: Store, event: CloudEvent, skus: set[str], summary: str) -> None:
-    await store.record_driver(Driver(event.id, event.type, event.subject, sorted(skus), summary, event.time))
+    await store.record_driver(_driver(event, skus, summary))
 
 
 def _replan_later(publisher: Publisher, skus: set[str], driver_id: str) -> None:
@@ -153,7 +158,7 @@ async def on_order_volumes_together(
         span = f"{reported[0]}" if len(reported) == 1 else f"{reported[0]}..{reported[-1]}"
         units = sum(d.units_ordered for d in latest.values())
         summary = f"order volumes of {volumes.sku} for {span}: {units} units ordered"
-        drivers.append(Driver(event.id, event.type, event.subject, [volumes.sku], summary, event.time))
+        drivers.append(_driver(event, {volumes.sku}, summary))
         _replan_later(publisher, {volumes.sku}, event.id)
     await store.save_daily_volumes(list(days.values()))
     await store.note_history_changes(earliest)
@@ -226,7 +231,7 @@ async def on_returns_recorded_together(
         )
         effects = [e for e, on in (("back in stock", receipt), ("replacement shipped", replacement)) if on]
         summary = f"return {returned.return_id}: {returned.quantity} x {returned.sku} ({', '.join(effects)})"
-        drivers.append(Driver(event.id, event.type, event.subject, [returned.sku], summary, event.time))
+        drivers.append(_driver(event, {returned.sku}, summary))
         _replan_later(publisher, {returned.sku}, event.id)
     await store.save_returns(records)
     await store.record_drivers(drivers)
@@ -337,7 +342,7 @@ async def on_sales_orders_together(
 def _order_driver(event: CloudEvent, order: SalesOrderData, record: OrderRecord, saved: SavedOrder) -> Driver:
     skus = saved.skus_before | {line.sku for line in record.lines}
     summary = order_summary(event.type, order, _tier_of(saved.account_segment, order))
-    return Driver(event.id, event.type, event.subject, sorted(skus), summary, event.time)
+    return _driver(event, skus, summary)
 
 
 async def on_account_changed(

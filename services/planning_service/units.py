@@ -3,7 +3,8 @@ publisher of a fresh unit of work, committed when its block ends without an exce
 
 The publisher also takes events already encoded (`recompute.EncodingPublisher`): a chunk's store writes its
 thousands of `mps.revised` events to the outbox in one statement, in the chunk's transaction, and the relay is
-woken once the chunk commits. After each unit the allocator hands its free heap back to the system
+woken once the chunk commits. The consumer's re-plan of a batch publishes through the same `UnitPublisher`.
+After each unit the allocator hands its free heap back to the system
 (`release_free_heap`)."""
 
 from __future__ import annotations
@@ -23,37 +24,35 @@ from shared.ports import Publisher
 from shared.service import Runtime
 
 
-class ChunkPublisher:
-    """The unit of work's publisher, plus what writing encoded events needs: the envelope's source and trace
-    context, the broker's limit, and a note that the relay must be woken after the commit."""
+class UnitPublisher:
+    """The unit of work's publisher, plus what writing encoded events needs (`recompute.EncodingPublisher`):
+    the envelope's source and trace context, the broker's limit, and a note to the unit of work that events
+    went to the outbox without `publish`, so that it wakes the relay after the commit."""
 
     def __init__(self, uow: UnitOfWork, max_event_bytes: int | None) -> None:
         self._uow = uow
         self.context: dict[str, Any] = uow.context
         self.source = uow.source
-        self.traceparent = uow.traceparent
         self.max_event_bytes = max_event_bytes
-        self.encoded = False
+
+    @property
+    def traceparent(self) -> str | None:
+        return self._uow.traceparent
 
     def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent:
         return self._uow.publish(event_type, key=key, subject=subject, data=data)
 
     def wrote_encoded_events(self) -> None:
-        self.encoded = True
+        self._uow.wrote_outbox()
 
 
 @asynccontextmanager
-async def chunk_unit(
-    runtime: Runtime, traceparent: str | None = None
-) -> AsyncIterator[tuple[SqlStore, ChunkPublisher]]:
+async def chunk_unit(runtime: Runtime, traceparent: str | None = None) -> AsyncIterator[tuple[SqlStore, UnitPublisher]]:
     """A fresh unit of work as a chunk's store and publisher, committed when the block ends without an
-    exception; the relay is woken after the commit when the store wrote encoded events."""
+    exception; the unit of work wakes the relay after the commit when the chunk wrote events."""
     async with runtime.unit_of_work(traceparent) as uow:
-        publisher = ChunkPublisher(uow, runtime.settings.kafka_max_request_bytes)
-        yield SqlStore(uow.session), publisher
+        yield SqlStore(uow.session), UnitPublisher(uow, runtime.settings.kafka_max_request_bytes)
         await uow.commit()
-        if publisher.encoded:
-            runtime.relay.wake()
     release_free_heap()
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     and_,
     any_,
+    bindparam,
     func,
     literal,
     literal_column,
@@ -158,12 +159,14 @@ def open_line(lines: Table, orders: Table) -> ColumnElement[bool]:
     return and_(lines.c.open_quantity > literal_column("0"), orders.c.status != literal_column("'cancelled'"))
 
 
-def open_lines_query(skus: Collection[str] | None) -> Select[Any]:
+def _open_lines() -> Select[Any]:
     """Open lines of uncancelled orders with their tier: planning's copy of the account first, then the tier
-    the order event stamped, then the tier of an unknown account."""
-    lines, orders, accounts = tables.order_lines, tables.orders, tables.accounts
+    the order event stamped, then the tier of an unknown account. The columns are `OrderLine`'s, in its order.
+    The accounts are read under an alias of their own, so that a query that reads accounts too can take the
+    open lines as a subquery (a promise check's)."""
+    lines, orders, accounts = tables.order_lines, tables.orders, tables.accounts.alias("line_accounts")
     tier = func.coalesce(accounts.c.segment, orders.c.tier, literal(UNKNOWN_ACCOUNT_TIER.value))
-    query = (
+    return (
         select(
             lines.c.order_id,
             lines.c.line_id,
@@ -182,64 +185,44 @@ def open_lines_query(skus: Collection[str] | None) -> Select[Any]:
         )
         .where(open_line(lines, orders))
     )
-    if skus is not None:
-        query = query.where(lines.c.sku == any_(sku_array(skus)))
-    return query
 
 
-def order_line_from_row(row: Any) -> OrderLine:
-    return OrderLine(
-        order_id=row.order_id,
-        line_id=row.line_id,
-        account_id=row.account_id,
-        tier=Tier(row.tier),
-        sku=row.sku,
-        open_quantity=row.open_quantity,
-        promised_on=row.promised_on,
-        booked_at=row.booked_at,
-        version=row.version,
-    )
-
-
-# `open_lines_query` of some SKUs as SQL written once (the SKUs one array parameter), read as plain tuples:
-# every re-plan of an event's SKUs reads their open lines.
-OPEN_LINES_OF_SKUS = text(
-    f"""
-    SELECT l.order_id, l.line_id, o.account_id, coalesce(a.segment, o.tier, '{UNKNOWN_ACCOUNT_TIER.value}'),
-        l.sku, l.open_quantity, l.promised_on, o.booked_at, o.version
-    FROM {tables.order_lines.fullname} AS l
-    JOIN {tables.orders.fullname} AS o ON o.order_id = l.order_id
-    LEFT OUTER JOIN {tables.accounts.fullname} AS a ON a.account_id = o.account_id
-    WHERE l.open_quantity > 0 AND o.status != 'cancelled' AND l.sku = ANY (CAST(:skus AS text[]))
-    """
-)
+# The open lines, all of them or those of some SKUs (one array parameter), as statements built once: every
+# re-plan of an event's SKUs reads their open lines, and a statement kept keeps its cache key and, through it,
+# its compiled SQL.
+OPEN_LINES = _open_lines()
+OPEN_LINES_OF_SKUS = OPEN_LINES.where(tables.order_lines.c.sku == any_(bindparam("skus", type_=ARRAY(String))))
 _TIERS = {tier.value: tier for tier in Tier}
+
+
+def order_line_from_row(row: Sequence[Any]) -> OrderLine:
+    """An `OrderLine` of a row of `OPEN_LINES` (its values in that order)."""
+    order_id, line_id, account_id, tier, sku, open_quantity, promised_on, booked_at, version = row
+    return OrderLine(
+        order_id,
+        line_id,
+        account_id,
+        _TIERS.get(tier) or Tier(tier),
+        sku,
+        open_quantity,
+        promised_on,
+        booked_at,
+        version,
+    )
 
 
 async def open_order_lines(session: AsyncSession, skus: Collection[str] | None) -> dict[str, list[OrderLine]]:
     """Open order lines by SKU (of the given SKUs, or all)."""
     found: dict[str, list[OrderLine]] = defaultdict(list)
     if skus is None:
-        for row in (await session.execute(open_lines_query(skus))).all():
-            found[row.sku].append(order_line_from_row(row))
+        rows = await session.execute(OPEN_LINES)
+    elif skus:
+        rows = await session.execute(OPEN_LINES_OF_SKUS, {"skus": sorted(skus)})
+    else:
         return found
-    if not skus:
-        return found
-    rows = await session.execute(OPEN_LINES_OF_SKUS, {"skus": sorted(skus)})
-    for order_id, line_id, account_id, tier, sku, open_quantity, promised_on, booked_at, version in rows:
-        found[sku].append(
-            OrderLine(
-                order_id,
-                line_id,
-                account_id,
-                _TIERS.get(tier) or Tier(tier),
-                sku,
-                open_quantity,
-                promised_on,
-                booked_at,
-                version,
-            )
-        )
+    for row in rows:
+        line = order_line_from_row(row)
+        found[line.sku].append(line)
     return found
 
 

@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import any_, delete, func, literal, select, text, true, type_coerce
+from sqlalchemy import any_, delete, func, select, text, true, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service import tables
 from services.planning_service.domain import SkuPlan
 from services.planning_service.domain.allocation import NO_PROTECTION, AllocationPolicy
-from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER, OrderLine, Tier
+from services.planning_service.domain.orders import OrderLine, Tier
 from services.planning_service.domain.promises import AtRiskLine
-from services.planning_service.store.customers import open_line, sku_array
+from services.planning_service.store.customers import OPEN_LINES, order_line_from_row, sku_array
 from services.planning_service.store.inputs import plan_from_json
 
 # The reviewed SKUs' at-risk lines, in one statement. A line that moved to another SKU is at risk there now,
@@ -38,6 +38,22 @@ SAVE_AT_RISK = text(
         promised_on = excluded.promised_on, quantity = excluded.quantity, quantity_short = excluded.quantity_short,
         new_earliest_on = excluded.new_earliest_on, plan_version = excluded.plan_version, updated_at = now()
     """
+)
+
+
+# A promise check's open lines of its item's SKU as one JSON array (null when none), through the index of open
+# lines by SKU: the rows of `OPEN_LINES` as objects by column name, of the item of the enclosing query. The
+# names are bound as plain text: a column's name is a `quoted_name`, whose parameter PostgreSQL cannot type.
+ITEM_OPEN_LINES_JSON = (
+    OPEN_LINES.with_only_columns(
+        func.jsonb_agg(
+            func.jsonb_build_object(
+                *(part for name, column in OPEN_LINES.selected_columns.items() for part in (str(name), column))
+            )
+        )
+    )
+    .where(tables.order_lines.c.sku == tables.items.c.sku)
+    .scalar_subquery()
 )
 
 
@@ -162,7 +178,7 @@ class PromisingSql:
                 policy.c.release_days,
                 policy.c.revision,
                 policy.c.updated_at,
-                type_coerce(_open_lines_json(items.c.sku), JSONB).label("lines"),
+                type_coerce(ITEM_OPEN_LINES_JSON, JSONB).label("lines"),
             )
             .select_from(
                 items.join(plans, plans.c.sku == items.c.sku)
@@ -184,53 +200,20 @@ class PromisingSql:
         return PromisingView(sku, row.on_hand, plan, row.plan_version, lines, stored, row.segment)
 
 
-def _open_lines_json(sku: Any) -> Any:
-    """The open lines of `sku` as a JSON array (null when none), with their tier as in open_lines_query."""
-    lines, orders, accounts = tables.order_lines, tables.orders, tables.accounts.alias("line_accounts")
-    tier = func.coalesce(accounts.c.segment, orders.c.tier, literal(UNKNOWN_ACCOUNT_TIER.value))
-    line = func.jsonb_build_object(
-        "order_id",
-        lines.c.order_id,
-        "line_id",
-        lines.c.line_id,
-        "account_id",
-        orders.c.account_id,
-        "tier",
-        tier,
-        "sku",
-        lines.c.sku,
-        "open_quantity",
-        lines.c.open_quantity,
-        "promised_on",
-        lines.c.promised_on,
-        "booked_at",
-        orders.c.booked_at,
-        "version",
-        orders.c.version,
-    )
-    return (
-        select(func.jsonb_agg(line))
-        .select_from(
-            lines.join(orders, orders.c.order_id == lines.c.order_id).outerjoin(
-                accounts, accounts.c.account_id == orders.c.account_id
-            )
-        )
-        .where(lines.c.sku == sku, open_line(lines, orders))
-        .scalar_subquery()
-    )
-
-
 def _line_from_json(line: Mapping[str, Any]) -> OrderLine:
-    return OrderLine(
-        order_id=line["order_id"],
-        line_id=line["line_id"],
-        account_id=line["account_id"],
-        tier=Tier(line["tier"]),
-        sku=line["sku"],
-        open_quantity=float(line["open_quantity"]),
-        promised_on=date.fromisoformat(line["promised_on"]),
-        booked_at=datetime.fromisoformat(line["booked_at"]),
-        version=int(line["version"]),
+    """A line of `ITEM_OPEN_LINES_JSON`, its values made what a row of `OPEN_LINES` has (JSON has dates as text)."""
+    return order_line_from_row(
+        (
+            line["order_id"],
+            line["line_id"],
+            line["account_id"],
+            line["tier"],
+            line["sku"],
+            float(line["open_quantity"]),
+            date.fromisoformat(line["promised_on"]),
+            datetime.fromisoformat(line["booked_at"]),
+            int(line["version"]),
+        )
     )
 
 
