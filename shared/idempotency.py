@@ -6,16 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, Table, bindparam, select, text
+from sqlalchemy import Row, Select, Table, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import TextualSelect
 
 from shared.errors import conflict
-
-_STATEMENTS: dict[tuple[str, str, tuple[str, ...], bool], TextualSelect] = {}
 
 
 def fingerprint(body: Mapping[str, Any]) -> str:
@@ -24,55 +22,67 @@ def fingerprint(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _insert_once(table: Table, key: str, columns: Sequence[str], locked: bool) -> TextualSelect:
-    """`INSERT ... ON CONFLICT DO NOTHING RETURNING <every column>` of `columns` (plus the body and its digest),
-    built once per table and column set; `locked` takes a transaction-level advisory lock (`:lock_key`) before
-    the insert, in the same statement."""
-    cache_key = (table.fullname, key, tuple(columns), locked)
-    statement = _STATEMENTS.get(cache_key)
-    if statement is None:
-        names = [*columns, "body", "request_hash"]
-        values = ", ".join(f":{name}" for name in names)
-        source = f"SELECT {values} FROM locked" if locked else f"VALUES ({values})"
-        prefix = "WITH locked AS (SELECT pg_advisory_xact_lock(:lock_key)) " if locked else ""
-        clause: TextClause = text(
-            f"{prefix}INSERT INTO {table.fullname} ({', '.join(names)}) {source} "
-            f"ON CONFLICT ({key}) DO NOTHING RETURNING {', '.join(column.name for column in table.c)}"
-        ).bindparams(
-            *(bindparam(name, type_=table.c[name].type) for name in names),
-            *([bindparam("lock_key", type_=BigInteger)] if locked else []),
-        )
-        statement = _STATEMENTS[cache_key] = clause.columns(*table.c)
-    return statement
+@dataclass(frozen=True)
+class InsertOnce:
+    """The statements `create_once` runs: `statement` creates the row whose primary key column is `key` (or nothing
+    when the key is taken), `existing` reads the stored row by key (`:ident`)."""
+
+    key: str
+    statement: TextualSelect
+    existing: Select[Any]
+
+
+def insert_once(
+    table: Table,
+    key: str,
+    columns: Sequence[str],
+    *,
+    then: str = "",
+    joined: str = "",
+    joined_columns: Mapping[str, tuple[str, Any]] | None = None,
+) -> InsertOnce:
+    """`INSERT ... ON CONFLICT (key) DO NOTHING RETURNING <every column>` of `columns` (plus the body and its
+    digest), as the CTE `created` of one statement that returns what `created` returns. `then` adds further CTEs
+    (`, name AS (...)`) that read `created`: they write only when the row is created, in the same statement.
+    `joined` (a join onto `created`) adds `joined_columns` to the created row, by label as (SQL, type)."""
+    names = [*columns, "body", "request_hash"]
+    extra = joined_columns or {}
+    selected = "".join(f", {sql} AS {label}" for label, (sql, _) in extra.items())
+    clause = text(
+        f"""
+        WITH created AS (
+            INSERT INTO {table.fullname} ({", ".join(names)}) VALUES ({", ".join(f":{n}" for n in names)})
+            ON CONFLICT ({key}) DO NOTHING
+            RETURNING {", ".join(column.name for column in table.c)}
+        ){then}
+        SELECT created.*{selected} FROM created{joined}
+        """
+    ).bindparams(*(bindparam(name, type_=table.c[name].type) for name in names))
+    statement = clause.columns(*table.c, **{label: type_ for label, (_, type_) in extra.items()})
+    return InsertOnce(key, statement, select(table).where(table.c[key] == bindparam("ident")))
 
 
 async def create_once(
     session: AsyncSession,
-    table: Table,
+    insert: InsertOnce,
     *,
-    key: str,
     values: Mapping[str, Any],
     body: Mapping[str, Any],
     what: str,
-    lock_key: int | None = None,
 ) -> tuple[Row[Any], bool]:
-    """Insert the row whose primary key column `key` is `values[key]`, storing `body` and its fingerprint.
+    """Insert the row whose key is `values[key]` with `insert` (`insert_once`), storing `body` and its fingerprint.
 
     Returns the row and whether it was created. A concurrent identical create waits on the unique index and
-    then finds the committed row, so it too answers with the stored resource. With `lock_key`, the
-    transaction-level advisory lock of that key is taken first, in the same round trip (whether or not the row
-    is created).
+    then finds the committed row, so it too answers with the stored resource (the row as stored: without what
+    `insert` joins to a created row).
     """
     digest = fingerprint(body)
-    statement = _insert_once(table, key, list(values), lock_key is not None)
-    params = {**values, "body": dict(body), "request_hash": digest}
-    if lock_key is not None:
-        params["lock_key"] = lock_key
-    inserted = (await session.execute(statement, params)).first()
+    inserted = (await session.execute(insert.statement, {**values, "body": dict(body), "request_hash": digest})).first()
     if inserted is not None:
         return inserted, True
+    key = insert.key
     ident = values[key]
-    existing = (await session.execute(select(table).where(table.c[key] == ident))).one()
+    existing = (await session.execute(insert.existing, {"ident": ident})).one()
     if existing.request_hash != digest:
         raise conflict(f"{what} '{ident}' already exists with a different body", **{key: ident})
     return existing, False

@@ -20,7 +20,6 @@ from sqlalchemy import (
     Table,
     Text,
     func,
-    insert,
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -78,26 +77,6 @@ class EventTooLarge(InvalidEvent):
         self.limit = limit
 
 
-async def record_events(
-    session: AsyncSession,
-    table: Table,
-    events: list[tuple[CloudEvent, str, str]],
-    *,
-    max_bytes: int | None = None,
-) -> None:
-    """Write the events in the caller's transaction; every one is measured as the producer will measure it, so
-    no row the producer must refuse is ever stored (`EventTooLarge`, nothing written)."""
-    rows = []
-    for ev, topic, key in events:
-        payload = ev.to_json()
-        if max_bytes is not None:
-            size = record_size(key.encode(), payload, HEADERS)
-            if size > max_bytes:
-                raise EventTooLarge(ev, size, max_bytes)
-        rows.append({"event_id": ev.id, "event_type": ev.type, "topic": topic, "key": key, "payload": payload})
-    await session.execute(insert(table), rows)
-
-
 @dataclass(frozen=True, slots=True)
 class EncodedEvent:
     """An event already encoded as the outbox stores it: `payload` is the CloudEvent's JSON, as
@@ -133,8 +112,8 @@ async def record_encoded_events(
     session: AsyncSession, table: Table, events: Sequence[EncodedEvent], *, max_bytes: int | None = None
 ) -> None:
     """Write events already encoded in the caller's transaction, in one statement whatever their number (in
-    their order, so per key they keep it); measured as `record_events` measures them (`EventTooLarge`, nothing
-    written)."""
+    their order, so per key they keep it); every one is measured as the producer will measure it, so no row the
+    producer must refuse is ever stored (`EventTooLarge`, nothing written)."""
     if not events:
         return
     if max_bytes is not None:
@@ -154,15 +133,16 @@ async def record_encoded_events(
     )
 
 
-async def record_events_together(
+async def record_events(
     session: AsyncSession,
     table: Table,
     events: Sequence[tuple[CloudEvent, str, str]],
     *,
     max_bytes: int | None = None,
 ) -> None:
-    """`record_events` in one statement whatever their number (`record_encoded_events`): the events of a unit of
-    work, in their order, measured the same way (`EventTooLarge`, nothing written)."""
+    """Write the events of a unit of work in the caller's transaction, in one statement whatever their number and
+    in their order (`record_encoded_events`); every one is measured as the producer will measure it, so no row the
+    producer must refuse is ever stored (`EventTooLarge`, nothing written)."""
     await record_encoded_events(
         session,
         table,

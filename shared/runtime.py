@@ -80,7 +80,7 @@ class Runtime:
         return UnitOfWork(
             self.sessionmaker,
             source=self.spec.source,
-            record_outbox=lambda session, events: outbox.record_events_together(
+            record_outbox=lambda session, events: outbox.record_events(
                 session, self.spec.outbox, events, max_bytes=self.settings.kafka_max_request_bytes
             ),
             on_commit=self.relay.wake,

@@ -1,11 +1,13 @@
-"""The webhook store against the real PostgreSQL: fair leasing of due deliveries across endpoints, leases that
-lapse and are handed back, attempts recorded once with the delivery policy applied, and two replicas that
-deliver each message once."""
+"""The webhook store against the real PostgreSQL: the deliveries every alert change queues, fair leasing of due
+deliveries across endpoints, leases that lapse and are handed back, attempts recorded once with the delivery policy
+applied, and two replicas that deliver each message once."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -16,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from salesops.infra import free_port
 from services.returns_service import tables
 from services.returns_service.app import build_app
-from services.returns_service.domain.delivery import AttemptResult, DeliveryPolicy
+from services.returns_service.domain import AlertContent, AlertType, Priority
+from services.returns_service.domain.delivery import AttemptResult, DeliveryPolicy, EndpointStatus
+from services.returns_service.store import AlertRecord, SqlStore
 from services.returns_service.store import webhooks as store
 from shared.settings import Settings
 from tests.support import bearer, eventually, running
@@ -184,3 +188,74 @@ async def test_a_stopping_replica_hands_back_the_attempts_it_had_in_flight(
             "SELECT status, attempts, next_attempt_at <= now() AS due FROM returns.webhook_deliveries"
         )
     assert (row["status"], row["attempts"], row["due"]) == ("pending", 0, True)
+
+
+def change_of(alert: AlertRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The alert's document and the rest of its change: the webhook message, when, and a trace of its own."""
+    document = {"alert_id": alert.alert_id, "revision": alert.revision, "type": alert.type, "sku": alert.sku}
+    message = {"type": f"sales-alert.{alert.type}", "change": str(alert.revision), "data": document}
+    trace = f"00-{alert.revision:032x}-{alert.revision:016x}-01"
+    at = datetime.now(UTC)
+    return document, {
+        "event_type": "salesops.sales-alert.updated.v1",
+        "message": message,
+        "at": at,
+        "traceparent": trace,
+    }
+
+
+async def test_a_raised_a_revised_and_an_acknowledged_alert_queue_the_same_deliveries(engine: AsyncEngine) -> None:
+    """Each change, however it is written, goes to the change log and to one pending delivery per enabled endpoint
+    subscribed to its webhook type, all carrying the change's one message id, its body and its trace."""
+    async with AsyncSession(engine) as session:
+        endpoints = {
+            events[0] if events else "all": (
+                await store.create_endpoint(session, url="http://127.0.0.1:9/h", event_types=events, owner="crm")
+            )[0].endpoint_id
+            for events in ([], ["sales-alert.critical-complaint"], ["sales-alert.return-surge"])
+        }
+        disabled, _ = await store.create_endpoint(session, url="http://127.0.0.1:9/h", event_types=[], owner="crm")
+        await session.execute(
+            update(tables.webhook_endpoints)
+            .where(tables.webhook_endpoints.c.endpoint_id == disabled.endpoint_id)
+            .values(status=EndpointStatus.DISABLED.value)
+        )
+        sql = SqlStore(session)
+        written: list[tuple[int, dict[str, Any]]] = []
+        content = AlertContent("SKU-1", [], {"n": 1})
+        raised = sql.new_alert(AlertType.CRITICAL_COMPLAINT, "C-1", content, priority=Priority.HIGH, fingerprint="f1")
+        document, change = change_of(raised)
+        written.append((await sql.raise_alert(raised, document, **change), change))
+        content = AlertContent("SKU-1", [], {"n": 2})
+        revised = sql.revised_alert(raised, content, priority=Priority.HIGH, fingerprint="f2")
+        document, change = change_of(revised)
+        written.append((await sql.revise_alert(revised, document, **change), change))
+        acknowledged = await sql.acknowledge_alert(raised.alert_id, by="ana")
+        document, change = change_of(acknowledged)
+        written.append((await sql.record_change(document, **change), change))
+        await session.commit()
+
+        changes = (await session.execute(select(tables.alert_changes).order_by(tables.alert_changes.c.change_id))).all()
+        deliveries = (await session.execute(select(tables.webhook_deliveries))).all()
+    assert [(c.change_id, c.revision, c.payload) for c in changes] == [
+        (change_id, revision, change["message"]["data"]) for revision, (change_id, change) in enumerate(written, 1)
+    ]
+    message_ids = set()
+    for change_id, change in written:
+        queued = [d for d in deliveries if d.change_id == change_id]
+        assert sorted(d.endpoint_id for d in queued) == sorted(
+            [endpoints["all"], endpoints["sales-alert.critical-complaint"]]
+        )
+        assert {(d.message_id, d.alert_id, d.event_type, d.body, d.status, d.traceparent) for d in queued} == {
+            (
+                queued[0].message_id,
+                raised.alert_id,
+                "sales-alert.critical-complaint",
+                json.dumps(change["message"], separators=(",", ":")),
+                "pending",
+                change["traceparent"],
+            )
+        }
+        assert queued[0].message_id.startswith("msg_")
+        message_ids.add(queued[0].message_id)
+    assert len(message_ids) == len(written) == 3

@@ -4,7 +4,6 @@ caller's transaction."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -19,7 +18,6 @@ from sqlalchemy import (
     bindparam,
     desc,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -29,12 +27,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import TextClause
-from sqlalchemy.types import Text
 
 from services.returns_service import tables
 from services.returns_service.domain import AlertContent, AlertState, AlertType, Priority
 from services.returns_service.store.changes import PENDING_CHANNEL
-from services.returns_service.store.webhooks import enqueue_deliveries
+from services.returns_service.store.webhooks import DELIVERY_PARAMS, deliveries_of, delivery_values
 from shared.outbox import advisory_lock_key
 
 alerts = tables.alerts
@@ -77,10 +74,6 @@ class AlertFilter:
     segment: str | None = None
 
 
-# Built once: executed with each alert's values.
-_INSERT_CHANGE = insert(alert_changes).returning(alert_changes.c.change_id, func.pg_notify(PENDING_CHANNEL, ""))
-
-
 _ALERT_INSERTED = (
     "alert_id",
     "type",
@@ -97,84 +90,77 @@ _ALERT_INSERTED = (
     "updated_at",
 )
 _CHANGE_INSERTED = ("revision", "event_type", "type", "sku", "payload", "created_at")
-E = tables.webhook_endpoints
-D = tables.webhook_deliveries
 
 _ALERT_REVISED = ("priority", "sku", "account_ids", "accounts", "details", "fingerprint", "revision", "updated_at")
 
 
 def _with_change(written: str, names: tuple[str, ...]) -> TextClause:
-    """`written` (an insert or update of one alert, returning its id) with the alert's change (announced to the
-    numbering step and the dispatchers, delivered at the commit) and the change's webhook deliveries, one per
-    enabled endpoint subscribed to its webhook type: one round trip, returning the change's id (no row when
-    `written` wrote nothing)."""
+    """`written` (a statement returning the `alert_id` of one alert: its insert or update, or just the id) with the
+    alert's change (announced to the numbering step and the dispatchers, delivered at the commit) and the change's
+    webhook deliveries (`deliveries_of`): one round trip, returning the change's id (no row when `written` wrote
+    nothing). `names` are the parameters of `written`, typed as the alert's columns.
+
+    No lock here: the change's stream number (`seq`) is given after the commit, in a short numbering step
+    (`ChangeLog.number_pending`), so writers of changes do not queue behind each other. The NOTIFY rides on the
+    statement (PostgreSQL delivers it at commit) and wakes the numbering step and the webhook dispatchers."""
     return text(
         f"""
         WITH written AS (
             {written}
-            RETURNING alert_id
         ), changed AS (
             INSERT INTO {alert_changes.fullname} (alert_id, {", ".join(_CHANGE_INSERTED)})
             SELECT written.alert_id, {", ".join(f":change_{name}" for name in _CHANGE_INSERTED)} FROM written
-            RETURNING change_id
-        ), queued AS (
-            INSERT INTO {D.fullname} (endpoint_id, message_id, alert_id, change_id, event_type, body, status,
-                                      traceparent)
-            SELECT e.endpoint_id, :message_id, :alert_id, changed.change_id, :webhook_type, :body, 'pending',
-                   :traceparent
-            FROM {E.fullname} e CROSS JOIN changed
-            WHERE e.status = 'enabled' AND (cardinality(e.event_types) = 0 OR :webhook_type = ANY(e.event_types))
-        )
+            RETURNING change_id, alert_id
+        ), queued AS ({deliveries_of("changed")})
         SELECT changed.change_id, pg_notify('{PENDING_CHANNEL}', '') FROM changed
         """
     ).bindparams(
         *(bindparam(name, type_=alerts.c[name].type) for name in names),
         *(bindparam(f"change_{name}", type_=alert_changes.c[name].type) for name in _CHANGE_INSERTED),
-        bindparam("message_id", type_=Text),
-        bindparam("webhook_type", type_=Text),
-        bindparam("body", type_=Text),
-        bindparam("traceparent", type_=Text),
+        *DELIVERY_PARAMS,
     )
 
 
 # A new alert with its first change.
 _RAISE_ALERT = _with_change(
     f"INSERT INTO {alerts.fullname} ({', '.join(_ALERT_INSERTED)}) "
-    f"VALUES ({', '.join(f':{name}' for name in _ALERT_INSERTED)})",
+    f"VALUES ({', '.join(f':{name}' for name in _ALERT_INSERTED)}) RETURNING alert_id",
     _ALERT_INSERTED,
 )
 # An open alert's next revision with its change; written only if the alert is still at the revision before.
 _REVISE_ALERT = _with_change(
     f"UPDATE {alerts.fullname} SET {', '.join(f'{name} = :{name}' for name in _ALERT_REVISED)} "
-    f"WHERE alert_id = :alert_id AND revision = :revision - 1 AND status = '{OPEN}'",
+    f"WHERE alert_id = :alert_id AND revision = :revision - 1 AND status = '{OPEN}' RETURNING alert_id",
     (*_ALERT_REVISED, "alert_id"),
 )
+# A change of an alert already written (acknowledged or resolved).
+_RECORD_CHANGE = _with_change("SELECT :alert_id AS alert_id", ("alert_id",))
 
 
 def _change_params(
-    alert: AlertRecord,
-    names: tuple[str, ...],
+    alert: Mapping[str, Any],
     document: Mapping[str, Any],
     event_type: str,
     message: Mapping[str, Any],
     at: datetime,
     traceparent: str | None,
 ) -> dict[str, Any]:
-    params: dict[str, Any] = {name: getattr(alert, name) for name in names}
-    params.update(
-        alert_id=alert.alert_id,
-        change_revision=document["revision"],
-        change_event_type=event_type,
-        change_type=document["type"],
-        change_sku=document["sku"],
-        change_payload=dict(document),
-        change_created_at=at,
-        message_id=f"msg_{uuid.uuid4().hex}",
-        webhook_type=str(message["type"]),
-        body=json.dumps(message, separators=(",", ":")),
-        traceparent=traceparent,
-    )
-    return params
+    """The parameters of a `_with_change` statement: `alert`, those of its written part; the change is the alert's
+    `document`, stamped `at`; the deliveries carry `message`."""
+    return {
+        **alert,
+        "change_revision": document["revision"],
+        "change_event_type": event_type,
+        "change_type": document["type"],
+        "change_sku": document["sku"],
+        "change_payload": dict(document),
+        "change_created_at": at,
+        **delivery_values(message, traceparent),
+    }
+
+
+def _values(alert: AlertRecord, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(alert, name) for name in names}
 
 
 def _alert(row: Row[Any]) -> AlertRecord:
@@ -228,7 +214,7 @@ class AlertsStore:
     ) -> int:
         """Store a new alert (`new_alert`) with its first change, as `record_change` records a change (the change
         log with its NOTIFY, the webhook deliveries), in one round trip; returns the change's id."""
-        params = _change_params(alert, _ALERT_INSERTED, document, event_type, message, at, traceparent)
+        params = _change_params(_values(alert, _ALERT_INSERTED), document, event_type, message, at, traceparent)
         change_id, _ = (await self.session.execute(_RAISE_ALERT, params)).one()
         return int(change_id)
 
@@ -256,7 +242,9 @@ class AlertsStore:
     ) -> int:
         """Store an alert's next revision (`revised_alert`) with its change, as `record_change` records one, in one
         round trip; returns the change's id."""
-        params = _change_params(alert, _ALERT_REVISED, document, event_type, message, at, traceparent)
+        params = _change_params(
+            _values(alert, (*_ALERT_REVISED, "alert_id")), document, event_type, message, at, traceparent
+        )
         row = (await self.session.execute(_REVISE_ALERT, params)).first()
         if row is None:
             raise RuntimeError(f"alert {alert.alert_id} is no longer open at revision {alert.revision - 1}")
@@ -322,23 +310,12 @@ class AlertsStore:
         traceparent: str | None = None,
     ) -> int:
         """Append the alert's change to the change log and queue its webhook deliveries with `message` as their
-        body; returns the change's id (its stream number is given after the commit). The change is stamped `at`,
-        the message's timestamp, so a stream rebuilds the very same message from the log; the deliveries keep
-        `traceparent`, the trace of the work that made the change."""
-        # No lock here: the change's stream number (`seq`) is given after the commit, in a short numbering step
-        # (`ChangeLog.number_pending`), so writers of changes do not queue behind each other. The NOTIFY rides on
-        # the insert (PostgreSQL delivers it at commit) and wakes the numbering step and the webhook dispatchers.
-        change = {
-            "alert_id": alert["alert_id"],
-            "revision": alert["revision"],
-            "event_type": event_type,
-            "type": alert["type"],
-            "sku": alert["sku"],
-            "payload": dict(alert),
-            "created_at": at,
-        }
-        change_id, _ = (await self.session.execute(_INSERT_CHANGE, change)).one()
-        await enqueue_deliveries(self.session, message=dict(message), change_id=change_id, traceparent=traceparent)
+        body, in one round trip, as `raise_alert` and `revise_alert` do with their write; returns the change's id
+        (its stream number is given after the commit). The change is stamped `at`, the message's timestamp, so a
+        stream rebuilds the very same message from the log; the deliveries keep `traceparent`, the trace of the
+        work that made the change."""
+        params = _change_params({"alert_id": alert["alert_id"]}, alert, event_type, message, at, traceparent)
+        change_id, _ = (await self.session.execute(_RECORD_CHANGE, params)).one()
         return int(change_id)
 
     async def get_alert(self, alert_id: str) -> AlertRecord | None:

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import Date, Float, Row, String, Table, any_, bindparam, func, literal_column, select, text, tuple_
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.selectable import TextualSelect
 
 from services.returns_service import tables
 from services.returns_service.domain import (
@@ -26,8 +25,7 @@ from services.returns_service.domain import (
     ReturnRecord,
     Segment,
 )
-from shared.errors import conflict
-from shared.idempotency import fingerprint
+from shared.idempotency import InsertOnce, create_once, insert_once
 
 returns = tables.returns
 complaints = tables.complaints
@@ -114,46 +112,40 @@ _SURGE_INPUTS = (
 )
 
 
-def _insert_marking(table: Table, key: str, columns: Sequence[str], *, with_account: bool = False) -> TextualSelect:
-    """`INSERT ... ON CONFLICT (key) DO NOTHING RETURNING *` of a return or complaint that, when it creates the row,
-    also marks its account for a recount (`cost_recounts`, see `CostingStore.claim_recounts`) in the same
-    statement: the mark commits with the record or not at all. A mark already there gets a new `due_seq` and
-    loses its claim, so a recount running meanwhile leaves it for the next one. `with_account`: the created row also
-    carries its account's name, segment and owner (null when the account is not registered)."""
-    names = [*columns, "body", "request_hash"]
-    account_columns = (
-        ", a.name AS account_name, a.segment AS account_segment, a.owner_email AS account_owner_email"
-        if with_account
-        else ""
-    )
-    account_join = f" LEFT JOIN {accounts.fullname} a ON a.account_id = created.account_id" if with_account else ""
+def _insert_marking(table: Table, key: str, columns: Sequence[str], *, with_account: bool = False) -> InsertOnce:
+    """The create-once insert (`insert_once`) of a return or complaint that, when it creates the row, also marks
+    its account for a recount (`cost_recounts`, see `CostingStore.claim_recounts`) in the same statement: the mark
+    commits with the record or not at all. A mark already there gets a new `due_seq` and loses its claim, so a
+    recount running meanwhile leaves it for the next one. `with_account`: the created row also carries its
+    account's name, segment and owner (null when the account is not registered)."""
     recounts = tables.cost_recounts.fullname
     sequence = f"{tables.cost_recount_seq.schema}.{tables.cost_recount_seq.name}"
-    clause = text(
-        f"""
-        WITH created AS (
-            INSERT INTO {table.fullname} ({", ".join(names)}) VALUES ({", ".join(f":{n}" for n in names)})
-            ON CONFLICT ({key}) DO NOTHING
-            RETURNING {", ".join(column.name for column in table.c)}
-        ), marked AS (
+    marked = f"""
+        , marked AS (
             INSERT INTO {recounts} AS m (account_id, due_seq, due_at)
             SELECT account_id, nextval('{sequence}'), now() FROM created
             ON CONFLICT (account_id) DO UPDATE SET due_seq = excluded.due_seq, claimed_until = NULL
-        )
-        SELECT created.*{account_columns} FROM created{account_join}
-        """
-    ).bindparams(*(bindparam(name, type_=table.c[name].type) for name in names))
+        )"""
     if not with_account:
-        return clause.columns(*table.c)
-    return clause.columns(*table.c, account_name=String, account_segment=String, account_owner_email=String)
+        return insert_once(table, key, columns, then=marked)
+    return insert_once(
+        table,
+        key,
+        columns,
+        then=marked,
+        joined=f" LEFT JOIN {accounts.fullname} a ON a.account_id = created.account_id",
+        joined_columns={
+            "account_name": ("a.name", String),
+            "account_segment": ("a.segment", String),
+            "account_owner_email": ("a.owner_email", String),
+        },
+    )
 
 
 _RETURN_COLUMNS = ("return_id", "sku", "account_id", "quantity", "reason", "condition", "returned_on")
 _COMPLAINT_COLUMNS = ("complaint_id", "account_id", "sku", "severity", "received_on")
 _INSERT_RETURN = _insert_marking(returns, "return_id", _RETURN_COLUMNS)
 _INSERT_COMPLAINT = _insert_marking(complaints, "complaint_id", _COMPLAINT_COLUMNS, with_account=True)
-_GET_RETURN = select(returns).where(returns.c.return_id == bindparam("ident"))
-_GET_COMPLAINT = select(complaints).where(complaints.c.complaint_id == bindparam("ident"))
 
 
 def _recorded(row: Row[Any]) -> Recorded:
@@ -175,30 +167,6 @@ def _account(row: Row[Any]) -> AccountRecord:
 class RecordsStore:
     session: AsyncSession
 
-    async def _create_marking(
-        self,
-        statement: TextualSelect,
-        existing: Any,
-        values: Mapping[str, Any],
-        body: Mapping[str, Any],
-        *,
-        key: str,
-        what: str,
-    ) -> tuple[Row[Any], bool]:
-        """Create the record once (an identical retry finds the stored one, the same id with another body is a
-        409), marking its account for a recount when created."""
-        digest = fingerprint(body)
-        inserted = (
-            await self.session.execute(statement, {**values, "body": dict(body), "request_hash": digest})
-        ).first()
-        if inserted is not None:
-            return inserted, True
-        ident = values[key]
-        found = (await self.session.execute(existing, {"ident": ident})).one()
-        if found.request_hash != digest:
-            raise conflict(f"{what} '{ident}' already exists with a different body", **{key: ident})
-        return found, False
-
     # ------------------------------------------------------------ returns
 
     async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]:
@@ -213,9 +181,7 @@ class RecordsStore:
             "condition": command.condition.value,
             "returned_on": command.returned_on,
         }
-        row, created = await self._create_marking(
-            _INSERT_RETURN, _GET_RETURN, values, command.body, key="return_id", what="return"
-        )
+        row, created = await create_once(self.session, _INSERT_RETURN, values=values, body=command.body, what="return")
         return _recorded(row), created
 
     async def quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]:
@@ -302,8 +268,8 @@ class RecordsStore:
             "severity": command.severity.value,
             "received_on": command.received_on,
         }
-        row, created = await self._create_marking(
-            _INSERT_COMPLAINT, _GET_COMPLAINT, values, command.body, key="complaint_id", what="complaint"
+        row, created = await create_once(
+            self.session, _INSERT_COMPLAINT, values=values, body=command.body, what="complaint"
         )
         if not created:
             return _recorded(row), False

@@ -26,12 +26,9 @@ from sqlalchemy import (
     Select,
     Text,
     Update,
-    any_,
     bindparam,
     func,
     insert,
-    literal,
-    or_,
     select,
     text,
     update,
@@ -164,34 +161,40 @@ async def list_deliveries(
 # ---------------------------------------------------------------- deliveries
 
 
-async def enqueue_deliveries(
-    session: AsyncSession, *, message: dict[str, Any], change_id: int, traceparent: str | None = None
-) -> int:
-    """One pending delivery per enabled endpoint subscribed to the alert's webhook type (caller's transaction);
-    `message` is the body, `{"type": "sales-alert.<alert type>", ..., "data": <alert>}`; `traceparent` is the
-    trace context of the work that changed the alert, which every attempt continues."""
-    event_type = str(message["type"])
-    alert = message["data"]
-    body = json.dumps(message, separators=(",", ":"))
-    # One message id per alert change, the same for every endpoint and every retry: the receiver's
-    # idempotency key.
-    message_id = f"msg_{uuid.uuid4().hex}"
-    subscribed = select(
-        E.c.endpoint_id,
-        literal(message_id),
-        literal(alert["alert_id"]),
-        literal(change_id),
-        literal(event_type),
-        literal(body),
-        literal(PENDING),
-        literal(traceparent, type_=Text),
-    ).where(
-        E.c.status == ENABLED,
-        or_(func.cardinality(E.c.event_types) == 0, any_(E.c.event_types) == event_type),
-    )
-    columns = ["endpoint_id", "message_id", "alert_id", "change_id", "event_type", "body", "status", "traceparent"]
-    result = await session.execute(insert(D).from_select(columns, subscribed))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+def deliveries_of(change: str) -> str:
+    """The webhook deliveries of one alert change, as the text of a data-modifying CTE written in the same
+    statement as the change: one pending delivery per enabled endpoint subscribed to the change's webhook type.
+    `change` names the CTE that wrote the change (returning its `change_id` and `alert_id`); the parameters are
+    `DELIVERY_PARAMS`, valued by `delivery_values`."""
+    return f"""
+        INSERT INTO {D.fullname} (endpoint_id, message_id, alert_id, change_id, event_type, body, status, traceparent)
+        SELECT e.endpoint_id, :message_id, {change}.alert_id, {change}.change_id, :webhook_type, :body, '{PENDING}',
+               :traceparent
+        FROM {E.fullname} e CROSS JOIN {change}
+        WHERE e.status = '{ENABLED}' AND (cardinality(e.event_types) = 0 OR :webhook_type = ANY(e.event_types))
+        """
+
+
+DELIVERY_PARAMS = (
+    bindparam("message_id", type_=Text),
+    bindparam("webhook_type", type_=Text),
+    bindparam("body", type_=Text),
+    bindparam("traceparent", type_=Text),
+)
+
+
+def delivery_values(message: Mapping[str, Any], traceparent: str | None) -> dict[str, Any]:
+    """The parameters of `deliveries_of`: `message` is the body, `{"type": "sales-alert.<alert type>", ...,
+    "data": <alert>}`; `traceparent` is the trace context of the work that changed the alert, which every attempt
+    continues."""
+    return {
+        # One message id per alert change, the same for every endpoint and every retry: the receiver's
+        # idempotency key.
+        "message_id": f"msg_{uuid.uuid4().hex}",
+        "webhook_type": str(message["type"]),
+        "body": json.dumps(message, separators=(",", ":")),
+        "traceparent": traceparent,
+    }
 
 
 # Takes due deliveries fairly: each enabled endpoint offers its oldest due deliveries up to the lanes it has

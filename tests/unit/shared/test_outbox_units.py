@@ -26,11 +26,13 @@ OUTBOX = outbox_table(MetaData(schema="unit"))
 
 
 class RecordingSession:
+    """The rows the outbox insert would write: it takes them as one array per column."""
+
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    async def execute(self, _statement: object, rows: list[dict[str, Any]]) -> None:
-        self.rows.extend(rows)
+    async def execute(self, _statement: object, columns: dict[str, list[Any]]) -> None:
+        self.rows.extend(dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True))
 
 
 def promotion_event(items: int) -> Any:
