@@ -217,7 +217,7 @@ _CLAIM = text(
             FROM (
                 SELECT x.delivery_id, x.next_attempt_at
                 FROM {D.fullname} x
-                WHERE x.endpoint_id = e.endpoint_id AND x.status = 'pending' AND x.next_attempt_at <= now()
+                WHERE x.endpoint_id = e.endpoint_id AND x.status = '{PENDING}' AND x.next_attempt_at <= now()
                 ORDER BY x.next_attempt_at, x.delivery_id
                 LIMIT greatest(0, least(
                     coalesce(b.lanes, 1),
@@ -226,7 +226,7 @@ _CLAIM = text(
                 FOR UPDATE OF x SKIP LOCKED
             ) y
         ) d
-        WHERE e.status = 'enabled'
+        WHERE e.status = '{ENABLED}'
         ORDER BY d.share, d.next_attempt_at, d.delivery_id
         LIMIT :limit
     )
