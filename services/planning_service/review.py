@@ -61,12 +61,12 @@ async def review_promises_after(
         for plan in plans
         if inputs_of[plan.sku].order_lines or previous.get(plan.sku)
     ]
-    kept = all_promises_kept([supply for supply, _, _ in supplies], [lines for _, _, lines in supplies])
-    for (supply, sku, lines), all_kept in zip(supplies, kept, strict=True):
+    fits = all_promises_kept([supply for supply, _, _ in supplies], [lines for _, _, lines in supplies])
+    for (supply, sku, open_lines), all_kept in zip(supplies, fits, strict=True):
         before = previous.get(sku, [])
         if all_kept and not before:
             continue
-        review = review_promises(supply, lines)
+        review = review_promises(supply, open_lines)
         found = diff_at_risk(before, review.at_risk)
         if found:
             reviewed[sku] = list(review.at_risk)
