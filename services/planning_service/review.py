@@ -18,6 +18,7 @@ from services.planning_service.domain.promises import (
     PromiseChange,
     PromiseReview,
     Supply,
+    all_promises_kept,
     diff_at_risk,
     review_promises,
 )
@@ -53,16 +54,23 @@ async def review_promises_after(
     previous = await store.promises_at_risk([plan.sku for plan in plans])
     reviewed: dict[str, list[AtRiskLine]] = {}
     changes: dict[str, tuple[PromiseReview, list[PromiseChange]]] = {}
-    for plan in plans:
-        sku_inputs = inputs_of[plan.sku]
-        before = previous.get(plan.sku, [])
-        if not sku_inputs.order_lines and not before:
+    # The SKUs with open lines, with their supply: those whose supply covers all of their lines at once (the
+    # common case) and had none at risk have nothing to publish, so the review goes line by line only for the rest.
+    supplies = [
+        (Supply.from_plan(plan, inputs_of[plan.sku].item.on_hand), plan.sku, inputs_of[plan.sku].order_lines)
+        for plan in plans
+        if inputs_of[plan.sku].order_lines or previous.get(plan.sku)
+    ]
+    fits = all_promises_kept([supply for supply, _, _ in supplies], [lines for _, _, lines in supplies])
+    for (supply, sku, open_lines), all_kept in zip(supplies, fits, strict=True):
+        before = previous.get(sku, [])
+        if all_kept and not before:
             continue
-        review = review_promises(Supply.from_plan(plan, sku_inputs.item.on_hand), sku_inputs.order_lines)
+        review = review_promises(supply, open_lines)
         found = diff_at_risk(before, review.at_risk)
         if found:
-            reviewed[plan.sku] = list(review.at_risk)
-            changes[plan.sku] = (review, found)
+            reviewed[sku] = list(review.at_risk)
+            changes[sku] = (review, found)
     if not changes:
         return []
     await store.save_promises_at_risk(reviewed, plan_versions=versions)

@@ -151,6 +151,8 @@ def _judge_block(
     """Verdicts of the days at `positions` of `flat`, each in a series starting at `starts` (same length)."""
     weeks, window = rule.baseline_weeks, rule.window_days
     index = positions[:, None] + np.arange(-window, 0)[None, :]
+    if weeks >= rule.min_same_weekday and bool((positions - window >= starts).all()):
+        return _judge_full_windows(flat, index, positions, rule)
     inside = index >= starts[:, None]
     history = np.where(inside, flat[np.maximum(index, 0)], np.nan)
     observed = inside.sum(axis=1)
@@ -170,16 +172,46 @@ def _judge_block(
     residuals.sort(axis=1)
     robust_sigma = _MAD_TO_SIGMA * _sorted_median(residuals, np.maximum((~np.isnan(residuals)).sum(axis=1), 1))
 
-    seasonal = seasonal_of[:, 0]
+    judged = (observed >= rule.min_history_days) & (per_weekday[:, 0] >= rule.min_same_weekday)
+    return _verdicts(flat[positions], seasonal_of[:, 0], level, robust_sigma, judged, rule)
+
+
+def _partitioned_median(values: Floats, count: int) -> Floats:
+    """Median of each row of `values` (`count` columns, none missing): as `_sorted_median`, from a partition."""
+    middle = count // 2
+    if count % 2:
+        return np.partition(values, middle, axis=1)[:, middle]
+    parted = np.partition(values, (middle - 1, middle), axis=1)
+    return (parted[:, middle - 1] + parted[:, middle]) / 2
+
+
+def _judge_full_windows(
+    flat: Floats, index: Ints, positions: Ints, rule: SpikeRule
+) -> tuple[npt.NDArray[np.bool_], dict[str, Floats]]:
+    """`_judge_block` when every judged day has its whole window of history and every weekday enough of it (the
+    usual case once a SKU has reported for `baseline_weeks`): nothing is missing, so each median is a partition
+    at fixed positions rather than a sort around missing values. The same figures to the bit."""
+    weeks, window = rule.baseline_weeks, rule.window_days
+    history = flat[index]
+    lower = (weeks - 1) // 2  # the lower median of each weekday's `weeks` values
+    seasonal_of = np.partition(history.reshape(-1, weeks, 7), lower, axis=1)[:, lower, :]
+    level = _partitioned_median(history[:, window - min(rule.level_days, window) :], min(rule.level_days, window))
+    robust_sigma = _MAD_TO_SIGMA * _partitioned_median(np.abs(history - np.tile(seasonal_of, weeks)), window)
+    judged = np.full(len(positions), window >= rule.min_history_days)
+    return _verdicts(flat[positions], seasonal_of[:, 0], level, robust_sigma, judged, rule)
+
+
+def _verdicts(
+    units: Floats, seasonal: Floats, level: Floats, robust_sigma: Floats, judged: npt.NDArray[np.bool_], rule: SpikeRule
+) -> tuple[npt.NDArray[np.bool_], dict[str, Floats]]:
+    """The rule's verdicts and figures from the baselines of the judged days."""
     baseline = np.maximum(seasonal, level)
     sigma = np.maximum(np.maximum(robust_sigma, np.sqrt(baseline)), rule.min_sigma)
-    units = flat[positions]
     excess = units - baseline
     positive = baseline > 0
     ratio = np.divide(units, baseline, out=np.full_like(units, np.inf), where=positive)
     spike = (
-        (observed >= rule.min_history_days)
-        & (per_weekday[:, 0] >= rule.min_same_weekday)
+        judged
         & ~(excess <= rule.z_threshold * sigma)
         & ~(excess < rule.min_units)
         & ~(positive & (ratio < rule.min_ratio))

@@ -27,7 +27,7 @@ from services.fulfillment_service.domain import (
     shift_days,
     spike_update,
 )
-from services.fulfillment_service.store import DailyTotal, DailyVolumes
+from services.fulfillment_service.store import DailyTotal, DailyVolumes, changed_totals
 from services.fulfillment_service.store import VolumeStore as Store
 from shared.events import (
     MAX_REPORTED_DAYS,
@@ -71,23 +71,35 @@ class EventBatch:
         self._source = f',"source":{_json(source)},"type":"'
         self._time = f'","time":"{time}","subject":'
         self._trace = "}" if traceparent is None else f',"traceparent":{_json(traceparent)}}}'
+        # Per event type, its value and topic (an enum's `.value` is a descriptor call each time).
+        self._types: dict[EventType, tuple[str, str]] = {}
         self.rows: list[EncodedEvent] = []
 
     def add(self, event_type: EventType, *, key: str, subject: str, data: str) -> None:
         """Add an event whose `data` is already encoded JSON."""
+        self.add_encoded(event_type, key=key, subject_json=_json(subject), data=data)
+
+    def add_encoded(self, event_type: EventType, *, key: str, subject_json: str, data: str) -> None:
+        """`add` with the subject already encoded as a JSON string."""
+        names = self._types.get(event_type)
+        if names is None:
+            names = self._types[event_type] = (event_type.value, topic_of(event_type).value)
         event_id = str(uuid.uuid4())
         payload = (
-            f'{{"specversion":"1.0","id":"{event_id}"{self._source}{event_type.value}{self._time}{_json(subject)}'
+            f'{{"specversion":"1.0","id":"{event_id}"{self._source}{names[0]}{self._time}{subject_json}'
             f',"datacontenttype":"application/json","data":{data}{self._trace}'
         )
-        self.rows.append(EncodedEvent(event_id, event_type.value, topic_of(event_type).value, key, payload.encode()))
+        self.rows.append(EncodedEvent(event_id, names[0], names[1], key, payload.encode()))
+
+
+# One day of `OrderVolumeReportedData` (dates and whole numbers need no escaping).
+_DAY = '{{"day":"{}","units_ordered":{},"units_shipped":{},"units_backordered":{}}}'.format
 
 
 def reported_data(sku: str, totals: Iterable[DailyTotal]) -> str:
-    """`OrderVolumeReportedData`, encoded (dates and whole numbers need no escaping)."""
+    """`OrderVolumeReportedData`, encoded."""
     days = ",".join(
-        f'{{"day":"{day.isoformat()}","units_ordered":{ordered},"units_shipped":{shipped},"units_backordered":{backordered}}}'
-        for day, ordered, shipped, backordered in totals
+        _DAY(day.isoformat(), ordered, shipped, backordered) for day, ordered, shipped, backordered in totals
     )
     return f'{{"sku":{_json(sku)},"days":[{days}]}}'
 
@@ -144,13 +156,23 @@ def _announce_totals(
 ) -> None:
     """A `reported` event per SKU with the new all-warehouse totals of the days that changed (several when
     more than `MAX_REPORTED_DAYS` days changed, so that a long backfill never makes an oversized event)."""
-    for sku in sorted(changed):
-        if sku not in loaded:
-            continue
-        totals = loaded[sku].totals(changed[sku])
-        for first in range(0, len(totals), MAX_REPORTED_DAYS):
-            data = reported_data(sku, totals[first : first + MAX_REPORTED_DAYS])
-            events.add(EventType.ORDER_VOLUME_REPORTED, key=sku, subject=sku, data=data)
+    skus = [sku for sku in sorted(changed) if sku in loaded]
+    if not skus:
+        return
+    ordered, shipped, backordered = changed_totals([loaded[sku] for sku in skus], [changed[sku] for sku in skus])
+    iso: dict[date, str] = {}  # a report's SKUs mostly share their days: each day's text is made once
+    start = 0
+    for sku in skus:
+        days = changed[sku]
+        texts = [iso.get(day) or iso.setdefault(day, day.isoformat()) for day in days]
+        sku_json = _json(sku)
+        for first in range(0, len(days), MAX_REPORTED_DAYS):
+            last = min(first + MAX_REPORTED_DAYS, len(days))
+            at, end = start + first, start + last
+            encoded = ",".join(map(_DAY, texts[first:last], ordered[at:end], shipped[at:end], backordered[at:end]))
+            data = f'{{"sku":{sku_json},"days":[{encoded}]}}'
+            events.add_encoded(EventType.ORDER_VOLUME_REPORTED, key=sku, subject_json=sku_json, data=data)
+        start += len(days)
 
 
 def _spike_event(events: EventBatch, event_type: EventType, spike: Spike, sku: str, status: str) -> None:

@@ -27,6 +27,7 @@ from services.fulfillment_service.store.volumes import (
     StoredSpike,
     StoredWindow,
     VolumeFilter,
+    changed_totals,
 )
 
 VolumeStore = volumes.Store
@@ -47,6 +48,7 @@ __all__ = [
     "StoredWindow",
     "VolumeFilter",
     "VolumeStore",
+    "changed_totals",
 ]
 
 

@@ -143,10 +143,7 @@ class DailyVolumes:
 
     def totals(self, days: Sequence[date]) -> list[DailyTotal]:
         """The totals of these days (each one with a report), in the order given."""
-        index = np.searchsorted(self.at, [day.toordinal() - self.first for day in days])
-        columns = (self.ordered[index], self.shipped[index], self.backordered[index])
-        ordered, shipped, backordered = (column.astype(np.int64).tolist() for column in columns)
-        return list(map(DailyTotal, days, ordered, shipped, backordered))
+        return list(map(DailyTotal, days, *changed_totals([self], [days])))
 
     @classmethod
     def of(
@@ -165,6 +162,27 @@ class DailyVolumes:
             return np.bincount(which, weights=weights, minlength=len(days)).astype(np.float64)
 
         return cls(first, days, summed(ordered), summed(shipped), summed(backordered))
+
+
+def changed_totals(
+    volumes: Sequence[DailyVolumes], days: Sequence[Sequence[date]]
+) -> tuple[list[int], list[int], list[int]]:
+    """Units ordered, shipped and backordered of `days[i]` (each one with a report) of `volumes[i]`, for every
+    i, one after the other: a handful of array operations for all of a report's SKUs rather than some per SKU."""
+    counts = [len(v.at) for v in volumes]
+    owner = np.repeat(np.arange(len(volumes), dtype=np.int64) << 32, counts)
+    keys = np.concatenate([v.at for v in volumes]).astype(np.int64) + owner  # ascending: per SKU, `at` ascends
+    wanted = [
+        (i << 32) + day.toordinal() - v.first for i, (v, of) in enumerate(zip(volumes, days, strict=True)) for day in of
+    ]
+    index = np.searchsorted(keys, np.array(wanted, dtype=np.int64))
+    figures = np.stack([np.concatenate([getattr(v, name) for v in volumes]) for name in _FIGURES])
+    # Whole numbers, summed exactly in float64: one conversion for the three columns.
+    ordered, shipped, backordered = figures[:, index].astype(np.int64).tolist()
+    return ordered, shipped, backordered
+
+
+_FIGURES = ("ordered", "shipped", "backordered")
 
 
 @dataclass(frozen=True)

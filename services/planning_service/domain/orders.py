@@ -131,11 +131,14 @@ def booked_matrix(lines: Iterable[OrderLine], rows: Mapping[str, int], horizon_s
     """
     require_monday(horizon_start)
     booked = np.zeros((len(rows), weeks))
-    for line in latest_lines(lines):
-        row = rows.get(line.sku)
-        week = promised_week(line.promised_on, horizon_start)
-        if row is not None and week < weeks:
-            booked[row, week] += line.open_quantity
+    newest = latest_lines(lines)
+    start = horizon_start.toordinal()
+    at = np.array([rows.get(line.sku, -1) for line in newest], dtype=np.int64)
+    week = np.maximum((np.array([line.promised_on.toordinal() for line in newest], dtype=np.int64) - start) // 7, 0)
+    quantity = np.array([line.open_quantity for line in newest], dtype=np.float64)
+    counted = (at >= 0) & (week < weeks)
+    # Added in priority order, one line after the other (`add.at` is unbuffered), as a loop would.
+    np.add.at(booked, (at[counted], week[counted]), quantity[counted])
     return booked
 
 

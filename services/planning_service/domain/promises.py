@@ -351,6 +351,53 @@ def review_promises(supply: Supply, lines: Sequence[OrderLine]) -> PromiseReview
     return PromiseReview(supply.sku, tuple(kept), tuple(at_risk), tuple(beyond))
 
 
+def all_promises_kept(supplies: Sequence[Supply], lines: Sequence[Sequence[OrderLine]]) -> list[bool]:
+    """Per SKU, whether `review_promises(supplies[i], lines[i])` keeps every open line within the horizon (puts
+    none at risk), for many SKUs in a few array operations: true when the supply covers all of them at once,
+    each on its promised date.
+
+    That suffices: lines are served in priority order, and a line whose set of lines fits as a whole (from the
+    week of the first one on) still fits beside any part of the others. Every line counts, even an older version
+    of one (then more is asked than the review serves), so a true answer is never wrong; a false one only says
+    the review is to be run."""
+    if not supplies:
+        return []
+    weeks = max(1, *(supply.weeks for supply in supplies))
+    receipts = np.zeros((len(supplies), weeks))
+    beyond = np.zeros((len(supplies), weeks), dtype=bool)  # past a shorter horizon: nothing is owed there
+    rows: list[int] = []
+    at: list[int] = []
+    quantities: list[float] = []
+    strays: list[int] = []
+    for row, (supply, of) in enumerate(zip(supplies, lines, strict=True)):
+        receipts[row, : supply.weeks] = supply.receipts
+        if supply.other_commitments:
+            receipts[row, : supply.weeks] -= supply.other_commitments
+        beyond[row, supply.weeks :] = True
+        start = supply.horizon_start.toordinal()
+        for line in of:
+            if line.sku != supply.sku:
+                strays.append(row)  # a wiring error the review reports
+            week = max((line.promised_on.toordinal() - start) // 7, 0)  # promised_week
+            if line.open_quantity > TOLERANCE and week < supply.weeks:
+                rows.append(row)
+                at.append(week)
+                quantities.append(line.open_quantity)
+    slack = np.array([supply.on_hand for supply in supplies])[:, None] + np.cumsum(receipts, axis=1)
+    booked = np.zeros((len(supplies), weeks))
+    np.add.at(booked, (np.array(rows, dtype=np.int64), np.array(at, dtype=np.int64)), quantities)
+    # Left over by every week once all lines are served; at least 0, with room to spare for float noise
+    # against the review's own tolerance.
+    # Weeks before a SKU's first line owe nothing to any line (other commitments alone may overdraw them).
+    first = np.full(len(supplies), weeks, dtype=np.int64)
+    np.minimum.at(first, np.array(rows, dtype=np.int64), np.array(at, dtype=np.int64))
+    judged = ~beyond & (np.arange(weeks)[None, :] >= first[:, None])
+    left = np.where(judged, slack - np.cumsum(booked, axis=1), np.inf).min(axis=1) >= 0
+    left[strays] = False
+    kept: list[bool] = left.tolist()
+    return kept
+
+
 class ChangeKind:
     AT_RISK = "at-risk"  # newly at risk, or its shortfall or new date changed
     RESTORED = "restored"  # was at risk, is not any more (covered again, shipped or cancelled)

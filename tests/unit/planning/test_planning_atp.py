@@ -166,6 +166,21 @@ def test_booked_matrix_rows_follow_the_plan_rows() -> None:
     assert matrix.tolist() == [[0, 7], [10, 0]]
 
 
+def test_booked_matrix_rows_are_each_sku_s_booked_orders() -> None:
+    lines = [
+        line("SO-1", 10, H - timedelta(days=9)),  # past due: owed now
+        line("SO-2", 4.5, week(1), sku="SKU-2"),
+        line("SO-2", 6.25, week(1), sku="SKU-2", version=2),  # the newest version counts
+        line("SO-3", 3, week(1) + timedelta(days=6)),
+        line("SO-4", 8, week(3)),  # after the horizon
+        line("SO-5", 2.5, week(0), sku="SKU-2", tier=Tier.STRATEGIC),
+    ]
+    matrix = booked_matrix(lines, {"SKU-2": 0, "SKU-1": 1}, H, 3)
+    for sku, row in (("SKU-2", 0), ("SKU-1", 1)):
+        assert matrix[row].tolist() == booked_orders([ln for ln in lines if ln.sku == sku], H, 3).tolist()
+    assert matrix.tolist() == [[2.5, 6.25, 0], [10, 3, 0]]
+
+
 def test_latest_lines_are_in_priority_order_tier_then_booking() -> None:
     lines = [
         line("A", 1, week(0), tier=Tier.STABLE, booked_at=BOOKED),

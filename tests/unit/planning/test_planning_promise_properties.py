@@ -15,6 +15,7 @@ from services.planning_service.domain.promises import (
     ChangeKind,
     PromiseRequest,
     Supply,
+    all_promises_kept,
     atp_table,
     check_promise,
     diff_at_risk,
@@ -216,3 +217,33 @@ def test_diff_applied_to_the_previous_review_gives_the_current_one(
             state[change.line.key] = change.line
     assert state == {x.key: x for x in current}
     assert diff_at_risk(current, current) == []
+
+
+@st.composite
+def supplies_with_lines(draw: st.DrawFn) -> tuple[Supply, list[OrderLine]]:
+    supply = draw(supplies())
+    other = tuple(draw(st.lists(st.integers(0, 30).map(float), min_size=supply.weeks, max_size=supply.weeks)))
+    supply = Supply(supply.sku, supply.horizon_start, supply.on_hand, supply.receipts, other)
+    lines = draw(order_lines(supply.weeks))
+    if lines and draw(st.booleans()):  # an older version of a line beside its newest
+        lines.append(OrderLine(**{**_fields(lines[0]), "version": 0, "open_quantity": 500.0}))
+    return supply, lines
+
+
+def _fields(line: OrderLine) -> dict[str, object]:
+    return {name: getattr(line, name) for name in OrderLine.__slots__}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(supplies_with_lines(), min_size=1, max_size=6))
+def test_every_promise_kept_is_only_said_when_the_review_keeps_every_line(
+    skus: list[tuple[Supply, list[OrderLine]]],
+) -> None:
+    kept = all_promises_kept([supply for supply, _ in skus], [lines for _, lines in skus])
+    for (supply, lines), all_kept in zip(skus, kept, strict=True):
+        review = review_promises(supply, lines)
+        if all_kept:
+            assert review.at_risk == ()
+        # Whole quantities, no older versions beside the newest: the check is exact, what fits at once is kept.
+        if len({line.key for line in lines}) == len(lines):
+            assert all_kept == (review.at_risk == ())
