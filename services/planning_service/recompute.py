@@ -17,10 +17,11 @@ import orjson
 
 from services.planning_service.domain import CapacityConflict, PlanWeek, SkuPlan, plan_many
 from services.planning_service.domain.conflicts import conflict_change
-from services.planning_service.domain.diff import COMPARED_FIELDS, week_changes
+from services.planning_service.domain.diff import COMPARED_FIELDS, changed_weeks, spelled_out
 from services.planning_service.review import review_promises_after
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import PlanRevision, Store, StoredPlan, exceptions_json
+from services.planning_service.store.plans import encode_stored_changes
 from shared.events import (
     CapacityConflictData,
     CloudEvent,
@@ -101,10 +102,10 @@ async def save_plans(
     drivers_of: dict[str, list[str]] = {}
     for plan in plans:
         old = stored.get(plan.sku)
-        changes_json = encode_week_changes(old.plan if old else None, plan)
+        encoded_changes = encode_revision_changes(old.plan if old else None, plan)
         exceptions = exceptions_json(plan.exceptions) if plan.exceptions else []
         own = driver_ids.get(plan.sku, ()) if isinstance(driver_ids, Mapping) else driver_ids
-        if changes_json is None:
+        if encoded_changes is None:
             assert old is not None  # a plan without a predecessor always differs (every week is new)
             versions[plan.sku] = old.plan_version
             drivers_of[plan.sku] = list(own)
@@ -115,7 +116,8 @@ async def save_plans(
         versions[plan.sku] = version
         drivers = list(dict.fromkeys([*own, *earlier.get(plan.sku, ())]))
         drivers_of[plan.sku] = drivers
-        revisions.append(PlanRevision(plan, version, exceptions, drivers, changes_json))
+        changes_json, stored_changes = encoded_changes
+        revisions.append(PlanRevision(plan, version, exceptions, drivers, changes_json, stored_changes))
         data = mps_revised_data(plan.sku, version, orjson.Fragment(changes_json), drivers)
         if encoding is not None:
             encoded.append(encode_event(EventType.MPS_REVISED, plan.sku, data, encoding, time=now))
@@ -141,16 +143,38 @@ async def save_plans(
 
 
 def encode_week_changes(old: SkuPlan | None, new: SkuPlan) -> bytes | None:
-    """`week_changes(old, new)` as JSON, None when nothing changed. A first plan changes every compared field
-    of every week: its JSON is put together from the numbers, encoded at once, and per-week prefixes shared
-    by every first plan of the same horizon, without a dict per change."""
+    """`week_changes(old, new)` as JSON, None when nothing changed (`encode_revision_changes`'s first half)."""
+    encoded = encode_revision_changes(old, new)
+    return None if encoded is None else encoded[0]
+
+
+def encode_revision_changes(old: SkuPlan | None, new: SkuPlan) -> tuple[bytes, bytes] | None:
+    """The changes from `old` to `new`, None when nothing changed; else encoded twice: as `mps.revised` carries
+    them (`week_changes(old, new)`'s JSON) and as the revision stores them (`encode_stored_changes`).
+
+    A first plan changes every compared field of every week: its event JSON is put together from the numbers,
+    encoded at once, and per-week prefixes shared by every first plan of the same horizon, without a dict per
+    change."""
     if old is not None or not new.weeks:
-        changes = week_changes(old, new)
-        return orjson.dumps(changes) if changes else None
-    weeks: tuple[tuple[Any, ...], ...] = new.weeks
-    numbers = orjson.dumps([float(week[index]) for week in weeks for index in _COMPARED_INDEXES])
-    prefixes = _first_plan_prefixes(tuple(week[0] for week in weeks))
-    return b"[" + b"".join(map(bytes.__add__, prefixes, numbers[1:-1].split(b","))) + b"}]"
+        weeks = changed_weeks(old, new)
+        if not weeks:
+            return None
+        return orjson.dumps(spelled_out(weeks)), encode_stored_changes(weeks)
+    plan_weeks: tuple[tuple[Any, ...], ...] = new.weeks
+    numbers = orjson.dumps([float(week[index]) for week in plan_weeks for index in _COMPARED_INDEXES])
+    texts = numbers[1:-1].split(b",")
+    week_starts = tuple(week[0] for week in plan_weeks)
+    spelled = b"[" + b"".join(map(bytes.__add__, _first_plan_prefixes(week_starts), texts)) + b"}]"
+    # the stored form of the same changes (`encode_stored_changes`), from the same numbers
+    per_week = len(_COMPARED_INDEXES)
+    stored = b"".join(
+        map(
+            bytes.__add__,
+            _first_plan_stored_prefixes(week_starts),
+            (b",".join(texts[position : position + per_week]) for position in range(0, len(texts), per_week)),
+        )
+    )
+    return spelled, _STORED_FIRST_PLAN_HEAD + stored + b"]]]}"
 
 
 _COMPARED_INDEXES = tuple(PlanWeek._fields.index(name) for name in COMPARED_FIELDS)
@@ -165,6 +189,17 @@ def _first_plan_prefixes(week_starts: tuple[date, ...]) -> list[bytes]:
         for name in COMPARED_FIELDS:
             prefixes.append(orjson.dumps({"week_start": week_start, "field": name, "before": None})[:-1] + b',"after":')
     return [prefix if n == 0 else b"}," + prefix for n, prefix in enumerate(prefixes)]
+
+
+_STORED_FIRST_PLAN_HEAD = encode_stored_changes([])[: -len(b"]}")]
+
+
+@functools.lru_cache(maxsize=8)
+def _first_plan_stored_prefixes(week_starts: tuple[date, ...]) -> list[bytes]:
+    """Per week, what `encode_stored_changes` writes for a first plan's week before its `after` numbers, after
+    the end of the week before it."""
+    prefixes = [orjson.dumps([week_start, None, None, []])[: -len(b"]]")] for week_start in week_starts]
+    return [prefix if n == 0 else b"]]," + prefix for n, prefix in enumerate(prefixes)]
 
 
 @runtime_checkable
