@@ -117,7 +117,7 @@ async def save_plans(
         drivers = list(dict.fromkeys([*own, *earlier.get(plan.sku, ())]))
         drivers_of[plan.sku] = drivers
         changes_json, stored_changes = encoded_changes
-        revisions.append(PlanRevision(plan, version, exceptions, drivers, changes_json, stored_changes))
+        revisions.append(PlanRevision(plan, version, exceptions, drivers, stored_changes))
         data = mps_revised_data(plan.sku, version, orjson.Fragment(changes_json), drivers)
         if encoding is not None:
             encoded.append(encode_event(EventType.MPS_REVISED, plan.sku, data, encoding, time=now))
@@ -133,6 +133,7 @@ async def save_plans(
         await store.save_encoded_events(encoded, max_bytes=encoding.max_event_bytes)
         if encoded:
             encoding.wrote_encoded_events()
+        encoded.clear()  # written: the chunk's largest documents need not stay until its end
     await store.save_exceptions(new_exceptions)
     await store.snapshot_forecasts(horizon_start, {p.sku: p.weeks[0].forecast for p in plans})
     detected, resolved = await _sync_conflicts(store, publisher, plans, versions, now)

@@ -76,15 +76,14 @@ class PlanRevision:
     plan_version: int
     exceptions: list[dict[str, Any]]
     driver_event_ids: list[str]
-    # the week changes as JSON (`[{"week_start", "field", "before", "after"}, ...]`), encoded once: what
-    # `mps.revised` carries
-    changes_json: bytes
-    # the same changes as the revision stores them (`encode_stored_changes`)
+    # the week changes as the revision stores them (`encode_stored_changes`); `mps.revised` carries them spelled
+    # out, encoded from the same values
     stored_changes: bytes
 
     @property
     def changes(self) -> list[dict[str, Any]]:
-        return list(orjson.loads(self.changes_json))
+        """One `{"week_start", "field", "before", "after"}` per change, as the event carries them."""
+        return changes_from_stored(orjson.loads(self.stored_changes))
 
 
 def encode_stored_changes(weeks: Sequence[ChangedWeek]) -> bytes:
