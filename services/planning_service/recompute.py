@@ -153,9 +153,8 @@ def encode_revision_changes(old: SkuPlan | None, new: SkuPlan) -> tuple[bytes, b
     """The changes from `old` to `new`, None when nothing changed; else encoded twice: as `mps.revised` carries
     them (`week_changes(old, new)`'s JSON) and as the revision stores them (`encode_stored_changes`).
 
-    A first plan changes every compared field of every week: its event JSON is put together from the numbers,
-    encoded at once, and per-week prefixes shared by every first plan of the same horizon, without a dict per
-    change."""
+    A first plan changes every compared field of every week: both are put together from its numbers, encoded at
+    once, and two templates shared by every first plan of the same horizon, without a dict per change."""
     if old is not None or not new.weeks:
         weeks = changed_weeks(old, new)
         if not weeks:
@@ -163,44 +162,31 @@ def encode_revision_changes(old: SkuPlan | None, new: SkuPlan) -> tuple[bytes, b
         return orjson.dumps(spelled_out(weeks)), encode_stored_changes(weeks)
     plan_weeks: tuple[tuple[Any, ...], ...] = new.weeks
     numbers = orjson.dumps([float(week[index]) for week in plan_weeks for index in _COMPARED_INDEXES])
-    texts = numbers[1:-1].split(b",")
-    week_starts = tuple(week[0] for week in plan_weeks)
-    spelled = b"[" + b"".join(map(bytes.__add__, _first_plan_prefixes(week_starts), texts)) + b"}]"
-    # the stored form of the same changes (`encode_stored_changes`), from the same numbers
-    per_week = len(_COMPARED_INDEXES)
-    stored = b"".join(
-        map(
-            bytes.__add__,
-            _first_plan_stored_prefixes(week_starts),
-            (b",".join(texts[position : position + per_week]) for position in range(0, len(texts), per_week)),
-        )
-    )
-    return spelled, _STORED_FIRST_PLAN_HEAD + stored + b"]]]}"
+    texts = tuple(numbers[1:-1].split(b","))
+    spelled, stored = _first_plan_templates(tuple(week[0] for week in plan_weeks))
+    return spelled % texts, stored % texts
 
 
 _COMPARED_INDEXES = tuple(PlanWeek._fields.index(name) for name in COMPARED_FIELDS)
 
 
 @functools.lru_cache(maxsize=8)
-def _first_plan_prefixes(week_starts: tuple[date, ...]) -> list[bytes]:
-    """Per week and compared field, the JSON of a first plan's change up to its `after` number, after the
-    end of the change before it: what `orjson.dumps(week_changes(None, plan))` writes between the numbers."""
-    prefixes = []
+def _first_plan_templates(week_starts: tuple[date, ...]) -> tuple[bytes, bytes]:
+    """A first plan's changes over these weeks, spelled out (`orjson.dumps(week_changes(None, plan))`) and stored
+    (`encode_stored_changes(changed_weeks(None, plan))`), as two `%`-templates with a `%b` where each `after`
+    number goes, in the same order (week by week, field by field): shared by every first plan of a horizon."""
+    spelled = []
+    stored = []
     for week_start in week_starts:
         for name in COMPARED_FIELDS:
-            prefixes.append(orjson.dumps({"week_start": week_start, "field": name, "before": None})[:-1] + b',"after":')
-    return [prefix if n == 0 else b"}," + prefix for n, prefix in enumerate(prefixes)]
-
-
-_STORED_FIRST_PLAN_HEAD = encode_stored_changes([])[: -len(b"]}")]
-
-
-@functools.lru_cache(maxsize=8)
-def _first_plan_stored_prefixes(week_starts: tuple[date, ...]) -> list[bytes]:
-    """Per week, what `encode_stored_changes` writes for a first plan's week before its `after` numbers, after
-    the end of the week before it."""
-    prefixes = [orjson.dumps([week_start, None, None, []])[: -len(b"]]")] for week_start in week_starts]
-    return [prefix if n == 0 else b"]]," + prefix for n, prefix in enumerate(prefixes)]
+            change = orjson.dumps({"week_start": week_start, "field": name, "before": None, "after": 0})
+            spelled.append(change[: -len(b"0}")].replace(b"%", b"%%") + b"%b}")
+        week = orjson.dumps([week_start, None, None, []])[: -len(b"]]")].replace(b"%", b"%%")
+        stored.append(week + b",".join([b"%b"] * len(COMPARED_FIELDS)) + b"]]")
+    return (
+        b"[" + b",".join(spelled) + b"]",
+        encode_stored_changes([])[: -len(b"]}")] + b",".join(stored) + b"]}",
+    )
 
 
 @runtime_checkable
