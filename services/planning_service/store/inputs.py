@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import ARRAY, Date, Float, Text, any_, bindparam, cast, func, select, text
+from sqlalchemy import ARRAY, Date, Float, Text, any_, bindparam, cast, func, literal, select, text
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +44,8 @@ _ACTIVE_PROMOTIONS = text(
     WHERE p.status <> 'cancelled'
     """
 )
+
+_A_MONDAY = literal(date(1970, 1, 5), Date)
 
 # Sensing looks at most a few weeks back from the horizon; older spikes cannot move any week.
 SPIKE_LOOKBACK_DAYS = 8 * 7
@@ -204,7 +206,9 @@ class InputSql:
         """Units ordered per SKU and ISO week (keyed by Monday) from `since` on, summed over the daily totals;
         one row per SKU (its weeks and their units as two arrays), not one per SKU and week."""
         volumes = tables.daily_volumes
-        week = cast(func.date_trunc("week", volumes.c.day), Date).label("week")
+        # the Monday of the day's ISO week, in date arithmetic (`date_trunc('week', ...)` goes through a
+        # timestamp with time zone per row); 1970-01-05 was a Monday
+        week = (volumes.c.day - ((volumes.c.day - _A_MONDAY) % 7 + 7) % 7).label("week")
         weekly = (
             select(volumes.c.sku, week, func.sum(volumes.c.units_ordered).label("units"))
             .where(_in(volumes.c.sku, skus), volumes.c.day >= since)
