@@ -20,6 +20,7 @@ advanced through the weeks completed since their fit (`domain/baseline.py`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import multiprocessing
@@ -59,6 +60,9 @@ _T = TypeVar("_T")
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent ends
 
 CHUNK_SKUS = 500  # domain.fitting.CHUNK_SKUS: memory stays flat in the number of SKUs
+# Added to a fit worker process's nice value: fitting is background work, and on a busy machine the service's
+# own work (a re-plan, the consumer, requests) goes first; the worker fits with whatever CPU is left.
+FIT_WORKER_NICENESS = 10
 FITTED = "planning.baseline.fitted"
 
 
@@ -115,7 +119,10 @@ def _executor(settings: PlanningSettings) -> Executor:
 
 def _end_with_service(service_pid: int) -> None:
     """In a worker: the kernel ends it when the service process (`service_pid`) ends (Linux), so a service
-    stopped while its workers fit, or killed, leaves none behind holding their memory."""
+    stopped while its workers fit, or killed, leaves none behind holding their memory. The worker also yields
+    the CPU to the service (`FIT_WORKER_NICENESS`)."""
+    with contextlib.suppress(OSError):
+        os.nice(FIT_WORKER_NICENESS)
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

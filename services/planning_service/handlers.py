@@ -8,6 +8,7 @@ for all the events of a consumed batch.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -418,6 +419,11 @@ class ReplanTotals:
     conflicts_resolved: int = 0
     chunks: int = 0
 
+    def add_chunk(self, result: RecomputeResult | None) -> None:
+        """Count a chunk of a full re-plan (None: the last listing, which found no SKU left)."""
+        if result is not None:
+            self.add(result)
+
     def add(self, result: RecomputeResult) -> None:
         self.planned += result.planned
         self.revised += len(result.revised)
@@ -426,25 +432,57 @@ class ReplanTotals:
         self.chunks += 1
 
 
+# A full re-plan works on this many chunks at once, each in its own unit of work: while one chunk's statements
+# run on the server, the next chunk is planned in the process.
+REPLAN_CHUNKS_IN_FLIGHT = 2
+
+
 async def replan_all(units: Units, settings: PlanningSettings, *, driver_id: str, summary: str) -> ReplanTotals:
     """Re-plan every SKU with an item (the vectorised core), e.g. when a new ISO week began: a chunk of
     `planning_replan_chunk_skus` SKUs at a time, in SKU order, each in its own unit of work under its SKUs' locks.
-    Memory stays that of one chunk whatever the number of SKUs, and an event's re-plan waits for at most the chunk
-    that holds its SKU. Each SKU is re-planned from its inputs when its chunk runs; one re-planned meanwhile by an
-    event is simply re-planned again (nothing changes, nothing is stored)."""
+    Memory stays that of `REPLAN_CHUNKS_IN_FLIGHT` chunks whatever the number of SKUs, and an event's re-plan waits
+    for at most the chunk that holds its SKU. The next chunk starts once the last one has listed its SKUs, so their
+    database work and their planning overlap. Each SKU is re-planned from its inputs when its chunk runs; one
+    re-planned meanwhile by an event is simply re-planned again (nothing changes, nothing is stored)."""
     async with units() as (store, _):
         await store.record_driver(Driver(driver_id, REPLANNED, None, [], summary))
     totals = ReplanTotals()
+    in_flight: list[asyncio.Task[RecomputeResult | None]] = []
     after: str | None = None
-    while True:
+    try:
+        while True:
+            listed: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            in_flight.append(asyncio.create_task(_replan_chunk(units, settings, driver_id, after, listed)))
+            after = await listed
+            if after is None:  # no SKU left, or the chunk failed (its task says how)
+                break
+            if len(in_flight) >= REPLAN_CHUNKS_IN_FLIGHT:
+                totals.add_chunk(await in_flight.pop(0))
+        while in_flight:
+            totals.add_chunk(await in_flight.pop(0))
+    finally:
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
+    return totals
+
+
+async def _replan_chunk(
+    units: Units, settings: PlanningSettings, driver_id: str, after: str | None, listed: asyncio.Future[str | None]
+) -> RecomputeResult | None:
+    """One chunk of `replan_all`: its SKUs after `after` (the last of them handed to `listed` at once, None when
+    there are none), locked and re-planned in one unit of work; None when no SKU was left."""
+    try:
         async with units() as (store, publisher):
             skus = await store.skus_to_replan(after=after, limit=settings.planning_replan_chunk_skus)
+            listed.set_result(skus[-1] if skus else None)
             if not skus:
-                return totals
+                return None
             await store.lock_skus(skus)
-            result = await recompute(store, publisher, skus, [driver_id], settings)
-        totals.add(result)
-        after = skus[-1]
+            return await recompute(store, publisher, skus, [driver_id], settings)
+    finally:
+        if not listed.done():
+            listed.set_result(None)
 
 
 async def roll_if_new_week(units: Units, settings: PlanningSettings) -> bool:

@@ -17,10 +17,11 @@ import orjson
 
 from services.planning_service.domain import CapacityConflict, PlanWeek, SkuPlan, plan_many
 from services.planning_service.domain.conflicts import conflict_change
-from services.planning_service.domain.diff import COMPARED_FIELDS, week_changes
+from services.planning_service.domain.diff import COMPARED_FIELDS, changed_weeks, spelled_out
 from services.planning_service.review import review_promises_after
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import PlanRevision, Store, StoredPlan, exceptions_json
+from services.planning_service.store.plans import encode_stored_changes
 from shared.events import (
     CapacityConflictData,
     CloudEvent,
@@ -101,10 +102,10 @@ async def save_plans(
     drivers_of: dict[str, list[str]] = {}
     for plan in plans:
         old = stored.get(plan.sku)
-        changes_json = encode_week_changes(old.plan if old else None, plan)
+        encoded_changes = encode_revision_changes(old.plan if old else None, plan)
         exceptions = exceptions_json(plan.exceptions) if plan.exceptions else []
         own = driver_ids.get(plan.sku, ()) if isinstance(driver_ids, Mapping) else driver_ids
-        if changes_json is None:
+        if encoded_changes is None:
             assert old is not None  # a plan without a predecessor always differs (every week is new)
             versions[plan.sku] = old.plan_version
             drivers_of[plan.sku] = list(own)
@@ -115,7 +116,8 @@ async def save_plans(
         versions[plan.sku] = version
         drivers = list(dict.fromkeys([*own, *earlier.get(plan.sku, ())]))
         drivers_of[plan.sku] = drivers
-        revisions.append(PlanRevision(plan, version, exceptions, drivers, changes_json))
+        changes_json, stored_changes = encoded_changes
+        revisions.append(PlanRevision(plan, version, exceptions, drivers, stored_changes))
         data = mps_revised_data(plan.sku, version, orjson.Fragment(changes_json), drivers)
         if encoding is not None:
             encoded.append(encode_event(EventType.MPS_REVISED, plan.sku, data, encoding, time=now))
@@ -131,6 +133,7 @@ async def save_plans(
         await store.save_encoded_events(encoded, max_bytes=encoding.max_event_bytes)
         if encoded:
             encoding.wrote_encoded_events()
+        encoded.clear()  # written: the chunk's largest documents need not stay until its end
     await store.save_exceptions(new_exceptions)
     await store.snapshot_forecasts(horizon_start, {p.sku: p.weeks[0].forecast for p in plans})
     detected, resolved = await _sync_conflicts(store, publisher, plans, versions, now)
@@ -141,30 +144,49 @@ async def save_plans(
 
 
 def encode_week_changes(old: SkuPlan | None, new: SkuPlan) -> bytes | None:
-    """`week_changes(old, new)` as JSON, None when nothing changed. A first plan changes every compared field
-    of every week: its JSON is put together from the numbers, encoded at once, and per-week prefixes shared
-    by every first plan of the same horizon, without a dict per change."""
+    """`week_changes(old, new)` as JSON, None when nothing changed (`encode_revision_changes`'s first half)."""
+    encoded = encode_revision_changes(old, new)
+    return None if encoded is None else encoded[0]
+
+
+def encode_revision_changes(old: SkuPlan | None, new: SkuPlan) -> tuple[bytes, bytes] | None:
+    """The changes from `old` to `new`, None when nothing changed; else encoded twice: as `mps.revised` carries
+    them (`week_changes(old, new)`'s JSON) and as the revision stores them (`encode_stored_changes`).
+
+    A first plan changes every compared field of every week: both are put together from its numbers, encoded at
+    once, and two templates shared by every first plan of the same horizon, without a dict per change."""
     if old is not None or not new.weeks:
-        changes = week_changes(old, new)
-        return orjson.dumps(changes) if changes else None
-    weeks: tuple[tuple[Any, ...], ...] = new.weeks
-    numbers = orjson.dumps([float(week[index]) for week in weeks for index in _COMPARED_INDEXES])
-    prefixes = _first_plan_prefixes(tuple(week[0] for week in weeks))
-    return b"[" + b"".join(map(bytes.__add__, prefixes, numbers[1:-1].split(b","))) + b"}]"
+        weeks = changed_weeks(old, new)
+        if not weeks:
+            return None
+        return orjson.dumps(spelled_out(weeks)), encode_stored_changes(weeks)
+    plan_weeks: tuple[tuple[Any, ...], ...] = new.weeks
+    numbers = orjson.dumps([float(week[index]) for week in plan_weeks for index in _COMPARED_INDEXES])
+    texts = tuple(numbers[1:-1].split(b","))
+    spelled, stored = _first_plan_templates(tuple(week[0] for week in plan_weeks))
+    return spelled % texts, stored % texts
 
 
 _COMPARED_INDEXES = tuple(PlanWeek._fields.index(name) for name in COMPARED_FIELDS)
 
 
 @functools.lru_cache(maxsize=8)
-def _first_plan_prefixes(week_starts: tuple[date, ...]) -> list[bytes]:
-    """Per week and compared field, the JSON of a first plan's change up to its `after` number, after the
-    end of the change before it: what `orjson.dumps(week_changes(None, plan))` writes between the numbers."""
-    prefixes = []
+def _first_plan_templates(week_starts: tuple[date, ...]) -> tuple[bytes, bytes]:
+    """A first plan's changes over these weeks, spelled out (`orjson.dumps(week_changes(None, plan))`) and stored
+    (`encode_stored_changes(changed_weeks(None, plan))`), as two `%`-templates with a `%b` where each `after`
+    number goes, in the same order (week by week, field by field): shared by every first plan of a horizon."""
+    spelled = []
+    stored = []
     for week_start in week_starts:
         for name in COMPARED_FIELDS:
-            prefixes.append(orjson.dumps({"week_start": week_start, "field": name, "before": None})[:-1] + b',"after":')
-    return [prefix if n == 0 else b"}," + prefix for n, prefix in enumerate(prefixes)]
+            change = orjson.dumps({"week_start": week_start, "field": name, "before": None, "after": 0})
+            spelled.append(change[: -len(b"0}")].replace(b"%", b"%%") + b"%b}")
+        week = orjson.dumps([week_start, None, None, []])[: -len(b"]]")].replace(b"%", b"%%")
+        stored.append(week + b",".join([b"%b"] * len(COMPARED_FIELDS)) + b"]]")
+    return (
+        b"[" + b",".join(spelled) + b"]",
+        encode_stored_changes([])[: -len(b"]}")] + b",".join(stored) + b"]}",
+    )
 
 
 @runtime_checkable

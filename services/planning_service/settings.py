@@ -21,8 +21,8 @@ class PlanningSettings(Settings):
     # How often the background task checks whether a new ISO week began (then snapshots and replans).
     planning_rollover_check_s: float = Field(default=30.0, gt=0)
     # A full re-plan goes through the SKUs this many at a time, each chunk its own transaction under its SKUs'
-    # locks: its memory is one chunk's, and an event's re-plan waits for one chunk at most.
-    planning_replan_chunk_skus: int = Field(default=1000, ge=1, le=100_000)
+    # locks: its memory is two chunks' (two are in flight), and an event's re-plan waits for one chunk at most.
+    planning_replan_chunk_skus: int = Field(default=500, ge=1, le=100_000)
     # Demand sensing: the share of a confirmed level shift's run-rate gap adopted, the fade per week after
     # the held weeks, and how many weeks it is held. The whole gap: a shift is adopted only once several
     # spike days confirm it, and one-off spike days add their observed excess alone.

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import ARRAY, Date, Float, Text, any_, bindparam, cast, func, select, text
+from sqlalchemy import ARRAY, Date, Float, Text, any_, bindparam, cast, func, literal, select, text
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +44,8 @@ _ACTIVE_PROMOTIONS = text(
     WHERE p.status <> 'cancelled'
     """
 )
+
+_A_MONDAY = literal(date(1970, 1, 5), Date)
 
 # Sensing looks at most a few weeks back from the horizon; older spikes cannot move any week.
 SPIKE_LOOKBACK_DAYS = 8 * 7
@@ -102,15 +104,21 @@ def launch_from_data(data: LaunchData) -> Launch:
     return Launch(data.launch_id, data.sku, data.launch_on, data.reference_sku, data.scale_pct, data.ramp_weeks)
 
 
-def plan_from_json(sku: str, weeks: list[dict[str, Any]]) -> SkuPlan:
+def plan_from_json(sku: str, weeks: Any) -> SkuPlan:
+    """A plan's stored weeks as domain values: the compact form `encode_plan_weeks` writes, or the list of one
+    object per week that plans stored before it (and `plan_weeks_json`) have."""
+    if isinstance(weeks, dict):
+        return SkuPlan(sku, _weeks_from_rows({**weeks, "rows": [list(row) for row in weeks["rows"]]}))
     return SkuPlan(
         sku,
         tuple(PlanWeek(**{**w, "week_start": date.fromisoformat(w["week_start"])}) for w in weeks),
     )
 
 
-def _plan_from_decoded(sku: str, weeks: list[dict[str, Any]]) -> SkuPlan:
-    """`plan_from_json` of weeks decoded for it alone (their dicts are reused)."""
+def _plan_from_decoded(sku: str, weeks: Any) -> SkuPlan:
+    """`plan_from_json` of weeks decoded for it alone (their rows or dicts are reused)."""
+    if isinstance(weeks, dict):
+        return SkuPlan(sku, _weeks_from_rows(weeks))
     fromisoformat = date.fromisoformat
     plan_weeks = []
     for w in weeks:
@@ -124,11 +132,35 @@ def plan_weeks_json(plan: SkuPlan) -> list[dict[str, Any]]:
 
 
 _WEEK_FIELDS = PlanWeek._fields
+_WEEK_FIELD_LIST = list(_WEEK_FIELDS)
 
 
 def encode_plan_weeks(weeks: Sequence[PlanWeek]) -> bytes:
-    """`plan_weeks_json` encoded (orjson writes the dates as ISO dates): what `plans.weeks` stores."""
-    return orjson.dumps([dict(zip(_WEEK_FIELDS, week, strict=True)) for week in weeks])
+    """What `plans.weeks` stores: the field names once and one array of values per week
+    (`{"fields": [...], "rows": [["2026-11-30", 12.5, ...], ...]}`), under half the size of an object per
+    week and encoded in one call; `plan_from_json` reads it back to the same weeks."""
+    return orjson.dumps({"fields": _WEEK_FIELDS, "rows": list(map(tuple, weeks))})
+
+
+def _weeks_from_rows(stored: dict[str, Any]) -> tuple[PlanWeek, ...]:
+    """The weeks of `encode_plan_weeks`'s form; its rows are reused."""
+    fromisoformat = date.fromisoformat
+    rows = stored["rows"]
+    if stored["fields"] == _WEEK_FIELD_LIST:
+        make = PlanWeek._make
+        weeks_as_stored = []
+        for row in rows:
+            row[0] = fromisoformat(row[0])
+            weeks_as_stored.append(make(row))
+        return tuple(weeks_as_stored)
+    # written with other fields: by name, a field the row lacks takes its default
+    names = stored["fields"]
+    weeks = []
+    for row in rows:
+        values = dict(zip(names, row, strict=True))
+        values["week_start"] = fromisoformat(values["week_start"])
+        weeks.append(PlanWeek(**{name: values[name] for name in _WEEK_FIELDS if name in values}))
+    return tuple(weeks)
 
 
 def exceptions_json(exceptions: Sequence[PlanException]) -> list[dict[str, Any]]:
@@ -174,7 +206,9 @@ class InputSql:
         """Units ordered per SKU and ISO week (keyed by Monday) from `since` on, summed over the daily totals;
         one row per SKU (its weeks and their units as two arrays), not one per SKU and week."""
         volumes = tables.daily_volumes
-        week = cast(func.date_trunc("week", volumes.c.day), Date).label("week")
+        # the Monday of the day's ISO week, in date arithmetic (`date_trunc('week', ...)` goes through a
+        # timestamp with time zone per row); 1970-01-05 was a Monday
+        week = (volumes.c.day - ((volumes.c.day - _A_MONDAY) % 7 + 7) % 7).label("week")
         weekly = (
             select(volumes.c.sku, week, func.sum(volumes.c.units_ordered).label("units"))
             .where(_in(volumes.c.sku, skus), volumes.c.day >= since)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.planning_service import tables
 from services.planning_service.domain import CapacityConflict, SkuPlan
 from services.planning_service.store.inputs import plan_from_json
-from services.planning_service.store.plans import conflict_from_row
+from services.planning_service.store.plans import changes_from_stored, conflict_from_row
 
 SUMMARY_COLUMNS = ("sku", "plan_version", "generated_at", "total_forecast", "total_mps", "shortfall_weeks")
 
@@ -79,7 +79,7 @@ class ReadSql:
         if up_to is not None:
             query = query.where(revisions.c.plan_version <= up_to)
         return [
-            Revision(row.plan_version, row.generated_at, row.driver_event_ids, row.changes)
+            Revision(row.plan_version, row.generated_at, row.driver_event_ids, changes_from_stored(row.changes))
             for row in (await self.session.execute(query)).all()
         ]
 

@@ -25,16 +25,18 @@ from services.planning_service.domain import (
     diff_plans,
     plan_many,
 )
-from services.planning_service.domain.diff import week_changes
+from services.planning_service.domain.diff import changed_weeks, week_changes
 from services.planning_service.domain.orders import OrderLine, Tier
 from services.planning_service.recompute import (
     MAX_EVENT_DRIVERS,
     EncodingPublisher,
     encode_event,
+    encode_revision_changes,
     encode_week_changes,
     mps_revised_data,
 )
 from services.planning_service.settings import PlanningSettings
+from services.planning_service.store.plans import changes_from_stored, encode_stored_changes
 from shared.events import (
     EventType,
     MpsRevisedData,
@@ -187,6 +189,22 @@ def test_week_changes_are_diff_plans_as_plain_values() -> None:
         assert week_changes(old, new) == expected
         encoded = encode_week_changes(old, new)
         assert encoded == (orjson.dumps(expected) if expected else None)
+
+
+def test_a_revision_stores_its_changes_compactly_and_reads_them_back_spelled_out() -> None:
+    """The stored form (per changed week: the fields that changed, before and after) reads back as the changes
+    the event carries, with dates as JSON has them; revisions stored in the spelled-out form read as they are."""
+    first, second = representative_plans()
+    for old, new in [*((None, plan) for plan in first), *zip(first, second, strict=True)]:
+        encoded = encode_revision_changes(old, new)
+        assert encoded is not None
+        spelled, stored = encoded
+        assert stored == encode_stored_changes(changed_weeks(old, new))
+        assert len(stored) < len(spelled) / 2 if old is None else len(stored) < len(spelled)
+        as_json = orjson.loads(orjson.dumps(week_changes(old, new)))
+        assert changes_from_stored(orjson.loads(stored)) == as_json == orjson.loads(spelled)
+        assert changes_from_stored(as_json) == as_json
+    assert encode_revision_changes(first[0], first[0]) is None
 
 
 values = st.one_of(

@@ -3,6 +3,7 @@ capacity conflicts detected, changed, narrowed and resolved, sensing decisions a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -253,3 +254,64 @@ async def test_a_full_replan_goes_chunk_by_chunk_locking_only_each_chunks_skus()
     assert (totals.planned, totals.chunks) == (5, 3)
     assert opened == 5  # the driver, three chunks, and the one that found no SKU left
     assert "replan:1" in store.drivers
+
+
+class SlowStore(FakePlanningStore):
+    """A store whose reads and writes give the event loop a turn, as a database's round trips do."""
+
+    fail_on: str | None = None
+
+    async def load_inputs(self, skus: Any, horizon_start: date) -> Any:
+        await asyncio.sleep(0.01)
+        if self.fail_on is not None and skus is not None and self.fail_on in skus:
+            raise RuntimeError(f"inputs of {self.fail_on} unreadable")
+        return await super().load_inputs(skus, horizon_start)
+
+    async def save_revisions(self, revisions: Any, *, horizon_start: date, generated_at: Any) -> None:
+        await asyncio.sleep(0.01)
+        await super().save_revisions(revisions, horizon_start=horizon_start, generated_at=generated_at)
+
+
+async def test_a_full_replan_overlaps_two_chunks_at_most_each_locking_its_own_skus() -> None:
+    store = SlowStore()
+    skus = [f"SKU-{n}" for n in range(7)]
+    for sku in skus:
+        await handlers.put_item(store, RecordingPublisher(), replace(ITEM, sku=sku), SETTINGS)
+    store.locks.clear()
+    store.revisions.clear()
+    open_units = 0
+    most_open = 0
+    committed: list[int] = []
+
+    @asynccontextmanager
+    async def unit() -> AsyncIterator[tuple[Any, Any]]:
+        nonlocal open_units, most_open
+        open_units += 1
+        most_open = max(most_open, open_units)
+        try:
+            yield store, RecordingPublisher()
+            committed.append(len(store.locks))
+        finally:
+            open_units -= 1
+
+    moved = PlanningSettings(clock_today=MONDAY + timedelta(weeks=1), planning_replan_chunk_skus=2)
+    totals = await handlers.replan_all(unit, moved, driver_id="replan:1", summary="full re-plan")
+    assert most_open == handlers.REPLAN_CHUNKS_IN_FLIGHT
+    assert sorted(store.locks) == [skus[0:2], skus[2:4], skus[4:6], skus[6:7]]
+    assert (totals.planned, totals.revised, totals.chunks) == (7, 7, 4)
+    assert sorted(r.plan.sku for r in store.revisions) == skus
+
+
+async def test_a_failed_chunk_fails_the_full_replan_and_stops_the_chunk_beside_it() -> None:
+    store = SlowStore()
+    for n in range(7):
+        await handlers.put_item(store, RecordingPublisher(), replace(ITEM, sku=f"SKU-{n}"), SETTINGS)
+    store.locks.clear()
+    store.fail_on = "SKU-2"
+    chunked = PlanningSettings(clock_today=MONDAY, planning_replan_chunk_skus=2)
+    with pytest.raises(RuntimeError, match="SKU-2"):
+        await handlers.replan_all(units(store, RecordingPublisher()), chunked, driver_id="replan:1", summary="re-plan")
+    # the chunk after the failed one had started beside it; nothing runs on once the re-plan failed
+    assert ["SKU-6"] not in store.locks
+    await asyncio.sleep(0.05)
+    assert ["SKU-6"] not in store.locks

@@ -21,7 +21,7 @@ from services.planning_service.domain.refit import (
     observed_weeks,
 )
 from services.planning_service.domain.track_record import seasonal_naive, week_kinds
-from services.planning_service.fitter import FitWorkers, plan_fits
+from services.planning_service.fitter import FIT_WORKER_NICENESS, FitWorkers, plan_fits
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import FittingInputs, StoredModel
 
@@ -185,3 +185,13 @@ def test_a_fit_worker_stays_when_its_service_is_alive_whatever_its_pid():
     )
     assert orphan.returncode == 0
     assert orphan.stdout == ""
+
+
+async def test_a_fit_worker_process_yields_the_cpu_to_its_service():
+    workers = FitWorkers(PlanningSettings(planning_fit_workers=1))
+    try:
+        loop = asyncio.get_running_loop()
+        niceness = await asyncio.wait_for(loop.run_in_executor(workers, os.nice, 0), timeout=60)
+        assert niceness == min(os.nice(0) + FIT_WORKER_NICENESS, 19)
+    finally:
+        workers.stop()

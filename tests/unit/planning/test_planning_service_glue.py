@@ -3,10 +3,13 @@ that every revision's diff depends on."""
 
 from datetime import date, datetime
 
-from services.planning_service.domain import Item, Promotion, PromotionItem, SkuInputs, diff_plans, plan_sku
+import orjson
+
+from services.planning_service.domain import Item, PlanWeek, Promotion, PromotionItem, SkuInputs, diff_plans, plan_sku
 from services.planning_service.domain.orders import OrderLine, Tier
 from services.planning_service.settings import PlanningSettings, planning_settings
 from services.planning_service.store import plan_from_json, plan_weeks_json
+from services.planning_service.store.inputs import encode_plan_weeks
 from shared.settings import Settings
 
 
@@ -64,3 +67,19 @@ def test_a_plan_stored_before_booked_orders_reads_as_nothing_booked_or_promised(
     )
     legacy = [{k: v for k, v in w.items() if k not in {"booked_orders", "atp", "cumulative_atp"}} for w in stored]
     assert {(w.booked_orders, w.atp) for w in plan_from_json("SKU-1", legacy).weeks} == {(0, 0)}
+
+
+def test_the_compact_stored_weeks_read_back_identical_and_legacy_weeks_still_read() -> None:
+    line = OrderLine("SO-1", "1", "ACC-1", Tier.STRATEGIC, "SKU-1", 70, date(2026, 11, 25), datetime(2026, 11, 1))
+    item = Item("SKU-1", "Widget", 20, 5, lot_size=7, weekly_capacity=60, baseline_weekly_demand=50.3)
+    promotion = Promotion("P", date(2026, 11, 25), date(2026, 12, 2), (PromotionItem("SKU-1", 37.5),))
+    plan = plan_sku(SkuInputs(item, order_lines=(line,)), date(2026, 11, 16), promotions=[promotion])
+    stored = orjson.loads(encode_plan_weeks(plan.weeks))
+    assert stored["fields"] == list(PlanWeek._fields) and len(stored["rows"]) == len(plan.weeks)
+    assert plan_from_json("SKU-1", stored).weeks == plan.weeks
+    assert stored == orjson.loads(encode_plan_weeks(plan.weeks)), "reading does not change the stored rows"
+    assert plan_from_json("SKU-1", plan_weeks_json(plan)).weeks == plan.weeks
+    # rows written without the promising fields read as nothing booked or promised
+    legacy = {"fields": stored["fields"][:-3], "rows": [row[:-3] for row in stored["rows"]]}
+    assert {(w.booked_orders, w.atp, w.cumulative_atp) for w in plan_from_json("SKU-1", legacy).weeks} == {(0, 0, 0)}
+    assert [w.forecast for w in plan_from_json("SKU-1", legacy).weeks] == [w.forecast for w in plan.weeks]
