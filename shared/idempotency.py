@@ -18,9 +18,17 @@ from sqlalchemy.sql.selectable import TextualSelect
 from shared.errors import conflict
 
 
+def canonical_json(body: Mapping[str, Any]) -> str:
+    """The body as the JSON text its fingerprint is taken of: sorted keys, no spaces."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def fingerprint(body: Mapping[str, Any]) -> str:
     """A stable digest of a request body, to tell an identical retry from a different request."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return _digest(canonical_json(body))
+
+
+def _digest(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -134,10 +142,10 @@ async def create_once_by_driver(
     """`create_once` on an asyncpg connection outside any transaction: the insert (with what its `then` writes) is
     one statement, so it commits on its own or not at all. The same answers: the row and whether it was created,
     409 for the same id with a different body."""
-    digest = fingerprint(body)
-    arguments = insert.statement.arguments(
-        {**values, "body": json.dumps(body, separators=(",", ":")), "request_hash": digest}
-    )
+    canonical = canonical_json(body)
+    digest = _digest(canonical)
+    # The body is stored as the JSON its fingerprint is taken of (jsonb keeps no key order).
+    arguments = insert.statement.arguments({**values, "body": canonical, "request_hash": digest})
     inserted = await connection.fetchrow(insert.statement.sql, *arguments)
     if inserted is not None:
         return inserted, True

@@ -44,7 +44,7 @@ from shared.bodies import json_body
 from shared.db import driver_connection
 from shared.errors import invalid, not_found
 from shared.events import EventType
-from shared.service import RuntimeDep, UnitOfWorkDep
+from shared.service import RuntimeDep, UnitOfWorkDep, get_runtime
 from shared.types import DATE_RANGE, PlanDate, PlanDateTime
 
 router = APIRouter(prefix="/v1")
@@ -99,9 +99,9 @@ def _check_not_future(field: str, day: date, settings: ReturnsSettings) -> None:
 async def record_return(
     _: CanWriteReturns,
     body: Annotated[ReturnCreate, Depends(json_body(ReturnCreate))],
-    runtime: RuntimeDep,
     request: Request,
 ) -> Response:
+    runtime = get_runtime(request)
     settings = _settings(request)
     _check_not_future("returned_on", body.returned_on, settings)
     command = RecordReturn.from_body(body.model_dump(mode="json"))
