@@ -9,6 +9,7 @@ same OpenAPI document (`shared.openapi` declares the request body and the model'
 from __future__ import annotations
 
 import email.message
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -22,9 +23,10 @@ Model = TypeVar("Model", bound=BaseModel)
 BODY_MODEL_ATTRIBUTE = "json_body_model"
 
 
+@functools.lru_cache(maxsize=64)
 def _declared_json(content_type: str | None) -> bool:
     """`application/json` or `application/*+json`, as FastAPI decides whether a body is JSON (strict: a body
-    without a content type is not)."""
+    without a content type is not). Remembered per content type: clients send the same few."""
     if not content_type:
         return False
     message = email.message.Message()

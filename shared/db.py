@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import greenlet_spawn
 
 from shared.events import CloudEvent, EventData, EventType, new_event, topic_of
 from shared.settings import Settings
@@ -62,6 +65,10 @@ def is_transient(exc: BaseException) -> bool:
         if isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES):
             return True
         return _is_network_error(exc.orig)
+    # The driver's own errors, from statements run on its connection (`driver_connection`).
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES):
+        return True
     return _is_network_error(exc)
 
 
@@ -83,6 +90,24 @@ async def database_ready(engine: AsyncEngine, timeout_s: float = 2.0) -> bool:
         return True
     except Exception:
         return False
+
+
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """The asyncpg connection of a pooled connection, for a statement that is a transaction of its own and runs
+    on the driver alone: no BEGIN and COMMIT round trips, no SQLAlchemy statement processing, the driver's cache
+    of prepared statements. Nothing is begun on it, so returning it to the pool rolls nothing back. A connection
+    left in doubt (cancelled mid-statement, a driver or network error) is discarded instead; after an error the
+    server reported (the statement rolled back) or a caller's own it goes back as it is."""
+    pooled = await engine.raw_connection()
+    try:
+        yield pooled.driver_connection
+    except BaseException as exc:
+        if not isinstance(exc, Exception) or isinstance(exc, asyncpg.InterfaceError) or _is_network_error(exc):
+            await greenlet_spawn(pooled.invalidate, exc)
+        raise
+    finally:
+        await greenlet_spawn(pooled.close)
 
 
 class UnitOfWork:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -133,9 +134,15 @@ def service_unavailable(request: Request, exc: BaseException) -> JSONResponse:
 
 
 def _is_unstorable_value(exc: Exception) -> bool:
-    """PostgreSQL data exceptions (SQLSTATE class 22): a value the request carried that no column can hold."""
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return isinstance(exc, DBAPIError) and isinstance(sqlstate, str) and sqlstate.startswith("22")
+    """PostgreSQL data exceptions (SQLSTATE class 22): a value the request carried that no column can hold; raised
+    through SQLAlchemy or by the driver itself (statements run on its connection)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = getattr(exc, "sqlstate", None)
+    elif isinstance(exc, DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+    else:
+        return False
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
 def _field_with_nul(request: Request) -> str:
@@ -176,6 +183,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     # Database and network failures are answered here, inside the app, rather than by a catch-all handler,
     # which Starlette runs only after logging the exception as a crash.
     @app.exception_handler(DBAPIError)
+    @app.exception_handler(asyncpg.PostgresError)
+    @app.exception_handler(asyncpg.InterfaceError)
     @app.exception_handler(SQLAlchemyTimeoutError)
     @app.exception_handler(OSError)
     @app.exception_handler(TimeoutError)

@@ -4,6 +4,7 @@ request."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,7 +35,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(scope, send)
             return
@@ -79,6 +80,14 @@ class BodySizeLimit:
         await response(scope, no_body, send)
 
 
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of the request header `name` (lower case), or None."""
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return bytes(value)
+    return None
+
+
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     return getattr(route, "path", "unmatched")
@@ -97,13 +106,25 @@ class ObserveRequests:
         self.app = app
         self.metrics = metrics
         self.tracing = tracing or Tracing()
+        # The labelled series per (method, route template, status): found once rather than on every request.
+        self._counted: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        series = self._counted.get((method, route, status))
+        if series is None:
+            series = (
+                self.metrics.http_requests.labels(method, route, str(status)),
+                self.metrics.http_duration.labels(method, route),
+            )
+            if len(self._counted) < 10_000:  # route templates and statuses are few; bounded all the same
+                self._counted[(method, route, status)] = series
+        return series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        incoming = headers.get(b"traceparent")
+        incoming = _header(scope, b"traceparent")
         # With OpenTelemetry, the request's server span (FastAPI instrumentation, outside this middleware).
         traceparent = self.tracing.request_traceparent(incoming.decode("latin-1") if incoming is not None else None)
         scope.setdefault("state", {})["traceparent"] = traceparent
@@ -114,10 +135,10 @@ class ObserveRequests:
                 elapsed = time.perf_counter() - started
                 status = message["status"]
                 route = _route_template(scope)
-                metrics = self.metrics
                 method = scope["method"]
-                metrics.http_requests.labels(method, route, str(status)).inc()
-                metrics.http_duration.labels(method, route).observe(elapsed)
+                requests, duration = self._series(method, route, status)
+                requests.inc()
+                duration.observe(elapsed)
                 message = {**message, "headers": [*message.get("headers", []), (b"traceparent", traceparent.encode())]}
                 if route not in QUIET_ROUTES:
                     log.info(

@@ -10,15 +10,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, Select, Table, bindparam, select, text
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import TextualSelect
 
 from shared.errors import conflict
 
 
+def canonical_json(body: Mapping[str, Any]) -> str:
+    """The body as the JSON text its fingerprint is taken of: sorted keys, no spaces."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def fingerprint(body: Mapping[str, Any]) -> str:
     """A stable digest of a request body, to tell an identical retry from a different request."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return _digest(canonical_json(body))
+
+
+def _digest(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -40,11 +50,13 @@ def insert_once(
     then: str = "",
     joined: str = "",
     joined_columns: Mapping[str, tuple[str, Any]] | None = None,
+    then_params: Sequence[BindParameter[Any]] = (),
 ) -> InsertOnce:
     """`INSERT ... ON CONFLICT (key) DO NOTHING RETURNING <every column>` of `columns` (plus the body and its
     digest), as the CTE `created` of one statement that returns what `created` returns. `then` adds further CTEs
-    (`, name AS (...)`) that read `created`: they write only when the row is created, in the same statement.
-    `joined` (a join onto `created`) adds `joined_columns` to the created row, by label as (SQL, type)."""
+    (`, name AS (...)`) that read `created`: they write only when the row is created, in the same statement;
+    `then_params` types the parameters they take. `joined` (a join onto `created`) adds `joined_columns` to the
+    created row, by label as (SQL, type)."""
     names = [*columns, "body", "request_hash"]
     extra = joined_columns or {}
     selected = "".join(f", {sql} AS {label}" for label, (sql, _) in extra.items())
@@ -57,7 +69,7 @@ def insert_once(
         ){then}
         SELECT created.*{selected} FROM created{joined}
         """
-    ).bindparams(*(bindparam(name, type_=table.c[name].type) for name in names))
+    ).bindparams(*(bindparam(name, type_=table.c[name].type) for name in names), *then_params)
     statement = clause.columns(*table.c, **{label: type_ for label, (_, type_) in extra.items()})
     return InsertOnce(key, statement, select(table).where(table.c[key] == bindparam("ident")))
 
@@ -85,4 +97,63 @@ async def create_once(
     existing = (await session.execute(insert.existing, {"ident": ident})).one()
     if existing.request_hash != digest:
         raise conflict(f"{what} '{ident}' already exists with a different body", **{key: ident})
+    return existing, False
+
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A statement compiled once for asyncpg, to run on the driver's connection itself (`Connection.fetchrow` with
+    its cache of prepared statements): `sql` with positional parameters, `names` the parameter each position
+    takes. Values go to the driver as it takes them: JSON columns as JSON text (the engine's codecs decode them)."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, statement: Any) -> DriverStatement:
+        compiled = statement.compile(dialect=asyncpg_dialect())
+        return cls(str(compiled), tuple(compiled.positiontup or ()))
+
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        return [values[name] for name in self.names]
+
+
+@dataclass(frozen=True)
+class DriverInsertOnce:
+    """`InsertOnce` compiled for the driver (`create_once_by_driver`)."""
+
+    key: str
+    statement: DriverStatement
+    existing: DriverStatement
+
+    @classmethod
+    def of(cls, insert: InsertOnce) -> DriverInsertOnce:
+        return cls(insert.key, DriverStatement.of(insert.statement), DriverStatement.of(insert.existing))
+
+
+async def create_once_by_driver(
+    connection: Any,
+    insert: DriverInsertOnce,
+    *,
+    values: Mapping[str, Any],
+    body: Mapping[str, Any],
+    what: str,
+) -> tuple[Mapping[str, Any], bool]:
+    """`create_once` on an asyncpg connection outside any transaction: the insert (with what its `then` writes) is
+    one statement, so it commits on its own or not at all. The same answers: the row and whether it was created,
+    409 for the same id with a different body."""
+    canonical = canonical_json(body)
+    digest = _digest(canonical)
+    # The body is stored as the JSON its fingerprint is taken of (jsonb keeps no key order).
+    arguments = insert.statement.arguments({**values, "body": canonical, "request_hash": digest})
+    inserted = await connection.fetchrow(insert.statement.sql, *arguments)
+    if inserted is not None:
+        return inserted, True
+    ident = values[insert.key]
+    existing = await connection.fetchrow(insert.existing.sql, *insert.existing.arguments({"ident": ident}))
+    if existing is None:
+        # Not created and not there: a concurrent create of the same id rolled back meanwhile.
+        raise RuntimeError(f"{what} '{ident}' was neither created nor found")
+    if existing["request_hash"] != digest:
+        raise conflict(f"{what} '{ident}' already exists with a different body", **{insert.key: ident})
     return existing, False

@@ -89,6 +89,22 @@ class EncodedEvent:
     payload: bytes
 
 
+def check_size(event: EncodedEvent, max_bytes: int) -> None:
+    """Measure the event as the producer will: one it must refuse is never stored (`EventTooLarge`)."""
+    size = record_size(event.key.encode(), event.payload, HEADERS)
+    if size > max_bytes:
+        raise EventTooLarge(parse_envelope(event.payload), size, max_bytes)
+
+
+def encode_event(event: CloudEvent, topic: str, key: str, *, max_bytes: int | None = None) -> EncodedEvent:
+    """The event as the outbox stores it, for a statement that writes its outbox row itself; measured as the
+    producer will measure it (`EventTooLarge`) when `max_bytes` is given."""
+    encoded = EncodedEvent(event.id, event.type, topic, key, event.to_json())
+    if max_bytes is not None:
+        check_size(encoded, max_bytes)
+    return encoded
+
+
 _ENCODED_INSERTS: dict[tuple[str | None, str], TextClause] = {}
 
 
@@ -118,9 +134,7 @@ async def record_encoded_events(
         return
     if max_bytes is not None:
         for ev in events:
-            size = record_size(ev.key.encode(), ev.payload, HEADERS)
-            if size > max_bytes:
-                raise EventTooLarge(parse_envelope(ev.payload), size, max_bytes)
+            check_size(ev, max_bytes)
     await session.execute(
         _encoded_insert(table),
         {

@@ -16,7 +16,7 @@ from shared import inbox, outbox
 from shared.auth import KeyStore
 from shared.consumer import EventConsumer
 from shared.db import UnitOfWork, create_engine
-from shared.events import ALL_TOPICS, CloudEvent
+from shared.events import ALL_TOPICS, CloudEvent, EventData, EventType, new_event, topic_of
 from shared.kafka import Producer
 from shared.metrics import Metrics
 from shared.relay import OutboxRelay
@@ -85,6 +85,17 @@ class Runtime:
             ),
             on_commit=self.relay.wake,
             traceparent=traceparent,
+        )
+
+    def encoded_event(
+        self, event_type: EventType, *, key: str, subject: str, data: EventData, traceparent: str | None = None
+    ) -> outbox.EncodedEvent:
+        """An event as the outbox stores it, for a statement that writes it without a unit of work (see
+        `shared.db.driver_connection`), measured as the producer will measure it (`EventTooLarge`). Whoever
+        writes it wakes the relay (`relay.wake`) once it is stored."""
+        event = new_event(event_type, source=self.spec.source, subject=subject, data=data, traceparent=traceparent)
+        return outbox.encode_event(
+            event, topic_of(event_type).value, key, max_bytes=self.settings.kafka_max_request_bytes
         )
 
     async def claim(self, uow: UnitOfWork, consumer: str, event: CloudEvent) -> bool:

@@ -38,10 +38,13 @@ from services.returns_service.schemas import (
     StreamTokenCreated,
 )
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import AlertFilter, SqlStore
+from services.returns_service.store import AlertFilter, ReturnsByDriver, SqlStore
 from shared.auth import ApiKey, Scope, issue_stream_token, require, require_or_stream_token
+from shared.bodies import json_body
+from shared.db import driver_connection
 from shared.errors import invalid, not_found
-from shared.service import RuntimeDep, UnitOfWorkDep
+from shared.events import EventType
+from shared.service import RuntimeDep, UnitOfWorkDep, get_runtime
 from shared.types import DATE_RANGE, PlanDate, PlanDateTime
 
 router = APIRouter(prefix="/v1")
@@ -94,22 +97,41 @@ def _check_not_future(field: str, day: date, settings: ReturnsSettings) -> None:
 
 @router.post("/returns", status_code=201, response_model=ReturnRead, tags=["returns"], responses=CREATE_PROBLEMS)
 async def record_return(
-    body: ReturnCreate,
-    uow: UnitOfWorkDep,
-    request: Request,
-    response: Response,
     _: CanWriteReturns,
-) -> ReturnRead:
+    body: Annotated[ReturnCreate, Depends(json_body(ReturnCreate))],
+    request: Request,
+) -> Response:
+    runtime = get_runtime(request)
     settings = _settings(request)
     _check_not_future("returned_on", body.returned_on, settings)
     command = RecordReturn.from_body(body.model_dump(mode="json"))
-    written = await handlers.record_return(SqlStore(uow.session), uow, command, settings)
-    await uow.commit()
+    traceparent = request.state.traceparent
+    if handlers.return_evaluated(command):
+        async with runtime.unit_of_work(traceparent) as uow:
+            written = await handlers.record_return(SqlStore(uow.session), uow, command, settings)
+            await uow.commit()
+    else:
+        # Nothing to evaluate: the return and its event are one statement, a transaction of its own.
+        event = runtime.encoded_event(
+            EventType.RETURN_RECORDED,
+            key=command.sku,
+            subject=command.return_id,
+            data=handlers.return_recorded_data(command),
+            traceparent=traceparent,
+        )
+        async with driver_connection(runtime.engine) as connection:
+            written = await handlers.record_return_alone(ReturnsByDriver(connection), command, event)
+        if written.created:
+            runtime.relay.wake()
     if written.created:
         _recount_soon(request)
-    response.status_code = status.HTTP_201_CREATED if written.created else status.HTTP_200_OK
-    response.headers["Location"] = f"/v1/returns/{command.return_id}"
-    return queries.return_read(written.record)
+    # The response model's document, encoded once (FastAPI would validate the model again to serialise it).
+    return Response(
+        queries.return_read(written.record).model_dump_json(),
+        status_code=status.HTTP_201_CREATED if written.created else status.HTTP_200_OK,
+        media_type="application/json",
+        headers={"Location": f"/v1/returns/{command.return_id}"},
+    )
 
 
 @router.get("/returns", response_model=ReturnList, tags=["returns"], responses=PROBLEMS)

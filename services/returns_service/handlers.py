@@ -41,7 +41,7 @@ from services.returns_service.domain import (
     state_of,
 )
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import AccountWrite, AlertRecord, DayVolume, Recorded, Store
+from services.returns_service.store import AccountWrite, AlertRecord, AnnouncingReturns, DayVolume, Recorded, Store
 from shared.errors import conflict, not_found
 from shared.events import (
     AccountChangedData,
@@ -54,6 +54,7 @@ from shared.events import (
     ReturnData,
     SalesAlertData,
 )
+from shared.outbox import EncodedEvent
 from shared.ports import Publisher
 
 
@@ -262,6 +263,17 @@ async def act_on_alert(store: Store, publisher: Publisher, command: AcknowledgeA
 # ---------------------------------------------------------------- returns and complaints
 
 
+def return_evaluated(command: RecordReturn) -> bool:
+    """Whether a return may change an alert: only one about quality counts towards its SKU's surge. Any other is
+    stored and announced alone (`record_return_alone`)."""
+    return command.reason in QUALITY_REASONS
+
+
+def return_recorded_data(command: RecordReturn) -> ReturnData:
+    """The data of a return's `return.recorded` event: the request as recorded."""
+    return ReturnData.model_validate(command.body)
+
+
 async def record_return(
     store: Store, publisher: Publisher, command: RecordReturn, settings: ReturnsSettings
 ) -> Written:
@@ -273,11 +285,20 @@ async def record_return(
         EventType.RETURN_RECORDED,
         key=command.sku,
         subject=command.return_id,
-        data=ReturnData.model_validate(command.body),
+        data=return_recorded_data(command),
     )
-    if command.reason in QUALITY_REASONS:
+    if return_evaluated(command):
         await evaluate_surge(store, publisher, command.sku, settings)
     return Written(stored, created=True)
+
+
+async def record_return_alone(store: AnnouncingReturns, command: RecordReturn, event: EncodedEvent) -> Written:
+    """Store a return no alert depends on (`return_evaluated` False) with its `return.recorded` event, which is
+    written only when this call creates the return: one statement, a transaction of its own. An identical retry
+    changes nothing."""
+    assert not return_evaluated(command)
+    stored, created = await store.create_return_announced(command, event)
+    return Written(stored, created=created)
 
 
 async def evaluate_surge(store: Store, publisher: Publisher, sku: str, settings: ReturnsSettings) -> AlertRecord | None:

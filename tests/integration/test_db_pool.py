@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
-from shared.db import create_engine
+from shared.db import create_engine, driver_connection
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -40,5 +41,38 @@ async def test_connections_the_server_closed_are_replaced_at_checkout(database_u
         # Every checkout gets a live connection: none of the closed ones, and no error.
         answers = await asyncio.gather(*(backend_pid() for _ in range(3)))
         assert not set(answers) & pids
+    finally:
+        await engine.dispose()
+
+
+async def test_a_driver_connection_goes_back_to_the_pool_unless_left_in_doubt(database_url) -> None:
+    """Statements run on the driver itself, outside any transaction: the connection is returned as it is, after a
+    statement the server refused too (that statement rolled back alone); one cancelled mid-statement is discarded,
+    and the pool hands out a working one next."""
+    engine = create_engine(Settings(database_url=database_url, db_pool_size=1, db_max_overflow=0))
+    try:
+
+        async def backend_pid() -> int:
+            async with driver_connection(engine) as connection:
+                return int(await connection.fetchval("SELECT pg_backend_pid()"))
+
+        first = await backend_pid()
+        async with driver_connection(engine) as connection:
+            await connection.execute("CREATE TEMP TABLE kept (n int)")
+            await connection.execute("INSERT INTO kept VALUES (1)")
+            assert not connection.is_in_transaction()  # each statement committed on its own
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            async with driver_connection(engine) as connection:
+                await connection.fetchval("SELECT 1 / 0")
+        assert await backend_pid() == first
+        async with driver_connection(engine) as connection:
+            assert await connection.fetchval("SELECT count(*) FROM kept") == 1
+
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2), driver_connection(engine) as connection:
+                await connection.fetchval("SELECT pg_sleep(10)")
+        assert await backend_pid() != first
+        async with engine.connect() as conn:  # the pool's one connection serves SQLAlchemy as before
+            assert await conn.scalar(text("SELECT 1")) == 1
     finally:
         await engine.dispose()

@@ -60,6 +60,55 @@ async def test_return_is_created_once_and_published_once(returns_settings, broke
     assert event["data"]["return_id"] == "R-1"
 
 
+async def test_a_return_no_alert_depends_on_is_stored_with_its_event_once(
+    returns_settings, broker, api_keys, db
+) -> None:
+    """Stored with its event by one statement: a retry writes no second event, a different body is refused and
+    changes nothing, and the answer is the stored return as GET shows it."""
+    desk = bearer(api_keys["returns-desk"])
+    body = a_return(return_id="R-7", reason="wrong_item", account_id="ACME-7")
+    async with running(build_app(returns_settings)) as client:
+        first = await client.post("/v1/returns", json=body, headers=desk)
+        assert first.status_code == 201, first.text
+        assert first.headers["location"] == "/v1/returns/R-7"
+        assert first.headers["content-type"] == "application/json"
+        fetched = await client.get("/v1/returns/R-7", headers=desk)
+        assert first.json() == fetched.json()
+        assert first.json()["reason"] == "wrong_item"
+        assert first.json()["order_id"] is None
+        retry = await client.post("/v1/returns", json=body, headers=desk)
+        assert retry.status_code == 200
+        assert retry.json() == first.json()
+        changed = await client.post("/v1/returns", json={**body, "quantity": 3}, headers=desk)
+        assert changed.status_code == 409
+        assert changed.json()["return_id"] == "R-7"
+    stored = await db.fetch("select quantity from returns.returns where return_id = 'R-7'")
+    assert [row["quantity"] for row in stored] == [2]
+    outbox = await db.fetch("select event_type, topic, key from returns.outbox")
+    assert [tuple(row) for row in outbox] == [("salesops.return.recorded.v1", "salesops.returns", "SKU-1")]
+
+    messages = await read_topic(broker.bootstrap_servers, "salesops.returns", expect=2, timeout=4)
+    assert len(messages) == 1
+    event = json.loads(messages[0].value)
+    assert event["type"] == "salesops.return.recorded.v1"
+    assert event["subject"] == "R-7"
+    assert event["data"]["return_id"] == "R-7"
+    assert event["data"]["reason"] == "wrong_item"
+    assert event["traceparent"].split("-")[1] == first.headers["traceparent"].split("-")[1]
+
+
+async def test_a_return_whose_event_is_too_large_is_refused_and_stores_nothing(returns_settings, api_keys, db) -> None:
+    small = returns_settings.model_copy(update={"kafka_max_request_bytes": 200})
+    async with running(build_app(small)) as client:
+        for reason in ("wrong_item", "defective"):
+            body = a_return(return_id=f"R-{reason}", reason=reason)
+            response = await client.post("/v1/returns", json=body, headers=bearer(api_keys["returns-desk"]))
+            assert response.status_code == 413, response.text
+            assert response.json()["errors"][0]["field"] == "body"
+    assert await db.fetchval("select count(*) from returns.returns") == 0
+    assert await db.fetchval("select count(*) from returns.outbox") == 0
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

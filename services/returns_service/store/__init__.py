@@ -36,8 +36,10 @@ from services.returns_service.store.records import (
     DayVolume,
     Recorded,
     RecordsStore,
+    ReturnsByDriver,
     SurgeInputs,
 )
+from shared.outbox import EncodedEvent
 
 __all__ = [
     "AccountRecord",
@@ -45,16 +47,24 @@ __all__ = [
     "AlertChange",
     "AlertFilter",
     "AlertRecord",
+    "AnnouncingReturns",
     "ChangeLog",
     "CostStore",
     "DayVolume",
     "EvaluationInputs",
     "Recorded",
+    "ReturnsByDriver",
     "SqlStore",
     "Store",
     "StoredRates",
     "SurgeInputs",
 ]
+
+
+class AnnouncingReturns(Protocol):
+    """Stores a return with its event in one statement (`ReturnsByDriver`)."""
+
+    async def create_return_announced(self, command: RecordReturn, event: EncodedEvent) -> tuple[Recorded, bool]: ...
 
 
 class Store(Protocol):

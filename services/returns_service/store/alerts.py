@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Row,
     and_,
@@ -137,6 +138,16 @@ _REVISE_ALERT = _with_change(
 _RECORD_CHANGE = _with_change("SELECT :alert_id AS alert_id", ("alert_id",))
 
 
+# The subject's advisory lock, then its open alert locked to the commit (`open_alert_for`): built once, so a request
+# pays neither their construction nor their cache key.
+_SUBJECT_LOCK = select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)))
+_OPEN_ALERT = (
+    select(alerts)
+    .where(alerts.c.type == bindparam("type"), alerts.c.subject == bindparam("subject"), alerts.c.status == OPEN)
+    .with_for_update()
+)
+
+
 def _change_params(
     alert: Mapping[str, Any],
     document: Mapping[str, Any],
@@ -174,11 +185,8 @@ class AlertsStore:
         """The open alert of (type, subject), locked to the commit. The subject's advisory lock is taken first,
         so concurrent evidence for one subject queues here and two requests never both raise."""
         key = advisory_lock_key(f"returns-alert:{alert_type.value}:{subject}")
-        await self.session.execute(select(func.pg_advisory_xact_lock(key)))
-        query = select(alerts).where(
-            alerts.c.type == alert_type.value, alerts.c.subject == subject, alerts.c.status == OPEN
-        )
-        row = (await self.session.execute(query.with_for_update())).first()
+        await self.session.execute(_SUBJECT_LOCK, {"key": key})
+        row = (await self.session.execute(_OPEN_ALERT, {"type": alert_type.value, "subject": subject})).first()
         return _alert(row) if row else None
 
     def new_alert(

@@ -8,9 +8,24 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Float, Row, String, Table, any_, bindparam, func, literal_column, select, text, tuple_
+from sqlalchemy import (
+    Date,
+    Float,
+    LargeBinary,
+    Row,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from services.returns_service import tables
 from services.returns_service.domain import (
@@ -25,7 +40,8 @@ from services.returns_service.domain import (
     ReturnRecord,
     Segment,
 )
-from shared.idempotency import InsertOnce, create_once, insert_once
+from shared.idempotency import DriverInsertOnce, InsertOnce, create_once, create_once_by_driver, insert_once
+from shared.outbox import EncodedEvent
 
 returns = tables.returns
 complaints = tables.complaints
@@ -112,12 +128,16 @@ _SURGE_INPUTS = (
 )
 
 
-def _insert_marking(table: Table, key: str, columns: Sequence[str], *, with_account: bool = False) -> InsertOnce:
+def _insert_marking(
+    table: Table, key: str, columns: Sequence[str], *, with_account: bool = False, announced: bool = False
+) -> InsertOnce:
     """The create-once insert (`insert_once`) of a return or complaint that, when it creates the row, also marks
     its account for a recount (`cost_recounts`, see `CostingStore.claim_recounts`) in the same statement: the mark
     commits with the record or not at all. A mark already there gets a new `due_seq` and loses its claim, so a
     recount running meanwhile leaves it for the next one. `with_account`: the created row also carries its
-    account's name, segment and owner (null when the account is not registered)."""
+    account's name, segment and owner (null when the account is not registered). `announced`: the created row's
+    event (already encoded: `event_id`, `event_type`, `event_topic`, `event_key`, `event_payload`) is written to
+    the outbox by the same statement, only when it creates the row."""
     recounts = tables.cost_recounts.fullname
     sequence = f"{tables.cost_recount_seq.schema}.{tables.cost_recount_seq.name}"
     marked = f"""
@@ -126,8 +146,19 @@ def _insert_marking(table: Table, key: str, columns: Sequence[str], *, with_acco
             SELECT account_id, nextval('{sequence}'), now() FROM created
             ON CONFLICT (account_id) DO UPDATE SET due_seq = excluded.due_seq, claimed_until = NULL
         )"""
+    then_params: tuple[BindParameter[Any], ...] = ()
+    if announced:
+        marked += f"""
+        , announced AS (
+            INSERT INTO {tables.outbox.fullname} (event_id, event_type, topic, key, payload)
+            SELECT :event_id, :event_type, :event_topic, :event_key, :event_payload FROM created
+        )"""
+        then_params = (
+            *(bindparam(name, type_=String) for name in ("event_id", "event_type", "event_topic", "event_key")),
+            bindparam("event_payload", type_=LargeBinary),
+        )
     if not with_account:
-        return insert_once(table, key, columns, then=marked)
+        return insert_once(table, key, columns, then=marked, then_params=then_params)
     return insert_once(
         table,
         key,
@@ -145,6 +176,8 @@ def _insert_marking(table: Table, key: str, columns: Sequence[str], *, with_acco
 _RETURN_COLUMNS = ("return_id", "sku", "account_id", "quantity", "reason", "condition", "returned_on")
 _COMPLAINT_COLUMNS = ("complaint_id", "account_id", "sku", "severity", "received_on")
 _INSERT_RETURN = _insert_marking(returns, "return_id", _RETURN_COLUMNS)
+# A return nothing else is evaluated for, with its event, in one statement the driver runs (`ReturnsByDriver`).
+_INSERT_RETURN_ANNOUNCED = DriverInsertOnce.of(_insert_marking(returns, "return_id", _RETURN_COLUMNS, announced=True))
 _INSERT_COMPLAINT = _insert_marking(complaints, "complaint_id", _COMPLAINT_COLUMNS, with_account=True)
 
 
@@ -164,6 +197,43 @@ def _account(row: Row[Any]) -> AccountRecord:
     )
 
 
+def _return_values(command: RecordReturn) -> dict[str, Any]:
+    return {
+        "return_id": command.return_id,
+        "sku": command.sku,
+        "account_id": command.account_id,
+        "quantity": command.quantity,
+        "reason": command.reason.value,
+        "condition": command.condition.value,
+        "returned_on": command.returned_on,
+    }
+
+
+class ReturnsByDriver:
+    """A return that is a transaction of its own, on a pooled connection's driver (`shared.db.driver_connection`):
+    one statement stores it, marks its account for a recount and writes its event to the outbox, the last two only
+    when it creates the row."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    async def create_return_announced(self, command: RecordReturn, event: EncodedEvent) -> tuple[Recorded, bool]:
+        """The stored return and whether it was created now (then with its event); the same id with another body
+        is a 409."""
+        values = {
+            **_return_values(command),
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "event_topic": event.topic,
+            "event_key": event.key,
+            "event_payload": event.payload,
+        }
+        row, created = await create_once_by_driver(
+            self.connection, _INSERT_RETURN_ANNOUNCED, values=values, body=command.body, what="return"
+        )
+        return Recorded(body=row["body"], created_at=row["created_at"]), created
+
+
 class RecordsStore:
     session: AsyncSession
 
@@ -172,15 +242,7 @@ class RecordsStore:
     async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]:
         """The stored return and whether it was created now; the same id with another body is a 409. A new
         return marks its account for a recount in the same statement."""
-        values = {
-            "return_id": command.return_id,
-            "sku": command.sku,
-            "account_id": command.account_id,
-            "quantity": command.quantity,
-            "reason": command.reason.value,
-            "condition": command.condition.value,
-            "returned_on": command.returned_on,
-        }
+        values = _return_values(command)
         row, created = await create_once(self.session, _INSERT_RETURN, values=values, body=command.body, what="return")
         return _recorded(row), created
 

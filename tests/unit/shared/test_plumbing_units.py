@@ -6,6 +6,7 @@ import json
 import os
 import time
 
+import asyncpg
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -110,6 +111,15 @@ def test_outages_are_transient_and_bugs_or_bad_data_are_not():
     assert is_transient(ConnectionResetError())
     assert not is_transient(IntegrityError("insert", {}, Exception("duplicate key")))
     assert not is_transient(ValueError("bad"))
+
+
+def test_errors_of_the_driver_itself_are_told_apart_as_those_it_raises_through_sqlalchemy() -> None:
+    # Raised by statements run on the driver's connection (`driver_connection`), unwrapped.
+    assert is_transient(asyncpg.exceptions.AdminShutdownError("terminating connection"))  # 57P01
+    assert is_transient(asyncpg.exceptions.SerializationError("could not serialize"))  # 40001
+    assert is_transient(asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"))
+    assert not is_transient(asyncpg.exceptions.UniqueViolationError("duplicate key"))  # 23505
+    assert not is_transient(asyncpg.exceptions.UntranslatableCharacterError("unsupported escape"))  # 22P05
 
 
 def test_trace_context_continues_a_valid_parent_and_starts_a_new_trace_otherwise():
