@@ -36,6 +36,9 @@ LEASE_MARGIN_S = 60.0
 # The receiver's answer is not used beyond its status; reading a little of it keeps the connection reusable.
 RESPONSE_READ_LIMIT = 16 * 1024
 RECORD_BATCH = 500
+# Once an attempt has ended, the recorder waits this long for others to end before writing: one transaction for the
+# results of a burst instead of one each. The deliveries stay leased meanwhile (see LEASE_MARGIN_S).
+RECORD_GATHER_S = 0.05
 # How often the per-endpoint backlog gauge is refreshed.
 BACKLOG_SAMPLE_S = 5.0
 
@@ -215,11 +218,13 @@ class Dispatcher:
             self._wake.set()
 
     async def _record_results(self) -> None:
-        """Whatever finished while the previous batch was being written is written together next."""
+        """Whatever finished while the previous batch was being written, or within `RECORD_GATHER_S` of the first
+        result of a batch, is written together next."""
         backoff = 0.5
         while True:
             if not self._recording:
                 self._recording.append(await self._results.get())
+                await asyncio.sleep(RECORD_GATHER_S)
             while len(self._recording) < RECORD_BATCH and not self._results.empty():
                 self._recording.append(self._results.get_nowait())
             try:
