@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping
@@ -43,6 +44,12 @@ RECORD_GATHER_S = 0.05
 BACKLOG_SAMPLE_S = 5.0
 
 
+@functools.lru_cache(maxsize=1024)
+def _signer(secret: str) -> Webhook:
+    """The signer of an endpoint's secret, kept for its next attempts (it decodes the secret once)."""
+    return Webhook(secret)
+
+
 async def send(
     client: httpx.AsyncClient,
     row: Any,
@@ -64,7 +71,7 @@ async def send(
         "user-agent": "salesops-webhooks/1",
         "webhook-id": row.message_id,
         "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(row.secret).sign(row.message_id, now, row.body),
+        "webhook-signature": _signer(row.secret).sign(row.message_id, now, row.body),
         **(trace_headers or {}),
     }
     timeout = settings.webhook_timeout_s
