@@ -148,6 +148,41 @@ async def test_results_apply_the_policy_to_delivery_and_endpoint(engine: AsyncEn
     assert await claim(engine) == []  # a disabled endpoint's deliveries wait
 
 
+async def test_successes_clear_the_streak_only_of_the_endpoints_whose_attempts_counted(engine: AsyncEngine) -> None:
+    """A batch of successes only is logged and clears its endpoints' failure streaks in one statement: a stale
+    success (its delivery was attempted again since) clears nothing, a counted one clears the streak of its own
+    endpoint only and leaves an endpoint's status as it is."""
+    failing, other = await endpoint_with(engine, 3), await endpoint_with(engine, 1)
+    claimed = await claim(engine, lanes={failing: 16})
+    rows = [row for row in claimed if row.endpoint_id == failing]
+    [elsewhere] = [row for row in claimed if row.endpoint_id == other]
+    assert await store.record_attempts(engine, POLICY, [(rows[0], DOWN)]) == 1
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(tables.webhook_endpoints)
+            .where(tables.webhook_endpoints.c.endpoint_id == other)
+            .values(consecutive_failures=4, failing_since=datetime.now(UTC))
+        )
+
+    async def health() -> dict[str, tuple[str, int, bool]]:
+        async with engine.connect() as conn:
+            endpoints = (await conn.execute(select(tables.webhook_endpoints))).all()
+        return {e.endpoint_id: (e.status, e.consecutive_failures, e.failing_since is None) for e in endpoints}
+
+    assert (await health())[failing] == ("enabled", 1, False)
+    assert await store.record_attempts(engine, POLICY, [(rows[0], OK)]) == 0  # stale: attempted since its claim
+    assert (await health())[failing] == ("enabled", 1, False)
+    assert await store.record_attempts(engine, POLICY, [(rows[1], OK), (rows[2], OK)]) == 2
+    assert await health() == {failing: ("enabled", 0, True), other: ("enabled", 4, False)}
+    assert await store.record_attempts(engine, POLICY, [(elsewhere, OK)]) == 1
+    assert (await health())[other] == ("enabled", 0, True)
+    async with engine.connect() as conn:
+        attempts = (await conn.execute(select(tables.webhook_attempts))).all()
+        statuses = {d.delivery_id: d.status for d in await conn.execute(select(tables.webhook_deliveries))}
+    assert len(attempts) == 4
+    assert [statuses[r.delivery_id] for r in rows] == ["pending", "delivered", "delivered"]
+
+
 async def test_two_replicas_deliver_each_message_once(settings: Settings, api_keys: dict[str, Any]) -> None:
     receiver = Receiver()
     port = free_port()

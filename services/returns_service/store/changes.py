@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, func, literal, select, update
+from sqlalchemy import BigInteger, Integer, Select, Text, bindparam, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.returns_service import tables
@@ -31,6 +31,49 @@ CHANGES_CHANNEL = "returns_alert_changes"
 # Written (not yet numbered) changes are announced here: it wakes the numbering step and the webhook dispatchers
 # (the deliveries were queued with the change).
 PENDING_CHANNEL = "returns_alert_changes_pending"
+
+
+def _number_pending() -> Select[Any]:
+    """Numbers the committed, unnumbered changes after `:last` (the counter, locked by `_LOCK_COUNTER`), at most
+    `:limit` of them in `change_id` order, advances the counter and returns its new value. Announced in the same
+    statement when anything was numbered (PostgreSQL delivers it at the commit)."""
+    last = bindparam("last", type_=BigInteger)
+    pending = (
+        select(
+            alert_changes.c.change_id,
+            func.row_number().over(order_by=alert_changes.c.change_id).label("rn"),
+        )
+        .where(alert_changes.c.seq.is_(None))
+        .order_by(alert_changes.c.change_id)
+        .limit(bindparam("limit", type_=Integer))
+        .cte("pending")
+    )
+    numbered = (
+        update(alert_changes)
+        .where(alert_changes.c.change_id == pending.c.change_id)
+        .values(seq=last + pending.c.rn)
+        .returning(alert_changes.c.seq)
+        .cte("numbered")
+    )
+    count = select(func.count()).select_from(numbered).scalar_subquery()
+    counted = (
+        update(counter)
+        .where(counter.c.id == 1)
+        .values(last_seq=counter.c.last_seq + count)
+        .returning(counter.c.last_seq)
+        .cte("counted")
+    )
+    notified = (
+        select(func.pg_notify(CHANGES_CHANNEL, cast(counted.c.last_seq, Text)).label("sent"))
+        .where(counted.c.last_seq > last)
+        .cte("notified")
+    )
+    return select(counted.c.last_seq, select(func.count()).select_from(notified).scalar_subquery())
+
+
+# Built once: a numbering step runs after every committed change.
+_LOCK_COUNTER = select(counter.c.last_seq).where(counter.c.id == 1).with_for_update()
+_NUMBER_PENDING = _number_pending()
 
 
 @dataclass(frozen=True)
@@ -60,40 +103,8 @@ class ChangeLog:
         async with self.engine.begin() as conn:
             # The counter row is held to the commit: a concurrent step waits here, and its next statement (a new
             # snapshot) sees what this one numbered.
-            last = int(await conn.scalar(select(counter.c.last_seq).where(counter.c.id == 1).with_for_update()) or 0)
-            pending = (
-                select(
-                    alert_changes.c.change_id,
-                    func.row_number().over(order_by=alert_changes.c.change_id).label("rn"),
-                )
-                .where(alert_changes.c.seq.is_(None))
-                .order_by(alert_changes.c.change_id)
-                .limit(limit)
-                .cte("pending")
-            )
-            numbered = (
-                update(alert_changes)
-                .where(alert_changes.c.change_id == pending.c.change_id)
-                .values(seq=literal(last) + pending.c.rn)
-                .returning(alert_changes.c.seq)
-                .cte("numbered")
-            )
-            count = select(func.count()).select_from(numbered).scalar_subquery()
-            counted = (
-                update(counter)
-                .where(counter.c.id == 1)
-                .values(last_seq=counter.c.last_seq + count)
-                .returning(counter.c.last_seq)
-                .cte("counted")
-            )
-            # Announced in the same statement when anything was numbered (PostgreSQL delivers it at the commit).
-            notified = (
-                select(func.pg_notify(CHANGES_CHANNEL, cast(counted.c.last_seq, Text)).label("sent"))
-                .where(counted.c.last_seq > last)
-                .cte("notified")
-            )
-            statement = select(counted.c.last_seq, select(func.count()).select_from(notified).scalar_subquery())
-            new_last = int((await conn.execute(statement)).one()[0] or 0)
+            last = int(await conn.scalar(_LOCK_COUNTER) or 0)
+            new_last = int((await conn.execute(_NUMBER_PENDING, {"last": last, "limit": limit})).one()[0] or 0)
             return new_last - last
 
     async def changes_after(

@@ -34,6 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.elements import TextClause
 
 from services.returns_service import tables
 from services.returns_service.domain.delivery import (
@@ -311,8 +312,12 @@ def _health(row: Row[Any]) -> EndpointHealth:
 # The attempts of one batch, counted and logged in one statement: each delivery moves on only if it is still at the
 # attempt number it was claimed with (a delivery deleted meanwhile, or attempted again after its lease lapsed, is
 # left as it is), and only those get their attempt logged. Returns the ids of the deliveries that counted.
-_RECORD_ATTEMPTS = text(
-    f"""
+# `cleared`, for a batch of successes only: the endpoints of the attempts that counted end their failure streak
+# (what `DeliveryPolicy.endpoint_after` makes of a success), in the same statement; rows already clear are neither
+# written nor locked.
+def _record_attempts(cleared: str) -> TextClause:
+    return text(
+        f"""
     WITH made AS (
         SELECT * FROM unnest(:delivery_ids, :claimed, :statuses, :retry_at, :ok, :status_codes, :errors, :durations)
             AS m(delivery_id, claimed, status, retry_at, ok, status_code, error, duration_ms)
@@ -323,23 +328,39 @@ _RECORD_ATTEMPTS = text(
             delivered_at = CASE WHEN m.ok THEN :now ELSE d.delivered_at END
         FROM made m
         WHERE d.delivery_id = m.delivery_id AND d.attempts = m.claimed AND d.status = '{PENDING}'
-        RETURNING d.delivery_id
-    )
+        RETURNING d.delivery_id, d.endpoint_id
+    ){cleared}
     INSERT INTO {T.fullname} (delivery_id, attempt, attempted_at, status_code, error, duration_ms)
     SELECT m.delivery_id, m.claimed + 1, :now, m.status_code, m.error, m.duration_ms
     FROM made m JOIN counted c ON c.delivery_id = m.delivery_id
     RETURNING delivery_id
     """
-).bindparams(
-    bindparam("delivery_ids", type_=ARRAY(BigInteger)),
-    bindparam("claimed", type_=ARRAY(Integer)),
-    bindparam("statuses", type_=ARRAY(Text)),
-    bindparam("retry_at", type_=ARRAY(DateTime(timezone=True))),
-    bindparam("ok", type_=ARRAY(Boolean)),
-    bindparam("status_codes", type_=ARRAY(Integer)),
-    bindparam("errors", type_=ARRAY(Text)),
-    bindparam("durations", type_=ARRAY(Float)),
-    bindparam("now", type_=DateTime(timezone=True)),
+    ).bindparams(
+        bindparam("delivery_ids", type_=ARRAY(BigInteger)),
+        bindparam("claimed", type_=ARRAY(Integer)),
+        bindparam("statuses", type_=ARRAY(Text)),
+        bindparam("retry_at", type_=ARRAY(DateTime(timezone=True))),
+        bindparam("ok", type_=ARRAY(Boolean)),
+        bindparam("status_codes", type_=ARRAY(Integer)),
+        bindparam("errors", type_=ARRAY(Text)),
+        bindparam("durations", type_=ARRAY(Float)),
+        bindparam("now", type_=DateTime(timezone=True)),
+    )
+
+
+_RECORD_ATTEMPTS = _record_attempts("")
+_RECORD_SUCCESSES = _record_attempts(
+    f"""
+    , failing AS (
+        SELECT e.endpoint_id FROM {E.fullname} e
+        WHERE e.endpoint_id IN (SELECT endpoint_id FROM counted)
+          AND (e.consecutive_failures <> 0 OR e.failing_since IS NOT NULL)
+        ORDER BY e.endpoint_id
+        FOR NO KEY UPDATE
+    ), cleared AS (
+        UPDATE {E.fullname} e SET consecutive_failures = 0, failing_since = NULL
+        FROM failing f WHERE e.endpoint_id = f.endpoint_id
+    )"""
 )
 
 
@@ -360,6 +381,23 @@ async def record_attempts(
     for claim, result in made.values():
         outcome = policy.after_attempt(ok=result.ok, attempts=claim.attempts + 1, now=now)
         rows.append((claim, result, outcome))
+    values = {
+        "delivery_ids": [claim.delivery_id for claim, _, _ in rows],
+        "claimed": [claim.attempts for claim, _, _ in rows],
+        "statuses": [outcome.status.value for _, _, outcome in rows],
+        "retry_at": [outcome.retry_at for _, _, outcome in rows],
+        "ok": [attempt.ok for _, attempt, _ in rows],
+        "status_codes": [attempt.status_code for _, attempt, _ in rows],
+        "errors": [attempt.error for _, attempt, _ in rows],
+        "durations": [attempt.duration_ms for _, attempt, _ in rows],
+        "now": now,
+    }
+    if all(attempt.ok for _, attempt, _ in rows):
+        # Successes only: whatever an endpoint's health was, it ends up with no failure streak, so the statement
+        # that logs the attempts also clears the streaks, without reading the endpoints first.
+        async with engine.begin() as conn:
+            recorded = await conn.execute(_RECORD_SUCCESSES, values)
+            return len(recorded.all())
     async with engine.begin() as conn:
         # NO KEY UPDATE: alert changes inserting deliveries (a key-share lock on their endpoint) never wait.
         endpoint_ids = sorted({claim.endpoint_id for claim, _ in made.values()})
@@ -368,20 +406,7 @@ async def record_attempts(
         )
         before = {row.endpoint_id: _health(row) for row in locked}
         health = dict(before)
-        recorded = await conn.execute(
-            _RECORD_ATTEMPTS,
-            {
-                "delivery_ids": [claim.delivery_id for claim, _, _ in rows],
-                "claimed": [claim.attempts for claim, _, _ in rows],
-                "statuses": [outcome.status.value for _, _, outcome in rows],
-                "retry_at": [outcome.retry_at for _, _, outcome in rows],
-                "ok": [attempt.ok for _, attempt, _ in rows],
-                "status_codes": [attempt.status_code for _, attempt, _ in rows],
-                "errors": [attempt.error for _, attempt, _ in rows],
-                "durations": [attempt.duration_ms for _, attempt, _ in rows],
-                "now": now,
-            },
-        )
+        recorded = await conn.execute(_RECORD_ATTEMPTS, values)
         counted = {row.delivery_id for row in recorded}
         for claim, attempt, _ in rows:
             if claim.delivery_id in counted and claim.endpoint_id in health:

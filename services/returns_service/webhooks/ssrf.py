@@ -7,6 +7,7 @@ nothing."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
@@ -78,9 +79,11 @@ class WebhookUrl:
     port: int
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_url(url: str) -> WebhookUrl:
     """http(s) only, no credentials; parsed by the HTTP client's own parser, so the guard and the client can
-    never disagree about the host."""
+    never disagree about the host. Remembered per URL (every attempt parses its endpoint's; only the name's
+    resolution must be done again each time)."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:

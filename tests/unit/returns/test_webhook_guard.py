@@ -257,3 +257,20 @@ async def test_each_checked_address_is_tried_in_turn() -> None:
         )
     assert result.ok
     assert network.log["connected"] == [("2606:4700:4700::1111", 8080), (PUBLIC, 8080)]
+
+
+async def test_a_request_head_and_body_leave_in_one_write() -> None:
+    """The attempt's connection holds what the client writes until it reads the answer: head and body go out
+    together, whole, in one write."""
+    resolve, _ = resolver([PUBLIC])
+    network = RecordingNetwork()
+    body = '{"type":"sales-alert.raised","data":{}}'
+    row = SimpleNamespace(
+        url="http://crm.example.com/hooks", message_id="msg_1", secret="whsec_" + "QUJD" * 8, body=body
+    )
+    async with webhook_client(4, network=network) as client:
+        result = await send(client, row, ReturnsSettings(), Guard(allow_private=False, resolve=resolve))
+    assert result.ok, result
+    [sent] = network.log["sent"]
+    head, sent_body = sent.split(b"\r\n\r\n", 1)
+    assert head.lower().startswith(b"post /hooks http/1.1") and sent_body == body.encode()
