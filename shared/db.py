@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 import asyncpg
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -90,6 +92,28 @@ async def database_ready(engine: AsyncEngine, timeout_s: float = 2.0) -> bool:
         return True
     except Exception:
         return False
+
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A statement compiled once for asyncpg, to run on the driver's connection itself (`Connection.fetch` with its
+    cache of prepared statements): `sql` with positional parameters, `names` the parameter each position takes,
+    `defaults` the values the statement binds itself (a literal compared with a column, say). Values go to the
+    driver as it takes them: JSON columns as JSON text (the engine's codecs decode them)."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, statement: Any) -> DriverStatement:
+        compiled = statement.compile(dialect=asyncpg_dialect())
+        names = tuple(compiled.positiontup or ())
+        bound = {name: value for name, value in compiled.params.items() if name in names and value is not None}
+        return cls(str(compiled), names, bound)
+
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        return [values[name] if name in values else self.defaults[name] for name in self.names]
 
 
 @asynccontextmanager

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, Select, Table, bindparam, select, text
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import TextualSelect
 
+from shared.db import DriverStatement
 from shared.errors import conflict
 
 
@@ -98,24 +98,6 @@ async def create_once(
     if existing.request_hash != digest:
         raise conflict(f"{what} '{ident}' already exists with a different body", **{key: ident})
     return existing, False
-
-
-@dataclass(frozen=True)
-class DriverStatement:
-    """A statement compiled once for asyncpg, to run on the driver's connection itself (`Connection.fetchrow` with
-    its cache of prepared statements): `sql` with positional parameters, `names` the parameter each position
-    takes. Values go to the driver as it takes them: JSON columns as JSON text (the engine's codecs decode them)."""
-
-    sql: str
-    names: tuple[str, ...]
-
-    @classmethod
-    def of(cls, statement: Any) -> DriverStatement:
-        compiled = statement.compile(dialect=asyncpg_dialect())
-        return cls(str(compiled), tuple(compiled.positiontup or ()))
-
-    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
-        return [values[name] for name in self.names]
 
 
 @dataclass(frozen=True)

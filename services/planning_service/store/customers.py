@@ -27,11 +27,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service import tables
 from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER, OrderLine, Tier
+from shared.db import DriverStatement
 
 
 @dataclass(frozen=True)
@@ -212,16 +212,8 @@ def order_line_from_row(row: Sequence[Any]) -> OrderLine:
     )
 
 
-def _asyncpg_sql(statement: Select[Any]) -> tuple[str, list[tuple[str, Any]]]:
-    """The statement as asyncpg runs it (`$n` parameters) and its parameters in order, named, with their values."""
-    compiled = statement.compile(dialect=asyncpg_dialect())
-    return str(compiled), [(name, compiled.params[name]) for name in compiled.positiontup or ()]
-
-
-# The open lines go straight to the session's asyncpg connection: a re-plan of a consumed batch reads every open
-# line of its SKUs, thousands when orders are booked, and SQLAlchemy's rows would cost more than the reading.
-_OPEN_LINES_SQL = _asyncpg_sql(OPEN_LINES)
-_OPEN_LINES_OF_SKUS_SQL = _asyncpg_sql(OPEN_LINES_OF_SKUS)
+_OPEN_LINES_SQL = DriverStatement.of(OPEN_LINES)
+_OPEN_LINES_OF_SKUS_SQL = DriverStatement.of(OPEN_LINES_OF_SKUS)
 
 
 async def open_order_lines(session: AsyncSession, skus: Collection[str] | None) -> dict[str, list[OrderLine]]:
@@ -229,11 +221,10 @@ async def open_order_lines(session: AsyncSession, skus: Collection[str] | None) 
     found: dict[str, list[OrderLine]] = defaultdict(list)
     if skus is not None and not skus:
         return found
-    sql, parameters = _OPEN_LINES_SQL if skus is None else _OPEN_LINES_OF_SKUS_SQL
+    statement = _OPEN_LINES_SQL if skus is None else _OPEN_LINES_OF_SKUS_SQL
     connection = await session.connection()
     driver: Any = (await connection.get_raw_connection()).driver_connection
-    values = [sorted(skus) if name == "skus" and skus is not None else value for name, value in parameters]
-    rows = await driver.fetch(sql, *values)
+    rows = await driver.fetch(statement.sql, *statement.arguments({} if skus is None else {"skus": sorted(skus)}))
     for row in rows:
         line = order_line_from_row(row)
         found[line.sku].append(line)
