@@ -97,12 +97,6 @@ class OutboxRelay:
     published twice. A row locked by another transaction (an operator's command) is waited for, not skipped, so
     the rows after it never overtake it.
 
-    The lock is a session lock on a connection of the relay's own. While passes follow each other (a wake came
-    within `poll_interval_s` of the last pass), `run` keeps that connection and its lock from one pass to the next
-    rather than take and release the lock twice per pass; it lets go once a poll interval passed without a wake
-    (another replica's relay may then take over), and on stop. A kept connection the server ended lost its lock
-    with it: the next pass takes the lock again on a new one.
-
     The relay is woken after a commit that wrote outbox rows and otherwise polls every `poll_interval_s`. A pass
     publishes batch after batch until one comes back short of `batch_size`: rows committed after that batch was
     claimed come with a wake of their own (or the next poll, for rows of other processes).
@@ -148,8 +142,6 @@ class OutboxRelay:
         self._broker_cluster_id: str | None = None
         self._wake = asyncio.Event()
         self._stopping = False
-        # The connection holding the relay's advisory lock between passes, while passes follow each other.
-        self._leader: AsyncConnection | None = None
         self._last_purge = 0.0
         self._parked_counted_at = 0.0
         self._backlog_measured_at = 0.0
@@ -200,25 +192,14 @@ class OutboxRelay:
                 ):
                     with attempt:
                         await self._pass()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
-                except TimeoutError:
-                    # Idle for a poll interval: the lock goes back, so another replica's relay may take over.
-                    await self._release_lead_quietly()
         except Stopped:
             return
-        finally:
-            await self._release_lead_quietly()
-
-    async def _release_lead_quietly(self) -> None:
-        try:
-            await self.release_lead()
-        except Exception as exc:  # the connection was discarded, and the lock with it
-            log.warning("releasing the outbox relay's lock failed", error=repr(exc))
 
     async def _pass(self) -> int:
         """Publish what is pending, then the housekeeping that is due."""
-        handled = await self.publish_pending(keep_lead=True)
+        handled = await self.publish_pending()
         if time.monotonic() - self._backlog_measured_at >= BACKLOG_INTERVAL_S:
             await self.measure_backlog()
         await self._count_parked_if_due()
@@ -241,7 +222,7 @@ class OutboxRelay:
                 log.warning("outbox drain stopped early", error=repr(exc))
                 return
 
-    async def publish_pending(self, *, keep_lead: bool = False) -> int:
+    async def publish_pending(self) -> int:
         """Publish batch after batch until one comes back short of the batch size (nothing more was pending);
         returns how many rows were settled (published or parked). Batches overlap: the next one is claimed and
         sent while the acknowledgements of the one before are still awaited, each in its own transaction that keeps
@@ -249,65 +230,27 @@ class OutboxRelay:
         before the next batch's, so a key's events go out in id order. While one pass runs, it holds the relay's
         advisory lock on a connection of its own (for the session), so no other replica publishes meanwhile. After
         a failure no further batch starts: the ones in flight settle, then the error is raised (the next pass
-        starts again from the oldest pending row).
-
-        With `keep_lead` the lock and its connection are kept for the next pass (`run` does so while passes follow
-        each other, and lets go once the relay is idle: `release_lead`), which spares a busy relay taking and
-        releasing the lock for every pass."""
-        leader = await self._lead()
-        if leader is None:
-            return 0
-        try:
-            if self._republish:
-                outcome = _BatchOutcome()
-                outcome.cluster_id, outcome.republished = await self._follow_broker(leader)
-                await leader.commit()
-                await self._report(outcome)
-            handled = await self._pipeline()
-        except BaseException:
-            # The session's lock must not go back to the pool with the connection.
-            self._leader = None
-            await _discard(leader)
-            raise
-        if not keep_lead:
-            await self.release_lead()
-        return handled
-
-    async def _lead(self) -> AsyncConnection | None:
-        """The connection holding the relay's advisory lock: the one kept from the last pass while its session is
-        alive (a connection the server closed lost the lock with it), else a new one if the lock is free now; None
-        when another relay holds it."""
-        leader = self._leader
-        if leader is not None:
-            if not leader.closed and not leader.invalidated and not _driver_closed(leader):
-                return leader
-            self._leader = None
-            await _discard(leader)
-        leader = await self._engine.connect()
-        try:
+        starts again from the oldest pending row)."""
+        handled = 0
+        async with self._engine.connect() as leader:
             if not await leader.scalar(self._try_lock):
                 await leader.rollback()
-                await leader.close()
-                return None
+                return 0
             await leader.commit()
-        except BaseException:
-            await _discard(leader)
-            raise
-        self._leader = leader
-        return leader
-
-    async def release_lead(self) -> None:
-        """Release the advisory lock held for the next pass (if any) and return its connection to the pool."""
-        leader, self._leader = self._leader, None
-        if leader is None:
-            return
-        try:
+            try:
+                if self._republish:
+                    outcome = _BatchOutcome()
+                    outcome.cluster_id, outcome.republished = await self._follow_broker(leader)
+                    await leader.commit()
+                    await self._report(outcome)
+                handled = await self._pipeline()
+            except BaseException:
+                # The session's lock must not go back to the pool with the connection.
+                await leader.invalidate()
+                raise
             await leader.scalar(self._unlock)
             await leader.commit()
-        except BaseException:
-            await _discard(leader)
-            raise
-        await leader.close()
+        return handled
 
     async def _pipeline(self) -> int:
         in_flight: deque[_InFlight] = deque()
@@ -563,24 +506,6 @@ class OutboxRelay:
             # earn itself another retention period, or the outbox (and what is published again) would never
             # shrink on a machine that is restarted often.
             await conn.execute(delete(t).where(t.c.published_at.is_not(None), t.c.created_at < cutoff))
-
-
-async def _discard(conn: AsyncConnection) -> None:
-    """Close a connection without returning its session (and any advisory lock it holds) to the pool."""
-    with contextlib.suppress(Exception):
-        await conn.invalidate()
-    with contextlib.suppress(Exception):
-        await conn.close()
-
-
-def _driver_closed(conn: AsyncConnection) -> bool:
-    """Whether the driver saw the server end the connection (no round trip)."""
-    try:
-        raw = conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
-    except Exception:
-        return True
-    is_closed = getattr(raw, "is_closed", None)
-    return bool(is_closed()) if callable(is_closed) else False
 
 
 def _by_id(row: _Pending) -> int:

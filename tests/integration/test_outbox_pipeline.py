@@ -66,8 +66,14 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 async def relay_with(engine: AsyncEngine, producer: HeldProducer, rows: int) -> OutboxRelay:
-    if rows:
-        await _insert_numbered(engine, rows)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(tables.outbox),
+            [
+                {"event_id": f"e-{n}", "event_type": "t", "topic": "t", "key": f"k-{n % 3}", "payload": str(n).encode()}
+                for n in range(rows)
+            ],
+        )
     return OutboxRelay(
         engine=engine,
         table=tables.outbox,
@@ -77,17 +83,6 @@ async def relay_with(engine: AsyncEngine, producer: HeldProducer, rows: int) -> 
         batch_size=BATCH,
         retention=timedelta(days=7),
     )
-
-
-async def _insert_numbered(engine: AsyncEngine, rows: int) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(tables.outbox),
-            [
-                {"event_id": f"e-{n}", "event_type": "t", "topic": "t", "key": f"k-{n % 3}", "payload": str(n).encode()}
-                for n in range(rows)
-            ],
-        )
 
 
 async def published(db: asyncpg.Connection) -> list[int]:
@@ -178,64 +173,3 @@ async def test_rows_committed_during_a_pass_are_published_on_their_wake_not_the_
     finally:
         relay.stop()
         await asyncio.wait_for(run, timeout=30)
-
-
-async def _insert(engine: AsyncEngine, numbers: range) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(tables.outbox),
-            [
-                {"event_id": f"more-{n}", "event_type": "t", "topic": "t", "key": "k-0", "payload": str(n).encode()}
-                for n in numbers
-            ],
-        )
-
-
-async def _settled(relay: OutboxRelay, producer: HeldProducer) -> int:
-    """One pass that keeps the lead, its rows acknowledged as they are sent."""
-    run = asyncio.create_task(relay.publish_pending(keep_lead=True))
-    while not run.done():
-        producer.ack(0, len(producer.sent))
-        await asyncio.sleep(0.01)
-    return await run
-
-
-async def _lock_holders(db: asyncpg.Connection) -> list[int]:
-    rows = await db.fetch("select pid from pg_locks where locktype = 'advisory' and granted")
-    return [r["pid"] for r in rows]
-
-
-async def test_a_busy_relay_keeps_its_lock_between_passes_and_lets_go_when_idle(
-    engine: AsyncEngine, db: asyncpg.Connection
-) -> None:
-    """The lock kept for the next pass shuts another relay out until it is released; a kept connection the server
-    ended (the lock went with it) is replaced by the next pass, which takes the lock again."""
-    producer, other_producer = HeldProducer(), HeldProducer()
-    relay = await relay_with(engine, producer, 3)
-    other = await relay_with(engine, other_producer, 0)  # no rows of its own
-    assert await _settled(relay, producer) == 3
-    [holder] = await _lock_holders(db)
-    await _insert(engine, range(3, 5))
-    assert await other.publish_pending() == 0  # the lock is still held by the first relay
-    assert await _settled(relay, producer) == 2
-    assert await _lock_holders(db) == [holder]  # the same session, kept between the passes
-
-    await db.execute("select pg_terminate_backend($1)", holder)
-    await eventually(lambda: _no_lock_held(db), message="the terminated session still holds the lock")
-    await _insert(engine, range(5, 7))
-    assert await _settled(relay, producer) == 2
-    [new_holder] = await _lock_holders(db)
-    assert new_holder != holder
-
-    await relay.release_lead()
-    assert await _lock_holders(db) == []
-    await _insert(engine, range(7, 9))
-    run = asyncio.create_task(other.publish_pending())
-    await eventually(lambda: _sent(other_producer, 2), message="the other relay did not take over")
-    other_producer.ack(0, 2)
-    assert await asyncio.wait_for(run, timeout=30) == 2
-    assert await published(db) == list(range(9))
-
-
-async def _no_lock_held(db: asyncpg.Connection) -> bool:
-    return await _lock_holders(db) == []
