@@ -88,7 +88,8 @@ def test_quick_run_measures_http_with_wrk_and_costs_per_request(tmp_path: Path) 
     # The bare endpoint runs exactly one statement per request in its own database.
     statements = figures["POST /v1/returns statements per request"]
     assert 1.0 <= statements["baseline"] <= 1.05
-    assert statements["value"] >= 2.0
+    # A return is at least its own statement; a quality return (a fifth of the bodies) runs several more.
+    assert statements["value"] > 1.0
     for name in ("POST /v1/returns service CPU per request", "POST /v1/returns database CPU per request"):
         assert figures[name]["value"] > 0 and figures[name]["baseline"] > 0
 
