@@ -41,7 +41,15 @@ from services.returns_service.domain import (
     state_of,
 )
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import AccountWrite, AlertRecord, AnnouncingReturns, DayVolume, Recorded, Store
+from services.returns_service.store import (
+    AccountWrite,
+    AlertRecord,
+    AnnouncingReturns,
+    DayVolume,
+    NewChange,
+    Recorded,
+    Store,
+)
 from shared.errors import conflict, not_found
 from shared.events import (
     AccountChangedData,
@@ -94,17 +102,7 @@ def alert_document(alert: AlertRecord) -> dict[str, Any]:
     return {"id": alert.alert_id, **data.model_dump(mode="json")}
 
 
-@dataclass(frozen=True)
-class _Change:
-    """An alert change as every channel carries it: the document, when, the webhook message and the trace."""
-
-    document: dict[str, Any]
-    at: datetime
-    message: dict[str, Any]
-    traceparent: str | None
-
-
-def _publish_change(publisher: Publisher, alert: AlertRecord, event_type: EventType) -> _Change:
+def _publish_change(publisher: Publisher, alert: AlertRecord, event_type: EventType) -> NewChange:
     """Publish the alert's change on the topic and shape it for the change log and the webhooks."""
     document = alert_document(alert)
     now = datetime.now(UTC)
@@ -116,19 +114,12 @@ def _publish_change(publisher: Publisher, alert: AlertRecord, event_type: EventT
         data=SalesAlertData.model_validate(document),
     )
     # The webhook deliveries continue the trace the alert's event carries.
-    return _Change(document, now, dict(message), event.traceparent)
+    return NewChange(document, event_type.value, dict(message), now, event.traceparent)
 
 
 async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, event_type: EventType) -> AlertRecord:
     """Record the change once for every channel: the change log (SSE), the webhook deliveries and the topic."""
-    change = _publish_change(publisher, alert, event_type)
-    await store.record_change(
-        change.document,
-        event_type=event_type.value,
-        message=change.message,
-        at=change.at,
-        traceparent=change.traceparent,
-    )
+    await store.record_change(_publish_change(publisher, alert, event_type))
     return alert
 
 
@@ -145,16 +136,7 @@ async def raise_alert(
     """Raise a new alert and announce its first change on every channel (the alert, the change and its webhook
     deliveries are stored together)."""
     alert = store.new_alert(alert_type, subject, content, priority=priority, fingerprint=fingerprint)
-    event_type = EventType.SALES_ALERT_RAISED
-    change = _publish_change(publisher, alert, event_type)
-    await store.raise_alert(
-        alert,
-        change.document,
-        event_type=event_type.value,
-        message=change.message,
-        at=change.at,
-        traceparent=change.traceparent,
-    )
+    await store.raise_alert(alert, _publish_change(publisher, alert, EventType.SALES_ALERT_RAISED))
     return alert
 
 
@@ -171,16 +153,7 @@ async def revise_alert(
     announce the change on every channel (the revision, the change and its webhook deliveries are stored
     together)."""
     alert = store.revised_alert(current, content, priority=priority, fingerprint=fingerprint)
-    event_type = EventType.SALES_ALERT_UPDATED
-    change = _publish_change(publisher, alert, event_type)
-    await store.revise_alert(
-        alert,
-        change.document,
-        event_type=event_type.value,
-        message=change.message,
-        at=change.at,
-        traceparent=change.traceparent,
-    )
+    await store.revise_alert(alert, _publish_change(publisher, alert, EventType.SALES_ALERT_UPDATED))
     return alert
 
 

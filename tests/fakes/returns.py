@@ -28,6 +28,7 @@ from services.returns_service.store import (
     AccountWrite,
     AlertRecord,
     DayVolume,
+    NewChange,
     Recorded,
     SurgeInputs,
 )
@@ -195,22 +196,11 @@ class FakeReturnsStore:
             updated_at=now,
         )
 
-    async def raise_alert(
-        self,
-        alert: AlertRecord,
-        document: Mapping[str, Any],
-        *,
-        event_type: str,
-        message: Mapping[str, Any],
-        at: datetime,
-        traceparent: str | None = None,
-    ) -> int:
+    async def raise_alert(self, alert: AlertRecord, change: NewChange) -> int:
         if self._open(AlertType(alert.type), alert.subject) is not None:  # the unique index of open alerts
             raise AssertionError(f"a second open alert for {alert.type} {alert.subject}")
         self.alerts[alert.alert_id] = alert
-        return await self.record_change(
-            document, event_type=event_type, message=message, at=at, traceparent=traceparent
-        )
+        return await self.record_change(change)
 
     def revised_alert(
         self, current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str
@@ -227,23 +217,12 @@ class FakeReturnsStore:
             updated_at=_now(),
         )
 
-    async def revise_alert(
-        self,
-        alert: AlertRecord,
-        document: Mapping[str, Any],
-        *,
-        event_type: str,
-        message: Mapping[str, Any],
-        at: datetime,
-        traceparent: str | None = None,
-    ) -> int:
+    async def revise_alert(self, alert: AlertRecord, change: NewChange) -> int:
         stored = self.alerts[alert.alert_id]
         if stored.status != "open" or stored.revision != alert.revision - 1:  # the statement's guard
             raise AssertionError(f"alert {alert.alert_id} is no longer open at revision {alert.revision - 1}")
         self.alerts[alert.alert_id] = alert
-        return await self.record_change(
-            document, event_type=event_type, message=message, at=at, traceparent=traceparent
-        )
+        return await self.record_change(change)
 
     async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord:
         alert, now = self.alerts[alert_id], _now()
@@ -273,17 +252,9 @@ class FakeReturnsStore:
         latest = max(of_subject, key=lambda a: a.updated_at, default=None)
         return latest.fingerprint if latest is not None and latest.resolved_by is not None else None
 
-    async def record_change(
-        self,
-        alert: Mapping[str, Any],
-        *,
-        event_type: str,
-        message: Mapping[str, Any],
-        at: datetime,
-        traceparent: str | None = None,
-    ) -> int:
+    async def record_change(self, change: NewChange) -> int:
         seq = len(self.changes) + 1
-        self.change_traceparents.append(traceparent)
-        self.changes.append((seq, event_type, dict(alert)))
-        self.messages.append(dict(message))
+        self.change_traceparents.append(change.traceparent)
+        self.changes.append((seq, change.event_type, dict(change.document)))
+        self.messages.append(dict(change.message))
         return seq

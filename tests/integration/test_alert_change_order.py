@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from services.returns_service.store import ChangeLog, SqlStore
+from services.returns_service.store import ChangeLog, NewChange, SqlStore
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def change(alert_id: str, revision: int) -> dict[str, Any]:
 async def write(session: AsyncSession, alert_id: str, revision: int) -> int:
     message = {"type": "sales-alert.critical-complaint", "data": change(alert_id, revision)}
     return await SqlStore(session).record_change(
-        change(alert_id, revision), event_type="salesops.sales-alert.raised.v1", message=message, at=datetime.now(UTC)
+        NewChange(change(alert_id, revision), "salesops.sales-alert.raised.v1", message, datetime.now(UTC))
     )
 
 

@@ -20,7 +20,7 @@ from services.returns_service import tables
 from services.returns_service.app import build_app
 from services.returns_service.domain import AlertContent, AlertType, Priority
 from services.returns_service.domain.delivery import AttemptResult, DeliveryPolicy, EndpointStatus
-from services.returns_service.store import AlertRecord, SqlStore
+from services.returns_service.store import AlertRecord, NewChange, SqlStore
 from services.returns_service.store import webhooks as store
 from shared.settings import Settings
 from tests.support import bearer, eventually, running
@@ -260,14 +260,14 @@ async def test_a_raised_a_revised_and_an_acknowledged_alert_queue_the_same_deliv
         content = AlertContent("SKU-1", [], {"n": 1})
         raised = sql.new_alert(AlertType.CRITICAL_COMPLAINT, "C-1", content, priority=Priority.HIGH, fingerprint="f1")
         document, change = change_of(raised)
-        written.append((await sql.raise_alert(raised, document, **change), change))
+        written.append((await sql.raise_alert(raised, NewChange(document, **change)), change))
         content = AlertContent("SKU-1", [], {"n": 2})
         revised = sql.revised_alert(raised, content, priority=Priority.HIGH, fingerprint="f2")
         document, change = change_of(revised)
-        written.append((await sql.revise_alert(revised, document, **change), change))
+        written.append((await sql.revise_alert(revised, NewChange(document, **change)), change))
         acknowledged = await sql.acknowledge_alert(raised.alert_id, by="ana")
         document, change = change_of(acknowledged)
-        written.append((await sql.record_change(document, **change), change))
+        written.append((await sql.record_change(NewChange(document, **change)), change))
         await session.commit()
 
         changes = (await session.execute(select(tables.alert_changes).order_by(tables.alert_changes.c.change_id))).all()

@@ -26,7 +26,7 @@ from services.returns_service.domain import (
     RecordReturn,
     ReturnRecord,
 )
-from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore
+from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore, NewChange
 from services.returns_service.store.changes import AlertChange, ChangeLog
 from services.returns_service.store.costing import CostingStore, EvaluationInputs, StoredRates
 from services.returns_service.store.promises import PromisesStore
@@ -52,6 +52,7 @@ __all__ = [
     "CostStore",
     "DayVolume",
     "EvaluationInputs",
+    "NewChange",
     "Recorded",
     "ReturnsByDriver",
     "SqlStore",
@@ -100,31 +101,13 @@ class Store(Protocol):
         self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord: ...
 
-    async def raise_alert(
-        self,
-        alert: AlertRecord,
-        document: Mapping[str, Any],
-        *,
-        event_type: str,
-        message: Mapping[str, Any],
-        at: datetime,
-        traceparent: str | None = None,
-    ) -> int: ...
+    async def raise_alert(self, alert: AlertRecord, change: NewChange) -> int: ...
 
     def revised_alert(
         self, current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord: ...
 
-    async def revise_alert(
-        self,
-        alert: AlertRecord,
-        document: Mapping[str, Any],
-        *,
-        event_type: str,
-        message: Mapping[str, Any],
-        at: datetime,
-        traceparent: str | None = None,
-    ) -> int: ...
+    async def revise_alert(self, alert: AlertRecord, change: NewChange) -> int: ...
 
     async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord: ...
 
@@ -134,15 +117,7 @@ class Store(Protocol):
 
     async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None: ...
 
-    async def record_change(
-        self,
-        alert: Mapping[str, Any],
-        *,
-        event_type: str,
-        message: Mapping[str, Any],
-        at: datetime,
-        traceparent: str | None = None,
-    ) -> int: ...
+    async def record_change(self, change: NewChange) -> int: ...
 
 
 class CostStore(Store, Protocol):

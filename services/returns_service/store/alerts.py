@@ -64,6 +64,19 @@ class AlertRecord:
 
 
 @dataclass(frozen=True)
+class NewChange:
+    """An alert change to record, as every channel carries it: the alert's `document` (the change log's payload),
+    the event type it was published as, the webhook `message`, when (`at`, the message's timestamp) and the trace
+    of the work that made it (the deliveries continue it)."""
+
+    document: Mapping[str, Any]
+    event_type: str
+    message: Mapping[str, Any]
+    at: datetime
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True)
 class AlertFilter:
     since: datetime | None = None
     sku: str | None = None
@@ -148,25 +161,19 @@ _OPEN_ALERT = (
 )
 
 
-def _change_params(
-    alert: Mapping[str, Any],
-    document: Mapping[str, Any],
-    event_type: str,
-    message: Mapping[str, Any],
-    at: datetime,
-    traceparent: str | None,
-) -> dict[str, Any]:
+def _change_params(alert: Mapping[str, Any], change: NewChange) -> dict[str, Any]:
     """The parameters of a `_with_change` statement: `alert`, those of its written part; the change is the alert's
-    `document`, stamped `at`; the deliveries carry `message`."""
+    document, stamped `change.at`; the deliveries carry its message."""
+    document = change.document
     return {
         **alert,
         "change_revision": document["revision"],
-        "change_event_type": event_type,
+        "change_event_type": change.event_type,
         "change_type": document["type"],
         "change_sku": document["sku"],
         "change_payload": dict(document),
-        "change_created_at": at,
-        **delivery_values(message, traceparent),
+        "change_created_at": change.at,
+        **delivery_values(change.message, change.traceparent),
     }
 
 
@@ -210,19 +217,10 @@ class AlertsStore:
             fingerprint=fingerprint,
         )
 
-    async def raise_alert(
-        self,
-        alert: AlertRecord,
-        document: Mapping[str, Any],
-        *,
-        event_type: str,
-        message: Mapping[str, Any],
-        at: datetime,
-        traceparent: str | None = None,
-    ) -> int:
+    async def raise_alert(self, alert: AlertRecord, change: NewChange) -> int:
         """Store a new alert (`new_alert`) with its first change, as `record_change` records a change (the change
         log with its NOTIFY, the webhook deliveries), in one round trip; returns the change's id."""
-        params = _change_params(_values(alert, _ALERT_INSERTED), document, event_type, message, at, traceparent)
+        params = _change_params(_values(alert, _ALERT_INSERTED), change)
         change_id, _ = (await self.session.execute(_RAISE_ALERT, params)).one()
         return int(change_id)
 
@@ -238,21 +236,10 @@ class AlertsStore:
             **_content(content, priority, fingerprint),
         )
 
-    async def revise_alert(
-        self,
-        alert: AlertRecord,
-        document: Mapping[str, Any],
-        *,
-        event_type: str,
-        message: Mapping[str, Any],
-        at: datetime,
-        traceparent: str | None = None,
-    ) -> int:
+    async def revise_alert(self, alert: AlertRecord, change: NewChange) -> int:
         """Store an alert's next revision (`revised_alert`) with its change, as `record_change` records one, in one
         round trip; returns the change's id."""
-        params = _change_params(
-            _values(alert, (*_ALERT_REVISED, "alert_id")), document, event_type, message, at, traceparent
-        )
+        params = _change_params(_values(alert, (*_ALERT_REVISED, "alert_id")), change)
         row = (await self.session.execute(_REVISE_ALERT, params)).first()
         if row is None:
             raise RuntimeError(f"alert {alert.alert_id} is no longer open at revision {alert.revision - 1}")
@@ -308,21 +295,12 @@ class AlertsStore:
         row = (await self.session.execute(query)).first()
         return row.fingerprint if row is not None and row.resolved_by is not None else None
 
-    async def record_change(
-        self,
-        alert: Mapping[str, Any],
-        *,
-        event_type: str,
-        message: Mapping[str, Any],
-        at: datetime,
-        traceparent: str | None = None,
-    ) -> int:
-        """Append the alert's change to the change log and queue its webhook deliveries with `message` as their
+    async def record_change(self, change: NewChange) -> int:
+        """Append the alert's change to the change log and queue its webhook deliveries with its message as their
         body, in one round trip, as `raise_alert` and `revise_alert` do with their write; returns the change's id
         (its stream number is given after the commit). The change is stamped `at`, the message's timestamp, so a
-        stream rebuilds the very same message from the log; the deliveries keep `traceparent`, the trace of the
-        work that made the change."""
-        params = _change_params({"alert_id": alert["alert_id"]}, alert, event_type, message, at, traceparent)
+        stream rebuilds the very same message from the log; the deliveries keep its trace."""
+        params = _change_params({"alert_id": change.document["alert_id"]}, change)
         change_id, _ = (await self.session.execute(_RECORD_CHANGE, params)).one()
         return int(change_id)
 
