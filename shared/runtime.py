@@ -87,6 +87,16 @@ class Runtime:
             traceparent=traceparent,
         )
 
+    def wake(self, name: str) -> asyncio.Event:
+        """The event that wakes the background task `name`: set after the commit of work it should pick up, made on
+        first use and kept for the runtime's life."""
+        key = f"wake:{name}"
+        event = self.state.get(key)
+        if event is None:
+            event = self.state[key] = asyncio.Event()
+        assert isinstance(event, asyncio.Event)
+        return event
+
     def encoded_event(
         self, event_type: EventType, *, key: str, subject: str, data: EventData, traceparent: str | None = None
     ) -> outbox.EncodedEvent:

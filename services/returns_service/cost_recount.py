@@ -47,11 +47,7 @@ async def recount_once(runtime: Runtime, settings: ReturnsSettings) -> int:
 
 def recount_wake(runtime: Runtime) -> asyncio.Event:
     """Set after the commit of a request that marked an account: the recount runs shortly after."""
-    wake = runtime.state.get("cost_recount_wake")
-    if wake is None:
-        wake = runtime.state["cost_recount_wake"] = asyncio.Event()
-    assert isinstance(wake, asyncio.Event)
-    return wake
+    return runtime.wake("cost_recount")
 
 
 async def recount_marked_accounts(runtime: Runtime) -> None:

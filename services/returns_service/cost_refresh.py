@@ -30,11 +30,7 @@ async def refresh_once(runtime: Runtime, settings: ReturnsSettings) -> int:
 
 def refresh_wake(runtime: Runtime) -> asyncio.Event:
     """Set (after its commit) by a rate change: the refresh re-evaluates the accounts' alerts at once."""
-    wake = runtime.state.get("cost_refresh_wake")
-    if wake is None:
-        wake = runtime.state["cost_refresh_wake"] = asyncio.Event()
-    assert isinstance(wake, asyncio.Event)
-    return wake
+    return runtime.wake("cost_refresh")
 
 
 async def refresh_cost_to_serve(runtime: Runtime) -> None:
