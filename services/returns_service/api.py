@@ -38,7 +38,7 @@ from services.returns_service.schemas import (
     StreamTokenCreated,
 )
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import AlertFilter, ReturnsByDriver, SqlStore
+from services.returns_service.store import AlertFilter, EventBuffer, ReturnsByDriver, SqlStore, quality_return
 from shared.auth import ApiKey, Scope, issue_stream_token, require, require_or_stream_token
 from shared.bodies import json_body
 from shared.db import driver_connection
@@ -106,23 +106,28 @@ async def record_return(
     _check_not_future("returned_on", body.returned_on, settings)
     command = RecordReturn.from_body(body.model_dump(mode="json"))
     traceparent = request.state.traceparent
-    if handlers.return_evaluated(command):
-        async with runtime.unit_of_work(traceparent) as uow:
-            written = await handlers.record_return(SqlStore(uow.session), uow, command, settings)
-            await uow.commit()
-    else:
-        # Nothing to evaluate: the return and its event are one statement, a transaction of its own.
-        event = runtime.encoded_event(
-            EventType.RETURN_RECORDED,
-            key=command.sku,
-            subject=command.return_id,
-            data=handlers.return_recorded_data(command),
-            traceparent=traceparent,
-        )
-        async with driver_connection(runtime.engine) as connection:
+    event = runtime.encoded_event(
+        EventType.RETURN_RECORDED,
+        key=command.sku,
+        subject=command.return_id,
+        data=handlers.return_recorded_data(command),
+        traceparent=traceparent,
+    )
+    async with driver_connection(runtime.engine) as connection:
+        if handlers.return_evaluated(command):
+            # The return, its surge inputs and the alert it changes: one transaction of few round trips.
+            events = EventBuffer(
+                source=runtime.spec.source,
+                traceparent=traceparent,
+                max_bytes=runtime.settings.kafka_max_request_bytes,
+            )
+            async with quality_return(connection, events, command.sku) as store:
+                written = await handlers.record_quality_return(store, events, command, event, settings)
+        else:
+            # Nothing to evaluate: the return and its event are one statement, a transaction of its own.
             written = await handlers.record_return_alone(ReturnsByDriver(connection), command, event)
-        if written.created:
-            runtime.relay.wake()
+    if written.created:
+        runtime.relay.wake()
     if written.created:
         _recount_soon(request)
     # The response model's document, encoded once (FastAPI would validate the model again to serialise it).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from services.returns_service.domain import (
@@ -44,11 +44,14 @@ from services.returns_service.settings import ReturnsSettings
 from services.returns_service.store import (
     AccountWrite,
     AlertRecord,
+    AlertWriter,
     AnnouncingReturns,
     DayVolume,
+    EvaluatedReturns,
     NewChange,
     Recorded,
     Store,
+    SurgeStore,
 )
 from shared.errors import conflict, not_found
 from shared.events import (
@@ -124,7 +127,7 @@ async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, even
 
 
 async def raise_alert(
-    store: Store,
+    store: AlertWriter,
     publisher: Publisher,
     alert_type: AlertType,
     subject: str,
@@ -141,7 +144,7 @@ async def raise_alert(
 
 
 async def revise_alert(
-    store: Store,
+    store: AlertWriter,
     publisher: Publisher,
     current: AlertRecord,
     content: AlertContent,
@@ -162,7 +165,7 @@ announce = _announce
 
 
 async def apply_finding(
-    store: Store,
+    store: AlertWriter,
     publisher: Publisher,
     alert_type: AlertType,
     subject: str,
@@ -274,10 +277,28 @@ async def record_return_alone(store: AnnouncingReturns, command: RecordReturn, e
     return Written(stored, created=created)
 
 
-async def evaluate_surge(store: Store, publisher: Publisher, sku: str, settings: ReturnsSettings) -> AlertRecord | None:
-    """Re-run the return-surge rule for `sku` on today's window and raise or update its alert."""
-    rule = settings.surge_rule()
+async def record_quality_return(
+    store: EvaluatedReturns, publisher: Publisher, command: RecordReturn, event: EncodedEvent, settings: ReturnsSettings
+) -> Written:
+    """Store a return that counts towards its SKU's surge (`return_evaluated`) with its `return.recorded` event
+    (written only when this call creates the return; the store reads the surge rule's inputs with it) and
+    re-evaluate the surge, as `record_return` does. An identical retry changes nothing."""
+    assert return_evaluated(command)
     today = settings.today()
+    stored, created = await store.create_return_evaluated(command, event, settings.surge_rule().window(today))
+    if not created:
+        return Written(stored, created=False)
+    await evaluate_surge(store, publisher, command.sku, settings, today=today)
+    return Written(stored, created=True)
+
+
+async def evaluate_surge(
+    store: SurgeStore, publisher: Publisher, sku: str, settings: ReturnsSettings, *, today: date | None = None
+) -> AlertRecord | None:
+    """Re-run the return-surge rule for `sku` on today's window (`today`: the day already taken as today) and raise
+    or update its alert."""
+    rule = settings.surge_rule()
+    today = today or settings.today()
     start, end = rule.window(today)
     inputs = await store.surge_inputs(sku, start, end)
     if len(inputs.returns) < rule.min_returns:
