@@ -82,7 +82,16 @@ class Written:
 
 def alert_document(alert: AlertRecord) -> dict[str, Any]:
     """The alert as every channel shows it (the topic's data, the SSE and webhook `data`), as JSON values."""
-    data = SalesAlertData.model_validate(
+    return _document_of(alert_data(alert))
+
+
+def _document_of(data: SalesAlertData) -> dict[str, Any]:
+    return {"id": data.alert_id, **data.model_dump(mode="json")}
+
+
+def alert_data(alert: AlertRecord) -> SalesAlertData:
+    """The alert as the topic's event data."""
+    return SalesAlertData.model_validate(
         {
             "alert_id": alert.alert_id,
             "type": alert.type,
@@ -102,20 +111,15 @@ def alert_document(alert: AlertRecord) -> dict[str, Any]:
             "resolved_at": alert.resolved_at,
         }
     )
-    return {"id": alert.alert_id, **data.model_dump(mode="json")}
 
 
 def _publish_change(publisher: Publisher, alert: AlertRecord, event_type: EventType) -> NewChange:
     """Publish the alert's change on the topic and shape it for the change log and the webhooks."""
-    document = alert_document(alert)
+    data = alert_data(alert)
+    document = _document_of(data)
     now = datetime.now(UTC)
     message = change_message(document, change_kind(event_type.value), now)
-    event = publisher.publish(
-        event_type,
-        key=alert.sku or alert.alert_id,
-        subject=alert.alert_id,
-        data=SalesAlertData.model_validate(document),
-    )
+    event = publisher.publish(event_type, key=alert.sku or alert.alert_id, subject=alert.alert_id, data=data)
     # The webhook deliveries continue the trace the alert's event carries.
     return NewChange(document, event_type.value, dict(message), now, event.traceparent)
 
