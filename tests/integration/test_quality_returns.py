@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from services.returns_service.app import build_app
+from services.returns_service.domain import AlertType
 from services.returns_service.settings import ReturnsSettings
+from services.returns_service.store.alerts import subject_lock_key
 from shared.settings import Settings
 from tests.support import bearer, running
 
@@ -32,6 +34,19 @@ def defective(n: int, sku: str = "SKU-Q", account: str = "ACME", reason: str = "
         "condition": "scrap",
         "returned_on": "2026-11-28",
     }
+
+
+async def surge_lock_held(db: Any, sku: str) -> bool:
+    """Whether a transaction holds the SKU's surge lock (a bigint advisory lock: its halves in classid, objid)."""
+    key = subject_lock_key(AlertType.RETURN_SURGE, sku) & 0xFFFF_FFFF_FFFF_FFFF
+    return bool(
+        await db.fetchval(
+            "select count(*) from pg_locks where locktype = 'advisory' and classid = $1 and objid = $2"
+            " and objsubid = 1 and granted",
+            key >> 32,
+            key & 0xFFFF_FFFF,
+        )
+    )
 
 
 async def outbox_types(db: Any) -> list[str]:
@@ -91,6 +106,10 @@ async def test_a_retried_return_answers_200_and_changes_nothing_and_another_body
         assert await outbox_types(db) == outbox
         assert await db.fetchval("select count(*) from returns.alert_changes") == changes
         assert await db.fetchval("select count(*) from returns.returns") == 5
+        # The refused return's transaction ended with it: no connection is left in one, holding the SKU's lock.
+        assert not await surge_lock_held(db, "SKU-Q")
+        assert (await client.post("/v1/returns", json=defective(5), headers=desk)).status_code == 201
+        assert await db.fetchval("select count(*) from returns.alert_changes") == changes + 1
 
 
 async def test_a_return_whose_alert_event_would_be_too_large_is_refused_and_stores_nothing(
