@@ -121,8 +121,9 @@ def _with_change(written: str, names: tuple[str, ...], *, announced: bool = Fals
     (`ChangeLog.number_pending`), so writers of changes do not queue behind each other. The NOTIFY rides on the
     statement (PostgreSQL delivers it at commit) and wakes the numbering step and the webhook dispatchers.
 
-    `announced`: the statement also writes events already encoded to the outbox, in their order (`ANNOUNCED`
-    parameters, valued by `announced_values`), for work on the driver that has no unit of work to write them."""
+    `announced`: the statement also writes events already encoded to the outbox, in their order (the arrays
+    `event_ids`, `event_types`, `event_topics`, `event_keys`, `event_payloads`), for work on the driver that has no
+    unit of work to write them (`AlertsByDriver`)."""
     outboxed = (
         f"""
         ), announced AS (

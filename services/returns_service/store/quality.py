@@ -16,9 +16,7 @@ from sqlalchemy import JSON, Date, Float, String, bindparam
 from services.returns_service import tables
 from services.returns_service.domain import (
     QUALITY_REASONS,
-    AlertContent,
     AlertType,
-    Priority,
     RecordReturn,
 )
 from services.returns_service.store.alerts import (
@@ -26,7 +24,6 @@ from services.returns_service.store.alerts import (
     AlertRecord,
     AlertsByDriver,
     EventBuffer,
-    NewChange,
     alert_of,
     subject_lock_key,
 )
@@ -114,13 +111,12 @@ _INSERT_QUALITY_RETURN = DriverInsertOnce.of(
 )
 
 
-class QualityReturns:
+class QualityReturns(AlertsByDriver):
     """The store of one quality return's transaction (`quality_return`): what `handlers.record_quality_return`
     reads comes with the return's insert; the alert's writes are `AlertsByDriver`'s."""
 
     def __init__(self, connection: Any, events: EventBuffer) -> None:
-        self.connection = connection
-        self.alerts = AlertsByDriver(connection, events)
+        super().__init__(connection, events)
         self._read: tuple[str, date, date] | None = None
         self._inputs = SurgeInputs([], 0.0, {}, [])
         self._open: AlertRecord | None = None
@@ -172,22 +168,6 @@ class QualityReturns:
     async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None:
         self._check(alert_type, subject)
         return self._resolved
-
-    def new_alert(
-        self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
-    ) -> AlertRecord:
-        return self.alerts.new_alert(alert_type, subject, content, priority=priority, fingerprint=fingerprint)
-
-    def revised_alert(
-        self, current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str
-    ) -> AlertRecord:
-        return self.alerts.revised_alert(current, content, priority=priority, fingerprint=fingerprint)
-
-    async def raise_alert(self, alert: AlertRecord, change: NewChange) -> int:
-        return await self.alerts.raise_alert(alert, change)
-
-    async def revise_alert(self, alert: AlertRecord, change: NewChange) -> int:
-        return await self.alerts.revise_alert(alert, change)
 
 
 @asynccontextmanager
