@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from services.returns_service.domain import (
@@ -44,11 +44,14 @@ from services.returns_service.settings import ReturnsSettings
 from services.returns_service.store import (
     AccountWrite,
     AlertRecord,
+    AlertWriter,
     AnnouncingReturns,
     DayVolume,
+    EvaluatedReturns,
     NewChange,
     Recorded,
     Store,
+    SurgeStore,
 )
 from shared.errors import conflict, not_found
 from shared.events import (
@@ -79,7 +82,16 @@ class Written:
 
 def alert_document(alert: AlertRecord) -> dict[str, Any]:
     """The alert as every channel shows it (the topic's data, the SSE and webhook `data`), as JSON values."""
-    data = SalesAlertData.model_validate(
+    return _document_of(alert_data(alert))
+
+
+def _document_of(data: SalesAlertData) -> dict[str, Any]:
+    return {"id": data.alert_id, **data.model_dump(mode="json")}
+
+
+def alert_data(alert: AlertRecord) -> SalesAlertData:
+    """The alert as the topic's event data."""
+    return SalesAlertData.model_validate(
         {
             "alert_id": alert.alert_id,
             "type": alert.type,
@@ -99,20 +111,15 @@ def alert_document(alert: AlertRecord) -> dict[str, Any]:
             "resolved_at": alert.resolved_at,
         }
     )
-    return {"id": alert.alert_id, **data.model_dump(mode="json")}
 
 
 def _publish_change(publisher: Publisher, alert: AlertRecord, event_type: EventType) -> NewChange:
     """Publish the alert's change on the topic and shape it for the change log and the webhooks."""
-    document = alert_document(alert)
+    data = alert_data(alert)
+    document = _document_of(data)
     now = datetime.now(UTC)
     message = change_message(document, change_kind(event_type.value), now)
-    event = publisher.publish(
-        event_type,
-        key=alert.sku or alert.alert_id,
-        subject=alert.alert_id,
-        data=SalesAlertData.model_validate(document),
-    )
+    event = publisher.publish(event_type, key=alert.sku or alert.alert_id, subject=alert.alert_id, data=data)
     # The webhook deliveries continue the trace the alert's event carries.
     return NewChange(document, event_type.value, dict(message), now, event.traceparent)
 
@@ -124,7 +131,7 @@ async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, even
 
 
 async def raise_alert(
-    store: Store,
+    store: AlertWriter,
     publisher: Publisher,
     alert_type: AlertType,
     subject: str,
@@ -141,7 +148,7 @@ async def raise_alert(
 
 
 async def revise_alert(
-    store: Store,
+    store: AlertWriter,
     publisher: Publisher,
     current: AlertRecord,
     content: AlertContent,
@@ -162,7 +169,7 @@ announce = _announce
 
 
 async def apply_finding(
-    store: Store,
+    store: AlertWriter,
     publisher: Publisher,
     alert_type: AlertType,
     subject: str,
@@ -274,10 +281,28 @@ async def record_return_alone(store: AnnouncingReturns, command: RecordReturn, e
     return Written(stored, created=created)
 
 
-async def evaluate_surge(store: Store, publisher: Publisher, sku: str, settings: ReturnsSettings) -> AlertRecord | None:
-    """Re-run the return-surge rule for `sku` on today's window and raise or update its alert."""
-    rule = settings.surge_rule()
+async def record_quality_return(
+    store: EvaluatedReturns, publisher: Publisher, command: RecordReturn, event: EncodedEvent, settings: ReturnsSettings
+) -> Written:
+    """Store a return that counts towards its SKU's surge (`return_evaluated`) with its `return.recorded` event
+    (written only when this call creates the return; the store reads the surge rule's inputs with it) and
+    re-evaluate the surge, as `record_return` does. An identical retry changes nothing."""
+    assert return_evaluated(command)
     today = settings.today()
+    stored, created = await store.create_return_evaluated(command, event, settings.surge_rule().window(today))
+    if not created:
+        return Written(stored, created=False)
+    await evaluate_surge(store, publisher, command.sku, settings, today=today)
+    return Written(stored, created=True)
+
+
+async def evaluate_surge(
+    store: SurgeStore, publisher: Publisher, sku: str, settings: ReturnsSettings, *, today: date | None = None
+) -> AlertRecord | None:
+    """Re-run the return-surge rule for `sku` on today's window (`today`: the day already taken as today) and raise
+    or update its alert."""
+    rule = settings.surge_rule()
+    today = today or settings.today()
     start, end = rule.window(today)
     inputs = await store.surge_inputs(sku, start, end)
     if len(inputs.returns) < rule.min_returns:

@@ -26,10 +26,11 @@ from services.returns_service.domain import (
     RecordReturn,
     ReturnRecord,
 )
-from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore, NewChange
+from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore, EventBuffer, NewChange
 from services.returns_service.store.changes import AlertChange, ChangeLog
 from services.returns_service.store.costing import CostingStore, EvaluationInputs, StoredRates
 from services.returns_service.store.promises import PromisesStore
+from services.returns_service.store.quality import QualityReturns, quality_return
 from services.returns_service.store.records import (
     AccountRecord,
     AccountWrite,
@@ -47,18 +48,24 @@ __all__ = [
     "AlertChange",
     "AlertFilter",
     "AlertRecord",
+    "AlertWriter",
     "AnnouncingReturns",
     "ChangeLog",
     "CostStore",
     "DayVolume",
+    "EvaluatedReturns",
     "EvaluationInputs",
+    "EventBuffer",
     "NewChange",
+    "QualityReturns",
     "Recorded",
     "ReturnsByDriver",
     "SqlStore",
     "Store",
     "StoredRates",
     "SurgeInputs",
+    "SurgeStore",
+    "quality_return",
 ]
 
 
@@ -68,14 +75,46 @@ class AnnouncingReturns(Protocol):
     async def create_return_announced(self, command: RecordReturn, event: EncodedEvent) -> tuple[Recorded, bool]: ...
 
 
-class Store(Protocol):
+class AlertWriter(Protocol):
+    """What raising or revising the open alert of a subject reads and writes (`handlers.apply_finding`)."""
+
+    async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None: ...
+
+    async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None: ...
+
+    def new_alert(
+        self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    ) -> AlertRecord: ...
+
+    async def raise_alert(self, alert: AlertRecord, change: NewChange) -> int: ...
+
+    def revised_alert(
+        self, current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str
+    ) -> AlertRecord: ...
+
+    async def revise_alert(self, alert: AlertRecord, change: NewChange) -> int: ...
+
+
+class SurgeStore(AlertWriter, Protocol):
+    """What re-evaluating a SKU's return surge reads and writes (`handlers.evaluate_surge`)."""
+
+    async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs: ...
+
+
+class EvaluatedReturns(SurgeStore, Protocol):
+    """Stores a quality return with its event and reads its SKU's surge inputs with it (`QualityReturns`)."""
+
+    async def create_return_evaluated(
+        self, command: RecordReturn, event: EncodedEvent, window: tuple[date, date]
+    ) -> tuple[Recorded, bool]: ...
+
+
+class Store(SurgeStore, Protocol):
     """What the returns handlers read and write."""
 
     async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]: ...
 
     async def quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]: ...
-
-    async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs: ...
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]: ...
 
@@ -95,27 +134,11 @@ class Store(Protocol):
 
     async def save_promise_mark(self, order_id: str, line_id: str, mark: PromiseMark) -> None: ...
 
-    async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None: ...
-
-    def new_alert(
-        self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
-    ) -> AlertRecord: ...
-
-    async def raise_alert(self, alert: AlertRecord, change: NewChange) -> int: ...
-
-    def revised_alert(
-        self, current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str
-    ) -> AlertRecord: ...
-
-    async def revise_alert(self, alert: AlertRecord, change: NewChange) -> int: ...
-
     async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord: ...
 
     async def acknowledge_alert(self, alert_id: str, *, by: str) -> AlertRecord: ...
 
     async def alert_for_update(self, alert_id: str) -> AlertRecord | None: ...
-
-    async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None: ...
 
     async def record_change(self, change: NewChange) -> int: ...
 

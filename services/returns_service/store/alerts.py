@@ -4,6 +4,7 @@ caller's transaction."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -33,7 +34,9 @@ from services.returns_service import tables
 from services.returns_service.domain import AlertContent, AlertState, AlertType, Priority
 from services.returns_service.store.changes import PENDING_CHANNEL
 from services.returns_service.store.webhooks import DELIVERY_PARAMS, deliveries_of, delivery_values
-from shared.outbox import advisory_lock_key
+from shared.db import DriverStatement
+from shared.events import CloudEvent, EventData, EventType, new_event, topic_of
+from shared.outbox import EncodedEvent, advisory_lock_key, encode_event
 
 alerts = tables.alerts
 alert_changes = tables.alert_changes
@@ -108,7 +111,7 @@ _CHANGE_INSERTED = ("revision", "event_type", "type", "sku", "payload", "created
 _ALERT_REVISED = ("priority", "sku", "account_ids", "accounts", "details", "fingerprint", "revision", "updated_at")
 
 
-def _with_change(written: str, names: tuple[str, ...]) -> TextClause:
+def _with_change(written: str, names: tuple[str, ...], *, announced: bool = False) -> TextClause:
     """`written` (a statement returning the `alert_id` of one alert: its insert or update, or just the id) with the
     alert's change (announced to the numbering step and the dispatchers, delivered at the commit) and the change's
     webhook deliveries (`deliveries_of`): one round trip, returning the change's id (no row when `written` wrote
@@ -116,11 +119,27 @@ def _with_change(written: str, names: tuple[str, ...]) -> TextClause:
 
     No lock here: the change's stream number (`seq`) is given after the commit, in a short numbering step
     (`ChangeLog.number_pending`), so writers of changes do not queue behind each other. The NOTIFY rides on the
-    statement (PostgreSQL delivers it at commit) and wakes the numbering step and the webhook dispatchers."""
+    statement (PostgreSQL delivers it at commit) and wakes the numbering step and the webhook dispatchers.
+
+    `announced`: the statement also writes events already encoded to the outbox, in their order (the arrays
+    `event_ids`, `event_types`, `event_topics`, `event_keys`, `event_payloads`), for work on the driver that has no
+    unit of work to write them (`AlertsByDriver`)."""
+    outboxed = (
+        f"""
+        ), announced AS (
+            INSERT INTO {tables.outbox.fullname} (event_id, event_type, topic, key, payload)
+            SELECT event_id, event_type, topic, key, payload
+            FROM unnest(cast(:event_ids AS text[]), cast(:event_types AS text[]), cast(:event_topics AS text[]),
+                        cast(:event_keys AS text[]), cast(:event_payloads AS bytea[]))
+                 WITH ORDINALITY AS event(event_id, event_type, topic, key, payload, position)
+            ORDER BY position"""
+        if announced
+        else ""
+    )
     return text(
         f"""
         WITH written AS (
-            {written}
+            {written}{outboxed}
         ), changed AS (
             INSERT INTO {alert_changes.fullname} (alert_id, {", ".join(_CHANGE_INSERTED)})
             SELECT written.alert_id, {", ".join(f":change_{name}" for name in _CHANGE_INSERTED)} FROM written
@@ -149,6 +168,25 @@ _REVISE_ALERT = _with_change(
 )
 # A change of an alert already written (acknowledged or resolved).
 _RECORD_CHANGE = _with_change("SELECT :alert_id AS alert_id", ("alert_id",))
+# The same two writes for the driver, each with the events of the work (`AlertsByDriver`).
+_RAISE_ALERT_ANNOUNCED = DriverStatement.of(
+    _with_change(
+        f"INSERT INTO {alerts.fullname} ({', '.join(_ALERT_INSERTED)}) "
+        f"VALUES ({', '.join(f':{name}' for name in _ALERT_INSERTED)}) RETURNING alert_id",
+        _ALERT_INSERTED,
+        announced=True,
+    )
+)
+_REVISE_ALERT_ANNOUNCED = DriverStatement.of(
+    _with_change(
+        f"UPDATE {alerts.fullname} SET {', '.join(f'{name} = :{name}' for name in _ALERT_REVISED)} "
+        f"WHERE alert_id = :alert_id AND revision = :revision - 1 AND status = '{OPEN}' RETURNING alert_id",
+        (*_ALERT_REVISED, "alert_id"),
+        announced=True,
+    )
+)
+# What the driver takes as JSON text (the engine's codecs encode no Python value).
+_JSON_PARAMS = ("accounts", "details", "change_payload")
 
 
 # The subject's advisory lock, then its open alert locked to the commit (`open_alert_for`): built once, so a request
@@ -185,14 +223,127 @@ def _alert(row: Row[Any]) -> AlertRecord:
     return AlertRecord(**{column.name: getattr(row, column.name) for column in alerts.c})
 
 
+def subject_lock_key(alert_type: AlertType, subject: str) -> int:
+    """The advisory lock of (type, subject): whoever may raise or revise its alert holds it to the commit."""
+    return advisory_lock_key(f"returns-alert:{alert_type.value}:{subject}")
+
+
+def new_alert(
+    alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
+) -> AlertRecord:
+    """An alert about to be raised (nothing is written here): revision 1, open, stamped now."""
+    now = datetime.now(UTC)
+    return AlertRecord(
+        alert_id=f"alrt_{uuid.uuid4().hex}",
+        type=alert_type.value,
+        subject=subject,
+        status=OPEN,
+        revision=1,
+        created_at=now,
+        updated_at=now,
+        priority=priority.value,
+        sku=content.sku,
+        account_ids=content.account_ids,
+        accounts=content.accounts,
+        details=content.details,
+        fingerprint=fingerprint,
+    )
+
+
+def revised_alert(current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str) -> AlertRecord:
+    """The open alert `current` with new content as its next revision (nothing is written here)."""
+    return replace(
+        current,
+        revision=current.revision + 1,
+        updated_at=datetime.now(UTC),
+        **_content(content, priority, fingerprint),
+    )
+
+
+def alert_of(row: Mapping[str, Any], prefix: str = "") -> AlertRecord:
+    """The alert of a driver's row whose alert columns are named `prefix` + column."""
+    return AlertRecord(**{column.name: row[prefix + column.name] for column in alerts.c})
+
+
+class EventBuffer:
+    """The publisher of work on the driver, which has no unit of work: each event is encoded and measured as the
+    producer will measure it when it is published (`EventTooLarge` before anything more is written), and kept
+    for the next statement that writes the work's events (`take`)."""
+
+    def __init__(self, *, source: str, traceparent: str | None, max_bytes: int) -> None:
+        self.source = source
+        self.traceparent = traceparent
+        self.max_bytes = max_bytes
+        self.context: dict[str, Any] = {}
+        self._pending: list[EncodedEvent] = []
+
+    def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent:
+        event = new_event(event_type, source=self.source, subject=subject, data=data, traceparent=self.traceparent)
+        self._pending.append(encode_event(event, topic_of(event_type).value, key, max_bytes=self.max_bytes))
+        return event
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    def take(self) -> list[EncodedEvent]:
+        """The events published since the last `take`, in their order."""
+        taken, self._pending = self._pending, []
+        return taken
+
+
+class AlertsByDriver:
+    """The raise and the revision of an alert on a driver's connection, in a transaction its caller holds: each
+    writes the alert, its change and its webhook deliveries as `AlertsStore` does and, in the same statement, the
+    events the work published so far (`EventBuffer.take`), the alert's own event among them."""
+
+    def __init__(self, connection: Any, events: EventBuffer) -> None:
+        self.connection = connection
+        self.events = events
+
+    def new_alert(
+        self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
+    ) -> AlertRecord:
+        return new_alert(alert_type, subject, content, priority=priority, fingerprint=fingerprint)
+
+    def revised_alert(
+        self, current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str
+    ) -> AlertRecord:
+        return revised_alert(current, content, priority=priority, fingerprint=fingerprint)
+
+    async def raise_alert(self, alert: AlertRecord, change: NewChange) -> int:
+        row = await self._write(_RAISE_ALERT_ANNOUNCED, _change_params(_values(alert, _ALERT_INSERTED), change))
+        assert row is not None
+        return int(row[0])
+
+    async def revise_alert(self, alert: AlertRecord, change: NewChange) -> int:
+        params = _change_params(_values(alert, (*_ALERT_REVISED, "alert_id")), change)
+        row = await self._write(_REVISE_ALERT_ANNOUNCED, params)
+        if row is None:
+            raise RuntimeError(f"alert {alert.alert_id} is no longer open at revision {alert.revision - 1}")
+        return int(row[0])
+
+    async def _write(self, statement: DriverStatement, params: dict[str, Any]) -> Any:
+        for name in _JSON_PARAMS:
+            params[name] = json.dumps(params[name])
+        events = self.events.take()
+        params |= {
+            "event_ids": [event.event_id for event in events],
+            "event_types": [event.event_type for event in events],
+            "event_topics": [event.topic for event in events],
+            "event_keys": [event.key for event in events],
+            "event_payloads": [event.payload for event in events],
+        }
+        return await self.connection.fetchrow(statement.sql, *statement.arguments(params))
+
+
 class AlertsStore:
     session: AsyncSession
 
     async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
         """The open alert of (type, subject), locked to the commit. The subject's advisory lock is taken first,
         so concurrent evidence for one subject queues here and two requests never both raise."""
-        key = advisory_lock_key(f"returns-alert:{alert_type.value}:{subject}")
-        await self.session.execute(_SUBJECT_LOCK, {"key": key})
+        await self.session.execute(_SUBJECT_LOCK, {"key": subject_lock_key(alert_type, subject)})
         row = (await self.session.execute(_OPEN_ALERT, {"type": alert_type.value, "subject": subject})).first()
         return _alert(row) if row else None
 
@@ -200,22 +351,7 @@ class AlertsStore:
         self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord:
         """An alert about to be raised, as `raise_alert` will store it (nothing is written here)."""
-        now = datetime.now(UTC)
-        return AlertRecord(
-            alert_id=f"alrt_{uuid.uuid4().hex}",
-            type=alert_type.value,
-            subject=subject,
-            status=OPEN,
-            revision=1,
-            created_at=now,
-            updated_at=now,
-            priority=priority.value,
-            sku=content.sku,
-            account_ids=content.account_ids,
-            accounts=content.accounts,
-            details=content.details,
-            fingerprint=fingerprint,
-        )
+        return new_alert(alert_type, subject, content, priority=priority, fingerprint=fingerprint)
 
     async def raise_alert(self, alert: AlertRecord, change: NewChange) -> int:
         """Store a new alert (`new_alert`) with its first change, as `record_change` records a change (the change
@@ -229,12 +365,7 @@ class AlertsStore:
     ) -> AlertRecord:
         """The open alert `current` (locked by this transaction) with new content, as its next revision will be
         stored by `revise_alert` (nothing is written here)."""
-        return replace(
-            current,
-            revision=current.revision + 1,
-            updated_at=datetime.now(UTC),
-            **_content(content, priority, fingerprint),
-        )
+        return revised_alert(current, content, priority=priority, fingerprint=fingerprint)
 
     async def revise_alert(self, alert: AlertRecord, change: NewChange) -> int:
         """Store an alert's next revision (`revised_alert`) with its change, as `record_change` records one, in one

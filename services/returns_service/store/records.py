@@ -128,8 +128,54 @@ _SURGE_INPUTS = (
 )
 
 
-def _insert_marking(
-    table: Table, key: str, columns: Sequence[str], *, with_account: bool = False, announced: bool = False
+def surge_inputs_of(
+    sku: str,
+    returns_json: Sequence[Any],
+    shipped: float | None,
+    accounts_json: Sequence[Any],
+    promotions_json: Sequence[Any],
+) -> SurgeInputs:
+    """The surge rule's inputs from the JSON arrays `_SURGE_INPUTS` reads (and `QUALITY_SURGE_COLUMNS` with a new
+    return)."""
+    records = [
+        ReturnRecord(
+            return_id,
+            sku,
+            quantity,
+            account_id,
+            ReturnReason(reason),
+            ReturnCondition(condition),
+            date.fromisoformat(returned_on),
+        )
+        for return_id, quantity, account_id, reason, condition, returned_on in returns_json
+    ]
+    found = {a[0]: Account(a[0], a[1], Segment(a[2]), a[3]) for a in accounts_json}
+    promotion_refs = [
+        PromotionRef(
+            promotion_id=p[0],
+            skus=frozenset(p[1]),
+            starts_on=date.fromisoformat(p[2]),
+            ends_on=date.fromisoformat(p[3]),
+            name=p[4],
+            account_segments=frozenset(p[5]),
+            cancelled=p[6] == "cancelled",
+        )
+        for p in promotions_json
+    ]
+    return SurgeInputs(records, float(shipped or 0), found, promotion_refs)
+
+
+def insert_marking(
+    table: Table,
+    key: str,
+    columns: Sequence[str],
+    *,
+    with_account: bool = False,
+    announced: bool = False,
+    then: str = "",
+    joined: str = "",
+    joined_columns: Mapping[str, tuple[str, Any]] | None = None,
+    then_params: Sequence[BindParameter[Any]] = (),
 ) -> InsertOnce:
     """The create-once insert (`insert_once`) of a return or complaint that, when it creates the row, also marks
     its account for a recount (`cost_recounts`, see `CostingStore.claim_recounts`) in the same statement: the mark
@@ -137,7 +183,8 @@ def _insert_marking(
     recount running meanwhile leaves it for the next one. `with_account`: the created row also carries its
     account's name, segment and owner (null when the account is not registered). `announced`: the created row's
     event (already encoded: `event_id`, `event_type`, `event_topic`, `event_key`, `event_payload`) is written to
-    the outbox by the same statement, only when it creates the row."""
+    the outbox by the same statement, only when it creates the row. `then`, `joined`, `joined_columns` and
+    `then_params` add to the statement as `insert_once` takes them."""
     recounts = tables.cost_recounts.fullname
     sequence = f"{tables.cost_recount_seq.schema}.{tables.cost_recount_seq.name}"
     marked = f"""
@@ -146,39 +193,36 @@ def _insert_marking(
             SELECT account_id, nextval('{sequence}'), now() FROM created
             ON CONFLICT (account_id) DO UPDATE SET due_seq = excluded.due_seq, claimed_until = NULL
         )"""
-    then_params: tuple[BindParameter[Any], ...] = ()
+    params: tuple[BindParameter[Any], ...] = tuple(then_params)
     if announced:
         marked += f"""
         , announced AS (
             INSERT INTO {tables.outbox.fullname} (event_id, event_type, topic, key, payload)
             SELECT :event_id, :event_type, :event_topic, :event_key, :event_payload FROM created
         )"""
-        then_params = (
+        params += (
             *(bindparam(name, type_=String) for name in ("event_id", "event_type", "event_topic", "event_key")),
             bindparam("event_payload", type_=LargeBinary),
         )
-    if not with_account:
-        return insert_once(table, key, columns, then=marked, then_params=then_params)
-    return insert_once(
-        table,
-        key,
-        columns,
-        then=marked,
-        joined=f" LEFT JOIN {accounts.fullname} a ON a.account_id = created.account_id",
-        joined_columns={
+    columns_joined = dict(joined_columns or {})
+    if with_account:
+        joined += f" LEFT JOIN {accounts.fullname} a ON a.account_id = created.account_id"
+        columns_joined |= {
             "account_name": ("a.name", String),
             "account_segment": ("a.segment", String),
             "account_owner_email": ("a.owner_email", String),
-        },
+        }
+    return insert_once(
+        table, key, columns, then=marked + then, joined=joined, joined_columns=columns_joined, then_params=params
     )
 
 
-_RETURN_COLUMNS = ("return_id", "sku", "account_id", "quantity", "reason", "condition", "returned_on")
+RETURN_COLUMNS = ("return_id", "sku", "account_id", "quantity", "reason", "condition", "returned_on")
 _COMPLAINT_COLUMNS = ("complaint_id", "account_id", "sku", "severity", "received_on")
-_INSERT_RETURN = _insert_marking(returns, "return_id", _RETURN_COLUMNS)
+_INSERT_RETURN = insert_marking(returns, "return_id", RETURN_COLUMNS)
 # A return nothing else is evaluated for, with its event, in one statement the driver runs (`ReturnsByDriver`).
-_INSERT_RETURN_ANNOUNCED = DriverInsertOnce.of(_insert_marking(returns, "return_id", _RETURN_COLUMNS, announced=True))
-_INSERT_COMPLAINT = _insert_marking(complaints, "complaint_id", _COMPLAINT_COLUMNS, with_account=True)
+_INSERT_RETURN_ANNOUNCED = DriverInsertOnce.of(insert_marking(returns, "return_id", RETURN_COLUMNS, announced=True))
+_INSERT_COMPLAINT = insert_marking(complaints, "complaint_id", _COMPLAINT_COLUMNS, with_account=True)
 
 
 def _recorded(row: Row[Any]) -> Recorded:
@@ -197,7 +241,7 @@ def _account(row: Row[Any]) -> AccountRecord:
     )
 
 
-def _return_values(command: RecordReturn) -> dict[str, Any]:
+def return_values(command: RecordReturn) -> dict[str, Any]:
     return {
         "return_id": command.return_id,
         "sku": command.sku,
@@ -221,7 +265,7 @@ class ReturnsByDriver:
         """The stored return and whether it was created now (then with its event); the same id with another body
         is a 409."""
         values = {
-            **_return_values(command),
+            **return_values(command),
             "event_id": event.event_id,
             "event_type": event.event_type,
             "event_topic": event.topic,
@@ -242,7 +286,7 @@ class RecordsStore:
     async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]:
         """The stored return and whether it was created now; the same id with another body is a 409. A new
         return marks its account for a recount in the same statement."""
-        values = _return_values(command)
+        values = return_values(command)
         row, created = await create_once(self.session, _INSERT_RETURN, values=values, body=command.body, what="return")
         return _recorded(row), created
 
@@ -274,32 +318,7 @@ class RecordsStore:
         """`quality_returns`, `shipped_units`, `accounts_by_id` of those returns' accounts and `promotions_of`
         the SKU, in one round trip."""
         row = (await self.session.execute(_SURGE_INPUTS, {"sku": sku, "start": start, "end": end})).one()
-        records = [
-            ReturnRecord(
-                return_id,
-                sku,
-                quantity,
-                account_id,
-                ReturnReason(reason),
-                ReturnCondition(condition),
-                date.fromisoformat(returned_on),
-            )
-            for return_id, quantity, account_id, reason, condition, returned_on in row.returns
-        ]
-        found = {a[0]: Account(a[0], a[1], Segment(a[2]), a[3]) for a in row.accounts}
-        promotion_refs = [
-            PromotionRef(
-                promotion_id=p[0],
-                skus=frozenset(p[1]),
-                starts_on=date.fromisoformat(p[2]),
-                ends_on=date.fromisoformat(p[3]),
-                name=p[4],
-                account_segments=frozenset(p[5]),
-                cancelled=p[6] == "cancelled",
-            )
-            for p in row.promotions
-        ]
-        return SurgeInputs(records, float(row.shipped or 0), found, promotion_refs)
+        return surge_inputs_of(sku, row.returns, row.shipped, row.accounts, row.promotions)
 
     async def get_return(self, return_id: str) -> Recorded | None:
         row = (await self.session.execute(select(returns).where(returns.c.return_id == return_id))).first()

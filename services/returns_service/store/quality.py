@@ -1,0 +1,190 @@
+"""A quality return on the driver (`shared.db.driver_connection`): one transaction of few round trips. The BEGIN
+carries the SKU's surge lock; one statement then stores the return with its account's recount mark and its event
+and reads everything the surge rule and the alert decision read (`QualityReturns.create_return_evaluated`); the
+alert's raise or revision writes its change, its webhook deliveries and its event in one more (`AlertsByDriver`);
+then the COMMIT."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Any
+
+from sqlalchemy import JSON, Date, Float, String, bindparam
+
+from services.returns_service import tables
+from services.returns_service.domain import (
+    QUALITY_REASONS,
+    AlertType,
+    RecordReturn,
+)
+from services.returns_service.store.alerts import (
+    OPEN,
+    AlertRecord,
+    AlertsByDriver,
+    EventBuffer,
+    alert_of,
+    subject_lock_key,
+)
+from services.returns_service.store.records import (
+    RETURN_COLUMNS,
+    Recorded,
+    SurgeInputs,
+    insert_marking,
+    return_values,
+    surge_inputs_of,
+)
+from shared.idempotency import DriverInsertOnce, create_once_by_driver
+from shared.outbox import EncodedEvent
+
+returns = tables.returns
+alerts = tables.alerts
+
+_REASONS = ", ".join(f"'{reason.value}'" for reason in sorted(QUALITY_REASONS, key=lambda q: q.value))
+_RETURN_FIELDS = "r.return_id, r.quantity, r.account_id, r.reason, r.condition, r.returned_on"
+
+
+def _quality_of(source: str) -> str:
+    return f"""SELECT {_RETURN_FIELDS} FROM {source} r
+            WHERE r.sku = :sku AND r.returned_on BETWEEN :start AND :end AND r.reason IN ({_REASONS})"""
+
+
+# The return, created once with its account's mark and its event (`insert_marking`), and, when it is created, what
+# `surge_inputs` reads (the new return included: the statement's own insert is not in the table it reads), the
+# SKU's open surge alert locked to the commit and the evidence of its last alert if a person resolved it. The
+# surge lock is held already (taken by an earlier statement), so what this statement sees is what every earlier
+# holder committed.
+_INSERT_QUALITY_RETURN = DriverInsertOnce.of(
+    insert_marking(
+        returns,
+        "return_id",
+        RETURN_COLUMNS,
+        announced=True,
+        then=f"""
+        , quality AS (
+            {_quality_of(returns.fullname)}
+            UNION ALL
+            {_quality_of("created")}
+        ), open_alert AS (
+            SELECT * FROM {alerts.fullname}
+            WHERE type = :alert_type AND subject = :sku AND status = '{OPEN}'
+            FOR UPDATE
+        )""",
+        joined=" LEFT JOIN open_alert o ON true",
+        joined_columns={
+            "surge_returns": (
+                "(SELECT coalesce(json_agg(json_build_array(" + _RETURN_FIELDS + ")), '[]') FROM quality r)",
+                JSON,
+            ),
+            "surge_shipped": (
+                f"(SELECT coalesce(sum(v.units_shipped), 0) FROM {tables.daily_volumes.fullname} v"
+                " WHERE v.sku = :sku AND v.day BETWEEN :start AND :end)",
+                Float,
+            ),
+            "surge_accounts": (
+                "(SELECT coalesce(json_agg(json_build_array(a.account_id, a.name, a.segment, a.owner_email)), '[]')"
+                f" FROM {tables.accounts.fullname} a WHERE a.account_id IN (SELECT q.account_id FROM quality q))",
+                JSON,
+            ),
+            "surge_promotions": (
+                "(SELECT coalesce(json_agg(json_build_array(p.promotion_id, p.skus, p.starts_on, p.ends_on, p.name,"
+                f" p.account_segments, p.status)), '[]') FROM {tables.promotions.fullname} p"
+                " WHERE :sku = ANY(p.skus))",
+                JSON,
+            ),
+            **{f"open_{column.name}": (f"o.{column.name}", column.type) for column in alerts.c},
+            # Read only when no alert is open (as `resolved_fingerprint` is).
+            "resolved_fingerprint": (
+                "CASE WHEN o.alert_id IS NULL THEN (SELECT CASE WHEN l.resolved_by IS NOT NULL THEN l.fingerprint END"
+                f" FROM {alerts.fullname} l WHERE l.type = :alert_type AND l.subject = :sku"
+                " ORDER BY l.updated_at DESC LIMIT 1) END",
+                String,
+            ),
+        },
+        then_params=(
+            bindparam("start", type_=Date),
+            bindparam("end", type_=Date),
+            bindparam("alert_type", type_=String),
+        ),
+    )
+)
+
+
+class QualityReturns(AlertsByDriver):
+    """The store of one quality return's transaction (`quality_return`): what `handlers.record_quality_return`
+    reads comes with the return's insert; the alert's writes are `AlertsByDriver`'s."""
+
+    def __init__(self, connection: Any, events: EventBuffer) -> None:
+        super().__init__(connection, events)
+        self._read: tuple[str, date, date] | None = None
+        self._inputs = SurgeInputs([], 0.0, {}, [])
+        self._open: AlertRecord | None = None
+        self._resolved: str | None = None
+
+    async def create_return_evaluated(
+        self, command: RecordReturn, event: EncodedEvent, window: tuple[date, date]
+    ) -> tuple[Recorded, bool]:
+        """The stored return and whether it was created now (then with its event, and with the surge rule's inputs
+        for `window` read); the same id with another body is a 409."""
+        start, end = window
+        values = {
+            **return_values(command),
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "event_topic": event.topic,
+            "event_key": event.key,
+            "event_payload": event.payload,
+            "start": start,
+            "end": end,
+            "alert_type": AlertType.RETURN_SURGE.value,
+        }
+        row, created = await create_once_by_driver(
+            self.connection, _INSERT_QUALITY_RETURN, values=values, body=command.body, what="return"
+        )
+        if created:
+            self._read = (command.sku, start, end)
+            self._inputs = surge_inputs_of(
+                command.sku, row["surge_returns"], row["surge_shipped"], row["surge_accounts"], row["surge_promotions"]
+            )
+            self._open = alert_of(row, "open_") if row["open_alert_id"] is not None else None
+            self._resolved = row["resolved_fingerprint"]
+        return Recorded(body=row["body"], created_at=row["created_at"]), created
+
+    def _check(self, alert_type: AlertType, subject: str) -> None:
+        if self._read is None or alert_type is not AlertType.RETURN_SURGE or subject != self._read[0]:
+            raise RuntimeError(f"the {alert_type.value} alert of '{subject}' was not read with the return")
+
+    async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs:
+        if self._read != (sku, start, end):
+            raise RuntimeError(f"the surge inputs of '{sku}' from {start} to {end} were not read with the return")
+        return self._inputs
+
+    async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
+        """The SKU's open surge alert, locked to the commit (the subject's lock is the transaction's first)."""
+        self._check(alert_type, subject)
+        return self._open
+
+    async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None:
+        self._check(alert_type, subject)
+        return self._resolved
+
+
+@asynccontextmanager
+async def quality_return(connection: Any, events: EventBuffer, sku: str) -> AsyncIterator[QualityReturns]:
+    """A transaction on a driver's connection for a quality return of `sku`: BEGIN and the SKU's surge lock (the
+    lock `AlertsStore.open_alert_for` takes) in one round trip, COMMIT when the work ends (every event it
+    published written by then), ROLLBACK when it fails. A connection left in doubt is the caller's to discard
+    (`driver_connection` does)."""
+    key = int(subject_lock_key(AlertType.RETURN_SURGE, sku))
+    try:
+        # No parameter: the simple protocol takes both statements at once (the key is an integer).
+        await connection.execute(f"BEGIN; SELECT pg_advisory_xact_lock({key})")
+        yield QualityReturns(connection, events)
+        if events.pending:
+            raise RuntimeError("events were published that no statement wrote")
+        await connection.execute("COMMIT")
+    except Exception:
+        if connection.is_in_transaction():
+            await connection.execute("ROLLBACK")
+        raise
