@@ -121,6 +121,15 @@ async def test_a_lease_lapses_and_a_stale_result_is_not_recorded(engine: AsyncEn
     assert endpoint == delivery.endpoint_id
 
 
+async def test_the_backlog_counts_what_is_not_yet_delivered_per_endpoint(engine: AsyncEngine) -> None:
+    busy, quiet = await endpoint_with(engine, 3), await endpoint_with(engine, 1)
+    await endpoint_with(engine, 0)
+    assert await store.backlog(engine) == {busy: 3, quiet: 1}
+    [row] = [r for r in await claim(engine, lanes={busy: 16, quiet: 16}) if r.endpoint_id == quiet]
+    assert await store.record_attempts(engine, POLICY, [(row, OK)]) == 1
+    assert await store.backlog(engine) == {busy: 3}
+
+
 async def test_released_deliveries_are_due_at_once(engine: AsyncEngine) -> None:
     await endpoint_with(engine, 2)
     rows = await claim(engine, lanes={})

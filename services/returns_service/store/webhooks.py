@@ -44,6 +44,7 @@ from services.returns_service.domain.delivery import (
     EndpointHealth,
     EndpointStatus,
 )
+from shared.db import DriverStatement, driver_connection
 
 E = tables.webhook_endpoints
 D = tables.webhook_deliveries
@@ -260,29 +261,32 @@ async def claim_due(
     """Lease up to `limit` due deliveries. `in_flight` counts this dispatcher's running attempts per endpoint,
     `lanes` the lanes each endpoint earned (one for an endpoint in neither)."""
     endpoint_ids = sorted(set(in_flight) | set(lanes))
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            _CLAIM,
-            {
-                "endpoint_ids": endpoint_ids,
-                "in_flight": [in_flight.get(e, 0) for e in endpoint_ids],
-                "lanes": [lanes.get(e, 1) for e in endpoint_ids],
-                "failing_lanes": policy.lanes(consecutive_failures=1),
-                "healthy_lanes": policy.lanes(consecutive_failures=0),
-                "limit": limit,
-                "lease_s": lease_s,
-            },
-        )
-        return [Claim(**row._mapping) for row in result.all()]
+    values = {
+        "endpoint_ids": endpoint_ids,
+        "in_flight": [in_flight.get(e, 0) for e in endpoint_ids],
+        "lanes": [lanes.get(e, 1) for e in endpoint_ids],
+        "failing_lanes": policy.lanes(consecutive_failures=1),
+        "healthy_lanes": policy.lanes(consecutive_failures=0),
+        "limit": limit,
+        "lease_s": lease_s,
+    }
+    # One statement, a transaction of its own: run on the driver, without BEGIN and COMMIT round trips.
+    async with driver_connection(engine) as conn:
+        rows = await conn.fetch(_CLAIM_DRIVER.sql, *_CLAIM_DRIVER.arguments(values))
+    return [Claim(**dict(row)) for row in rows]
+
+
+_CLAIM_DRIVER = DriverStatement.of(_CLAIM)
+_BACKLOG = DriverStatement.of(
+    select(D.c.endpoint_id, func.count()).where(D.c.status == PENDING).group_by(D.c.endpoint_id)
+)
 
 
 async def backlog(engine: AsyncEngine) -> dict[str, int]:
     """Deliveries not yet delivered (due, leased or waiting for a retry), per endpoint that has any."""
-    async with engine.connect() as conn:
-        result = await conn.execute(
-            select(D.c.endpoint_id, func.count()).where(D.c.status == PENDING).group_by(D.c.endpoint_id)
-        )
-        return {row[0]: row[1] for row in result.all()}
+    async with driver_connection(engine) as conn:
+        rows = await conn.fetch(_BACKLOG.sql, *_BACKLOG.arguments({}))
+    return {row[0]: row[1] for row in rows}
 
 
 async def release(engine: AsyncEngine, claims: Sequence[Claim]) -> None:
@@ -370,6 +374,8 @@ _RECORD_SUCCESSES = _record_attempts(
     )""",
 )
 
+_RECORD_SUCCESSES_DRIVER = DriverStatement.of(_RECORD_SUCCESSES)
+
 
 async def record_attempts(
     engine: AsyncEngine, policy: DeliveryPolicy, attempts: Sequence[tuple[Claim, AttemptResult]]
@@ -402,10 +408,14 @@ async def record_attempts(
     if all(attempt.ok for _, attempt, _ in rows):
         # Successes only: whatever an endpoint's health was, it ends up with no failure streak, so the statement
         # that logs the attempts also clears the streaks, without reading the endpoints first.
+        # One statement, a transaction of its own: run on the driver, without BEGIN and COMMIT round trips.
         endpoint_ids = sorted({claim.endpoint_id for claim, _, _ in rows})
-        async with engine.begin() as conn:
-            recorded = await conn.execute(_RECORD_SUCCESSES, {**values, "endpoint_ids": endpoint_ids})
-            return len(recorded.all())
+        async with driver_connection(engine) as conn:
+            recorded = await conn.fetch(
+                _RECORD_SUCCESSES_DRIVER.sql,
+                *_RECORD_SUCCESSES_DRIVER.arguments({**values, "endpoint_ids": endpoint_ids}),
+            )
+        return len(recorded)
     async with engine.begin() as conn:
         # NO KEY UPDATE: alert changes inserting deliveries (a key-share lock on their endpoint) never wait.
         endpoint_ids = sorted({claim.endpoint_id for claim, _ in made.values()})
