@@ -170,7 +170,7 @@ class Process:
         self.loop_lag = Histogram(
             "salesops_event_loop_lag_seconds",
             f"How late the event loop wakes a task from a {LOOP_LAG_INTERVAL_S:g} s sleep (sampled every"
-            f" {LOOP_LAG_INTERVAL_S:g} s): how long ready work waits behind other work",
+            f" {LOOP_LAG_INTERVAL_S:g} s): how long ready work waits, behind other work or for a CPU",
             ["service"],
             buckets=WAIT_BUCKETS,
             registry=registry,
