@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from shared.events import CloudEvent, EventData, EventType, new_event, topic_of
@@ -31,21 +32,57 @@ _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P", "40001", "40P01")
 POOL_RECYCLE_S = 1800
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, checkout_wait: Callable[[float], None] | None = None) -> AsyncEngine:
     """The service's engine. No pre-ping (a BEGIN, a query and a ROLLBACK on every checkout): a connection the
     server closed (a restart, an administrator's terminate) is known closed to asyncpg at once and is replaced at
     checkout by `_replace_closed`; one that breaks during use fails that transaction as transient (503 to a
     request, a retry for the relay and the consumers), and SQLAlchemy then replaces every connection of the pool
-    that is older than the failure."""
+    that is older than the failure. `checkout_wait` is told how long each checkout took, in seconds (see
+    `TimedPool`)."""
     engine = create_async_engine(
         settings.database_url,
+        poolclass=TimedPool,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_recycle=POOL_RECYCLE_S,
         pool_timeout=10,
     )
+    timed_pool(engine).checkout_wait = checkout_wait
     event.listen(engine.sync_engine, "checkout", _replace_closed)
     return engine
+
+
+class TimedPool(AsyncAdaptedQueuePool):
+    """The engine's pool, timing each checkout: from asking for a connection to having one, so the wait for a
+    free connection when all are taken, and the connection of a new one when the pool opens another (or replaces
+    a closed or recycled one). `waiting` is how many checkouts are under way now. A pool the engine recreates (after
+    a disconnect, or `dispose`) keeps its `checkout_wait`."""
+
+    checkout_wait: Callable[[float], None] | None = None
+    waiting: int = 0
+
+    def connect(self) -> PoolProxiedConnection:
+        started = time.perf_counter()
+        self.waiting += 1
+        try:
+            return super().connect()
+        finally:
+            self.waiting -= 1
+            if self.checkout_wait is not None:
+                self.checkout_wait(time.perf_counter() - started)
+
+    def recreate(self) -> TimedPool:
+        pool = super().recreate()
+        assert isinstance(pool, TimedPool)
+        pool.checkout_wait = self.checkout_wait
+        return pool
+
+
+def timed_pool(engine: AsyncEngine) -> TimedPool:
+    """The pool of an engine `create_engine` made, as it is now (disposing of the engine replaces it)."""
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, TimedPool)
+    return pool
 
 
 def _replace_closed(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:

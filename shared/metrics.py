@@ -1,14 +1,24 @@
 """Prometheus metrics: those of HTTP (every app, the console included) and those of a service's plumbing, each
-app in a registry of its own. Helpers for what a service counts itself (open streams, webhook deliveries)."""
+app in a registry of its own. Helpers for what a service counts itself (open streams, webhook deliveries), and
+for what its process shows of itself (the database pool, the event loop's lag)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+# Buckets of short waits, from a tenth of a millisecond (a free pooled connection) to the pool's timeout (10 s).
+WAIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# How often the event loop's lag is sampled: a sleep this long, and by how much it overshoots.
+LOOP_LAG_INTERVAL_S = 0.1
 
 
 def observe_many(histogram: Histogram, counts: Mapping[float, int]) -> None:
@@ -103,6 +113,90 @@ class Webhooks:
                 self.attempts.remove(endpoint, outcome)
 
 
+class Pool(Protocol):
+    """What the pool gauges read of a connection pool (SQLAlchemy's `QueuePool`; `waiting` too when it has it, as
+    `shared.db.TimedPool` does)."""
+
+    def size(self) -> int: ...
+    def checkedin(self) -> int: ...
+    def checkedout(self) -> int: ...
+
+
+class _PoolGauges(Collector):
+    """Gauges of each service's pool, read from the pool when scraped (nothing runs between scrapes)."""
+
+    def __init__(self) -> None:
+        self.pools: dict[str, Callable[[], Pool]] = {}
+
+    def collect(self) -> Iterable[Metric]:
+        size = GaugeMetricFamily(
+            "salesops_db_pool_size", "Connections the database pool may hold (its size)", labels=["service"]
+        )
+        open_ = GaugeMetricFamily(
+            "salesops_db_pool_connections", "Database connections the pool holds open now", labels=["service"]
+        )
+        out = GaugeMetricFamily(
+            "salesops_db_pool_checked_out_connections",
+            "Database connections checked out of the pool now (in use by a request, a consumer or a task)",
+            labels=["service"],
+        )
+        waiting = GaugeMetricFamily(
+            "salesops_db_pool_waiting_checkouts",
+            "Checkouts waiting now for a database connection (all taken) or for a new one to open",
+            labels=["service"],
+        )
+        for service, current in self.pools.items():
+            pool = current()
+            size.add_metric([service], pool.size())
+            open_.add_metric([service], pool.checkedin() + pool.checkedout())
+            out.add_metric([service], pool.checkedout())
+            waiting.add_metric([service], getattr(pool, "waiting", 0))
+        return [size, open_, out, waiting]
+
+
+class Process:
+    """How the process itself is doing: the wait for a database connection (`checkout_wait`, given to
+    `shared.db.create_engine`), the pool's gauges (`watch_pool`) and the event loop's lag (`watch_loop`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.pool_wait = Histogram(
+            "salesops_db_pool_checkout_wait_seconds",
+            "Time to get a database connection from the pool: waiting for a free one when all are taken, or "
+            "opening a new one",
+            ["service"],
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.loop_lag = Histogram(
+            "salesops_event_loop_lag_seconds",
+            f"How late the event loop wakes a task from a {LOOP_LAG_INTERVAL_S:g} s sleep (sampled every"
+            f" {LOOP_LAG_INTERVAL_S:g} s): how long ready work waits, behind other work or for a CPU",
+            ["service"],
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self._pools = _PoolGauges()
+        registry.register(self._pools)
+
+    def checkout_wait(self, service: str) -> Callable[[float], None]:
+        return self.pool_wait.labels(service).observe
+
+    def watch_pool(self, service: str, pool: Callable[[], Pool]) -> None:
+        """Report the pool `pool()` returns when scraped (a function, since an engine replaces its pool when
+        disposed)."""
+        self._pools.pools[service] = pool
+
+    async def watch_loop(self, service: str, interval_s: float = LOOP_LAG_INTERVAL_S) -> None:
+        """Sample the event loop's lag until cancelled: one sleep of `interval_s` after another, each observed by
+        how much it overshot."""
+        lag = self.loop_lag.labels(service)
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(interval_s)
+            lag.observe(max(0.0, loop.time() - started - interval_s))
+
+
 class Metrics(HttpMetrics):
     """The Prometheus metrics of one service process."""
 
@@ -176,3 +270,4 @@ class Metrics(HttpMetrics):
         )
         self.streams = Streams(r)
         self.webhooks = Webhooks(r)
+        self.process = Process(r)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared import inbox, outbox
 from shared.auth import KeyStore
 from shared.consumer import EventConsumer
-from shared.db import UnitOfWork, create_engine
+from shared.db import UnitOfWork, create_engine, timed_pool
 from shared.events import ALL_TOPICS, CloudEvent, EventData, EventType, new_event, topic_of
 from shared.kafka import Producer
 from shared.metrics import Metrics
@@ -118,8 +118,9 @@ class Runtime:
 def build_runtime(
     spec: ServiceSpec, settings: Settings, *, metrics: Metrics | None = None, tracing: Tracing | None = None
 ) -> Runtime:
-    engine = create_engine(settings)
     metrics = metrics or Metrics()
+    engine = create_engine(settings, checkout_wait=metrics.process.checkout_wait(spec.name))
+    metrics.process.watch_pool(spec.name, lambda: timed_pool(engine))
     tracing = tracing or Tracing()
     producer = Producer(settings, client_id=f"{spec.name}-service", topics=ALL_TOPICS)
     relay = OutboxRelay(

@@ -62,6 +62,7 @@ def create_app(spec: ServiceSpec, settings: Settings) -> FastAPI:
         runtime = build_runtime(spec, settings, metrics=metrics, tracing=tracing)
         app.state.runtime = runtime
         runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
+        runtime.tasks.append(asyncio.create_task(metrics.process.watch_loop(spec.name), name="event-loop-lag"))
         for consumer in runtime.consumers:
             runtime.tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{consumer.subscription.name}"))
         for task in spec.background:

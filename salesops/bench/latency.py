@@ -7,10 +7,13 @@ Critical complaints are the request that yields exactly one alert, hence one web
 raises nothing until a SKU's returns reach the surge threshold, and then updates one open alert per SKU).
 Beside each rate: the returns service's CPU per complaint (request, relay and webhook dispatch all run in
 that process), the database's, statements per complaint, lock waits, the sender's own lag behind its
-schedule and, as the floor, the same sender's p99 against the bare endpoint at the same rate."""
+schedule and, as the floor, the same sender's p99 against the bare endpoint at the same rate. From the service's
+own `/metrics` around each run: its waits for a database connection and its event loop's lag. And what the
+service costs idle, with no complaint coming in (its background tasks and pollers)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +27,7 @@ from salesops.bench.load import latency_summary, open_loop
 from salesops.bench.model import Figure, MeasureResult
 from salesops.bench.plan_latency import promotions_to_revisions
 from salesops.bench.raw_app import RAW_TABLE_DDL
+from salesops.bench.scrape import brief, process_view, scrape
 
 GOAL_RATE = 100.0
 GOAL_P99_MS = 100.0
@@ -59,6 +63,7 @@ async def complaints_to_webhooks(
 
     arrivals: dict[str, float] = {}
     profiler = harness.profiler("latency") if rate == GOAL_RATE else None
+    scraped = await scrape(returns.url)
     async with harness.metered(env, {"returns": returns.popen.pid}) as meter:
         if profiler is not None:
             profiler.start(f"returns-{rate:g}", returns.popen.pid, duration_s)
@@ -80,6 +85,7 @@ async def complaints_to_webhooks(
             await wait_until(all_arrived, timeout_s=60, interval_s=0.1)
     if profiler is not None:
         await profiler.finish()
+    view = process_view(scraped, await scrape(returns.url))
     usage = meter.result()
     latencies = [arrivals[cid] - at for cid, at in sent.items() if cid in arrivals]
     return {
@@ -90,7 +96,25 @@ async def complaints_to_webhooks(
         "post": posts.summary(),
         "latency": latency_summary(latencies),
         "usage": usage.per(posts.completed),
+        "process": view,
         "profile": profiler.summary() if profiler is not None else None,
+    }
+
+
+async def idle(harness: Harness, env: Environment, returns: Process, seconds: float) -> dict[str, Any]:
+    """What the service costs with nothing coming in: CPU share and statements per second of its background
+    tasks (the relay, the dispatcher, pollers and samplers)."""
+    scraped = await scrape(returns.url)
+    async with harness.metered(env, {"returns": returns.popen.pid}) as meter:
+        await asyncio.sleep(seconds)
+    usage = meter.result()
+    view = process_view(scraped, await scrape(returns.url))
+    per_second = usage.per(max(1, round(usage.seconds)))
+    return {
+        "seconds": round(usage.seconds, 2),
+        "cpu_utilisation": per_second["cpu_utilisation"],
+        "statements_per_s": per_second["statements_per_unit"],
+        "process": view,
     }
 
 
@@ -116,6 +140,7 @@ def _note(run_: dict[str, Any], floor_: dict[str, Any]) -> str:
         f" {run_['webhooks_received']}/{run_['sent']} webhooks; sender lag p99 {lag.get('p99', 0)} ms"
         + (f", {held} held back (in-flight cap)" if held else "")
         + f"; floor (bare endpoint) p99 {floor_['latency']['p99_ms']} ms"
+        + (f"; {seen}" if (seen := brief(run_["process"], run_["post"].get("completed", 0))) else "")
     )
 
 
@@ -150,6 +175,7 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
         # A short warm-up run so connection pools and the dispatcher are awake.
         await complaints_to_webhooks(harness, env, returns, receiver, 10.0, 1.0)
         await floor(env, raw, 10.0, 1.0)
+        idle_ = await idle(harness, env, returns, 2.0 if quick else 10.0)
         for rate in rates:
             if saturated_at is not None and rate > GOAL_RATE:
                 # Past the goal's rate, a service already behind only grows its backlog: minutes, no news.
@@ -178,6 +204,17 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
                 note=_note(run_, floor_),
             )
         )
+    statements_idle = idle_["statements_per_s"] or {}
+    figures.append(
+        Figure(
+            "complaint service idle CPU",
+            idle_["cpu_utilisation"].get("returns", 0.0),
+            "cores",
+            note=f"no complaints for {idle_['seconds']} s: background tasks; database"
+            f" {idle_['cpu_utilisation'].get('postgres', 0.0)} cores; {statements_idle.get('statements', '?')}"
+            f" statements + {statements_idle.get('transaction_control', '?')} BEGIN/COMMIT per s",
+        )
+    )
     headline = next((r for r in webhook_runs if r["rate_per_s"] == GOAL_RATE), webhook_runs[-1])
     usage = headline["usage"]
     cpu = usage["cpu_ms_per_unit"]
@@ -220,6 +257,7 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
         details={
             "complaint_to_webhook": webhook_runs,
             "floor_bare_endpoint": floors,
+            "idle": idle_,
             "saturated_at_per_s": saturated_at,
             "skipped_rates": skipped,
             "promotion_to_mps": plans,

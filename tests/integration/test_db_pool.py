@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from shared.db import create_engine, driver_connection
+from shared.db import create_engine, driver_connection, timed_pool
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -74,5 +74,28 @@ async def test_a_driver_connection_goes_back_to_the_pool_unless_left_in_doubt(da
         assert await backend_pid() != first
         async with engine.connect() as conn:  # the pool's one connection serves SQLAlchemy as before
             assert await conn.scalar(text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_every_checkout_is_timed_by_the_pool_the_engine_has_now(database_url) -> None:
+    """Checkouts are timed, a connection that had to be opened included; the pool a dispose makes keeps timing."""
+    waits: list[float] = []
+    engine = create_engine(
+        Settings(database_url=database_url, db_pool_size=1, db_max_overflow=0), checkout_wait=waits.append
+    )
+    try:
+        for _ in range(2):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        assert len(waits) == 2 and all(w >= 0 for w in waits)
+        # The first checkout opened the connection (a round trip at least); the second took it from the pool.
+        assert waits[0] > waits[1]
+        old = timed_pool(engine)
+        await engine.dispose()
+        assert timed_pool(engine) is not old
+        async with driver_connection(engine) as connection:
+            await connection.fetchval("SELECT 1")
+        assert len(waits) == 3
     finally:
         await engine.dispose()

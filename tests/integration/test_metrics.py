@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from salesops.console.app import build_app as build_console
 from services.fulfillment_service.app import build_app as build_fulfillment
@@ -18,6 +20,7 @@ from services.planning_service.app import build_app as build_planning
 from services.promotion_service import tables as promotion_tables
 from services.promotion_service.app import build_app as build_promotion
 from services.returns_service.app import build_app as build_returns
+from shared.db import timed_pool
 from shared.events import EventType, Topic
 from shared.service import ServiceSpec, build_runtime
 from shared.subscription import Subscription
@@ -156,6 +159,88 @@ async def test_the_console_exposes_metrics_promtool_accepts():
     assert response.status_code == 200
     assert 'salesops_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in response.text
     assert promtool_check(response.text) == ""
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition, by name and labels."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_the_service_reports_its_database_pool_and_its_event_loop_lag(settings):
+    """The pool's gauges follow connections taken and given back, a checkout that waited for a free connection
+    shows in the wait histogram, and a loop held up shows in the lag histogram."""
+    settings.db_pool_size = 3
+    settings.db_max_overflow = 0
+    app = build_returns(settings)
+    returns = (("service", "returns"),)
+
+    def value(text: str, name: str, **labels: str) -> float:
+        return samples(text).get((name, tuple(sorted({"service": "returns", **labels}.items()))), 0.0)
+
+    async with running(app) as client:
+
+        async def scrape() -> str:
+            return (await client.get("/metrics")).text
+
+        text = await scrape()
+        assert samples(text)[("salesops_db_pool_size", returns)] == 3
+        engine = app.state.runtime.engine
+        pool = timed_pool(engine)
+        held = []
+        try:
+            # Every connection taken, whatever the service's listeners and tasks hold (a task's may be returned
+            # meanwhile, and is taken in turn).
+            while pool.checkedout() < 3:
+                held.append(await engine.connect())
+            text = await scrape()
+            assert value(text, "salesops_db_pool_checked_out_connections") == 3
+            assert value(text, "salesops_db_pool_connections") == 3
+            waited_before = value(text, "salesops_db_pool_checkout_wait_seconds_count") - value(
+                text, "salesops_db_pool_checkout_wait_seconds_bucket", le="0.25"
+            )
+
+            async def one_more() -> None:
+                async with engine.connect():
+                    pass
+
+            waiter = asyncio.create_task(one_more())
+
+            async def waiting() -> bool:
+                return value(await scrape(), "salesops_db_pool_waiting_checkouts") >= 1
+
+            await eventually(waiting, message="a checkout waiting for a connection is not reported")
+            await asyncio.sleep(0.3)
+        finally:
+            for conn in held:
+                await conn.close()
+        await asyncio.wait_for(waiter, timeout=5)
+        text = await scrape()
+        waited = value(text, "salesops_db_pool_checkout_wait_seconds_count") - value(
+            text, "salesops_db_pool_checkout_wait_seconds_bucket", le="0.25"
+        )
+        assert waited >= waited_before + 1, "the checkout that waited more than 0.25 s is not in the histogram"
+
+        async def given_back() -> bool:
+            return value(await scrape(), "salesops_db_pool_checked_out_connections") < 3
+
+        await eventually(given_back, message="connections given back are still reported checked out")
+
+        def slow_samples(text: str) -> float:
+            return value(text, "salesops_event_loop_lag_seconds_count") - value(
+                text, "salesops_event_loop_lag_seconds_bucket", le="0.25"
+            )
+
+        slow_before = slow_samples(await scrape())
+        time.sleep(0.4)  # noqa: ASYNC251 - the loop held up, as by a long synchronous computation
+
+        async def lag_seen() -> bool:
+            return slow_samples(await scrape()) >= slow_before + 1
+
+        await eventually(lag_seen, message="the event loop's lag is not reported")
 
 
 async def _truthy(value: object) -> object:

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from salesops.infra import free_port
@@ -121,6 +121,15 @@ async def test_a_lease_lapses_and_a_stale_result_is_not_recorded(engine: AsyncEn
     assert endpoint == delivery.endpoint_id
 
 
+async def test_the_backlog_counts_what_is_not_yet_delivered_per_endpoint(engine: AsyncEngine) -> None:
+    busy, quiet = await endpoint_with(engine, 3), await endpoint_with(engine, 1)
+    await endpoint_with(engine, 0)
+    assert await store.backlog(engine) == {busy: 3, quiet: 1}
+    [row] = [r for r in await claim(engine, lanes={busy: 16, quiet: 16}) if r.endpoint_id == quiet]
+    assert await store.record_attempts(engine, POLICY, [(row, OK)]) == 1
+    assert await store.backlog(engine) == {busy: 3}
+
+
 async def test_released_deliveries_are_due_at_once(engine: AsyncEngine) -> None:
     await endpoint_with(engine, 2)
     rows = await claim(engine, lanes={})
@@ -181,6 +190,46 @@ async def test_successes_clear_the_streak_only_of_the_endpoints_whose_attempts_c
         statuses = {d.delivery_id: d.status for d in await conn.execute(select(tables.webhook_deliveries))}
     assert len(attempts) == 4
     assert [statuses[r.delivery_id] for r in rows] == ["pending", "delivered", "delivered"]
+
+
+async def test_successes_recorded_while_their_endpoint_is_deleted_wait_for_it_and_count_none(
+    engine: AsyncEngine,
+) -> None:
+    """Recording successes locks a failing endpoint before its deliveries, as deleting the endpoint does: a delete
+    holding the endpoint is waited for (it takes the deliveries without a deadlock), and then nothing counts."""
+    endpoint = await endpoint_with(engine, 1)
+    [row] = await claim(engine)
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(tables.webhook_endpoints)
+            .where(tables.webhook_endpoints.c.endpoint_id == endpoint)
+            .values(consecutive_failures=1, failing_since=datetime.now(UTC))
+        )
+    async with AsyncSession(engine) as session:
+        # The first thing a delete does: lock the endpoint.
+        await session.execute(
+            select(tables.webhook_endpoints).where(tables.webhook_endpoints.c.endpoint_id == endpoint).with_for_update()
+        )
+        recording = asyncio.create_task(store.record_attempts(engine, POLICY, [(row, OK)]))
+
+        async def recording_waits() -> bool:
+            async with engine.connect() as conn:
+                waiting = await conn.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND strpos(query, 'unnest(') > 0"
+                    )
+                )
+            return bool(waiting)
+
+        await eventually(recording_waits, message="recording the success did not wait for the endpoint")
+        # Waiting for the endpoint, it holds none of its deliveries: the delete takes them at once.
+        assert await store.delete_endpoint(session, endpoint, owner=None)
+        await session.commit()
+    assert await asyncio.wait_for(recording, timeout=10) == 0
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(tables.webhook_deliveries))).all() == []
+        assert (await conn.execute(select(tables.webhook_attempts))).all() == []
 
 
 async def test_two_replicas_deliver_each_message_once(settings: Settings, api_keys: dict[str, Any]) -> None:

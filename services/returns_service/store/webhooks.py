@@ -44,6 +44,7 @@ from services.returns_service.domain.delivery import (
     EndpointHealth,
     EndpointStatus,
 )
+from shared.db import DriverStatement, driver_connection
 
 E = tables.webhook_endpoints
 D = tables.webhook_deliveries
@@ -260,29 +261,32 @@ async def claim_due(
     """Lease up to `limit` due deliveries. `in_flight` counts this dispatcher's running attempts per endpoint,
     `lanes` the lanes each endpoint earned (one for an endpoint in neither)."""
     endpoint_ids = sorted(set(in_flight) | set(lanes))
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            _CLAIM,
-            {
-                "endpoint_ids": endpoint_ids,
-                "in_flight": [in_flight.get(e, 0) for e in endpoint_ids],
-                "lanes": [lanes.get(e, 1) for e in endpoint_ids],
-                "failing_lanes": policy.lanes(consecutive_failures=1),
-                "healthy_lanes": policy.lanes(consecutive_failures=0),
-                "limit": limit,
-                "lease_s": lease_s,
-            },
-        )
-        return [Claim(**row._mapping) for row in result.all()]
+    values = {
+        "endpoint_ids": endpoint_ids,
+        "in_flight": [in_flight.get(e, 0) for e in endpoint_ids],
+        "lanes": [lanes.get(e, 1) for e in endpoint_ids],
+        "failing_lanes": policy.lanes(consecutive_failures=1),
+        "healthy_lanes": policy.lanes(consecutive_failures=0),
+        "limit": limit,
+        "lease_s": lease_s,
+    }
+    # One statement, a transaction of its own: run on the driver, without BEGIN and COMMIT round trips.
+    async with driver_connection(engine) as conn:
+        rows = await conn.fetch(_CLAIM_DRIVER.sql, *_CLAIM_DRIVER.arguments(values))
+    return [Claim(**dict(row)) for row in rows]
+
+
+_CLAIM_DRIVER = DriverStatement.of(_CLAIM)
+_BACKLOG = DriverStatement.of(
+    select(D.c.endpoint_id, func.count()).where(D.c.status == PENDING).group_by(D.c.endpoint_id)
+)
 
 
 async def backlog(engine: AsyncEngine) -> dict[str, int]:
     """Deliveries not yet delivered (due, leased or waiting for a retry), per endpoint that has any."""
-    async with engine.connect() as conn:
-        result = await conn.execute(
-            select(D.c.endpoint_id, func.count()).where(D.c.status == PENDING).group_by(D.c.endpoint_id)
-        )
-        return {row[0]: row[1] for row in result.all()}
+    async with driver_connection(engine) as conn:
+        rows = await conn.fetch(_BACKLOG.sql, *_BACKLOG.arguments({}))
+    return {row[0]: row[1] for row in rows}
 
 
 async def release(engine: AsyncEngine, claims: Sequence[Claim]) -> None:
@@ -312,15 +316,21 @@ def _health(row: Row[Any]) -> EndpointHealth:
 # The attempts of one batch, counted and logged in one statement: each delivery moves on only if it is still at the
 # attempt number it was claimed with (a delivery deleted meanwhile, or attempted again after its lease lapsed, is
 # left as it is), and only those get their attempt logged. Returns the ids of the deliveries that counted.
-# `cleared`, for a batch of successes only: the endpoints of the attempts that counted end their failure streak
-# (what `DeliveryPolicy.endpoint_after` makes of a success), in the same statement; rows already clear are neither
-# written nor locked.
-def _record_attempts(cleared: str) -> TextClause:
+# `locked` and `cleared`, for a batch of successes only: the endpoints of the batch that have a failure streak are
+# locked first, then those whose attempts counted end it (what `DeliveryPolicy.endpoint_after` makes of a
+# success), in the same statement; rows already clear are neither written nor locked.
+#
+# Endpoints are locked before deliveries, as everywhere else (deleting or enabling an endpoint, recording failures):
+# otherwise this statement could hold a delivery while waiting for its endpoint, and a transaction holding the
+# endpoint wait for that delivery. `made` yields no row before `locked` has run (its filter is evaluated once,
+# before its first row), and the deliveries are only locked as rows of `made` reach their update.
+def _record_attempts(locked: str = "", cleared: str = "") -> TextClause:
     return text(
         f"""
-    WITH made AS (
+    WITH {locked}made AS (
         SELECT * FROM unnest(:delivery_ids, :claimed, :statuses, :retry_at, :ok, :status_codes, :errors, :durations)
             AS m(delivery_id, claimed, status, retry_at, ok, status_code, error, duration_ms)
+        {"WHERE (SELECT count(*) FROM locked) >= 0" if locked else ""}
     ), counted AS (
         UPDATE {D.fullname} d
         SET status = m.status, attempts = m.claimed + 1, last_attempt_at = :now,
@@ -345,23 +355,26 @@ def _record_attempts(cleared: str) -> TextClause:
         bindparam("errors", type_=ARRAY(Text)),
         bindparam("durations", type_=ARRAY(Float)),
         bindparam("now", type_=DateTime(timezone=True)),
+        *([bindparam("endpoint_ids", type_=ARRAY(Text))] if locked else []),
     )
 
 
-_RECORD_ATTEMPTS = _record_attempts("")
+_RECORD_ATTEMPTS = _record_attempts()
 _RECORD_SUCCESSES = _record_attempts(
-    f"""
-    , failing AS (
+    locked=f"""locked AS (
         SELECT e.endpoint_id FROM {E.fullname} e
-        WHERE e.endpoint_id IN (SELECT endpoint_id FROM counted)
-          AND (e.consecutive_failures <> 0 OR e.failing_since IS NOT NULL)
+        WHERE e.endpoint_id = ANY(:endpoint_ids) AND (e.consecutive_failures <> 0 OR e.failing_since IS NOT NULL)
         ORDER BY e.endpoint_id
         FOR NO KEY UPDATE
-    ), cleared AS (
+    ), """,
+    cleared=f"""
+    , cleared AS (
         UPDATE {E.fullname} e SET consecutive_failures = 0, failing_since = NULL
-        FROM failing f WHERE e.endpoint_id = f.endpoint_id
-    )"""
+        FROM locked l WHERE e.endpoint_id = l.endpoint_id AND l.endpoint_id IN (SELECT endpoint_id FROM counted)
+    )""",
 )
+
+_RECORD_SUCCESSES_DRIVER = DriverStatement.of(_RECORD_SUCCESSES)
 
 
 async def record_attempts(
@@ -395,9 +408,14 @@ async def record_attempts(
     if all(attempt.ok for _, attempt, _ in rows):
         # Successes only: whatever an endpoint's health was, it ends up with no failure streak, so the statement
         # that logs the attempts also clears the streaks, without reading the endpoints first.
-        async with engine.begin() as conn:
-            recorded = await conn.execute(_RECORD_SUCCESSES, values)
-            return len(recorded.all())
+        # One statement, a transaction of its own: run on the driver, without BEGIN and COMMIT round trips.
+        endpoint_ids = sorted({claim.endpoint_id for claim, _, _ in rows})
+        async with driver_connection(engine) as conn:
+            recorded = await conn.fetch(
+                _RECORD_SUCCESSES_DRIVER.sql,
+                *_RECORD_SUCCESSES_DRIVER.arguments({**values, "endpoint_ids": endpoint_ids}),
+            )
+        return len(recorded)
     async with engine.begin() as conn:
         # NO KEY UPDATE: alert changes inserting deliveries (a key-share lock on their endpoint) never wait.
         endpoint_ids = sorted({claim.endpoint_id for claim, _ in made.values()})
