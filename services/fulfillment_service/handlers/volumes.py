@@ -17,7 +17,6 @@ from services.fulfillment_service.domain import (
     PromotionWindow,
     ReportVolumes,
     Retraction,
-    SparseSeries,
     Spike,
     SpikeRule,
     explain_spike,
@@ -27,7 +26,7 @@ from services.fulfillment_service.domain import (
     shift_days,
     spike_update,
 )
-from services.fulfillment_service.store import DailyTotal, DailyVolumes, changed_totals
+from services.fulfillment_service.store import DailyTotal, DailyVolumes, ReportState, changed_totals
 from services.fulfillment_service.store import VolumeStore as Store
 from shared.events import (
     MAX_REPORTED_DAYS,
@@ -136,15 +135,17 @@ async def record_volumes(
     events (changed totals, spike verdicts) are written to the outbox in one statement; an event over
     `max_event_bytes` refuses the whole report (`EventTooLarge`)."""
     lines = latest_lines(command.lines)
-    await store.lock_skus({line.sku for line in lines})
-    changed = await store.save_volumes(command.warehouse_id, lines)
+    changed = await store.save_volumes(command.warehouse_id, lines)  # locks the report's SKUs first
     if changed:
-        # One read for both: the totals of the changed days, and every day the spike rule needs around them.
+        # One read for all: the totals of the changed days, every day the spike rule needs around them, and the
+        # promotion windows and stored spikes the verdicts meet.
         froms = {sku: shift_days(days[0], -rule.window_days) for sku, days in changed.items()}
-        loaded = await store.daily_volumes(froms)
+        state = await store.report_state(froms, min(days[0] for days in changed.values()))
         events = EventBatch(publisher.source, publisher.traceparent)
-        _announce_totals(events, changed, loaded)
-        await reevaluate_spikes(store, events, changed, {sku: volumes.series for sku, volumes in loaded.items()}, rule)
+        _announce_totals(events, changed, state.volumes)
+        detected, retracted = reevaluate_spikes(events, changed, state, rule)
+        await store.retract_spikes(retracted)
+        await store.save_spikes(detected)
         await store.record_events(events.rows, max_bytes=max_event_bytes)
         if events.rows:
             publisher.wrote_outbox()
@@ -179,19 +180,15 @@ def _spike_event(events: EventBatch, event_type: EventType, spike: Spike, sku: s
     events.add(event_type, key=sku, subject=f"{sku}/{spike.day.isoformat()}", data=spike_json(spike, sku, status))
 
 
-async def reevaluate_spikes(
-    store: Store,
-    events: EventBatch,
-    changed: Mapping[str, Sequence[date]],
-    series: Mapping[str, SparseSeries],
-    rule: SpikeRule,
-) -> None:
-    """Re-judge every day a change can move (all SKUs of the report at once, on `series`: each SKU's daily units
-    ordered from `window_days` before its first changed day); store and publish new spikes, changed ones, and
-    retractions."""
-    verdicts = judge_report(series, changed, rule)
-    windows = await store.live_windows(changed)
-    stored = await store.spikes_from(changed, min(min(days) for days in changed.values()))
+def reevaluate_spikes(
+    events: EventBatch, changed: Mapping[str, Sequence[date]], state: ReportState, rule: SpikeRule
+) -> tuple[list[Spike], list[tuple[str, date]]]:
+    """Re-judge every day a change can move (all SKUs of the report at once, on `state.volumes`: each SKU's daily
+    units ordered from `window_days` before its first changed day) against the stored spikes and promotion
+    windows of `state`; publish new spikes, changed ones, and retractions. Returns the spikes to store as
+    detected and the (sku, day) of those to mark retracted."""
+    verdicts = judge_report({sku: volumes.series for sku, volumes in state.volumes.items()}, changed, rule)
+    stored = state.spikes
     # Each judged day with a verdict or a stored spike, in (sku, day) order as the events go out.
     days = sorted({*verdicts.spikes, *(key for key in stored if verdicts.judged(*key))})
     detected: list[Spike] = []
@@ -199,7 +196,7 @@ async def reevaluate_spikes(
     for sku, day in days:
         previous = stored.get((sku, day))
         verdict = verdicts.spikes.get((sku, day))
-        explained = explain_spike(verdict, sku, windows) if verdict is not None else None
+        explained = explain_spike(verdict, sku, state.windows) if verdict is not None else None
         update = spike_update(previous.live if previous else None, explained)
         if isinstance(update, Retraction):
             retracted.append((sku, day))
@@ -207,8 +204,7 @@ async def reevaluate_spikes(
         elif isinstance(update, Detection):
             detected.append(update.spike)
             _spike_event(events, EventType.ORDER_SPIKE_DETECTED, update.spike, sku, "detected")
-    await store.retract_spikes(retracted)
-    await store.save_spikes(detected)
+    return detected, retracted
 
 
 def _spike_payload(spike: Spike, sku: str, status: str) -> OrderSpikeData:
