@@ -87,7 +87,7 @@ class SparseSeries:
     @property
     def span(self) -> int:
         """Days from `first` to the last day with a report."""
-        return int(self.at[-1]) + 1 if len(self.at) else 0
+        return self.at.item(-1) + 1 if len(self.at) else 0  # `item`: a Python int without a numpy scalar
 
     def dense(self) -> DenseSeries:
         values = np.zeros(self.span)
@@ -197,7 +197,13 @@ def _judge_full_windows(
     weeks, window = rule.baseline_weeks, rule.window_days
     history = flat[index]
     lower = (weeks - 1) // 2  # the lower median of each weekday's `weeks` values
-    seasonal_of = np.partition(history.reshape(-1, weeks, 7), lower, axis=1)[:, lower, :]
+    # Column j of day p's (weeks, 7) block holds the values at p - window + j + 7w: its median depends on where
+    # that column starts alone, and the days of a report share most starts (day p + 1's columns 0-5 are day
+    # p's 1-6), so each start's median is taken once.
+    firsts = positions[:, None] + np.arange(-window, 7 - window)[None, :]
+    unique_firsts, which = np.unique(firsts, return_inverse=True)
+    columns = flat[unique_firsts[:, None] + 7 * np.arange(weeks)[None, :]]
+    seasonal_of = np.partition(columns, lower, axis=1)[:, lower][which.reshape(firsts.shape)]
     level = _full_median(history[:, window - min(rule.level_days, window) :], min(rule.level_days, window))
     residuals = history - np.tile(seasonal_of, weeks)
     robust_sigma = _MAD_TO_SIGMA * _full_median(np.abs(residuals, out=residuals), window)
