@@ -40,14 +40,9 @@ RETRACTED = "retracted"
 # begins the transaction the following statements on its connection run in.
 _SAVE_VOLUMES = text(
     f"""
-    WITH line AS MATERIALIZED (
-        SELECT * FROM unnest(CAST(:skus AS varchar[]), CAST(:days AS date[]), CAST(:ordered AS integer[]),
-                             CAST(:shipped AS integer[]), CAST(:backordered AS integer[]))
-             AS line(sku, day, units_ordered, units_shipped, units_backordered)
-    ),
-    locked AS MATERIALIZED (
+    WITH locked AS MATERIALIZED (
         SELECT count(pg_advisory_xact_lock(lock_key)) AS locks FROM (
-            SELECT DISTINCT hashtextextended(sku, 0) AS lock_key FROM line ORDER BY 1
+            SELECT DISTINCT hashtextextended(sku, 0) AS lock_key FROM unnest(CAST(:skus AS varchar[])) AS sku ORDER BY 1
         ) AS lock_keys
     ),
     changed AS (
@@ -55,7 +50,10 @@ _SAVE_VOLUMES = text(
             (warehouse_id, sku, day, units_ordered, units_shipped, units_backordered)
         SELECT CAST(:warehouse_id AS varchar), line.sku, line.day, line.units_ordered, line.units_shipped,
                line.units_backordered
-        FROM locked CROSS JOIN line
+        FROM locked
+        CROSS JOIN unnest(CAST(:skus AS varchar[]), CAST(:days AS date[]), CAST(:ordered AS integer[]),
+                          CAST(:shipped AS integer[]), CAST(:backordered AS integer[]))
+             AS line(sku, day, units_ordered, units_shipped, units_backordered)
         ON CONFLICT (warehouse_id, sku, day) DO UPDATE
             SET units_ordered = EXCLUDED.units_ordered,
                 units_shipped = EXCLUDED.units_shipped,
@@ -70,9 +68,10 @@ _SAVE_VOLUMES = text(
 )
 
 # What a report's re-check reads, in one statement, per wanted SKU:
-# - its rows (all warehouses) from its `from_day` on, as arrays (days after `from_day` and the three figures, in
-#   no particular order: the store sums them per day), and whether it has reports before `from_day` (then its
-#   series starts at `from_day`);
+# - its rows (all warehouses) from its `from_day` on: how many, the first one's day after `from_day`, and whether
+#   it has reports before `from_day` (then its series starts at `from_day`); their days after `from_day` and their
+#   three figures, in no particular order (the store sums them per day), each column packed as 4-byte big-endian
+#   integers (`int4send`), which numpy reads as they are, where arrays would make a Python int of every value;
 # - the uncancelled promotion windows naming it (id, first and last day);
 # - its stored spikes (any status) from `$3` on, a column per array.
 _REPORT_STATE = f"""
@@ -83,14 +82,17 @@ _REPORT_STATE = f"""
     SELECT wanted.sku,
            EXISTS (SELECT FROM {SCHEMA}.volumes earlier
                    WHERE earlier.sku = wanted.sku AND earlier.day < wanted.from_day) AS earlier,
-           loaded.offsets, loaded.ordered, loaded.shipped, loaded.backordered,
+           loaded.count, loaded.first_offset, loaded.offsets, loaded.ordered, loaded.shipped, loaded.backordered,
            covering.promotion_ids, covering.starts_on, covering.ends_on,
            stored.day, stored.status, stored.units, stored.baseline, stored.seasonal_baseline, stored.level,
            stored.sigma, stored.ratio, stored.excess_units, stored.z_score, stored.explained_by_promotion_id
     FROM unnest($1::varchar[], $2::date[]) AS wanted(sku, from_day)
     CROSS JOIN LATERAL (
-        SELECT array_agg(volume.day - wanted.from_day) AS offsets, array_agg(volume.units_ordered) AS ordered,
-               array_agg(volume.units_shipped) AS shipped, array_agg(volume.units_backordered) AS backordered
+        SELECT count(*) AS count, min(volume.day) - wanted.from_day AS first_offset,
+               string_agg(int4send(volume.day - wanted.from_day), '') AS offsets,
+               string_agg(int4send(volume.units_ordered), '') AS ordered,
+               string_agg(int4send(volume.units_shipped), '') AS shipped,
+               string_agg(int4send(volume.units_backordered), '') AS backordered
         FROM {SCHEMA}.volumes volume
         WHERE volume.sku = wanted.sku AND volume.day >= wanted.from_day
     ) AS loaded
@@ -319,11 +321,7 @@ def _stored_spikes(sku: str, columns: Sequence[Any]) -> dict[tuple[str, date], S
 
 
 def _summed(
-    found: list[str],
-    firsts: list[int],
-    starts: list[int],
-    counts: list[int],
-    columns: tuple[list[int], list[int], list[int], list[int]],
+    found: list[str], firsts: list[int], starts: list[int], counts: list[int], columns: Sequence[npt.NDArray[Any]]
 ) -> dict[str, DailyVolumes]:
     """Per SKU of `found`, its rows (`counts[i]` of them, one after the other in `columns`: day offsets from its
     first day to read, then the three figures) summed per day, its series starting at `firsts[i]` (offset
@@ -331,10 +329,10 @@ def _summed(
     if not found:
         return {}
     owner = np.repeat(np.arange(len(found), dtype=np.int64), counts)
-    at = np.array(columns[0], dtype=np.int64) - np.repeat(np.array(starts, dtype=np.int64), counts)
+    at = columns[0].astype(np.int64) - np.repeat(np.array(starts, dtype=np.int64), counts)
     keys, which = np.unique((owner << 32) + at, return_inverse=True)
     ordered, shipped, backordered = (
-        np.bincount(which, weights=np.array(column, dtype=np.float64), minlength=len(keys)).astype(np.float64)
+        np.bincount(which, weights=column.astype(np.float64), minlength=len(keys)).astype(np.float64)
         for column in columns[1:]
     )
     bounds = np.searchsorted(keys >> 32, np.arange(len(found) + 1)).tolist()
@@ -391,29 +389,43 @@ class SqlStore:
         firsts: list[int] = []
         starts: list[int] = []
         counts: list[int] = []
-        columns: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+        packed: tuple[list[bytes], list[bytes], list[bytes], list[bytes]] = ([], [], [], [])
         covered: dict[str, tuple[set[str], date, date]] = {}
         stored: dict[tuple[str, date], StoredSpike] = {}
-        for sku, earlier, offsets, ordered, shipped, backordered, promotion_ids, starts_on, ends_on, *spike in rows:
+        for row in rows:
+            (
+                sku,
+                earlier,
+                count,
+                first_offset,
+                offsets,
+                ordered,
+                shipped,
+                backordered,
+                promotion_ids,
+                starts_on,
+                ends_on,
+            ) = (row[i] for i in range(11))
             if promotion_ids:
                 for promotion_id, first_day, last_day in zip(promotion_ids, starts_on, ends_on, strict=True):
                     covered.setdefault(promotion_id, (set(), first_day, last_day))[0].add(sku)
-            if spike[0]:
-                stored.update(_stored_spikes(sku, spike))
-            if not offsets:
+            if row[11]:
+                stored.update(_stored_spikes(sku, [row[i] for i in range(11, len(row))]))
+            if not count:
                 continue
-            start = 0 if earlier else min(offsets)
+            start = 0 if earlier else first_offset
             found.append(sku)
             firsts.append(froms[sku].toordinal() + start)
             starts.append(start)
-            counts.append(len(offsets))
-            for column, values in zip(columns, (offsets, ordered, shipped, backordered), strict=True):
-                column.extend(values)
+            counts.append(count)
+            for column, values in zip(packed, (offsets, ordered, shipped, backordered), strict=True):
+                column.append(values)
+        figures = tuple(np.frombuffer(b"".join(column), dtype=">i4") for column in packed)
         windows = [
             PromotionWindow(promotion_id, frozenset(named), first_day, last_day)
             for promotion_id, (named, first_day, last_day) in sorted(covered.items())
         ]
-        return ReportState(_summed(found, firsts, starts, counts, columns), windows, stored)
+        return ReportState(_summed(found, firsts, starts, counts, figures), windows, stored)
 
     async def list_volumes(self, where: VolumeFilter, *, limit: int, after: Sequence[Any] | None) -> list[Any]:
         """Rows in (sku, day, warehouse_id) order, after that key when given."""
