@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
@@ -107,3 +108,19 @@ async def test_a_report_s_state_holds_the_windows_and_stored_spikes_the_in_memor
     assert sorted(state.spikes) == [(sku_a, day), (sku_b, day + timedelta(days=3))]
     assert state.spikes[(sku_b, day + timedelta(days=3))].status == "retracted"
     assert state.spikes[(sku_a, day)].spike.ratio is None
+
+
+async def test_storing_a_report_s_lines_holds_its_skus_locks_until_the_transaction_ends(
+    engine: AsyncEngine, db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    skus = [f"SKU-LOCK-{run}-{i}" for i in range(3)]
+    lines = [DayVolume(sku, START + timedelta(days=day), 5, 5, 0) for sku in skus[:2] for day in range(3)]
+    held = "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))"
+    async with AsyncSession(engine) as session, session.begin():
+        assert set(await SqlStore(session).save_volumes("DC-A", lines)) == set(skus[:2])
+        async with db.transaction():
+            # Another transaction cannot take the locks of the report's SKUs, only of others.
+            assert [await db.fetchval(held, sku) for sku in skus] == [False, False, True]
+    async with db.transaction():
+        assert [await db.fetchval(held, sku) for sku in skus] == [True, True, True]
