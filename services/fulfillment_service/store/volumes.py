@@ -33,9 +33,6 @@ RETRACTED = "retracted"
 # parameters, records out): prepared once per connection, no SQLAlchemy statement or row machinery per report.
 
 # A report's first statement, for the whole batch: arrays in, per SKU the days whose lines changed anything out.
-# The lines name their SKU and day by position among the report's distinct ones, and their whole numbers go as
-# array literals (text): asyncpg encodes a list element by element, which cost more than the statement's own work
-# on the service's side.
 # It first takes per-SKU advisory locks in a fixed order (the join with `locked` has them taken before any line is
 # written), which serialise reports touching the same SKU, so spike verdicts and the order of its events follow
 # the order of commits; the upsert itself always meets the latest committed rows. The WHERE keeps identical
@@ -51,12 +48,11 @@ _SAVE_VOLUMES = text(
     changed AS (
         INSERT INTO {SCHEMA}.volumes AS stored
             (warehouse_id, sku, day, units_ordered, units_shipped, units_backordered)
-        SELECT CAST(:warehouse_id AS varchar), (CAST(:skus AS varchar[]))[line.sku], (CAST(:days AS date[]))[line.day],
-               line.units_ordered, line.units_shipped, line.units_backordered
+        SELECT CAST(:warehouse_id AS varchar), line.sku, line.day, line.units_ordered, line.units_shipped,
+               line.units_backordered
         FROM locked
-        CROSS JOIN unnest(CAST(CAST(:sku_at AS text) AS integer[]), CAST(CAST(:day_at AS text) AS integer[]),
-                          CAST(CAST(:ordered AS text) AS integer[]), CAST(CAST(:shipped AS text) AS integer[]),
-                          CAST(CAST(:backordered AS text) AS integer[]))
+        CROSS JOIN unnest(CAST(:skus AS varchar[]), CAST(:days AS date[]), CAST(:ordered AS integer[]),
+                          CAST(:shipped AS integer[]), CAST(:backordered AS integer[]))
              AS line(sku, day, units_ordered, units_shipped, units_backordered)
         ON CONFLICT (warehouse_id, sku, day) DO UPDATE
             SET units_ordered = EXCLUDED.units_ordered,
@@ -312,11 +308,6 @@ def _days(column: Any, since: date | None, until: date | None) -> list[Any]:
     return [*([] if since is None else [column >= since]), *([] if until is None else [column <= until])]
 
 
-def _literal(values: Sequence[int]) -> str:
-    """Whole numbers as a PostgreSQL array literal."""
-    return "{" + ",".join(map(str, values)) + "}"
-
-
 def _stored_spikes(sku: str, columns: Sequence[Any]) -> dict[tuple[str, date], StoredSpike]:
     """A SKU's stored spikes from the arrays of `_REPORT_STATE` (a column each, from `day` on)."""
     stored = {}
@@ -380,20 +371,9 @@ class SqlStore:
         per SKU, the days (in order) whose figures were new or changed."""
         if not lines:
             return {}
-        skus, days, ordered, shipped, backordered = zip(*lines, strict=True)
-        sku_ids: dict[str, int] = {}
-        day_ids: dict[date, int] = {}
-        values = {
-            "warehouse_id": warehouse_id,
-            "sku_at": _literal([sku_ids.setdefault(sku, len(sku_ids) + 1) for sku in skus]),
-            "day_at": _literal([day_ids.setdefault(day, len(day_ids) + 1) for day in days]),
-            "skus": list(sku_ids),
-            "days": list(day_ids),
-            "ordered": _literal(ordered),
-            "shipped": _literal(shipped),
-            "backordered": _literal(backordered),
-        }
-        result = await self.session.execute(_SAVE_VOLUMES, values)
+        skus, days, ordered, shipped, backordered = (list(column) for column in zip(*lines, strict=True))
+        values = {"skus": skus, "days": days, "ordered": ordered, "shipped": shipped, "backordered": backordered}
+        result = await self.session.execute(_SAVE_VOLUMES, {"warehouse_id": warehouse_id, **values})
         return {sku: sorted(changed) for sku, changed in result}
 
     async def report_state(self, froms: Mapping[str, date], spikes_from: date) -> ReportState:
