@@ -20,6 +20,7 @@ from services.fulfillment_service.store import (
     DETECTED,
     RETRACTED,
     DailyVolumes,
+    ReportState,
     StoredOrder,
     StoredShipment,
     StoredSpike,
@@ -40,10 +41,9 @@ class FakeFulfillmentStore:
     locked: list[set[str]] = field(default_factory=list)
     outbox: list[EncodedEvent] = field(default_factory=list)
 
-    async def lock_skus(self, skus: Collection[str]) -> None:
-        self.locked.append(set(skus))
-
     async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[date]]:
+        if lines:
+            self.locked.append({line.sku for line in lines})
         changed: dict[str, set[date]] = defaultdict(set)
         for line in lines:
             figures = (line.units_ordered, line.units_shipped, line.units_backordered)
@@ -59,6 +59,14 @@ class FakeFulfillmentStore:
             if volume_sku == sku:
                 sums[day] = [total + units for total, units in zip(sums[day], figures, strict=True)]
         return sums
+
+    async def report_state(self, froms: Mapping[str, date], spikes_from: date) -> ReportState:
+        windows = [
+            replace(window, skus=window.skus & set(froms))
+            for window in sorted(await self.live_windows(froms), key=lambda window: window.promotion_id)
+        ]
+        spikes = {key: stored for key, stored in self.spikes.items() if key[0] in froms and key[1] >= spikes_from}
+        return ReportState(await self.daily_volumes(froms), windows, spikes)
 
     async def daily_volumes(self, froms: Mapping[str, date]) -> dict[str, DailyVolumes]:
         loaded: dict[str, DailyVolumes] = {}
@@ -79,9 +87,6 @@ class FakeFulfillmentStore:
             for stored in self.windows.values()
             if not stored.window.cancelled and stored.window.skus & set(skus)
         ]
-
-    async def spikes_from(self, skus: Collection[str], first_day: date) -> dict[tuple[str, date], StoredSpike]:
-        return {key: stored for key, stored in self.spikes.items() if key[0] in skus and key[1] >= first_day}
 
     async def save_spikes(self, detected: Sequence[Spike]) -> None:
         for spike in detected:

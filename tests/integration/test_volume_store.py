@@ -8,10 +8,11 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from services.fulfillment_service.domain import DayVolume
+from services.fulfillment_service.domain import DayVolume, PromotionWindow, Spike
 from services.fulfillment_service.store import SqlStore
 from tests.fakes.fulfillment import FakeFulfillmentStore
 
@@ -42,11 +43,11 @@ async def test_changed_days_and_daily_figures_match_the_in_memory_store(engine: 
         lines = list({(line.sku, line.day): line for line in lines}.values())
         async with AsyncSession(engine) as session, session.begin():
             store = SqlStore(session)
-            await store.lock_skus({line.sku for line in lines})
             changed = await store.save_volumes(warehouse, lines)
             assert changed == await fake.save_volumes(warehouse, lines)
             froms = {sku: days[0] - timedelta(days=rng.choice([0, 10, 56])) for sku, days in changed.items()}
-            loaded, expected = await store.daily_volumes(froms), await fake.daily_volumes(froms)
+            state = await store.report_state(froms, START)
+            loaded, expected = state.volumes, await fake.daily_volumes(froms)
         assert set(loaded) == set(expected)
         for sku, volumes in loaded.items():
             other = expected[sku]
@@ -59,3 +60,67 @@ async def test_changed_days_and_daily_figures_match_the_in_memory_store(engine: 
     async with AsyncSession(engine) as session, session.begin():
         again = [DayVolume(sku, day, *figures) for (wh, sku, day), figures in fake.volumes.items() if wh == "DC-A"]
         assert await SqlStore(session).save_volumes("DC-A", again) == {}
+
+
+async def test_a_report_s_state_holds_the_windows_and_stored_spikes_the_in_memory_store_holds(
+    engine: AsyncEngine,
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    sku_a, sku_b, sku_c, other = (f"SKU-STATE-{run}-{name}" for name in ("A", "B", "C", "OTHER"))
+    day = START + timedelta(days=20)
+    fake = FakeFulfillmentStore()
+    windows = [
+        (PromotionWindow(f"P-{run}-1", frozenset({sku_a, other}), START, START + timedelta(days=30)), 1),
+        (
+            PromotionWindow(
+                f"P-{run}-2", frozenset({sku_a, sku_b}), START + timedelta(days=5), START + timedelta(days=9)
+            ),
+            2,
+        ),
+        (PromotionWindow(f"P-{run}-3", frozenset({sku_b}), START, START + timedelta(days=3), cancelled=True), 1),
+        (PromotionWindow(f"P-{run}-4", frozenset({other}), START, START + timedelta(days=3)), 1),
+    ]
+    spikes = [
+        Spike(day - timedelta(days=1), 250.0, 100.0, 90.0, 100.0, 10.0, 2.5, 150.0, 15.0, sku_a, f"P-{run}-1"),
+        Spike(day, 300.5, 0.0, 0.0, 0.0, 1.0, None, 300.5, 300.5, sku_a),
+        Spike(day + timedelta(days=3), 80.0, 20.0, 20.0, 18.0, 4.5, 4.0, 60.0, 13.3, sku_b),
+        Spike(day, 99.0, 10.0, 10.0, 10.0, 3.0, 9.9, 89.0, 29.6, other),
+    ]
+    lines = [DayVolume(sku, day, 5, 5, 0) for sku in (sku_a, sku_b, sku_c, other)]
+    async with AsyncSession(engine) as session, session.begin():
+        store = SqlStore(session)
+        for window, version in windows:
+            await store.save_window(window, version)
+            await fake.save_window(window, version)
+        await store.save_spikes(spikes)
+        await fake.save_spikes(spikes)
+        await store.retract_spikes([(sku_b, day + timedelta(days=3))])
+        await fake.retract_spikes([(sku_b, day + timedelta(days=3))])
+        await store.save_volumes("DC-A", lines)
+        await fake.save_volumes("DC-A", lines)
+        froms = {sku_a: START, sku_b: START, sku_c: START}
+        state, expected = await store.report_state(froms, day), await fake.report_state(froms, day)
+    assert (state.windows, state.spikes) == (expected.windows, expected.spikes)
+    assert [(w.promotion_id, w.skus) for w in state.windows] == [
+        (f"P-{run}-1", frozenset({sku_a})),
+        (f"P-{run}-2", frozenset({sku_a, sku_b})),
+    ]
+    assert sorted(state.spikes) == [(sku_a, day), (sku_b, day + timedelta(days=3))]
+    assert state.spikes[(sku_b, day + timedelta(days=3))].status == "retracted"
+    assert state.spikes[(sku_a, day)].spike.ratio is None
+
+
+async def test_storing_a_report_s_lines_holds_its_skus_locks_until_the_transaction_ends(
+    engine: AsyncEngine, db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    skus = [f"SKU-LOCK-{run}-{i}" for i in range(3)]
+    lines = [DayVolume(sku, START + timedelta(days=day), 5, 5, 0) for sku in skus[:2] for day in range(3)]
+    held = "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))"
+    async with AsyncSession(engine) as session, session.begin():
+        assert set(await SqlStore(session).save_volumes("DC-A", lines)) == set(skus[:2])
+        async with db.transaction():
+            # Another transaction cannot take the locks of the report's SKUs, only of others.
+            assert [await db.fetchval(held, sku) for sku in skus] == [False, False, True]
+    async with db.transaction():
+        assert [await db.fetchval(held, sku) for sku in skus] == [True, True, True]

@@ -87,7 +87,7 @@ class SparseSeries:
     @property
     def span(self) -> int:
         """Days from `first` to the last day with a report."""
-        return int(self.at[-1]) + 1 if len(self.at) else 0
+        return self.at.item(-1) + 1 if len(self.at) else 0  # `item`: a Python int without a numpy scalar
 
     def dense(self) -> DenseSeries:
         values = np.zeros(self.span)
@@ -118,12 +118,14 @@ def judge_report(
     dense: dict[str, DenseSeries] = {}
     budget = max_dense_days
     one_by_one: list[str] = []
-    for sku in sorted(series, key=lambda sku: series[sku].span):
-        if not series[sku].span:
+    spans = {sku: sparse.span for sku, sparse in series.items()}
+    for sku in sorted(spans, key=spans.__getitem__):
+        span = spans[sku]
+        if not span:
             continue
-        if series[sku].span <= budget:
+        if span <= budget:
             dense[sku] = series[sku].dense()
-            budget -= series[sku].span
+            budget -= span
         else:
             one_by_one.append(sku)
     verdicts = judge_batch(dense, {sku: changed[sku] for sku in dense}, rule)
@@ -176,13 +178,14 @@ def _judge_block(
     return _verdicts(flat[positions], seasonal_of[:, 0], level, robust_sigma, judged, rule)
 
 
-def _partitioned_median(values: Floats, count: int) -> Floats:
-    """Median of each row of `values` (`count` columns, none missing): as `_sorted_median`, from a partition."""
+def _full_median(values: Floats, count: int) -> Floats:
+    """Median of each row of `values` (`count` columns, none missing): as `_sorted_median`. Rows are a few dozen
+    values, which numpy sorts faster than it partitions around the two middle positions of an even count."""
+    ordered = np.sort(values, axis=1)
     middle = count // 2
     if count % 2:
-        return np.partition(values, middle, axis=1)[:, middle]
-    parted = np.partition(values, (middle - 1, middle), axis=1)
-    return (parted[:, middle - 1] + parted[:, middle]) / 2
+        return ordered[:, middle]
+    return (ordered[:, middle - 1] + ordered[:, middle]) / 2
 
 
 def _judge_full_windows(
@@ -190,13 +193,20 @@ def _judge_full_windows(
 ) -> tuple[npt.NDArray[np.bool_], dict[str, Floats]]:
     """`_judge_block` when every judged day has its whole window of history and every weekday enough of it (the
     usual case once a SKU has reported for `baseline_weeks`): nothing is missing, so each median is a partition
-    at fixed positions rather than a sort around missing values. The same figures to the bit."""
+    of a full row rather than a sort around missing values. The same figures to the bit."""
     weeks, window = rule.baseline_weeks, rule.window_days
     history = flat[index]
     lower = (weeks - 1) // 2  # the lower median of each weekday's `weeks` values
-    seasonal_of = np.partition(history.reshape(-1, weeks, 7), lower, axis=1)[:, lower, :]
-    level = _partitioned_median(history[:, window - min(rule.level_days, window) :], min(rule.level_days, window))
-    robust_sigma = _MAD_TO_SIGMA * _partitioned_median(np.abs(history - np.tile(seasonal_of, weeks)), window)
+    # Column j of day p's (weeks, 7) block holds the values at p - window + j + 7w: its median depends on where
+    # that column starts alone, and the days of a report share most starts (day p + 1's columns 0-5 are day
+    # p's 1-6), so each start's median is taken once.
+    firsts = positions[:, None] + np.arange(-window, 7 - window)[None, :]
+    unique_firsts, which = np.unique(firsts, return_inverse=True)
+    columns = flat[unique_firsts[:, None] + 7 * np.arange(weeks)[None, :]]
+    seasonal_of = np.partition(columns, lower, axis=1)[:, lower][which.reshape(firsts.shape)]
+    level = _full_median(history[:, window - min(rule.level_days, window) :], min(rule.level_days, window))
+    residuals = history - np.tile(seasonal_of, weeks)
+    robust_sigma = _MAD_TO_SIGMA * _full_median(np.abs(residuals, out=residuals), window)
     judged = np.full(len(positions), window >= rule.min_history_days)
     return _verdicts(flat[positions], seasonal_of[:, 0], level, robust_sigma, judged, rule)
 

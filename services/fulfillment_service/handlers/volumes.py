@@ -7,9 +7,10 @@ Handlers take the store and the unit of work's publisher as parameters; only the
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
+from json.encoder import encode_basestring
 from typing import Any, Protocol
 
 from services.fulfillment_service.domain import (
@@ -17,7 +18,6 @@ from services.fulfillment_service.domain import (
     PromotionWindow,
     ReportVolumes,
     Retraction,
-    SparseSeries,
     Spike,
     SpikeRule,
     explain_spike,
@@ -27,7 +27,7 @@ from services.fulfillment_service.domain import (
     shift_days,
     spike_update,
 )
-from services.fulfillment_service.store import DailyTotal, DailyVolumes, changed_totals
+from services.fulfillment_service.store import DailyTotal, DailyVolumes, ReportState, changed_totals
 from services.fulfillment_service.store import VolumeStore as Store
 from shared.events import (
     MAX_REPORTED_DAYS,
@@ -61,6 +61,29 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+# A string as JSON, exactly as `_json` writes one (what `json.dumps` itself calls for a string), without building
+# an encoder per call.
+_string = encode_basestring
+
+_IDS_PER_READ = 64
+
+
+def random_ids() -> Iterator[str]:
+    """Random (version 4) UUIDs in the text `str(uuid.uuid4())` writes, 64 from each read of the OS's random
+    source rather than one read and one `UUID` object per id."""
+    while True:
+        raw = bytearray(os.urandom(16 * _IDS_PER_READ))
+        for at in range(0, len(raw), 16):
+            raw[at + 6] = raw[at + 6] & 0x0F | 0x40  # version 4
+            raw[at + 8] = raw[at + 8] & 0x3F | 0x80  # the RFC 4122 variant
+        digits = raw.hex()
+        for at in range(0, len(digits), 32):
+            yield (
+                f"{digits[at : at + 8]}-{digits[at + 8 : at + 12]}-{digits[at + 12 : at + 16]}"
+                f"-{digits[at + 16 : at + 20]}-{digits[at + 20 : at + 32]}"
+            )
+
+
 class EventBatch:
     """A report's events as the outbox stores them, in order: CloudEvents encoded from plain values, byte for
     byte the documents `shared.events.new_event(...).to_json()` makes of the contract's models (a test holds
@@ -68,23 +91,24 @@ class EventBatch:
 
     def __init__(self, source: str, traceparent: str | None) -> None:
         time = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        self._source = f',"source":{_json(source)},"type":"'
+        self._source = f',"source":{_string(source)},"type":"'
         self._time = f'","time":"{time}","subject":'
-        self._trace = "}" if traceparent is None else f',"traceparent":{_json(traceparent)}}}'
+        self._trace = "}" if traceparent is None else f',"traceparent":{_string(traceparent)}}}'
         # Per event type, its value and topic (an enum's `.value` is a descriptor call each time).
         self._types: dict[EventType, tuple[str, str]] = {}
         self.rows: list[EncodedEvent] = []
+        self._ids = random_ids()
 
     def add(self, event_type: EventType, *, key: str, subject: str, data: str) -> None:
         """Add an event whose `data` is already encoded JSON."""
-        self.add_encoded(event_type, key=key, subject_json=_json(subject), data=data)
+        self.add_encoded(event_type, key=key, subject_json=_string(subject), data=data)
 
     def add_encoded(self, event_type: EventType, *, key: str, subject_json: str, data: str) -> None:
         """`add` with the subject already encoded as a JSON string."""
         names = self._types.get(event_type)
         if names is None:
             names = self._types[event_type] = (event_type.value, topic_of(event_type).value)
-        event_id = str(uuid.uuid4())
+        event_id = next(self._ids)
         payload = (
             f'{{"specversion":"1.0","id":"{event_id}"{self._source}{names[0]}{self._time}{subject_json}'
             f',"datacontenttype":"application/json","data":{data}{self._trace}'
@@ -101,7 +125,7 @@ def reported_data(sku: str, totals: Iterable[DailyTotal]) -> str:
     days = ",".join(
         _DAY(day.isoformat(), ordered, shipped, backordered) for day, ordered, shipped, backordered in totals
     )
-    return f'{{"sku":{_json(sku)},"days":[{days}]}}'
+    return f'{{"sku":{_string(sku)},"days":[{days}]}}'
 
 
 def spike_json(spike: Spike, sku: str, status: str) -> str:
@@ -136,15 +160,17 @@ async def record_volumes(
     events (changed totals, spike verdicts) are written to the outbox in one statement; an event over
     `max_event_bytes` refuses the whole report (`EventTooLarge`)."""
     lines = latest_lines(command.lines)
-    await store.lock_skus({line.sku for line in lines})
-    changed = await store.save_volumes(command.warehouse_id, lines)
+    changed = await store.save_volumes(command.warehouse_id, lines)  # locks the report's SKUs first
     if changed:
-        # One read for both: the totals of the changed days, and every day the spike rule needs around them.
+        # One read for all: the totals of the changed days, every day the spike rule needs around them, and the
+        # promotion windows and stored spikes the verdicts meet.
         froms = {sku: shift_days(days[0], -rule.window_days) for sku, days in changed.items()}
-        loaded = await store.daily_volumes(froms)
+        state = await store.report_state(froms, min(days[0] for days in changed.values()))
         events = EventBatch(publisher.source, publisher.traceparent)
-        _announce_totals(events, changed, loaded)
-        await reevaluate_spikes(store, events, changed, {sku: volumes.series for sku, volumes in loaded.items()}, rule)
+        _announce_totals(events, changed, state.volumes)
+        detected, retracted = reevaluate_spikes(events, changed, state, rule)
+        await store.retract_spikes(retracted)
+        await store.save_spikes(detected)
         await store.record_events(events.rows, max_bytes=max_event_bytes)
         if events.rows:
             publisher.wrote_outbox()
@@ -165,7 +191,7 @@ def _announce_totals(
     for sku in skus:
         days = changed[sku]
         texts = [iso.get(day) or iso.setdefault(day, day.isoformat()) for day in days]
-        sku_json = _json(sku)
+        sku_json = _string(sku)
         for first in range(0, len(days), MAX_REPORTED_DAYS):
             last = min(first + MAX_REPORTED_DAYS, len(days))
             at, end = start + first, start + last
@@ -179,19 +205,15 @@ def _spike_event(events: EventBatch, event_type: EventType, spike: Spike, sku: s
     events.add(event_type, key=sku, subject=f"{sku}/{spike.day.isoformat()}", data=spike_json(spike, sku, status))
 
 
-async def reevaluate_spikes(
-    store: Store,
-    events: EventBatch,
-    changed: Mapping[str, Sequence[date]],
-    series: Mapping[str, SparseSeries],
-    rule: SpikeRule,
-) -> None:
-    """Re-judge every day a change can move (all SKUs of the report at once, on `series`: each SKU's daily units
-    ordered from `window_days` before its first changed day); store and publish new spikes, changed ones, and
-    retractions."""
-    verdicts = judge_report(series, changed, rule)
-    windows = await store.live_windows(changed)
-    stored = await store.spikes_from(changed, min(min(days) for days in changed.values()))
+def reevaluate_spikes(
+    events: EventBatch, changed: Mapping[str, Sequence[date]], state: ReportState, rule: SpikeRule
+) -> tuple[list[Spike], list[tuple[str, date]]]:
+    """Re-judge every day a change can move (all SKUs of the report at once, on `state.volumes`: each SKU's daily
+    units ordered from `window_days` before its first changed day) against the stored spikes and promotion
+    windows of `state`; publish new spikes, changed ones, and retractions. Returns the spikes to store as
+    detected and the (sku, day) of those to mark retracted."""
+    verdicts = judge_report({sku: volumes.series for sku, volumes in state.volumes.items()}, changed, rule)
+    stored = state.spikes
     # Each judged day with a verdict or a stored spike, in (sku, day) order as the events go out.
     days = sorted({*verdicts.spikes, *(key for key in stored if verdicts.judged(*key))})
     detected: list[Spike] = []
@@ -199,7 +221,7 @@ async def reevaluate_spikes(
     for sku, day in days:
         previous = stored.get((sku, day))
         verdict = verdicts.spikes.get((sku, day))
-        explained = explain_spike(verdict, sku, windows) if verdict is not None else None
+        explained = explain_spike(verdict, sku, state.windows) if verdict is not None else None
         update = spike_update(previous.live if previous else None, explained)
         if isinstance(update, Retraction):
             retracted.append((sku, day))
@@ -207,8 +229,7 @@ async def reevaluate_spikes(
         elif isinstance(update, Detection):
             detected.append(update.spike)
             _spike_event(events, EventType.ORDER_SPIKE_DETECTED, update.spike, sku, "detected")
-    await store.retract_spikes(retracted)
-    await store.save_spikes(detected)
+    return detected, retracted
 
 
 def _spike_payload(spike: Spike, sku: str, status: str) -> OrderSpikeData:

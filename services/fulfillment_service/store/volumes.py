@@ -29,17 +29,30 @@ SCHEMA = tables.metadata.schema
 DETECTED = "detected"
 RETRACTED = "retracted"
 
-# The hot statements of a report go to the session's asyncpg connection as they are (`$n` parameters,
-# records out): prepared once per connection, no SQLAlchemy statement or row machinery per report.
+# The hot statements of a report after its first go to the session's asyncpg connection as they are (`$n`
+# parameters, records out): prepared once per connection, no SQLAlchemy statement or row machinery per report.
 
-# One statement for the whole batch: arrays in, per SKU the days whose lines changed anything out. The WHERE
-# keeps identical re-sends from touching rows, so RETURNING holds exactly the changed lines.
-_SAVE_VOLUMES = f"""
-    WITH changed AS (
+# A report's first statement, for the whole batch: arrays in, per SKU the days whose lines changed anything out.
+# It first takes per-SKU advisory locks in a fixed order (the join with `locked` has them taken before any line is
+# written), which serialise reports touching the same SKU, so spike verdicts and the order of its events follow
+# the order of commits; the upsert itself always meets the latest committed rows. The WHERE keeps identical
+# re-sends from touching rows, so RETURNING holds exactly the changed lines. It goes through the session: that
+# begins the transaction the following statements on its connection run in.
+_SAVE_VOLUMES = text(
+    f"""
+    WITH locked AS MATERIALIZED (
+        SELECT count(pg_advisory_xact_lock(lock_key)) AS locks FROM (
+            SELECT DISTINCT hashtextextended(sku, 0) AS lock_key FROM unnest(CAST(:skus AS varchar[])) AS sku ORDER BY 1
+        ) AS lock_keys
+    ),
+    changed AS (
         INSERT INTO {SCHEMA}.volumes AS stored
             (warehouse_id, sku, day, units_ordered, units_shipped, units_backordered)
-        SELECT $1::varchar, line.sku, line.day, line.units_ordered, line.units_shipped, line.units_backordered
-        FROM unnest($2::varchar[], $3::date[], $4::integer[], $5::integer[], $6::integer[])
+        SELECT CAST(:warehouse_id AS varchar), line.sku, line.day, line.units_ordered, line.units_shipped,
+               line.units_backordered
+        FROM locked
+        CROSS JOIN unnest(CAST(:skus AS varchar[]), CAST(:days AS date[]), CAST(:ordered AS integer[]),
+                          CAST(:shipped AS integer[]), CAST(:backordered AS integer[]))
              AS line(sku, day, units_ordered, units_shipped, units_backordered)
         ON CONFLICT (warehouse_id, sku, day) DO UPDATE
             SET units_ordered = EXCLUDED.units_ordered,
@@ -51,34 +64,53 @@ _SAVE_VOLUMES = f"""
         RETURNING stored.sku, stored.day
     )
     SELECT sku, array_agg(day) AS days FROM changed GROUP BY sku
-"""
-
-# Per-SKU advisory locks, taken in a fixed order, serialise reports touching the same SKU so spike
-# verdicts and the order of its events follow the order of commits. A report's first statement, so it goes
-# through the session: that begins the transaction the following statements on its connection run in.
-_LOCK_SKUS = text(
-    """
-    SELECT count(pg_advisory_xact_lock(lock_key)) FROM (
-        SELECT DISTINCT hashtextextended(sku, 0) AS lock_key FROM unnest(CAST(:skus AS varchar[])) AS sku ORDER BY 1
-    ) AS lock_keys
     """
 )
 
-# Every wanted SKU's rows (all warehouses) from its `from_day` on, as arrays (days after `from_day` and the
-# three figures, in no particular order: the store sums them per day), and whether it has reports before
-# `from_day` (then its series starts at `from_day`).
-_DAILY_VOLUMES = f"""
+# What a report's re-check reads, in one statement, per wanted SKU:
+# - its rows (all warehouses) from its `from_day` on: how many, the first one's day after `from_day`, and whether
+#   it has reports before `from_day` (then its series starts at `from_day`); their days after `from_day` and their
+#   three figures, in no particular order (the store sums them per day), each column packed as 4-byte big-endian
+#   integers (`int4send`), which numpy reads as they are, where arrays would make a Python int of every value;
+# - the uncancelled promotion windows naming it (id, first and last day);
+# - its stored spikes (any status) from `$3` on, a column per array.
+_REPORT_STATE = f"""
+    WITH windows AS MATERIALIZED (
+        SELECT promotion_id, skus, starts_on, ends_on FROM {SCHEMA}.promotion_windows
+        WHERE skus && $1::varchar[] AND NOT cancelled
+    )
     SELECT wanted.sku,
            EXISTS (SELECT FROM {SCHEMA}.volumes earlier
                    WHERE earlier.sku = wanted.sku AND earlier.day < wanted.from_day) AS earlier,
-           loaded.offsets, loaded.ordered, loaded.shipped, loaded.backordered
+           loaded.count, loaded.first_offset, loaded.offsets, loaded.ordered, loaded.shipped, loaded.backordered,
+           covering.promotion_ids, covering.starts_on, covering.ends_on,
+           stored.day, stored.status, stored.units, stored.baseline, stored.seasonal_baseline, stored.level,
+           stored.sigma, stored.ratio, stored.excess_units, stored.z_score, stored.explained_by_promotion_id
     FROM unnest($1::varchar[], $2::date[]) AS wanted(sku, from_day)
     CROSS JOIN LATERAL (
-        SELECT array_agg(stored.day - wanted.from_day) AS offsets, array_agg(stored.units_ordered) AS ordered,
-               array_agg(stored.units_shipped) AS shipped, array_agg(stored.units_backordered) AS backordered
-        FROM {SCHEMA}.volumes stored
-        WHERE stored.sku = wanted.sku AND stored.day >= wanted.from_day
+        SELECT count(*) AS count, min(volume.day) - wanted.from_day AS first_offset,
+               string_agg(int4send(volume.day - wanted.from_day), '') AS offsets,
+               string_agg(int4send(volume.units_ordered), '') AS ordered,
+               string_agg(int4send(volume.units_shipped), '') AS shipped,
+               string_agg(int4send(volume.units_backordered), '') AS backordered
+        FROM {SCHEMA}.volumes volume
+        WHERE volume.sku = wanted.sku AND volume.day >= wanted.from_day
     ) AS loaded
+    CROSS JOIN LATERAL (
+        SELECT array_agg(w.promotion_id) AS promotion_ids, array_agg(w.starts_on) AS starts_on,
+               array_agg(w.ends_on) AS ends_on
+        FROM windows w
+        WHERE wanted.sku = ANY(w.skus)
+    ) AS covering
+    CROSS JOIN LATERAL (
+        SELECT array_agg(spike.day) AS day, array_agg(spike.status) AS status, array_agg(spike.units) AS units,
+               array_agg(spike.baseline) AS baseline, array_agg(spike.seasonal_baseline) AS seasonal_baseline,
+               array_agg(spike.level) AS level, array_agg(spike.sigma) AS sigma, array_agg(spike.ratio) AS ratio,
+               array_agg(spike.excess_units) AS excess_units, array_agg(spike.z_score) AS z_score,
+               array_agg(spike.explained_by_promotion_id) AS explained_by_promotion_id
+        FROM {SCHEMA}.spikes spike
+        WHERE spike.sku = wanted.sku AND spike.day >= $3::date
+    ) AS stored
 """
 
 _SAVE_SPIKES = f"""
@@ -103,8 +135,6 @@ _RETRACT_SPIKES = f"""
     FROM unnest($1::varchar[], $2::date[]) AS gone(sku, day)
     WHERE stored.sku = gone.sku AND stored.day = gone.day
 """
-
-_SPIKES_FROM = f"SELECT * FROM {SCHEMA}.spikes WHERE sku = ANY($1::varchar[]) AND day >= $2::date"
 
 _LIVE_WINDOWS = f"""
     SELECT promotion_id, skus, starts_on, ends_on FROM {SCHEMA}.promotion_windows
@@ -202,6 +232,18 @@ class StoredWindow:
 
 
 @dataclass(frozen=True)
+class ReportState:
+    """What re-checking a report reads, all at once: each SKU's figures from its first day to read (`volumes`,
+    only SKUs with reports from there on); the uncancelled promotion windows naming any of the SKUs, each with
+    the report's SKUs among its own (all an explanation of their spikes asks of a window); the SKUs' stored
+    spikes, any status, from a day on."""
+
+    volumes: dict[str, DailyVolumes]
+    windows: list[PromotionWindow]
+    spikes: dict[tuple[str, date], StoredSpike]
+
+
+@dataclass(frozen=True)
 class VolumeFilter:
     sku: str | None = None
     warehouse_id: str | None = None
@@ -220,15 +262,11 @@ class SpikeFilter:
 class Store(Protocol):
     """What the fulfillment handlers read and write."""
 
-    async def lock_skus(self, skus: Collection[str]) -> None: ...
-
     async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[date]]: ...
 
-    async def daily_volumes(self, froms: Mapping[str, date]) -> dict[str, DailyVolumes]: ...
+    async def report_state(self, froms: Mapping[str, date], spikes_from: date) -> ReportState: ...
 
     async def live_windows(self, skus: Collection[str]) -> list[PromotionWindow]: ...
-
-    async def spikes_from(self, skus: Collection[str], first_day: date) -> dict[tuple[str, date], StoredSpike]: ...
 
     async def save_spikes(self, detected: Sequence[Spike]) -> None: ...
 
@@ -270,6 +308,47 @@ def _days(column: Any, since: date | None, until: date | None) -> list[Any]:
     return [*([] if since is None else [column >= since]), *([] if until is None else [column <= until])]
 
 
+def _stored_spikes(sku: str, columns: Sequence[Any]) -> dict[tuple[str, date], StoredSpike]:
+    """A SKU's stored spikes from the arrays of `_REPORT_STATE` (a column each, from `day` on)."""
+    stored = {}
+    for day, status, *figures, promotion_id in zip(*columns, strict=True):
+        units, baseline, seasonal_baseline, level, sigma, ratio, excess_units, z_score = figures
+        spike = Spike(
+            day, units, baseline, seasonal_baseline, level, sigma, ratio, excess_units, z_score, sku, promotion_id
+        )
+        stored[(sku, day)] = StoredSpike(status, spike)
+    return stored
+
+
+def _summed(
+    found: list[str], firsts: list[int], starts: list[int], counts: list[int], columns: Sequence[npt.NDArray[Any]]
+) -> dict[str, DailyVolumes]:
+    """Per SKU of `found`, its rows (`counts[i]` of them, one after the other in `columns`: day offsets from its
+    first day to read, then the three figures) summed per day, its series starting at `firsts[i]` (offset
+    `starts[i]`)."""
+    if not found:
+        return {}
+    owner = np.repeat(np.arange(len(found), dtype=np.int64), counts)
+    at = columns[0].astype(np.int64) - np.repeat(np.array(starts, dtype=np.int64), counts)
+    keys, which = np.unique((owner << 32) + at, return_inverse=True)
+    ordered, shipped, backordered = (
+        np.bincount(which, weights=column.astype(np.float64), minlength=len(keys)).astype(np.float64)
+        for column in columns[1:]
+    )
+    bounds = np.searchsorted(keys >> 32, np.arange(len(found) + 1)).tolist()
+    days = keys & 0xFFFFFFFF
+    return {
+        sku: DailyVolumes(
+            firsts[i],
+            days[bounds[i] : bounds[i + 1]],
+            ordered[bounds[i] : bounds[i + 1]],
+            shipped[bounds[i] : bounds[i + 1]],
+            backordered[bounds[i] : bounds[i + 1]],
+        )
+        for i, sku in enumerate(found)
+    }
+
+
 class SqlStore:
     """The store on one unit of work's session."""
 
@@ -287,63 +366,66 @@ class SqlStore:
             await self.session.execute(text("SELECT 1"))
         return driver
 
-    async def lock_skus(self, skus: Collection[str]) -> None:
-        await self.session.execute(_LOCK_SKUS, {"skus": sorted(set(skus))})
-
     async def save_volumes(self, warehouse_id: str, lines: Sequence[DayVolume]) -> dict[str, list[date]]:
-        """Store the lines (one per sku and day); returns, per SKU, the days (in order) whose figures were new or
-        changed."""
+        """Lock the lines' SKUs (until the transaction ends), then store the lines (one per sku and day); returns,
+        per SKU, the days (in order) whose figures were new or changed."""
         if not lines:
             return {}
         skus, days, ordered, shipped, backordered = (list(column) for column in zip(*lines, strict=True))
-        rows = await (await self._driver()).fetch(
-            _SAVE_VOLUMES, warehouse_id, skus, days, ordered, shipped, backordered
-        )
-        return {row[0]: sorted(row[1]) for row in rows}
+        values = {"skus": skus, "days": days, "ordered": ordered, "shipped": shipped, "backordered": backordered}
+        result = await self.session.execute(_SAVE_VOLUMES, {"warehouse_id": warehouse_id, **values})
+        return {sku: sorted(changed) for sku, changed in result}
 
-    async def daily_volumes(self, froms: Mapping[str, date]) -> dict[str, DailyVolumes]:
-        """Each SKU's figures (all warehouses) from its `froms` day on, dense, as the spike rule and the `reported`
-        events read them: a day inside the observed range without a report is 0; when the SKU has reports before
-        `from`, the series starts at `from` (so the rule does not mistake the loaded slice for its first reports)."""
+    async def report_state(self, froms: Mapping[str, date], spikes_from: date) -> ReportState:
+        """Each SKU's figures (all warehouses) from its `froms` day on, as the spike rule and the `reported` events
+        read them: a day inside the observed range without a report is 0; when the SKU has reports before `from`,
+        the series starts at `from` (so the rule does not mistake the loaded slice for its first reports). With
+        them, in the same statement, the promotion windows and the stored spikes from `spikes_from` on of the SKUs
+        (see `ReportState`)."""
         skus = sorted(froms)
-        rows = await (await self._driver()).fetch(_DAILY_VOLUMES, skus, [froms[sku] for sku in skus])
+        rows = await (await self._driver()).fetch(_REPORT_STATE, skus, [froms[sku] for sku in skus], spikes_from)
         # Every SKU's rows in flat arrays, summed per (SKU, day) in one pass (no numpy calls per SKU).
         found: list[str] = []
         firsts: list[int] = []
         starts: list[int] = []
         counts: list[int] = []
-        columns: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
-        for sku, earlier, offsets, *figures in rows:
-            if not offsets:
+        packed: tuple[list[bytes], list[bytes], list[bytes], list[bytes]] = ([], [], [], [])
+        covered: dict[str, tuple[set[str], date, date]] = {}
+        stored: dict[tuple[str, date], StoredSpike] = {}
+        for row in rows:
+            (
+                sku,
+                earlier,
+                count,
+                first_offset,
+                offsets,
+                ordered,
+                shipped,
+                backordered,
+                promotion_ids,
+                starts_on,
+                ends_on,
+            ) = (row[i] for i in range(11))
+            if promotion_ids:
+                for promotion_id, first_day, last_day in zip(promotion_ids, starts_on, ends_on, strict=True):
+                    covered.setdefault(promotion_id, (set(), first_day, last_day))[0].add(sku)
+            if row[11]:
+                stored.update(_stored_spikes(sku, [row[i] for i in range(11, len(row))]))
+            if not count:
                 continue
-            start = 0 if earlier else min(offsets)
+            start = 0 if earlier else first_offset
             found.append(sku)
             firsts.append(froms[sku].toordinal() + start)
             starts.append(start)
-            counts.append(len(offsets))
-            for column, values in zip(columns, (offsets, *figures), strict=True):
-                column.extend(values)
-        if not found:
-            return {}
-        owner = np.repeat(np.arange(len(found), dtype=np.int64), counts)
-        at = np.array(columns[0], dtype=np.int64) - np.repeat(np.array(starts, dtype=np.int64), counts)
-        keys, which = np.unique((owner << 32) + at, return_inverse=True)
-        ordered, shipped, backordered = (
-            np.bincount(which, weights=np.array(column, dtype=np.float64), minlength=len(keys)).astype(np.float64)
-            for column in columns[1:]
-        )
-        bounds = np.searchsorted(keys >> 32, np.arange(len(found) + 1)).tolist()
-        days = keys & 0xFFFFFFFF
-        return {
-            sku: DailyVolumes(
-                firsts[i],
-                days[bounds[i] : bounds[i + 1]],
-                ordered[bounds[i] : bounds[i + 1]],
-                shipped[bounds[i] : bounds[i + 1]],
-                backordered[bounds[i] : bounds[i + 1]],
-            )
-            for i, sku in enumerate(found)
-        }
+            counts.append(count)
+            for column, values in zip(packed, (offsets, ordered, shipped, backordered), strict=True):
+                column.append(values)
+        figures = tuple(np.frombuffer(b"".join(column), dtype=">i4") for column in packed)
+        windows = [
+            PromotionWindow(promotion_id, frozenset(named), first_day, last_day)
+            for promotion_id, (named, first_day, last_day) in sorted(covered.items())
+        ]
+        return ReportState(_summed(found, firsts, starts, counts, figures), windows, stored)
 
     async def list_volumes(self, where: VolumeFilter, *, limit: int, after: Sequence[Any] | None) -> list[Any]:
         """Rows in (sku, day, warehouse_id) order, after that key when given."""
@@ -365,10 +447,6 @@ class SqlStore:
         return [row._mapping for row in (await self.session.execute(query)).all()]
 
     # ------------------------------------------------------------ spikes
-
-    async def spikes_from(self, skus: Collection[str], first_day: date) -> dict[tuple[str, date], StoredSpike]:
-        rows = await (await self._driver()).fetch(_SPIKES_FROM, sorted(skus), first_day)
-        return {(row["sku"], row["day"]): StoredSpike(row["status"], _spike(row)) for row in rows}
 
     async def save_spikes(self, detected: Sequence[Spike]) -> None:
         """Store the spikes as detected (new ones, or the new figures and explanation of stored ones)."""

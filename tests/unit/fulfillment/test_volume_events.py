@@ -3,7 +3,9 @@ documents the contract's models give (`new_event(...).to_json()`), and read back
 
 from __future__ import annotations
 
+import itertools
 import json
+import uuid
 from datetime import UTC, date, datetime
 
 from hypothesis import given, settings
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 
 from services.fulfillment_service.app import build_spec
 from services.fulfillment_service.domain import Spike
-from services.fulfillment_service.handlers.volumes import EventBatch, reported_data, spike_json
+from services.fulfillment_service.handlers.volumes import EventBatch, random_ids, reported_data, spike_json
 from services.fulfillment_service.settings import FulfillmentSettings
 from services.fulfillment_service.store import DailyTotal
 from shared.events import (
@@ -135,3 +137,16 @@ def test_every_event_of_a_batch_has_its_own_id_in_the_order_added() -> None:
         )
     assert [row.key for row in batch.rows] == ["A", "B", "C"]
     assert len({row.event_id for row in batch.rows}) == 3
+
+
+def test_event_ids_are_distinct_random_uuids_in_their_canonical_text() -> None:
+    ids = list(itertools.islice(random_ids(), 1_000))  # several reads of the random source
+    assert len(set(ids)) == len(ids)
+    for event_id in ids:
+        parsed = uuid.UUID(event_id)
+        assert (str(parsed), parsed.version, parsed.variant) == (event_id, 4, uuid.RFC_4122)
+    batch = EventBatch(SOURCE, None)
+    for _ in range(3):
+        batch.add(EventType.ORDER_VOLUME_REPORTED, key="SKU-1", subject="SKU-1", data='{"sku":"SKU-1","days":[]}')
+    assert len({row.event_id for row in batch.rows}) == 3
+    assert all(uuid.UUID(row.event_id).version == 4 for row in batch.rows)
