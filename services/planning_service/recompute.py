@@ -21,6 +21,7 @@ from services.planning_service.domain.diff import COMPARED_FIELDS, changed_weeks
 from services.planning_service.review import review_promises_after
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import PlanRevision, Store, StoredPlan, exceptions_json
+from services.planning_service.store.inputs import encode_expanded_plan_weeks, encode_plan_weeks
 from services.planning_service.store.plans import encode_stored_changes
 from shared.events import (
     CapacityConflictData,
@@ -73,7 +74,15 @@ async def recompute(
         params=settings.planning_params(),
         today=settings.today(),
     )
-    result = await save_plans(store, publisher, plans, loaded.stored, driver_ids, horizon_start)
+    result = await save_plans(
+        store,
+        publisher,
+        plans,
+        loaded.stored,
+        driver_ids,
+        horizon_start,
+        compact=settings.planning_plan_storage == "compact",
+    )
     await review_promises_after(store, publisher, plans, loaded.inputs, result.versions, result.drivers)
     return result
 
@@ -85,13 +94,17 @@ async def save_plans(
     stored: Mapping[str, StoredPlan],
     driver_ids: Sequence[str] | Mapping[str, Sequence[str]],
     horizon_start: date,
+    *,
+    compact: bool,
 ) -> RecomputeResult:
     """Save the plans that changed as new revisions, naming their drivers (the same for every SKU, or each
-    SKU's own), publish the revisions and the conflicts that appeared, changed or went away.
+    SKU's own), publish the revisions and the conflicts that appeared, changed or went away. `compact`: the
+    plan's weeks and the revision's changes are stored compactly, else spelled out (`planning_plan_storage`).
 
-    A revision's week changes are encoded once: the same JSON is the revision row's `changes` and the
-    event's `changed_weeks`. A publisher that writes encoded events (a full re-plan's chunk) gets every
-    `mps.revised` of the chunk written by the store in one statement; any other gets them one by one."""
+    A revision's week changes are diffed once: the revision row's `changes` and the event's `changed_weeks`
+    are encoded from the same values (spelled out, the very same JSON). A publisher that writes encoded events
+    (a full re-plan's chunk) gets every `mps.revised` of the chunk written by the store in one statement; any
+    other gets them one by one."""
     now = datetime.now(UTC)
     earlier = await store.earlier_drivers([p.sku for p in plans if p.sku not in stored])
     encoding = publisher if isinstance(publisher, EncodingPublisher) else None
@@ -102,7 +115,7 @@ async def save_plans(
     drivers_of: dict[str, list[str]] = {}
     for plan in plans:
         old = stored.get(plan.sku)
-        encoded_changes = encode_revision_changes(old.plan if old else None, plan)
+        encoded_changes = encode_revision_changes(old.plan if old else None, plan, compact=compact)
         exceptions = exceptions_json(plan.exceptions) if plan.exceptions else []
         own = driver_ids.get(plan.sku, ()) if isinstance(driver_ids, Mapping) else driver_ids
         if encoded_changes is None:
@@ -117,7 +130,8 @@ async def save_plans(
         drivers = list(dict.fromkeys([*own, *earlier.get(plan.sku, ())]))
         drivers_of[plan.sku] = drivers
         changes_json, stored_changes = encoded_changes
-        revisions.append(PlanRevision(plan, version, exceptions, drivers, stored_changes))
+        stored_weeks = encode_plan_weeks(plan.weeks) if compact else encode_expanded_plan_weeks(plan.weeks)
+        revisions.append(PlanRevision(plan, version, exceptions, drivers, stored_changes, stored_weeks))
         data = mps_revised_data(plan.sku, version, orjson.Fragment(changes_json), drivers)
         if encoding is not None:
             encoded.append(encode_event(EventType.MPS_REVISED, plan.sku, data, encoding, time=now))
@@ -149,9 +163,10 @@ def encode_week_changes(old: SkuPlan | None, new: SkuPlan) -> bytes | None:
     return None if encoded is None else encoded[0]
 
 
-def encode_revision_changes(old: SkuPlan | None, new: SkuPlan) -> tuple[bytes, bytes] | None:
-    """The changes from `old` to `new`, None when nothing changed; else encoded twice: as `mps.revised` carries
-    them (`week_changes(old, new)`'s JSON) and as the revision stores them (`encode_stored_changes`).
+def encode_revision_changes(old: SkuPlan | None, new: SkuPlan, *, compact: bool = True) -> tuple[bytes, bytes] | None:
+    """The changes from `old` to `new`, None when nothing changed; else encoded as `mps.revised` carries them
+    (`week_changes(old, new)`'s JSON) and as the revision stores them: `encode_stored_changes` when `compact`,
+    else that same spelled-out JSON.
 
     A first plan changes every compared field of every week: both are put together from its numbers, encoded at
     once, and two templates shared by every first plan of the same horizon, without a dict per change."""
@@ -159,12 +174,14 @@ def encode_revision_changes(old: SkuPlan | None, new: SkuPlan) -> tuple[bytes, b
         weeks = changed_weeks(old, new)
         if not weeks:
             return None
-        return orjson.dumps(spelled_out(weeks)), encode_stored_changes(weeks)
+        spelled = orjson.dumps(spelled_out(weeks))
+        return spelled, encode_stored_changes(weeks) if compact else spelled
     plan_weeks: tuple[tuple[Any, ...], ...] = new.weeks
     numbers = orjson.dumps([float(week[index]) for week in plan_weeks for index in _COMPARED_INDEXES])
     texts = tuple(numbers[1:-1].split(b","))
     spelled, stored = _first_plan_templates(tuple(week[0] for week in plan_weeks))
-    return spelled % texts, stored % texts
+    changes = spelled % texts
+    return changes, stored % texts if compact else changes
 
 
 _COMPARED_INDEXES = tuple(PlanWeek._fields.index(name) for name in COMPARED_FIELDS)

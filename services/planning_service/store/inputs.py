@@ -142,6 +142,12 @@ def encode_plan_weeks(weeks: Sequence[PlanWeek]) -> bytes:
     return orjson.dumps({"fields": _WEEK_FIELDS, "rows": list(map(tuple, weeks))})
 
 
+def encode_expanded_plan_weeks(weeks: Sequence[PlanWeek]) -> bytes:
+    """`plans.weeks` spelled out, one object per week (`plan_weeks_json` encoded): the form every version of
+    the service reads, byte for byte what versions before `encode_plan_weeks` wrote."""
+    return orjson.dumps([dict(zip(_WEEK_FIELDS, week, strict=True)) for week in weeks])
+
+
 def _weeks_from_rows(stored: dict[str, Any]) -> tuple[PlanWeek, ...]:
     """The weeks of `encode_plan_weeks`'s form; its rows are reused."""
     fromisoformat = date.fromisoformat

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.planning_service import tables
 from services.planning_service.domain import CapacityConflict, SkuPlan
 from services.planning_service.domain.diff import COMPARED_FIELDS, ChangedWeek, spelled_out
-from services.planning_service.store.inputs import encode_plan_weeks, sku_in
+from services.planning_service.store.inputs import sku_in
 from shared.outbox import EncodedEvent, record_encoded_events
 
 ROLLED_TO = "horizon_start"
@@ -76,9 +76,11 @@ class PlanRevision:
     plan_version: int
     exceptions: list[dict[str, Any]]
     driver_event_ids: list[str]
-    # the week changes as the revision stores them (`encode_stored_changes`); `mps.revised` carries them spelled
-    # out, encoded from the same values
+    # the week changes as the revision stores them (`encode_stored_changes`, or spelled out as `mps.revised`
+    # carries them); the event's are encoded from the same values
     stored_changes: bytes
+    # the plan's weeks as `plans.weeks` stores them (`encode_plan_weeks` or `encode_expanded_plan_weeks`)
+    stored_weeks: bytes
 
     @property
     def changes(self) -> list[dict[str, Any]]:
@@ -96,7 +98,8 @@ def encode_stored_changes(weeks: Sequence[ChangedWeek]) -> bytes:
 
 def changes_from_stored(stored: Any) -> list[dict[str, Any]]:
     """A stored revision's changes, one `{"week_start", "field", "before", "after"}` per change (dates as ISO
-    text, as JSON has them): from `encode_stored_changes`'s form, or as revisions stored before it have them."""
+    text, as JSON has them): from `encode_stored_changes`'s form, or spelled out as they are (as revisions
+    stored expanded, and all stored before the compact form, have them)."""
     if isinstance(stored, dict):
         return spelled_out([tuple(week) for week in stored["weeks"]], stored["fields"])
     return list(stored)
@@ -148,7 +151,7 @@ class PlanSql:
             plan_weeks = r.plan.weeks
             skus.append(r.plan.sku)
             versions.append(r.plan_version)
-            weeks.append(encode_plan_weeks(plan_weeks))
+            weeks.append(r.stored_weeks)
             exceptions.append(orjson.dumps(r.exceptions).decode() if r.exceptions else "[]")
             total_forecast.append(float(sum(w.forecast for w in plan_weeks)))
             total_mps.append(float(sum(w.mps_quantity for w in plan_weeks)))

@@ -204,7 +204,9 @@ def test_a_revision_stores_its_changes_compactly_and_reads_them_back_spelled_out
         as_json = orjson.loads(orjson.dumps(week_changes(old, new)))
         assert changes_from_stored(orjson.loads(stored)) == as_json == orjson.loads(spelled)
         assert changes_from_stored(as_json) == as_json
+        assert encode_revision_changes(old, new, compact=False) == (spelled, spelled), "expanded: the event's JSON"
     assert encode_revision_changes(first[0], first[0]) is None
+    assert encode_revision_changes(first[0], first[0], compact=False) is None
 
 
 values = st.one_of(
