@@ -67,6 +67,37 @@ _SNAPSHOT_FORECASTS = text(
     """
 )
 
+# `mps.revised` events whose `changed_weeks` are their revision's stored changes, byte for byte (the revisions
+# are stored spelled out): the changes go to the server once, in the revision row, and each outbox row is put
+# together there from the event's JSON before them, the revision's `changes` and the JSON after them.
+_SAVE_REVISION_EVENTS = text(
+    """
+    INSERT INTO planning.outbox (event_id, event_type, topic, key, payload)
+    SELECT e.event_id, e.event_type, e.topic, e.key, e.head || convert_to(r.changes::text, 'UTF8') || e.tail
+    FROM unnest(cast(:event_ids AS text[]), cast(:event_types AS text[]), cast(:topics AS text[]),
+                cast(:keys AS text[]), cast(:skus AS text[]), cast(:versions AS int[]), cast(:heads AS bytea[]),
+                cast(:tails AS bytea[]))
+         WITH ORDINALITY AS e(event_id, event_type, topic, key, sku, plan_version, head, tail, position)
+    JOIN planning.plan_revisions AS r ON r.sku = e.sku AND r.plan_version = e.plan_version
+    ORDER BY e.position
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionEvent:
+    """An encoded event that carries a stored revision's changes as they are stored (`changes` of the
+    revision `sku`, `plan_version`), between `head` and `tail`: its payload is `head + changes + tail`."""
+
+    event_id: str
+    event_type: str
+    topic: str
+    key: str
+    sku: str
+    plan_version: int
+    head: bytes
+    tail: bytes
+
 
 @dataclass(frozen=True)
 class PlanRevision:
@@ -176,6 +207,29 @@ class PlanSql:
             _SAVE_REVISIONS,
             {"skus": skus, "versions": versions, "generated_at": generated_at, "drivers": drivers, "changes": changes},
         )
+
+    async def save_revision_events(self, events: Sequence[RevisionEvent]) -> None:
+        """Events around their revisions' stored changes (already measured), into the outbox in this transaction
+        and in their order (one statement): each payload put together on the server, the changes not sent
+        again. The revisions must be stored first."""
+        if not events:
+            return
+        written = await self.session.execute(
+            _SAVE_REVISION_EVENTS,
+            {
+                "event_ids": [e.event_id for e in events],
+                "event_types": [e.event_type for e in events],
+                "topics": [e.topic for e in events],
+                "keys": [e.key for e in events],
+                "skus": [e.sku for e in events],
+                "versions": [e.plan_version for e in events],
+                "heads": [e.head for e in events],
+                "tails": [e.tail for e in events],
+            },
+        )
+        count = getattr(written, "rowcount", len(events))
+        if count != len(events):
+            raise RuntimeError(f"{len(events) - count} of {len(events)} events name no stored revision")
 
     async def save_exceptions(self, exceptions: Mapping[str, list[dict[str, Any]]]) -> None:
         """New exceptions of plans that did not change otherwise (no new version)."""
