@@ -22,18 +22,23 @@ from shared.outbox import EncodedEvent, record_encoded_events
 ROLLED_TO = "horizon_start"
 
 # Set-based writes of a whole batch of plans (a full re-plan's chunk): arrays in, one statement per table.
-# JSON goes in encoded with orjson (the large documents as bytes, decoded by the server) and is cast there; the
-# plan's weeks and the revision's changes are `json` columns, kept as written.
+# JSON goes in encoded with orjson and is cast by the server; the plan's weeks and the revision's changes are
+# `json` columns, kept as written. Those large documents go as one `bytea` each (all of them one after the
+# other, cut by their lengths on the server): the driver sends one value at the cost of one copy, where an
+# array of them grows its buffer element by element.
 _SAVE_PLANS = text(
     """
     INSERT INTO planning.plans AS p (sku, plan_version, horizon_start, generated_at, weeks, exceptions,
                                      total_forecast, total_mps, shortfall_weeks)
     SELECT r.sku, r.plan_version, cast(:horizon_start AS date), cast(:generated_at AS timestamptz),
-           convert_from(r.weeks, 'UTF8')::json, r.exceptions::jsonb, r.total_forecast, r.total_mps, r.shortfall_weeks
-    FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:weeks AS bytea[]),
-                cast(:exceptions AS text[]), cast(:total_forecast AS float8[]), cast(:total_mps AS float8[]),
-                cast(:shortfall_weeks AS int[]))
-         AS r(sku, plan_version, weeks, exceptions, total_forecast, total_mps, shortfall_weeks)
+           convert_from(substring(cast(:weeks AS bytea) FROM r.start FOR r.length), 'UTF8')::json,
+           r.exceptions::jsonb, r.total_forecast, r.total_mps, r.shortfall_weeks
+    FROM (SELECT u.*, (sum(u.length) OVER (ORDER BY u.n) - u.length + 1)::int AS start
+          FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:weeks_lengths AS int[]),
+                      cast(:exceptions AS text[]), cast(:total_forecast AS float8[]), cast(:total_mps AS float8[]),
+                      cast(:shortfall_weeks AS int[]))
+               WITH ORDINALITY AS u(sku, plan_version, length, exceptions, total_forecast, total_mps,
+                                    shortfall_weeks, n)) AS r
     ON CONFLICT (sku) DO UPDATE SET
         plan_version = excluded.plan_version, horizon_start = excluded.horizon_start,
         generated_at = excluded.generated_at, weeks = excluded.weeks, exceptions = excluded.exceptions,
@@ -46,9 +51,11 @@ _SAVE_REVISIONS = text(
     INSERT INTO planning.plan_revisions (sku, plan_version, generated_at, driver_event_ids, changes)
     SELECT r.sku, r.plan_version, cast(:generated_at AS timestamptz),
            ARRAY(SELECT d FROM jsonb_array_elements_text(r.drivers::jsonb) WITH ORDINALITY AS t(d, n) ORDER BY n),
-           convert_from(r.changes, 'UTF8')::json
-    FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:drivers AS text[]),
-                cast(:changes AS bytea[])) AS r(sku, plan_version, drivers, changes)
+           convert_from(substring(cast(:changes AS bytea) FROM r.start FOR r.length), 'UTF8')::json
+    FROM (SELECT u.*, (sum(u.length) OVER (ORDER BY u.n) - u.length + 1)::int AS start
+          FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:drivers AS text[]),
+                      cast(:changes_lengths AS int[])) WITH ORDINALITY AS u(sku, plan_version, drivers, length, n)
+         ) AS r
     """
 )
 _SAVE_EXCEPTIONS = text(
@@ -196,7 +203,8 @@ class PlanSql:
                 "versions": versions,
                 "horizon_start": horizon_start,
                 "generated_at": generated_at,
-                "weeks": weeks,
+                "weeks": b"".join(weeks),
+                "weeks_lengths": list(map(len, weeks)),
                 "exceptions": exceptions,
                 "total_forecast": total_forecast,
                 "total_mps": total_mps,
@@ -205,7 +213,14 @@ class PlanSql:
         )
         await self.session.execute(
             _SAVE_REVISIONS,
-            {"skus": skus, "versions": versions, "generated_at": generated_at, "drivers": drivers, "changes": changes},
+            {
+                "skus": skus,
+                "versions": versions,
+                "generated_at": generated_at,
+                "drivers": drivers,
+                "changes": b"".join(changes),
+                "changes_lengths": list(map(len, changes)),
+            },
         )
 
     async def save_revision_events(self, events: Sequence[RevisionEvent]) -> None:
