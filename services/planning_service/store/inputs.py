@@ -164,8 +164,21 @@ def encode_plan_weeks(weeks: Sequence[PlanWeek]) -> bytes:
 
 def encode_expanded_plan_weeks(weeks: Sequence[PlanWeek]) -> bytes:
     """`plans.weeks` spelled out, one object per week (`plan_weeks_json` encoded): the form every version of
-    the service reads, byte for byte what versions before `encode_plan_weeks` wrote."""
-    return orjson.dumps([dict(zip(_WEEK_FIELDS, week, strict=True)) for week in weeks])
+    the service reads, byte for byte what versions before `encode_plan_weeks` wrote
+    (`orjson.dumps([week._asdict() for week in weeks])`). Put together without a dict per week, which a full
+    re-plan would make by the hundred thousand for the garbage collector to go through: every value encoded in
+    one call, then filled into a template of the objects' keys."""
+    if not weeks:
+        return b"[]"
+    rows = orjson.dumps(list(map(tuple, weeks)))  # [["2026-11-30",12.5,...],[...]]: no value holds a comma
+    return _expanded_weeks_template(len(weeks)) % tuple(rows[2:-2].replace(b"],[", b",").split(b","))
+
+
+@functools.lru_cache(maxsize=8)
+def _expanded_weeks_template(count: int) -> bytes:
+    """`count` weeks as `encode_expanded_plan_weeks` writes them, a `%b` for each value, week by week."""
+    week = b"{" + b",".join(orjson.dumps(name) + b":%b" for name in _WEEK_FIELDS) + b"}"
+    return b"[" + b",".join([week] * count) + b"]"
 
 
 def _weeks_from_rows(stored: dict[str, Any]) -> tuple[PlanWeek, ...]:

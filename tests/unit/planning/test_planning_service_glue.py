@@ -86,9 +86,15 @@ def test_the_compact_stored_weeks_read_back_identical_and_legacy_weeks_still_rea
 
 
 def test_the_expanded_stored_weeks_are_an_object_per_week_and_read_back_identical() -> None:
-    item = Item("SKU-1", "Widget", 20, 5, lot_size=7, weekly_capacity=None, baseline_weekly_demand=50.3)
-    plan = plan_sku(SkuInputs(item), date(2026, 11, 16))
-    stored = orjson.loads(encode_expanded_plan_weeks(plan.weeks))
-    assert stored == plan_weeks_json(plan)
-    assert [set(week) for week in stored] == [set(PlanWeek._fields)] * len(plan.weeks)
-    assert plan_from_json("SKU-1", stored).weeks == plan.weeks
+    """Byte for byte what `orjson` writes of a dict per week, whatever the values (capacity null or not, tiny
+    and huge numbers), and read back to the same weeks."""
+    line = OrderLine("SO-1", "1", "ACC-1", Tier.STRATEGIC, "SKU-1", 70, date(2026, 11, 25), datetime(2026, 11, 1))
+    unlimited = Item("SKU-1", "Widget", 20, 5, lot_size=7, weekly_capacity=None, baseline_weekly_demand=50.3)
+    limited = Item("SKU-1", "Widget", 1e-7, 0, lot_size=3, weekly_capacity=1e12, baseline_weekly_demand=1e11 / 3)
+    for item in (unlimited, limited):
+        plan = plan_sku(SkuInputs(item, order_lines=(line,)), date(2026, 11, 16))
+        assert encode_expanded_plan_weeks(plan.weeks) == orjson.dumps(plan_weeks_json(plan))
+        stored = orjson.loads(encode_expanded_plan_weeks(plan.weeks))
+        assert [set(week) for week in stored] == [set(PlanWeek._fields)] * len(plan.weeks)
+        assert plan_from_json("SKU-1", stored).weeks == plan.weeks
+    assert encode_expanded_plan_weeks(()) == b"[]"
