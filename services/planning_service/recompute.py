@@ -20,7 +20,8 @@ from services.planning_service.domain.conflicts import conflict_change
 from services.planning_service.domain.diff import COMPARED_FIELDS, changed_weeks, spelled_out
 from services.planning_service.review import review_promises_after
 from services.planning_service.settings import PlanningSettings
-from services.planning_service.store import PlanRevision, Store, StoredPlan, exceptions_json
+from services.planning_service.store import PlanRevision, RevisionEvent, Store, StoredPlan, exceptions_json
+from services.planning_service.store.inputs import encode_expanded_plan_weeks, encode_plan_weeks
 from services.planning_service.store.plans import encode_stored_changes
 from shared.events import (
     CapacityConflictData,
@@ -31,7 +32,7 @@ from shared.events import (
     ShortfallWeekData,
     topic_of,
 )
-from shared.outbox import EncodedEvent
+from shared.outbox import EncodedEvent, check_size
 from shared.ports import Publisher
 
 # A first plan names every earlier event of its SKU as a driver; an event carries at most this many ids.
@@ -73,7 +74,15 @@ async def recompute(
         params=settings.planning_params(),
         today=settings.today(),
     )
-    result = await save_plans(store, publisher, plans, loaded.stored, driver_ids, horizon_start)
+    result = await save_plans(
+        store,
+        publisher,
+        plans,
+        loaded.stored,
+        driver_ids,
+        horizon_start,
+        compact=settings.planning_plan_storage == "compact",
+    )
     await review_promises_after(store, publisher, plans, loaded.inputs, result.versions, result.drivers)
     return result
 
@@ -85,24 +94,30 @@ async def save_plans(
     stored: Mapping[str, StoredPlan],
     driver_ids: Sequence[str] | Mapping[str, Sequence[str]],
     horizon_start: date,
+    *,
+    compact: bool,
 ) -> RecomputeResult:
     """Save the plans that changed as new revisions, naming their drivers (the same for every SKU, or each
-    SKU's own), publish the revisions and the conflicts that appeared, changed or went away.
+    SKU's own), publish the revisions and the conflicts that appeared, changed or went away. `compact`: the
+    plan's weeks and the revision's changes are stored compactly, else spelled out (`planning_plan_storage`).
 
-    A revision's week changes are encoded once: the same JSON is the revision row's `changes` and the
-    event's `changed_weeks`. A publisher that writes encoded events (a full re-plan's chunk) gets every
-    `mps.revised` of the chunk written by the store in one statement; any other gets them one by one."""
+    A revision's week changes are diffed once: the revision row's `changes` and the event's `changed_weeks`
+    are encoded from the same values (spelled out, the very same JSON). A publisher that writes encoded events
+    (a full re-plan's chunk) gets every `mps.revised` of the chunk written by the store in one statement (with
+    revisions spelled out, each event around its revision's stored changes, so that they go to the server
+    once); any other gets them one by one."""
     now = datetime.now(UTC)
     earlier = await store.earlier_drivers([p.sku for p in plans if p.sku not in stored])
     encoding = publisher if isinstance(publisher, EncodingPublisher) else None
     revisions: list[PlanRevision] = []
     encoded: list[EncodedEvent] = []
+    around_revisions: list[RevisionEvent] = []
     new_exceptions: dict[str, list[dict[str, Any]]] = {}
     versions: dict[str, int] = {}
     drivers_of: dict[str, list[str]] = {}
     for plan in plans:
         old = stored.get(plan.sku)
-        encoded_changes = encode_revision_changes(old.plan if old else None, plan)
+        encoded_changes = encode_revision_changes(old.plan if old else None, plan, compact=compact)
         exceptions = exceptions_json(plan.exceptions) if plan.exceptions else []
         own = driver_ids.get(plan.sku, ()) if isinstance(driver_ids, Mapping) else driver_ids
         if encoded_changes is None:
@@ -117,10 +132,15 @@ async def save_plans(
         drivers = list(dict.fromkeys([*own, *earlier.get(plan.sku, ())]))
         drivers_of[plan.sku] = drivers
         changes_json, stored_changes = encoded_changes
-        revisions.append(PlanRevision(plan, version, exceptions, drivers, stored_changes))
+        stored_weeks = encode_plan_weeks(plan.weeks) if compact else encode_expanded_plan_weeks(plan.weeks)
+        revisions.append(PlanRevision(plan, version, exceptions, drivers, stored_changes, stored_weeks))
         data = mps_revised_data(plan.sku, version, orjson.Fragment(changes_json), drivers)
         if encoding is not None:
-            encoded.append(encode_event(EventType.MPS_REVISED, plan.sku, data, encoding, time=now))
+            event = encode_event(EventType.MPS_REVISED, plan.sku, data, encoding, time=now)
+            if compact:
+                encoded.append(event)
+            else:
+                around_revisions.append(around_revision(event, version, changes_json, encoding.max_event_bytes))
         else:
             publisher.publish(
                 EventType.MPS_REVISED,
@@ -131,7 +151,8 @@ async def save_plans(
     await store.save_revisions(revisions, horizon_start=horizon_start, generated_at=now)
     if encoding is not None:
         await store.save_encoded_events(encoded, max_bytes=encoding.max_event_bytes)
-        if encoded:
+        await store.save_revision_events(around_revisions)
+        if encoded or around_revisions:
             encoding.wrote_encoded_events()
         encoded.clear()  # written: the chunk's largest documents need not stay until its end
     await store.save_exceptions(new_exceptions)
@@ -149,9 +170,10 @@ def encode_week_changes(old: SkuPlan | None, new: SkuPlan) -> bytes | None:
     return None if encoded is None else encoded[0]
 
 
-def encode_revision_changes(old: SkuPlan | None, new: SkuPlan) -> tuple[bytes, bytes] | None:
-    """The changes from `old` to `new`, None when nothing changed; else encoded twice: as `mps.revised` carries
-    them (`week_changes(old, new)`'s JSON) and as the revision stores them (`encode_stored_changes`).
+def encode_revision_changes(old: SkuPlan | None, new: SkuPlan, *, compact: bool = True) -> tuple[bytes, bytes] | None:
+    """The changes from `old` to `new`, None when nothing changed; else encoded as `mps.revised` carries them
+    (`week_changes(old, new)`'s JSON) and as the revision stores them: `encode_stored_changes` when `compact`,
+    else that same spelled-out JSON.
 
     A first plan changes every compared field of every week: both are put together from its numbers, encoded at
     once, and two templates shared by every first plan of the same horizon, without a dict per change."""
@@ -159,12 +181,14 @@ def encode_revision_changes(old: SkuPlan | None, new: SkuPlan) -> tuple[bytes, b
         weeks = changed_weeks(old, new)
         if not weeks:
             return None
-        return orjson.dumps(spelled_out(weeks)), encode_stored_changes(weeks)
+        spelled = orjson.dumps(spelled_out(weeks))
+        return spelled, encode_stored_changes(weeks) if compact else spelled
     plan_weeks: tuple[tuple[Any, ...], ...] = new.weeks
     numbers = orjson.dumps([float(week[index]) for week in plan_weeks for index in _COMPARED_INDEXES])
     texts = tuple(numbers[1:-1].split(b","))
     spelled, stored = _first_plan_templates(tuple(week[0] for week in plan_weeks))
-    return spelled % texts, stored % texts
+    changes = spelled % texts
+    return changes, stored % texts if compact else changes
 
 
 _COMPARED_INDEXES = tuple(PlanWeek._fields.index(name) for name in COMPARED_FIELDS)
@@ -236,6 +260,32 @@ def encode_event(
         envelope["traceparent"] = unit.traceparent
     payload = orjson.dumps(envelope, option=orjson.OPT_UTC_Z)
     return EncodedEvent(event_id, event_type.value, topic_of(event_type).value, subject, payload)
+
+
+_CHANGED_WEEKS = b',"changed_weeks":'
+
+
+def around_revision(event: EncodedEvent, plan_version: int, changes: bytes, max_bytes: int | None) -> RevisionEvent:
+    """An encoded `mps.revised` whose `changed_weeks` are `changes`, the revision's stored changes, as the JSON
+    before and after them (`Store.save_revision_events`); measured whole first, as the producer will measure it.
+    The first `,"changed_weeks":` of the payload is the data's: inside a JSON string every quote is escaped."""
+    if max_bytes is not None:
+        check_size(event, max_bytes)
+    payload = event.payload
+    start = payload.index(_CHANGED_WEEKS) + len(_CHANGED_WEEKS)
+    end = start + len(changes)
+    if not payload.startswith(changes, start):
+        raise ValueError(f"the event of {event.key} does not carry its revision's changes")
+    return RevisionEvent(
+        event.event_id,
+        event.event_type,
+        event.topic,
+        event.key,
+        event.key,
+        plan_version,
+        payload[:start],
+        payload[end:],
+    )
 
 
 def conflict_data(conflict: CapacityConflict, plan_version: int | None) -> CapacityConflictData:

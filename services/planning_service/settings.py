@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 
 from pydantic import Field
 
@@ -10,6 +11,8 @@ from services.planning_service.domain import PlanningParams
 from shared.settings import Settings
 from shared.settings_upgrade import upgrade_settings
 from shared.types import PlanDate
+
+PlanStorage = Literal["expanded", "compact"]
 
 
 class PlanningSettings(Settings):
@@ -39,6 +42,12 @@ class PlanningSettings(Settings):
     # The fit's worker processes exit once no SKU needed a fit for this long (0: as soon as none does), and
     # start again for the next fit: each holds the statistics libraries, a few hundred MB, between rollovers.
     planning_fit_worker_idle_s: float = Field(default=120.0, ge=0)
+    # How plans' weeks and revisions' changes are written: `expanded`, an object per week and per change, as
+    # every version of the service reads them; `compact`, the field names once and arrays of values (under half
+    # the size, a seventh for a first plan's changes), which versions before this one cannot read. Both are
+    # always read. Expanded while replicas of an earlier version may still run (a rolling upgrade, and before
+    # going back to one); compact once every replica reads both (see deploy/README.md, "Upgrading").
+    planning_plan_storage: PlanStorage = "expanded"
 
     def planning_params(self) -> PlanningParams:
         return PlanningParams(

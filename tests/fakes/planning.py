@@ -21,6 +21,7 @@ from services.planning_service.store import (
     PlanningInputs,
     PlanRevision,
     ReturnRecord,
+    RevisionEvent,
     SavedAccount,
     SavedOrder,
     SpikeReport,
@@ -185,6 +186,13 @@ class FakePlanningStore:
 
     async def save_encoded_events(self, events: Sequence[EncodedEvent], *, max_bytes: int | None) -> None:
         self.outbox.extend(events)
+
+    async def save_revision_events(self, events: Sequence[RevisionEvent]) -> None:
+        stored = {(r.plan.sku, r.plan_version): r.stored_changes for r in self.revisions}
+        self.outbox.extend(
+            EncodedEvent(e.event_id, e.event_type, e.topic, e.key, e.head + stored[e.sku, e.plan_version] + e.tail)
+            for e in events
+        )
 
     async def save_exceptions(self, exceptions: Mapping[str, list[dict[str, Any]]]) -> None:
         for sku, found in exceptions.items():

@@ -5,12 +5,10 @@ last report of a day wins, every report counted and logged)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from services.planning_service import handlers, tables
 from services.planning_service.domain.orders import Tier
@@ -30,16 +28,6 @@ from tests.fakes.planning import FakePlanningStore
 pytestmark = pytest.mark.integration
 
 BOOKED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def session(database_url: str) -> AsyncIterator[AsyncSession]:
-    engine = create_async_engine(database_url)
-    try:
-        async with AsyncSession(engine) as session, session.begin():
-            yield session
-    finally:
-        await engine.dispose()
 
 
 class Context:

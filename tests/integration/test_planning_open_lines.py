@@ -5,11 +5,9 @@ the tier of an unknown account. Lines shipped in full and lines of cancelled ord
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from services.planning_service import tables
 from services.planning_service.domain.orders import OrderLine, Tier
@@ -20,16 +18,6 @@ pytestmark = pytest.mark.integration
 
 BOOKED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PROMISED = date(2026, 11, 25)
-
-
-@pytest.fixture
-async def session(database_url: str) -> AsyncIterator[AsyncSession]:
-    engine = create_async_engine(database_url)
-    try:
-        async with AsyncSession(engine) as session, session.begin():
-            yield session
-    finally:
-        await engine.dispose()
 
 
 def order(

@@ -43,7 +43,7 @@ from services.planning_service.store.inputs import (
 )
 from services.planning_service.store.locks import LockSql
 from services.planning_service.store.models import FittedModel, FittingInputs, ModelSql, StoredModel
-from services.planning_service.store.plans import PlanRevision, PlanSql
+from services.planning_service.store.plans import PlanRevision, PlanSql, RevisionEvent
 from services.planning_service.store.promising import PromisingSql, PromisingView, StoredPolicy
 from services.planning_service.store.reads import CurrentPlan, OpenConflict, PlanSummary, ReadSql, Revision
 from services.planning_service.store.signals import (
@@ -73,6 +73,7 @@ __all__ = [
     "PromisingView",
     "ReturnRecord",
     "Revision",
+    "RevisionEvent",
     "SavedAccount",
     "SavedOrder",
     "SpikeReport",
@@ -136,6 +137,8 @@ class Store(Protocol):
     ) -> None: ...
 
     async def save_encoded_events(self, events: Sequence[EncodedEvent], *, max_bytes: int | None) -> None: ...
+
+    async def save_revision_events(self, events: Sequence[RevisionEvent]) -> None: ...
 
     async def save_exceptions(self, exceptions: Mapping[str, list[dict[str, Any]]]) -> None: ...
 

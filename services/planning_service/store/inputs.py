@@ -3,6 +3,7 @@ the stored forms of a plan and a promotion as domain values."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -10,8 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import ARRAY, Date, Float, Text, any_, bindparam, cast, func, literal, select, text
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import ARRAY, Text, any_, bindparam, cast, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service import tables
@@ -45,7 +45,27 @@ _ACTIVE_PROMOTIONS = text(
     """
 )
 
-_A_MONDAY = literal(date(1970, 1, 5), Date)
+
+@functools.cache
+def _weekly_units_sql(of_skus: bool, until: bool) -> str:
+    """`InputSql.weekly_units`'s statement: $1 the first day, then the SKUs (when `of_skus`), then the day the
+    weeks end before (when `until`). A day's week is its Monday, in date arithmetic (`date_trunc('week', ...)`
+    goes through a timestamp with time zone per row); 1970-01-05 was a Monday."""
+    where = ["v.day >= $1"]
+    if of_skus:
+        where.append("v.sku = ANY($2::text[])")
+    if until:
+        where.append(f"v.day < ${len(where) + 1}")
+    return f"""
+        SELECT w.sku, array_agg(w.week ORDER BY w.week) AS weeks, array_agg(w.units ORDER BY w.week) AS units
+        FROM (SELECT v.sku, v.day - ((v.day - DATE '1970-01-05') % 7 + 7) % 7 AS week,
+                     sum(v.units_ordered)::float8 AS units
+              FROM planning.daily_volumes AS v
+              WHERE {" AND ".join(where)}
+              GROUP BY 1, 2) AS w
+        GROUP BY w.sku
+    """
+
 
 # Sensing looks at most a few weeks back from the horizon; older spikes cannot move any week.
 SPIKE_LOOKBACK_DAYS = 8 * 7
@@ -142,6 +162,25 @@ def encode_plan_weeks(weeks: Sequence[PlanWeek]) -> bytes:
     return orjson.dumps({"fields": _WEEK_FIELDS, "rows": list(map(tuple, weeks))})
 
 
+def encode_expanded_plan_weeks(weeks: Sequence[PlanWeek]) -> bytes:
+    """`plans.weeks` spelled out, one object per week (`plan_weeks_json` encoded): the form every version of
+    the service reads, byte for byte what versions before `encode_plan_weeks` wrote
+    (`orjson.dumps([week._asdict() for week in weeks])`). Put together without a dict per week, which a full
+    re-plan would make by the hundred thousand for the garbage collector to go through: every value encoded in
+    one call, then filled into a template of the objects' keys."""
+    if not weeks:
+        return b"[]"
+    rows = orjson.dumps(list(map(tuple, weeks)))  # [["2026-11-30",12.5,...],[...]]: no value holds a comma
+    return _expanded_weeks_template(len(weeks)) % tuple(rows[2:-2].replace(b"],[", b",").split(b","))
+
+
+@functools.lru_cache(maxsize=8)
+def _expanded_weeks_template(count: int) -> bytes:
+    """`count` weeks as `encode_expanded_plan_weeks` writes them, a `%b` for each value, week by week."""
+    week = b"{" + b",".join(orjson.dumps(name) + b":%b" for name in _WEEK_FIELDS) + b"}"
+    return b"[" + b",".join([week] * count) + b"]"
+
+
 def _weeks_from_rows(stored: dict[str, Any]) -> tuple[PlanWeek, ...]:
     """The weeks of `encode_plan_weeks`'s form; its rows are reused."""
     fromisoformat = date.fromisoformat
@@ -204,27 +243,18 @@ class InputSql:
         self, skus: Collection[str] | None, *, since: date, until: date | None = None
     ) -> dict[str, dict[date, float]]:
         """Units ordered per SKU and ISO week (keyed by Monday) from `since` on, summed over the daily totals;
-        one row per SKU (its weeks and their units as two arrays), not one per SKU and week."""
-        volumes = tables.daily_volumes
-        # the Monday of the day's ISO week, in date arithmetic (`date_trunc('week', ...)` goes through a
-        # timestamp with time zone per row); 1970-01-05 was a Monday
-        week = (volumes.c.day - ((volumes.c.day - _A_MONDAY) % 7 + 7) % 7).label("week")
-        weekly = (
-            select(volumes.c.sku, week, func.sum(volumes.c.units_ordered).label("units"))
-            .where(_in(volumes.c.sku, skus), volumes.c.day >= since)
-            .group_by(volumes.c.sku, week)
-        )
-        if until is not None:
-            weekly = weekly.where(volumes.c.day < until)
-        rows = weekly.subquery()
-        query = select(
-            rows.c.sku,
-            func.array_agg(aggregate_order_by(rows.c.week, rows.c.week)).label("weeks"),
-            func.array_agg(aggregate_order_by(cast(rows.c.units, Float), rows.c.week)).label("units"),
-        ).group_by(rows.c.sku)
+        one row per SKU (its weeks and their units as two arrays), not one per SKU and week, read on the driver's
+        connection (the arrays come back as lists of dates and floats, with no per-element processing)."""
         history: dict[str, dict[date, float]] = defaultdict(dict)
-        for row in (await self.session.execute(query)).all():
-            history[row.sku] = dict(zip(row.weeks, row.units, strict=True))
+        if skus is not None and not skus:
+            return history
+        arguments: list[Any] = [since] if skus is None else [since, list(skus)]
+        if until is not None:
+            arguments.append(until)
+        connection = await self.session.connection()
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        for sku, weeks, units in await driver.fetch(_weekly_units_sql(skus is not None, until is not None), *arguments):
+            history[sku] = dict(zip(weeks, units, strict=True))
         return history
 
     async def planning_history(self, skus: Collection[str] | None, horizon_start: date) -> dict[str, dict[date, float]]:

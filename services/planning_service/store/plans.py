@@ -16,24 +16,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.planning_service import tables
 from services.planning_service.domain import CapacityConflict, SkuPlan
 from services.planning_service.domain.diff import COMPARED_FIELDS, ChangedWeek, spelled_out
-from services.planning_service.store.inputs import encode_plan_weeks, sku_in
+from services.planning_service.store.inputs import sku_in
 from shared.outbox import EncodedEvent, record_encoded_events
 
 ROLLED_TO = "horizon_start"
 
 # Set-based writes of a whole batch of plans (a full re-plan's chunk): arrays in, one statement per table.
-# JSON goes in encoded with orjson (the large documents as bytes, decoded by the server) and is cast there; the
-# plan's weeks and the revision's changes are `json` columns, kept as written.
+# JSON goes in encoded with orjson and is cast by the server; the plan's weeks and the revision's changes are
+# `json` columns, kept as written. Those large documents go as one `bytea` each (all of them one after the
+# other, cut by their lengths on the server): the driver sends one value at the cost of one copy, where an
+# array of them grows its buffer element by element.
 _SAVE_PLANS = text(
     """
     INSERT INTO planning.plans AS p (sku, plan_version, horizon_start, generated_at, weeks, exceptions,
                                      total_forecast, total_mps, shortfall_weeks)
     SELECT r.sku, r.plan_version, cast(:horizon_start AS date), cast(:generated_at AS timestamptz),
-           convert_from(r.weeks, 'UTF8')::json, r.exceptions::jsonb, r.total_forecast, r.total_mps, r.shortfall_weeks
-    FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:weeks AS bytea[]),
-                cast(:exceptions AS text[]), cast(:total_forecast AS float8[]), cast(:total_mps AS float8[]),
-                cast(:shortfall_weeks AS int[]))
-         AS r(sku, plan_version, weeks, exceptions, total_forecast, total_mps, shortfall_weeks)
+           convert_from(substring(cast(:weeks AS bytea) FROM r.start FOR r.length), 'UTF8')::json,
+           r.exceptions::jsonb, r.total_forecast, r.total_mps, r.shortfall_weeks
+    FROM (SELECT u.*, (sum(u.length) OVER (ORDER BY u.n) - u.length + 1)::int AS start
+          FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:weeks_lengths AS int[]),
+                      cast(:exceptions AS text[]), cast(:total_forecast AS float8[]), cast(:total_mps AS float8[]),
+                      cast(:shortfall_weeks AS int[]))
+               WITH ORDINALITY AS u(sku, plan_version, length, exceptions, total_forecast, total_mps,
+                                    shortfall_weeks, n)) AS r
     ON CONFLICT (sku) DO UPDATE SET
         plan_version = excluded.plan_version, horizon_start = excluded.horizon_start,
         generated_at = excluded.generated_at, weeks = excluded.weeks, exceptions = excluded.exceptions,
@@ -46,9 +51,11 @@ _SAVE_REVISIONS = text(
     INSERT INTO planning.plan_revisions (sku, plan_version, generated_at, driver_event_ids, changes)
     SELECT r.sku, r.plan_version, cast(:generated_at AS timestamptz),
            ARRAY(SELECT d FROM jsonb_array_elements_text(r.drivers::jsonb) WITH ORDINALITY AS t(d, n) ORDER BY n),
-           convert_from(r.changes, 'UTF8')::json
-    FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:drivers AS text[]),
-                cast(:changes AS bytea[])) AS r(sku, plan_version, drivers, changes)
+           convert_from(substring(cast(:changes AS bytea) FROM r.start FOR r.length), 'UTF8')::json
+    FROM (SELECT u.*, (sum(u.length) OVER (ORDER BY u.n) - u.length + 1)::int AS start
+          FROM unnest(cast(:skus AS text[]), cast(:versions AS int[]), cast(:drivers AS text[]),
+                      cast(:changes_lengths AS int[])) WITH ORDINALITY AS u(sku, plan_version, drivers, length, n)
+         ) AS r
     """
 )
 _SAVE_EXCEPTIONS = text(
@@ -67,6 +74,37 @@ _SNAPSHOT_FORECASTS = text(
     """
 )
 
+# `mps.revised` events whose `changed_weeks` are their revision's stored changes, byte for byte (the revisions
+# are stored spelled out): the changes go to the server once, in the revision row, and each outbox row is put
+# together there from the event's JSON before them, the revision's `changes` and the JSON after them.
+_SAVE_REVISION_EVENTS = text(
+    """
+    INSERT INTO planning.outbox (event_id, event_type, topic, key, payload)
+    SELECT e.event_id, e.event_type, e.topic, e.key, e.head || convert_to(r.changes::text, 'UTF8') || e.tail
+    FROM unnest(cast(:event_ids AS text[]), cast(:event_types AS text[]), cast(:topics AS text[]),
+                cast(:keys AS text[]), cast(:skus AS text[]), cast(:versions AS int[]), cast(:heads AS bytea[]),
+                cast(:tails AS bytea[]))
+         WITH ORDINALITY AS e(event_id, event_type, topic, key, sku, plan_version, head, tail, position)
+    JOIN planning.plan_revisions AS r ON r.sku = e.sku AND r.plan_version = e.plan_version
+    ORDER BY e.position
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionEvent:
+    """An encoded event that carries a stored revision's changes as they are stored (`changes` of the
+    revision `sku`, `plan_version`), between `head` and `tail`: its payload is `head + changes + tail`."""
+
+    event_id: str
+    event_type: str
+    topic: str
+    key: str
+    sku: str
+    plan_version: int
+    head: bytes
+    tail: bytes
+
 
 @dataclass(frozen=True)
 class PlanRevision:
@@ -76,9 +114,11 @@ class PlanRevision:
     plan_version: int
     exceptions: list[dict[str, Any]]
     driver_event_ids: list[str]
-    # the week changes as the revision stores them (`encode_stored_changes`); `mps.revised` carries them spelled
-    # out, encoded from the same values
+    # the week changes as the revision stores them (`encode_stored_changes`, or spelled out as `mps.revised`
+    # carries them); the event's are encoded from the same values
     stored_changes: bytes
+    # the plan's weeks as `plans.weeks` stores them (`encode_plan_weeks` or `encode_expanded_plan_weeks`)
+    stored_weeks: bytes
 
     @property
     def changes(self) -> list[dict[str, Any]]:
@@ -96,7 +136,8 @@ def encode_stored_changes(weeks: Sequence[ChangedWeek]) -> bytes:
 
 def changes_from_stored(stored: Any) -> list[dict[str, Any]]:
     """A stored revision's changes, one `{"week_start", "field", "before", "after"}` per change (dates as ISO
-    text, as JSON has them): from `encode_stored_changes`'s form, or as revisions stored before it have them."""
+    text, as JSON has them): from `encode_stored_changes`'s form, or spelled out as they are (as revisions
+    stored expanded, and all stored before the compact form, have them)."""
     if isinstance(stored, dict):
         return spelled_out([tuple(week) for week in stored["weeks"]], stored["fields"])
     return list(stored)
@@ -148,7 +189,7 @@ class PlanSql:
             plan_weeks = r.plan.weeks
             skus.append(r.plan.sku)
             versions.append(r.plan_version)
-            weeks.append(encode_plan_weeks(plan_weeks))
+            weeks.append(r.stored_weeks)
             exceptions.append(orjson.dumps(r.exceptions).decode() if r.exceptions else "[]")
             total_forecast.append(float(sum(w.forecast for w in plan_weeks)))
             total_mps.append(float(sum(w.mps_quantity for w in plan_weeks)))
@@ -162,7 +203,8 @@ class PlanSql:
                 "versions": versions,
                 "horizon_start": horizon_start,
                 "generated_at": generated_at,
-                "weeks": weeks,
+                "weeks": b"".join(weeks),
+                "weeks_lengths": list(map(len, weeks)),
                 "exceptions": exceptions,
                 "total_forecast": total_forecast,
                 "total_mps": total_mps,
@@ -171,8 +213,38 @@ class PlanSql:
         )
         await self.session.execute(
             _SAVE_REVISIONS,
-            {"skus": skus, "versions": versions, "generated_at": generated_at, "drivers": drivers, "changes": changes},
+            {
+                "skus": skus,
+                "versions": versions,
+                "generated_at": generated_at,
+                "drivers": drivers,
+                "changes": b"".join(changes),
+                "changes_lengths": list(map(len, changes)),
+            },
         )
+
+    async def save_revision_events(self, events: Sequence[RevisionEvent]) -> None:
+        """Events around their revisions' stored changes (already measured), into the outbox in this transaction
+        and in their order (one statement): each payload put together on the server, the changes not sent
+        again. The revisions must be stored first."""
+        if not events:
+            return
+        written = await self.session.execute(
+            _SAVE_REVISION_EVENTS,
+            {
+                "event_ids": [e.event_id for e in events],
+                "event_types": [e.event_type for e in events],
+                "topics": [e.topic for e in events],
+                "keys": [e.key for e in events],
+                "skus": [e.sku for e in events],
+                "versions": [e.plan_version for e in events],
+                "heads": [e.head for e in events],
+                "tails": [e.tail for e in events],
+            },
+        )
+        count = getattr(written, "rowcount", len(events))
+        if count != len(events):
+            raise RuntimeError(f"{len(events) - count} of {len(events)} events name no stored revision")
 
     async def save_exceptions(self, exceptions: Mapping[str, list[dict[str, Any]]]) -> None:
         """New exceptions of plans that did not change otherwise (no new version)."""

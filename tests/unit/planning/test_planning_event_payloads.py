@@ -204,7 +204,9 @@ def test_a_revision_stores_its_changes_compactly_and_reads_them_back_spelled_out
         as_json = orjson.loads(orjson.dumps(week_changes(old, new)))
         assert changes_from_stored(orjson.loads(stored)) == as_json == orjson.loads(spelled)
         assert changes_from_stored(as_json) == as_json
+        assert encode_revision_changes(old, new, compact=False) == (spelled, spelled), "expanded: the event's JSON"
     assert encode_revision_changes(first[0], first[0]) is None
+    assert encode_revision_changes(first[0], first[0], compact=False) is None
 
 
 values = st.one_of(
@@ -230,10 +232,12 @@ def test_any_week_change_encodes_as_its_model_does(before: float | None, after: 
     assert encoded.payload == event.model_copy(update={"id": encoded.event_id}).to_json()
 
 
-async def test_a_chunk_writes_the_same_events_encoded_as_one_by_one() -> None:
-    """The full re-plan through an encoding publisher (the store writes the events) and through a plain one
-    (events published one by one) stores the same plans and carries the same events."""
-    plain_settings = PlanningSettings(clock_today=MONDAY, planning_replan_chunk_skus=2)
+@pytest.mark.parametrize("storage", ["expanded", "compact"])
+async def test_a_chunk_writes_the_same_events_encoded_as_one_by_one(storage: str) -> None:
+    """The full re-plan through an encoding publisher (the store writes the events; with revisions stored
+    spelled out, around their stored changes) and through a plain one (events published one by one) stores the
+    same plans and carries the same events, whichever way plans are stored."""
+    plain_settings = PlanningSettings(clock_today=MONDAY, planning_replan_chunk_skus=2, planning_plan_storage=storage)
     results: list[tuple[list[dict[str, Any]], FakePlanningStore]] = []
     for publisher in (RecordingPublisher(), EncodingRecordingPublisher()):
         store = FakePlanningStore()

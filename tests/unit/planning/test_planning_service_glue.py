@@ -9,7 +9,7 @@ from services.planning_service.domain import Item, PlanWeek, Promotion, Promotio
 from services.planning_service.domain.orders import OrderLine, Tier
 from services.planning_service.settings import PlanningSettings, planning_settings
 from services.planning_service.store import plan_from_json, plan_weeks_json
-from services.planning_service.store.inputs import encode_plan_weeks
+from services.planning_service.store.inputs import encode_expanded_plan_weeks, encode_plan_weeks
 from shared.settings import Settings
 
 
@@ -83,3 +83,18 @@ def test_the_compact_stored_weeks_read_back_identical_and_legacy_weeks_still_rea
     legacy = {"fields": stored["fields"][:-3], "rows": [row[:-3] for row in stored["rows"]]}
     assert {(w.booked_orders, w.atp, w.cumulative_atp) for w in plan_from_json("SKU-1", legacy).weeks} == {(0, 0, 0)}
     assert [w.forecast for w in plan_from_json("SKU-1", legacy).weeks] == [w.forecast for w in plan.weeks]
+
+
+def test_the_expanded_stored_weeks_are_an_object_per_week_and_read_back_identical() -> None:
+    """Byte for byte what `orjson` writes of a dict per week, whatever the values (capacity null or not, tiny
+    and huge numbers), and read back to the same weeks."""
+    line = OrderLine("SO-1", "1", "ACC-1", Tier.STRATEGIC, "SKU-1", 70, date(2026, 11, 25), datetime(2026, 11, 1))
+    unlimited = Item("SKU-1", "Widget", 20, 5, lot_size=7, weekly_capacity=None, baseline_weekly_demand=50.3)
+    limited = Item("SKU-1", "Widget", 1e-7, 0, lot_size=3, weekly_capacity=1e12, baseline_weekly_demand=1e11 / 3)
+    for item in (unlimited, limited):
+        plan = plan_sku(SkuInputs(item, order_lines=(line,)), date(2026, 11, 16))
+        assert encode_expanded_plan_weeks(plan.weeks) == orjson.dumps(plan_weeks_json(plan))
+        stored = orjson.loads(encode_expanded_plan_weeks(plan.weeks))
+        assert [set(week) for week in stored] == [set(PlanWeek._fields)] * len(plan.weeks)
+        assert plan_from_json("SKU-1", stored).weeks == plan.weeks
+    assert encode_expanded_plan_weeks(()) == b"[]"
