@@ -157,17 +157,22 @@ class DriverStatement:
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     """The asyncpg connection of a pooled connection, for a statement that is a transaction of its own and runs
     on the driver alone: no BEGIN and COMMIT round trips, no SQLAlchemy statement processing, the driver's cache
-    of prepared statements. Nothing is begun on it, so returning it to the pool rolls nothing back. A connection
-    left in doubt (cancelled mid-statement, a driver or network error) is discarded instead; after an error the
-    server reported (the statement rolled back) or a caller's own it goes back as it is."""
+    of prepared statements. A caller may run a transaction of its own on it (BEGIN ... COMMIT or ROLLBACK);
+    returning the connection to the pool rolls nothing back, so one left inside a transaction, with whatever
+    locks it holds, is discarded rather than handed to the next user. A connection left in doubt (cancelled
+    mid-statement, a driver or network error) is discarded too; after an error the server reported (the
+    statement rolled back) or a caller's own it goes back as it is."""
     pooled = await engine.raw_connection()
+    connection = pooled.driver_connection
     try:
-        yield pooled.driver_connection
+        yield connection
     except BaseException as exc:
         if not isinstance(exc, Exception) or isinstance(exc, asyncpg.InterfaceError) or _is_network_error(exc):
             await greenlet_spawn(pooled.invalidate, exc)
         raise
     finally:
+        if pooled.dbapi_connection is not None and connection.is_in_transaction():
+            await greenlet_spawn(pooled.invalidate)
         await greenlet_spawn(pooled.close)
 
 

@@ -121,9 +121,9 @@ async def create_once_by_driver(
     body: Mapping[str, Any],
     what: str,
 ) -> tuple[Mapping[str, Any], bool]:
-    """`create_once` on an asyncpg connection outside any transaction: the insert (with what its `then` writes) is
-    one statement, so it commits on its own or not at all. The same answers: the row and whether it was created,
-    409 for the same id with a different body."""
+    """`create_once` on an asyncpg connection: the insert (with what its `then` writes) is one statement, so
+    outside a transaction it commits on its own or not at all, and inside the caller's it is part of that. The
+    same answers: the row and whether it was created, 409 for the same id with a different body."""
     canonical = canonical_json(body)
     digest = _digest(canonical)
     # The body is stored as the JSON its fingerprint is taken of (jsonb keeps no key order).

@@ -130,7 +130,9 @@ class _PoolGauges(Collector):
 
     def collect(self) -> Iterable[Metric]:
         size = GaugeMetricFamily(
-            "salesops_db_pool_size", "Connections the database pool may hold (its size)", labels=["service"]
+            "salesops_db_pool_size",
+            "Connections the database pool keeps (its size; it may open up to its overflow more)",
+            labels=["service"],
         )
         open_ = GaugeMetricFamily(
             "salesops_db_pool_connections", "Database connections the pool holds open now", labels=["service"]

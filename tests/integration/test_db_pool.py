@@ -78,6 +78,35 @@ async def test_a_driver_connection_goes_back_to_the_pool_unless_left_in_doubt(da
         await engine.dispose()
 
 
+async def test_a_driver_connection_left_inside_a_transaction_is_discarded_with_its_locks(database_url, db) -> None:
+    """A caller that begins a transaction on the driver and leaves without COMMIT or ROLLBACK (a bug, or an error
+    its own handling missed) does not hand the next user a connection inside that transaction, nor keep its
+    locks; one whose transaction ended goes back to the pool."""
+    engine = create_engine(Settings(database_url=database_url, db_pool_size=1, db_max_overflow=0))
+    try:
+
+        async def backend_pid() -> int:
+            async with driver_connection(engine) as connection:
+                return int(await connection.fetchval("SELECT pg_backend_pid()"))
+
+        first = await backend_pid()
+        async with driver_connection(engine) as connection:
+            await connection.execute("BEGIN; SELECT pg_advisory_xact_lock(4242)")
+            await connection.execute("COMMIT")
+        assert await backend_pid() == first
+
+        with pytest.raises(RuntimeError):
+            async with driver_connection(engine) as connection:
+                await connection.execute("BEGIN; SELECT pg_advisory_xact_lock(4242)")
+                raise RuntimeError("the caller's own error, before its ROLLBACK")
+        assert await db.fetchval("SELECT pg_try_advisory_xact_lock(4242)")  # the lock went with the connection
+        async with driver_connection(engine) as connection:
+            assert not connection.is_in_transaction()
+            assert int(await connection.fetchval("SELECT pg_backend_pid()")) != first
+    finally:
+        await engine.dispose()
+
+
 async def test_every_checkout_is_timed_by_the_pool_the_engine_has_now(database_url) -> None:
     """Checkouts are timed, a connection that had to be opened included; the pool a dispose makes keeps timing."""
     waits: list[float] = []
