@@ -163,7 +163,7 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     mid-statement, a driver or network error) is discarded too; after an error the server reported (the
     statement rolled back) or a caller's own it goes back as it is."""
     pooled = await engine.raw_connection()
-    connection = pooled.driver_connection
+    connection: Any = pooled.driver_connection
     try:
         yield connection
     except BaseException as exc:
