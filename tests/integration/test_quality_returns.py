@@ -8,10 +8,13 @@ from datetime import date
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from services.returns_service import handlers
 from services.returns_service.app import build_app
-from services.returns_service.domain import AlertType
+from services.returns_service.domain import AlertType, ResolveAlert
 from services.returns_service.settings import ReturnsSettings
+from services.returns_service.store import EventBuffer, SqlStore
 from services.returns_service.store.alerts import subject_lock_key
 from shared.settings import Settings
 from tests.support import bearer, running
@@ -134,3 +137,49 @@ async def test_a_return_whose_alert_event_would_be_too_large_is_refused_and_stor
         # The return alone fits: another reason raises nothing.
         other = await client.post("/v1/returns", json=defective(4, reason="wrong_item"), headers=desk)
         assert other.status_code == 201, other.text
+
+
+async def waiting_on_a_lock(db: Any) -> None:
+    """Until a statement on the test's database waits for a lock another transaction holds (bounded)."""
+    for _ in range(400):
+        if await db.fetchval(
+            "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'"
+        ):
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("no statement waited for a lock")
+
+
+async def test_a_resolution_a_return_waited_for_holds_back_the_evidence_it_resolved(
+    returns_settings, api_keys, db, database_url
+) -> None:
+    desk = bearer(api_keys["returns-desk"])
+    engine = create_async_engine(database_url)
+    try:
+        async with running(build_app(returns_settings)) as client:
+            for n in range(5):
+                assert (await client.post("/v1/returns", json=defective(n), headers=desk)).status_code == 201
+            alert_id = await db.fetchval("select alert_id from returns.alerts where status = 'open'")
+            assert alert_id is not None
+            raised = await db.fetchval("select count(*) from returns.outbox where event_type like '%alert.raised%'")
+
+            async with AsyncSession(engine) as session:
+                await session.begin()
+                # A person resolves the alert; their transaction holds its row until it commits.
+                person = EventBuffer(source="test", traceparent=None, max_bytes=1_000_000)
+                resolved = await handlers.act_on_alert(SqlStore(session), person, ResolveAlert(alert_id, by="crm"))
+                assert resolved.status == "resolved"
+                # A quality return dated before the window: it changes none of the surge's figures, so the surge
+                # the rule finds is the very evidence the person resolved.
+                late = {**defective(5), "returned_on": "2026-10-01"}
+                answer = asyncio.create_task(client.post("/v1/returns", json=late, headers=desk))
+                await waiting_on_a_lock(db)
+                await session.commit()
+            assert (await answer).status_code == 201
+
+        rows = await db.fetch("select alert_id, status, resolved_by from returns.alerts")
+        assert [(r["alert_id"], r["status"], r["resolved_by"]) for r in rows] == [(alert_id, "resolved", "crm")]
+        assert await db.fetchval("select count(*) from returns.outbox where event_type like '%alert.raised%'") == raised
+        assert await db.fetchval("select count(*) from returns.returns") == 6
+    finally:
+        await engine.dispose()

@@ -199,6 +199,17 @@ _OPEN_ALERT = (
 )
 
 
+# The evidence of the subject's latest alert and who resolved it (`resolved_fingerprint`).
+_LATEST_ALERT = (
+    select(alerts.c.fingerprint, alerts.c.resolved_by)
+    .where(alerts.c.type == bindparam("type"), alerts.c.subject == bindparam("subject"))
+    .order_by(desc(alerts.c.updated_at))
+    .limit(1)
+)
+# The same for the driver (`QualityReturns`).
+LATEST_ALERT_BY_DRIVER = DriverStatement.of(_LATEST_ALERT)
+
+
 def _change_params(alert: Mapping[str, Any], change: NewChange) -> dict[str, Any]:
     """The parameters of a `_with_change` statement: `alert`, those of its written part; the change is the alert's
     document, stamped `change.at`; the deliveries carry its message."""
@@ -417,13 +428,7 @@ class AlertsStore:
 
     async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None:
         """The evidence of the subject's latest alert if a person resolved it (None otherwise)."""
-        query = (
-            select(alerts.c.fingerprint, alerts.c.resolved_by)
-            .where(alerts.c.type == alert_type.value, alerts.c.subject == subject)
-            .order_by(desc(alerts.c.updated_at))
-            .limit(1)
-        )
-        row = (await self.session.execute(query)).first()
+        row = (await self.session.execute(_LATEST_ALERT, {"type": alert_type.value, "subject": subject})).first()
         return row.fingerprint if row is not None and row.resolved_by is not None else None
 
     async def record_change(self, change: NewChange) -> int:

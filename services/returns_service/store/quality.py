@@ -1,8 +1,9 @@
 """A quality return on the driver (`shared.db.driver_connection`): one transaction of few round trips. The BEGIN
 carries the SKU's surge lock; one statement then stores the return with its account's recount mark and its event
-and reads everything the surge rule and the alert decision read (`QualityReturns.create_return_evaluated`); the
-alert's raise or revision writes its change, its webhook deliveries and its event in one more (`AlertsByDriver`);
-then the COMMIT."""
+and reads what the surge rule reads and the SKU's open surge alert (`QualityReturns.create_return_evaluated`); when
+no alert is open and the rule finds a surge, one more reads whether a person resolved its last alert; the alert's
+raise or revision writes its change, its webhook deliveries and its event in one more (`AlertsByDriver`); then the
+COMMIT."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from services.returns_service.domain import (
     RecordReturn,
 )
 from services.returns_service.store.alerts import (
+    LATEST_ALERT_BY_DRIVER,
     OPEN,
     AlertRecord,
     AlertsByDriver,
@@ -51,10 +53,12 @@ def _quality_of(source: str) -> str:
 
 
 # The return, created once with its account's mark and its event (`insert_marking`), and, when it is created, what
-# `surge_inputs` reads (the new return included: the statement's own insert is not in the table it reads), the
-# SKU's open surge alert locked to the commit and the evidence of its last alert if a person resolved it. The
-# surge lock is held already (taken by an earlier statement), so what this statement sees is what every earlier
-# holder committed.
+# `surge_inputs` reads (the new return included: the statement's own insert is not in the table it reads) and the
+# SKU's open surge alert locked to the commit. The surge lock is held already (taken by an earlier statement), so
+# what this statement sees is what every earlier holder committed. A person's acknowledgement or resolution does
+# not take that lock: the open alert's row lock waits for it, and a resolution committed meanwhile drops the alert
+# from the statement's answer while the rest of the statement still reads from before it; so the evidence of a
+# resolved alert is read by a statement of its own (`QualityReturns.resolved_fingerprint`).
 _INSERT_QUALITY_RETURN = DriverInsertOnce.of(
     insert_marking(
         returns,
@@ -94,13 +98,6 @@ _INSERT_QUALITY_RETURN = DriverInsertOnce.of(
                 JSON,
             ),
             **{f"open_{column.name}": (f"o.{column.name}", column.type) for column in alerts.c},
-            # Read only when no alert is open (as `resolved_fingerprint` is).
-            "resolved_fingerprint": (
-                "CASE WHEN o.alert_id IS NULL THEN (SELECT CASE WHEN l.resolved_by IS NOT NULL THEN l.fingerprint END"
-                f" FROM {alerts.fullname} l WHERE l.type = :alert_type AND l.subject = :sku"
-                " ORDER BY l.updated_at DESC LIMIT 1) END",
-                String,
-            ),
         },
         then_params=(
             bindparam("start", type_=Date),
@@ -120,7 +117,6 @@ class QualityReturns(AlertsByDriver):
         self._read: tuple[str, date, date] | None = None
         self._inputs = SurgeInputs([], 0.0, {}, [])
         self._open: AlertRecord | None = None
-        self._resolved: str | None = None
 
     async def create_return_evaluated(
         self, command: RecordReturn, event: EncodedEvent, window: tuple[date, date]
@@ -148,7 +144,6 @@ class QualityReturns(AlertsByDriver):
                 command.sku, row["surge_returns"], row["surge_shipped"], row["surge_accounts"], row["surge_promotions"]
             )
             self._open = alert_of(row, "open_") if row["open_alert_id"] is not None else None
-            self._resolved = row["resolved_fingerprint"]
         return Recorded(body=row["body"], created_at=row["created_at"]), created
 
     def _check(self, alert_type: AlertType, subject: str) -> None:
@@ -166,8 +161,15 @@ class QualityReturns(AlertsByDriver):
         return self._open
 
     async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None:
+        """The evidence of the SKU's latest surge alert if a person resolved it (None otherwise), read by a statement
+        of its own (asked only when no alert is open and the rule found a surge): it sees every resolution
+        committed before it, the one the return's statement waited for included."""
         self._check(alert_type, subject)
-        return self._resolved
+        row = await self.connection.fetchrow(
+            LATEST_ALERT_BY_DRIVER.sql,
+            *LATEST_ALERT_BY_DRIVER.arguments({"type": alert_type.value, "subject": subject}),
+        )
+        return row["fingerprint"] if row is not None and row["resolved_by"] is not None else None
 
 
 @asynccontextmanager
