@@ -300,10 +300,12 @@ async def evaluate_surge(
     store: SurgeStore, publisher: Publisher, sku: str, settings: ReturnsSettings, *, today: date | None = None
 ) -> AlertRecord | None:
     """Re-run the return-surge rule for `sku` on today's window (`today`: the day already taken as today) and raise
-    or update its alert."""
+    or update its alert. The SKU's surge lock is taken before the rule's inputs are read: a quality return
+    committed meanwhile is among them, and its revision of the alert is never overwritten by figures without it."""
     rule = settings.surge_rule()
     today = today or settings.today()
     start, end = rule.window(today)
+    await store.lock_subject(AlertType.RETURN_SURGE, sku)
     inputs = await store.surge_inputs(sku, start, end)
     if len(inputs.returns) < rule.min_returns:
         return None

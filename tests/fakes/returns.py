@@ -107,6 +107,8 @@ class FakeReturnsStore:
         ]
 
     async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs:
+        # Read under the SKU's surge lock, as the statements after the lock see every earlier holder's commit.
+        assert (AlertType.RETURN_SURGE, sku) in self.locked_subjects, f"the surge of '{sku}' read before its lock"
         records = await self.quality_returns(sku, start, end)
         return SurgeInputs(
             records,
@@ -166,8 +168,12 @@ class FakeReturnsStore:
 
     # ------------------------------------------------------------ alerts
 
+    async def lock_subject(self, alert_type: AlertType, subject: str) -> None:
+        if (alert_type, subject) not in self.locked_subjects:
+            self.locked_subjects.append((alert_type, subject))
+
     async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
-        self.locked_subjects.append((alert_type, subject))
+        await self.lock_subject(alert_type, subject)
         return self._open(alert_type, subject)
 
     def _open(self, alert_type: AlertType, subject: str) -> AlertRecord | None:

@@ -98,6 +98,8 @@ class AlertWriter(Protocol):
 class SurgeStore(AlertWriter, Protocol):
     """What re-evaluating a SKU's return surge reads and writes (`handlers.evaluate_surge`)."""
 
+    async def lock_subject(self, alert_type: AlertType, subject: str) -> None: ...
+
     async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs: ...
 
 
@@ -191,3 +193,4 @@ class SqlStore(RecordsStore, AlertsStore, PromisesStore, CostingStore):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.cost_locks = set()
+        self.subject_locks = set()

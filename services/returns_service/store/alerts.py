@@ -350,11 +350,22 @@ class AlertsByDriver:
 
 class AlertsStore:
     session: AsyncSession
+    # The subjects' advisory locks this transaction holds (`lock_subject`).
+    subject_locks: set[int]
+
+    async def lock_subject(self, alert_type: AlertType, subject: str) -> None:
+        """The subject's advisory lock, held to the commit (taken once per transaction): whoever may raise or
+        revise the subject's alert takes it before reading what the decision reads, so every statement after it
+        sees what each earlier holder committed."""
+        key = subject_lock_key(alert_type, subject)
+        if key not in self.subject_locks:
+            await self.session.execute(_SUBJECT_LOCK, {"key": key})
+            self.subject_locks.add(key)
 
     async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
-        """The open alert of (type, subject), locked to the commit. The subject's advisory lock is taken first,
-        so concurrent evidence for one subject queues here and two requests never both raise."""
-        await self.session.execute(_SUBJECT_LOCK, {"key": subject_lock_key(alert_type, subject)})
+        """The open alert of (type, subject), locked to the commit. The subject's advisory lock is taken first
+        (`lock_subject`), so concurrent evidence for one subject queues here and two requests never both raise."""
+        await self.lock_subject(alert_type, subject)
         row = (await self.session.execute(_OPEN_ALERT, {"type": alert_type.value, "subject": subject})).first()
         return _alert(row) if row else None
 

@@ -155,6 +155,10 @@ class QualityReturns(AlertsByDriver):
             raise RuntimeError(f"the surge inputs of '{sku}' from {start} to {end} were not read with the return")
         return self._inputs
 
+    async def lock_subject(self, alert_type: AlertType, subject: str) -> None:
+        """Nothing to take: the SKU's surge lock is the transaction's first (`quality_return`)."""
+        self._check(alert_type, subject)
+
     async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
         """The SKU's open surge alert, locked to the commit (the subject's lock is the transaction's first)."""
         self._check(alert_type, subject)
