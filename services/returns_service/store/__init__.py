@@ -24,7 +24,6 @@ from services.returns_service.domain import (
     PutAccount,
     RecordComplaint,
     RecordReturn,
-    ReturnRecord,
 )
 from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore, EventBuffer, NewChange
 from services.returns_service.store.changes import AlertChange, ChangeLog
@@ -113,10 +112,6 @@ class EvaluatedReturns(SurgeStore, Protocol):
 
 class Store(SurgeStore, Protocol):
     """What the returns handlers read and write."""
-
-    async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]: ...
-
-    async def quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]: ...
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]: ...
 

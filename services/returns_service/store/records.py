@@ -219,7 +219,6 @@ def insert_marking(
 
 RETURN_COLUMNS = ("return_id", "sku", "account_id", "quantity", "reason", "condition", "returned_on")
 _COMPLAINT_COLUMNS = ("complaint_id", "account_id", "sku", "severity", "received_on")
-_INSERT_RETURN = insert_marking(returns, "return_id", RETURN_COLUMNS)
 # A return nothing else is evaluated for, with its event, in one statement the driver runs (`ReturnsByDriver`).
 _INSERT_RETURN_ANNOUNCED = DriverInsertOnce.of(insert_marking(returns, "return_id", RETURN_COLUMNS, announced=True))
 _INSERT_COMPLAINT = insert_marking(complaints, "complaint_id", _COMPLAINT_COLUMNS, with_account=True)
@@ -283,40 +282,9 @@ class RecordsStore:
 
     # ------------------------------------------------------------ returns
 
-    async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]:
-        """The stored return and whether it was created now; the same id with another body is a 409. A new
-        return marks its account for a recount in the same statement."""
-        values = return_values(command)
-        row, created = await create_once(self.session, _INSERT_RETURN, values=values, body=command.body, what="return")
-        return _recorded(row), created
-
-    async def quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]:
-        """The SKU's returns with a quality reason dated in [start, end]."""
-        rows = (
-            await self.session.execute(
-                select(returns).where(
-                    returns.c.sku == sku,
-                    returns.c.returned_on.between(start, end),
-                    returns.c.reason.in_([reason.value for reason in QUALITY_REASONS]),
-                )
-            )
-        ).all()
-        return [
-            ReturnRecord(
-                r.return_id,
-                r.sku,
-                r.quantity,
-                r.account_id,
-                ReturnReason(r.reason),
-                ReturnCondition(r.condition),
-                r.returned_on,
-            )
-            for r in rows
-        ]
-
     async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs:
-        """`quality_returns`, `shipped_units`, `accounts_by_id` of those returns' accounts and `promotions_of`
-        the SKU, in one round trip."""
+        """The SKU's returns with a quality reason dated in [start, end], `shipped_units`, `accounts_by_id` of
+        those returns' accounts and `promotions_of` the SKU, in one round trip."""
         row = (await self.session.execute(_SURGE_INPUTS, {"sku": sku, "start": start, "end": end})).one()
         return surge_inputs_of(sku, row.returns, row.shipped, row.accounts, row.promotions)
 
@@ -341,7 +309,8 @@ class RecordsStore:
     # ------------------------------------------------------------ complaints
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
-        """As `create_return`, the account's mark included; a complaint created now carries its account."""
+        """The stored complaint and whether it was created now; the same id with another body is a 409. A new
+        complaint marks its account for a recount in the same statement and carries its account."""
         values = {
             "complaint_id": command.complaint_id,
             "account_id": command.account_id,
