@@ -12,11 +12,10 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, String, bindparam
+from sqlalchemy import Date, String, bindparam
 
 from services.returns_service import tables
 from services.returns_service.domain import (
-    QUALITY_REASONS,
     AlertType,
     RecordReturn,
 )
@@ -31,9 +30,11 @@ from services.returns_service.store.alerts import (
 )
 from services.returns_service.store.records import (
     RETURN_COLUMNS,
+    SURGE_COLUMNS,
     Recorded,
     SurgeInputs,
     insert_marking,
+    quality_returns_in,
     return_values,
     surge_inputs_of,
 )
@@ -42,15 +43,6 @@ from shared.outbox import EncodedEvent
 
 returns = tables.returns
 alerts = tables.alerts
-
-_REASONS = ", ".join(f"'{reason.value}'" for reason in sorted(QUALITY_REASONS, key=lambda q: q.value))
-_RETURN_FIELDS = "r.return_id, r.quantity, r.account_id, r.reason, r.condition, r.returned_on"
-
-
-def _quality_of(source: str) -> str:
-    return f"""SELECT {_RETURN_FIELDS} FROM {source} r
-            WHERE r.sku = :sku AND r.returned_on BETWEEN :start AND :end AND r.reason IN ({_REASONS})"""
-
 
 # The return, created once with its account's mark and its event (`insert_marking`), and, when it is created, what
 # `surge_inputs` reads (the new return included: the statement's own insert is not in the table it reads) and the
@@ -67,9 +59,9 @@ _INSERT_QUALITY_RETURN = DriverInsertOnce.of(
         announced=True,
         then=f"""
         , quality AS (
-            {_quality_of(returns.fullname)}
+            {quality_returns_in(returns.fullname)}
             UNION ALL
-            {_quality_of("created")}
+            {quality_returns_in("created")}
         ), open_alert AS (
             SELECT * FROM {alerts.fullname}
             WHERE type = :alert_type AND subject = :sku AND status = '{OPEN}'
@@ -77,26 +69,7 @@ _INSERT_QUALITY_RETURN = DriverInsertOnce.of(
         )""",
         joined=" LEFT JOIN open_alert o ON true",
         joined_columns={
-            "surge_returns": (
-                "(SELECT coalesce(json_agg(json_build_array(" + _RETURN_FIELDS + ")), '[]') FROM quality r)",
-                JSON,
-            ),
-            "surge_shipped": (
-                f"(SELECT coalesce(sum(v.units_shipped), 0) FROM {tables.daily_volumes.fullname} v"
-                " WHERE v.sku = :sku AND v.day BETWEEN :start AND :end)",
-                Float,
-            ),
-            "surge_accounts": (
-                "(SELECT coalesce(json_agg(json_build_array(a.account_id, a.name, a.segment, a.owner_email)), '[]')"
-                f" FROM {tables.accounts.fullname} a WHERE a.account_id IN (SELECT q.account_id FROM quality q))",
-                JSON,
-            ),
-            "surge_promotions": (
-                "(SELECT coalesce(json_agg(json_build_array(p.promotion_id, p.skus, p.starts_on, p.ends_on, p.name,"
-                f" p.account_segments, p.status)), '[]') FROM {tables.promotions.fullname} p"
-                " WHERE :sku = ANY(p.skus))",
-                JSON,
-            ),
+            **SURGE_COLUMNS,
             **{f"open_{column.name}": (f"o.{column.name}", column.type) for column in alerts.c},
         },
         then_params=(
