@@ -116,15 +116,16 @@ _return_body = json_body(ReturnCreate)
 
 
 async def record_return(
-    _: CanWriteReturns,
-    body: Annotated[ReturnCreate, Depends(json_body(ReturnCreate))],
+    _: Annotated[ApiKey, Depends(_may_write_returns)],
+    body: Annotated[ReturnCreate, Depends(_return_body)],
     request: Request,
 ) -> Response:
     return await _record_return(body, request)
 
 
 async def _record_return_checked(request: Request) -> Response:
-    """`record_return` with its dependencies run in order: the caller's scope, then the body."""
+    """`record_return` with its dependencies run in order: the caller's scope, then the body (the very two its
+    signature declares: no other would run)."""
     await _may_write_returns(request)
     return await _record_return(await _return_body(request), request)
 

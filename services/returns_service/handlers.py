@@ -254,24 +254,6 @@ def return_recorded_data(command: RecordReturn) -> ReturnData:
     return ReturnData.model_validate(command.body)
 
 
-async def record_return(
-    store: Store, publisher: Publisher, command: RecordReturn, settings: ReturnsSettings
-) -> Written:
-    """Store a return, announce it and re-evaluate the SKU's surge; an identical retry changes nothing."""
-    stored, created = await store.create_return(command)
-    if not created:
-        return Written(stored, created=False)
-    publisher.publish(
-        EventType.RETURN_RECORDED,
-        key=command.sku,
-        subject=command.return_id,
-        data=return_recorded_data(command),
-    )
-    if return_evaluated(command):
-        await evaluate_surge(store, publisher, command.sku, settings)
-    return Written(stored, created=True)
-
-
 async def record_return_alone(store: AnnouncingReturns, command: RecordReturn, event: EncodedEvent) -> Written:
     """Store a return no alert depends on (`return_evaluated` False) with its `return.recorded` event, which is
     written only when this call creates the return: one statement, a transaction of its own. An identical retry
@@ -286,7 +268,7 @@ async def record_quality_return(
 ) -> Written:
     """Store a return that counts towards its SKU's surge (`return_evaluated`) with its `return.recorded` event
     (written only when this call creates the return; the store reads the surge rule's inputs with it) and
-    re-evaluate the surge, as `record_return` does. An identical retry changes nothing."""
+    re-evaluate the surge. An identical retry changes nothing."""
     assert return_evaluated(command)
     today = settings.today()
     stored, created = await store.create_return_evaluated(command, event, settings.surge_rule().window(today))
@@ -300,10 +282,12 @@ async def evaluate_surge(
     store: SurgeStore, publisher: Publisher, sku: str, settings: ReturnsSettings, *, today: date | None = None
 ) -> AlertRecord | None:
     """Re-run the return-surge rule for `sku` on today's window (`today`: the day already taken as today) and raise
-    or update its alert."""
+    or update its alert. The SKU's surge lock is taken before the rule's inputs are read: a quality return
+    committed meanwhile is among them, and its revision of the alert is never overwritten by figures without it."""
     rule = settings.surge_rule()
     today = today or settings.today()
     start, end = rule.window(today)
+    await store.lock_subject(AlertType.RETURN_SURGE, sku)
     inputs = await store.surge_inputs(sku, start, end)
     if len(inputs.returns) < rule.min_returns:
         return None

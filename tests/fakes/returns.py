@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -32,9 +31,11 @@ from services.returns_service.store import (
     Recorded,
     SurgeInputs,
 )
+from services.returns_service.store.alerts import new_alert, revised_alert
 from shared.errors import conflict
 from shared.events import CloudEvent, EventData, EventType, new_event
 from shared.idempotency import fingerprint
+from shared.outbox import EncodedEvent
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,26 @@ class FakeReturnsStore:
     messages: list[dict[str, Any]] = field(default_factory=list)
     change_traceparents: list[str | None] = field(default_factory=list)
     locked_subjects: list[tuple[AlertType, str]] = field(default_factory=list)
+    # The events the store's statements wrote themselves (a return's `return.recorded`), in order.
+    outbox: list[EncodedEvent] = field(default_factory=list)
     promise_marks: dict[tuple[str, str], PromiseMark] = field(default_factory=dict)
 
     # ------------------------------------------------------------ returns and complaints
 
-    async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]:
-        return self._create(self.returns, command.return_id, command, "return", "return_id")
+    async def create_return_announced(self, command: RecordReturn, event: EncodedEvent) -> tuple[Recorded, bool]:
+        """As `ReturnsByDriver`: the return with its event, written only when it is created."""
+        stored, created = self._create(self.returns, command.return_id, command, "return", "return_id")
+        if created:
+            self.outbox.append(event)
+        return stored, created
+
+    async def create_return_evaluated(
+        self, command: RecordReturn, event: EncodedEvent, window: tuple[date, date]
+    ) -> tuple[Recorded, bool]:
+        """As `QualityReturns` in its transaction (`quality_return`), whose first statement takes the SKU's surge
+        lock: the return with its event, written only when it is created."""
+        await self.lock_subject(AlertType.RETURN_SURGE, command.sku)
+        return await self.create_return_announced(command, event)
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
         stored, created = self._create(self.complaints, command.complaint_id, command, "complaint", "complaint_id")
@@ -99,7 +114,7 @@ class FakeReturnsStore:
         table[ident] = (command, stored)
         return stored, True
 
-    async def quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]:
+    def _quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]:
         return [
             ReturnRecord(c.return_id, c.sku, c.quantity, c.account_id, c.reason, c.condition, c.returned_on)
             for c, _ in self.returns.values()
@@ -107,7 +122,9 @@ class FakeReturnsStore:
         ]
 
     async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs:
-        records = await self.quality_returns(sku, start, end)
+        # Read under the SKU's surge lock, as the statements after the lock see every earlier holder's commit.
+        assert (AlertType.RETURN_SURGE, sku) in self.locked_subjects, f"the surge of '{sku}' read before its lock"
+        records = self._quality_returns(sku, start, end)
         return SurgeInputs(
             records,
             await self.shipped_units(sku, start, end),
@@ -166,8 +183,12 @@ class FakeReturnsStore:
 
     # ------------------------------------------------------------ alerts
 
+    async def lock_subject(self, alert_type: AlertType, subject: str) -> None:
+        if (alert_type, subject) not in self.locked_subjects:
+            self.locked_subjects.append((alert_type, subject))
+
     async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
-        self.locked_subjects.append((alert_type, subject))
+        await self.lock_subject(alert_type, subject)
         return self._open(alert_type, subject)
 
     def _open(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
@@ -179,22 +200,7 @@ class FakeReturnsStore:
     def new_alert(
         self, alert_type: AlertType, subject: str, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord:
-        now = _now()
-        return AlertRecord(
-            alert_id=f"alrt_{uuid.uuid4().hex}",
-            type=alert_type.value,
-            subject=subject,
-            status="open",
-            priority=priority.value,
-            sku=content.sku,
-            account_ids=content.account_ids,
-            accounts=content.accounts,
-            details=content.details,
-            fingerprint=fingerprint,
-            revision=1,
-            created_at=now,
-            updated_at=now,
-        )
+        return new_alert(alert_type, subject, content, priority=priority, fingerprint=fingerprint)
 
     async def raise_alert(self, alert: AlertRecord, change: NewChange) -> int:
         if self._open(AlertType(alert.type), alert.subject) is not None:  # the unique index of open alerts
@@ -205,17 +211,7 @@ class FakeReturnsStore:
     def revised_alert(
         self, current: AlertRecord, content: AlertContent, *, priority: Priority, fingerprint: str
     ) -> AlertRecord:
-        return replace(
-            current,
-            priority=priority.value,
-            sku=content.sku,
-            account_ids=content.account_ids,
-            accounts=content.accounts,
-            details=content.details,
-            fingerprint=fingerprint,
-            revision=current.revision + 1,
-            updated_at=_now(),
-        )
+        return revised_alert(current, content, priority=priority, fingerprint=fingerprint)
 
     async def revise_alert(self, alert: AlertRecord, change: NewChange) -> int:
         stored = self.alerts[alert.alert_id]

@@ -12,13 +12,15 @@ from typing import Any
 
 import pytest
 
-from services.returns_service import cost_handlers, cost_recount
+from services.returns_service import cost_handlers, cost_recount, handlers
 from services.returns_service.app import build_app, build_spec
 from services.returns_service.costing import count_drivers
 from services.returns_service.domain import RecordReturn
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import SqlStore
+from services.returns_service.store import ReturnsByDriver, SqlStore
 from services.returns_service.webhooks.ssrf import Guard
+from shared.db import driver_connection
+from shared.events import EventType
 from shared.service import Runtime, build_runtime
 from shared.settings import Settings
 from tests.support import bearer, eventually, running
@@ -65,11 +67,18 @@ def complaint_body(n: int, account_id: str) -> dict[str, Any]:
 
 
 async def store_return(runtime: Runtime, body: dict[str, Any]) -> None:
-    """A return stored as the request stores it (its account marked), committed, and nothing else."""
-    async with runtime.unit_of_work() as uow:
-        _, created = await SqlStore(uow.session).create_return(RecordReturn.from_body(body))
-        assert created
-        await uow.commit()
+    """A return stored as the request stores it (its account marked, its event written), in a statement of its own,
+    and nothing else (no surge is evaluated)."""
+    command = RecordReturn.from_body(body)
+    event = runtime.encoded_event(
+        EventType.RETURN_RECORDED,
+        key=command.sku,
+        subject=command.return_id,
+        data=handlers.return_recorded_data(command),
+    )
+    async with driver_connection(runtime.engine) as connection:
+        _, created = await ReturnsByDriver(connection).create_return_announced(command, event)
+    assert created
 
 
 async def marks(db: Any) -> dict[str, int]:

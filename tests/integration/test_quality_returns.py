@@ -4,15 +4,22 @@ identical retry, a conflicting one and an alert whose event would be too large."
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from services.returns_service import handlers
 from services.returns_service.app import build_app
-from services.returns_service.domain import AlertType
+from services.returns_service.domain import AlertType, RecordReturn, ResolveAlert
 from services.returns_service.settings import ReturnsSettings
+from services.returns_service.store import EventBuffer, SqlStore, quality_return
 from services.returns_service.store.alerts import subject_lock_key
+from shared.db import driver_connection
+from shared.events import EventType, OrderVolumeReportedData, new_event, topic_of
+from shared.outbox import encode_event
 from shared.settings import Settings
 from tests.support import bearer, running
 
@@ -134,3 +141,93 @@ async def test_a_return_whose_alert_event_would_be_too_large_is_refused_and_stor
         # The return alone fits: another reason raises nothing.
         other = await client.post("/v1/returns", json=defective(4, reason="wrong_item"), headers=desk)
         assert other.status_code == 201, other.text
+
+
+async def waiting_on_a_lock(db: Any) -> None:
+    """Until a statement on the test's database waits for a lock another transaction holds (bounded)."""
+    for _ in range(400):
+        if await db.fetchval(
+            "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'"
+        ):
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("no statement waited for a lock")
+
+
+async def test_a_resolution_a_return_waited_for_holds_back_the_evidence_it_resolved(
+    returns_settings, api_keys, db, database_url
+) -> None:
+    desk = bearer(api_keys["returns-desk"])
+    engine = create_async_engine(database_url)
+    try:
+        async with running(build_app(returns_settings)) as client:
+            for n in range(5):
+                assert (await client.post("/v1/returns", json=defective(n), headers=desk)).status_code == 201
+            alert_id = await db.fetchval("select alert_id from returns.alerts where status = 'open'")
+            assert alert_id is not None
+            raised = await db.fetchval("select count(*) from returns.outbox where event_type like '%alert.raised%'")
+
+            async with AsyncSession(engine) as session:
+                await session.begin()
+                # A person resolves the alert; their transaction holds its row until it commits.
+                person = EventBuffer(source="test", traceparent=None, max_bytes=1_000_000)
+                resolved = await handlers.act_on_alert(SqlStore(session), person, ResolveAlert(alert_id, by="crm"))
+                assert resolved.status == "resolved"
+                # A quality return dated before the window: it changes none of the surge's figures, so the surge
+                # the rule finds is the very evidence the person resolved.
+                late = {**defective(5), "returned_on": "2026-10-01"}
+                answer = asyncio.create_task(client.post("/v1/returns", json=late, headers=desk))
+                await waiting_on_a_lock(db)
+                await session.commit()
+            assert (await answer).status_code == 201
+
+        rows = await db.fetch("select alert_id, status, resolved_by from returns.alerts")
+        assert [(r["alert_id"], r["status"], r["resolved_by"]) for r in rows] == [(alert_id, "resolved", "crm")]
+        assert await db.fetchval("select count(*) from returns.outbox where event_type like '%alert.raised%'") == raised
+        assert await db.fetchval("select count(*) from returns.returns") == 6
+    finally:
+        await engine.dispose()
+
+
+async def test_a_volume_report_reads_the_surge_after_the_quality_return_it_waited_for(
+    returns_settings, api_keys, db, database_url
+) -> None:
+    desk = bearer(api_keys["returns-desk"])
+    async with running(build_app(returns_settings)) as client:
+        for n in range(5):
+            assert (await client.post("/v1/returns", json=defective(n), headers=desk)).status_code == 201
+    engine = create_async_engine(database_url)
+    buffer = EventBuffer(source="test", traceparent=None, max_bytes=1_000_000)
+    report = OrderVolumeReportedData.model_validate(
+        {
+            "sku": "SKU-Q",
+            "days": [{"day": "2026-11-29", "units_ordered": 100, "units_shipped": 100, "units_backordered": 0}],
+        }
+    )
+
+    async def report_volumes() -> None:
+        async with AsyncSession(engine) as session, session.begin():
+            await handlers.record_order_volumes(SqlStore(session), buffer, report, returns_settings)
+
+    try:
+        command = RecordReturn.from_body(defective(5))
+        data = handlers.return_recorded_data(command)
+        event = new_event(EventType.RETURN_RECORDED, source="test", subject=command.return_id, data=data)
+        encoded = encode_event(event, topic_of(EventType.RETURN_RECORDED).value, command.sku)
+        async with driver_connection(engine) as connection:
+            events = EventBuffer(source="test", traceparent=None, max_bytes=1_000_000)
+            # A sixth quality return revises the alert; its transaction holds the SKU's surge lock to its commit.
+            async with quality_return(connection, events, command.sku) as store:
+                written = await handlers.record_quality_return(store, events, command, encoded, returns_settings)
+                assert written.created
+                reported = asyncio.create_task(report_volumes())
+                await waiting_on_a_lock(db)
+        await reported
+    finally:
+        await engine.dispose()
+
+    [alert] = await db.fetch("select revision, details from returns.alerts")
+    # The report's revision counts the return committed while it waited, which it read after the lock.
+    assert alert["revision"] == 3
+    details = json.loads(alert["details"])
+    assert (details["quality_return_count"], details["shipped_units"]) == (6, 100)

@@ -24,7 +24,6 @@ from services.returns_service.domain import (
     PutAccount,
     RecordComplaint,
     RecordReturn,
-    ReturnRecord,
 )
 from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore, EventBuffer, NewChange
 from services.returns_service.store.changes import AlertChange, ChangeLog
@@ -98,6 +97,8 @@ class AlertWriter(Protocol):
 class SurgeStore(AlertWriter, Protocol):
     """What re-evaluating a SKU's return surge reads and writes (`handlers.evaluate_surge`)."""
 
+    async def lock_subject(self, alert_type: AlertType, subject: str) -> None: ...
+
     async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs: ...
 
 
@@ -111,10 +112,6 @@ class EvaluatedReturns(SurgeStore, Protocol):
 
 class Store(SurgeStore, Protocol):
     """What the returns handlers read and write."""
-
-    async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]: ...
-
-    async def quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]: ...
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]: ...
 
@@ -191,3 +188,4 @@ class SqlStore(RecordsStore, AlertsStore, PromisesStore, CostingStore):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.cost_locks = set()
+        self.subject_locks = set()

@@ -199,6 +199,17 @@ _OPEN_ALERT = (
 )
 
 
+# The evidence of the subject's latest alert and who resolved it (`resolved_fingerprint`).
+_LATEST_ALERT = (
+    select(alerts.c.fingerprint, alerts.c.resolved_by)
+    .where(alerts.c.type == bindparam("type"), alerts.c.subject == bindparam("subject"))
+    .order_by(desc(alerts.c.updated_at))
+    .limit(1)
+)
+# The same for the driver (`QualityReturns`).
+LATEST_ALERT_BY_DRIVER = DriverStatement.of(_LATEST_ALERT)
+
+
 def _change_params(alert: Mapping[str, Any], change: NewChange) -> dict[str, Any]:
     """The parameters of a `_with_change` statement: `alert`, those of its written part; the change is the alert's
     document, stamped `change.at`; the deliveries carry its message."""
@@ -339,11 +350,22 @@ class AlertsByDriver:
 
 class AlertsStore:
     session: AsyncSession
+    # The subjects' advisory locks this transaction holds (`lock_subject`).
+    subject_locks: set[int]
+
+    async def lock_subject(self, alert_type: AlertType, subject: str) -> None:
+        """The subject's advisory lock, held to the commit (taken once per transaction): whoever may raise or
+        revise the subject's alert takes it before reading what the decision reads, so every statement after it
+        sees what each earlier holder committed."""
+        key = subject_lock_key(alert_type, subject)
+        if key not in self.subject_locks:
+            await self.session.execute(_SUBJECT_LOCK, {"key": key})
+            self.subject_locks.add(key)
 
     async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
-        """The open alert of (type, subject), locked to the commit. The subject's advisory lock is taken first,
-        so concurrent evidence for one subject queues here and two requests never both raise."""
-        await self.session.execute(_SUBJECT_LOCK, {"key": subject_lock_key(alert_type, subject)})
+        """The open alert of (type, subject), locked to the commit. The subject's advisory lock is taken first
+        (`lock_subject`), so concurrent evidence for one subject queues here and two requests never both raise."""
+        await self.lock_subject(alert_type, subject)
         row = (await self.session.execute(_OPEN_ALERT, {"type": alert_type.value, "subject": subject})).first()
         return _alert(row) if row else None
 
@@ -417,13 +439,7 @@ class AlertsStore:
 
     async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None:
         """The evidence of the subject's latest alert if a person resolved it (None otherwise)."""
-        query = (
-            select(alerts.c.fingerprint, alerts.c.resolved_by)
-            .where(alerts.c.type == alert_type.value, alerts.c.subject == subject)
-            .order_by(desc(alerts.c.updated_at))
-            .limit(1)
-        )
-        row = (await self.session.execute(query)).first()
+        row = (await self.session.execute(_LATEST_ALERT, {"type": alert_type.value, "subject": subject})).first()
         return row.fingerprint if row is not None and row.resolved_by is not None else None
 
     async def record_change(self, change: NewChange) -> int:

@@ -1,8 +1,9 @@
 """A quality return on the driver (`shared.db.driver_connection`): one transaction of few round trips. The BEGIN
 carries the SKU's surge lock; one statement then stores the return with its account's recount mark and its event
-and reads everything the surge rule and the alert decision read (`QualityReturns.create_return_evaluated`); the
-alert's raise or revision writes its change, its webhook deliveries and its event in one more (`AlertsByDriver`);
-then the COMMIT."""
+and reads what the surge rule reads and the SKU's open surge alert (`QualityReturns.create_return_evaluated`); when
+no alert is open and the rule finds a surge, one more reads whether a person resolved its last alert; the alert's
+raise or revision writes its change, its webhook deliveries and its event in one more (`AlertsByDriver`); then the
+COMMIT."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, String, bindparam
+from sqlalchemy import Date, String, bindparam
 
 from services.returns_service import tables
 from services.returns_service.domain import (
-    QUALITY_REASONS,
     AlertType,
     RecordReturn,
 )
 from services.returns_service.store.alerts import (
+    LATEST_ALERT_BY_DRIVER,
     OPEN,
     AlertRecord,
     AlertsByDriver,
@@ -29,9 +30,11 @@ from services.returns_service.store.alerts import (
 )
 from services.returns_service.store.records import (
     RETURN_COLUMNS,
+    SURGE_COLUMNS,
     Recorded,
     SurgeInputs,
     insert_marking,
+    quality_returns_in,
     return_values,
     surge_inputs_of,
 )
@@ -41,20 +44,13 @@ from shared.outbox import EncodedEvent
 returns = tables.returns
 alerts = tables.alerts
 
-_REASONS = ", ".join(f"'{reason.value}'" for reason in sorted(QUALITY_REASONS, key=lambda q: q.value))
-_RETURN_FIELDS = "r.return_id, r.quantity, r.account_id, r.reason, r.condition, r.returned_on"
-
-
-def _quality_of(source: str) -> str:
-    return f"""SELECT {_RETURN_FIELDS} FROM {source} r
-            WHERE r.sku = :sku AND r.returned_on BETWEEN :start AND :end AND r.reason IN ({_REASONS})"""
-
-
 # The return, created once with its account's mark and its event (`insert_marking`), and, when it is created, what
-# `surge_inputs` reads (the new return included: the statement's own insert is not in the table it reads), the
-# SKU's open surge alert locked to the commit and the evidence of its last alert if a person resolved it. The
-# surge lock is held already (taken by an earlier statement), so what this statement sees is what every earlier
-# holder committed.
+# `surge_inputs` reads (the new return included: the statement's own insert is not in the table it reads) and the
+# SKU's open surge alert locked to the commit. The surge lock is held already (taken by an earlier statement), so
+# what this statement sees is what every earlier holder committed. A person's acknowledgement or resolution does
+# not take that lock: the open alert's row lock waits for it, and a resolution committed meanwhile drops the alert
+# from the statement's answer while the rest of the statement still reads from before it; so the evidence of a
+# resolved alert is read by a statement of its own (`QualityReturns.resolved_fingerprint`).
 _INSERT_QUALITY_RETURN = DriverInsertOnce.of(
     insert_marking(
         returns,
@@ -63,9 +59,9 @@ _INSERT_QUALITY_RETURN = DriverInsertOnce.of(
         announced=True,
         then=f"""
         , quality AS (
-            {_quality_of(returns.fullname)}
+            {quality_returns_in(returns.fullname)}
             UNION ALL
-            {_quality_of("created")}
+            {quality_returns_in("created")}
         ), open_alert AS (
             SELECT * FROM {alerts.fullname}
             WHERE type = :alert_type AND subject = :sku AND status = '{OPEN}'
@@ -73,34 +69,8 @@ _INSERT_QUALITY_RETURN = DriverInsertOnce.of(
         )""",
         joined=" LEFT JOIN open_alert o ON true",
         joined_columns={
-            "surge_returns": (
-                "(SELECT coalesce(json_agg(json_build_array(" + _RETURN_FIELDS + ")), '[]') FROM quality r)",
-                JSON,
-            ),
-            "surge_shipped": (
-                f"(SELECT coalesce(sum(v.units_shipped), 0) FROM {tables.daily_volumes.fullname} v"
-                " WHERE v.sku = :sku AND v.day BETWEEN :start AND :end)",
-                Float,
-            ),
-            "surge_accounts": (
-                "(SELECT coalesce(json_agg(json_build_array(a.account_id, a.name, a.segment, a.owner_email)), '[]')"
-                f" FROM {tables.accounts.fullname} a WHERE a.account_id IN (SELECT q.account_id FROM quality q))",
-                JSON,
-            ),
-            "surge_promotions": (
-                "(SELECT coalesce(json_agg(json_build_array(p.promotion_id, p.skus, p.starts_on, p.ends_on, p.name,"
-                f" p.account_segments, p.status)), '[]') FROM {tables.promotions.fullname} p"
-                " WHERE :sku = ANY(p.skus))",
-                JSON,
-            ),
+            **SURGE_COLUMNS,
             **{f"open_{column.name}": (f"o.{column.name}", column.type) for column in alerts.c},
-            # Read only when no alert is open (as `resolved_fingerprint` is).
-            "resolved_fingerprint": (
-                "CASE WHEN o.alert_id IS NULL THEN (SELECT CASE WHEN l.resolved_by IS NOT NULL THEN l.fingerprint END"
-                f" FROM {alerts.fullname} l WHERE l.type = :alert_type AND l.subject = :sku"
-                " ORDER BY l.updated_at DESC LIMIT 1) END",
-                String,
-            ),
         },
         then_params=(
             bindparam("start", type_=Date),
@@ -120,7 +90,6 @@ class QualityReturns(AlertsByDriver):
         self._read: tuple[str, date, date] | None = None
         self._inputs = SurgeInputs([], 0.0, {}, [])
         self._open: AlertRecord | None = None
-        self._resolved: str | None = None
 
     async def create_return_evaluated(
         self, command: RecordReturn, event: EncodedEvent, window: tuple[date, date]
@@ -148,7 +117,6 @@ class QualityReturns(AlertsByDriver):
                 command.sku, row["surge_returns"], row["surge_shipped"], row["surge_accounts"], row["surge_promotions"]
             )
             self._open = alert_of(row, "open_") if row["open_alert_id"] is not None else None
-            self._resolved = row["resolved_fingerprint"]
         return Recorded(body=row["body"], created_at=row["created_at"]), created
 
     def _check(self, alert_type: AlertType, subject: str) -> None:
@@ -160,14 +128,25 @@ class QualityReturns(AlertsByDriver):
             raise RuntimeError(f"the surge inputs of '{sku}' from {start} to {end} were not read with the return")
         return self._inputs
 
+    async def lock_subject(self, alert_type: AlertType, subject: str) -> None:
+        """Nothing to take: the SKU's surge lock is the transaction's first (`quality_return`)."""
+        self._check(alert_type, subject)
+
     async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
         """The SKU's open surge alert, locked to the commit (the subject's lock is the transaction's first)."""
         self._check(alert_type, subject)
         return self._open
 
     async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None:
+        """The evidence of the SKU's latest surge alert if a person resolved it (None otherwise), read by a statement
+        of its own (asked only when no alert is open and the rule found a surge): it sees every resolution
+        committed before it, the one the return's statement waited for included."""
         self._check(alert_type, subject)
-        return self._resolved
+        row = await self.connection.fetchrow(
+            LATEST_ALERT_BY_DRIVER.sql,
+            *LATEST_ALERT_BY_DRIVER.arguments({"type": alert_type.value, "subject": subject}),
+        )
+        return row["fingerprint"] if row is not None and row["resolved_by"] is not None else None
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Date,
     Float,
     LargeBinary,
@@ -23,7 +24,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
@@ -102,29 +103,45 @@ class SurgeInputs:
     promotions: list[PromotionRef]
 
 
-_QUALITY = f"""
-    FROM {returns.fullname} r
-    WHERE r.sku = :sku AND r.returned_on BETWEEN :start AND :end
-      AND r.reason IN ({", ".join(f"'{reason.value}'" for reason in sorted(QUALITY_REASONS, key=lambda q: q.value))})
-"""
-# The surge rule's inputs in one round trip, each as a JSON array (or a number).
+_QUALITY_REASONS = ", ".join(f"'{reason.value}'" for reason in sorted(QUALITY_REASONS, key=lambda q: q.value))
+_QUALITY_FIELDS = "r.return_id, r.quantity, r.account_id, r.reason, r.condition, r.returned_on"
+
+
+def quality_returns_in(source: str) -> str:
+    """The query of the returns in `source` (a table or a CTE of the returns table's columns) of `:sku` with a
+    quality reason dated in [`:start`, `:end`], as the surge rule reads them (`SURGE_COLUMNS`)."""
+    return f"""SELECT {_QUALITY_FIELDS} FROM {source} r
+            WHERE r.sku = :sku AND r.returned_on BETWEEN :start AND :end AND r.reason IN ({_QUALITY_REASONS})"""
+
+
+# The surge rule's inputs for `:sku` in [`:start`, `:end`], each a JSON array (or a number) `surge_inputs_of` reads,
+# with its type: SQL expressions over a CTE `quality` of its quality returns (`quality_returns_in`).
+SURGE_COLUMNS: dict[str, tuple[str, Any]] = {
+    "surge_returns": (f"(SELECT coalesce(json_agg(json_build_array({_QUALITY_FIELDS})), '[]') FROM quality r)", JSON),
+    "surge_shipped": (
+        f"(SELECT coalesce(sum(v.units_shipped), 0) FROM {daily_volumes.fullname} v"
+        " WHERE v.sku = :sku AND v.day BETWEEN :start AND :end)",
+        Float,
+    ),
+    "surge_accounts": (
+        "(SELECT coalesce(json_agg(json_build_array(a.account_id, a.name, a.segment, a.owner_email)), '[]')"
+        f" FROM {accounts.fullname} a WHERE a.account_id IN (SELECT q.account_id FROM quality q))",
+        JSON,
+    ),
+    "surge_promotions": (
+        "(SELECT coalesce(json_agg(json_build_array(p.promotion_id, p.skus, p.starts_on, p.ends_on, p.name,"
+        f" p.account_segments, p.status)), '[]') FROM {promotions.fullname} p WHERE :sku = ANY(p.skus))",
+        JSON,
+    ),
+}
+# The surge rule's inputs in one round trip.
 _SURGE_INPUTS = (
     text(
-        f"""
-    SELECT
-      (SELECT coalesce(json_agg(json_build_array(r.return_id, r.quantity, r.account_id, r.reason, r.condition,
-                                                 r.returned_on)), '[]') {_QUALITY}) AS returns,
-      (SELECT coalesce(sum(v.units_shipped), 0) FROM {daily_volumes.fullname} v
-       WHERE v.sku = :sku AND v.day BETWEEN :start AND :end) AS shipped,
-      (SELECT coalesce(json_agg(json_build_array(a.account_id, a.name, a.segment, a.owner_email)), '[]')
-       FROM {accounts.fullname} a WHERE a.account_id IN (SELECT r.account_id {_QUALITY})) AS accounts,
-      (SELECT coalesce(json_agg(json_build_array(p.promotion_id, p.skus, p.starts_on, p.ends_on, p.name,
-                                                 p.account_segments, p.status)), '[]')
-       FROM {promotions.fullname} p WHERE :sku = ANY(p.skus)) AS promotions
-    """
+        f"WITH quality AS ({quality_returns_in(returns.fullname)}) SELECT "
+        + ", ".join(f"{expression} AS {name}" for name, (expression, _) in SURGE_COLUMNS.items())
     )
     .bindparams(bindparam("start", type_=Date), bindparam("end", type_=Date))
-    .columns(returns=JSONB, shipped=Float, accounts=JSONB, promotions=JSONB)
+    .columns(**{name: type_ for name, (_, type_) in SURGE_COLUMNS.items()})
 )
 
 
@@ -135,8 +152,7 @@ def surge_inputs_of(
     accounts_json: Sequence[Any],
     promotions_json: Sequence[Any],
 ) -> SurgeInputs:
-    """The surge rule's inputs from the JSON arrays `_SURGE_INPUTS` reads (and `QUALITY_SURGE_COLUMNS` with a new
-    return)."""
+    """The surge rule's inputs from the JSON arrays `SURGE_COLUMNS` reads."""
     records = [
         ReturnRecord(
             return_id,
@@ -219,7 +235,6 @@ def insert_marking(
 
 RETURN_COLUMNS = ("return_id", "sku", "account_id", "quantity", "reason", "condition", "returned_on")
 _COMPLAINT_COLUMNS = ("complaint_id", "account_id", "sku", "severity", "received_on")
-_INSERT_RETURN = insert_marking(returns, "return_id", RETURN_COLUMNS)
 # A return nothing else is evaluated for, with its event, in one statement the driver runs (`ReturnsByDriver`).
 _INSERT_RETURN_ANNOUNCED = DriverInsertOnce.of(insert_marking(returns, "return_id", RETURN_COLUMNS, announced=True))
 _INSERT_COMPLAINT = insert_marking(complaints, "complaint_id", _COMPLAINT_COLUMNS, with_account=True)
@@ -283,42 +298,11 @@ class RecordsStore:
 
     # ------------------------------------------------------------ returns
 
-    async def create_return(self, command: RecordReturn) -> tuple[Recorded, bool]:
-        """The stored return and whether it was created now; the same id with another body is a 409. A new
-        return marks its account for a recount in the same statement."""
-        values = return_values(command)
-        row, created = await create_once(self.session, _INSERT_RETURN, values=values, body=command.body, what="return")
-        return _recorded(row), created
-
-    async def quality_returns(self, sku: str, start: date, end: date) -> list[ReturnRecord]:
-        """The SKU's returns with a quality reason dated in [start, end]."""
-        rows = (
-            await self.session.execute(
-                select(returns).where(
-                    returns.c.sku == sku,
-                    returns.c.returned_on.between(start, end),
-                    returns.c.reason.in_([reason.value for reason in QUALITY_REASONS]),
-                )
-            )
-        ).all()
-        return [
-            ReturnRecord(
-                r.return_id,
-                r.sku,
-                r.quantity,
-                r.account_id,
-                ReturnReason(r.reason),
-                ReturnCondition(r.condition),
-                r.returned_on,
-            )
-            for r in rows
-        ]
-
     async def surge_inputs(self, sku: str, start: date, end: date) -> SurgeInputs:
-        """`quality_returns`, `shipped_units`, `accounts_by_id` of those returns' accounts and `promotions_of`
-        the SKU, in one round trip."""
+        """The SKU's returns with a quality reason dated in [start, end], `shipped_units`, `accounts_by_id` of
+        those returns' accounts and `promotions_of` the SKU, in one round trip."""
         row = (await self.session.execute(_SURGE_INPUTS, {"sku": sku, "start": start, "end": end})).one()
-        return surge_inputs_of(sku, row.returns, row.shipped, row.accounts, row.promotions)
+        return surge_inputs_of(sku, row.surge_returns, row.surge_shipped, row.surge_accounts, row.surge_promotions)
 
     async def get_return(self, return_id: str) -> Recorded | None:
         row = (await self.session.execute(select(returns).where(returns.c.return_id == return_id))).first()
@@ -341,7 +325,8 @@ class RecordsStore:
     # ------------------------------------------------------------ complaints
 
     async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
-        """As `create_return`, the account's mark included; a complaint created now carries its account."""
+        """The stored complaint and whether it was created now; the same id with another body is a 409. A new
+        complaint marks its account for a recount in the same statement and carries its account."""
         values = {
             "complaint_id": command.complaint_id,
             "account_id": command.account_id,

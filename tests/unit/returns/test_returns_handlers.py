@@ -4,6 +4,7 @@ capacity conflicts."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -20,7 +21,15 @@ from services.returns_service.domain import (
 )
 from services.returns_service.settings import ReturnsSettings
 from shared.errors import ProblemError
-from shared.events import CapacityConflictData, EventType, OrderVolumeReportedData, PromotionData
+from shared.events import (
+    CapacityConflictData,
+    EventType,
+    OrderVolumeReportedData,
+    PromotionData,
+    new_event,
+    topic_of,
+)
+from shared.outbox import encode_event
 from tests.fakes.returns import FakeReturnsStore, RecordingPublisher
 
 TODAY = date(2026, 11, 30)
@@ -42,6 +51,19 @@ def a_return(n: int, *, sku: str = "SKU-1", account: str = "ACME", reason: str =
         **changes,
     }
     return RecordReturn.from_body(body)
+
+
+async def record_return(
+    store: FakeReturnsStore, publisher: RecordingPublisher, command: RecordReturn, settings: ReturnsSettings
+) -> handlers.Written:
+    """A return as `POST /v1/returns` records it: its event encoded first and written with it, the surge
+    re-evaluated when the return counts towards it."""
+    data = handlers.return_recorded_data(command)
+    event = new_event(EventType.RETURN_RECORDED, source="salesops/test", subject=command.return_id, data=data)
+    encoded = encode_event(event, topic_of(EventType.RETURN_RECORDED).value, command.sku)
+    if handlers.return_evaluated(command):
+        return await handlers.record_quality_return(store, publisher, command, encoded, settings)
+    return await handlers.record_return_alone(store, command, encoded)
 
 
 def a_complaint(n: int, *, severity: str = "critical", account: str = "ACME", **changes: Any) -> RecordComplaint:
@@ -77,31 +99,33 @@ def alert_events(publisher: RecordingPublisher) -> list[EventType]:
 
 async def test_a_new_return_is_stored_and_announced_keyed_by_its_sku() -> None:
     store, publisher = FakeReturnsStore(), RecordingPublisher()
-    written = await handlers.record_return(store, publisher, a_return(1), SETTINGS)
+    written = await record_return(store, publisher, a_return(1), SETTINGS)
     assert written.created is True
     assert written.record.body["return_id"] == "R-SKU-1-1"
-    (event,) = publisher.events
-    assert (event.type, event.key, event.subject) == (EventType.RETURN_RECORDED, "SKU-1", "R-SKU-1-1")
-    assert event.data.quantity == 1
+    (event,) = store.outbox
+    assert (event.event_type, event.topic, event.key) == (EventType.RETURN_RECORDED.value, "salesops.returns", "SKU-1")
+    document = json.loads(event.payload)
+    assert (document["subject"], document["data"]["quantity"]) == ("R-SKU-1-1", 1)
+    assert publisher.events == []
 
 
 async def test_an_identical_return_retry_answers_with_the_stored_one_and_publishes_nothing() -> None:
     store, publisher = FakeReturnsStore(), RecordingPublisher()
-    first = await handlers.record_return(store, publisher, a_return(1), SETTINGS)
-    again = await handlers.record_return(store, publisher, a_return(1), SETTINGS)
+    first = await record_return(store, publisher, a_return(1), SETTINGS)
+    again = await record_return(store, publisher, a_return(1), SETTINGS)
     assert again.created is False
     assert again.record == first.record
-    assert publisher.types() == [EventType.RETURN_RECORDED]
+    assert [event.event_type for event in store.outbox] == [EventType.RETURN_RECORDED.value]
 
 
 async def test_the_same_return_id_with_another_body_is_a_conflict() -> None:
     store, publisher = FakeReturnsStore(), RecordingPublisher()
-    await handlers.record_return(store, publisher, a_return(1), SETTINGS)
+    await record_return(store, publisher, a_return(1), SETTINGS)
     with pytest.raises(ProblemError) as raised:
-        await handlers.record_return(store, publisher, a_return(1, quantity=3), SETTINGS)
+        await record_return(store, publisher, a_return(1, quantity=3), SETTINGS)
     assert raised.value.status == 409
     assert store.returns["R-SKU-1-1"][0].quantity == 1
-    assert len(publisher.events) == 1
+    assert len(store.outbox) == 1
 
 
 async def test_an_identical_complaint_retry_raises_no_second_alert() -> None:
@@ -124,10 +148,10 @@ async def test_a_surge_is_raised_at_both_thresholds_and_updated_by_new_evidence(
     await handlers.put_account(store, RecordingPublisher(), PutAccount("ACME", "Acme", Segment.EMERGING))
     await ship(store, publisher, 100)
     for n in range(4):  # 4 returns of 100 shipped: under min_returns (5) and under the rate (5 %)
-        await handlers.record_return(store, publisher, a_return(n), SETTINGS)
+        await record_return(store, publisher, a_return(n), SETTINGS)
     assert store.alerts == {} and alert_events(publisher) == []
 
-    await handlers.record_return(store, publisher, a_return(4), SETTINGS)  # 5 of 100: both thresholds reached
+    await record_return(store, publisher, a_return(4), SETTINGS)  # 5 of 100: both thresholds reached
     (alert,) = store.alerts.values()
     assert (alert.type, alert.subject, alert.status, alert.revision) == ("return-surge", "SKU-1", "open", 1)
     assert alert.details["rate"] == pytest.approx(0.05)
@@ -139,7 +163,7 @@ async def test_a_surge_is_raised_at_both_thresholds_and_updated_by_new_evidence(
     assert (raised.key, raised.subject, raised.data.revision) == ("SKU-1", alert.alert_id, 1)
     assert [event_type for _, event_type, _ in store.changes] == [RAISED.value]
 
-    await handlers.record_return(store, publisher, a_return(5, account="BIGCO"), SETTINGS)
+    await record_return(store, publisher, a_return(5, account="BIGCO"), SETTINGS)
     (updated,) = store.alerts.values()
     assert (updated.alert_id, updated.revision) == (alert.alert_id, 2)
     assert sorted(updated.account_ids) == ["ACME", "BIGCO"]
@@ -151,21 +175,21 @@ async def test_returns_under_the_rate_threshold_raise_nothing() -> None:
     store, publisher = FakeReturnsStore(), RecordingPublisher()
     await ship(store, publisher, 1000)
     for n in range(6):  # 6 of 1000 shipped: 0.6 %
-        await handlers.record_return(store, publisher, a_return(n), SETTINGS)
+        await record_return(store, publisher, a_return(n), SETTINGS)
     assert store.alerts == {} and alert_events(publisher) == []
 
 
 async def test_returns_that_are_not_about_quality_never_evaluate_the_surge() -> None:
     store, publisher = FakeReturnsStore(), RecordingPublisher()
     for n in range(6):
-        await handlers.record_return(store, publisher, a_return(n, reason="no_longer_needed"), SETTINGS)
+        await record_return(store, publisher, a_return(n, reason="no_longer_needed"), SETTINGS)
     assert store.locked_subjects == [] and store.alerts == {}
 
 
 async def test_the_same_evidence_changes_nothing_and_falling_figures_do_not_withdraw_the_alert() -> None:
     store, publisher = FakeReturnsStore(), RecordingPublisher()
     for n in range(5):  # nothing shipped: the rate is undefined and min_returns alone decides
-        await handlers.record_return(store, publisher, a_return(n), SETTINGS)
+        await record_return(store, publisher, a_return(n), SETTINGS)
     (alert,) = store.alerts.values()
     assert alert.details["rate"] is None
 
@@ -180,7 +204,7 @@ async def test_the_same_evidence_changes_nothing_and_falling_figures_do_not_with
 async def test_a_promotion_of_the_sku_is_attached_to_its_open_surge_alert() -> None:
     store, publisher = FakeReturnsStore(), RecordingPublisher()
     for n in range(5):
-        await handlers.record_return(store, publisher, a_return(n), SETTINGS)
+        await record_return(store, publisher, a_return(n), SETTINGS)
     promotion = PromotionData.model_validate(
         {
             "promotion_id": "BF-2026",
@@ -271,7 +295,7 @@ async def test_a_capacity_conflict_is_raised_updated_then_resolved() -> None:
 
 async def raised_surge(store: FakeReturnsStore, publisher: RecordingPublisher) -> str:
     for n in range(5):
-        await handlers.record_return(store, publisher, a_return(n), SETTINGS)
+        await record_return(store, publisher, a_return(n), SETTINGS)
     (alert,) = store.alerts.values()
     return alert.alert_id
 
@@ -295,7 +319,7 @@ async def test_acknowledging_records_who_and_when_and_announces_the_change() -> 
     assert (again.revision, again.acknowledged_by) == (2, "crm")  # nothing changes, nothing is announced
     assert alert_events(publisher) == [RAISED, UPDATED]
 
-    await handlers.record_return(store, publisher, a_return(9, account="BIGCO"), SETTINGS)
+    await record_return(store, publisher, a_return(9, account="BIGCO"), SETTINGS)
     updated = store.alerts[alert_id]  # new evidence updates the acknowledged alert; it stays acknowledged
     assert (updated.revision, updated.acknowledged_by, updated.status) == (3, "crm", "open")
     assert publisher.events[-1].data.state == "acknowledged"
@@ -328,7 +352,7 @@ async def test_a_resolved_alert_is_not_raised_again_by_the_same_evidence_but_is_
     await ship(store, publisher, 0)  # re-evaluated, the same evidence: the person's resolution holds
     assert len(store.alerts) == 1 and alert_events(publisher) == [RAISED, UPDATED]
 
-    await handlers.record_return(store, publisher, a_return(7), SETTINGS)  # new evidence: a new alert
+    await record_return(store, publisher, a_return(7), SETTINGS)  # new evidence: a new alert
     assert len(store.alerts) == 2
     assert alert_events(publisher) == [RAISED, UPDATED, RAISED]
     (fresh,) = (a for a in store.alerts.values() if a.alert_id != alert_id)
