@@ -7,6 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import create_engine, driver_connection, timed_pool
 from shared.settings import Settings
@@ -45,18 +46,18 @@ async def test_connections_the_server_closed_are_replaced_at_checkout(database_u
         await engine.dispose()
 
 
+async def driver_backend_pid(engine: AsyncEngine) -> int:
+    async with driver_connection(engine) as connection:
+        return int(await connection.fetchval("SELECT pg_backend_pid()"))
+
+
 async def test_a_driver_connection_goes_back_to_the_pool_unless_left_in_doubt(database_url) -> None:
     """Statements run on the driver itself, outside any transaction: the connection is returned as it is, after a
     statement the server refused too (that statement rolled back alone); one cancelled mid-statement is discarded,
     and the pool hands out a working one next."""
     engine = create_engine(Settings(database_url=database_url, db_pool_size=1, db_max_overflow=0))
     try:
-
-        async def backend_pid() -> int:
-            async with driver_connection(engine) as connection:
-                return int(await connection.fetchval("SELECT pg_backend_pid()"))
-
-        first = await backend_pid()
+        first = await driver_backend_pid(engine)
         async with driver_connection(engine) as connection:
             await connection.execute("CREATE TEMP TABLE kept (n int)")
             await connection.execute("INSERT INTO kept VALUES (1)")
@@ -64,14 +65,14 @@ async def test_a_driver_connection_goes_back_to_the_pool_unless_left_in_doubt(da
         with pytest.raises(asyncpg.DivisionByZeroError):
             async with driver_connection(engine) as connection:
                 await connection.fetchval("SELECT 1 / 0")
-        assert await backend_pid() == first
+        assert await driver_backend_pid(engine) == first
         async with driver_connection(engine) as connection:
             assert await connection.fetchval("SELECT count(*) FROM kept") == 1
 
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.2), driver_connection(engine) as connection:
                 await connection.fetchval("SELECT pg_sleep(10)")
-        assert await backend_pid() != first
+        assert await driver_backend_pid(engine) != first
         async with engine.connect() as conn:  # the pool's one connection serves SQLAlchemy as before
             assert await conn.scalar(text("SELECT 1")) == 1
     finally:
@@ -84,16 +85,11 @@ async def test_a_driver_connection_left_inside_a_transaction_is_discarded_with_i
     locks; one whose transaction ended goes back to the pool."""
     engine = create_engine(Settings(database_url=database_url, db_pool_size=1, db_max_overflow=0))
     try:
-
-        async def backend_pid() -> int:
-            async with driver_connection(engine) as connection:
-                return int(await connection.fetchval("SELECT pg_backend_pid()"))
-
-        first = await backend_pid()
+        first = await driver_backend_pid(engine)
         async with driver_connection(engine) as connection:
             await connection.execute("BEGIN; SELECT pg_advisory_xact_lock(4242)")
             await connection.execute("COMMIT")
-        assert await backend_pid() == first
+        assert await driver_backend_pid(engine) == first
 
         with pytest.raises(RuntimeError):
             async with driver_connection(engine) as connection:
