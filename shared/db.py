@@ -154,20 +154,26 @@ class DriverStatement:
 
 
 @asynccontextmanager
-async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
+async def driver_connection(engine: AsyncEngine, *, discard_on_error: bool = False) -> AsyncIterator[Any]:
     """The asyncpg connection of a pooled connection, for a statement that is a transaction of its own and runs
     on the driver alone: no BEGIN and COMMIT round trips, no SQLAlchemy statement processing, the driver's cache
     of prepared statements. A caller may run a transaction of its own on it (BEGIN ... COMMIT or ROLLBACK);
     returning the connection to the pool rolls nothing back, so one left inside a transaction, with whatever
     locks it holds, is discarded rather than handed to the next user. A connection left in doubt (cancelled
     mid-statement, a driver or network error) is discarded too; after an error the server reported (the
-    statement rolled back) or a caller's own it goes back as it is."""
+    statement rolled back) or a caller's own it goes back as it is, unless `discard_on_error` (a connection that
+    holds something for its session, an advisory lock say, is discarded after any error)."""
     pooled = await engine.raw_connection()
     connection: Any = pooled.driver_connection
     try:
         yield connection
     except BaseException as exc:
-        if not isinstance(exc, Exception) or isinstance(exc, asyncpg.InterfaceError) or _is_network_error(exc):
+        if (
+            discard_on_error
+            or not isinstance(exc, Exception)
+            or isinstance(exc, asyncpg.InterfaceError)
+            or _is_network_error(exc)
+        ):
             await greenlet_spawn(pooled.invalidate, exc)
         raise
     finally:

@@ -25,13 +25,13 @@ from sqlalchemy import (
     cast,
     delete,
     func,
-    literal,
+    null,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.db import DriverStatement, driver_connection
 from shared.kafka import Handover, Producer, refused_for_good
 from shared.metrics import Metrics, observe_many
 from shared.outbox import HEADERS, advisory_lock_key
@@ -73,10 +73,12 @@ class _BatchOutcome:
 
 @dataclass
 class _InFlight:
-    """A batch sent and not yet settled: its open transaction (rows claimed: marked, not yet committed), its
-    acknowledgements."""
+    """A batch sent and not yet settled: its open transaction (rows claimed: marked, not yet committed) on a
+    driver's connection, its acknowledgements. `release` gives the connection back to the pool (None: the pass's
+    own connection, released with the pass)."""
 
-    conn: AsyncConnection
+    conn: Any
+    release: contextlib.AsyncExitStack | None
     rows: list[_Pending]
     handover: Handover
     now: datetime
@@ -90,12 +92,13 @@ class OutboxRelay:
     """Publishes unpublished outbox rows to Kafka in id order, keyed as recorded, then marks them published.
 
     One relay per service is active at a time (an advisory lock), so several replicas are safe and per-key order
-    holds. A batch is claimed in one statement that marks its rows published and returns them; the mark only
-    takes effect with the commit, which waits for every acknowledgement, and rows not acknowledged are unmarked
-    before it. The claim writes each row once (no separate row lock before the mark): besides the advisory lock,
-    its own row lock and the re-check of "still pending" on a row another transaction held keep a row from being
-    published twice. A row locked by another transaction (an operator's command) is waited for, not skipped, so
-    the rows after it never overtake it.
+    holds. Its statements run on the driver's connection (`shared.db.driver_connection`): few round trips, none
+    of SQLAlchemy's statement processing. A batch is claimed in one statement that marks its rows published and
+    returns them; the mark only takes effect with the commit, which waits for every acknowledgement, and rows not
+    acknowledged are unmarked before it. The claim writes each row once (no separate row lock before the mark):
+    besides the advisory lock, its own row lock and the re-check of "still pending" on a row another transaction
+    held keep a row from being published twice. A row locked by another transaction (an operator's command) is
+    waited for, not skipped, so the rows after it never overtake it.
 
     The relay is woken after a commit that wrote outbox rows and otherwise polls every `poll_interval_s`. A pass
     publishes batch after batch until one comes back short of `batch_size`: rows committed after that batch was
@@ -164,13 +167,44 @@ class OutboxRelay:
                 )
             )
 
-        # Built once too, as every pass takes and releases the lock and every second measures the backlog.
-        self._try_lock = select(func.pg_try_advisory_lock(self._lock_key))
-        self._unlock = select(func.pg_advisory_unlock(self._lock_key))
-        self._try_xact_lock = select(func.pg_try_advisory_xact_lock(self._lock_key))
-        self._backlog = select(func.count(), func.min(t.c.created_at), func.now()).where(*still_pending)
-        self._claim_first = claim(first)
-        self._claim_after = claim(first.where(t.c.id > bindparam("after", type_=BigInteger)))
+        # Built once too, as every pass takes and releases the lock and every second measures the backlog. The
+        # key is an integer, written in the statements: those the simple protocol runs at once take no parameter.
+        key = self._lock_key
+        self._try_lock = f"SELECT pg_try_advisory_lock({key})"
+        self._unlock = f"SELECT pg_advisory_unlock({key})"
+        self._try_xact_lock = f"SELECT pg_try_advisory_xact_lock({key})"
+        self._backlog = DriverStatement.of(
+            select(func.count(), func.min(t.c.created_at), func.now()).where(*still_pending)
+        )
+        self._parked = DriverStatement.of(select(func.count()).where(t.c.parked_at.is_not(None)))
+        self._claim_first = DriverStatement.of(claim(first))
+        self._claim_after = DriverStatement.of(claim(first.where(t.c.id > bindparam("after", type_=BigInteger))))
+        ids = bindparam("ids", type_=ARRAY(BigInteger))
+        self._park = DriverStatement.of(
+            update(t)
+            .where(t.c.id == bindparam("id", type_=BigInteger))
+            .values(
+                published_at=null(),
+                parked_at=bindparam("now", type_=DateTime(timezone=True)),
+                park_reason=bindparam("reason"),
+                attempts=t.c.attempts + 1,
+            )
+        )
+        self._unmark_counted = DriverStatement.of(
+            update(t).where(t.c.id == any_(ids)).values(published_at=null(), attempts=t.c.attempts + 1)
+        )
+        self._unmark = DriverStatement.of(update(t).where(t.c.id == any_(ids)).values(published_at=null()))
+        s = self._state
+        self._stored_cluster = DriverStatement.of(
+            select(s.c.broker_cluster_id).where(s.c.relay == bindparam("relay", type_=s.c.relay.type))
+        )
+        self._unmark_all = DriverStatement.of(
+            update(t).where(t.c.published_at.is_not(None)).values(published_at=null())
+        )
+        self._record_cluster = (
+            f"INSERT INTO {s.fullname} (relay, broker_cluster_id) VALUES ($1, $2) "
+            "ON CONFLICT (relay) DO UPDATE SET broker_cluster_id = excluded.broker_cluster_id, updated_at = now()"
+        )
         self._published_total = metrics.outbox_published.labels(name)
         self._publish_delay = metrics.outbox_delay.labels(name)
 
@@ -228,90 +262,113 @@ class OutboxRelay:
         sent while the acknowledgements of the one before are still awaited, each in its own transaction that keeps
         the mark of a row only once the broker acknowledged it. A batch's rows are all handed to the producer
         before the next batch's, so a key's events go out in id order. While one pass runs, it holds the relay's
-        advisory lock on a connection of its own (for the session), so no other replica publishes meanwhile. After
-        a failure no further batch starts: the ones in flight settle, then the error is raised (the next pass
-        starts again from the oldest pending row)."""
-        handled = 0
-        async with self._engine.connect() as leader:
-            if not await leader.scalar(self._try_lock):
-                await leader.rollback()
+        advisory lock on a connection of its own (for the session), so no other replica publishes meanwhile; the
+        first batch's transaction runs on that connection too, and when it is the pass's last its COMMIT and the
+        release of the lock go in one round trip. After a failure no further batch starts: the ones in flight
+        settle, then the error is raised (the next pass starts again from the oldest pending row)."""
+        # The session's lock must not go back to the pool with the connection: after any error it is discarded.
+        async with driver_connection(self._engine, discard_on_error=True) as leader:
+            if not await leader.fetchval(self._try_lock):
                 return 0
-            await leader.commit()
-            try:
-                if self._republish:
-                    outcome = _BatchOutcome()
-                    outcome.cluster_id, outcome.republished = await self._follow_broker(leader)
-                    await leader.commit()
-                    await self._report(outcome)
-                handled = await self._pipeline()
-            except BaseException:
-                # The session's lock must not go back to the pool with the connection.
-                await leader.invalidate()
-                raise
-            await leader.scalar(self._unlock)
-            await leader.commit()
+            if self._republish:
+                outcome = _BatchOutcome()
+                await leader.execute("BEGIN")
+                outcome.cluster_id, outcome.republished = await self._follow_broker(leader)
+                await leader.execute("COMMIT")
+                await self._report(outcome)
+            handled, unlocked = await self._pipeline(leader)
+            if not unlocked:
+                await leader.execute(self._unlock)
         return handled
 
-    async def _pipeline(self) -> int:
+    async def _pipeline(self, leader: Any) -> tuple[int, bool]:
+        """The pass's batches; returns how many rows were settled and whether the lock was released already (with
+        the COMMIT or ROLLBACK of the leader's batch, when that was the last)."""
         in_flight: deque[_InFlight] = deque()
         handled = 0
         after: int | None = None
         error: BaseException | None = None
         drained = False
+        unlocked = False
         try:
             while True:
                 if error is None and not drained and len(in_flight) < PIPELINE_DEPTH:
-                    sending = await self._start_batch(after)
+                    leads = after is None
+                    sending = await self._start_batch(leader if leads else None, after)
                     drained = sending is None or len(sending.rows) < self._batch_size
-                    if sending is not None:
+                    if sending is None:
+                        unlocked = leads  # the leader's empty claim was rolled back with the lock released
+                    else:
                         in_flight.append(sending)
                         after = sending.rows[-1].id
                         continue
                 if not in_flight:
                     break
-                outcome = await self._finish_batch(in_flight.popleft())
+                sending = in_flight.popleft()
+                last = drained and not in_flight and sending.release is None
+                outcome = await self._finish_batch(sending, unlock=last)
+                unlocked = unlocked or last
                 await self._report(outcome)
                 handled += outcome.handled
                 error = error or outcome.error
         finally:
             for sending in in_flight:  # only when something raised: unsettled batches are rolled back
-                await sending.conn.close()
+                if sending.release is not None:
+                    await sending.release.aclose()  # discarded, still in its transaction
         if error is not None:
             raise error
-        return handled
+        return handled, unlocked
 
-    async def _start_batch(self, after: int | None) -> _InFlight | None:
-        """Claim and send the next batch in a transaction left open until its acknowledgements are in."""
-        conn = await self._engine.connect()
+    async def _start_batch(self, leader: Any, after: int | None) -> _InFlight | None:
+        """Claim and send the next batch in a transaction left open until its acknowledgements are in: on the
+        leader's connection (the first batch of a pass), otherwise on a connection of its own. An empty first claim
+        is rolled back with the lock released in the same round trip (the pass is over)."""
+        release: contextlib.AsyncExitStack | None = None
+        if leader is None:
+            release = contextlib.AsyncExitStack()
+            conn = await release.enter_async_context(driver_connection(self._engine))
+        else:
+            conn = leader
         try:
-            await conn.begin()
+            await conn.execute("BEGIN")
             now = datetime.now(UTC)
             rows = await self._claim(conn, now, after=after)
             if not rows:
-                await conn.close()
+                await conn.execute("ROLLBACK" if release is not None else f"ROLLBACK; {self._unlock}")
+                if release is not None:
+                    await release.aclose()
                 return None
             await self._producer.ensure_started()
             handover = await self._send_all(rows)
-            return _InFlight(conn, rows, handover, now)
-        except BaseException:
-            await conn.close()
+            return _InFlight(conn, release, rows, handover, now)
+        except BaseException as exc:
+            if release is not None:  # discarded: in its transaction, or in doubt after the error
+                await release.__aexit__(type(exc), exc, exc.__traceback__)
             raise
 
-    async def _finish_batch(self, sending: _InFlight) -> _BatchOutcome:
+    async def _finish_batch(self, sending: _InFlight, *, unlock: bool) -> _BatchOutcome:
+        """Settle a batch and commit it (with `unlock`, releasing the lock in the same round trip)."""
         outcome = _BatchOutcome(published_at=sending.now)
         try:
             results = await _acknowledgements(sending.rows, sending.handover)
             await self._settle(sending.conn, sending.rows, results, sending.now, outcome)
-            await sending.conn.commit()
-        finally:
-            await sending.conn.close()
+            await sending.conn.execute(f"COMMIT; {self._unlock}" if unlock else "COMMIT")
+        except BaseException as exc:
+            if sending.release is not None:  # discarded: in its transaction, or in doubt after the error
+                await sending.release.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        if sending.release is not None:
+            await sending.release.aclose()
         return outcome
 
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many rows it settled (published or parked). Rows the broker could not
         take this time stay pending, and the first such error is raised once the rest is committed."""
-        async with self._engine.connect() as conn, conn.begin():
+        # A failure leaves the connection in its transaction: `driver_connection` discards it (rolled back).
+        async with driver_connection(self._engine) as conn:
+            await conn.execute("BEGIN")
             outcome = await self._publish_locked(conn)
+            await conn.execute("COMMIT")
         await self._report(outcome)
         if outcome.error is not None:
             raise outcome.error
@@ -348,9 +405,9 @@ class OutboxRelay:
         if outcome.parked:
             await self.count_parked()
 
-    async def _publish_locked(self, conn: AsyncConnection) -> _BatchOutcome:
+    async def _publish_locked(self, conn: Any) -> _BatchOutcome:
         outcome = _BatchOutcome()
-        if not await conn.scalar(self._try_xact_lock):
+        if not await conn.fetchval(self._try_xact_lock):
             return outcome
         if self._republish:
             outcome.cluster_id, outcome.republished = await self._follow_broker(conn)
@@ -366,20 +423,22 @@ class OutboxRelay:
         await self._settle(conn, rows, results, now, outcome)
         return outcome
 
-    async def _claim(self, conn: AsyncConnection, now: datetime, *, after: int | None) -> list[_Pending]:
+    async def _claim(self, conn: Any, now: datetime, *, after: int | None) -> list[_Pending]:
         """The next batch of pending rows (after `after`: past the batches still in flight), marked published at
         `now` in the connection's transaction, in id order."""
         if after is None:
-            result = await conn.execute(self._claim_first, {"now": now})
+            claim = self._claim_first
+            result = await conn.fetch(claim.sql, *claim.arguments({"now": now}))
         else:
-            result = await conn.execute(self._claim_after, {"now": now, "after": after})
+            claim = self._claim_after
+            result = await conn.fetch(claim.sql, *claim.arguments({"now": now, "after": after}))
         rows = list(map(_Pending._make, result))
         rows.sort(key=_by_id)  # RETURNING keeps no order
         return rows
 
     async def _settle(
         self,
-        conn: AsyncConnection,
+        conn: Any,
         rows: list[_Pending],
         results: list[BaseException | None] | None,
         now: datetime,
@@ -391,7 +450,6 @@ class OutboxRelay:
             outcome.published = rows
             outcome.handled = len(rows)
             return
-        t = self._table
         retry: list[int] = []
         counted: list[int] = []
         for row, result in zip(rows, results, strict=True):
@@ -404,21 +462,13 @@ class OutboxRelay:
             else:
                 (counted if _answered_about_the_row(result) else retry).append(row.id)
                 outcome.error = outcome.error or result
+        park = self._park
         for row, _exc, reason in outcome.parked:
-            await conn.execute(
-                update(t)
-                .where(t.c.id == row.id)
-                .values(published_at=None, parked_at=now, park_reason=reason, attempts=t.c.attempts + 1)
-            )
+            await conn.execute(park.sql, *park.arguments({"id": row.id, "now": now, "reason": reason}))
         if counted:
-            counted_ids = literal(counted, ARRAY(BigInteger))
-            await conn.execute(
-                update(t).where(t.c.id == any_(counted_ids)).values(published_at=None, attempts=t.c.attempts + 1)
-            )
+            await conn.execute(self._unmark_counted.sql, *self._unmark_counted.arguments({"ids": counted}))
         if retry:
-            await conn.execute(
-                update(t).where(t.c.id == any_(literal(retry, ARRAY(BigInteger)))).values(published_at=None)
-            )
+            await conn.execute(self._unmark.sql, *self._unmark.arguments({"ids": retry}))
         outcome.handled = len(outcome.published) + len(outcome.parked)
 
     async def _send_all(self, rows: Sequence[_Pending]) -> Handover:
@@ -437,26 +487,21 @@ class OutboxRelay:
         for i, exc in handover.failed.items():
             sending(rows[i].payload, topic=rows[i].topic, key=rows[i].key)(exc)
 
-    async def _follow_broker(self, conn: AsyncConnection) -> tuple[str, int]:
+    async def _follow_broker(self, conn: Any) -> tuple[str, int]:
         """The broker's cluster id, and how many rows were put back to be published again because the broker is
-        not the one they were published to (it came back empty: nothing it held can be assumed consumed)."""
+        not the one they were published to (it came back empty: nothing it held can be assumed consumed). Run in
+        the caller's transaction on a driver's connection."""
         cluster_id = await self._producer.cluster_id()
         if cluster_id == self._broker_cluster_id:
             return cluster_id, 0
-        s, t = self._state, self._table
-        stored = await conn.scalar(select(s.c.broker_cluster_id).where(s.c.relay == self._name))
+        stored = await conn.fetchval(self._stored_cluster.sql, *self._stored_cluster.arguments({"relay": self._name}))
         if stored == cluster_id:
             return cluster_id, 0
         # Every row still in the outbox (the retention bounds them), not only recent ones: a consumer that was
         # down may not have read even the oldest. Newer rows have higher ids, so these go out first.
-        again = (await conn.execute(update(t).where(t.c.published_at.is_not(None)).values(published_at=None))).rowcount
-        await conn.execute(
-            pg_insert(s)
-            .values(relay=self._name, broker_cluster_id=cluster_id)
-            .on_conflict_do_update(
-                index_elements=[s.c.relay], set_={"broker_cluster_id": cluster_id, "updated_at": func.now()}
-            )
-        )
+        status = await conn.execute(self._unmark_all.sql, *self._unmark_all.arguments({}))
+        again = int(status.rsplit(" ", 1)[-1])
+        await conn.execute(self._record_cluster, self._name, cluster_id)
         if again:
             log.warning(
                 "the broker is not the one the outbox was published to; publishing again the events still held",
@@ -472,8 +517,8 @@ class OutboxRelay:
     async def measure_backlog(self) -> tuple[int, float]:
         """The rows waiting to be published and the age of the oldest, in seconds (also set on the
         `salesops_outbox_pending_rows` and `salesops_outbox_oldest_pending_age_seconds` gauges)."""
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(self._backlog)).one()
+        async with driver_connection(self._engine) as conn:
+            row = await conn.fetchrow(self._backlog.sql, *self._backlog.arguments({}))
         pending, oldest, now = int(row[0] or 0), row[1], row[2]
         age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
         self._metrics.outbox_pending.labels(self._name).set(pending)
@@ -483,9 +528,8 @@ class OutboxRelay:
 
     async def count_parked(self) -> int:
         """The rows parked now (also set on the `salesops_outbox_parked_rows` gauge)."""
-        t = self._table
-        async with self._engine.connect() as conn:
-            parked = int(await conn.scalar(select(func.count()).where(t.c.parked_at.is_not(None))) or 0)
+        async with driver_connection(self._engine) as conn:
+            parked = int(await conn.fetchval(self._parked.sql, *self._parked.arguments({})) or 0)
         self._metrics.outbox_parked_rows.labels(self._name).set(parked)
         self._parked_counted_at = time.monotonic()
         return parked

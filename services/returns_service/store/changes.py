@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Select, Text, bindparam, cast, func, select, update
+from sqlalchemy import Integer, Select, Text, bindparam, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.returns_service import tables
+from shared.db import DriverStatement, driver_connection
 
 alert_changes = tables.alert_changes
 counter = tables.alert_change_counter
@@ -34,10 +35,12 @@ PENDING_CHANNEL = "returns_alert_changes_pending"
 
 
 def _number_pending() -> Select[Any]:
-    """Numbers the committed, unnumbered changes after `:last` (the counter, locked by `_LOCK_COUNTER`), at most
-    `:limit` of them in `change_id` order, advances the counter and returns its new value. Announced in the same
-    statement when anything was numbered (PostgreSQL delivers it at the commit)."""
-    last = bindparam("last", type_=BigInteger)
+    """Numbers the committed, unnumbered changes after the counter's last number (its row locked by
+    `_LOCK_COUNTER` in an earlier statement of the transaction, so this one's snapshot sees the last numbering step
+    committed), at most `:limit` of them in `change_id` order, advances the counter and returns how many it
+    numbered. Announced in the same statement when anything was numbered (PostgreSQL delivers it at the
+    commit)."""
+    last = select(counter.c.last_seq).where(counter.c.id == 1).scalar_subquery()
     pending = (
         select(
             alert_changes.c.change_id,
@@ -68,12 +71,13 @@ def _number_pending() -> Select[Any]:
         .where(counted.c.last_seq > last)
         .cte("notified")
     )
-    return select(counted.c.last_seq, select(func.count()).select_from(notified).scalar_subquery())
+    return select(counted.c.last_seq - last, select(func.count()).select_from(notified).scalar_subquery())
 
 
-# Built once: a numbering step runs after every committed change.
-_LOCK_COUNTER = select(counter.c.last_seq).where(counter.c.id == 1).with_for_update()
-_NUMBER_PENDING = _number_pending()
+# Built once: a numbering step runs after every committed change. The lock goes with the BEGIN (the simple protocol
+# takes both at once); the numbering runs on the driver (`shared.db.driver_connection`).
+_LOCK_COUNTER = f"BEGIN; SELECT 1 FROM {counter.fullname} WHERE id = 1 FOR UPDATE"
+_NUMBER_PENDING = DriverStatement.of(_number_pending())
 
 
 @dataclass(frozen=True)
@@ -99,13 +103,16 @@ class ChangeLog:
 
     async def number_pending(self, *, limit: int) -> int:
         """Number up to `limit` committed, unnumbered changes after the last number, in the order they were
-        written (so one alert's revisions keep their order); returns how many. Announced at commit."""
-        async with self.engine.begin() as conn:
+        written (so one alert's revisions keep their order); returns how many. Announced at commit. Three round
+        trips: BEGIN with the counter's lock, the numbering, COMMIT (a failure leaves the transaction open, and
+        `driver_connection` discards the connection, which rolls it back)."""
+        async with driver_connection(self.engine) as conn:
             # The counter row is held to the commit: a concurrent step waits here, and its next statement (a new
             # snapshot) sees what this one numbered.
-            last = int(await conn.scalar(_LOCK_COUNTER) or 0)
-            new_last = int((await conn.execute(_NUMBER_PENDING, {"last": last, "limit": limit})).one()[0] or 0)
-            return new_last - last
+            await conn.execute(_LOCK_COUNTER)
+            numbered = int(await conn.fetchval(_NUMBER_PENDING.sql, *_NUMBER_PENDING.arguments({"limit": limit})) or 0)
+            await conn.execute("COMMIT")
+            return numbered
 
     async def changes_after(
         self, cursor: int, *, limit: int, sku: str | None, alert_type: str | None
