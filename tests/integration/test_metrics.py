@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -191,6 +192,7 @@ async def test_the_service_reports_its_database_pool_and_its_event_loop_lag(sett
         engine = app.state.runtime.engine
         pool = timed_pool(engine)
         held = []
+        waiter: asyncio.Task[Any] | None = None
         try:
             # Every connection taken, whatever the service's listeners and tasks hold (a task's may be returned
             # meanwhile, and is taken in turn).
@@ -203,21 +205,25 @@ async def test_the_service_reports_its_database_pool_and_its_event_loop_lag(sett
                 text, "salesops_db_pool_checkout_wait_seconds_bucket", le="0.25"
             )
 
-            async def one_more() -> None:
-                async with engine.connect():
-                    pass
+            async def one_more() -> Any:
+                return await engine.connect()
 
-            waiter = asyncio.create_task(one_more())
-
-            async def waiting() -> bool:
-                return value(await scrape(), "salesops_db_pool_waiting_checkouts") >= 1
-
-            await eventually(waiting, message="a checkout waiting for a connection is not reported")
-            await asyncio.sleep(0.3)
+            # One more checkout waits for the test to let go. A connection a background task gives back meanwhile
+            # goes to it instead: that one is kept too, and another checkout queued, until one is still waiting.
+            for _ in range(20):
+                waiter = asyncio.create_task(one_more())
+                await asyncio.sleep(0.3)
+                if not waiter.done():
+                    break
+                held.append(waiter.result())
+            else:
+                pytest.fail("the service's tasks kept giving connections back")
+            assert value(await scrape(), "salesops_db_pool_waiting_checkouts") >= 1
         finally:
             for conn in held:
                 await conn.close()
-        await asyncio.wait_for(waiter, timeout=5)
+        assert waiter is not None
+        await (await asyncio.wait_for(waiter, timeout=5)).close()
         text = await scrape()
         waited = value(text, "salesops_db_pool_checkout_wait_seconds_count") - value(
             text, "salesops_db_pool_checkout_wait_seconds_bucket", le="0.25"
