@@ -33,9 +33,9 @@ from services.returns_service.store.records import (
     SURGE_COLUMNS,
     Recorded,
     SurgeInputs,
+    announced_values,
     insert_marking,
     quality_returns_in,
-    return_values,
     surge_inputs_of,
 )
 from shared.idempotency import DriverInsertOnce, create_once_by_driver
@@ -98,12 +98,7 @@ class QualityReturns(AlertsByDriver):
         for `window` read); the same id with another body is a 409."""
         start, end = window
         values = {
-            **return_values(command),
-            "event_id": event.event_id,
-            "event_type": event.event_type,
-            "event_topic": event.topic,
-            "event_key": event.key,
-            "event_payload": event.payload,
+            **announced_values(command, event),
             "start": start,
             "end": end,
             "alert_type": AlertType.RETURN_SURGE.value,

@@ -268,6 +268,18 @@ def return_values(command: RecordReturn) -> dict[str, Any]:
     }
 
 
+def announced_values(command: RecordReturn, event: EncodedEvent) -> dict[str, Any]:
+    """A return's values with those of the event that announces it, as the driver's insert binds them."""
+    return {
+        **return_values(command),
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "event_topic": event.topic,
+        "event_key": event.key,
+        "event_payload": event.payload,
+    }
+
+
 class ReturnsByDriver:
     """A return that is a transaction of its own, on a pooled connection's driver (`shared.db.driver_connection`):
     one statement stores it, marks its account for a recount and writes its event to the outbox, the last two only
@@ -279,16 +291,12 @@ class ReturnsByDriver:
     async def create_return_announced(self, command: RecordReturn, event: EncodedEvent) -> tuple[Recorded, bool]:
         """The stored return and whether it was created now (then with its event); the same id with another body
         is a 409."""
-        values = {
-            **return_values(command),
-            "event_id": event.event_id,
-            "event_type": event.event_type,
-            "event_topic": event.topic,
-            "event_key": event.key,
-            "event_payload": event.payload,
-        }
         row, created = await create_once_by_driver(
-            self.connection, _INSERT_RETURN_ANNOUNCED, values=values, body=command.body, what="return"
+            self.connection,
+            _INSERT_RETURN_ANNOUNCED,
+            values=announced_values(command, event),
+            body=command.body,
+            what="return",
         )
         return Recorded(body=row["body"], created_at=row["created_at"]), created
 
