@@ -136,13 +136,43 @@ def bench(
 @app.command()
 def migrate(
     service: Annotated[ServiceName | None, typer.Option(help="only this service")] = None,
+    down_to: Annotated[
+        str | None,
+        typer.Option(
+            "--down-to",
+            metavar="REVISION",
+            help="take --service's schema back down to this migration (e.g. to roll back to an earlier version)",
+        ),
+    ] = None,
+    show: Annotated[
+        bool, typer.Option("--status", help="show each service's current migration and head; change nothing")
+    ] = False,
 ) -> None:
     """Run the database migrations of every service (or one) against SALESOPS_DATABASE_URL."""
     from shared import migrations
     from shared.settings import Settings
 
+    if down_to is not None and service is None:
+        raise typer.BadParameter("--down-to needs --service: a revision belongs to one service", param_hint="--down-to")
+    if down_to is not None and show:
+        raise typer.BadParameter("--status changes nothing; run it before or after --down-to", param_hint="--status")
     url = Settings().database_url
-    for name in [service.value] if service else migrations.SERVICES:
+    names = [service.value] if service else list(migrations.SERVICES)
+    if show:
+        for name in names:
+            revision = migrations.status(name, url)
+            state = "at head" if revision.at_head else f"head is {revision.head}"
+            console.print(f"{name}: {revision.current or 'not migrated'} ({state})")
+        return
+    if down_to is not None:
+        try:
+            migrations.downgrade(names[0], url, down_to)
+        except migrations.MigrationError as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(1) from error
+        console.print(f"migrated {names[0]} down to {down_to}")
+        return
+    for name in names:
         migrations.upgrade(name, url)
         console.print(f"migrated {name}")
 

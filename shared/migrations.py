@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import async_engine_from_config
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.ext.asyncio import async_engine_from_config, create_async_engine
 
 SERVICES = ("promotion", "fulfillment", "returns", "planning")
 
@@ -28,6 +32,62 @@ def alembic_config(service: str, database_url: str) -> Config:
 def upgrade(service: str, database_url: str, revision: str = "head") -> None:
     """Run a service's migrations up to `revision` (blocking; call it from a thread inside an event loop)."""
     command.upgrade(alembic_config(service, database_url), revision)
+
+
+class MigrationError(ValueError):
+    """A migration asked for that cannot run: an unknown revision, or one that is not below the current one."""
+
+
+@dataclass(frozen=True)
+class Revision:
+    """Where a service's schema stands: its current revision (None: never migrated) and its migrations' head."""
+
+    service: str
+    current: str | None
+    head: str
+
+    @property
+    def at_head(self) -> bool:
+        return self.current == self.head
+
+
+def downgrade(service: str, database_url: str, revision: str) -> None:
+    """Take a service's schema back down to `revision`, which must be one of its migrations below the current
+    one; each migration's downgrade runs in turn (blocking, like `upgrade`). Nothing runs when it is not."""
+    config = alembic_config(service, database_url)
+    script = ScriptDirectory.from_config(config)
+    try:
+        target = script.get_revision(revision)
+    except CommandError as error:
+        raise MigrationError(f"{service} has no migration {revision!r}") from error
+    if target is None:
+        raise MigrationError(f"{service} has no migration {revision!r}")
+    current = asyncio.run(_current(service, database_url))
+    below = {r.revision for r in script.iterate_revisions(current, "base")} if current else set()
+    if target.revision == current or target.revision not in below:
+        raise MigrationError(f"{service} is at {current or 'no revision'}; {revision!r} is not below it")
+    command.downgrade(config, target.revision)
+
+
+def status(service: str, database_url: str) -> Revision:
+    """A service's current revision and head (blocking: call it from a thread inside an event loop)."""
+    head = ScriptDirectory.from_config(alembic_config(service, database_url)).get_current_head()
+    assert head is not None, f"{service} has migrations"
+    return Revision(service, asyncio.run(_current(service, database_url)), head)
+
+
+async def _current(service: str, database_url: str) -> str | None:
+    """The revision in the service's version table (its schema is named after it), None without one."""
+    engine = create_async_engine(database_url, poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            try:
+                found = await connection.execute(text(f'SELECT version_num FROM "{service}".alembic_version'))
+            except ProgrammingError:  # no version table yet: never migrated
+                return None
+            return found.scalar_one_or_none()
+    finally:
+        await engine.dispose()
 
 
 def run_env(target_metadata: MetaData) -> None:

@@ -44,11 +44,12 @@ class PostgresServer:
     def dsn(self, database: str) -> str:
         return _asyncpg_dsn(self.url, database)
 
-    async def create_database(self) -> str:
+    async def create_database(self, *, migrated: bool = True) -> str:
+        """A fresh database: a copy of the migrated template, or empty."""
         name = f"t_{uuid.uuid4().hex[:16]}"
         conn = await asyncpg.connect(self.dsn("postgres"))
         try:
-            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+            await conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{TEMPLATE_DB}"' if migrated else ""))
         finally:
             await conn.close()
         return _with_database(self.url, name)
