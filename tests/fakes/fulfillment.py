@@ -88,6 +88,9 @@ class FakeFulfillmentStore:
             if not stored.window.cancelled and stored.window.skus & set(skus)
         ]
 
+    async def lock_skus(self, skus: Collection[str]) -> None:
+        self.locked.append(set(skus))
+
     async def save_spikes(self, detected: Sequence[Spike]) -> None:
         for spike in detected:
             assert spike.sku is not None
@@ -117,6 +120,7 @@ class FakeFulfillmentStore:
         return published
 
     async def detected_between(self, skus: Collection[str], first: date, last: date) -> list[Spike]:
+        assert set(skus) <= set().union(*self.locked), "spikes are read under their SKUs' locks"
         return [
             stored.spike
             for (sku, day), stored in sorted(self.spikes.items())

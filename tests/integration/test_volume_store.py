@@ -3,6 +3,7 @@ the totals and the spike rule read, summed over every warehouse, the same as the
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -124,3 +125,32 @@ async def test_storing_a_report_s_lines_holds_its_skus_locks_until_the_transacti
             assert [await db.fetchval(held, sku) for sku in skus] == [False, False, True]
     async with db.transaction():
         assert [await db.fetchval(held, sku) for sku in skus] == [True, True, True]
+
+
+async def test_a_promotion_s_re_explanation_reads_spikes_once_a_report_of_its_skus_committed(
+    engine: AsyncEngine,
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    sku, other = f"SKU-REEXPLAIN-{run}", f"SKU-REEXPLAIN-{run}-OTHER"
+    day = START + timedelta(days=40)
+    spike = Spike(day, 300.0, 100.0, 100.0, 100.0, 10.0, 3.0, 200.0, 20.0, sku)
+    window = PromotionWindow(f"P-{run}", frozenset({sku, other}), day - timedelta(days=2), day + timedelta(days=2))
+    async with AsyncSession(engine) as report, report.begin():
+        # A report of the SKU stores a spike it judged without the promotion's window, and has not committed.
+        reporting = SqlStore(report)
+        await reporting.save_volumes("DC-A", [DayVolume(sku, day, 300, 300, 0)])
+        await reporting.save_spikes([spike])
+
+        async def re_explain() -> list[Spike]:
+            async with AsyncSession(engine) as promotion, promotion.begin():
+                store = SqlStore(promotion)
+                await store.save_window(window, 1)
+                await store.lock_skus(window.skus)
+                return await store.detected_between(window.skus, window.starts_on, window.ends_on)
+
+        reading = asyncio.create_task(re_explain())
+        await asyncio.sleep(0.5)
+        assert not reading.done(), "the promotion's transaction waits for the report's SKU lock"
+    # Committed: the promotion's transaction now reads the report's spike, and can explain it.
+    found = await asyncio.wait_for(reading, 10)
+    assert [(s.sku, s.day, s.explained_by_promotion_id) for s in found] == [(sku, day, None)]

@@ -265,8 +265,12 @@ async def on_promotion_event(store: Store, publisher: Publisher, event: CloudEve
 
 
 async def _reexplain(store: Store, publisher: Publisher, skus: set[str], first: date, last: date) -> None:
+    """Re-explain the detected spikes of the SKUs between the days by the live windows. The SKUs' locks come first:
+    a report of one of them committing meanwhile has judged its days against the windows it saw, without this
+    transaction's window; its spikes are read here once it has committed."""
     if not skus:
         return
+    await store.lock_skus(skus)
     windows = await store.live_windows(skus)
     for spike in await store.detected_between(skus, first, last):
         assert spike.sku is not None

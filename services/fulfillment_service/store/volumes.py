@@ -32,6 +32,15 @@ RETRACTED = "retracted"
 # The hot statements of a report after its first go to the session's asyncpg connection as they are (`$n`
 # parameters, records out): prepared once per connection, no SQLAlchemy statement or row machinery per report.
 
+# The per-SKU advisory locks of the SKUs `:skus`, to the end of the transaction, taken in a fixed order (by key), so
+# that two writers of overlapping SKUs never wait for each other in a cycle: every writer of a SKU's volumes or
+# spikes takes them first (`save_volumes`, `lock_skus`).
+_SKU_LOCKS = """
+    SELECT count(pg_advisory_xact_lock(lock_key)) AS locks FROM (
+        SELECT DISTINCT hashtextextended(sku, 0) AS lock_key FROM unnest(CAST(:skus AS varchar[])) AS sku ORDER BY 1
+    ) AS lock_keys"""
+_LOCK_SKUS = text(_SKU_LOCKS)
+
 # A report's first statement, for the whole batch: arrays in, per SKU the days whose lines changed anything out.
 # It first takes per-SKU advisory locks in a fixed order (the join with `locked` has them taken before any line is
 # written), which serialise reports touching the same SKU, so spike verdicts and the order of its events follow
@@ -40,11 +49,7 @@ RETRACTED = "retracted"
 # begins the transaction the following statements on its connection run in.
 _SAVE_VOLUMES = text(
     f"""
-    WITH locked AS MATERIALIZED (
-        SELECT count(pg_advisory_xact_lock(lock_key)) AS locks FROM (
-            SELECT DISTINCT hashtextextended(sku, 0) AS lock_key FROM unnest(CAST(:skus AS varchar[])) AS sku ORDER BY 1
-        ) AS lock_keys
-    ),
+    WITH locked AS MATERIALIZED ({_SKU_LOCKS}),
     changed AS (
         INSERT INTO {SCHEMA}.volumes AS stored
             (warehouse_id, sku, day, units_ordered, units_shipped, units_backordered)
@@ -267,6 +272,8 @@ class Store(Protocol):
     async def report_state(self, froms: Mapping[str, date], spikes_from: date) -> ReportState: ...
 
     async def live_windows(self, skus: Collection[str]) -> list[PromotionWindow]: ...
+
+    async def lock_skus(self, skus: Collection[str]) -> None: ...
 
     async def save_spikes(self, detected: Sequence[Spike]) -> None: ...
 
@@ -505,6 +512,11 @@ class SqlStore:
         return await self._page(spikes, conditions, (spikes.c.day, spikes.c.sku), limit=limit, after=after)
 
     # ------------------------------------------------------------ promotion windows
+
+    async def lock_skus(self, skus: Collection[str]) -> None:
+        """Take the SKUs' locks, as a report storing their lines takes them, until the transaction ends: what is
+        read after it includes every report of those SKUs committed before, and none commits meanwhile."""
+        await self.session.execute(_LOCK_SKUS, {"skus": sorted(set(skus))})
 
     async def live_windows(self, skus: Collection[str]) -> list[PromotionWindow]:
         """The uncancelled promotion windows of any of the SKUs."""
