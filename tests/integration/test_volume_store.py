@@ -154,3 +154,19 @@ async def test_a_promotion_s_re_explanation_reads_spikes_once_a_report_of_its_sk
     # Committed: the promotion's transaction now reads the report's spike, and can explain it.
     found = await asyncio.wait_for(reading, 10)
     assert [(s.sku, s.day, s.explained_by_promotion_id) for s in found] == [(sku, day, None)]
+
+
+async def test_a_null_figure_is_refused_rather_than_summed_onto_other_days(
+    engine: AsyncEngine, db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    sku = f"SKU-NULL-{run}"
+    lines = [DayVolume(sku, START + timedelta(days=day), 5, 5, 0) for day in range(3)]
+    async with AsyncSession(engine) as session, session.begin():
+        await SqlStore(session).save_volumes("DC-A", lines)
+    # The column is NOT NULL; a schema that allowed NULL would have `string_agg` skip it.
+    await db.execute("ALTER TABLE fulfillment.volumes ALTER COLUMN units_shipped DROP NOT NULL")
+    await db.execute("UPDATE fulfillment.volumes SET units_shipped = NULL WHERE sku = $1 AND day = $2", sku, START)
+    async with AsyncSession(engine) as session, session.begin():
+        with pytest.raises(RuntimeError, match="do not hold 3 rows each"):
+            await SqlStore(session).report_state({sku: START}, START)

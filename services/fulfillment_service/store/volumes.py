@@ -428,6 +428,10 @@ class SqlStore:
             for column, values in zip(packed, (offsets, ordered, shipped, backordered), strict=True):
                 column.append(values)
         figures = tuple(np.frombuffer(b"".join(column), dtype=">i4") for column in packed)
+        # `string_agg` skips NULLs: a packed column would come up short, and its values land on other days. The
+        # columns are NOT NULL; should that ever change, this says so rather than mis-summing.
+        if any(len(column) != sum(counts) for column in figures):
+            raise RuntimeError(f"packed volume columns of {len(found)} SKUs do not hold {sum(counts)} rows each")
         windows = [
             PromotionWindow(promotion_id, frozenset(named), first_day, last_day)
             for promotion_id, (named, first_day, last_day) in sorted(covered.items())
