@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -49,6 +50,7 @@ def create_engine(settings: Settings, *, checkout_wait: Callable[[float], None] 
     )
     timed_pool(engine).checkout_wait = checkout_wait
     event.listen(engine.sync_engine, "checkout", _replace_closed)
+    event.listen(engine.sync_engine, "handle_error", _discard_out_of_step)
     return engine
 
 
@@ -93,6 +95,24 @@ def _replace_closed(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy:
         raise DisconnectionError("the pooled connection was closed by the server")
 
 
+def _discard_out_of_step(context: ExceptionContext) -> None:
+    """A connection whose driver lost track of its protocol (`_out_of_step`) counts as disconnected, so SQLAlchemy
+    discards it rather than returning it to the pool, where every later checkout would fail on it."""
+    if _out_of_step(context.original_exception):
+        context.is_disconnect = True
+
+
+def _out_of_step(exc: BaseException | None) -> bool:
+    """asyncpg's `InternalClientError` ("cannot switch to state ...; another operation is in progress"): the
+    connection's protocol is in a state no operation expects, as a connection the server terminated in the middle
+    of a transaction can be left while its socket still looks open. Nothing more can run on it."""
+    while exc is not None:
+        if type(exc).__name__ == "InternalClientError":
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when retrying later may succeed (database or network unavailable), False for bugs and bad data."""
     if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError)):
@@ -116,7 +136,7 @@ def _is_network_error(exc: BaseException | None) -> bool:
         if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError, OSError)):
             return True
         name = type(exc).__name__
-        if name in {"ConnectionDoesNotExistError", "CannotConnectNowError", "InterfaceError"}:
+        if name in {"ConnectionDoesNotExistError", "CannotConnectNowError", "InterfaceError", "InternalClientError"}:
             return True
         exc = exc.__cause__ or exc.__context__
     return False

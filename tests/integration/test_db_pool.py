@@ -7,9 +7,10 @@ import asyncio
 import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine, driver_connection, timed_pool
+from shared.db import create_engine, driver_connection, is_transient, timed_pool
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -122,5 +123,42 @@ async def test_every_checkout_is_timed_by_the_pool_the_engine_has_now(database_u
         async with driver_connection(engine) as connection:
             await connection.fetchval("SELECT 1")
         assert len(waits) == 3
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_whose_driver_lost_its_protocol_state_is_discarded_on_both_paths(
+    database_url, monkeypatch
+) -> None:
+    """asyncpg's InternalClientError ("cannot switch to state ...; another operation is in progress", as a connection
+    the server terminated mid-transaction can be left while its socket looks open) is transient, answered 503, and
+    the connection is discarded, on the driver's path and through SQLAlchemy alike: the next checkout is another."""
+    engine = create_engine(Settings(database_url=database_url, db_pool_size=1, db_max_overflow=0))
+    out_of_step = asyncpg.exceptions.InternalClientError(
+        "cannot switch to state 12; another operation (2) is in progress"
+    )
+    try:
+        first = await driver_backend_pid(engine)
+        with pytest.raises(asyncpg.exceptions.InternalClientError) as raised:
+            async with driver_connection(engine) as connection:
+                await connection.fetchval("SELECT 1")
+                raise out_of_step
+        assert is_transient(raised.value)
+        second = await driver_backend_pid(engine)
+        assert second != first
+
+        async def prepare(*_args: object, **_kwargs: object) -> None:
+            raise out_of_step
+
+        with pytest.raises(DBAPIError) as through_sqlalchemy:
+            async with engine.connect() as conn:
+                monkeypatch.setattr(asyncpg.Connection, "prepare", prepare)
+                try:
+                    await conn.execute(text("SELECT 2"))
+                finally:
+                    monkeypatch.undo()
+        assert is_transient(through_sqlalchemy.value)
+        assert through_sqlalchemy.value.connection_invalidated
+        assert await driver_backend_pid(engine) not in {first, second}
     finally:
         await engine.dispose()
