@@ -20,7 +20,7 @@ run: $(STAMP)
 # Everything but the reliability suite runs on two workers (each with its own PostgreSQL and brokers); the
 # reliability suite then runs on its own, since it kills processes and writes one summary of the session.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/reliability
+	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/reliability --durations=15
 	$(BIN)/python -m pytest tests/reliability
 
 test-unit: $(STAMP)

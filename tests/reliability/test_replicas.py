@@ -46,9 +46,8 @@ from tests.reliability.replica_support import (
     receivers,
     replica_env,
     replica_processes,
-    tally_webhooks,
+    settled_webhooks,
     urls_of,
-    webhooks_delivered,
 )
 from tests.support import bearer, eventually
 
@@ -159,8 +158,7 @@ async def test_two_replicas_of_every_service_lose_nothing_and_do_nothing_twice_t
                     result = await settle(db, load.ledger, run, timeout=scaled(90, 240))
                     lap("load stopped, everything reflected")
 
-                await webhooks_delivered(db, endpoints, timeout=lease_wait + scaled(30, 60))
-                webhooks = await tally_webhooks(db, endpoints, in_flight_at_kill)
+                webhooks = await settled_webhooks(db, endpoints, in_flight_at_kill, timeout=lease_wait + scaled(30, 60))
                 await eventually(
                     lambda: all_numbered(db), timeout=30, interval=0.2, message="alert changes left unnumbered"
                 )
