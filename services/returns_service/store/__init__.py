@@ -27,6 +27,7 @@ from services.returns_service.domain import (
 )
 from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore, EventBuffer, NewChange
 from services.returns_service.store.changes import AlertChange, ChangeLog
+from services.returns_service.store.complaints import ComplaintsByDriver, complaint_transaction
 from services.returns_service.store.costing import CostingStore, EvaluationInputs, StoredRates
 from services.returns_service.store.promises import PromisesStore
 from services.returns_service.store.quality import QualityReturns, quality_return
@@ -48,8 +49,10 @@ __all__ = [
     "AlertFilter",
     "AlertRecord",
     "AlertWriter",
+    "AnnouncingComplaints",
     "AnnouncingReturns",
     "ChangeLog",
+    "ComplaintsByDriver",
     "CostStore",
     "DayVolume",
     "EvaluatedReturns",
@@ -64,6 +67,7 @@ __all__ = [
     "StoredRates",
     "SurgeInputs",
     "SurgeStore",
+    "complaint_transaction",
     "quality_return",
 ]
 
@@ -94,6 +98,15 @@ class AlertWriter(Protocol):
     async def revise_alert(self, alert: AlertRecord, change: NewChange) -> int: ...
 
 
+class AnnouncingComplaints(AlertWriter, Protocol):
+    """Stores a complaint with its event and its account's read in one statement, and raises its alert
+    (`ComplaintsByDriver`)."""
+
+    async def create_complaint_announced(
+        self, command: RecordComplaint, event: EncodedEvent
+    ) -> tuple[Recorded, bool]: ...
+
+
 class SurgeStore(AlertWriter, Protocol):
     """What re-evaluating a SKU's return surge reads and writes (`handlers.evaluate_surge`)."""
 
@@ -112,8 +125,6 @@ class EvaluatedReturns(SurgeStore, Protocol):
 
 class Store(SurgeStore, Protocol):
     """What the returns handlers read and write."""
-
-    async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]: ...
 
     async def put_account(self, command: PutAccount) -> AccountWrite: ...
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -301,6 +302,24 @@ class EventBuffer:
         """The events published since the last `take`, in their order."""
         taken, self._pending = self._pending, []
         return taken
+
+
+@asynccontextmanager
+async def driver_transaction(connection: Any, events: EventBuffer, begin: str = "BEGIN") -> AsyncIterator[None]:
+    """A transaction on a driver's connection for work that writes the events of `events` with its statements:
+    `begin` opens it in one round trip (the BEGIN, with what else it carries in the simple protocol: no
+    parameters), COMMIT when the work ends (every event it published written by then), ROLLBACK when it fails. A
+    connection left in doubt is the caller's to discard (`driver_connection` does)."""
+    try:
+        await connection.execute(begin)
+        yield
+        if events.pending:
+            raise RuntimeError("events were published that no statement wrote")
+        await connection.execute("COMMIT")
+    except Exception:
+        if connection.is_in_transaction():
+            await connection.execute("ROLLBACK")
+        raise
 
 
 class AlertsByDriver:

@@ -26,6 +26,7 @@ from services.returns_service.store.alerts import (
     AlertsByDriver,
     EventBuffer,
     alert_of,
+    driver_transaction,
     subject_lock_key,
 )
 from services.returns_service.store.records import (
@@ -146,19 +147,9 @@ class QualityReturns(AlertsByDriver):
 
 @asynccontextmanager
 async def quality_return(connection: Any, events: EventBuffer, sku: str) -> AsyncIterator[QualityReturns]:
-    """A transaction on a driver's connection for a quality return of `sku`: BEGIN and the SKU's surge lock (the
-    lock `AlertsStore.open_alert_for` takes) in one round trip, COMMIT when the work ends (every event it
-    published written by then), ROLLBACK when it fails. A connection left in doubt is the caller's to discard
-    (`driver_connection` does)."""
+    """A transaction on a driver's connection for a quality return of `sku` (`driver_transaction`): its BEGIN
+    carries the SKU's surge lock (the lock `AlertsStore.open_alert_for` takes) in the same round trip."""
     key = int(subject_lock_key(AlertType.RETURN_SURGE, sku))
-    try:
-        # No parameter: the simple protocol takes both statements at once (the key is an integer).
-        await connection.execute(f"BEGIN; SELECT pg_advisory_xact_lock({key})")
+    # No parameter: the simple protocol takes both statements at once (the key is an integer).
+    async with driver_transaction(connection, events, f"BEGIN; SELECT pg_advisory_xact_lock({key})"):
         yield QualityReturns(connection, events)
-        if events.pending:
-            raise RuntimeError("events were published that no statement wrote")
-        await connection.execute("COMMIT")
-    except Exception:
-        if connection.is_in_transaction():
-            await connection.execute("ROLLBACK")
-        raise
