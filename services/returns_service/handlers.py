@@ -48,6 +48,7 @@ from services.returns_service.store import (
     AlertWriter,
     AnnouncingComplaints,
     AnnouncingReturns,
+    ChangeRecorder,
     DayVolume,
     EvaluatedReturns,
     NewChange,
@@ -126,7 +127,9 @@ def _publish_change(publisher: Publisher, alert: AlertRecord, event_type: EventT
     return NewChange(document, event_type.value, dict(message), now, event.traceparent)
 
 
-async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, event_type: EventType) -> AlertRecord:
+async def _announce(
+    store: ChangeRecorder, publisher: Publisher, alert: AlertRecord, event_type: EventType
+) -> AlertRecord:
     """Record the change once for every channel: the change log (SSE), the webhook deliveries and the topic."""
     await store.record_change(_publish_change(publisher, alert, event_type))
     return alert

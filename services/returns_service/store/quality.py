@@ -20,7 +20,6 @@ from services.returns_service.domain import (
     RecordReturn,
 )
 from services.returns_service.store.alerts import (
-    LATEST_ALERT_BY_DRIVER,
     OPEN,
     AlertRecord,
     AlertsByDriver,
@@ -138,11 +137,7 @@ class QualityReturns(AlertsByDriver):
         of its own (asked only when no alert is open and the rule found a surge): it sees every resolution
         committed before it, the one the return's statement waited for included."""
         self._check(alert_type, subject)
-        row = await self.connection.fetchrow(
-            LATEST_ALERT_BY_DRIVER.sql,
-            *LATEST_ALERT_BY_DRIVER.arguments({"type": alert_type.value, "subject": subject}),
-        )
-        return row["fingerprint"] if row is not None and row["resolved_by"] is not None else None
+        return await super().resolved_fingerprint(alert_type, subject)
 
 
 @asynccontextmanager
