@@ -39,7 +39,15 @@ from services.returns_service.schemas import (
     StreamTokenCreated,
 )
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import AlertFilter, EventBuffer, ReturnsByDriver, SqlStore, quality_return
+from services.returns_service.store import (
+    AlertFilter,
+    ComplaintsByDriver,
+    EventBuffer,
+    ReturnsByDriver,
+    SqlStore,
+    complaint_transaction,
+    quality_return,
+)
 from shared.auth import ApiKey, Scope, issue_stream_token, require, require_or_stream_token
 from shared.bodies import json_body
 from shared.db import driver_connection
@@ -209,30 +217,75 @@ async def get_return(return_id: IdPath, uow: UnitOfWorkDep, _: CanReadReturns) -
 # ---------------------------------------------------------------- complaints
 
 
-@router.post(
+# The body as `record_complaint` declares it (a body parameter: the OpenAPI document's own schema of the model),
+# validated as FastAPI would validate it, from the raw bytes in one pass.
+_complaint_body = json_body(ComplaintCreate)
+
+
+async def record_complaint(
+    body: ComplaintCreate,
+    request: Request,
+    _: Annotated[ApiKey, Depends(_may_write_returns)],
+) -> Response:
+    return await _record_complaint(body, request)
+
+
+async def _record_complaint_checked(request: Request) -> Response:
+    """`record_complaint` with its checks run in order: the caller's scope (its one dependency), then the body, as
+    `ComplaintCreate` (its one body parameter): no other would run."""
+    await _may_write_returns(request)
+    return await _record_complaint(await _complaint_body(request), request)
+
+
+_CHECKED[record_complaint] = _record_complaint_checked
+router.add_api_route(
     "/complaints",
+    record_complaint,
+    methods=["POST"],
     status_code=201,
     response_model=ComplaintRead,
     tags=["complaints"],
     responses=CREATE_PROBLEMS,
+    route_class_override=CheckedRoute,
 )
-async def record_complaint(
-    body: ComplaintCreate,
-    uow: UnitOfWorkDep,
-    request: Request,
-    response: Response,
-    _: CanWriteReturns,
-) -> ComplaintRead:
+
+
+async def _record_complaint(body: ComplaintCreate, request: Request) -> Response:
+    runtime = get_runtime(request)
     settings = _settings(request)
     _check_not_future("received_on", body.received_on, settings)
     command = RecordComplaint.from_body(body.model_dump(mode="json"))
-    written = await handlers.record_complaint(SqlStore(uow.session), uow, command)
-    await uow.commit()
+    traceparent = request.state.traceparent
+    event = runtime.encoded_event(
+        EventType.COMPLAINT_RECORDED,
+        key=command.sku or command.complaint_id,
+        subject=command.complaint_id,
+        data=handlers.complaint_recorded_data(command),
+        traceparent=traceparent,
+    )
+    events = EventBuffer(
+        source=runtime.spec.source, traceparent=traceparent, max_bytes=runtime.settings.kafka_max_request_bytes
+    )
+    async with driver_connection(runtime.engine) as connection:
+        if handlers.complaint_evaluated(command):
+            # The complaint and the alert it may raise: one transaction of few round trips.
+            async with complaint_transaction(connection, events) as store:
+                written = await handlers.record_complaint(store, events, command, event)
+        else:
+            # No alert can follow: the complaint and its event are one statement, a transaction of its own.
+            written = await handlers.record_complaint(ComplaintsByDriver(connection, events), events, command, event)
+            if events.pending:
+                raise RuntimeError("events were published that no statement wrote")
     if written.created:
+        runtime.relay.wake()
         _recount_soon(request)
-    response.status_code = status.HTTP_201_CREATED if written.created else status.HTTP_200_OK
-    response.headers["Location"] = f"/v1/complaints/{command.complaint_id}"
-    return queries.complaint_read(written.record)
+    # The response model's document, encoded once (FastAPI would validate the model again to serialise it).
+    return Response(
+        queries.complaint_read(written.record).model_dump_json(),
+        status_code=status.HTTP_201_CREATED if written.created else status.HTTP_200_OK,
+        media_type="application/json",
+        headers={"Location": f"/v1/complaints/{command.complaint_id}"},
+    )
 
 
 @router.get("/complaints", response_model=ComplaintList, tags=["complaints"], responses=PROBLEMS)

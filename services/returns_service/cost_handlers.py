@@ -42,7 +42,7 @@ from services.returns_service.domain import (
     decide_alert,
 )
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import AccountWrite, AlertRecord, CostStore, StoredRates
+from services.returns_service.store import AccountWrite, AlertRecord, CostStore, RecountStore, StoredRates
 from shared.events import EventType, SalesOrderData, ShipmentRecordedData
 from shared.ports import Publisher
 
@@ -100,7 +100,9 @@ async def put_cost_rates(store: CostStore, rates: CostRates, *, by: str | None) 
 # ---------------------------------------------------------------- the ledger and the alerts
 
 
-async def recount_account(store: CostStore, publisher: Publisher, account_id: str, settings: ReturnsSettings) -> None:
+async def recount_account(
+    store: RecountStore, publisher: Publisher, account_id: str, settings: ReturnsSettings
+) -> None:
     """Rebuild the account's rate-free ledger from its facts as of today, then evaluate its alerts."""
     await store.lock_account_costs(account_id)
     today = settings.today()
@@ -113,7 +115,9 @@ async def recount_account(store: CostStore, publisher: Publisher, account_id: st
 COST_ALERTS = (AlertType.ACCOUNT_UNPROFITABLE, AlertType.SEGMENT_MISMATCH)
 
 
-async def evaluate_account(store: CostStore, publisher: Publisher, account_id: str, settings: ReturnsSettings) -> None:
+async def evaluate_account(
+    store: RecountStore, publisher: Publisher, account_id: str, settings: ReturnsSettings
+) -> None:
     """Raise, update or resolve the account's `account-unprofitable` and `segment-mismatch` alerts (under the
     account's cost lock, which every writer of them holds)."""
     await store.lock_account_costs(account_id)
@@ -166,7 +170,7 @@ async def evaluate_account(store: CostStore, publisher: Publisher, account_id: s
 
 
 async def raise_or_update(
-    store: CostStore,
+    store: RecountStore,
     publisher: Publisher,
     finding: Evidence,
     content: AlertContent,
@@ -192,7 +196,7 @@ async def raise_or_update(
     )
 
 
-async def _clear(store: CostStore, publisher: Publisher, current: AlertRecord | None, on: str) -> None:
+async def _clear(store: RecountStore, publisher: Publisher, current: AlertRecord | None, on: str) -> None:
     """The system resolves the open alert (locked) because its cause went away."""
     if current is None:
         return
@@ -200,7 +204,7 @@ async def _clear(store: CostStore, publisher: Publisher, current: AlertRecord | 
     await handlers.announce(store, publisher, closed, EventType.SALES_ALERT_UPDATED)
 
 
-async def recount_marked(store: CostStore, publisher: Publisher, account_id: str, settings: ReturnsSettings) -> bool:
+async def recount_marked(store: RecountStore, publisher: Publisher, account_id: str, settings: ReturnsSettings) -> bool:
     """Recount an account a return or complaint marked (see `cost_recount`), under its cost lock, and remove the
     mark unless a new one came in meanwhile. False when the mark was already gone (nothing to do)."""
     due_seq = await store.begin_recount(account_id)

@@ -18,7 +18,8 @@ import structlog
 
 from services.returns_service import cost_handlers
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import SqlStore
+from services.returns_service.store import EventBuffer, claim_recounts_by_driver, recount_transaction
+from shared.db import driver_connection
 from shared.service import Runtime
 
 log = structlog.get_logger("salesops.returns.costs")
@@ -26,22 +27,29 @@ log = structlog.get_logger("salesops.returns.costs")
 
 async def recount_once(runtime: Runtime, settings: ReturnsSettings) -> int:
     """Claim one batch of marked accounts and recount each in its own transaction; returns how many were
-    claimed."""
-    async with runtime.unit_of_work() as uow:
-        account_ids = await SqlStore(uow.session).claim_recounts(
-            limit=settings.cost_recount_batch_size, lease_s=settings.cost_recount_lease_s
+    claimed. Both run on the driver (`claim_recounts_by_driver`, `recount_transaction`)."""
+    async with driver_connection(runtime.engine) as connection:
+        account_ids = await claim_recounts_by_driver(
+            connection, limit=settings.cost_recount_batch_size, lease_s=settings.cost_recount_lease_s
         )
-        await uow.commit()
     for account_id in account_ids:
+        events = EventBuffer(
+            source=runtime.spec.source, traceparent=None, max_bytes=runtime.settings.kafka_max_request_bytes
+        )
         try:
-            async with runtime.unit_of_work() as uow:
-                await cost_handlers.recount_marked(SqlStore(uow.session), uow, account_id, settings)
-                await uow.commit()
+            async with (
+                driver_connection(runtime.engine) as connection,
+                recount_transaction(connection, events) as store,
+            ):
+                await cost_handlers.recount_marked(store, events, account_id, settings)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             # The mark stays, claimed: the account is tried again once the lease lapses; the others go on.
             log.warning("recounting a marked account failed", account_id=account_id, error=repr(exc))
+            continue
+        if events.published:
+            runtime.relay.wake()  # the alert events the recount wrote
     return len(account_ids)
 
 

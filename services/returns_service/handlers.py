@@ -38,6 +38,7 @@ from services.returns_service.domain import (
     evaluate_complaint,
     evaluate_promise_at_risk,
     evaluate_return_surge,
+    may_be_critical,
     state_of,
 )
 from services.returns_service.settings import ReturnsSettings
@@ -45,7 +46,9 @@ from services.returns_service.store import (
     AccountWrite,
     AlertRecord,
     AlertWriter,
+    AnnouncingComplaints,
     AnnouncingReturns,
+    ChangeRecorder,
     DayVolume,
     EvaluatedReturns,
     NewChange,
@@ -124,7 +127,9 @@ def _publish_change(publisher: Publisher, alert: AlertRecord, event_type: EventT
     return NewChange(document, event_type.value, dict(message), now, event.traceparent)
 
 
-async def _announce(store: Store, publisher: Publisher, alert: AlertRecord, event_type: EventType) -> AlertRecord:
+async def _announce(
+    store: ChangeRecorder, publisher: Publisher, alert: AlertRecord, event_type: EventType
+) -> AlertRecord:
     """Record the change once for every channel: the change log (SSE), the webhook deliveries and the topic."""
     await store.record_change(_publish_change(publisher, alert, event_type))
     return alert
@@ -302,18 +307,26 @@ async def evaluate_surge(
     return await apply_finding(store, publisher, AlertType.RETURN_SURGE, sku, finding, extra={"thresholds": thresholds})
 
 
-async def record_complaint(store: Store, publisher: Publisher, command: RecordComplaint) -> Written:
-    """Store a complaint, announce it and raise its alert when it is critical; an identical retry changes
-    nothing."""
-    stored, created = await store.create_complaint(command)
+def complaint_evaluated(command: RecordComplaint) -> bool:
+    """Whether a complaint may raise an alert (`domain.may_be_critical`): its store then runs in a transaction that
+    the alert's raise joins. Any other is stored and announced by one statement alone."""
+    return may_be_critical(command.severity)
+
+
+def complaint_recorded_data(command: RecordComplaint) -> ComplaintData:
+    """The data of a complaint's `complaint.recorded` event: the request as recorded."""
+    return ComplaintData.model_validate(command.body)
+
+
+async def record_complaint(
+    store: AnnouncingComplaints, publisher: Publisher, command: RecordComplaint, event: EncodedEvent
+) -> Written:
+    """Store a complaint with its `complaint.recorded` event (written only when this call creates the complaint; the
+    store reads the complaint's account with it) and raise its alert when it is critical (only a complaint
+    `complaint_evaluated` can be). An identical retry changes nothing."""
+    stored, created = await store.create_complaint_announced(command, event)
     if not created:
         return Written(stored, created=False)
-    publisher.publish(
-        EventType.COMPLAINT_RECORDED,
-        key=command.sku or command.complaint_id,
-        subject=command.complaint_id,
-        data=ComplaintData.model_validate(command.body),
-    )
     account = stored.account  # read with the insert
     complaint = Complaint(
         command.complaint_id,
@@ -326,6 +339,7 @@ async def record_complaint(store: Store, publisher: Publisher, command: RecordCo
     )
     finding = evaluate_complaint(complaint, account)
     if finding is not None:
+        assert complaint_evaluated(command)
         await apply_finding(
             store, publisher, AlertType.CRITICAL_COMPLAINT, command.complaint_id, finding, extra={}, new_subject=True
         )

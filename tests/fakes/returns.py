@@ -76,7 +76,8 @@ class FakeReturnsStore:
     messages: list[dict[str, Any]] = field(default_factory=list)
     change_traceparents: list[str | None] = field(default_factory=list)
     locked_subjects: list[tuple[AlertType, str]] = field(default_factory=list)
-    # The events the store's statements wrote themselves (a return's `return.recorded`), in order.
+    # The events the store's statements wrote themselves (a return's `return.recorded`, a complaint's
+    # `complaint.recorded`), in order.
     outbox: list[EncodedEvent] = field(default_factory=list)
     promise_marks: dict[tuple[str, str], PromiseMark] = field(default_factory=dict)
 
@@ -97,10 +98,12 @@ class FakeReturnsStore:
         await self.lock_subject(AlertType.RETURN_SURGE, command.sku)
         return await self.create_return_announced(command, event)
 
-    async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
+    async def create_complaint_announced(self, command: RecordComplaint, event: EncodedEvent) -> tuple[Recorded, bool]:
+        """As `ComplaintsByDriver`: the complaint with its event, written only when it is created, and its account."""
         stored, created = self._create(self.complaints, command.complaint_id, command, "complaint", "complaint_id")
         if not created:
             return stored, False
+        self.outbox.append(event)
         account = (await self.accounts_by_id([command.account_id])).get(command.account_id)
         return replace(stored, account=account), True
 

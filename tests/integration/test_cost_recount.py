@@ -1,13 +1,15 @@
 """The recount of accounts marked by returns and complaints, against the real PostgreSQL: a return or a complaint
 marks its account in the statement that stores it, and the recount task counts it shortly after the request; marks
 survive a restart; two replicas recounting at once leave every ledger equal to a full recount, and a return that
-commits while its account is being recounted is counted by the next recount."""
+commits while its account is being recounted is counted by the next recount; a recount on the driver reads and
+writes what one on a session does, alerts included."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -15,9 +17,15 @@ import pytest
 from services.returns_service import cost_handlers, cost_recount, handlers
 from services.returns_service.app import build_app, build_spec
 from services.returns_service.costing import count_drivers
-from services.returns_service.domain import RecordReturn
+from services.returns_service.domain import AlertContent, AlertType, Priority, PutAccount, RecordReturn, Segment
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import ReturnsByDriver, SqlStore
+from services.returns_service.store import (
+    EventBuffer,
+    ReturnsByDriver,
+    SqlStore,
+    claim_recounts_by_driver,
+    recount_transaction,
+)
 from services.returns_service.webhooks.ssrf import Guard
 from shared.db import driver_connection
 from shared.events import EventType
@@ -205,3 +213,83 @@ async def test_a_return_committed_during_its_accounts_recount_keeps_the_mark_for
     assert await marks(db) == {}
     assert await return_lines(db, "ACC-1") == 2
     assert await ledger_is_a_full_recount(first, "ACC-1")
+
+
+async def test_a_recount_on_the_driver_reads_what_the_session_reads_and_writes_the_same_ledger(
+    returns_settings, replicas, db
+) -> None:
+    first, _ = replicas
+    for n in range(6):
+        await store_return(first, return_body(n, "ACC-1"))
+    async with first.unit_of_work() as uow:
+        store = SqlStore(uow.session)
+        await handlers.put_account(store, uow, PutAccount("ACC-1", "Acme", Segment.STRATEGIC))
+        await uow.commit()
+    window = {
+        "first": date(2026, 1, 1),
+        "last": date(2026, 12, 1),
+        "mapping_first": date(2026, 6, 1),
+        "mapping_last": date(2026, 12, 1),
+    }
+    events = EventBuffer(source="test", traceparent=None, max_bytes=1_000_000)
+    async with driver_connection(first.engine) as connection:
+        assert await claim_recounts_by_driver(connection, limit=10, lease_s=60) == ["ACC-1"]
+        async with recount_transaction(connection, events) as by_driver:
+            assert await cost_handlers.recount_marked(by_driver, events, "ACC-1", returns_settings)
+            driver_facts = await by_driver.account_facts("ACC-1")
+            driver_inputs = await by_driver.evaluation_inputs("ACC-1", **window)
+            assert (await by_driver.begin_evaluation("ACC-1", cost_handlers.COST_ALERTS, datetime.now(UTC))) == {}
+        # The mark is gone: nothing left to claim, and a second recount finds nothing to do.
+        assert await claim_recounts_by_driver(connection, limit=10, lease_s=60) == []
+        async with recount_transaction(connection, events) as by_driver:
+            assert not await cost_handlers.recount_marked(by_driver, events, "ACC-1", returns_settings)
+    assert await marks(db) == {}
+    assert await return_lines(db, "ACC-1") == 6
+    assert await ledger_is_a_full_recount(first, "ACC-1")
+    async with first.unit_of_work() as uow:
+        store = SqlStore(uow.session)
+        assert await store.account_facts("ACC-1") == driver_facts
+        session_inputs = await store.evaluation_inputs("ACC-1", **window)
+    assert session_inputs == driver_inputs
+    assert driver_inputs.account is not None and driver_inputs.account.segment is Segment.STRATEGIC
+    assert driver_inputs.months and driver_inputs.revenue_all is not None
+
+
+async def test_a_recount_on_the_driver_resolves_a_cost_alert_whose_cause_went_away_and_announces_it(
+    returns_settings, replicas, db
+) -> None:
+    first, _ = replicas
+    async with first.unit_of_work() as uow:
+        store = SqlStore(uow.session)
+        await store.lock_account_costs("ACC-1")
+        content = AlertContent(None, [{"account_id": "ACC-1", "name": "Acme", "segment": "strategic"}], {"n": 1})
+        raised = await handlers.raise_alert(
+            store, uow, AlertType.ACCOUNT_UNPROFITABLE, "ACC-1", content, priority=Priority.HIGH, fingerprint="f-1"
+        )
+        await uow.commit()
+    # A return marks the account; its ledger makes no loss: the recount resolves the alert.
+    await store_return(first, return_body(1, "ACC-1"))
+    assert await cost_recount.recount_once(first, returns_settings) == 1
+
+    alert = await db.fetchrow("select * from returns.alerts where alert_id = $1", raised.alert_id)
+    assert (alert["status"], alert["revision"], alert["resolved_by"]) == ("resolved", 2, None)
+    assert alert["resolved_at"] == alert["updated_at"]
+    assert json.loads(alert["details"]) == {"n": 1, "cleared_on": TODAY.isoformat()}
+    changes = await db.fetch(
+        "select revision, event_type, payload from returns.alert_changes where alert_id = $1 order by change_id",
+        raised.alert_id,
+    )
+    assert [(c["revision"], c["event_type"]) for c in changes] == [
+        (1, EventType.SALES_ALERT_RAISED.value),
+        (2, EventType.SALES_ALERT_UPDATED.value),
+    ]
+    assert json.loads(changes[1]["payload"])["status"] == "resolved"
+    written = [json.loads(row["payload"]) for row in await db.fetch("select payload from returns.outbox order by id")]
+    announced = [
+        (e["type"], e["data"]["status"], e["data"]["revision"]) for e in written if e["subject"] == raised.alert_id
+    ]
+    assert announced == [
+        (EventType.SALES_ALERT_RAISED.value, "open", 1),
+        (EventType.SALES_ALERT_UPDATED.value, "resolved", 2),
+    ]
+    assert await marks(db) == {}

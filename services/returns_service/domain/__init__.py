@@ -24,7 +24,7 @@ from .alerts import (
     state_of,
 )
 from .commands import AcknowledgeAlert, PutAccount, RecordComplaint, RecordReturn, ResolveAlert
-from .complaints import CriticalComplaintFinding, evaluate_complaint
+from .complaints import CriticalComplaintFinding, evaluate_complaint, may_be_critical
 from .conflicts import CapacityConflictFinding, WeekShortfall, evaluate_capacity_conflict
 from .model import (
     PRIORITY_SEGMENTS,
@@ -107,6 +107,7 @@ __all__ = [
     "evaluate_promise_at_risk",
     "evaluate_return_surge",
     "fingerprint",
+    "may_be_critical",
     "priority_for",
     "promise_subject",
     "state_of",

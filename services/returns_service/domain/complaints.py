@@ -55,9 +55,17 @@ class CriticalComplaintFinding:
         }
 
 
+def may_be_critical(severity: Severity) -> bool:
+    """Whether a complaint of `severity` can be critical for some account (`evaluate_complaint`): one of any other
+    severity never raises an alert, whatever its account."""
+    return severity is Severity.CRITICAL or severity is Severity.HIGH
+
+
 def evaluate_complaint(complaint: Complaint, account: Account | None) -> CriticalComplaintFinding | None:
     """Critical severity from anyone, or high severity from a strategic or integrated account.
     An unknown account is treated as no priority tier."""
+    if not may_be_critical(complaint.severity):
+        return None
     segment = account.segment if account else None
     critical = complaint.severity is Severity.CRITICAL
     if not critical and not (complaint.severity is Severity.HIGH and segment in PRIORITY_SEGMENTS):

@@ -27,6 +27,7 @@ from services.returns_service.domain import (
 )
 from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore, EventBuffer, NewChange
 from services.returns_service.store.changes import AlertChange, ChangeLog
+from services.returns_service.store.complaints import ComplaintsByDriver, complaint_transaction
 from services.returns_service.store.costing import CostingStore, EvaluationInputs, StoredRates
 from services.returns_service.store.promises import PromisesStore
 from services.returns_service.store.quality import QualityReturns, quality_return
@@ -39,6 +40,7 @@ from services.returns_service.store.records import (
     ReturnsByDriver,
     SurgeInputs,
 )
+from services.returns_service.store.recounts import RecountsByDriver, claim_recounts_by_driver, recount_transaction
 from shared.outbox import EncodedEvent
 
 __all__ = [
@@ -48,8 +50,11 @@ __all__ = [
     "AlertFilter",
     "AlertRecord",
     "AlertWriter",
+    "AnnouncingComplaints",
     "AnnouncingReturns",
     "ChangeLog",
+    "ChangeRecorder",
+    "ComplaintsByDriver",
     "CostStore",
     "DayVolume",
     "EvaluatedReturns",
@@ -58,13 +63,18 @@ __all__ = [
     "NewChange",
     "QualityReturns",
     "Recorded",
+    "RecountStore",
+    "RecountsByDriver",
     "ReturnsByDriver",
     "SqlStore",
     "Store",
     "StoredRates",
     "SurgeInputs",
     "SurgeStore",
+    "claim_recounts_by_driver",
+    "complaint_transaction",
     "quality_return",
+    "recount_transaction",
 ]
 
 
@@ -94,6 +104,21 @@ class AlertWriter(Protocol):
     async def revise_alert(self, alert: AlertRecord, change: NewChange) -> int: ...
 
 
+class AnnouncingComplaints(AlertWriter, Protocol):
+    """Stores a complaint with its event and its account's read in one statement, and raises its alert
+    (`ComplaintsByDriver`)."""
+
+    async def create_complaint_announced(
+        self, command: RecordComplaint, event: EncodedEvent
+    ) -> tuple[Recorded, bool]: ...
+
+
+class ChangeRecorder(Protocol):
+    """Records a change of an alert already written (`handlers.announce`)."""
+
+    async def record_change(self, change: NewChange) -> int: ...
+
+
 class SurgeStore(AlertWriter, Protocol):
     """What re-evaluating a SKU's return surge reads and writes (`handlers.evaluate_surge`)."""
 
@@ -112,8 +137,6 @@ class EvaluatedReturns(SurgeStore, Protocol):
 
 class Store(SurgeStore, Protocol):
     """What the returns handlers read and write."""
-
-    async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]: ...
 
     async def put_account(self, command: PutAccount) -> AccountWrite: ...
 
@@ -140,28 +163,20 @@ class Store(SurgeStore, Protocol):
     async def record_change(self, change: NewChange) -> int: ...
 
 
-class CostStore(Store, Protocol):
-    """What the cost-to-serve handlers read and write besides alerts and accounts."""
+class RecountStore(AlertWriter, Protocol):
+    """What recounting an account's ledger and evaluating its cost alerts read and write
+    (`cost_handlers.recount_marked`, `recount_account`, `evaluate_account`): `SqlStore`, or `RecountsByDriver` in
+    its transaction."""
 
     async def lock_account_costs(self, account_id: str) -> None: ...
 
-    async def save_order(self, order: OrderFact, *, status: str) -> bool: ...
+    async def begin_recount(self, account_id: str) -> int | None: ...
 
-    async def save_shipment(self, shipment: ShipmentFact) -> bool: ...
-
-    async def account_of_order(self, order_id: str) -> str | None: ...
+    async def finish_recount(self, account_id: str, due_seq: int) -> bool: ...
 
     async def account_facts(self, account_id: str) -> LedgerFacts: ...
 
     async def replace_ledger(self, account_id: str, months: Sequence[AccountMonth], as_of: date) -> None: ...
-
-    async def ledger_months(
-        self, *, account_id: str | None, first: date | None, last: date | None
-    ) -> list[AccountMonth]: ...
-
-    async def revenue_between(self, first: date, last: date) -> float: ...
-
-    async def stored_rates(self) -> StoredRates: ...
 
     async def evaluation_inputs(
         self, account_id: str, *, first: date, last: date, mapping_first: date, mapping_last: date
@@ -171,15 +186,33 @@ class CostStore(Store, Protocol):
         self, account_id: str, alert_types: Sequence[AlertType], at: datetime
     ) -> dict[str, AlertRecord]: ...
 
+    async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord: ...
+
+    async def record_change(self, change: NewChange) -> int: ...
+
+
+class CostStore(Store, RecountStore, Protocol):
+    """What the cost-to-serve handlers read and write besides alerts and accounts."""
+
+    async def save_order(self, order: OrderFact, *, status: str) -> bool: ...
+
+    async def save_shipment(self, shipment: ShipmentFact) -> bool: ...
+
+    async def account_of_order(self, order_id: str) -> str | None: ...
+
+    async def ledger_months(
+        self, *, account_id: str | None, first: date | None, last: date | None
+    ) -> list[AccountMonth]: ...
+
+    async def revenue_between(self, first: date, last: date) -> float: ...
+
+    async def stored_rates(self) -> StoredRates: ...
+
     async def put_rates(self, rates: CostRates, *, by: str | None) -> StoredRates: ...
 
     async def accounts_to_refresh(self, today: date, rates_changed_at: datetime | None, limit: int) -> list[str]: ...
 
     async def claim_recounts(self, *, limit: int, lease_s: float) -> list[str]: ...
-
-    async def begin_recount(self, account_id: str) -> int | None: ...
-
-    async def finish_recount(self, account_id: str, due_seq: int) -> bool: ...
 
 
 class SqlStore(RecordsStore, AlertsStore, PromisesStore, CostingStore):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -185,8 +186,29 @@ _REVISE_ALERT_ANNOUNCED = DriverStatement.of(
         announced=True,
     )
 )
+# A change of an alert already written, for the driver, with the events of the work (`AlertsByDriver`).
+_RECORD_CHANGE_ANNOUNCED = DriverStatement.of(
+    _with_change("SELECT :alert_id AS alert_id", ("alert_id",), announced=True)
+)
 # What the driver takes as JSON text (the engine's codecs encode no Python value).
 _JSON_PARAMS = ("accounts", "details", "change_payload")
+
+# The alert resolved as its next revision (`close_alert`): `:closed_by` names the person (null: the cause went
+# away), `:closed_details` are its details from now on.
+_CLOSE_ALERT = (
+    update(alerts)
+    .where(alerts.c.alert_id == bindparam("closed_id", type_=alerts.c.alert_id.type))
+    .values(
+        status=RESOLVED,
+        revision=alerts.c.revision + 1,
+        updated_at=bindparam("closed_at", type_=alerts.c.updated_at.type),
+        resolved_at=bindparam("closed_at", type_=alerts.c.resolved_at.type),
+        resolved_by=bindparam("closed_by", type_=alerts.c.resolved_by.type),
+        details=bindparam("closed_details", type_=alerts.c.details.type),
+    )
+    .returning(*alerts.c)
+)
+_CLOSE_ALERT_BY_DRIVER = DriverStatement.of(_CLOSE_ALERT)
 
 
 # The subject's advisory lock, then its open alert locked to the commit (`open_alert_for`): built once, so a request
@@ -224,6 +246,10 @@ def _change_params(alert: Mapping[str, Any], change: NewChange) -> dict[str, Any
         "change_created_at": change.at,
         **delivery_values(change.message, change.traceparent),
     }
+
+
+def _close_params(alert_id: str, details: Any, by: str | None) -> dict[str, Any]:
+    return {"closed_id": alert_id, "closed_at": datetime.now(UTC), "closed_by": by, "closed_details": details}
 
 
 def _values(alert: AlertRecord, names: tuple[str, ...]) -> dict[str, Any]:
@@ -287,10 +313,13 @@ class EventBuffer:
         self.max_bytes = max_bytes
         self.context: dict[str, Any] = {}
         self._pending: list[EncodedEvent] = []
+        # How many events were published (the relay is woken once a transaction that wrote some commits).
+        self.published = 0
 
     def publish(self, event_type: EventType, *, key: str, subject: str, data: EventData) -> CloudEvent:
         event = new_event(event_type, source=self.source, subject=subject, data=data, traceparent=self.traceparent)
         self._pending.append(encode_event(event, topic_of(event_type).value, key, max_bytes=self.max_bytes))
+        self.published += 1
         return event
 
     @property
@@ -301,6 +330,24 @@ class EventBuffer:
         """The events published since the last `take`, in their order."""
         taken, self._pending = self._pending, []
         return taken
+
+
+@asynccontextmanager
+async def driver_transaction(connection: Any, events: EventBuffer, begin: str = "BEGIN") -> AsyncIterator[None]:
+    """A transaction on a driver's connection for work that writes the events of `events` with its statements:
+    `begin` opens it in one round trip (the BEGIN, with what else it carries in the simple protocol: no
+    parameters), COMMIT when the work ends (every event it published written by then), ROLLBACK when it fails. A
+    connection left in doubt is the caller's to discard (`driver_connection` does)."""
+    try:
+        await connection.execute(begin)
+        yield
+        if events.pending:
+            raise RuntimeError("events were published that no statement wrote")
+        await connection.execute("COMMIT")
+    except Exception:
+        if connection.is_in_transaction():
+            await connection.execute("ROLLBACK")
+        raise
 
 
 class AlertsByDriver:
@@ -334,9 +381,33 @@ class AlertsByDriver:
             raise RuntimeError(f"alert {alert.alert_id} is no longer open at revision {alert.revision - 1}")
         return int(row[0])
 
+    async def record_change(self, change: NewChange) -> int:
+        """A change of an alert already written (`close_alert`), as `AlertsStore.record_change` records it."""
+        params = _change_params({"alert_id": change.document["alert_id"]}, change)
+        row = await self._write(_RECORD_CHANGE_ANNOUNCED, params)
+        assert row is not None
+        return int(row[0])
+
+    async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord:
+        """The alert resolved, as `AlertsStore.close_alert` resolves it."""
+        params = _close_params(alert_id, json.dumps(dict(details)), by)
+        row = await self.connection.fetchrow(_CLOSE_ALERT_BY_DRIVER.sql, *_CLOSE_ALERT_BY_DRIVER.arguments(params))
+        if row is None:
+            raise RuntimeError(f"alert {alert_id} is gone")
+        return alert_of(row)
+
+    async def resolved_fingerprint(self, alert_type: AlertType, subject: str) -> str | None:
+        """The evidence of the subject's latest alert if a person resolved it (None otherwise)."""
+        row = await self.connection.fetchrow(
+            LATEST_ALERT_BY_DRIVER.sql,
+            *LATEST_ALERT_BY_DRIVER.arguments({"type": alert_type.value, "subject": subject}),
+        )
+        return row["fingerprint"] if row is not None and row["resolved_by"] is not None else None
+
     async def _write(self, statement: DriverStatement, params: dict[str, Any]) -> Any:
         for name in _JSON_PARAMS:
-            params[name] = json.dumps(params[name])
+            if name in params:
+                params[name] = json.dumps(params[name])
         events = self.events.take()
         params |= {
             "event_ids": [event.event_id for event in events],
@@ -400,22 +471,7 @@ class AlertsStore:
 
     async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord:
         """The alert resolved, as its next revision; `by` names the person (None: the cause went away)."""
-        now = datetime.now(UTC)
-        row = (
-            await self.session.execute(
-                update(alerts)
-                .where(alerts.c.alert_id == alert_id)
-                .values(
-                    status=RESOLVED,
-                    revision=alerts.c.revision + 1,
-                    updated_at=now,
-                    resolved_at=now,
-                    resolved_by=by,
-                    details=dict(details),
-                )
-                .returning(*alerts.c)
-            )
-        ).one()
+        row = (await self.session.execute(_CLOSE_ALERT, _close_params(alert_id, dict(details), by))).one()
         return _alert(row)
 
     async def acknowledge_alert(self, alert_id: str, *, by: str) -> AlertRecord:

@@ -3,7 +3,7 @@ account and month, each account's counting day, and the activity rates."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
 from typing import Any
@@ -78,7 +78,7 @@ class EvaluationInputs:
 
 
 # The account's facts in one round trip: its orders, their drops, its returns and complaints, each as a JSON array.
-_ACCOUNT_FACTS = text(
+ACCOUNT_FACTS = text(
     f"""
     SELECT
       (SELECT coalesce(json_agg(json_build_array(o.order_id, o.account_id, o.version, o.ordered_on, o.rush,
@@ -102,7 +102,7 @@ _LEDGER_TYPES = ", ".join(f"{name} {'date' if name == 'month' else 'float8'}" fo
 
 # The account's ledger becomes exactly the months given, in one statement: months no longer counted go, the
 # others are written over (disjoint keys, so the two never meet), and the counting day is kept.
-_REPLACE_LEDGER = text(
+REPLACE_LEDGER = text(
     f"""
     WITH incoming AS (
         SELECT * FROM jsonb_to_recordset(:months) AS m({_LEDGER_TYPES})
@@ -122,7 +122,7 @@ _REPLACE_LEDGER = text(
 
 # Evaluation inputs in one round trip: one row per ledger month of the account in [first, last] (one row with no
 # month when it has none), each carrying the rates, the account and the mapping window's revenue of every account.
-_EVALUATION_INPUTS = text(
+EVALUATION_INPUTS = text(
     f"""
     SELECT r.currency AS rates_currency, r.rates AS rates_rates, r.updated_at AS rates_updated_at,
            r.updated_by AS rates_updated_by,
@@ -159,7 +159,7 @@ alerts = tables.alerts
 # Marks the account evaluated and locks its open cost alerts to the commit, in one round trip. Without the
 # per-subject advisory lock `open_alert_for` takes: every writer of an account's cost alerts holds the account's
 # cost lock (`lock_account_costs`), taken in an earlier statement, so no other transaction raises one meanwhile.
-_BEGIN_EVALUATION = (
+BEGIN_EVALUATION = (
     text(
         f"""
     WITH marked AS (
@@ -176,7 +176,7 @@ _BEGIN_EVALUATION = (
 
 
 # Claims up to :limit marked accounts not claimed by a live lease, oldest mark first, for :lease_s seconds.
-_CLAIM_RECOUNTS = text(
+CLAIM_RECOUNTS = text(
     f"""
     UPDATE {cost_recounts.fullname} c SET claimed_until = now() + :lease_s * interval '1 second'
     FROM (
@@ -192,7 +192,7 @@ _CLAIM_RECOUNTS = text(
 ).bindparams(bindparam("lease_s", type_=Float))
 
 # The account's cost lock and its mark's `due_seq` (null: no mark), in one round trip.
-_BEGIN_RECOUNT = text(
+BEGIN_RECOUNT = text(
     f"""
     SELECT pg_advisory_xact_lock(:lock_key) AS locked,
            (SELECT due_seq FROM {cost_recounts.fullname} WHERE account_id = :account_id) AS due_seq
@@ -200,7 +200,7 @@ _BEGIN_RECOUNT = text(
 ).bindparams(bindparam("lock_key", type_=BigInteger))
 
 # The mark goes only if no new one came in since it was read (a new mark has a new `due_seq`).
-_FINISH_RECOUNT = text(
+FINISH_RECOUNT = text(
     f"DELETE FROM {cost_recounts.fullname} WHERE account_id = :account_id AND due_seq = :due_seq"
 ).bindparams(bindparam("due_seq", type_=BigInteger))
 
@@ -232,18 +232,121 @@ def _order(row: Row[Any]) -> OrderFact:
 
 
 def _month(row: Row[Any]) -> AccountMonth:
-    drivers = Drivers(**{name: getattr(row, column) for name, column in DRIVER_COLUMNS.items()})
+    return month_of(row._mapping)
+
+
+def month_of(row: Mapping[Any, Any]) -> AccountMonth:
+    """A ledger month from its row (by column name)."""
+    drivers = Drivers(**{name: row[column] for name, column in DRIVER_COLUMNS.items()})
     return AccountMonth(
-        account_id=row.account_id,
-        month=row.month,
+        account_id=row["account_id"],
+        month=row["month"],
         drivers=drivers,
-        revenue=row.revenue,
-        cost_of_goods=row.cost_of_goods,
-        returned_units=row.returned_units,
-        written_off_units=row.written_off_units,
-        written_off_cost=row.written_off_cost,
-        unpriced_units=row.unpriced_units,
+        revenue=row["revenue"],
+        cost_of_goods=row["cost_of_goods"],
+        returned_units=row["returned_units"],
+        written_off_units=row["written_off_units"],
+        written_off_cost=row["written_off_cost"],
+        unpriced_units=row["unpriced_units"],
     )
+
+
+def ledger_facts_of(account_id: str, row: Mapping[Any, Any]) -> LedgerFacts:
+    """The account's facts from the JSON arrays `ACCOUNT_FACTS` reads (a row by column name)."""
+    orders = [
+        OrderFact(
+            order_id,
+            account,
+            version,
+            _as_date(ordered_on),
+            tuple(
+                OrderLineFact(
+                    line["line_id"],
+                    line["sku"],
+                    line["quantity"],
+                    _as_date(line["promised_on"]),
+                    line.get("unit_price"),
+                    line.get("unit_cost"),
+                )
+                for line in lines
+            ),
+            rush,
+            status == "cancelled",
+        )
+        for order_id, account, version, ordered_on, rush, status, lines in row["orders"]
+    ]
+    shipments = [
+        ShipmentFact(
+            shipment_id,
+            order_id,
+            _as_date(shipped_on),
+            tuple(ShipmentLineFact(x["line_id"], x["quantity"]) for x in lines),
+        )
+        for shipment_id, order_id, shipped_on, lines in row["shipments"]
+    ]
+    records = [
+        ReturnRecord(
+            return_id,
+            sku,
+            quantity,
+            account,
+            ReturnReason(reason),
+            ReturnCondition(condition),
+            _as_date(returned_on),
+            Resolution(resolution) if resolution else None,
+            order_id,
+        )
+        for return_id, sku, quantity, account, reason, condition, returned_on, resolution, order_id in (
+            (r[0], r[1], r[2], account_id, r[3], r[4], r[5], r[6], r[7]) for r in row["returns"]
+        )
+    ]
+    found = [
+        Complaint(
+            complaint_id,
+            account,
+            sku,
+            ComplaintCategory(category),
+            Severity(severity),
+            description,
+            _as_date(received_on),
+        )
+        for complaint_id, account, sku, category, severity, description, received_on in row["complaints"]
+    ]
+    return LedgerFacts(orders, shipments, records, found)
+
+
+def ledger_rows(months: Sequence[AccountMonth]) -> list[dict[str, Any]]:
+    """The months as `REPLACE_LEDGER` takes them (`:months`, a JSON array of objects)."""
+    return [
+        {
+            "month": m.month.isoformat(),
+            **{column: getattr(m.drivers, name) for name, column in DRIVER_COLUMNS.items()},
+            **{f.name: getattr(m, f.name) for f in fields(m) if f.name not in {"account_id", "month", "drivers"}},
+        }
+        for m in months
+    ]
+
+
+def evaluation_inputs_of(account_id: str, rows: Sequence[Mapping[Any, Any]]) -> EvaluationInputs:
+    """The evaluation inputs from the rows `EVALUATION_INPUTS` reads (each by column name)."""
+    head = rows[0]
+    rates = (
+        StoredRates(
+            CostRates(currency=head["rates_currency"], **head["rates_rates"]),
+            head["rates_updated_at"],
+            head["rates_updated_by"],
+        )
+        if head["rates_currency"] is not None
+        else StoredRates(CostRates(), None, None)
+    )
+    account = (
+        Account(account_id, head["account_name"], Segment(head["account_segment"]), head["account_owner_email"])
+        if head["account_name"] is not None
+        else None
+    )
+    months = [month_of(row) for row in rows if row["month"] is not None]
+    revenue = float(head["revenue_all"]) if head["revenue_all"] is not None else None
+    return EvaluationInputs(rates, months, account, revenue)
 
 
 class CostingStore:
@@ -264,7 +367,7 @@ class CostingStore:
     async def claim_recounts(self, *, limit: int, lease_s: float) -> list[str]:
         """Lease up to `limit` accounts a return or complaint marked for a recount (none another replica holds
         a live lease on), oldest mark first; the caller commits the claim before recounting."""
-        rows = (await self.session.execute(_CLAIM_RECOUNTS, {"limit": limit, "lease_s": lease_s})).all()
+        rows = (await self.session.execute(CLAIM_RECOUNTS, {"limit": limit, "lease_s": lease_s})).all()
         return [row.account_id for row in sorted(rows, key=lambda r: (r.due_at, r.account_id))]
 
     async def begin_recount(self, account_id: str) -> int | None:
@@ -272,9 +375,7 @@ class CostingStore:
         mark. The mark is read in the statement that takes the lock, so as it was before any wait for the lock: a
         recount that waited for another one may see a mark that one has since removed, and counts again."""
         row = (
-            await self.session.execute(
-                _BEGIN_RECOUNT, {"lock_key": cost_lock_key(account_id), "account_id": account_id}
-            )
+            await self.session.execute(BEGIN_RECOUNT, {"lock_key": cost_lock_key(account_id), "account_id": account_id})
         ).one()
         self.cost_locks.add(account_id)
         return None if row.due_seq is None else int(row.due_seq)
@@ -282,7 +383,7 @@ class CostingStore:
     async def finish_recount(self, account_id: str, due_seq: int) -> bool:
         """Remove the account's mark if it is still the one read by `begin_recount`; a mark that came in since
         (its record may not have been counted) stays for the next recount. True when removed."""
-        result = await self.session.execute(_FINISH_RECOUNT, {"account_id": account_id, "due_seq": due_seq})
+        result = await self.session.execute(FINISH_RECOUNT, {"account_id": account_id, "due_seq": due_seq})
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def save_order(self, order: OrderFact, *, status: str) -> bool:
@@ -332,79 +433,13 @@ class CostingStore:
     async def account_facts(self, account_id: str) -> LedgerFacts:
         """Everything the account's ledger is counted from: its orders, their deliveries, its returns and
         complaints (one round trip)."""
-        row = (await self.session.execute(_ACCOUNT_FACTS, {"account_id": account_id})).one()
-        orders = [
-            OrderFact(
-                order_id,
-                account,
-                version,
-                _as_date(ordered_on),
-                tuple(
-                    OrderLineFact(
-                        line["line_id"],
-                        line["sku"],
-                        line["quantity"],
-                        _as_date(line["promised_on"]),
-                        line.get("unit_price"),
-                        line.get("unit_cost"),
-                    )
-                    for line in lines
-                ),
-                rush,
-                status == "cancelled",
-            )
-            for order_id, account, version, ordered_on, rush, status, lines in row.orders
-        ]
-        shipments = [
-            ShipmentFact(
-                shipment_id,
-                order_id,
-                _as_date(shipped_on),
-                tuple(ShipmentLineFact(x["line_id"], x["quantity"]) for x in lines),
-            )
-            for shipment_id, order_id, shipped_on, lines in row.shipments
-        ]
-        records = [
-            ReturnRecord(
-                return_id,
-                sku,
-                quantity,
-                account,
-                ReturnReason(reason),
-                ReturnCondition(condition),
-                _as_date(returned_on),
-                Resolution(resolution) if resolution else None,
-                order_id,
-            )
-            for return_id, sku, quantity, account, reason, condition, returned_on, resolution, order_id in (
-                (r[0], r[1], r[2], account_id, r[3], r[4], r[5], r[6], r[7]) for r in row.returns
-            )
-        ]
-        found = [
-            Complaint(
-                complaint_id,
-                account,
-                sku,
-                ComplaintCategory(category),
-                Severity(severity),
-                description,
-                _as_date(received_on),
-            )
-            for complaint_id, account, sku, category, severity, description, received_on in row.complaints
-        ]
-        return LedgerFacts(orders, shipments, records, found)
+        row = (await self.session.execute(ACCOUNT_FACTS, {"account_id": account_id})).one()
+        return ledger_facts_of(account_id, row._mapping)
 
     async def replace_ledger(self, account_id: str, months: Sequence[AccountMonth], as_of: date) -> None:
         """The account's ledger becomes exactly `months`, counted on `as_of` (one round trip)."""
-        rows = [
-            {
-                "month": m.month.isoformat(),
-                **{column: getattr(m.drivers, name) for name, column in DRIVER_COLUMNS.items()},
-                **{f.name: getattr(m, f.name) for f in fields(m) if f.name not in {"account_id", "month", "drivers"}},
-            }
-            for m in months
-        ]
-        await self.session.execute(_REPLACE_LEDGER, {"account_id": account_id, "months": rows, "as_of": as_of})
+        rows = ledger_rows(months)
+        await self.session.execute(REPLACE_LEDGER, {"account_id": account_id, "months": rows, "as_of": as_of})
 
     async def evaluation_inputs(
         self, account_id: str, *, first: date, last: date, mapping_first: date, mapping_last: date
@@ -413,7 +448,7 @@ class CostingStore:
         [mapping_first, mapping_last] when the account has a month in it (None otherwise), in one round trip."""
         rows = (
             await self.session.execute(
-                _EVALUATION_INPUTS,
+                EVALUATION_INPUTS,
                 {
                     "account_id": account_id,
                     "first": first,
@@ -423,24 +458,7 @@ class CostingStore:
                 },
             )
         ).all()
-        head = rows[0]
-        rates = (
-            StoredRates(
-                CostRates(currency=head.rates_currency, **head.rates_rates),
-                head.rates_updated_at,
-                head.rates_updated_by,
-            )
-            if head.rates_currency is not None
-            else StoredRates(CostRates(), None, None)
-        )
-        account = (
-            Account(account_id, head.account_name, Segment(head.account_segment), head.account_owner_email)
-            if head.account_name is not None
-            else None
-        )
-        months = [_month(row) for row in rows if row.month is not None]
-        revenue = float(head.revenue_all) if head.revenue_all is not None else None
-        return EvaluationInputs(rates, months, account, revenue)
+        return evaluation_inputs_of(account_id, [row._mapping for row in rows])
 
     async def ledger_months(
         self, *, account_id: str | None, first: date | None, last: date | None
@@ -496,10 +514,10 @@ class CostingStore:
         self, account_id: str, alert_types: Sequence[AlertType], at: datetime
     ) -> dict[str, AlertRecord]:
         """Mark the account evaluated at `at` and return its open alerts of `alert_types` by type, locked to the
-        commit. The caller holds the account's cost lock (see `_BEGIN_EVALUATION`)."""
+        commit. The caller holds the account's cost lock (see `BEGIN_EVALUATION`)."""
         assert account_id in self.cost_locks, "evaluate an account's cost alerts under its cost lock"
         result = await self.session.execute(
-            _BEGIN_EVALUATION, {"account_id": account_id, "types": [t.value for t in alert_types], "at": at}
+            BEGIN_EVALUATION, {"account_id": account_id, "types": [t.value for t in alert_types], "at": at}
         )
         return {row.type: AlertRecord(**row._mapping) for row in result.all()}
 

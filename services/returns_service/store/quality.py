@@ -20,12 +20,12 @@ from services.returns_service.domain import (
     RecordReturn,
 )
 from services.returns_service.store.alerts import (
-    LATEST_ALERT_BY_DRIVER,
     OPEN,
     AlertRecord,
     AlertsByDriver,
     EventBuffer,
     alert_of,
+    driver_transaction,
     subject_lock_key,
 )
 from services.returns_service.store.records import (
@@ -137,28 +137,14 @@ class QualityReturns(AlertsByDriver):
         of its own (asked only when no alert is open and the rule found a surge): it sees every resolution
         committed before it, the one the return's statement waited for included."""
         self._check(alert_type, subject)
-        row = await self.connection.fetchrow(
-            LATEST_ALERT_BY_DRIVER.sql,
-            *LATEST_ALERT_BY_DRIVER.arguments({"type": alert_type.value, "subject": subject}),
-        )
-        return row["fingerprint"] if row is not None and row["resolved_by"] is not None else None
+        return await super().resolved_fingerprint(alert_type, subject)
 
 
 @asynccontextmanager
 async def quality_return(connection: Any, events: EventBuffer, sku: str) -> AsyncIterator[QualityReturns]:
-    """A transaction on a driver's connection for a quality return of `sku`: BEGIN and the SKU's surge lock (the
-    lock `AlertsStore.open_alert_for` takes) in one round trip, COMMIT when the work ends (every event it
-    published written by then), ROLLBACK when it fails. A connection left in doubt is the caller's to discard
-    (`driver_connection` does)."""
+    """A transaction on a driver's connection for a quality return of `sku` (`driver_transaction`): its BEGIN
+    carries the SKU's surge lock (the lock `AlertsStore.open_alert_for` takes) in the same round trip."""
     key = int(subject_lock_key(AlertType.RETURN_SURGE, sku))
-    try:
-        # No parameter: the simple protocol takes both statements at once (the key is an integer).
-        await connection.execute(f"BEGIN; SELECT pg_advisory_xact_lock({key})")
+    # No parameter: the simple protocol takes both statements at once (the key is an integer).
+    async with driver_transaction(connection, events, f"BEGIN; SELECT pg_advisory_xact_lock({key})"):
         yield QualityReturns(connection, events)
-        if events.pending:
-            raise RuntimeError("events were published that no statement wrote")
-        await connection.execute("COMMIT")
-    except Exception:
-        if connection.is_in_transaction():
-            await connection.execute("ROLLBACK")
-        raise

@@ -34,14 +34,13 @@ from services.returns_service.domain import (
     Account,
     PromotionRef,
     PutAccount,
-    RecordComplaint,
     RecordReturn,
     ReturnCondition,
     ReturnReason,
     ReturnRecord,
     Segment,
 )
-from shared.idempotency import DriverInsertOnce, InsertOnce, create_once, create_once_by_driver, insert_once
+from shared.idempotency import DriverInsertOnce, InsertOnce, create_once_by_driver, insert_once
 from shared.outbox import EncodedEvent
 
 returns = tables.returns
@@ -234,10 +233,9 @@ def insert_marking(
 
 
 RETURN_COLUMNS = ("return_id", "sku", "account_id", "quantity", "reason", "condition", "returned_on")
-_COMPLAINT_COLUMNS = ("complaint_id", "account_id", "sku", "severity", "received_on")
+COMPLAINT_COLUMNS = ("complaint_id", "account_id", "sku", "severity", "received_on")
 # A return nothing else is evaluated for, with its event, in one statement the driver runs (`ReturnsByDriver`).
 _INSERT_RETURN_ANNOUNCED = DriverInsertOnce.of(insert_marking(returns, "return_id", RETURN_COLUMNS, announced=True))
-_INSERT_COMPLAINT = insert_marking(complaints, "complaint_id", _COMPLAINT_COLUMNS, with_account=True)
 
 
 def _recorded(row: Row[Any]) -> Recorded:
@@ -331,28 +329,6 @@ class RecordsStore:
         return [_recorded(row) for row in (await self.session.execute(query)).all()]
 
     # ------------------------------------------------------------ complaints
-
-    async def create_complaint(self, command: RecordComplaint) -> tuple[Recorded, bool]:
-        """The stored complaint and whether it was created now; the same id with another body is a 409. A new
-        complaint marks its account for a recount in the same statement and carries its account."""
-        values = {
-            "complaint_id": command.complaint_id,
-            "account_id": command.account_id,
-            "sku": command.sku,
-            "severity": command.severity.value,
-            "received_on": command.received_on,
-        }
-        row, created = await create_once(
-            self.session, _INSERT_COMPLAINT, values=values, body=command.body, what="complaint"
-        )
-        if not created:
-            return _recorded(row), False
-        account = (
-            Account(command.account_id, row.account_name, Segment(row.account_segment), row.account_owner_email)
-            if row.account_name is not None
-            else None
-        )
-        return Recorded(body=row.body, created_at=row.created_at, account=account), True
 
     async def get_complaint(self, complaint_id: str) -> Recorded | None:
         query = select(complaints).where(complaints.c.complaint_id == complaint_id)

@@ -80,6 +80,20 @@ def a_complaint(n: int, *, severity: str = "critical", account: str = "ACME", **
     return RecordComplaint.from_body(body)
 
 
+async def record_complaint(
+    store: FakeReturnsStore, publisher: RecordingPublisher, command: RecordComplaint
+) -> handlers.Written:
+    """A complaint as `POST /v1/complaints` records it: its event encoded first and written with it."""
+    data = handlers.complaint_recorded_data(command)
+    event = new_event(EventType.COMPLAINT_RECORDED, source="salesops/test", subject=command.complaint_id, data=data)
+    encoded = encode_event(event, topic_of(EventType.COMPLAINT_RECORDED).value, command.sku or command.complaint_id)
+    return await handlers.record_complaint(store, publisher, command, encoded)
+
+
+def outbox_types(store: FakeReturnsStore) -> list[str]:
+    return [event.event_type for event in store.outbox]
+
+
 async def ship(store: FakeReturnsStore, publisher: RecordingPublisher, units: int, day: str = "2026-11-25") -> None:
     data = OrderVolumeReportedData.model_validate(
         {
@@ -130,13 +144,14 @@ async def test_the_same_return_id_with_another_body_is_a_conflict() -> None:
 
 async def test_an_identical_complaint_retry_raises_no_second_alert() -> None:
     store, publisher = FakeReturnsStore(), RecordingPublisher()
-    first = await handlers.record_complaint(store, publisher, a_complaint(1))
-    again = await handlers.record_complaint(store, publisher, a_complaint(1))
+    first = await record_complaint(store, publisher, a_complaint(1))
+    again = await record_complaint(store, publisher, a_complaint(1))
     assert (first.created, again.created) == (True, False)
-    assert publisher.types() == [EventType.COMPLAINT_RECORDED, RAISED]
+    assert outbox_types(store) == [EventType.COMPLAINT_RECORDED.value]
+    assert publisher.types() == [RAISED]
     assert len(store.alerts) == 1 and len(store.changes) == 1
     with pytest.raises(ProblemError) as raised:
-        await handlers.record_complaint(store, publisher, a_complaint(1, severity="low"))
+        await record_complaint(store, publisher, a_complaint(1, severity="low"))
     assert raised.value.status == 409
 
 
@@ -232,8 +247,8 @@ async def test_a_promotion_of_the_sku_is_attached_to_its_open_surge_alert() -> N
 
 async def test_a_critical_complaint_raises_its_own_high_priority_alert_without_looking_for_an_open_one() -> None:
     store, publisher = FakeReturnsStore(), RecordingPublisher()
-    await handlers.record_complaint(store, publisher, a_complaint(1))
-    await handlers.record_complaint(store, publisher, a_complaint(2))
+    await record_complaint(store, publisher, a_complaint(1))
+    await record_complaint(store, publisher, a_complaint(2))
     assert store.locked_subjects == []  # each complaint is new: no alert can be open for it
     subjects = sorted((a.type, a.subject, a.priority) for a in store.alerts.values())
     assert subjects == [("critical-complaint", "C-1", "high"), ("critical-complaint", "C-2", "high")]
@@ -256,9 +271,9 @@ async def test_a_high_complaint_alerts_only_from_a_priority_tier(
     store, publisher = FakeReturnsStore(), RecordingPublisher()
     if segment is not None:
         await handlers.put_account(store, RecordingPublisher(), PutAccount("ACME", "Acme", segment))
-    await handlers.record_complaint(store, publisher, a_complaint(1, severity=severity))
+    await record_complaint(store, publisher, a_complaint(1, severity=severity))
     assert bool(store.alerts) is alerted
-    assert publisher.types()[0] == EventType.COMPLAINT_RECORDED
+    assert outbox_types(store) == [EventType.COMPLAINT_RECORDED.value]
     assert alert_events(publisher) == ([RAISED] if alerted else [])
 
 

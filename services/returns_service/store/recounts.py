@@ -1,0 +1,110 @@
+"""The recount of an account a return or complaint marked, on the driver (`shared.db.driver_connection`): the claim
+of a batch of marks is one statement, a transaction of its own (`claim_recounts_by_driver`); each account's
+recount is one transaction (`recount_transaction`) of the statements `CostingStore` runs for it (the account's
+cost lock with its mark, its facts, its ledger, its evaluation inputs, its open cost alerts, the mark's removal),
+with the alerts it raises, revises or resolves written as `AlertsByDriver` writes them, each with its events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, bindparam, func, select
+
+from services.returns_service.costing import AccountMonth, LedgerFacts
+from services.returns_service.domain import AlertType
+from services.returns_service.store import costing
+from services.returns_service.store.alerts import AlertRecord, AlertsByDriver, EventBuffer, alert_of, driver_transaction
+from shared.db import DriverStatement
+
+_CLAIM_RECOUNTS = DriverStatement.of(costing.CLAIM_RECOUNTS)
+_BEGIN_RECOUNT = DriverStatement.of(costing.BEGIN_RECOUNT)
+_FINISH_RECOUNT = DriverStatement.of(costing.FINISH_RECOUNT)
+_COST_LOCK = DriverStatement.of(select(func.pg_advisory_xact_lock(bindparam("lock_key", type_=BigInteger))))
+_ACCOUNT_FACTS = DriverStatement.of(costing.ACCOUNT_FACTS)
+_REPLACE_LEDGER = DriverStatement.of(costing.REPLACE_LEDGER)
+_EVALUATION_INPUTS = DriverStatement.of(costing.EVALUATION_INPUTS)
+_BEGIN_EVALUATION = DriverStatement.of(costing.BEGIN_EVALUATION)
+
+
+async def claim_recounts_by_driver(connection: Any, *, limit: int, lease_s: float) -> list[str]:
+    """`CostingStore.claim_recounts` as one statement on the driver, committed on its own."""
+    rows = await connection.fetch(_CLAIM_RECOUNTS.sql, *_CLAIM_RECOUNTS.arguments({"limit": limit, "lease_s": lease_s}))
+    return [row["account_id"] for row in sorted(rows, key=lambda r: (r["due_at"], r["account_id"]))]
+
+
+class RecountsByDriver(AlertsByDriver):
+    """The store of one marked account's recount (`cost_handlers.recount_marked`) on a driver's connection, in the
+    transaction `recount_transaction` holds: `CostingStore`'s statements and answers, run by the driver."""
+
+    def __init__(self, connection: Any, events: EventBuffer) -> None:
+        super().__init__(connection, events)
+        # Accounts whose cost lock this transaction holds.
+        self.cost_locks: set[str] = set()
+
+    async def _fetch(self, statement: DriverStatement, params: dict[str, Any]) -> list[Any]:
+        return list(await self.connection.fetch(statement.sql, *statement.arguments(params)))
+
+    async def lock_account_costs(self, account_id: str) -> None:
+        if account_id in self.cost_locks:
+            return
+        await self._fetch(_COST_LOCK, {"lock_key": costing.cost_lock_key(account_id)})
+        self.cost_locks.add(account_id)
+
+    async def begin_recount(self, account_id: str) -> int | None:
+        """As `CostingStore.begin_recount`: the account's cost lock and its mark's `due_seq` (None: no mark)."""
+        [row] = await self._fetch(
+            _BEGIN_RECOUNT, {"lock_key": costing.cost_lock_key(account_id), "account_id": account_id}
+        )
+        self.cost_locks.add(account_id)
+        return None if row["due_seq"] is None else int(row["due_seq"])
+
+    async def finish_recount(self, account_id: str, due_seq: int) -> bool:
+        """As `CostingStore.finish_recount`: the mark removed if it is still the one `begin_recount` read."""
+        status = await self.connection.execute(
+            _FINISH_RECOUNT.sql, *_FINISH_RECOUNT.arguments({"account_id": account_id, "due_seq": due_seq})
+        )
+        return str(status) != "DELETE 0"
+
+    async def account_facts(self, account_id: str) -> LedgerFacts:
+        [row] = await self._fetch(_ACCOUNT_FACTS, {"account_id": account_id})
+        return costing.ledger_facts_of(account_id, row)
+
+    async def replace_ledger(self, account_id: str, months: Sequence[AccountMonth], as_of: date) -> None:
+        months_json = json.dumps(costing.ledger_rows(months))
+        await self._fetch(_REPLACE_LEDGER, {"account_id": account_id, "months": months_json, "as_of": as_of})
+
+    async def evaluation_inputs(
+        self, account_id: str, *, first: date, last: date, mapping_first: date, mapping_last: date
+    ) -> costing.EvaluationInputs:
+        params = {
+            "account_id": account_id,
+            "first": first,
+            "last": last,
+            "m_first": mapping_first,
+            "m_last": mapping_last,
+        }
+        return costing.evaluation_inputs_of(account_id, await self._fetch(_EVALUATION_INPUTS, params))
+
+    async def begin_evaluation(
+        self, account_id: str, alert_types: Sequence[AlertType], at: datetime
+    ) -> dict[str, AlertRecord]:
+        """As `CostingStore.begin_evaluation`: the account marked evaluated, its open alerts of `alert_types` locked
+        to the commit."""
+        assert account_id in self.cost_locks, "evaluate an account's cost alerts under its cost lock"
+        params = {"account_id": account_id, "types": [t.value for t in alert_types], "at": at}
+        return {row["type"]: alert_of(row) for row in await self._fetch(_BEGIN_EVALUATION, params)}
+
+    async def open_alert_for(self, alert_type: AlertType, subject: str) -> AlertRecord | None:
+        raise RuntimeError(f"an account's cost alerts are read by begin_evaluation ({alert_type.value} of '{subject}')")
+
+
+@asynccontextmanager
+async def recount_transaction(connection: Any, events: EventBuffer) -> AsyncIterator[RecountsByDriver]:
+    """A transaction on a driver's connection for one marked account's recount (`driver_transaction`); its first
+    statement takes the account's cost lock (`RecountsByDriver.begin_recount`)."""
+    async with driver_transaction(connection, events):
+        yield RecountsByDriver(connection, events)
