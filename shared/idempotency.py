@@ -9,8 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, Table, bindparam, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, Table, bindparam, select, text
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import TextualSelect
 
@@ -34,8 +33,9 @@ def _digest(canonical: str) -> str:
 
 @dataclass(frozen=True)
 class InsertOnce:
-    """The statements `create_once` runs: `statement` creates the row whose primary key column is `key` (or nothing
-    when the key is taken), `existing` reads the stored row by key (`:ident`)."""
+    """The statements of an idempotent create (`create_once_by_driver`, compiled by `DriverInsertOnce`): `statement`
+    creates the row whose primary key column is `key` (or nothing when the key is taken), `existing` reads the
+    stored row by key (`:ident`)."""
 
     key: str
     statement: TextualSelect
@@ -74,32 +74,6 @@ def insert_once(
     return InsertOnce(key, statement, select(table).where(table.c[key] == bindparam("ident")))
 
 
-async def create_once(
-    session: AsyncSession,
-    insert: InsertOnce,
-    *,
-    values: Mapping[str, Any],
-    body: Mapping[str, Any],
-    what: str,
-) -> tuple[Row[Any], bool]:
-    """Insert the row whose key is `values[key]` with `insert` (`insert_once`), storing `body` and its fingerprint.
-
-    Returns the row and whether it was created. A concurrent identical create waits on the unique index and
-    then finds the committed row, so it too answers with the stored resource (the row as stored: without what
-    `insert` joins to a created row).
-    """
-    digest = fingerprint(body)
-    inserted = (await session.execute(insert.statement, {**values, "body": dict(body), "request_hash": digest})).first()
-    if inserted is not None:
-        return inserted, True
-    key = insert.key
-    ident = values[key]
-    existing = (await session.execute(insert.existing, {"ident": ident})).one()
-    if existing.request_hash != digest:
-        raise conflict(f"{what} '{ident}' already exists with a different body", **{key: ident})
-    return existing, False
-
-
 @dataclass(frozen=True)
 class DriverInsertOnce:
     """`InsertOnce` compiled for the driver (`create_once_by_driver`)."""
@@ -121,9 +95,11 @@ async def create_once_by_driver(
     body: Mapping[str, Any],
     what: str,
 ) -> tuple[Mapping[str, Any], bool]:
-    """`create_once` on an asyncpg connection: the insert (with what its `then` writes) is one statement, so
-    outside a transaction it commits on its own or not at all, and inside the caller's it is part of that. The
-    same answers: the row and whether it was created, 409 for the same id with a different body."""
+    """Insert the row whose key is `values[key]` with `insert`, storing `body` and its fingerprint, on an asyncpg
+    connection: the insert (with what its `then` writes) is one statement, so outside a transaction it commits on
+    its own or not at all, and inside the caller's it is part of that. Returns the row and whether it was created;
+    a concurrent identical create waits on the unique index and then finds the committed row, so it too answers
+    with the stored resource; the same id with a different body is a 409."""
     canonical = canonical_json(body)
     digest = _digest(canonical)
     # The body is stored as the JSON its fingerprint is taken of (jsonb keeps no key order).
