@@ -13,7 +13,7 @@ from typing import Any
 from services.returns_service import tables
 from services.returns_service.domain import Account, AlertType, RecordComplaint, Segment
 from services.returns_service.store.alerts import AlertRecord, AlertsByDriver, EventBuffer, driver_transaction
-from services.returns_service.store.records import COMPLAINT_COLUMNS, Recorded, insert_marking
+from services.returns_service.store.records import COMPLAINT_COLUMNS, Recorded, event_values, insert_marking
 from shared.idempotency import DriverInsertOnce, create_once_by_driver
 from shared.outbox import EncodedEvent
 
@@ -31,11 +31,7 @@ def _announced_values(command: RecordComplaint, event: EncodedEvent) -> dict[str
         "sku": command.sku,
         "severity": command.severity.value,
         "received_on": command.received_on,
-        "event_id": event.event_id,
-        "event_type": event.event_type,
-        "event_topic": event.topic,
-        "event_key": event.key,
-        "event_payload": event.payload,
+        **event_values(event),
     }
 
 

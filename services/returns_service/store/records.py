@@ -268,8 +268,12 @@ def return_values(command: RecordReturn) -> dict[str, Any]:
 
 def announced_values(command: RecordReturn, event: EncodedEvent) -> dict[str, Any]:
     """A return's values with those of the event that announces it, as the driver's insert binds them."""
+    return {**return_values(command), **event_values(event)}
+
+
+def event_values(event: EncodedEvent) -> dict[str, Any]:
+    """The outbox row of the event that announces a created row, as `insert_marking(..., announced=True)` binds it."""
     return {
-        **return_values(command),
         "event_id": event.event_id,
         "event_type": event.event_type,
         "event_topic": event.topic,
