@@ -112,7 +112,13 @@ async def _outbox_drained(env: Environment) -> bool:
 
 
 async def replan(
-    harness: Harness, env: Environment, planning: Process, count: int, profiler: Profiler | None = None
+    harness: Harness,
+    env: Environment,
+    planning: Process,
+    count: int,
+    profiler: Profiler | None = None,
+    *,
+    label: str = "",
 ) -> dict[str, Any]:
     """One metered `POST /v1/replan`, watched for RSS; the outbox it fills is drained before returning."""
     own = own_label(planning.label)
@@ -134,7 +140,7 @@ async def replan(
     async with harness.metered(env, {"planning": planning.popen.pid}) as meter:
         guard = asyncio.create_task(watchdog())
         if profiler is not None:
-            profiler.start(f"planning-{count}", planning.popen.pid, 600)
+            profiler.start(label or f"planning-{count}", planning.popen.pid, 600)
         started = time.perf_counter()
         try:
             async with httpx.AsyncClient(base_url=planning.url, headers=env.headers("planner"), timeout=900) as c:
@@ -341,7 +347,13 @@ async def one_size(harness: Harness, count: int, storage: str = "expanded") -> d
             finally:
                 await conn.close()
             mark = await _outbox_mark(env)
-            runs["every_plan_revised"] = await replan(harness, env, planning, count)
+            revised_profiler = (
+                harness.profiler("full_replan") if count <= GOAL_SECONDS_SIZE and storage == "expanded" else None
+            )
+            runs["every_plan_revised"] = await replan(
+                harness, env, planning, count, revised_profiler, label=f"planning-{count}-revised"
+            )
+            runs["revised_profile"] = revised_profiler.summary() if revised_profiler is not None else None
             if not runs["every_plan_revised"]["aborted"]:
                 written = await read_back(env, mark)
                 runs["every_plan_revised"]["raw"] = await raw_storage(harness, raw_env, written, revised=True)

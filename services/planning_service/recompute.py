@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import functools
 import operator
+import re
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from itertools import chain
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -183,8 +183,8 @@ def encode_revision_changes(
 
     A first plan changes every compared field of every week: both are put together from its numbers, encoded at
     once, and two templates shared by every first plan of the same horizon, without a dict per change. Its numbers
-    are taken from `values`, the new plan's `week_values`, when given and every compared value is a float (as
-    the core plans them: a float is written the same in both), else encoded here."""
+    are taken from `values`, the new plan's `week_values`, when given and every compared value is written as a
+    finite float (as the core plans them: such a float is written the same in both), else encoded here."""
     if old is not None or not new.weeks:
         weeks = changed_weeks(old, new)
         if not weeks:
@@ -192,9 +192,8 @@ def encode_revision_changes(
         spelled = orjson.dumps(spelled_out(weeks))
         return spelled, encode_stored_changes(weeks) if compact else spelled
     plan_weeks: tuple[tuple[Any, ...], ...] = new.weeks
-    if values is not None and _compared_are_floats(plan_weeks):
-        texts = _compared_values(len(plan_weeks))(values)
-    else:
+    texts = None if values is None else _compared_values(len(plan_weeks))(values)
+    if texts is None or _NOT_A_FLOAT.search(b",".join(texts)):
         numbers = orjson.dumps([float(week[index]) for week in plan_weeks for index in _COMPARED_INDEXES])
         texts = tuple(numbers[1:-1].split(b","))
     spelled, stored = _first_plan_templates(tuple(week[0] for week in plan_weeks))
@@ -203,11 +202,9 @@ def encode_revision_changes(
 
 
 _COMPARED_INDEXES = tuple(PlanWeek._fields.index(name) for name in COMPARED_FIELDS)
-_COMPARED_OF_WEEK = operator.itemgetter(*_COMPARED_INDEXES)
-
-
-def _compared_are_floats(weeks: Sequence[tuple[Any, ...]]) -> bool:
-    return set(map(type, chain.from_iterable(map(_COMPARED_OF_WEEK, weeks)))) == {float}
+# In values as orjson writes them (joined by commas), one that is no finite float's: a float is written with a
+# `.` or an exponent, an int with digits alone; null (None, or a float NaN or infinite), true, false, a string.
+_NOT_A_FLOAT = re.compile(rb'(?:^|,)(?:-?[0-9]+(?:,|$)|[a-z"])')
 
 
 @functools.lru_cache(maxsize=8)
