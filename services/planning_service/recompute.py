@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import re
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -193,7 +192,7 @@ def encode_revision_changes(
         return spelled, encode_stored_changes(weeks) if compact else spelled
     plan_weeks: tuple[tuple[Any, ...], ...] = new.weeks
     texts = None if values is None else _compared_values(len(plan_weeks))(values)
-    if texts is None or _NOT_A_FLOAT.search(b",".join(texts)):
+    if texts is None or not _floats_with_a_point(texts):
         numbers = orjson.dumps([float(week[index]) for week in plan_weeks for index in _COMPARED_INDEXES])
         texts = tuple(numbers[1:-1].split(b","))
     spelled, stored = _first_plan_templates(tuple(week[0] for week in plan_weeks))
@@ -202,9 +201,15 @@ def encode_revision_changes(
 
 
 _COMPARED_INDEXES = tuple(PlanWeek._fields.index(name) for name in COMPARED_FIELDS)
-# In values as orjson writes them (joined by commas), one that is no finite float's: a float is written with a
-# `.` or an exponent, an int with digits alone; null (None, or a float NaN or infinite), true, false, a string.
-_NOT_A_FLOAT = re.compile(rb'(?:^|,)(?:-?[0-9]+(?:,|$)|[a-z"])')
+_NUMBER_BYTES = b"0123456789.e+-"
+
+
+def _floats_with_a_point(texts: Sequence[bytes]) -> bool:
+    """Whether each of these values, as orjson writes them, is a finite float's with a decimal point: a number
+    (no null, true, false or string) with a point, which orjson writes in a float alone, once (an int is digits
+    alone). A float written without one (`1e16`) makes it False, as a value of any other type does."""
+    joined = b",".join(texts)
+    return not joined.translate(None, _NUMBER_BYTES + b",") and joined.count(b".") == len(texts)
 
 
 @functools.lru_cache(maxsize=8)

@@ -31,6 +31,8 @@ from services.planning_service.domain.orders import OrderLine, Tier
 from services.planning_service.recompute import (
     MAX_EVENT_DRIVERS,
     EncodingPublisher,
+    _compared_values,
+    _floats_with_a_point,
     encode_event,
     encode_revision_changes,
     encode_week_changes,
@@ -323,6 +325,8 @@ def test_a_first_plan_of_the_core_takes_its_changes_from_its_week_values() -> No
     first, _ = representative_plans()
     for plan in first:
         values = week_values(plan.weeks)
+        # the core plans floats: every compared value is taken as encoded with the weeks
+        assert _floats_with_a_point(_compared_values(len(plan.weeks))(values))
         spelled = orjson.dumps(week_changes(None, plan))
         assert encode_revision_changes(None, plan, compact=False, values=values) == (spelled, spelled)
         assert encode_expanded_plan_weeks(plan.weeks, values) == orjson.dumps([w._asdict() for w in plan.weeks])
@@ -339,3 +343,9 @@ def test_a_plans_totals_are_its_weeks_summed_in_order(weeks: tuple[PlanWeek, ...
     totals = plan_totals(weeks)
     assert orjson.dumps(totals) == orjson.dumps(expected)
     assert type(totals[2]) is int
+
+
+def test_only_values_written_as_floats_with_a_point_are_taken_as_the_changes_numbers() -> None:
+    assert _floats_with_a_point([b"1.5", b"-0.0", b"2.5e-07", b"300.0"])
+    for other in (b"3", b"-7", b"1e16", b"null", b"true", b"false", b'"1.5"', b'"2026-11-30"'):
+        assert not _floats_with_a_point([b"1.5", other]), other
