@@ -4,6 +4,7 @@ the stored forms of a plan and a promotion as domain values."""
 from __future__ import annotations
 
 import functools
+import operator
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -144,8 +145,24 @@ def _plan_from_decoded(sku: str, weeks: Any) -> SkuPlan:
     plan_weeks = []
     for w in weeks:
         w["week_start"] = fromisoformat(w["week_start"])
-        plan_weeks.append(PlanWeek(**w))
+        plan_weeks.append(_week_of_dict(w))
     return SkuPlan(sku, tuple(plan_weeks))
+
+
+_WEEK_OF_DICT = operator.itemgetter(*PlanWeek._fields)
+_WEEK_WIDTH = len(PlanWeek._fields)
+
+
+def _week_of_dict(week: dict[str, Any]) -> PlanWeek:
+    """`PlanWeek(**week)`: a week with every field (as every plan since the promising fields is stored) is
+    read by position, without the keyword arguments' cost; any other goes through the keywords (a missing
+    field takes its default, an unknown one is an error)."""
+    if len(week) == _WEEK_WIDTH:
+        try:
+            return PlanWeek._make(_WEEK_OF_DICT(week))
+        except KeyError:
+            pass  # as many keys, not the same ones: the keywords say which is unknown
+    return PlanWeek(**week)
 
 
 def plan_weeks_json(plan: SkuPlan) -> list[dict[str, Any]]:
