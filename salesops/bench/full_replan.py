@@ -10,13 +10,26 @@ past `RSS_LIMIT` is stopped, and the figure says so, rather than let it take the
 
 The seeded SKUs have no baseline models yet, so the service's fitter fits them in its worker process while
 the replans run (as after a first deployment). Peak RSS is the service process's own (the replan's memory);
-the figure with the fitter's worker processes is given beside it, and their CPU is in the planning CPU."""
+the figure with the fitter's worker processes is given beside it, and their CPU is in the planning CPU.
+
+Each replan's raw baseline is the storage work alone, in a sibling database seeded the same way: the rows the
+service wrote in that replan, read back and held in memory as the driver takes them (so the same bytes), written
+to the same tables in one transaction on one asyncpg connection (`copy_records_to_table`; the revised plans as one
+`unnest` upsert), with the same weekly history read (and, for the revision, the stored plans), no planning and no
+framework. Its seconds and database CPU stand beside the service's.
+
+The service stores plans as it does by default (`expanded`); at the goal size the two replans run again with
+`SALESOPS_PLANNING_PLAN_STORAGE=compact`. `BENCH_FULL_REPLAN_SIZES` (e.g. `10000`) and
+`BENCH_FULL_REPLAN_STORAGE` (`expanded`, `compact` or both, comma-separated; when unset, compact at the smallest
+size only, the goal size) choose what runs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +39,8 @@ import httpx
 from salesops.bench.harness import MIB, Environment, Harness, Process, own_label, wait_until
 from salesops.bench.model import Figure, MeasureResult
 from salesops.bench.profile import Profiler
+from services.planning_service.domain.forecast import MAX_HISTORY_WEEKS
+from services.planning_service.store.inputs import _weekly_units_sql
 from shared.events import CannibalizationData, PromotionData, PromotionItemData
 
 HISTORY_DAYS = 112
@@ -97,7 +112,13 @@ async def _outbox_drained(env: Environment) -> bool:
 
 
 async def replan(
-    harness: Harness, env: Environment, planning: Process, count: int, profiler: Profiler | None = None
+    harness: Harness,
+    env: Environment,
+    planning: Process,
+    count: int,
+    profiler: Profiler | None = None,
+    *,
+    label: str = "",
 ) -> dict[str, Any]:
     """One metered `POST /v1/replan`, watched for RSS; the outbox it fills is drained before returning."""
     own = own_label(planning.label)
@@ -119,7 +140,7 @@ async def replan(
     async with harness.metered(env, {"planning": planning.popen.pid}) as meter:
         guard = asyncio.create_task(watchdog())
         if profiler is not None:
-            profiler.start(f"planning-{count}", planning.popen.pid, 600)
+            profiler.start(label or f"planning-{count}", planning.popen.pid, 600)
         started = time.perf_counter()
         try:
             async with httpx.AsyncClient(base_url=planning.url, headers=env.headers("planner"), timeout=900) as c:
@@ -164,32 +185,194 @@ async def replan(
     }
 
 
-async def one_size(harness: Harness, count: int) -> dict[str, Any]:
+# The columns the service writes (the others keep their defaults), as the raw baseline writes them again.
+_PLAN_COLUMNS = (
+    "sku",
+    "plan_version",
+    "horizon_start",
+    "generated_at",
+    "weeks",
+    "exceptions",
+    "total_forecast",
+    "total_mps",
+    "shortfall_weeks",
+)
+_REVISION_COLUMNS = ("sku", "plan_version", "generated_at", "driver_event_ids", "changes")
+_OUTBOX_COLUMNS = ("event_id", "event_type", "topic", "key", "payload")
+_SNAPSHOT_COLUMNS = ("sku", "week_start", "forecast")
+_UPSERT_PLANS = """
+INSERT INTO planning.plans (sku, plan_version, horizon_start, generated_at, weeks, exceptions, total_forecast,
+                            total_mps, shortfall_weeks)
+SELECT * FROM unnest($1::text[], $2::int[], $3::date[], $4::timestamptz[], $5::json[], $6::jsonb[], $7::float8[],
+                     $8::float8[], $9::int[])
+ON CONFLICT (sku) DO UPDATE SET
+    plan_version = excluded.plan_version, horizon_start = excluded.horizon_start,
+    generated_at = excluded.generated_at, weeks = excluded.weeks, exceptions = excluded.exceptions,
+    total_forecast = excluded.total_forecast, total_mps = excluded.total_mps,
+    shortfall_weeks = excluded.shortfall_weeks
+"""
+
+
+@dataclass
+class Written:
+    """The rows one replan of the service wrote, read back as the driver returns them (JSON as text)."""
+
+    plans: list[tuple[Any, ...]] = field(default_factory=list)
+    revisions: list[tuple[Any, ...]] = field(default_factory=list)
+    outbox: list[tuple[Any, ...]] = field(default_factory=list)
+    snapshots: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def sizes(self) -> dict[str, Any]:
+        return {
+            "plans": len(self.plans),
+            "plans_weeks_mb": round(sum(len(r[4]) for r in self.plans) / MIB, 1),
+            "revisions": len(self.revisions),
+            "revisions_changes_mb": round(sum(len(r[4]) for r in self.revisions) / MIB, 1),
+            "outbox": len(self.outbox),
+            "outbox_payload_mb": round(sum(len(r[4]) for r in self.outbox) / MIB, 1),
+            "snapshots": len(self.snapshots),
+        }
+
+
+async def _outbox_mark(env: Environment) -> tuple[int, datetime]:
+    """The last outbox id and the database's clock before a replan: what it writes comes after both."""
+    conn = await asyncpg.connect(env.dsn)
+    try:
+        row = await conn.fetchrow("SELECT coalesce(max(id), 0) AS id, clock_timestamp() AS now FROM planning.outbox")
+        return int(row["id"]), row["now"]
+    finally:
+        await conn.close()
+
+
+async def read_back(env: Environment, mark: tuple[int, datetime]) -> Written:
+    """The plans, revisions, outbox rows and forecast snapshots the replan since `mark` wrote."""
+    last_id, since = mark
+    conn = await asyncpg.connect(env.dsn)
+    try:
+        revisions = await conn.fetch(
+            "SELECT sku, plan_version, generated_at, driver_event_ids, changes::text AS changes"
+            " FROM planning.plan_revisions WHERE generated_at >= $1 ORDER BY sku",
+            since,
+        )
+        plans = await conn.fetch(
+            "SELECT p.sku, p.plan_version, p.horizon_start, p.generated_at, p.weeks::text AS weeks,"
+            " p.exceptions::text AS exceptions, p.total_forecast, p.total_mps, p.shortfall_weeks"
+            " FROM planning.plans AS p JOIN planning.plan_revisions AS r USING (sku, plan_version)"
+            " WHERE r.generated_at >= $1 ORDER BY p.sku",
+            since,
+        )
+        outbox = await conn.fetch(
+            "SELECT event_id, event_type, topic, key, payload FROM planning.outbox WHERE id > $1 ORDER BY id", last_id
+        )
+        snapshots = await conn.fetch(
+            "SELECT sku, week_start, forecast FROM planning.forecast_snapshots WHERE taken_at >= $1 ORDER BY sku",
+            since,
+        )
+    finally:
+        await conn.close()
+    return Written(
+        [tuple(r) for r in plans],
+        [tuple(r) for r in revisions],
+        [tuple(r) for r in outbox],
+        [tuple(r) for r in snapshots],
+    )
+
+
+async def raw_storage(harness: Harness, env: Environment, written: Written, *, revised: bool) -> dict[str, Any]:
+    """The raw baseline of one replan: `written` stored again in `env` (seeded as the service's database, holding
+    the plans before that replan) by the plainest fastest means, with the history read, timed and metered."""
+    since = datetime.now(UTC).date()
+    since -= timedelta(days=since.weekday(), weeks=MAX_HISTORY_WEEKS)
+    conn = await asyncpg.connect(env.dsn)
+    try:
+        async with harness.metered(env, {"bench": os.getpid()}) as meter:
+            started = time.perf_counter()
+            async with conn.transaction():
+                history = await conn.fetch(_weekly_units_sql(False, False), since)
+                stored = (
+                    await conn.fetch("SELECT sku, plan_version, weeks::text, exceptions::text FROM planning.plans")
+                    if revised
+                    else []
+                )
+                if revised:
+                    await conn.execute(_UPSERT_PLANS, *(list(column) for column in zip(*written.plans, strict=True)))
+                else:
+                    await conn.copy_records_to_table(
+                        "plans", schema_name="planning", columns=_PLAN_COLUMNS, records=written.plans
+                    )
+                await conn.copy_records_to_table(
+                    "plan_revisions", schema_name="planning", columns=_REVISION_COLUMNS, records=written.revisions
+                )
+                await conn.copy_records_to_table(
+                    "outbox", schema_name="planning", columns=_OUTBOX_COLUMNS, records=written.outbox
+                )
+                if written.snapshots:
+                    await conn.copy_records_to_table(
+                        "forecast_snapshots",
+                        schema_name="planning",
+                        columns=_SNAPSHOT_COLUMNS,
+                        records=written.snapshots,
+                    )
+            seconds = time.perf_counter() - started
+    finally:
+        await conn.close()
+    count = max(len(written.plans), 1)
+    return {
+        "seconds": round(seconds, 3),
+        "history_skus": len(history),
+        "stored_plans_read": len(stored),
+        "written": written.sizes(),
+        "usage": meter.result().per(count),
+    }
+
+
+async def one_size(harness: Harness, count: int, storage: str = "expanded") -> dict[str, Any]:
     env = await harness.environment()
     seeded_s = await seed(env, count)
-    planning = await harness.service("planning", env)
-    runs: dict[str, Any] = {"skus": count, "seed_s": round(seeded_s, 1)}
-    profiler = harness.profiler("full_replan") if count <= GOAL_SECONDS_SIZE else None
+    # The raw baseline's database, seeded alike: the same history to read, the same tables to write.
+    raw_env = await harness.sibling(env)
+    await seed(raw_env, count)
+    planning = await harness.service("planning", env, SALESOPS_PLANNING_PLAN_STORAGE=storage)
+    runs: dict[str, Any] = {"skus": count, "storage": storage, "seed_s": round(seeded_s, 1)}
+    profiler = harness.profiler("full_replan") if count <= GOAL_SECONDS_SIZE and storage == "expanded" else None
     with harness.running(planning):
+        mark = await _outbox_mark(env)
         runs["first_plans"] = await replan(harness, env, planning, count, profiler)
         runs["profile"] = profiler.summary() if profiler is not None else None
         if not runs["first_plans"]["aborted"]:
+            runs["first_plans"]["raw"] = await raw_storage(harness, raw_env, await read_back(env, mark), revised=False)
             conn = await asyncpg.connect(env.dsn)
             try:
                 await conn.execute("UPDATE planning.items SET on_hand = on_hand + 37, revision = revision + 1")
             finally:
                 await conn.close()
-            runs["every_plan_revised"] = await replan(harness, env, planning, count)
+            mark = await _outbox_mark(env)
+            revised_profiler = (
+                harness.profiler("full_replan") if count <= GOAL_SECONDS_SIZE and storage == "expanded" else None
+            )
+            runs["every_plan_revised"] = await replan(
+                harness, env, planning, count, revised_profiler, label=f"planning-{count}-revised"
+            )
+            runs["revised_profile"] = revised_profiler.summary() if revised_profiler is not None else None
+            if not runs["every_plan_revised"]["aborted"]:
+                written = await read_back(env, mark)
+                runs["every_plan_revised"]["raw"] = await raw_storage(harness, raw_env, written, revised=True)
     return runs
+
+
+def _cpu_s(usage: dict[str, Any], label: str, count: int) -> float:
+    return float(usage["cpu_ms_per_unit"].get(label, 0)) * count / 1000
 
 
 def _figures(size: dict[str, Any]) -> list[Figure]:
     count = size["skus"]
+    storage = "" if size.get("storage", "expanded") == "expanded" else f", {size['storage']} storage"
     figures = []
     for key, title in (("first_plans", "first plans"), ("every_plan_revised", "every plan revised")):
         run_ = size.get(key)
         if run_ is None:
             continue
+        raw = run_.get("raw")
         if run_["aborted"]:
             note = f"stopped above {RSS_LIMIT // MIB:,} MB RSS after {run_['seconds']} s"
         else:
@@ -200,18 +383,25 @@ def _figures(size: dict[str, Any]) -> list[Figure]:
                 f" database {cpu.get('postgres', 0) * count / 1000:.1f} s;"
                 f" {stmts.get('statements', '?')} statements per SKU"
             )
+            if raw is not None:
+                note += (
+                    f"; raw storage {raw['seconds']:.2f} s, CPU client {_cpu_s(raw['usage'], 'bench', count):.1f} s,"
+                    f" database {_cpu_s(raw['usage'], 'postgres', count):.1f} s"
+                )
         figures.append(
             Figure(
-                f"full replan, {count:,} SKUs, {title}",
+                f"full replan, {count:,} SKUs, {title}{storage}",
                 run_["seconds"],
                 "s",
+                baseline=raw["seconds"] if raw is not None else None,
+                baseline_name="raw storage: the same rows and bytes, COPY, no planning" if raw is not None else None,
                 goal_max=GOAL_SECONDS if count == GOAL_SECONDS_SIZE else None,
                 note=note,
             )
         )
         figures.append(
             Figure(
-                f"full replan, {count:,} SKUs, {title}, peak RSS",
+                f"full replan, {count:,} SKUs, {title}{storage}, peak RSS",
                 run_["peak_rss_mb"],
                 "MB",
                 goal_max=GOAL_MB,
@@ -224,9 +414,26 @@ def _figures(size: dict[str, Any]) -> list[Figure]:
     return figures
 
 
+def _runs(quick: bool) -> list[tuple[int, str]]:
+    """(SKUs, plan storage) of each run: every size with expanded plans, and compact ones at the goal size,
+    unless `BENCH_FULL_REPLAN_SIZES` or `BENCH_FULL_REPLAN_STORAGE` say otherwise."""
+    sizes_env = os.environ.get("BENCH_FULL_REPLAN_SIZES", "").strip()
+    storage_env = os.environ.get("BENCH_FULL_REPLAN_STORAGE", "").strip()
+    sizes = [int(s) for s in sizes_env.split(",") if s.strip()] if sizes_env else None
+    if sizes is None:
+        sizes = [1_000] if quick else [GOAL_SECONDS_SIZE, 50_000]
+    if storage_env:
+        forms = [f.strip() for f in storage_env.split(",") if f.strip()]
+        unknown = set(forms) - {"expanded", "compact"}
+        if unknown:
+            raise ValueError(f"BENCH_FULL_REPLAN_STORAGE: unknown storage {sorted(unknown)}")
+        return [(count, form) for form in forms for count in sizes]
+    runs = [(count, "expanded") for count in sizes]
+    return runs + [(count, "compact") for count in sizes if count == min(sizes)]
+
+
 async def run(harness: Harness, quick: bool) -> MeasureResult:
-    sizes = [1_000] if quick else [GOAL_SECONDS_SIZE, 50_000]
-    results = [await one_size(harness, count) for count in sizes]
+    results = [await one_size(harness, count, storage) for count, storage in _runs(quick)]
     return MeasureResult(
         figures=[f for size in results for f in _figures(size)],
         details={"history_days": HISTORY_DAYS, "promotion_every": PROMOTION_EVERY, "sizes": results},

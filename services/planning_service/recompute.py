@@ -7,6 +7,7 @@ Part of the handlers' room: the SQL is the store's, the conflict rule the domain
 from __future__ import annotations
 
 import functools
+import operator
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from services.planning_service.domain.diff import COMPARED_FIELDS, changed_weeks
 from services.planning_service.review import review_promises_after
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import PlanRevision, RevisionEvent, Store, StoredPlan, exceptions_json
-from services.planning_service.store.inputs import encode_expanded_plan_weeks, encode_plan_weeks
+from services.planning_service.store.inputs import encode_expanded_plan_weeks, encode_plan_weeks, week_values
 from services.planning_service.store.plans import encode_stored_changes
 from shared.events import (
     CapacityConflictData,
@@ -117,7 +118,9 @@ async def save_plans(
     drivers_of: dict[str, list[str]] = {}
     for plan in plans:
         old = stored.get(plan.sku)
-        encoded_changes = encode_revision_changes(old.plan if old else None, plan, compact=compact)
+        # a first plan stored spelled out: its weeks' values are encoded once, for its weeks and its changes
+        values = week_values(plan.weeks) if old is None and not compact and plan.weeks else None
+        encoded_changes = encode_revision_changes(old.plan if old else None, plan, compact=compact, values=values)
         exceptions = exceptions_json(plan.exceptions) if plan.exceptions else []
         own = driver_ids.get(plan.sku, ()) if isinstance(driver_ids, Mapping) else driver_ids
         if encoded_changes is None:
@@ -132,7 +135,7 @@ async def save_plans(
         drivers = list(dict.fromkeys([*own, *earlier.get(plan.sku, ())]))
         drivers_of[plan.sku] = drivers
         changes_json, stored_changes = encoded_changes
-        stored_weeks = encode_plan_weeks(plan.weeks) if compact else encode_expanded_plan_weeks(plan.weeks)
+        stored_weeks = encode_plan_weeks(plan.weeks) if compact else encode_expanded_plan_weeks(plan.weeks, values)
         revisions.append(PlanRevision(plan, version, exceptions, drivers, stored_changes, stored_weeks))
         data = mps_revised_data(plan.sku, version, orjson.Fragment(changes_json), drivers)
         if encoding is not None:
@@ -170,13 +173,17 @@ def encode_week_changes(old: SkuPlan | None, new: SkuPlan) -> bytes | None:
     return None if encoded is None else encoded[0]
 
 
-def encode_revision_changes(old: SkuPlan | None, new: SkuPlan, *, compact: bool = True) -> tuple[bytes, bytes] | None:
+def encode_revision_changes(
+    old: SkuPlan | None, new: SkuPlan, *, compact: bool = True, values: Sequence[bytes] | None = None
+) -> tuple[bytes, bytes] | None:
     """The changes from `old` to `new`, None when nothing changed; else encoded as `mps.revised` carries them
     (`week_changes(old, new)`'s JSON) and as the revision stores them: `encode_stored_changes` when `compact`,
     else that same spelled-out JSON.
 
     A first plan changes every compared field of every week: both are put together from its numbers, encoded at
-    once, and two templates shared by every first plan of the same horizon, without a dict per change."""
+    once, and two templates shared by every first plan of the same horizon, without a dict per change. Its numbers
+    are taken from `values`, the new plan's `week_values`, when given and every compared value is written as a
+    finite float (as the core plans them: such a float is written the same in both), else encoded here."""
     if old is not None or not new.weeks:
         weeks = changed_weeks(old, new)
         if not weeks:
@@ -184,14 +191,32 @@ def encode_revision_changes(old: SkuPlan | None, new: SkuPlan, *, compact: bool 
         spelled = orjson.dumps(spelled_out(weeks))
         return spelled, encode_stored_changes(weeks) if compact else spelled
     plan_weeks: tuple[tuple[Any, ...], ...] = new.weeks
-    numbers = orjson.dumps([float(week[index]) for week in plan_weeks for index in _COMPARED_INDEXES])
-    texts = tuple(numbers[1:-1].split(b","))
+    texts = None if values is None else _compared_values(len(plan_weeks))(values)
+    if texts is None or not _floats_with_a_point(texts):
+        numbers = orjson.dumps([float(week[index]) for week in plan_weeks for index in _COMPARED_INDEXES])
+        texts = tuple(numbers[1:-1].split(b","))
     spelled, stored = _first_plan_templates(tuple(week[0] for week in plan_weeks))
     changes = spelled % texts
     return changes, stored % texts if compact else changes
 
 
 _COMPARED_INDEXES = tuple(PlanWeek._fields.index(name) for name in COMPARED_FIELDS)
+_NUMBER_BYTES = b"0123456789.e+-"
+
+
+def _floats_with_a_point(texts: Sequence[bytes]) -> bool:
+    """Whether each of these values, as orjson writes them, is a finite float's with a decimal point: a number
+    (no null, true, false or string) with a point, which orjson writes in a float alone, once (an int is digits
+    alone). A float written without one (`1e16`) makes it False, as a value of any other type does."""
+    joined = b",".join(texts)
+    return not joined.translate(None, _NUMBER_BYTES + b",") and joined.count(b".") == len(texts)
+
+
+@functools.lru_cache(maxsize=8)
+def _compared_values(count: int) -> operator.itemgetter[Any]:
+    """Of `count` weeks' `week_values`, the compared fields' values, week by week in `COMPARED_FIELDS` order."""
+    width = len(PlanWeek._fields)
+    return operator.itemgetter(*(week * width + index for week in range(count) for index in _COMPARED_INDEXES))
 
 
 @functools.lru_cache(maxsize=8)

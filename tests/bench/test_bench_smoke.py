@@ -97,9 +97,28 @@ def test_quick_run_measures_http_with_wrk_and_costs_per_request(tmp_path: Path) 
     names = [f["name"] for f in replan["figures"]]
     assert "full replan, 1,000 SKUs, first plans" in names
     assert "full replan, 1,000 SKUs, every plan revised, peak RSS" in names
-    (size,) = replan["details"]["sizes"]
-    assert size["first_plans"]["answer"]["planned"] == 1000
-    assert size["every_plan_revised"]["answer"]["revised"] > 0
+    assert "full replan, 1,000 SKUs, first plans, compact storage" in names
+    expanded, compact = replan["details"]["sizes"]
+    assert (expanded["storage"], compact["storage"]) == ("expanded", "compact")
+    for size in (expanded, compact):
+        assert size["first_plans"]["answer"]["planned"] == 1000
+        assert size["every_plan_revised"]["answer"]["revised"] > 0
+        # The raw baseline stored what the service wrote: a plan, a revision and an event per revised SKU.
+        for key in ("first_plans", "every_plan_revised"):
+            written = size[key]["raw"]["written"]
+            revised = size[key]["answer"]["revised"]
+            assert written["plans"] == written["revisions"] == revised
+            assert written["outbox"] >= revised
+            assert size[key]["raw"]["history_skus"] == 1000
+    assert expanded["first_plans"]["raw"]["stored_plans_read"] == 0
+    assert expanded["every_plan_revised"]["raw"]["stored_plans_read"] == 1000
+    # Spelled out, a plan's weeks take more room than compact ones; the events are the same either way.
+    assert (
+        expanded["first_plans"]["raw"]["written"]["plans_weeks_mb"]
+        > compact["first_plans"]["raw"]["written"]["plans_weeks_mb"]
+    )
+    timed = [f for f in replan["figures"] if not f["name"].endswith("peak RSS")]
+    assert timed and all(f["baseline"] > 0 and f["ratio"] > 0 for f in timed)
     for measure in (http, replan):
         problems = [p for f in measure["figures"] for p in _positive_numbers(f)]
         assert not problems, problems

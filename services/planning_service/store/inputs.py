@@ -4,10 +4,12 @@ the stored forms of a plan and a promotion as domain values."""
 from __future__ import annotations
 
 import functools
+import operator
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -143,8 +145,24 @@ def _plan_from_decoded(sku: str, weeks: Any) -> SkuPlan:
     plan_weeks = []
     for w in weeks:
         w["week_start"] = fromisoformat(w["week_start"])
-        plan_weeks.append(PlanWeek(**w))
+        plan_weeks.append(_week_of_dict(w))
     return SkuPlan(sku, tuple(plan_weeks))
+
+
+_WEEK_OF_DICT = operator.itemgetter(*PlanWeek._fields)
+_WEEK_WIDTH = len(PlanWeek._fields)
+
+
+def _week_of_dict(week: dict[str, Any]) -> PlanWeek:
+    """`PlanWeek(**week)`: a week with every field (as every plan since the promising fields is stored) is
+    read by position, without the keyword arguments' cost; any other goes through the keywords (a missing
+    field takes its default, an unknown one is an error)."""
+    if len(week) == _WEEK_WIDTH:
+        try:
+            return PlanWeek._make(_WEEK_OF_DICT(week))
+        except KeyError:
+            pass  # as many keys, not the same ones: the keywords say which is unknown
+    return PlanWeek(**week)
 
 
 def plan_weeks_json(plan: SkuPlan) -> list[dict[str, Any]]:
@@ -162,16 +180,23 @@ def encode_plan_weeks(weeks: Sequence[PlanWeek]) -> bytes:
     return orjson.dumps({"fields": _WEEK_FIELDS, "rows": list(map(tuple, weeks))})
 
 
-def encode_expanded_plan_weeks(weeks: Sequence[PlanWeek]) -> bytes:
+def week_values(weeks: Sequence[PlanWeek]) -> list[bytes]:
+    """Every value of the weeks as orjson writes it, week by week and field by field, all encoded in one call:
+    what `encode_expanded_plan_weeks` fills in, and where a first plan's changes can take their numbers from."""
+    # [12.5,"2026-11-30",null,...]: no value holds a comma
+    return orjson.dumps(list(chain.from_iterable(weeks)))[1:-1].split(b",")
+
+
+def encode_expanded_plan_weeks(weeks: Sequence[PlanWeek], values: Sequence[bytes] | None = None) -> bytes:
     """`plans.weeks` spelled out, one object per week (`plan_weeks_json` encoded): the form every version of
     the service reads, byte for byte what versions before `encode_plan_weeks` wrote
     (`orjson.dumps([week._asdict() for week in weeks])`). Put together without a dict per week, which a full
     re-plan would make by the hundred thousand for the garbage collector to go through: every value encoded in
-    one call, then filled into a template of the objects' keys."""
+    one call (`week_values`, or the caller's `values` of these weeks), then filled into a template of the
+    objects' keys."""
     if not weeks:
         return b"[]"
-    rows = orjson.dumps(list(map(tuple, weeks)))  # [["2026-11-30",12.5,...],[...]]: no value holds a comma
-    return _expanded_weeks_template(len(weeks)) % tuple(rows[2:-2].replace(b"],[", b",").split(b","))
+    return _expanded_weeks_template(len(weeks)) % tuple(week_values(weeks) if values is None else values)
 
 
 @functools.lru_cache(maxsize=8)

@@ -3,6 +3,7 @@ last announced, and the week the plans were rolled to."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -14,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.planning_service import tables
-from services.planning_service.domain import CapacityConflict, SkuPlan
+from services.planning_service.domain import CapacityConflict, PlanWeek, SkuPlan
 from services.planning_service.domain.diff import COMPARED_FIELDS, ChangedWeek, spelled_out
 from services.planning_service.store.inputs import sku_in
 from shared.outbox import EncodedEvent, record_encoded_events
@@ -89,6 +90,22 @@ _SAVE_REVISION_EVENTS = text(
     ORDER BY e.position
     """
 )
+
+
+_FORECAST = operator.itemgetter(PlanWeek._fields.index("forecast"))
+_MPS_QUANTITY = operator.itemgetter(PlanWeek._fields.index("mps_quantity"))
+_CAPACITY_SHORTFALL = operator.itemgetter(PlanWeek._fields.index("capacity_shortfall"))
+_POSITIVE = (0.0).__lt__
+
+
+def plan_totals(weeks: Sequence[PlanWeek]) -> tuple[float, float, int]:
+    """A plan's total forecast and MPS quantity (summed week by week) and its weeks short of capacity, as
+    `plans` stores them beside the weeks: the fields read by position, no attribute looked up per week."""
+    return (
+        float(sum(map(_FORECAST, weeks))),
+        float(sum(map(_MPS_QUANTITY, weeks))),
+        sum(map(_POSITIVE, map(_CAPACITY_SHORTFALL, weeks))),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,9 +208,10 @@ class PlanSql:
             versions.append(r.plan_version)
             weeks.append(r.stored_weeks)
             exceptions.append(orjson.dumps(r.exceptions).decode() if r.exceptions else "[]")
-            total_forecast.append(float(sum(w.forecast for w in plan_weeks)))
-            total_mps.append(float(sum(w.mps_quantity for w in plan_weeks)))
-            shortfall_weeks.append(sum(1 for w in plan_weeks if w.capacity_shortfall > 0))
+            forecast, mps, shortfall = plan_totals(plan_weeks)
+            total_forecast.append(forecast)
+            total_mps.append(mps)
+            shortfall_weeks.append(shortfall)
             drivers.append(orjson.dumps(r.driver_event_ids).decode())
             changes.append(r.stored_changes)
         await self.session.execute(

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from services.planning_service import handlers
 from services.planning_service.domain import (
     Item,
+    PlanWeek,
     Promotion,
     PromotionItem,
     SkuInputs,
@@ -30,13 +31,16 @@ from services.planning_service.domain.orders import OrderLine, Tier
 from services.planning_service.recompute import (
     MAX_EVENT_DRIVERS,
     EncodingPublisher,
+    _compared_values,
+    _floats_with_a_point,
     encode_event,
     encode_revision_changes,
     encode_week_changes,
     mps_revised_data,
 )
 from services.planning_service.settings import PlanningSettings
-from services.planning_service.store.plans import changes_from_stored, encode_stored_changes
+from services.planning_service.store.inputs import encode_expanded_plan_weeks, week_values
+from services.planning_service.store.plans import changes_from_stored, encode_stored_changes, plan_totals
 from shared.events import (
     EventType,
     MpsRevisedData,
@@ -273,3 +277,75 @@ async def test_a_chunk_writes_the_same_events_encoded_as_one_by_one(storage: str
     assert all(len(d["changed_weeks"]) == 26 * 6 and d["driver_event_ids"] == ["replan:1"] for d in plain)
     assert [r.changes for r in encoded_store.revisions] == [r.changes for r in plain_store.revisions]
     assert all(not math.isnan(w.forecast) for r in encoded_store.revisions for w in r.plan.weeks)
+
+
+week_numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**15), max_value=10**15),
+    st.sampled_from([0.0, -0.0, 1e-7, 1e16, 1 / 3, 2.5e-300, 300.0]),
+)
+
+
+@st.composite
+def plan_weeks(draw: st.DrawFn) -> tuple[PlanWeek, ...]:
+    """Weeks of any values the fields may hold: floats (NaN and infinities too), ints, no capacity."""
+    count = draw(st.integers(min_value=1, max_value=30))
+    fields = len(PlanWeek._fields) - 1
+    weeks = []
+    for week in range(count):
+        numbers = draw(st.lists(week_numbers, min_size=fields, max_size=fields))
+        numbers[PlanWeek._fields.index("capacity") - 1] = draw(st.one_of(st.none(), week_numbers))
+        weeks.append(PlanWeek(MONDAY + timedelta(weeks=week), *numbers))
+    return tuple(weeks)
+
+
+@settings(max_examples=300, deadline=None)
+@given(weeks=plan_weeks(), floats_only=st.booleans())
+def test_a_first_plan_encoded_from_its_week_values_is_byte_for_byte_as_encoded_alone(
+    weeks: tuple[PlanWeek, ...], floats_only: bool
+) -> None:
+    """The stored weeks and a first plan's changes taken from one encoding of the weeks' values are the bytes
+    of a dict per week and of `week_changes` (ints are written as floats in the changes, not in the weeks)."""
+    if floats_only:
+        weeks = tuple(
+            PlanWeek._make(v if i == 0 or v is None else float(v) for i, v in enumerate(week)) for week in weeks
+        )
+    plan = SkuPlan("SKU-1", weeks)
+    values = week_values(weeks)
+    assert len(values) == len(weeks) * len(PlanWeek._fields)
+    expanded = orjson.dumps([week._asdict() for week in weeks])
+    assert encode_expanded_plan_weeks(weeks, values) == encode_expanded_plan_weeks(weeks) == expanded
+    spelled = orjson.dumps(week_changes(None, plan))
+    stored = encode_stored_changes(changed_weeks(None, plan))
+    assert encode_revision_changes(None, plan, compact=False, values=values) == (spelled, spelled)
+    assert encode_revision_changes(None, plan, compact=True, values=values) == (spelled, stored)
+
+
+def test_a_first_plan_of_the_core_takes_its_changes_from_its_week_values() -> None:
+    first, _ = representative_plans()
+    for plan in first:
+        values = week_values(plan.weeks)
+        # the core plans floats: every compared value is taken as encoded with the weeks
+        assert _floats_with_a_point(_compared_values(len(plan.weeks))(values))
+        spelled = orjson.dumps(week_changes(None, plan))
+        assert encode_revision_changes(None, plan, compact=False, values=values) == (spelled, spelled)
+        assert encode_expanded_plan_weeks(plan.weeks, values) == orjson.dumps([w._asdict() for w in plan.weeks])
+
+
+@settings(max_examples=200, deadline=None)
+@given(weeks=plan_weeks())
+def test_a_plans_totals_are_its_weeks_summed_in_order(weeks: tuple[PlanWeek, ...]) -> None:
+    expected = (
+        float(sum(w.forecast for w in weeks)),
+        float(sum(w.mps_quantity for w in weeks)),
+        sum(1 for w in weeks if w.capacity_shortfall > 0),
+    )
+    totals = plan_totals(weeks)
+    assert orjson.dumps(totals) == orjson.dumps(expected)
+    assert type(totals[2]) is int
+
+
+def test_only_values_written_as_floats_with_a_point_are_taken_as_the_changes_numbers() -> None:
+    assert _floats_with_a_point([b"1.5", b"-0.0", b"2.5e-07", b"300.0"])
+    for other in (b"3", b"-7", b"1e16", b"null", b"true", b"false", b'"1.5"', b'"2026-11-30"'):
+        assert not _floats_with_a_point([b"1.5", other]), other

@@ -4,12 +4,13 @@ that every revision's diff depends on."""
 from datetime import date, datetime
 
 import orjson
+import pytest
 
 from services.planning_service.domain import Item, PlanWeek, Promotion, PromotionItem, SkuInputs, diff_plans, plan_sku
 from services.planning_service.domain.orders import OrderLine, Tier
 from services.planning_service.settings import PlanningSettings, planning_settings
 from services.planning_service.store import plan_from_json, plan_weeks_json
-from services.planning_service.store.inputs import encode_expanded_plan_weeks, encode_plan_weeks
+from services.planning_service.store.inputs import _plan_from_decoded, encode_expanded_plan_weeks, encode_plan_weeks
 from shared.settings import Settings
 
 
@@ -98,3 +99,25 @@ def test_the_expanded_stored_weeks_are_an_object_per_week_and_read_back_identica
         assert [set(week) for week in stored] == [set(PlanWeek._fields)] * len(plan.weeks)
         assert plan_from_json("SKU-1", stored).weeks == plan.weeks
     assert encode_expanded_plan_weeks(()) == b"[]"
+
+
+def test_stored_weeks_decoded_read_as_their_keywords_say_in_any_key_order() -> None:
+    """Weeks decoded from their stored objects become the weeks `PlanWeek(**week)` makes: every field by name
+    (whatever the keys' order), a missing promising field as its default, an unknown key an error."""
+    line = OrderLine("SO-1", "1", "ACC-1", Tier.STRATEGIC, "SKU-1", 70, date(2026, 11, 25), datetime(2026, 11, 1))
+    item = Item("SKU-1", "Widget", 20, 5, lot_size=7, weekly_capacity=60, baseline_weekly_demand=50.3)
+    plan = plan_sku(SkuInputs(item, order_lines=(line,)), date(2026, 11, 16))
+    stored = orjson.loads(encode_expanded_plan_weeks(plan.weeks))
+    assert _plan_from_decoded("SKU-1", orjson.loads(encode_expanded_plan_weeks(plan.weeks))).weeks == plan.weeks
+    reversed_keys = [dict(reversed(week.items())) for week in stored]
+    assert _plan_from_decoded("SKU-1", reversed_keys).weeks == plan.weeks
+    legacy = [{k: v for k, v in week.items() if k not in {"booked_orders", "atp"}} for week in stored]
+    assert [(w.booked_orders, w.atp, w.cumulative_atp) for w in _plan_from_decoded("SKU-1", legacy).weeks] == [
+        (0.0, 0.0, week.cumulative_atp) for week in plan.weeks
+    ]
+    renamed = [{("atp_total" if k == "atp" else k): v for k, v in week.items()} for week in stored]
+    with pytest.raises(TypeError, match="atp_total"):
+        _plan_from_decoded("SKU-1", renamed)
+    extra = [{**week, "note": "x"} for week in orjson.loads(encode_expanded_plan_weeks(plan.weeks))]
+    with pytest.raises(TypeError, match="note"):
+        _plan_from_decoded("SKU-1", extra)
