@@ -13,10 +13,11 @@ the replans run (as after a first deployment). Peak RSS is the service process's
 the figure with the fitter's worker processes is given beside it, and their CPU is in the planning CPU.
 
 Each replan's raw baseline is the storage work alone, in a sibling database seeded the same way: the rows the
-service wrote in that replan, read back and held in memory as the driver takes them (so the same bytes), written
-to the same tables in one transaction on one asyncpg connection (`copy_records_to_table`; the revised plans as one
-`unnest` upsert), with the same weekly history read (and, for the revision, the stored plans), no planning and no
-framework. Its seconds and database CPU stand beside the service's.
+service wrote in that replan (its revisions and events, not those the fitter's re-plans wrote meanwhile), read
+back and held in memory as the driver takes them (so the same bytes), written to the same tables in one transaction
+on one asyncpg connection (`copy_records_to_table`; the revised plans as one `unnest` upsert), with the same weekly
+history read (and, for the revision, the stored plans), no planning and no framework, once the service and its
+fitter stopped. Its seconds and database CPU stand beside the service's.
 
 The service stores plans as it does by default (`expanded`); at the goal size the two replans run again with
 `SALESOPS_PLANNING_PLAN_STORAGE=compact`. `BENCH_FULL_REPLAN_SIZES` (e.g. `10000`) and
@@ -35,13 +36,14 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 
 from salesops.bench.harness import MIB, Environment, Harness, Process, own_label, wait_until
 from salesops.bench.model import Figure, MeasureResult
 from salesops.bench.profile import Profiler
 from services.planning_service.domain.forecast import MAX_HISTORY_WEEKS
 from services.planning_service.store.inputs import _weekly_units_sql
-from shared.events import CannibalizationData, PromotionData, PromotionItemData
+from shared.events import CannibalizationData, EventType, PromotionData, PromotionItemData
 
 HISTORY_DAYS = 112
 PROMOTION_EVERY = 20
@@ -244,25 +246,34 @@ async def _outbox_mark(env: Environment) -> tuple[int, datetime]:
         await conn.close()
 
 
-async def read_back(env: Environment, mark: tuple[int, datetime]) -> Written:
-    """The plans, revisions, outbox rows and forecast snapshots the replan since `mark` wrote."""
+async def read_back(env: Environment, mark: tuple[int, datetime], end: tuple[int, datetime], driver: str) -> Written:
+    """The plans, revisions, outbox rows and forecast snapshots the replan `driver` wrote between `mark` and `end`:
+    its revisions are those naming it, its `mps.revised` events those carrying its id, so what the fitter re-plans
+    meanwhile (its own revisions and events) is left out. A SKU the fitter revised again since has its newer plan
+    row read instead of the replan's (the same kind and about the same size of row)."""
     last_id, since = mark
+    end_id, _ = end
     conn = await asyncpg.connect(env.dsn)
     try:
         revisions = await conn.fetch(
             "SELECT sku, plan_version, generated_at, driver_event_ids, changes::text AS changes"
-            " FROM planning.plan_revisions WHERE generated_at >= $1 ORDER BY sku",
+            " FROM planning.plan_revisions WHERE generated_at >= $1 AND $2 = ANY(driver_event_ids) ORDER BY sku",
             since,
+            driver,
         )
         plans = await conn.fetch(
-            "SELECT p.sku, p.plan_version, p.horizon_start, p.generated_at, p.weeks::text AS weeks,"
-            " p.exceptions::text AS exceptions, p.total_forecast, p.total_mps, p.shortfall_weeks"
-            " FROM planning.plans AS p JOIN planning.plan_revisions AS r USING (sku, plan_version)"
-            " WHERE r.generated_at >= $1 ORDER BY p.sku",
-            since,
+            "SELECT sku, plan_version, horizon_start, generated_at, weeks::text AS weeks,"
+            " exceptions::text AS exceptions, total_forecast, total_mps, shortfall_weeks"
+            " FROM planning.plans WHERE sku = ANY($1::text[]) ORDER BY sku",
+            [r["sku"] for r in revisions],
         )
         outbox = await conn.fetch(
-            "SELECT event_id, event_type, topic, key, payload FROM planning.outbox WHERE id > $1 ORDER BY id", last_id
+            "SELECT event_id, event_type, topic, key, payload FROM planning.outbox"
+            " WHERE id > $1 AND id <= $2 AND (event_type <> $3 OR position($4::bytea IN payload) > 0) ORDER BY id",
+            last_id,
+            end_id,
+            EventType.MPS_REVISED.value,
+            orjson.dumps(driver),
         )
         snapshots = await conn.fetch(
             "SELECT sku, week_start, forecast FROM planning.forecast_snapshots WHERE taken_at >= $1 ORDER BY sku",
@@ -280,7 +291,10 @@ async def read_back(env: Environment, mark: tuple[int, datetime]) -> Written:
 
 async def raw_storage(harness: Harness, env: Environment, written: Written, *, revised: bool) -> dict[str, Any]:
     """The raw baseline of one replan: `written` stored again in `env` (seeded as the service's database, holding
-    the plans before that replan) by the plainest fastest means, with the history read, timed and metered."""
+    the plans before that replan) by the plainest fastest means, with the history read, timed and metered. Every
+    row goes over the wire whole: with expanded storage the service sends an `mps.revised` event's changes once,
+    in its revision, and has the server copy them into the outbox row, so raw sends some bytes the service does
+    not (and the server does no copying)."""
     since = datetime.now(UTC).date()
     since -= timedelta(days=since.weekday(), weeks=MAX_HISTORY_WEEKS)
     conn = await asyncpg.connect(env.dsn)
@@ -294,7 +308,7 @@ async def raw_storage(harness: Harness, env: Environment, written: Written, *, r
                     if revised
                     else []
                 )
-                if revised:
+                if revised and written.plans:
                     await conn.execute(_UPSERT_PLANS, *(list(column) for column in zip(*written.plans, strict=True)))
                 else:
                     await conn.copy_records_to_table(
@@ -335,12 +349,14 @@ async def one_size(harness: Harness, count: int, storage: str = "expanded") -> d
     planning = await harness.service("planning", env, SALESOPS_PLANNING_PLAN_STORAGE=storage)
     runs: dict[str, Any] = {"skus": count, "storage": storage, "seed_s": round(seeded_s, 1)}
     profiler = harness.profiler("full_replan") if count <= GOAL_SECONDS_SIZE and storage == "expanded" else None
+    written: dict[str, Written] = {}
     with harness.running(planning):
         mark = await _outbox_mark(env)
         runs["first_plans"] = await replan(harness, env, planning, count, profiler)
         runs["profile"] = profiler.summary() if profiler is not None else None
         if not runs["first_plans"]["aborted"]:
-            runs["first_plans"]["raw"] = await raw_storage(harness, raw_env, await read_back(env, mark), revised=False)
+            driver = runs["first_plans"]["answer"]["driver_event_id"]
+            written["first_plans"] = await read_back(env, mark, await _outbox_mark(env), driver)
             conn = await asyncpg.connect(env.dsn)
             try:
                 await conn.execute("UPDATE planning.items SET on_hand = on_hand + 37, revision = revision + 1")
@@ -355,13 +371,18 @@ async def one_size(harness: Harness, count: int, storage: str = "expanded") -> d
             )
             runs["revised_profile"] = revised_profiler.summary() if revised_profiler is not None else None
             if not runs["every_plan_revised"]["aborted"]:
-                written = await read_back(env, mark)
-                runs["every_plan_revised"]["raw"] = await raw_storage(harness, raw_env, written, revised=True)
+                driver = runs["every_plan_revised"]["answer"]["driver_event_id"]
+                written["every_plan_revised"] = await read_back(env, mark, await _outbox_mark(env), driver)
+    # The raw baselines run once the service (and its fitter) stopped: they have the machine to themselves, as the
+    # service's replans had it but for the fitter.
+    for key, rows in written.items():
+        runs[key]["raw"] = await raw_storage(harness, raw_env, rows, revised=key == "every_plan_revised")
     return runs
 
 
-def _cpu_s(usage: dict[str, Any], label: str, count: int) -> float:
-    return float(usage["cpu_ms_per_unit"].get(label, 0)) * count / 1000
+def _cpu_s(usage: dict[str, Any], label: str) -> float:
+    """The seconds of CPU of `label` over the whole run (`usage` per unit, of `usage["units"]` units)."""
+    return float(usage["cpu_ms_per_unit"].get(label, 0)) * usage["units"] / 1000
 
 
 def _figures(size: dict[str, Any]) -> list[Figure]:
@@ -385,8 +406,8 @@ def _figures(size: dict[str, Any]) -> list[Figure]:
             )
             if raw is not None:
                 note += (
-                    f"; raw storage {raw['seconds']:.2f} s, CPU client {_cpu_s(raw['usage'], 'bench', count):.1f} s,"
-                    f" database {_cpu_s(raw['usage'], 'postgres', count):.1f} s"
+                    f"; raw storage {raw['seconds']:.2f} s, CPU client {_cpu_s(raw['usage'], 'bench'):.1f} s,"
+                    f" database {_cpu_s(raw['usage'], 'postgres'):.1f} s"
                 )
         figures.append(
             Figure(
