@@ -3,6 +3,7 @@ last announced, and the week the plans were rolled to."""
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ _SAVE_REVISION_EVENTS = text(
 _FORECAST = operator.itemgetter(PlanWeek._fields.index("forecast"))
 _MPS_QUANTITY = operator.itemgetter(PlanWeek._fields.index("mps_quantity"))
 _CAPACITY_SHORTFALL = operator.itemgetter(PlanWeek._fields.index("capacity_shortfall"))
-_POSITIVE = (0.0).__lt__
+_POSITIVE = functools.partial(operator.lt, 0.0)  # any number type, as `x > 0` takes it
 
 
 def plan_totals(weeks: Sequence[PlanWeek]) -> tuple[float, float, int]:

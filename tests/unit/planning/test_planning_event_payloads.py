@@ -346,6 +346,7 @@ def test_a_plans_totals_are_its_weeks_summed_in_order(weeks: tuple[PlanWeek, ...
 
 
 def test_only_values_written_as_floats_with_a_point_are_taken_as_the_changes_numbers() -> None:
-    assert _floats_with_a_point([b"1.5", b"-0.0", b"2.5e-07", b"300.0"])
-    for other in (b"3", b"-7", b"1e16", b"null", b"true", b"false", b'"1.5"', b'"2026-11-30"'):
+    # As orjson writes them: 1.5e16 as `1.5e+16` (a float with a point), 1e16 as `1e+16` (none), 2.5e-7 as `2.5e-7`.
+    assert _floats_with_a_point([b"1.5", b"-0.0", orjson.dumps(2.5e-7), b"300.0", orjson.dumps(1.5e16)])
+    for other in (b"3", b"-7", orjson.dumps(1e16), b"null", b"true", b"false", b'"1.5"', b'"2026-11-30"'):
         assert not _floats_with_a_point([b"1.5", other]), other
