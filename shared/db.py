@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -106,11 +106,14 @@ def _out_of_step(exc: BaseException | None) -> bool:
     """asyncpg's `InternalClientError` ("cannot switch to state ...; another operation is in progress"): the
     connection's protocol is in a state no operation expects, as a connection the server terminated in the middle
     of a transaction can be left while its socket still looks open. Nothing more can run on it."""
+    return any(type(cause).__name__ == "InternalClientError" for cause in _causes(exc))
+
+
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """The exception and what caused it, in turn (`__cause__`, else `__context__`)."""
     while exc is not None:
-        if type(exc).__name__ == "InternalClientError":
-            return True
+        yield exc
         exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -132,14 +135,16 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _is_network_error(exc: BaseException | None) -> bool:
-    while exc is not None:
-        if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError, OSError)):
-            return True
-        name = type(exc).__name__
-        if name in {"ConnectionDoesNotExistError", "CannotConnectNowError", "InterfaceError", "InternalClientError"}:
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    """The network or the connection failed, here or anywhere in what caused `exc`: a driver left out of step with
+    its connection (`_out_of_step`) counts, since only another connection can go on."""
+    return any(
+        isinstance(cause, (ConnectionError, TimeoutError, asyncio.TimeoutError, OSError))
+        or type(cause).__name__ in _CONNECTION_ERRORS
+        for cause in _causes(exc)
+    )
+
+
+_CONNECTION_ERRORS = {"ConnectionDoesNotExistError", "CannotConnectNowError", "InterfaceError", "InternalClientError"}
 
 
 async def database_ready(engine: AsyncEngine, timeout_s: float = 2.0) -> bool:
