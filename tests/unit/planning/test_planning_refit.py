@@ -132,9 +132,17 @@ async def test_a_fit_worker_process_exits_once_idle():
     workers.stop_if_idle()
     assert not workers.running
     deadline = time.monotonic() + 30
-    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+    while _running(pid):
         assert time.monotonic() < deadline, "the worker process is still running"
         await asyncio.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process runs still: not gone, nor a zombie (it may go between any two looks at it)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 _SERVICE_KILLED_MID_FIT = """
@@ -158,7 +166,7 @@ def test_a_fit_worker_ends_with_a_service_that_died(tmp_path):
     assert service.returncode == 9
     pid = int(out.read_text().strip())
     deadline = time.monotonic() + 30
-    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+    while _running(pid):
         assert time.monotonic() < deadline, "the worker process outlived its service"
         time.sleep(0.05)
 
