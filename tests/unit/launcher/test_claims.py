@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from salesops.infra import DataDirLock, InUse, free_port, postgres_holder, refuse_busy_ports
@@ -87,6 +90,12 @@ def test_a_running_postgres_is_refused_unless_an_earlier_launcher_left_it_behind
     assert postgres_holder(pgdata) is None, "no postmaster.pid: nothing runs"
     server = subprocess.Popen([str(fake_postgres), "60"])
     try:
+        # Popen returns once the child forked; its name and command line are the program's only once it ran.
+        for _ in range(250):
+            with contextlib.suppress(psutil.Error):
+                if psutil.Process(server.pid).cmdline() == [str(fake_postgres), "60"]:
+                    break
+            time.sleep(0.02)
         (pgdata / "postmaster.pid").write_text(f"{server.pid}\n{pgdata}\n1700000000\n5432\n/tmp\n\n  1 2\nready\n")
         holder = postgres_holder(pgdata)
         assert holder is not None and f"pid {server.pid}" in holder and "postgres 60" in holder
