@@ -21,6 +21,10 @@ from shared.auth import CLIENT_ROLES, generate_keys_file
 from shared.events import ALL_TOPICS
 from shared.settings import Settings
 
+# The reliability suite's run report is written by the process that reports the session (the controller, with
+# test workers), which loads only this conftest.
+pytest_plugins = ["tests.reliability.summary"]
+
 TEMPLATE_DB = "salesops_template"
 
 

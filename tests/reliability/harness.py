@@ -58,6 +58,30 @@ class ReliabilityReport:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
+    def add(self, other: dict[str, Any]) -> None:
+        """Add what another process's report (its `state`) counted: the report of a run across test workers."""
+        for name in ("faults", "messages_sent", "bad_inputs", "statuses"):
+            getattr(self, name).update(other[name])
+        for name in ("accepted", "lost", "duplicated", "stuck"):
+            setattr(self, name, getattr(self, name) + other[name])
+        self.notes.extend(other["notes"])
+        self.measurements.update(other["measurements"])
+
+    def state(self) -> dict[str, Any]:
+        """The counts as plain data, for `add` in another process."""
+        return {
+            "faults": dict(self.faults),
+            "messages_sent": dict(self.messages_sent),
+            "bad_inputs": dict(self.bad_inputs),
+            "statuses": dict(self.statuses),
+            "accepted": self.accepted,
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "stuck": self.stuck,
+            "notes": list(self.notes),
+            "measurements": dict(self.measurements),
+        }
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "mode": "full" if FULL else "reduced",
