@@ -18,9 +18,10 @@ run: $(STAMP)
 	$(BIN)/salesops up
 
 # Every suite, the reliability one included, runs on two workers (each with its own PostgreSQL and brokers, one
-# test file per worker at a time); the reliability summary adds up what both workers counted.
+# test file per worker at a time, the longest first: see LONG_FIRST in tests/conftest.py); the reliability summary
+# adds up what both workers counted.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -27,6 +27,18 @@ pytest_plugins = ["tests.reliability.summary"]
 
 TEMPLATE_DB = "salesops_template"
 
+# The folders whose files take longest (whole systems as processes, a browser, benchmarks), longest first. `make
+# test` hands out a file per worker at a time in the order collected (`--no-loadscope-reorder`): these start first
+# and the many short files fill in around them, rather than one long file running on its own at the end.
+LONG_FIRST = ("tests/reliability/", "tests/e2e/", "tests/bench/", "tests/browser/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, folder in enumerate(LONG_FIRST) if item.nodeid.startswith(folder)), len(LONG_FIRST))
+
+    items.sort(key=rank)  # stable: within a folder, the collected order
+
 
 def _asyncpg_dsn(sqlalchemy_url: str, database: str) -> str:
     # postgresql+asyncpg://postgres@/postgres?host=/dir  ->  postgresql://postgres@/<database>?host=/dir
