@@ -108,10 +108,28 @@ async def create_once_by_driver(
     if inserted is not None:
         return inserted, True
     ident = values[insert.key]
-    existing = await connection.fetchrow(insert.existing.sql, *insert.existing.arguments({"ident": ident}))
+    existing = await _stored(connection, insert, ident, digest, what)
     if existing is None:
         # Not created and not there: a concurrent create of the same id rolled back meanwhile.
         raise RuntimeError(f"{what} '{ident}' was neither created nor found")
-    if existing["request_hash"] != digest:
-        raise conflict(f"{what} '{ident}' already exists with a different body", **{insert.key: ident})
     return existing, False
+
+
+async def stored_once_by_driver(
+    connection: Any, insert: DriverInsertOnce, *, ident: str, body: Mapping[str, Any], what: str
+) -> Mapping[str, Any] | None:
+    """The row `insert` stored under `ident` from this very `body`, read without writing anything: what an identical
+    retry answers with when the create itself cannot be tried again. None: nothing is stored under `ident`; a row
+    stored from another body is a 409, as `create_once_by_driver` answers it."""
+    return await _stored(connection, insert, ident, fingerprint(body), what)
+
+
+async def _stored(
+    connection: Any, insert: DriverInsertOnce, ident: str, digest: str, what: str
+) -> Mapping[str, Any] | None:
+    existing: Mapping[str, Any] | None = await connection.fetchrow(
+        insert.existing.sql, *insert.existing.arguments({"ident": ident})
+    )
+    if existing is not None and existing["request_hash"] != digest:
+        raise conflict(f"{what} '{ident}' already exists with a different body", **{insert.key: ident})
+    return existing

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.routing import APIRoute
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel
 
 from services.returns_service import cost_handlers, cost_recount, handlers, queries, stream
 from services.returns_service.domain import (
@@ -43,16 +44,20 @@ from services.returns_service.store import (
     AlertFilter,
     ComplaintsByDriver,
     EventBuffer,
+    Recorded,
     ReturnsByDriver,
     SqlStore,
     complaint_transaction,
     quality_return,
+    stored_complaint,
+    stored_return,
 )
 from shared.auth import ApiKey, Scope, issue_stream_token, require, require_or_stream_token
 from shared.bodies import json_body
 from shared.db import driver_connection
 from shared.errors import invalid, not_found
 from shared.events import EventType
+from shared.outbox import EncodedEvent, EventTooLarge
 from shared.service import RuntimeDep, UnitOfWorkDep, get_runtime
 from shared.types import DATE_RANGE, PlanDate, PlanDateTime
 
@@ -120,6 +125,70 @@ class CheckedRoute(APIRoute):
 
 
 _may_write_returns = require(Scope.RETURNS_WRITE)
+
+
+def _checked_create(path: str, endpoint: Callable[..., Any], checked: Handler, response_model: type[Any]) -> None:
+    """Register `endpoint` as the idempotent create `POST /v1{path}`, answered by `checked` (`CheckedRoute`)."""
+    _CHECKED[endpoint] = checked
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=["POST"],
+        status_code=201,
+        response_model=response_model,
+        tags=[path.strip("/")],
+        responses=CREATE_PROBLEMS,
+        route_class_override=CheckedRoute,
+    )
+
+
+def _events(request: Request) -> EventBuffer:
+    """The buffer of the events a request's transaction writes beside the one announcing what it creates."""
+    runtime = get_runtime(request)
+    return EventBuffer(
+        source=runtime.spec.source,
+        traceparent=request.state.traceparent,
+        max_bytes=runtime.settings.kafka_max_request_bytes,
+    )
+
+
+async def _create_announced(
+    request: Request,
+    announcement: Callable[[], EncodedEvent],
+    create: Callable[[Any, EncodedEvent], Awaitable[handlers.Written]],
+    stored: Callable[[Any], Awaitable[Recorded | None]],
+    document: Callable[[Recorded], BaseModel],
+    location: str,
+) -> Response:
+    """An idempotent create of a return or a complaint on the driver: `create` stores it with its `announcement`
+    (and whatever else its transaction writes) and answers 201, or, for an identical retry, the stored one with 200.
+    Once created, the relay and the account's recount are woken. When the announcement is larger than the broker
+    takes, what is stored already still answers as stored (`stored`: 200 for an identical retry, 409 for another
+    body): the limit applies to what would be written now, so a new one is refused with 413."""
+    runtime = get_runtime(request)
+    try:
+        event = announcement()
+    except EventTooLarge:
+        async with driver_connection(runtime.engine) as connection:
+            found = await stored(connection)
+        if found is None:
+            raise
+        written = handlers.Written(found, created=False)
+    else:
+        async with driver_connection(runtime.engine) as connection:
+            written = await create(connection, event)
+        if written.created:
+            runtime.relay.wake()
+            _recount_soon(request)
+    # The response model's document, encoded once (FastAPI would validate the model again to serialise it).
+    return Response(
+        document(written.record).model_dump_json(),
+        status_code=status.HTTP_201_CREATED if written.created else status.HTTP_200_OK,
+        media_type="application/json",
+        headers={"Location": location},
+    )
+
+
 _return_body = json_body(ReturnCreate)
 
 
@@ -138,54 +207,39 @@ async def _record_return_checked(request: Request) -> Response:
     return await _record_return(await _return_body(request), request)
 
 
-_CHECKED[record_return] = _record_return_checked
-router.add_api_route(
-    "/returns",
-    record_return,
-    methods=["POST"],
-    status_code=201,
-    response_model=ReturnRead,
-    tags=["returns"],
-    responses=CREATE_PROBLEMS,
-    route_class_override=CheckedRoute,
-)
+_checked_create("/returns", record_return, _record_return_checked, ReturnRead)
 
 
 async def _record_return(body: ReturnCreate, request: Request) -> Response:
-    runtime = get_runtime(request)
     settings = _settings(request)
     _check_not_future("returned_on", body.returned_on, settings)
     command = RecordReturn.from_body(body.model_dump(mode="json"))
-    traceparent = request.state.traceparent
-    event = runtime.encoded_event(
-        EventType.RETURN_RECORDED,
-        key=command.sku,
-        subject=command.return_id,
-        data=handlers.return_recorded_data(command),
-        traceparent=traceparent,
-    )
-    async with driver_connection(runtime.engine) as connection:
-        if handlers.return_evaluated(command):
-            # The return, its surge inputs and the alert it changes: one transaction of few round trips.
-            events = EventBuffer(
-                source=runtime.spec.source,
-                traceparent=traceparent,
-                max_bytes=runtime.settings.kafka_max_request_bytes,
-            )
-            async with quality_return(connection, events, command.sku) as store:
-                written = await handlers.record_quality_return(store, events, command, event, settings)
-        else:
+
+    def announcement() -> EncodedEvent:
+        return get_runtime(request).encoded_event(
+            EventType.RETURN_RECORDED,
+            key=command.sku,
+            subject=command.return_id,
+            data=handlers.return_recorded_data(command),
+            traceparent=request.state.traceparent,
+        )
+
+    async def create(connection: Any, event: EncodedEvent) -> handlers.Written:
+        if not handlers.return_evaluated(command):
             # Nothing to evaluate: the return and its event are one statement, a transaction of its own.
-            written = await handlers.record_return_alone(ReturnsByDriver(connection), command, event)
-    if written.created:
-        runtime.relay.wake()
-        _recount_soon(request)
-    # The response model's document, encoded once (FastAPI would validate the model again to serialise it).
-    return Response(
-        queries.return_read(written.record).model_dump_json(),
-        status_code=status.HTTP_201_CREATED if written.created else status.HTTP_200_OK,
-        media_type="application/json",
-        headers={"Location": f"/v1/returns/{command.return_id}"},
+            return await handlers.record_return_alone(ReturnsByDriver(connection), command, event)
+        # The return, its surge inputs and the alert it changes: one transaction of few round trips.
+        events = _events(request)
+        async with quality_return(connection, events, command.sku) as store:
+            return await handlers.record_quality_return(store, events, command, event, settings)
+
+    return await _create_announced(
+        request,
+        announcement,
+        create,
+        lambda connection: stored_return(connection, command),
+        queries.return_read,
+        f"/v1/returns/{command.return_id}",
     )
 
 
@@ -237,54 +291,41 @@ async def _record_complaint_checked(request: Request) -> Response:
     return await _record_complaint(await _complaint_body(request), request)
 
 
-_CHECKED[record_complaint] = _record_complaint_checked
-router.add_api_route(
-    "/complaints",
-    record_complaint,
-    methods=["POST"],
-    status_code=201,
-    response_model=ComplaintRead,
-    tags=["complaints"],
-    responses=CREATE_PROBLEMS,
-    route_class_override=CheckedRoute,
-)
+_checked_create("/complaints", record_complaint, _record_complaint_checked, ComplaintRead)
 
 
 async def _record_complaint(body: ComplaintCreate, request: Request) -> Response:
-    runtime = get_runtime(request)
-    settings = _settings(request)
-    _check_not_future("received_on", body.received_on, settings)
+    _check_not_future("received_on", body.received_on, _settings(request))
     command = RecordComplaint.from_body(body.model_dump(mode="json"))
-    traceparent = request.state.traceparent
-    event = runtime.encoded_event(
-        EventType.COMPLAINT_RECORDED,
-        key=command.sku or command.complaint_id,
-        subject=command.complaint_id,
-        data=handlers.complaint_recorded_data(command),
-        traceparent=traceparent,
-    )
-    events = EventBuffer(
-        source=runtime.spec.source, traceparent=traceparent, max_bytes=runtime.settings.kafka_max_request_bytes
-    )
-    async with driver_connection(runtime.engine) as connection:
+
+    def announcement() -> EncodedEvent:
+        return get_runtime(request).encoded_event(
+            EventType.COMPLAINT_RECORDED,
+            key=command.sku or command.complaint_id,
+            subject=command.complaint_id,
+            data=handlers.complaint_recorded_data(command),
+            traceparent=request.state.traceparent,
+        )
+
+    async def create(connection: Any, event: EncodedEvent) -> handlers.Written:
+        events = _events(request)
         if handlers.complaint_evaluated(command):
             # The complaint and the alert it may raise: one transaction of few round trips.
             async with complaint_transaction(connection, events) as store:
-                written = await handlers.record_complaint(store, events, command, event)
-        else:
-            # No alert can follow: the complaint and its event are one statement, a transaction of its own.
-            written = await handlers.record_complaint(ComplaintsByDriver(connection, events), events, command, event)
-            # Nothing else is published: only an alert adds an event, and this complaint can raise none.
-            assert not events.pending, "a complaint that cannot be critical published an event no statement wrote"
-    if written.created:
-        runtime.relay.wake()
-        _recount_soon(request)
-    # The response model's document, encoded once (FastAPI would validate the model again to serialise it).
-    return Response(
-        queries.complaint_read(written.record).model_dump_json(),
-        status_code=status.HTTP_201_CREATED if written.created else status.HTTP_200_OK,
-        media_type="application/json",
-        headers={"Location": f"/v1/complaints/{command.complaint_id}"},
+                return await handlers.record_complaint(store, events, command, event)
+        # No alert can follow: the complaint and its event are one statement, a transaction of its own.
+        written = await handlers.record_complaint(ComplaintsByDriver(connection, events), events, command, event)
+        # Nothing else is published: only an alert adds an event, and this complaint can raise none.
+        assert not events.pending, "a complaint that cannot be critical published an event no statement wrote"
+        return written
+
+    return await _create_announced(
+        request,
+        announcement,
+        create,
+        lambda connection: stored_complaint(connection, command),
+        queries.complaint_read,
+        f"/v1/complaints/{command.complaint_id}",
     )
 
 

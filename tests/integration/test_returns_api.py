@@ -109,6 +109,54 @@ async def test_a_return_whose_event_is_too_large_is_refused_and_stores_nothing(r
     assert await db.fetchval("select count(*) from returns.outbox") == 0
 
 
+def a_complaint(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "complaint_id": "C-1",
+        "account_id": "ACME",
+        "sku": "SKU-1",
+        "category": "service",
+        "severity": "low",
+        "description": "slow answers",
+        "received_on": "2026-11-28",
+    }
+    return {**body, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "other", "new"),
+    [
+        ("/v1/returns", a_return(), a_return(quantity=3), a_return(return_id="R-2")),
+        ("/v1/returns", a_return(reason="wrong_item"), a_return(reason="wrong_item", quantity=3), None),
+        ("/v1/complaints", a_complaint(), a_complaint(description="slower"), a_complaint(complaint_id="C-2")),
+        ("/v1/complaints", a_complaint(severity="critical"), a_complaint(severity="high"), None),
+    ],
+)
+async def test_a_stored_record_answers_its_retries_as_stored_once_its_event_no_longer_fits(
+    returns_settings, api_keys, db, path, body, other, new
+) -> None:
+    desk = bearer(api_keys["returns-desk"])
+    async with running(build_app(returns_settings)) as client:
+        first = await client.post(path, json=body, headers=desk)
+        assert first.status_code == 201, first.text
+    stored = {table: await db.fetchval(f"select count(*) from returns.{table}") for table in ("returns", "complaints")}
+    published = await db.fetchval("select count(*) from returns.outbox")
+    # The broker's limit lowered below the size of the event that announced it.
+    small = returns_settings.model_copy(update={"kafka_max_request_bytes": 200})
+    async with running(build_app(small)) as client:
+        retry = await client.post(path, json=body, headers=desk)
+        assert retry.status_code == 200, retry.text
+        assert retry.json() == first.json()
+        assert retry.headers["location"] == first.headers["location"]
+        conflicting = await client.post(path, json=other, headers=desk)
+        assert conflicting.status_code == 409, conflicting.text
+        if new is not None:
+            refused = await client.post(path, json=new, headers=desk)
+            assert refused.status_code == 413, refused.text
+            assert refused.json()["errors"][0]["field"] == "body"
+    assert {table: await db.fetchval(f"select count(*) from returns.{table}") for table in stored} == stored
+    assert await db.fetchval("select count(*) from returns.outbox") == published
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -27,7 +27,7 @@ from services.returns_service.domain import (
 )
 from services.returns_service.store.alerts import AlertFilter, AlertRecord, AlertsStore, EventBuffer, NewChange
 from services.returns_service.store.changes import AlertChange, ChangeLog
-from services.returns_service.store.complaints import ComplaintsByDriver, complaint_transaction
+from services.returns_service.store.complaints import ComplaintsByDriver, complaint_transaction, stored_complaint
 from services.returns_service.store.costing import CostingStore, EvaluationInputs, StoredRates
 from services.returns_service.store.promises import PromisesStore
 from services.returns_service.store.quality import QualityReturns, quality_return
@@ -39,6 +39,7 @@ from services.returns_service.store.records import (
     RecordsStore,
     ReturnsByDriver,
     SurgeInputs,
+    stored_return,
 )
 from services.returns_service.store.recounts import RecountsByDriver, claim_recounts_by_driver, recount_transaction
 from shared.outbox import EncodedEvent
@@ -75,6 +76,8 @@ __all__ = [
     "complaint_transaction",
     "quality_return",
     "recount_transaction",
+    "stored_complaint",
+    "stored_return",
 ]
 
 

@@ -14,7 +14,7 @@ from services.returns_service import tables
 from services.returns_service.domain import Account, AlertType, RecordComplaint, Segment
 from services.returns_service.store.alerts import AlertRecord, AlertsByDriver, EventBuffer, driver_transaction
 from services.returns_service.store.records import COMPLAINT_COLUMNS, Recorded, event_values, insert_marking
-from shared.idempotency import DriverInsertOnce, create_once_by_driver
+from shared.idempotency import DriverInsertOnce, create_once_by_driver, stored_once_by_driver
 from shared.outbox import EncodedEvent
 
 # The complaint, created once with its account's mark and its event, and with its account when it is created.
@@ -33,6 +33,15 @@ def _announced_values(command: RecordComplaint, event: EncodedEvent) -> dict[str
         "received_on": command.received_on,
         **event_values(event),
     }
+
+
+async def stored_complaint(connection: Any, command: RecordComplaint) -> Recorded | None:
+    """The complaint stored under the command's id from its very body, read on the driver without writing anything
+    (None: none is); another body under its id is a 409."""
+    row = await stored_once_by_driver(
+        connection, _INSERT_COMPLAINT_ANNOUNCED, ident=command.complaint_id, body=command.body, what="complaint"
+    )
+    return None if row is None else Recorded(body=row["body"], created_at=row["created_at"])
 
 
 class ComplaintsByDriver(AlertsByDriver):

@@ -40,7 +40,13 @@ from services.returns_service.domain import (
     ReturnRecord,
     Segment,
 )
-from shared.idempotency import DriverInsertOnce, InsertOnce, create_once_by_driver, insert_once
+from shared.idempotency import (
+    DriverInsertOnce,
+    InsertOnce,
+    create_once_by_driver,
+    insert_once,
+    stored_once_by_driver,
+)
 from shared.outbox import EncodedEvent
 
 returns = tables.returns
@@ -280,6 +286,15 @@ def event_values(event: EncodedEvent) -> dict[str, Any]:
         "event_key": event.key,
         "event_payload": event.payload,
     }
+
+
+async def stored_return(connection: Any, command: RecordReturn) -> Recorded | None:
+    """The return stored under the command's id from its very body, read on the driver without writing anything
+    (None: none is); another body under its id is a 409."""
+    row = await stored_once_by_driver(
+        connection, _INSERT_RETURN_ANNOUNCED, ident=command.return_id, body=command.body, what="return"
+    )
+    return None if row is None else Recorded(body=row["body"], created_at=row["created_at"])
 
 
 class ReturnsByDriver:
