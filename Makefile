@@ -27,7 +27,7 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
 test-integration: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests/integration tests/e2e
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder tests/integration tests/e2e
 
 test-reliability: $(STAMP)
 	SALESOPS_RELIABILITY_FULL=1 $(BIN)/python -m pytest tests/reliability -m "reliability or slow"

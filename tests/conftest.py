@@ -31,13 +31,33 @@ TEMPLATE_DB = "salesops_template"
 # test` hands out a file per worker at a time in the order collected (`--no-loadscope-reorder`): these start first
 # and the many short files fill in around them, rather than one long file running on its own at the end.
 LONG_FIRST = ("tests/reliability/", "tests/e2e/", "tests/bench/", "tests/browser/")
+# The reliability scenarios kill, restart and overload whole systems with timings set for a machine they do not
+# share with another scenario: the suite is one unit of work, its files one after another on one worker.
+TOGETHER = "tests/reliability/"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):
+        return  # a run without workers keeps the collected order
+
     def rank(item: pytest.Item) -> int:
         return next((i for i, folder in enumerate(LONG_FIRST) if item.nodeid.startswith(folder)), len(LONG_FIRST))
 
     items.sort(key=rank)  # stable: within a folder, the collected order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with the files under `TOGETHER` as one unit of work."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LoadFileKeepingTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return TOGETHER if nodeid.startswith(TOGETHER) else super()._split_scope(nodeid)
+
+    return LoadFileKeepingTogether(config, log)
 
 
 def _asyncpg_dsn(sqlalchemy_url: str, database: str) -> str:

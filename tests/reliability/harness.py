@@ -65,7 +65,10 @@ class ReliabilityReport:
         for name in ("accepted", "lost", "duplicated", "stuck"):
             setattr(self, name, getattr(self, name) + other[name])
         self.notes.extend(other["notes"])
-        self.measurements.update(other["measurements"])
+        for name, value in other["measurements"].items():
+            mine = self.measurements.get(name)
+            # A measurement that tests in both processes added to (a dict of figures) keeps the figures of both.
+            self.measurements[name] = {**mine, **value} if isinstance(mine, dict) and isinstance(value, dict) else value
 
     def state(self) -> dict[str, Any]:
         """The counts as plain data, for `add` in another process."""

@@ -35,6 +35,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     counted = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
     if counted:
         REPORT.add(json.loads(counted))
+    elif error is not None:
+        # A worker that crashed or was stopped hands nothing over: say so rather than report its counts as none.
+        REPORT.note(f"test worker {node.gateway.id} went down before it handed its counts over: they are missing")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

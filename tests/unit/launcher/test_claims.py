@@ -96,6 +96,8 @@ def test_a_running_postgres_is_refused_unless_an_earlier_launcher_left_it_behind
                 if psutil.Process(server.pid).cmdline() == [str(fake_postgres), "60"]:
                     break
             time.sleep(0.02)
+        else:
+            pytest.fail("the fake postgres never ran")
         (pgdata / "postmaster.pid").write_text(f"{server.pid}\n{pgdata}\n1700000000\n5432\n/tmp\n\n  1 2\nready\n")
         holder = postgres_holder(pgdata)
         assert holder is not None and f"pid {server.pid}" in holder and "postgres 60" in holder
