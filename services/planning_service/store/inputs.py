@@ -177,15 +177,18 @@ def _plan_from_decoded(sku: str, weeks: Any) -> SkuPlan:
     if isinstance(weeks, dict):
         return SkuPlan(sku, _weeks_from_rows(weeks))
     fromisoformat = date.fromisoformat
+    week_of_dict = _week_of_dict
     plan_weeks = []
     for w in weeks:
         w["week_start"] = fromisoformat(w["week_start"])
-        plan_weeks.append(_week_of_dict(w))
+        plan_weeks.append(week_of_dict(w))
     return SkuPlan(sku, tuple(plan_weeks))
 
 
 _WEEK_OF_DICT = operator.itemgetter(*PlanWeek._fields)
 _WEEK_WIDTH = len(PlanWeek._fields)
+# `PlanWeek._make` of values known to be one per field, without its Python frame and length check.
+_NEW_WEEK = functools.partial(tuple.__new__, PlanWeek)
 
 
 def _week_of_dict(week: dict[str, Any]) -> PlanWeek:
@@ -194,7 +197,7 @@ def _week_of_dict(week: dict[str, Any]) -> PlanWeek:
     field takes its default, an unknown one is an error)."""
     if len(week) == _WEEK_WIDTH:
         try:
-            return PlanWeek._make(_WEEK_OF_DICT(week))
+            return _NEW_WEEK(_WEEK_OF_DICT(week))
         except KeyError:
             pass  # as many keys, not the same ones: the keywords say which is unknown
     return PlanWeek(**week)
@@ -246,11 +249,12 @@ def _weeks_from_rows(stored: dict[str, Any]) -> tuple[PlanWeek, ...]:
     fromisoformat = date.fromisoformat
     rows = stored["rows"]
     if stored["fields"] == _WEEK_FIELD_LIST:
-        make = PlanWeek._make
         weeks_as_stored = []
         for row in rows:
+            if len(row) != _WEEK_WIDTH:
+                raise TypeError(f"a stored week has {len(row)} values for {_WEEK_WIDTH} fields")
             row[0] = fromisoformat(row[0])
-            weeks_as_stored.append(make(row))
+            weeks_as_stored.append(_NEW_WEEK(row))
         return tuple(weeks_as_stored)
     # written with other fields: by name, a field the row lacks takes its default
     names = stored["fields"]
