@@ -8,19 +8,34 @@ promotion per 20 SKUs), then two replans: the first writes every SKU's first pla
 change of every item's stock, so every plan is revised (the shape of a week rollover). A process that grows
 past `RSS_LIMIT` is stopped, and the figure says so, rather than let it take the shared machine down.
 
-The seeded SKUs have no baseline models yet, so the service's fitter fits them in its worker process while
-the replans run (as after a first deployment). Peak RSS is the service process's own (the replan's memory);
-the figure with the fitter's worker processes is given beside it, and their CPU is in the planning CPU.
+Every seeded SKU's baseline model is fitted and stored before anything is timed (`fit_models`: the service
+fitter's own reads, fit and rows, in worker processes of the bench, re-planning nothing), so the service's
+fitter finds nothing to fit and stays idle through both replans, which apply the stored models. That is what
+a replan costs: a `POST /v1/replan` or a stock change meets SKUs whose models are fitted, and although the
+fitter refits every SKU after a week rollover, beside the rollover's replan, that fit and the re-plans it
+triggers are the fitter's work (`forecast_fit` times the fit), not the replan's. Left to fit the seeded SKUs
+during the replans (as after a first deployment), the fitter re-planned a varying share of them (up to 1,500
+of 10,000 more or less from run to run) inside the timed stretch, on the same two cores, so neither the
+seconds nor the planning CPU per SKU were comparable between runs. Each run's details count the fitter's
+re-plans during each replan (`fitter_replans`, 0 when it stayed idle) and the seconds the fit took. Models
+of the same SKU count are fitted once per bench run and copied into the next database seeded alike.
+
+Peak RSS is the service process's own (the replan's memory); the figure with its child processes is given
+beside it (with the fitter idle, no worker process is started). Before the revision every table the first
+replan wrote, and the items it changes, are vacuumed and analysed, as autovacuum would leave them, so that it
+does not start on them while the revision is timed; the raw baseline's database likewise.
 
 Each replan's raw baseline is the storage work alone, in a sibling database seeded the same way: the rows the
-service wrote in that replan (its revisions and events, not those the fitter's re-plans wrote meanwhile), read
-back and held in memory as the driver takes them (so the same bytes), written to the same tables in one transaction
-on one asyncpg connection (`copy_records_to_table`; the revised plans as one `unnest` upsert), with the same weekly
-history read (and, for the revision, the stored plans), no planning and no framework, once the service and its
-fitter stopped. Its seconds and database CPU stand beside the service's.
+service wrote in that replan (its revisions and events, read back by the replan's driver id), held in memory as
+the driver takes them (so the same bytes), written to the same tables in one transaction on one asyncpg
+connection (`copy_records_to_table`; the revised plans as one `unnest` upsert), with the same weekly history
+read (and, for the revision, the stored plans), no planning and no framework, once the service stopped. Its
+seconds and database CPU stand beside the service's. The service's database is dropped once its rows are read
+back, and the sibling once its raw runs are done.
 
 The service stores plans as it does by default (`expanded`); at the goal size the two replans run again with
-`SALESOPS_PLANNING_PLAN_STORAGE=compact`. `BENCH_FULL_REPLAN_SIZES` (e.g. `10000`) and
+`SALESOPS_PLANNING_PLAN_STORAGE=compact`. `BENCH_FULL_REPLAN_SIZES` (SKU counts, comma-separated, e.g. `10000`
+or `10_000,50_000`; a number written with thousands commas, `10,000`, is refused as ambiguous) and
 `BENCH_FULL_REPLAN_STORAGE` (`expanded`, `compact` or both, comma-separated; when unset, compact at the smallest
 size only, the goal size) choose what runs."""
 
@@ -28,20 +43,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
+import re
 import time
+import uuid
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import orjson
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from salesops.bench.harness import MIB, Environment, Harness, Process, own_label, wait_until
 from salesops.bench.model import Figure, MeasureResult
 from salesops.bench.profile import Profiler
+from services.planning_service.domain import PlanningParams
 from services.planning_service.domain.forecast import MAX_HISTORY_WEEKS
+from services.planning_service.fitter import CHUNK_SKUS, FIT_WORKER_NICENESS, FITTED, fit_chunk, plan_fits, save_fits
+from services.planning_service.store import SqlStore
 from services.planning_service.store.inputs import _weekly_units_sql
 from shared.events import CannibalizationData, EventType, PromotionData, PromotionItemData
 
@@ -51,6 +74,18 @@ RSS_LIMIT = 4 * 1024 * MIB
 GOAL_SECONDS = 3.0
 GOAL_SECONDS_SIZE = 10_000
 GOAL_MB = 300.0
+# Worker processes of the bench's own fit of the seeded SKUs' models (before anything is timed).
+FIT_WORKERS = 2
+# The tables a replan writes (and the items the revision's stock change updates): vacuumed and analysed before a
+# timed revision, in the service's database and in the raw baseline's.
+WRITTEN_TABLES = (
+    "planning.items",
+    "planning.plans",
+    "planning.plan_revisions",
+    "planning.outbox",
+    "planning.forecast_snapshots",
+    "planning.drivers",
+)
 
 _ITEMS = """
 INSERT INTO planning.items (sku, name, on_hand, safety_stock, lot_size, weekly_capacity, frozen_weeks,
@@ -104,6 +139,114 @@ async def seed(env: Environment, count: int) -> float:
     finally:
         await conn.close()
     return time.perf_counter() - started
+
+
+async def _fit_lane(
+    sessions: async_sessionmaker[AsyncSession], horizon: date, executor: Executor, params: PlanningParams
+) -> int:
+    """One fitter's work, chunk after chunk as the service's fitter goes (`fitter.fit_next_chunk`): lease, read,
+    fit in a worker process, store the models under the SKUs' locks and release the lease, but re-plan nothing.
+    Returns the number of SKUs it took."""
+    holder = f"bench:{uuid.uuid4().hex[:12]}"
+    loop = asyncio.get_running_loop()
+    taken = 0
+    while True:
+        async with sessions() as session:
+            store = SqlStore(session)
+            skus = await store.lease_skus_to_fit(horizon, CHUNK_SKUS, holder=holder, lease_s=3600)
+            await session.commit()
+            if not skus:
+                return taken
+            loaded = await store.fitting_inputs(skus, horizon)
+        plan = plan_fits(loaded, horizon)
+        models = (
+            await loop.run_in_executor(executor, fit_chunk, plan.to_fit, horizon, plan.promotions, params)
+            if plan.to_fit
+            else []
+        )
+        async with sessions() as session:
+            store = SqlStore(session)
+            await save_fits(store, plan, models, loaded.inputs)
+            await store.release_fit_leases(skus, holder=holder)
+            await session.commit()
+        taken += len(skus)
+
+
+_MODEL_COLUMNS = (
+    "sku",
+    "method",
+    "model",
+    "origin",
+    "history_digest",
+    "fitted_at",
+    "history_changes",
+    "checked_changes",
+)
+
+
+async def fit_models(env: Environment, fitted: dict[tuple[int, date], list[tuple[Any, ...]]], count: int) -> float:
+    """Fit and store every seeded SKU's baseline model for the current week, as the service's fitter would, so
+    that it has none left to fit; returns the seconds it took. Models of `count` SKUs already fitted for this
+    week in another database seeded alike (kept in `fitted`) are copied instead."""
+    started = time.perf_counter()
+    today = datetime.now(UTC).date()
+    horizon = today - timedelta(days=today.weekday())
+    conn = await asyncpg.connect(env.dsn)
+    try:
+        rows = fitted.get((count, horizon))
+        if rows is None:
+            engine = create_async_engine(env.database_url, pool_size=FIT_WORKERS)
+            executor = ProcessPoolExecutor(
+                FIT_WORKERS,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=os.nice,
+                initargs=(FIT_WORKER_NICENESS,),
+            )
+            try:
+                sessions = async_sessionmaker(engine, expire_on_commit=False)
+                lanes = [_fit_lane(sessions, horizon, executor, PlanningParams()) for _ in range(FIT_WORKERS)]
+                await asyncio.gather(*lanes)
+            finally:
+                executor.shutdown(cancel_futures=True)
+                await engine.dispose()
+            columns = ", ".join(_MODEL_COLUMNS)
+            fitted[(count, horizon)] = [
+                tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM planning.baseline_models")
+            ]
+        else:
+            await conn.copy_records_to_table(
+                "baseline_models", schema_name="planning", columns=_MODEL_COLUMNS, records=rows
+            )
+        await conn.execute("VACUUM (ANALYZE) planning.baseline_models, planning.fit_leases")
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+async def vacuum_written(env: Environment) -> None:
+    """Vacuum and analyse what a replan wrote (`WRITTEN_TABLES`), as autovacuum would soon: so that it does not
+    start on them while the next replan is timed."""
+    conn = await asyncpg.connect(env.dsn)
+    try:
+        await conn.execute(f"VACUUM (ANALYZE) {', '.join(WRITTEN_TABLES)}")
+    finally:
+        await conn.close()
+
+
+async def _fitter_replans(env: Environment, since: datetime) -> int:
+    """SKUs the service's fitter re-planned since `since` (0: it stayed idle)."""
+    conn = await asyncpg.connect(env.dsn)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT coalesce(sum(cardinality(skus)), 0) FROM planning.drivers"
+                " WHERE event_type = $1 AND received_at >= $2",
+                FITTED,
+                since,
+            )
+        )
+    finally:
+        await conn.close()
 
 
 async def _outbox_drained(env: Environment) -> bool:
@@ -249,9 +392,9 @@ async def _outbox_mark(env: Environment) -> tuple[int, datetime]:
 
 async def read_back(env: Environment, mark: tuple[int, datetime], end: tuple[int, datetime], driver: str) -> Written:
     """The plans, revisions, outbox rows and forecast snapshots the replan `driver` wrote between `mark` and `end`:
-    its revisions are those naming it, its `mps.revised` events those carrying its id, so what the fitter re-plans
-    meanwhile (its own revisions and events) is left out. A SKU the fitter revised again since has its newer plan
-    row read instead of the replan's (the same kind and about the same size of row)."""
+    its revisions are those naming it, its `mps.revised` events those carrying its id, so what anything else
+    re-plans meanwhile (the fitter, were it not idle: `fitter_replans`) is left out. A SKU revised again since has
+    its newer plan row read instead of the replan's (the same kind and about the same size of row)."""
     last_id, since = mark
     end_id, _ = end
     conn = await asyncpg.connect(env.dsn)
@@ -341,14 +484,20 @@ async def raw_storage(harness: Harness, env: Environment, written: Written, *, r
     }
 
 
-async def one_size(harness: Harness, count: int, storage: str = "expanded") -> dict[str, Any]:
+async def one_size(
+    harness: Harness,
+    count: int,
+    storage: str = "expanded",
+    fitted: dict[tuple[int, date], list[tuple[Any, ...]]] | None = None,
+) -> dict[str, Any]:
     env = await harness.environment()
     seeded_s = await seed(env, count)
+    fit_s = await fit_models(env, {} if fitted is None else fitted, count)
     # The raw baseline's database, seeded alike: the same history to read, the same tables to write.
     raw_env = await harness.sibling(env)
     await seed(raw_env, count)
     planning = await harness.service("planning", env, SALESOPS_PLANNING_PLAN_STORAGE=storage)
-    runs: dict[str, Any] = {"skus": count, "storage": storage, "seed_s": round(seeded_s, 1)}
+    runs: dict[str, Any] = {"skus": count, "storage": storage, "seed_s": round(seeded_s, 1), "fit_s": round(fit_s, 1)}
     profiler = harness.profiler("full_replan") if count <= GOAL_SECONDS_SIZE and storage == "expanded" else None
     written: dict[str, Written] = {}
     with harness.running(planning):
@@ -356,6 +505,7 @@ async def one_size(harness: Harness, count: int, storage: str = "expanded") -> d
         runs["first_plans"] = await replan(harness, env, planning, count, profiler)
         runs["profile"] = profiler.summary() if profiler is not None else None
         if not runs["first_plans"]["aborted"]:
+            runs["first_plans"]["fitter_replans"] = await _fitter_replans(env, mark[1])
             driver = runs["first_plans"]["answer"]["driver_event_id"]
             written["first_plans"] = await read_back(env, mark, await _outbox_mark(env), driver)
             conn = await asyncpg.connect(env.dsn)
@@ -363,6 +513,7 @@ async def one_size(harness: Harness, count: int, storage: str = "expanded") -> d
                 await conn.execute("UPDATE planning.items SET on_hand = on_hand + 37, revision = revision + 1")
             finally:
                 await conn.close()
+            await vacuum_written(env)
             mark = await _outbox_mark(env)
             revised_profiler = (
                 harness.profiler("full_replan") if count <= GOAL_SECONDS_SIZE and storage == "expanded" else None
@@ -372,12 +523,19 @@ async def one_size(harness: Harness, count: int, storage: str = "expanded") -> d
             )
             runs["revised_profile"] = revised_profiler.summary() if revised_profiler is not None else None
             if not runs["every_plan_revised"]["aborted"]:
+                runs["every_plan_revised"]["fitter_replans"] = await _fitter_replans(env, mark[1])
                 driver = runs["every_plan_revised"]["answer"]["driver_event_id"]
                 written["every_plan_revised"] = await read_back(env, mark, await _outbox_mark(env), driver)
-    # The raw baselines run once the service (and its fitter) stopped: they have the machine to themselves, as the
-    # service's replans had it but for the fitter.
-    for key, rows in written.items():
-        runs[key]["raw"] = await raw_storage(harness, raw_env, rows, revised=key == "every_plan_revised")
+    await harness.drop(env)
+    # The raw baselines run once the service stopped: they have the machine to themselves, as the service's
+    # replans had it.
+    try:
+        for key, rows in written.items():
+            if key == "every_plan_revised":
+                await vacuum_written(raw_env)
+            runs[key]["raw"] = await raw_storage(harness, raw_env, rows, revised=key == "every_plan_revised")
+    finally:
+        await harness.drop(raw_env)
     return runs
 
 
@@ -405,6 +563,8 @@ def _figures(size: dict[str, Any]) -> list[Figure]:
                 f" database {cpu.get('postgres', 0) * count / 1000:.1f} s;"
                 f" {stmts.get('statements', '?')} statements per SKU"
             )
+            if run_.get("fitter_replans"):
+                note += f"; the fitter re-planned {run_['fitter_replans']:,} SKUs meanwhile"
             if raw is not None:
                 note += (
                     f"; raw storage {raw['seconds']:.2f} s, CPU client {_cpu_s(raw['usage'], 'bench'):.1f} s,"
@@ -428,12 +588,44 @@ def _figures(size: dict[str, Any]) -> list[Figure]:
                 "MB",
                 goal_max=GOAL_MB,
                 note=(
-                    f"planning service process; idle {run_.get('idle_rss_mb', '?')} MB; with the fitter's worker"
-                    f" processes {run_.get('peak_rss_with_workers_mb', '?')} MB"
+                    f"planning service process; idle {run_.get('idle_rss_mb', '?')} MB; with its child processes"
+                    f" (the fitter's workers, if any ran) {run_.get('peak_rss_with_workers_mb', '?')} MB"
                 ),
             )
         )
     return figures
+
+
+# A number written with thousands commas (`10,000`, `1,250,000`): in a comma-separated list it would read as
+# several sizes. A comma followed by a space separates sizes (`100, 200`).
+_GROUPED = re.compile(r"(?<![\d_])\d{1,3}(?:,\d{3})+(?![\d_])")
+
+
+def parse_sizes(text: str) -> list[int]:
+    """`BENCH_FULL_REPLAN_SIZES`: SKU counts separated by commas, each a positive whole number, digits grouped with
+    underscores if wished (`10_000`). A number written with thousands commas is refused, naming it, rather than
+    read as several sizes (`10,000` as 10 and 0)."""
+    grouped = _GROUPED.search(text)
+    if grouped is not None:
+        number = grouped.group(0)
+        raise ValueError(
+            f"BENCH_FULL_REPLAN_SIZES={text!r}: {number!r} reads as a number with thousands commas; write it"
+            f" {number.replace(',', '')} or {number.replace(',', '_')} (sizes are separated by commas)"
+        )
+    sizes = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            size = int(part)
+        except ValueError:
+            raise ValueError(f"BENCH_FULL_REPLAN_SIZES={text!r}: {part.strip()!r} is not a whole number") from None
+        if size <= 0:
+            raise ValueError(f"BENCH_FULL_REPLAN_SIZES={text!r}: {part.strip()!r} is not a positive number of SKUs")
+        sizes.append(size)
+    if not sizes:
+        raise ValueError(f"BENCH_FULL_REPLAN_SIZES={text!r}: no size given")
+    return sizes
 
 
 def _runs(quick: bool) -> list[tuple[int, str]]:
@@ -441,7 +633,7 @@ def _runs(quick: bool) -> list[tuple[int, str]]:
     unless `BENCH_FULL_REPLAN_SIZES` or `BENCH_FULL_REPLAN_STORAGE` say otherwise."""
     sizes_env = os.environ.get("BENCH_FULL_REPLAN_SIZES", "").strip()
     storage_env = os.environ.get("BENCH_FULL_REPLAN_STORAGE", "").strip()
-    sizes = [int(s) for s in sizes_env.split(",") if s.strip()] if sizes_env else None
+    sizes = parse_sizes(sizes_env) if sizes_env else None
     if sizes is None:
         sizes = [1_000] if quick else [GOAL_SECONDS_SIZE, 50_000]
     if storage_env:
@@ -455,7 +647,8 @@ def _runs(quick: bool) -> list[tuple[int, str]]:
 
 
 async def run(harness: Harness, quick: bool) -> MeasureResult:
-    results = [await one_size(harness, count, storage) for count, storage in _runs(quick)]
+    fitted: dict[tuple[int, date], list[tuple[Any, ...]]] = {}
+    results = [await one_size(harness, count, storage, fitted) for count, storage in _runs(quick)]
     return MeasureResult(
         figures=[f for size in results for f in _figures(size)],
         details={"history_days": HISTORY_DAYS, "promotion_every": PROMOTION_EVERY, "sizes": results},

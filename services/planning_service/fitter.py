@@ -78,6 +78,11 @@ class FitPlan:
     promotions: list[Promotion] = field(default_factory=list)
     stored: dict[str, StoredModel] = field(default_factory=dict)
 
+    def to_fit_and_too_short(self, models: Sequence[BaselineModel | None]) -> list[tuple[str, BaselineModel | None]]:
+        """(SKU, model) of every SKU fitted (`models`, in the order of `to_fit`) and of every one too short."""
+        fitted = [(inp.item.sku, model) for inp, model in zip(self.to_fit, models, strict=True)]
+        return fitted + [(sku, None) for sku in self.too_short]
+
 
 def plan_fits(loaded: FittingInputs, horizon_start: date) -> FitPlan:
     """Split a chunk: a model fitted for this week whose history moved immaterially stays as it is."""
@@ -180,6 +185,32 @@ async def store_fits(
 ) -> list[str]:
     """Store a chunk's models and re-plan the SKUs whose model changed; returns those SKUs."""
     horizon = plan.horizon_start
+    changed = await save_fits(store, plan, models, inputs)
+    if changed:
+        fitted = plan.to_fit_and_too_short(models)
+        kinds = Counter((model.spec.split(" ")[0] if model else "smoothing") for sku, model in fitted if sku in changed)
+        last_week = horizon - timedelta(weeks=1)
+        summary = f"baseline models fitted on the history to the week of {last_week.isoformat()}: " + ", ".join(
+            f"{count} {kind}" for kind, count in sorted(kinds.items())
+        )
+        driver_id = f"fit:{horizon.isoformat()}:{uuid.uuid4().hex[:12]}"
+        await store.record_driver(Driver(driver_id, FITTED, None, sorted(changed), summary))
+        await recompute(store, publisher, changed, [driver_id], settings)
+    log.info(
+        "baseline models fitted",
+        week=horizon.isoformat(),
+        fitted=len(plan.to_fit) + len(plan.too_short),
+        replanned=len(changed),
+    )
+    return changed
+
+
+async def save_fits(
+    store: SqlStore, plan: FitPlan, models: Sequence[BaselineModel | None], inputs: Sequence[SkuInputs]
+) -> list[str]:
+    """Store a chunk's models under its SKUs' locks (taken here), re-planning nothing; returns the SKUs whose
+    model changed (`store_fits` re-plans them)."""
+    horizon = plan.horizon_start
     digests = dict(
         zip(
             [inp.item.sku for inp in inputs],
@@ -187,8 +218,7 @@ async def store_fits(
             strict=True,
         )
     )
-    fitted = [(inp.item.sku, model) for inp, model in zip(plan.to_fit, models, strict=True)]
-    fitted += [(sku, None) for sku in plan.too_short]
+    fitted = plan.to_fit_and_too_short(models)
     changed = []
     for sku, model in fitted:
         before = plan.stored.get(sku)
@@ -208,16 +238,6 @@ async def store_fits(
         ]
     )
     await store.mark_checked(plan.unchanged)
-    if changed:
-        kinds = Counter((model.spec.split(" ")[0] if model else "smoothing") for sku, model in fitted if sku in changed)
-        last_week = horizon - timedelta(weeks=1)
-        summary = f"baseline models fitted on the history to the week of {last_week.isoformat()}: " + ", ".join(
-            f"{count} {kind}" for kind, count in sorted(kinds.items())
-        )
-        driver_id = f"fit:{horizon.isoformat()}:{uuid.uuid4().hex[:12]}"
-        await store.record_driver(Driver(driver_id, FITTED, None, sorted(changed), summary))
-        await recompute(store, publisher, changed, [driver_id], settings)
-    log.info("baseline models fitted", week=horizon.isoformat(), fitted=len(fitted), replanned=len(changed))
     return changed
 
 

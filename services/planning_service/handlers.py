@@ -23,6 +23,7 @@ from services.planning_service.recompute import RecomputeResult, recompute
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store import (
     AccountRecord,
+    ActivePromotions,
     DailyVolume,
     Driver,
     OrderLineRecord,
@@ -447,12 +448,15 @@ async def replan_all(units: Units, settings: PlanningSettings, *, driver_id: str
     async with units() as (store, _):
         await store.record_driver(Driver(driver_id, REPLANNED, None, [], summary))
     totals = ReplanTotals()
+    # the promotions, decoded once for every chunk; each chunk checks under its SKUs' locks that they are current
+    promotions = ActivePromotions()
     in_flight: list[asyncio.Task[RecomputeResult | None]] = []
     after: str | None = None
     try:
         while True:
             listed: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-            in_flight.append(asyncio.create_task(_replan_chunk(units, settings, driver_id, after, listed)))
+            chunk = _replan_chunk(units, settings, driver_id, after, listed, promotions)
+            in_flight.append(asyncio.create_task(chunk))
             after = await listed
             if after is None:  # no SKU left, or the chunk failed (its task says how)
                 break
@@ -468,10 +472,16 @@ async def replan_all(units: Units, settings: PlanningSettings, *, driver_id: str
 
 
 async def _replan_chunk(
-    units: Units, settings: PlanningSettings, driver_id: str, after: str | None, listed: asyncio.Future[str | None]
+    units: Units,
+    settings: PlanningSettings,
+    driver_id: str,
+    after: str | None,
+    listed: asyncio.Future[str | None],
+    promotions: ActivePromotions | None = None,
 ) -> RecomputeResult | None:
     """One chunk of `replan_all`: its SKUs after `after` (the last of them handed to `listed` at once, None when
-    there are none), locked and re-planned in one unit of work; None when no SKU was left."""
+    there are none), locked and re-planned in one unit of work; None when no SKU was left. `promotions`: the
+    replan's, read again when they changed since an earlier chunk read them."""
     try:
         async with units() as (store, publisher):
             skus = await store.skus_to_replan(after=after, limit=settings.planning_replan_chunk_skus)
@@ -479,7 +489,7 @@ async def _replan_chunk(
             if not skus:
                 return None
             await store.lock_skus(skus)
-            return await recompute(store, publisher, skus, [driver_id], settings)
+            return await recompute(store, publisher, skus, [driver_id], settings, promotions=promotions)
     finally:
         if not listed.done():
             listed.set_result(None)

@@ -18,12 +18,19 @@ import orjson
 
 from services.planning_service.domain import CapacityConflict, PlanWeek, SkuPlan, plan_many
 from services.planning_service.domain.conflicts import conflict_change
-from services.planning_service.domain.diff import COMPARED_FIELDS, changed_weeks, spelled_out
+from services.planning_service.domain.diff import COMPARED_FIELDS, changed_weeks
 from services.planning_service.review import review_promises_after
 from services.planning_service.settings import PlanningSettings
-from services.planning_service.store import PlanRevision, RevisionEvent, Store, StoredPlan, exceptions_json
+from services.planning_service.store import (
+    ActivePromotions,
+    PlanRevision,
+    RevisionEvent,
+    Store,
+    StoredPlan,
+    exceptions_json,
+)
 from services.planning_service.store.inputs import encode_expanded_plan_weeks, encode_plan_weeks, week_values
-from services.planning_service.store.plans import encode_stored_changes
+from services.planning_service.store.plans import encode_spelled_out_changes, encode_stored_changes
 from shared.events import (
     CapacityConflictData,
     CloudEvent,
@@ -58,11 +65,14 @@ async def recompute(
     skus: Collection[str] | None,
     driver_ids: Sequence[str] | Mapping[str, Sequence[str]],
     settings: PlanningSettings,
+    *,
+    promotions: ActivePromotions | None = None,
 ) -> RecomputeResult:
     """Re-plan the SKUs (all when None); the caller holds the matching lock. SKUs without an item are
-    skipped: their inputs are kept until the item master arrives."""
+    skipped: their inputs are kept until the item master arrives. `promotions`: a full re-plan's, shared by its
+    chunks (read again by a chunk when they changed)."""
     horizon_start = settings.horizon_start()
-    loaded = await store.load_inputs(skus, horizon_start)
+    loaded = await store.load_inputs(skus, horizon_start, promotions=promotions)
     if not loaded.inputs:
         return RecomputeResult(0, [], [], [])
     plans = plan_many(
@@ -188,7 +198,7 @@ def encode_revision_changes(
         weeks = changed_weeks(old, new)
         if not weeks:
             return None
-        spelled = orjson.dumps(spelled_out(weeks))
+        spelled = encode_spelled_out_changes(weeks)
         return spelled, encode_stored_changes(weeks) if compact else spelled
     plan_weeks: tuple[tuple[Any, ...], ...] = new.weeks
     texts = None if values is None else _compared_values(len(plan_weeks))(values)

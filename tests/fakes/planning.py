@@ -15,6 +15,7 @@ from services.planning_service.domain.orders import UNKNOWN_ACCOUNT_TIER, OrderL
 from services.planning_service.domain.promises import AtRiskLine
 from services.planning_service.store import (
     AccountRecord,
+    ActivePromotions,
     DailyVolume,
     Driver,
     OrderRecord,
@@ -139,7 +140,9 @@ class FakePlanningStore:
                 weeks[day - timedelta(days=day.weekday())] += figures["units_ordered"]
         return dict(weeks)
 
-    async def load_inputs(self, skus: Collection[str] | None, horizon_start: date) -> PlanningInputs:
+    async def load_inputs(
+        self, skus: Collection[str] | None, horizon_start: date, *, promotions: ActivePromotions | None = None
+    ) -> PlanningInputs:
         planned = [s.item for sku, s in sorted(self.items.items()) if skus is None or sku in skus]
         result = PlanningInputs(stored={i.sku: self.plans[i.sku] for i in planned if i.sku in self.plans})
         for item in planned:

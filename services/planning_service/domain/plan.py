@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from .weeks import FloatArray, require_monday, week_index, week_starts
 
 HORIZON_WEEKS = 26
 DEFAULT_PARAMS = PlanningParams()
+# `PlanWeek._make` without its Python frame per week: a week's values come from one zip of a column per field.
+_NEW_WEEK = functools.partial(tuple.__new__, PlanWeek)
 
 
 def plan_sku(
@@ -163,7 +166,7 @@ def _plan_many(
     plans = []
     for row, (item, values, shortfall, promised) in enumerate(zip(items, columns, shortfall_l, promising, strict=True)):
         capacities = [None if item.weekly_capacity is None else float(item.weekly_capacity)] * len(starts)
-        weeks = tuple(map(PlanWeek._make, zip(starts, *values, capacities, shortfall, *promised, strict=True)))
+        weeks = tuple(map(_NEW_WEEK, zip(starts, *values, capacities, shortfall, *promised, strict=True)))
         exceptions = (
             _exceptions(row, components, netting, requested, frozen_quantity, starts) if row in with_exceptions else ()
         )

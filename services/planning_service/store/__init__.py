@@ -31,6 +31,7 @@ from services.planning_service.store.customers import (
     SavedOrder,
 )
 from services.planning_service.store.inputs import (
+    ActivePromotions,
     InputSql,
     PlanningInputs,
     StoredPlan,
@@ -59,6 +60,7 @@ from shared.outbox import EncodedEvent
 
 __all__ = [
     "AccountRecord",
+    "ActivePromotions",
     "CurrentPlan",
     "DailyVolume",
     "Driver",
@@ -128,7 +130,9 @@ class Store(Protocol):
 
     async def save_item(self, item: Item, revision: int) -> StoredItem: ...
 
-    async def load_inputs(self, skus: Collection[str] | None, horizon_start: date) -> PlanningInputs: ...
+    async def load_inputs(
+        self, skus: Collection[str] | None, horizon_start: date, *, promotions: ActivePromotions | None = None
+    ) -> PlanningInputs: ...
 
     async def earlier_drivers(self, skus: Collection[str]) -> dict[str, list[str]]: ...
 

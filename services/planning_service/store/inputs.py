@@ -46,6 +46,28 @@ _ACTIVE_PROMOTIONS = text(
     WHERE p.status <> 'cancelled'
     """
 )
+# Which versions of which promotions are uncancelled, as one digest: each stored version of a promotion is one
+# event's (`last_event_id`), so any promotion stored, revised or cancelled since changes it. Reading it costs the
+# server a pass over the promotions' ids, none of their bodies.
+_ACTIVE_MARK = """
+    SELECT md5(coalesce(string_agg(a.promotion_id || ' ' || a.version || ' ' || a.last_event_id, ','
+                                   ORDER BY a.promotion_id COLLATE "C"), '')) AS mark
+    FROM planning.promotions AS a
+    WHERE a.status <> 'cancelled'
+"""
+_ACTIVE_PROMOTIONS_MARK = text(_ACTIVE_MARK)
+# `_ACTIVE_PROMOTIONS` with the digest they have, in one statement (so from one snapshot): a row with a null body
+# when there is none.
+_ACTIVE_PROMOTIONS_MARKED = text(
+    f"""
+    SELECT m.mark, p.body::text AS body,
+           ARRAY(SELECT e->>'sku' FROM jsonb_array_elements(coalesce(p.body->'items', '[]'::jsonb)
+                                                            || coalesce(p.body->'cannibalized', '[]'::jsonb)) AS e)
+               AS skus
+    FROM ({_ACTIVE_MARK}) AS m
+    LEFT JOIN planning.promotions AS p ON p.status <> 'cancelled'
+    """
+)
 
 
 @functools.cache
@@ -79,6 +101,19 @@ class StoredPlan:
     plan_version: int
     plan: SkuPlan
     exceptions: list[dict[str, Any]]
+
+
+@dataclass
+class ActivePromotions:
+    """The uncancelled promotions as a full re-plan's chunks read them: decoded once, with the SKUs each names,
+    and read again only when the digest of which promotion versions are uncancelled (`mark`) has changed since.
+    A chunk reads the digest under its SKUs' locks, as it would read the promotions themselves, so each chunk
+    still plans with the promotions as they are when it runs; what the replan saves is reading and decoding
+    every promotion once per chunk."""
+
+    mark: str | None = None
+    promotions: list[tuple[Promotion, frozenset[str]]] = field(default_factory=list)
+    reads: int = 0  # how often the promotions were read and decoded whole
 
 
 @dataclass
@@ -142,15 +177,18 @@ def _plan_from_decoded(sku: str, weeks: Any) -> SkuPlan:
     if isinstance(weeks, dict):
         return SkuPlan(sku, _weeks_from_rows(weeks))
     fromisoformat = date.fromisoformat
+    week_of_dict = _week_of_dict
     plan_weeks = []
     for w in weeks:
         w["week_start"] = fromisoformat(w["week_start"])
-        plan_weeks.append(_week_of_dict(w))
+        plan_weeks.append(week_of_dict(w))
     return SkuPlan(sku, tuple(plan_weeks))
 
 
 _WEEK_OF_DICT = operator.itemgetter(*PlanWeek._fields)
 _WEEK_WIDTH = len(PlanWeek._fields)
+# `PlanWeek._make` of values known to be one per field, without its Python frame and length check.
+_NEW_WEEK = functools.partial(tuple.__new__, PlanWeek)
 
 
 def _week_of_dict(week: dict[str, Any]) -> PlanWeek:
@@ -159,7 +197,7 @@ def _week_of_dict(week: dict[str, Any]) -> PlanWeek:
     field takes its default, an unknown one is an error)."""
     if len(week) == _WEEK_WIDTH:
         try:
-            return PlanWeek._make(_WEEK_OF_DICT(week))
+            return _NEW_WEEK(_WEEK_OF_DICT(week))
         except KeyError:
             pass  # as many keys, not the same ones: the keywords say which is unknown
     return PlanWeek(**week)
@@ -211,11 +249,12 @@ def _weeks_from_rows(stored: dict[str, Any]) -> tuple[PlanWeek, ...]:
     fromisoformat = date.fromisoformat
     rows = stored["rows"]
     if stored["fields"] == _WEEK_FIELD_LIST:
-        make = PlanWeek._make
         weeks_as_stored = []
         for row in rows:
+            if len(row) != _WEEK_WIDTH:
+                raise TypeError(f"a stored week has {len(row)} values for {_WEEK_WIDTH} fields")
             row[0] = fromisoformat(row[0])
-            weeks_as_stored.append(make(row))
+            weeks_as_stored.append(_NEW_WEEK(row))
         return tuple(weeks_as_stored)
     # written with other fields: by name, a field the row lacks takes its default
     names = stored["fields"]
@@ -253,9 +292,15 @@ def sku_in(column: Any, skus: Collection[str]) -> Any:
 class InputSql:
     session: AsyncSession
 
-    async def active_promotions(self, skus: Collection[str] | None) -> list[Promotion]:
+    async def active_promotions(
+        self, skus: Collection[str] | None, *, known: ActivePromotions | None = None
+    ) -> list[Promotion]:
         """Uncancelled promotions touching any of the SKUs (all of them when None). The server lists each
-        one's SKUs, so only the bodies of promotions that touch the SKUs are decoded and validated."""
+        one's SKUs, so only the bodies of promotions that touch the SKUs are decoded and validated. With `known`
+        (a full re-plan's), they are taken from there unless their digest changed since it was filled; if it
+        did, every promotion is read, decoded and kept there."""
+        if known is not None:
+            return await self._known_promotions(skus, known)
         rows = (await self.session.execute(_ACTIVE_PROMOTIONS)).all()
         wanted = None if skus is None else set(skus)
         return [
@@ -263,6 +308,24 @@ class InputSql:
             for row in rows
             if wanted is None or not wanted.isdisjoint(row.skus)
         ]
+
+    async def _known_promotions(self, skus: Collection[str] | None, known: ActivePromotions) -> list[Promotion]:
+        mark = (await self.session.execute(_ACTIVE_PROMOTIONS_MARK)).scalar_one()
+        if mark != known.mark:
+            rows = (await self.session.execute(_ACTIVE_PROMOTIONS_MARKED)).all()
+            decoded = [
+                (promotion_from_data(PromotionData.model_validate_json(row.body)), frozenset(row.skus))
+                for row in rows
+                if row.body is not None
+            ]
+            # set together, with no await between: the promotions are always those of the digest beside them
+            known.mark, known.promotions = rows[0].mark, decoded
+            known.reads += 1
+        promotions = known.promotions
+        if skus is None:
+            return [promotion for promotion, _ in promotions]
+        wanted = set(skus)
+        return [promotion for promotion, named in promotions if not named.isdisjoint(wanted)]
 
     async def weekly_units(
         self, skus: Collection[str] | None, *, since: date, until: date | None = None
@@ -324,8 +387,11 @@ class InputSql:
             for row in rows
         }
 
-    async def load_inputs(self, skus: Collection[str] | None, horizon_start: date) -> PlanningInputs:
-        """Inputs of the given SKUs (all SKUs with an item when None); SKUs without an item are left out."""
+    async def load_inputs(
+        self, skus: Collection[str] | None, horizon_start: date, *, promotions: ActivePromotions | None = None
+    ) -> PlanningInputs:
+        """Inputs of the given SKUs (all SKUs with an item when None); SKUs without an item are left out.
+        `promotions`: the promotions a full re-plan's earlier chunks read (`ActivePromotions`)."""
         items_table, spikes, returns, launches = tables.items, tables.spikes, tables.returns, tables.launches
         item_rows = (await self.session.execute(select(items_table).where(_in(items_table.c.sku, skus)))).all()
         items = [item_from_row(row) for row in item_rows]
@@ -377,16 +443,16 @@ class InputSql:
                     baseline_model=models.get(item.sku),
                 )
             )
-        result.promotions = await self.active_promotions(planned)
+        result.promotions = await self.active_promotions(planned, known=promotions)
         launch_rows = (await self.session.execute(select(launches.c.body).where(_in(launches.c.sku, planned)))).all()
         result.launches = [launch_from_data(LaunchData.model_validate(row.body)) for row in launch_rows]
         result.reference_baselines = await self._reference_baselines(
-            result.launches, {item.sku for item in items}, horizon_start
+            result.launches, {item.sku for item in items}, horizon_start, promotions
         )
         return result
 
     async def _reference_baselines(
-        self, launches: list[Launch], planned: set[str], horizon_start: date
+        self, launches: list[Launch], planned: set[str], horizon_start: date, known: ActivePromotions | None = None
     ) -> dict[str, float]:
         """Baselines of launch reference SKUs that are not planned in this batch (a launched SKU's own event
         must not re-plan its reference), from their stored item and history."""
@@ -397,7 +463,7 @@ class InputSql:
         rows = (await self.session.execute(select(items_table).where(items_table.c.sku.in_(sorted(missing))))).all()
         items = {row.sku: item_from_row(row) for row in rows}
         history = await self.planning_history(sorted(missing), horizon_start)
-        promotions = await self.active_promotions(missing)
+        promotions = await self.active_promotions(missing, known=known)
         baselines: dict[str, float] = {}
         for sku in missing:
             if sku not in items and sku not in history:

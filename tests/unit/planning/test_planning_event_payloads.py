@@ -26,7 +26,7 @@ from services.planning_service.domain import (
     diff_plans,
     plan_many,
 )
-from services.planning_service.domain.diff import changed_weeks, week_changes
+from services.planning_service.domain.diff import COMPARED_FIELDS, changed_weeks, spelled_out, week_changes
 from services.planning_service.domain.orders import OrderLine, Tier
 from services.planning_service.recompute import (
     MAX_EVENT_DRIVERS,
@@ -40,7 +40,12 @@ from services.planning_service.recompute import (
 )
 from services.planning_service.settings import PlanningSettings
 from services.planning_service.store.inputs import encode_expanded_plan_weeks, week_values
-from services.planning_service.store.plans import changes_from_stored, encode_stored_changes, plan_totals
+from services.planning_service.store.plans import (
+    changes_from_stored,
+    encode_spelled_out_changes,
+    encode_stored_changes,
+    plan_totals,
+)
 from shared.events import (
     EventType,
     MpsRevisedData,
@@ -350,3 +355,50 @@ def test_only_values_written_as_floats_with_a_point_are_taken_as_the_changes_num
     assert _floats_with_a_point([b"1.5", b"-0.0", orjson.dumps(2.5e-7), b"300.0", orjson.dumps(1.5e16)])
     for other in (b"3", b"-7", orjson.dumps(1e16), b"null", b"true", b"false", b'"1.5"', b'"2026-11-30"'):
         assert not _floats_with_a_point([b"1.5", other]), other
+
+
+@st.composite
+def revised_weeks(draw: st.DrawFn) -> tuple[tuple[PlanWeek, ...], tuple[PlanWeek, ...]]:
+    """A plan's weeks and a revision of them: some compared fields moved (by any value, or by less than the
+    tolerance), the horizon possibly moved on a few weeks (weeks new to the plan)."""
+    old = draw(plan_weeks())
+    shift = draw(st.integers(min_value=0, max_value=3))
+    new = []
+    for week in old[shift:] + tuple(
+        w._replace(week_start=w.week_start + timedelta(weeks=len(old))) for w in old[:shift]
+    ):
+        values = list(week)
+        for name in COMPARED_FIELDS:
+            index = PlanWeek._fields.index(name)
+            move = draw(st.sampled_from(["keep", "any", "tiny"]))
+            if move == "any":
+                values[index] = draw(week_numbers)
+            elif move == "tiny" and isinstance(values[index], float) and math.isfinite(values[index]):
+                values[index] += 1e-12
+        new.append(PlanWeek._make(values))
+    return old, tuple(new)
+
+
+@settings(max_examples=300, deadline=None)
+@given(weeks=revised_weeks())
+def test_a_revisions_changes_are_spelled_out_byte_for_byte_as_a_dict_per_change(
+    weeks: tuple[tuple[PlanWeek, ...], tuple[PlanWeek, ...]],
+) -> None:
+    """Filled into templates of each changed week, the changes are the bytes of `spelled_out`'s dicts encoded
+    (what the event carries and an expanded revision stores): any numbers, weeks new to the plan, fields that
+    moved by less than the tolerance, or nothing changed at all."""
+    old, new = (SkuPlan("SKU-1", w) for w in weeks)
+    found = changed_weeks(old, new)
+    assert encode_spelled_out_changes(found) == orjson.dumps(spelled_out(found))
+    encoded = encode_revision_changes(old, new, compact=False)
+    assert encoded == (None if not found else (orjson.dumps(week_changes(old, new)),) * 2)
+    compact = encode_revision_changes(old, new)
+    assert compact == (None if not found else (orjson.dumps(week_changes(old, new)), encode_stored_changes(found)))
+
+
+def test_the_spelled_out_changes_of_the_core_s_revisions_are_the_dicts_encoded() -> None:
+    first, second = representative_plans()
+    for old, new in zip(first, second, strict=True):
+        found = changed_weeks(old, new)
+        assert found and encode_spelled_out_changes(found) == orjson.dumps(week_changes(old, new))
+    assert encode_spelled_out_changes([]) == orjson.dumps([]) == b"[]"

@@ -261,11 +261,11 @@ class SlowStore(FakePlanningStore):
 
     fail_on: str | None = None
 
-    async def load_inputs(self, skus: Any, horizon_start: date) -> Any:
+    async def load_inputs(self, skus: Any, horizon_start: date, *, promotions: Any = None) -> Any:
         await asyncio.sleep(0.01)
         if self.fail_on is not None and skus is not None and self.fail_on in skus:
             raise RuntimeError(f"inputs of {self.fail_on} unreadable")
-        return await super().load_inputs(skus, horizon_start)
+        return await super().load_inputs(skus, horizon_start, promotions=promotions)
 
     async def save_revisions(self, revisions: Any, *, horizon_start: date, generated_at: Any) -> None:
         await asyncio.sleep(0.01)

@@ -121,3 +121,13 @@ def test_stored_weeks_decoded_read_as_their_keywords_say_in_any_key_order() -> N
     extra = [{**week, "note": "x"} for week in orjson.loads(encode_expanded_plan_weeks(plan.weeks))]
     with pytest.raises(TypeError, match="note"):
         _plan_from_decoded("SKU-1", extra)
+
+
+def test_compact_stored_weeks_with_a_value_too_many_or_too_few_are_refused() -> None:
+    plan = plan_sku(SkuInputs(Item("SKU-1", "W", 0, 0, baseline_weekly_demand=5)), date(2026, 11, 23), 2)
+    stored = orjson.loads(encode_plan_weeks(plan.weeks))
+    for row in ([*stored["rows"][0], 1.0], stored["rows"][0][:-1]):
+        broken = {"fields": stored["fields"], "rows": [row, stored["rows"][1]]}
+        with pytest.raises(TypeError, match=f"a stored week has {len(row)} values for {len(PlanWeek._fields)}"):
+            plan_from_json("SKU-1", broken)
+    assert plan_from_json("SKU-1", stored).weeks == plan.weeks
