@@ -167,6 +167,11 @@ def _plan_many(
     for row, (item, values, shortfall, promised) in enumerate(zip(items, columns, shortfall_l, promising, strict=True)):
         capacities = [None if item.weekly_capacity is None else float(item.weekly_capacity)] * len(starts)
         weeks = tuple(map(_NEW_WEEK, zip(starts, *values, capacities, shortfall, *promised, strict=True)))
+        if weeks and len(weeks[0]) != len(PlanWeek._fields):
+            # `_NEW_WEEK` takes any width (`_make` would refuse): a field without its column fails here, not later.
+            raise TypeError(
+                f"a plan week has {len(weeks[0])} values for the {len(PlanWeek._fields)} fields of PlanWeek"
+            )
         exceptions = (
             _exceptions(row, components, netting, requested, frozen_quantity, starts) if row in with_exceptions else ()
         )
