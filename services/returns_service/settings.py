@@ -67,9 +67,10 @@ class ReturnsSettings(Settings):
     cost_refresh_interval_s: float = Field(default=300.0, gt=0)
     cost_refresh_batch_size: int = Field(default=100, ge=1, le=10_000)
     # The recount of accounts a return or complaint marked: how long it gathers marks after being woken (so a
-    # burst of one account's returns is counted once), accounts per round, how often it looks for marks left by
+    # burst of one account's returns is counted once, and the accounts of a burst share transactions; the ledger
+    # is monthly, a second behind is no one's loss), accounts per round, how often it looks for marks left by
     # another replica or before a restart, and how long a replica's claim on a marked account lasts.
-    cost_recount_delay_s: float = Field(default=0.05, ge=0, le=60)
+    cost_recount_delay_s: float = Field(default=1.0, ge=0, le=60)
     cost_recount_batch_size: int = Field(default=50, ge=1, le=10_000)
     cost_recount_interval_s: float = Field(default=5.0, gt=0)
     cost_recount_lease_s: float = Field(default=60.0, gt=0)
