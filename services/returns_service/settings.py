@@ -19,7 +19,7 @@ class ReturnsSettings(Settings):
 
     # Every request that creates a record wakes the relay: under a stream of them, one pass publishes the events of
     # several (the webhooks do not wait for the relay; they are delivered from the database).
-    relay_gather_default_s: ClassVar[float] = 0.05
+    relay_gather_default_s: ClassVar[float] = 0.1
 
     return_surge_window_days: int = Field(default=14, ge=1, le=365)
     return_surge_rate_threshold: float = Field(default=0.05, ge=0, le=1)

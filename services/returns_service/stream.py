@@ -86,7 +86,7 @@ async def listen_for_changes(runtime: Runtime) -> None:
 NUMBERING_BATCH = 1000
 # A step woken by a committed change starts at least this long after the step before it started, so that under a
 # stream of changes one step (one transaction) numbers several; a change after a quiet spell is numbered at once.
-NUMBERING_GATHER_S = 0.05
+NUMBERING_GATHER_S = 0.1
 
 
 def number_changes(poll_interval_s: float) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
