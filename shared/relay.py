@@ -102,7 +102,10 @@ class OutboxRelay:
 
     The relay is woken after a commit that wrote outbox rows and otherwise polls every `poll_interval_s`. A pass
     publishes batch after batch until one comes back short of `batch_size`: rows committed after that batch was
-    claimed come with a wake of their own (or the next poll, for rows of other processes).
+    claimed come with a wake of their own (or the next poll, for rows of other processes). With `gather_s`, a pass
+    a wake starts begins no sooner than `gather_s` after the one before it began: a wake after a quiet spell starts
+    a pass at once, while under a stream of commits one pass publishes what several of them wrote (fewer passes,
+    each with its lock, claim and commit, for at most `gather_s` more delay).
 
     A row the broker refuses for good (too large, say), or keeps refusing after `max_attempts`, is parked
     rather than retried forever: the relay moves on, so one bad row never holds back the others. Later rows of
@@ -128,6 +131,7 @@ class OutboxRelay:
         max_attempts: int = 10,
         republish_on_new_broker: bool = False,
         tracing: Tracing | None = None,
+        gather_s: float = 0.0,
     ) -> None:
         self._engine = engine
         self._table = table
@@ -138,6 +142,7 @@ class OutboxRelay:
         self._metrics = metrics
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._gather_s = gather_s
         self._retention = retention
         self._max_attempts = max_attempts
         self._republish = republish_on_new_broker
@@ -216,11 +221,17 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
+        started = -self._gather_s
         try:
             while not self._stopping:
+                if self._wake.is_set() and (wait_s := started + self._gather_s - time.monotonic()) > 0:
+                    await asyncio.sleep(wait_s)  # woken soon after the last pass: gather the commits of a burst
+                    if self._stopping:
+                        break
                 # Cleared before the pass: a wake during it (rows committed after its last batch was claimed)
-                # starts the next pass at once.
+                # starts the next pass (at once, or once `gather_s` has passed since this one began).
                 self._wake.clear()
+                started = time.monotonic()
                 async for attempt in retrying(
                     RELAY_BACKOFF, stopping=lambda: self._stopping, on_retry=self._pass_failed
                 ):

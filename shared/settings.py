@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     """What every service needs to run; each service may subclass it with its own knobs."""
 
     model_config = SettingsConfigDict(env_prefix="SALESOPS_", env_file=None, extra="ignore")
+    # The relay's gathering time when `relay_gather_s` is unset: a class's own, so that it holds when shared
+    # settings are upgraded to a service's (their values, unset ones included, are kept).
+    relay_gather_default_s: ClassVar[float] = 0.0
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -45,6 +48,10 @@ class Settings(BaseSettings):
 
     relay_batch_size: int = Field(default=500, ge=1)
     relay_poll_interval_s: float = Field(default=0.5, gt=0)
+    # A pass a commit wakes starts at least this long after the one before it started, so that under a stream of
+    # commits one pass publishes what several wrote; a wake after a quiet spell is served at once (0: never waits).
+    # Unset: the service's own default (`relay_gather_default_s`).
+    relay_gather_s: float | None = Field(default=None, ge=0, le=1)
     # Published rows are purged from the outbox this long after they were written; on one machine this is also
     # how far back publishing again to an embedded broker that came back empty reaches.
     relay_retention_days: int = Field(default=7, ge=1)

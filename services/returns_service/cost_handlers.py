@@ -11,6 +11,7 @@ Alerts: evaluated for the account right after each recount, after a change of it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from services.returns_service import handlers
@@ -42,7 +43,14 @@ from services.returns_service.domain import (
     decide_alert,
 )
 from services.returns_service.settings import ReturnsSettings
-from services.returns_service.store import AccountWrite, AlertRecord, CostStore, RecountStore, StoredRates
+from services.returns_service.store import (
+    AccountWrite,
+    AlertRecord,
+    CostStore,
+    GroupRecountStore,
+    RecountStore,
+    StoredRates,
+)
 from shared.events import EventType, SalesOrderData, ShipmentRecordedData
 from shared.ports import Publisher
 
@@ -213,6 +221,33 @@ async def recount_marked(store: RecountStore, publisher: Publisher, account_id: 
     await recount_account(store, publisher, account_id, settings)
     await store.finish_recount(account_id, due_seq)
     return True
+
+
+async def recount_marked_together(
+    store: GroupRecountStore, publisher: Publisher, account_ids: Sequence[str], settings: ReturnsSettings
+) -> list[str]:
+    """`recount_marked` of several accounts in the caller's transaction (one BEGIN and COMMIT, one removal of
+    their marks); returns the accounts left for a transaction of their own, those whose cost lock another
+    transaction held. Only the first account's lock is waited for: the others are taken only if free, so a
+    transaction holding cost locks never waits for another one (no deadlock with one that takes the same locks in
+    another order). The marks go in the last statement, so a request that marks one of these accounts meanwhile
+    waits at most for the COMMIT, as it would for a recount of that account alone."""
+    finished: list[tuple[str, int]] = []
+    busy: list[str] = []
+    for account_id in account_ids:
+        if store.cost_locks:
+            locked, due_seq = await store.try_begin_recount(account_id)
+            if not locked:
+                busy.append(account_id)
+                continue
+        else:
+            due_seq = await store.begin_recount(account_id)
+        if due_seq is None:
+            continue  # counted by a recount that held the lock meanwhile
+        await recount_account(store, publisher, account_id, settings)
+        finished.append((account_id, due_seq))
+    await store.finish_recounts(finished)
+    return busy
 
 
 # ---------------------------------------------------------------- the refresh

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -15,6 +16,10 @@ from shared.types import PlanDate
 
 class ReturnsSettings(Settings):
     """`SALESOPS_*` environment variables of the returns service (on top of the shared ones)."""
+
+    # Every request that creates a record wakes the relay: under a stream of them, one pass publishes the events of
+    # several (the webhooks do not wait for the relay; they are delivered from the database).
+    relay_gather_default_s: ClassVar[float] = 0.1
 
     return_surge_window_days: int = Field(default=14, ge=1, le=365)
     return_surge_rate_threshold: float = Field(default=0.05, ge=0, le=1)
@@ -32,6 +37,9 @@ class ReturnsSettings(Settings):
     webhook_disable_after_s: float = Field(default=3 * 24 * 3600.0, ge=0)
     webhook_poll_interval_s: float = Field(default=1.0, gt=0)
     webhook_batch_size: int = Field(default=50, ge=1, le=1000)
+    # A claim a committed change wakes comes at least this long after the claim before it: a change after a quiet
+    # spell is claimed at once, a stream of them a few at a time.
+    webhook_claim_gather_s: float = Field(default=0.02, ge=0, le=1)
     # Attempts in flight in one replica, all endpoints together, and to one endpoint while it answers.
     webhook_concurrency: int = Field(default=200, ge=1, le=1000)
     webhook_endpoint_concurrency: int = Field(default=16, ge=1, le=100)
@@ -59,9 +67,10 @@ class ReturnsSettings(Settings):
     cost_refresh_interval_s: float = Field(default=300.0, gt=0)
     cost_refresh_batch_size: int = Field(default=100, ge=1, le=10_000)
     # The recount of accounts a return or complaint marked: how long it gathers marks after being woken (so a
-    # burst of one account's returns is counted once), accounts per round, how often it looks for marks left by
+    # burst of one account's returns is counted once, and the accounts of a burst share transactions; the ledger
+    # is monthly, a second behind is no one's loss), accounts per round, how often it looks for marks left by
     # another replica or before a restart, and how long a replica's claim on a marked account lasts.
-    cost_recount_delay_s: float = Field(default=0.05, ge=0, le=60)
+    cost_recount_delay_s: float = Field(default=1.0, ge=0, le=60)
     cost_recount_batch_size: int = Field(default=50, ge=1, le=10_000)
     cost_recount_interval_s: float = Field(default=5.0, gt=0)
     cost_recount_lease_s: float = Field(default=60.0, gt=0)

@@ -84,22 +84,23 @@ async def listen_for_changes(runtime: Runtime) -> None:
 
 # Most changes one numbering step numbers; more pending are numbered by the next step at once.
 NUMBERING_BATCH = 1000
-# Once woken by a committed change, the numbering step waits this long for others to commit, so that a burst of
-# changes is numbered in one step (one transaction) rather than one step each.
-NUMBERING_GATHER_S = 0.02
+# A step woken by a committed change starts at least this long after the step before it started, so that under a
+# stream of changes one step (one transaction) numbers several; a change after a quiet spell is numbered at once.
+NUMBERING_GATHER_S = 0.1
 
 
 def number_changes(poll_interval_s: float) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
     """Background task: number committed alert changes for the streams (see `store.changes`), woken by every
-    committed change on any replica (then `NUMBERING_GATHER_S` later, with what else committed meanwhile) and,
-    should a notification be lost, every `poll_interval_s`. Each replica
-    runs one; their steps take turns on the counter row, and one step numbers everything committed by then."""
+    committed change on any replica (at once, or `NUMBERING_GATHER_S` after the step before began, with what
+    else committed meanwhile) and, should a notification be lost, every `poll_interval_s`. Each replica runs one;
+    their steps take turns on the counter row, and one step numbers everything committed by then."""
 
     async def number_alert_changes(runtime: Runtime) -> None:
         pending, changes = pending_feed_of(runtime), ChangeLog(runtime.engine)
         backoff = 0.5
         while True:
             woken = pending.next_change()
+            started = time.monotonic()
             try:
                 while await changes.number_pending(limit=NUMBERING_BATCH) == NUMBERING_BATCH:
                     pass
@@ -111,8 +112,8 @@ def number_changes(poll_interval_s: float) -> Callable[[Runtime], Coroutine[Any,
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             await pending.wait(poll_interval_s, woken)
-            if woken.is_set():
-                await asyncio.sleep(NUMBERING_GATHER_S)
+            if woken.is_set() and (wait_s := started + NUMBERING_GATHER_S - time.monotonic()) > 0:
+                await asyncio.sleep(wait_s)
 
     return number_alert_changes
 

@@ -293,3 +293,105 @@ async def test_a_recount_on_the_driver_resolves_a_cost_alert_whose_cause_went_aw
         (EventType.SALES_ALERT_UPDATED.value, "resolved", 2),
     ]
     assert await marks(db) == {}
+
+
+async def test_marked_accounts_share_a_transaction_and_one_whose_lock_is_held_is_left_for_later(
+    returns_settings, replicas, db
+) -> None:
+    first, second = replicas
+    accounts = ["ACC-1", "ACC-2", "ACC-3"]
+    for n in range(2):
+        for account_id in accounts:
+            await store_return(first, return_body(n, account_id))
+    async with second.unit_of_work() as uow:
+        # Another transaction holds ACC-2's cost lock (the consumer recounting it after an order, say).
+        await SqlStore(uow.session).lock_account_costs("ACC-2")
+        events = EventBuffer(source="test", traceparent=None, max_bytes=1_000_000)
+        async with driver_connection(first.engine) as connection:
+            assert sorted(await claim_recounts_by_driver(connection, limit=10, lease_s=60)) == accounts
+            async with recount_transaction(connection, events) as store:
+                # Not waited for: left for a transaction of its own.
+                left = await asyncio.wait_for(
+                    cost_handlers.recount_marked_together(store, events, accounts, returns_settings), timeout=5
+                )
+                assert left == ["ACC-2"]
+                assert store.cost_locks == {"ACC-1", "ACC-3"}
+        await uow.commit()
+    assert set(await marks(db)) == {"ACC-2"}
+    assert [await return_lines(db, a) for a in accounts] == [2, 0, 2]
+
+    await db.execute("update returns.cost_recounts set claimed_until = null")  # as if the lease had lapsed
+    assert await cost_recount.recount_once(first, returns_settings) == 1
+    assert await marks(db) == {}
+    for account_id in accounts:
+        assert await return_lines(db, account_id) == 2
+        assert await ledger_is_a_full_recount(first, account_id)
+
+
+async def test_a_round_recounts_the_others_first_and_then_waits_for_a_busy_accounts_lock(
+    returns_settings, replicas, db
+) -> None:
+    first, second = replicas
+    accounts = ["ACC-1", "ACC-2", "ACC-3"]
+    for account_id in accounts:
+        await store_return(first, return_body(0, account_id))
+    async with second.unit_of_work() as uow:
+        await SqlStore(uow.session).lock_account_costs("ACC-2")
+        round_ = asyncio.create_task(cost_recount.recount_once(first, returns_settings))
+
+        async def others_counted() -> bool:
+            return set(await marks(db)) == {"ACC-2"}
+
+        await eventually(others_counted, message="the accounts whose locks were free counted")
+        assert not round_.done()  # waiting for ACC-2's lock, in a transaction of its own
+        await uow.commit()
+    assert await asyncio.wait_for(round_, timeout=10) == 3
+    assert await marks(db) == {}
+    for account_id in accounts:
+        assert await return_lines(db, account_id) == 1
+        assert await ledger_is_a_full_recount(first, account_id)
+
+
+async def test_a_return_committed_during_a_shared_recount_keeps_its_mark_and_does_not_wait_for_the_others(
+    returns_settings, replicas, db
+) -> None:
+    first, second = replicas
+    for account_id in ("ACC-1", "ACC-2"):
+        await store_return(first, return_body(0, account_id))
+    events = EventBuffer(source="test", traceparent=None, max_bytes=1_000_000)
+    async with driver_connection(first.engine) as connection, recount_transaction(connection, events) as store:
+        due_seq = await store.begin_recount("ACC-1")
+        assert due_seq is not None
+        await cost_handlers.recount_account(store, events, "ACC-1", returns_settings)
+        # ACC-1 is counted, the transaction goes on with ACC-2: a new return of ACC-1 does not wait for it.
+        await asyncio.wait_for(store_return(second, return_body(1, "ACC-1")), timeout=5)
+        locked, other_seq = await store.try_begin_recount("ACC-2")
+        assert locked and other_seq is not None
+        await cost_handlers.recount_account(store, events, "ACC-2", returns_settings)
+        await store.finish_recounts([("ACC-1", due_seq), ("ACC-2", other_seq)])
+    assert set(await marks(db)) == {"ACC-1"}
+    assert (await return_lines(db, "ACC-1"), await return_lines(db, "ACC-2")) == (1, 1)
+
+    assert await cost_recount.recount_once(first, returns_settings) == 1
+    assert await marks(db) == {}
+    assert await return_lines(db, "ACC-1") == 2
+    assert await ledger_is_a_full_recount(first, "ACC-1")
+
+
+async def test_when_a_shared_recount_fails_each_account_is_recounted_alone(
+    returns_settings, replicas, db, monkeypatch
+) -> None:
+    first, _ = replicas
+    accounts = ["ACC-1", "ACC-2"]
+    for account_id in accounts:
+        await store_return(first, return_body(0, account_id))
+
+    async def failing(*_: Any) -> list[str]:
+        raise RuntimeError("the shared transaction failed")
+
+    monkeypatch.setattr(cost_handlers, "recount_marked_together", failing)
+    assert await cost_recount.recount_once(first, returns_settings) == 2
+    assert await marks(db) == {}
+    for account_id in accounts:
+        assert await return_lines(db, account_id) == 1
+        assert await ledger_is_a_full_recount(first, account_id)

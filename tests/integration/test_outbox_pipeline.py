@@ -30,6 +30,7 @@ class HeldProducer:
 
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, asyncio.Future[Any]]] = []
+        self.handovers = 0  # one per batch claimed
 
     async def ensure_started(self) -> None:
         return None
@@ -38,6 +39,7 @@ class HeldProducer:
         self, records: Sequence[tuple[str, bytes, bytes]], headers: Sequence[tuple[str, bytes]] = ()
     ) -> Handover:
         """Every record a batch of its own, so that the test acknowledges (or fails) records one by one."""
+        self.handovers += 1
         handover = Handover()
         for position, (_topic, _key, value) in enumerate(records):
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -65,7 +67,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def relay_with(engine: AsyncEngine, producer: HeldProducer, rows: int) -> OutboxRelay:
+async def relay_with(engine: AsyncEngine, producer: HeldProducer, rows: int, *, gather_s: float = 0.0) -> OutboxRelay:
     async with engine.begin() as conn:
         await conn.execute(
             insert(tables.outbox),
@@ -82,6 +84,7 @@ async def relay_with(engine: AsyncEngine, producer: HeldProducer, rows: int) -> 
         metrics=Metrics(),
         batch_size=BATCH,
         retention=timedelta(days=7),
+        gather_s=gather_s,
     )
 
 
@@ -146,11 +149,13 @@ async def _published_count(db: asyncpg.Connection, n: int) -> bool:
     return len(await published(db)) >= n
 
 
+@pytest.mark.parametrize("gather_s", [0.0, 0.2])
 async def test_rows_committed_during_a_pass_are_published_on_their_wake_not_the_next_poll(
-    engine: AsyncEngine, db: asyncpg.Connection
+    engine: AsyncEngine, db: asyncpg.Connection, gather_s: float
 ) -> None:
     producer = HeldProducer()
-    relay = await relay_with(engine, producer, 5)  # a short batch: the pass claims no further batch after it
+    # A short batch: the pass claims no further batch after it.
+    relay = await relay_with(engine, producer, 5, gather_s=gather_s)
     relay._poll_interval_s = 600  # longer than the test waits: only a wake can start the next pass
     run = asyncio.create_task(relay.run())
     try:
@@ -169,6 +174,43 @@ async def test_rows_committed_during_a_pass_are_published_on_their_wake_not_the_
         producer.ack(5, 8)
         await eventually(lambda: _published_count(db, 8), message="rows not marked")
         assert producer.numbers() == list(range(8))
+        assert await published(db) == list(range(8))
+    finally:
+        relay.stop()
+        await asyncio.wait_for(run, timeout=30)
+
+
+async def test_commits_that_wake_the_relay_soon_after_a_pass_are_published_together_by_the_next(
+    engine: AsyncEngine, db: asyncpg.Connection
+) -> None:
+    producer = HeldProducer()
+    relay = await relay_with(engine, producer, 5, gather_s=3.0)
+    relay._poll_interval_s = 600  # only a wake starts a pass
+    run = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: _sent(producer, 5), message="first rows not sent")
+        producer.ack(0, 5)
+        await eventually(lambda: _published_count(db, 5), message="first rows not marked")
+        # Three commits, each waking the relay, within the gathering time of the pass before: one pass for all.
+        for n in range(5, 8):
+            async with engine.begin() as conn:
+                await conn.execute(
+                    insert(tables.outbox),
+                    [
+                        {
+                            "event_id": f"late-{n}",
+                            "event_type": "t",
+                            "topic": "t",
+                            "key": "k-0",
+                            "payload": str(n).encode(),
+                        }
+                    ],
+                )
+            relay.wake()
+        await eventually(lambda: _sent(producer, 8), message="rows of the later commits not sent")
+        producer.ack(5, 8)
+        await eventually(lambda: _published_count(db, 8), message="rows not marked")
+        assert producer.handovers == 2
         assert await published(db) == list(range(8))
     finally:
         relay.stop()

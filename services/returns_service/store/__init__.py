@@ -61,6 +61,7 @@ __all__ = [
     "EvaluatedReturns",
     "EvaluationInputs",
     "EventBuffer",
+    "GroupRecountStore",
     "NewChange",
     "QualityReturns",
     "Recorded",
@@ -192,6 +193,17 @@ class RecountStore(AlertWriter, Protocol):
     async def close_alert(self, alert_id: str, details: Mapping[str, Any], *, by: str | None = None) -> AlertRecord: ...
 
     async def record_change(self, change: NewChange) -> int: ...
+
+
+class GroupRecountStore(RecountStore, Protocol):
+    """Recounting several marked accounts in one transaction (`cost_handlers.recount_marked_together`):
+    `RecountsByDriver`."""
+
+    cost_locks: set[str]
+
+    async def try_begin_recount(self, account_id: str) -> tuple[bool, int | None]: ...
+
+    async def finish_recounts(self, marks: Sequence[tuple[str, int]]) -> None: ...
 
 
 class CostStore(Store, RecountStore, Protocol):

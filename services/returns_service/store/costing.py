@@ -204,6 +204,24 @@ FINISH_RECOUNT = text(
     f"DELETE FROM {cost_recounts.fullname} WHERE account_id = :account_id AND due_seq = :due_seq"
 ).bindparams(bindparam("due_seq", type_=BigInteger))
 
+# As BEGIN_RECOUNT, for an account recounted after others in one transaction: the cost lock only if it is free now
+# (`locked` false: another transaction holds it, nothing waited for), with the mark's `due_seq`.
+TRY_BEGIN_RECOUNT = text(
+    f"""
+    SELECT pg_try_advisory_xact_lock(:lock_key) AS locked,
+           (SELECT due_seq FROM {cost_recounts.fullname} WHERE account_id = :account_id) AS due_seq
+    """
+).bindparams(bindparam("lock_key", type_=BigInteger))
+
+# FINISH_RECOUNT for several accounts at once: each mark goes only if it is still the one its recount read.
+FINISH_RECOUNTS = text(
+    f"""
+    DELETE FROM {cost_recounts.fullname} c
+    USING unnest(CAST(:account_ids AS text[]), CAST(:due_seqs AS bigint[])) AS f(account_id, due_seq)
+    WHERE c.account_id = f.account_id AND c.due_seq = f.due_seq
+    """
+)
+
 
 def cost_lock_key(account_id: str) -> int:
     """The advisory lock that serialises changes to one account's cost facts, ledger and cost alerts."""

@@ -1,8 +1,11 @@
 """The recount of an account a return or complaint marked, on the driver (`shared.db.driver_connection`): the claim
-of a batch of marks is one statement, a transaction of its own (`claim_recounts_by_driver`); each account's
-recount is one transaction (`recount_transaction`) of the statements `CostingStore` runs for it (the account's
-cost lock with its mark, its facts, its ledger, its evaluation inputs, its open cost alerts, the mark's removal),
-with the alerts it raises, revises or resolves written as `AlertsByDriver` writes them, each with its events."""
+of a batch of marks is one statement, a transaction of its own (`claim_recounts_by_driver`); a recount runs in a
+transaction (`recount_transaction`) of the statements `CostingStore` runs for each account (its cost lock with its
+mark, its facts, its ledger, its evaluation inputs, its open cost alerts, the mark's removal), with the alerts it
+raises, revises or resolves written as `AlertsByDriver` writes them, each with its events. Several accounts may
+share one transaction (`cost_handlers.recount_marked_together`): the first takes its lock as `begin_recount` does,
+the others only if theirs is free (`try_begin_recount`), and their marks go together at the end
+(`finish_recounts`)."""
 
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from shared.db import DriverStatement
 _CLAIM_RECOUNTS = DriverStatement.of(costing.CLAIM_RECOUNTS)
 _BEGIN_RECOUNT = DriverStatement.of(costing.BEGIN_RECOUNT)
 _FINISH_RECOUNT = DriverStatement.of(costing.FINISH_RECOUNT)
+_TRY_BEGIN_RECOUNT = DriverStatement.of(costing.TRY_BEGIN_RECOUNT)
+_FINISH_RECOUNTS = DriverStatement.of(costing.FINISH_RECOUNTS)
 _COST_LOCK = DriverStatement.of(select(func.pg_advisory_xact_lock(bindparam("lock_key", type_=BigInteger))))
 _ACCOUNT_FACTS = DriverStatement.of(costing.ACCOUNT_FACTS)
 _REPLACE_LEDGER = DriverStatement.of(costing.REPLACE_LEDGER)
@@ -61,6 +66,27 @@ class RecountsByDriver(AlertsByDriver):
         )
         self.cost_locks.add(account_id)
         return None if row["due_seq"] is None else int(row["due_seq"])
+
+    async def try_begin_recount(self, account_id: str) -> tuple[bool, int | None]:
+        """As `begin_recount` without waiting: whether the account's cost lock was free (then taken, to the commit),
+        and its mark's `due_seq` (None: no mark). An account recounted after others in one transaction takes its
+        lock so: a transaction that holds cost locks never waits for another, so it can never be part of a
+        deadlock with one that takes the same locks in another order."""
+        [row] = await self._fetch(
+            _TRY_BEGIN_RECOUNT, {"lock_key": costing.cost_lock_key(account_id), "account_id": account_id}
+        )
+        if not row["locked"]:
+            return False, None
+        self.cost_locks.add(account_id)
+        return True, None if row["due_seq"] is None else int(row["due_seq"])
+
+    async def finish_recounts(self, marks: Sequence[tuple[str, int]]) -> None:
+        """`finish_recount` of several accounts (account id, `due_seq` read) in one statement."""
+        if not marks:
+            return
+        assert all(account_id in self.cost_locks for account_id, _ in marks), "remove a mark under its cost lock"
+        params = {"account_ids": [a for a, _ in marks], "due_seqs": [d for _, d in marks]}
+        await self.connection.execute(_FINISH_RECOUNTS.sql, *_FINISH_RECOUNTS.arguments(params))
 
     async def finish_recount(self, account_id: str, due_seq: int) -> bool:
         """As `CostingStore.finish_recount`: the mark removed if it is still the one `begin_recount` read."""
@@ -104,7 +130,7 @@ class RecountsByDriver(AlertsByDriver):
 
 @asynccontextmanager
 async def recount_transaction(connection: Any, events: EventBuffer) -> AsyncIterator[RecountsByDriver]:
-    """A transaction on a driver's connection for one marked account's recount (`driver_transaction`); its first
-    statement takes the account's cost lock (`RecountsByDriver.begin_recount`)."""
+    """A transaction on a driver's connection for the recount of marked accounts (`driver_transaction`); its first
+    statement takes the first account's cost lock (`RecountsByDriver.begin_recount`)."""
     async with driver_transaction(connection, events):
         yield RecountsByDriver(connection, events)

@@ -2,8 +2,9 @@
 waits for another one's attempts to end.
 
 One loop leases due deliveries (fairly across endpoints, see `store.claim_due`) whenever a slot is free and
-starts an attempt task per delivery; attempt results are recorded by a second loop in batches. Every attempt
-is bounded as a whole by `WEBHOOK_TIMEOUT_S`, whatever the receiver does."""
+starts an attempt task per delivery, at most once per `WEBHOOK_CLAIM_GATHER_S` when woken (so that under a stream
+of alert changes one claim leases the deliveries of several); attempt results are recorded by a second loop in
+batches. Every attempt is bounded as a whole by `WEBHOOK_TIMEOUT_S`, whatever the receiver does."""
 
 from __future__ import annotations
 
@@ -160,7 +161,9 @@ class Dispatcher:
 
     async def _claim_loop(self, client: httpx.AsyncClient) -> None:
         backoff = 0.5
+        gather_s = self._settings.webhook_claim_gather_s
         while True:
+            claimed_at = time.monotonic()
             free = min(self._settings.webhook_concurrency - len(self._attempts), self._settings.webhook_batch_size)
             claimed: list[Claim] = []
             if free > 0:
@@ -185,6 +188,9 @@ class Dispatcher:
             if claimed and len(claimed) == free:
                 continue  # more may be due; a full dispatcher waits below for a slot
             await self._wake.wait()
+            if (wait_s := claimed_at + gather_s - time.monotonic()) > 0:
+                # Woken soon after the last claim: what commits meanwhile is leased with this one.
+                await asyncio.sleep(wait_s)
             self._wake.clear()
 
     def _start(self, client: httpx.AsyncClient, row: Claim) -> None:
