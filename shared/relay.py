@@ -221,17 +221,21 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
+        # When the last pass a commit woke began: a pass of the poll timer (or the first) does not count, so a
+        # commit after a quiet spell is published at once.
         started = -self._gather_s
         try:
             while not self._stopping:
-                if self._wake.is_set() and (wait_s := started + self._gather_s - time.monotonic()) > 0:
-                    await asyncio.sleep(wait_s)  # woken soon after the last pass: gather the commits of a burst
+                woken = self._wake.is_set()
+                if woken and (wait_s := started + self._gather_s - time.monotonic()) > 0:
+                    await asyncio.sleep(wait_s)  # woken soon after the last woken pass: gather a burst's commits
                     if self._stopping:
                         break
                 # Cleared before the pass: a wake during it (rows committed after its last batch was claimed)
                 # starts the next pass (at once, or once `gather_s` has passed since this one began).
                 self._wake.clear()
-                started = time.monotonic()
+                if woken:
+                    started = time.monotonic()
                 async for attempt in retrying(
                     RELAY_BACKOFF, stopping=lambda: self._stopping, on_retry=self._pass_failed
                 ):

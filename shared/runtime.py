@@ -131,7 +131,7 @@ def build_runtime(
         metrics=metrics,
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_interval_s,
-        gather_s=settings.relay_gather_default_s if settings.relay_gather_s is None else settings.relay_gather_s,
+        gather_s=settings.relay_gather,
         retention=timedelta(days=settings.relay_retention_days),
         max_attempts=settings.relay_max_attempts,
         republish_on_new_broker=settings.relay_republish_on_new_broker,

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     stream_token_secret: SecretStr | None = Field(default=None, min_length=16)
     stream_token_ttl_s: int = Field(default=300, ge=10, le=3600)
 
+    @property
+    def relay_gather(self) -> float:
+        """The relay's gathering time in effect: `relay_gather_s` when set (0 included), else the service's own."""
+        return self.relay_gather_default_s if self.relay_gather_s is None else self.relay_gather_s
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:

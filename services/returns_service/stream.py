@@ -98,9 +98,13 @@ def number_changes(poll_interval_s: float) -> Callable[[Runtime], Coroutine[Any,
     async def number_alert_changes(runtime: Runtime) -> None:
         pending, changes = pending_feed_of(runtime), ChangeLog(runtime.engine)
         backoff = 0.5
+        # When the last step a committed change woke began (a step of the poll timer, or the first, does not count:
+        # a change after a quiet spell is numbered at once), and whether the coming step is one.
+        started, by_change = -NUMBERING_GATHER_S, False
         while True:
             woken = pending.next_change()
-            started = time.monotonic()
+            if by_change:
+                started = time.monotonic()
             try:
                 while await changes.number_pending(limit=NUMBERING_BATCH) == NUMBERING_BATCH:
                     pass
@@ -112,7 +116,8 @@ def number_changes(poll_interval_s: float) -> Callable[[Runtime], Coroutine[Any,
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             await pending.wait(poll_interval_s, woken)
-            if woken.is_set() and (wait_s := started + NUMBERING_GATHER_S - time.monotonic()) > 0:
+            by_change = woken.is_set()
+            if by_change and (wait_s := started + NUMBERING_GATHER_S - time.monotonic()) > 0:
                 await asyncio.sleep(wait_s)
 
     return number_alert_changes

@@ -180,38 +180,65 @@ async def test_rows_committed_during_a_pass_are_published_on_their_wake_not_the_
         await asyncio.wait_for(run, timeout=30)
 
 
-async def test_commits_that_wake_the_relay_soon_after_a_pass_are_published_together_by_the_next(
+async def commit_rows(engine: AsyncEngine, numbers: range) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(tables.outbox),
+            [
+                {"event_id": f"late-{n}", "event_type": "t", "topic": "t", "key": "k-0", "payload": str(n).encode()}
+                for n in numbers
+            ],
+        )
+
+
+async def test_commits_that_wake_the_relay_soon_after_a_woken_pass_are_published_together_by_the_next(
     engine: AsyncEngine, db: asyncpg.Connection
 ) -> None:
     producer = HeldProducer()
-    relay = await relay_with(engine, producer, 5, gather_s=3.0)
+    relay = await relay_with(engine, producer, 5, gather_s=6.0)
     relay._poll_interval_s = 600  # only a wake starts a pass
     run = asyncio.create_task(relay.run())
     try:
         await eventually(lambda: _sent(producer, 5), message="first rows not sent")
         producer.ack(0, 5)
         await eventually(lambda: _published_count(db, 5), message="first rows not marked")
-        # Three commits, each waking the relay, within the gathering time of the pass before: one pass for all.
-        for n in range(5, 8):
-            async with engine.begin() as conn:
-                await conn.execute(
-                    insert(tables.outbox),
-                    [
-                        {
-                            "event_id": f"late-{n}",
-                            "event_type": "t",
-                            "topic": "t",
-                            "key": "k-0",
-                            "payload": str(n).encode(),
-                        }
-                    ],
-                )
+        # A commit after the quiet spell is published at once, by a pass of its own.
+        await commit_rows(engine, range(5, 6))
+        relay.wake()
+        await eventually(lambda: _sent(producer, 6), timeout=3.0, message="a lone commit waited for the gathering")
+        producer.ack(5, 6)
+        # Three commits, each waking the relay, within the gathering time of that woken pass: one pass for all.
+        for n in range(6, 9):
+            await commit_rows(engine, range(n, n + 1))
             relay.wake()
-        await eventually(lambda: _sent(producer, 8), message="rows of the later commits not sent")
-        producer.ack(5, 8)
-        await eventually(lambda: _published_count(db, 8), message="rows not marked")
-        assert producer.handovers == 2
-        assert await published(db) == list(range(8))
+        await eventually(lambda: _sent(producer, 9), message="rows of the later commits not sent")
+        producer.ack(6, 9)
+        await eventually(lambda: _published_count(db, 9), message="rows not marked")
+        assert producer.handovers == 3
+        assert await published(db) == list(range(9))
+    finally:
+        relay.stop()
+        await asyncio.wait_for(run, timeout=30)
+
+
+async def test_a_commit_after_passes_of_the_poll_timer_alone_is_published_at_once(
+    engine: AsyncEngine, db: asyncpg.Connection
+) -> None:
+    producer = HeldProducer()
+    relay = await relay_with(engine, producer, 5, gather_s=6.0)
+    relay._poll_interval_s = 0.2  # passes of the timer, none woken by a commit
+    run = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: _sent(producer, 5), message="first rows not sent")
+        producer.ack(0, 5)
+        await eventually(lambda: _published_count(db, 5), message="first rows not marked")
+        await asyncio.sleep(0.5)
+        await commit_rows(engine, range(5, 6))
+        relay.wake()
+        # Within the gathering time: the timer's passes are no reason to wait.
+        await eventually(lambda: _sent(producer, 6), timeout=3.0, message="a lone commit waited for the gathering")
+        producer.ack(5, 6)
+        await eventually(lambda: _published_count(db, 6), message="row not marked")
     finally:
         relay.stop()
         await asyncio.wait_for(run, timeout=30)

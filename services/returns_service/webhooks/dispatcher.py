@@ -113,6 +113,8 @@ class Dispatcher:
         self._results: asyncio.Queue[tuple[Claim, AttemptResult]] = asyncio.Queue()
         self._recording: list[tuple[Claim, AttemptResult]] = []
         self._wake = asyncio.Event()
+        # Whether a committed change set `_wake` (rather than the poll timer or a slot coming free).
+        self._change_woke = False
         # Endpoints whose lanes were all taken at the last claim: deliveries of theirs may be waiting for a slot.
         self._capped: set[str] = set()
 
@@ -156,14 +158,20 @@ class Dispatcher:
         due, wake the claim loop."""
         feed = pending_feed_of(self._runtime)
         while True:
-            await feed.wait(self._settings.webhook_poll_interval_s)
+            change = feed.next_change()
+            await feed.wait(self._settings.webhook_poll_interval_s, change)
+            self._change_woke = self._change_woke or change.is_set()
             self._wake.set()
 
     async def _claim_loop(self, client: httpx.AsyncClient) -> None:
         backoff = 0.5
         gather_s = self._settings.webhook_claim_gather_s
+        # When the last claim a committed change woke began (others do not count: a change after a quiet spell is
+        # claimed at once), and whether the coming claim is one.
+        claimed_at, by_change = -gather_s, False
         while True:
-            claimed_at = time.monotonic()
+            if by_change:
+                claimed_at = time.monotonic()
             free = min(self._settings.webhook_concurrency - len(self._attempts), self._settings.webhook_batch_size)
             claimed: list[Claim] = []
             if free > 0:
@@ -188,10 +196,12 @@ class Dispatcher:
             if claimed and len(claimed) == free:
                 continue  # more may be due; a full dispatcher waits below for a slot
             await self._wake.wait()
-            if (wait_s := claimed_at + gather_s - time.monotonic()) > 0:
-                # Woken soon after the last claim: what commits meanwhile is leased with this one.
+            by_change = self._change_woke
+            if by_change and (wait_s := claimed_at + gather_s - time.monotonic()) > 0:
+                # Woken by a change soon after the last such claim: what commits meanwhile is leased with this one.
                 await asyncio.sleep(wait_s)
             self._wake.clear()
+            self._change_woke = False
 
     def _start(self, client: httpx.AsyncClient, row: Claim) -> None:
         self._in_flight[row.endpoint_id] += 1
