@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/salesops up
 
 # Every suite, the reliability one included, runs on two workers (each with its own PostgreSQL and brokers, one
-# test file per worker at a time, the longest first: see LONG_FIRST in tests/conftest.py); the reliability summary
-# adds up what both workers counted.
+# test file per worker at a time, the reliability suite first as one unit: see TOGETHER and HEAVY in
+# tests/conftest.py); the reliability summary adds up what both workers counted.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 

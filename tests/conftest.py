@@ -27,13 +27,13 @@ pytest_plugins = ["tests.reliability.summary"]
 
 TEMPLATE_DB = "salesops_template"
 
-# The folders whose files take longest (whole systems as processes, a browser, benchmarks), longest first. `make
-# test` hands out a file per worker at a time in the order collected (`--no-loadscope-reorder`): these start first
-# and the many short files fill in around them, rather than one long file running on its own at the end.
-LONG_FIRST = ("tests/reliability/", "tests/e2e/", "tests/bench/", "tests/browser/")
-# The reliability scenarios kill, restart and overload whole systems with timings set for a machine they do not
-# share with another scenario: the suite is one unit of work, its files one after another on one worker.
+# `make test` hands out a file per worker at a time in the order collected (`--no-loadscope-reorder`). The
+# reliability scenarios kill, restart and overload whole systems with timings set for a machine they do not share
+# with another heavy test: they are one unit of work (`TOGETHER`), first, their files one after another on one
+# worker while the other runs the many short files; the folders of other whole systems as processes, a browser and
+# benchmarks (`HEAVY`, longest first) come last, when both workers are free for them.
 TOGETHER = "tests/reliability/"
+HEAVY = ("tests/e2e/", "tests/bench/", "tests/browser/")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -41,7 +41,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return  # a run without workers keeps the collected order
 
     def rank(item: pytest.Item) -> int:
-        return next((i for i, folder in enumerate(LONG_FIRST) if item.nodeid.startswith(folder)), len(LONG_FIRST))
+        if item.nodeid.startswith(TOGETHER):
+            return 0
+        heavy = next((i for i, folder in enumerate(HEAVY) if item.nodeid.startswith(folder)), None)
+        return 1 if heavy is None else 2 + heavy
 
     items.sort(key=rank)  # stable: within a folder, the collected order
 

@@ -178,7 +178,9 @@ async def test_pending_deliveries_survive_a_restart(returns_settings, api_keys) 
 
         await eventually(delivered, message="delivery marked delivered")
         [delivery] = await deliveries(client, key, hook["id"])
-        assert delivery["attempts"] == len(down.requests) + 1
+        # Every attempt the first service recorded counts, and the restarted one's: an attempt still waiting for its
+        # answer when the first service stopped was abandoned (made again at once by the next), not counted.
+        assert len(down.requests) <= delivery["attempts"] <= len(down.requests) + 1
     payload = Webhook(hook["secret"]).verify(*up.requests[0])
     assert payload["data"]["details"]["complaint_id"] == "C-3"
 
