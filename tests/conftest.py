@@ -27,7 +27,7 @@ pytest_plugins = ["tests.reliability.summary"]
 
 TEMPLATE_DB = "salesops_template"
 
-# `make test` hands out a file per worker at a time in the order collected (`--no-loadscope-reorder`). The
+# A run with `--no-loadscope-reorder` hands out a file per worker at a time in the order collected. The
 # reliability scenarios kill, restart and overload whole systems with timings set for a machine they do not share
 # with another heavy test: they are one unit of work (`TOGETHER`), first, their files one after another on one
 # worker while the other runs the many short files; the folders of other whole systems as processes, a browser and
