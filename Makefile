@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-reliability lint format bench clean
+.PHONY: install run test test-unit test-integration test-reliability fuzz lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test-integration: $(STAMP)
 
 test-reliability: $(STAMP)
 	SALESOPS_RELIABILITY_FULL=1 $(BIN)/python -m pytest tests/reliability -m "reliability or slow"
+
+# The property tests with fresh random examples (`make test` draws the same ones every run).
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -n 2 tests/unit --hypothesis-profile=explore --hypothesis-show-statistics -q
 
 # BENCH_ARGS="--quick" or "--only http_small relay" narrows the run, "--profile DIR" adds py-spy profiles;
 # figures go to .salesops/bench/latest.json. HTTP rates come from wrk, installed with apt-get when missing.

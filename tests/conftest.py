@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from salesops.infra import EmbeddedBroker, EmbeddedPostgres, free_port
 from shared import migrations
@@ -26,6 +27,12 @@ from shared.settings import Settings
 pytest_plugins = ["tests.reliability.summary"]
 
 TEMPLATE_DB = "salesops_template"
+
+# Property tests draw the same examples on every run (`repeatable`), so a run's verdict depends on the code alone;
+# `make fuzz` runs them with fresh random examples (`explore`) to look further.
+hypothesis_settings.register_profile("repeatable", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+hypothesis_settings.load_profile("repeatable")
 
 # A run with `--no-loadscope-reorder` hands out a file per worker at a time in the order collected. The
 # reliability scenarios kill, restart and overload whole systems with timings set for a machine they do not share

@@ -13,6 +13,8 @@ import numpy.typing as npt
 from .weeks import FloatArray
 
 BoolArray = npt.NDArray[np.bool_]
+SHORTFALL_DECIMALS = 6  # shortfalls are counted in millionths of a unit
+_HALF_STEP = 0.5 * 10.0**-SHORTFALL_DECIMALS
 TOLERANCE = 1e-9  # float noise below this is not a real requirement, shortfall or change
 
 
@@ -69,11 +71,12 @@ def net_requirements(
                 before[short_rows] += _prebuild(mps, short_rows, short[short_rows], ceiling, frozen, week)
         available = before + quantity
     projected = _projected_available(on_hand, mps, returns_receipts, gross_requirements)
-    deficit = np.maximum(safety_stock[:, None] - projected, 0.0)
-    deficit[deficit < 1e-6] = 0.0  # rounding noise, not a shortage
+    # the deficit on a grid of a millionth of a unit: what is below it is rounding noise, not a shortage, and a
+    # deficit that grows by a step a week is reported step by step instead of vanishing as noise every week
+    deficit = np.round(np.maximum(safety_stock[:, None] - projected, 0.0), SHORTFALL_DECIMALS)
     # shortfall = how much further below safety stock the week ends than the week before
     shortfall = np.maximum(np.diff(deficit, axis=1, prepend=0.0), 0.0)
-    shortfall[shortfall < 1e-6] = 0.0
+    shortfall[shortfall < _HALF_STEP] = 0.0
     return Netting(mps, projected, shortfall, wanted)
 
 

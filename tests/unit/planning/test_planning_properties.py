@@ -4,7 +4,7 @@ import math
 import random
 from datetime import date, timedelta
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from services.planning_service.domain import (
@@ -91,6 +91,8 @@ def check_invariants(inputs: SkuInputs, plan: SkuPlan) -> None:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sku_inputs(), st.lists(promotions(), max_size=3))
+# a deficit that grows by about a millionth of a unit a week, without capacity: every step is reported
+@example(SkuInputs(Item("A", "A", 0, 0, 1, 0.0, 0, 1e-6), {}, (), {}, {}), [])
 def test_contract_invariants_hold_every_week(inputs: SkuInputs, promos: list[Promotion]) -> None:
     plan = plan_sku(inputs, H, WEEKS, promotions=promos)
     check_invariants(inputs, plan)
