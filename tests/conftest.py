@@ -34,38 +34,25 @@ hypothesis_settings.register_profile("repeatable", derandomize=True, print_blob=
 hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
 hypothesis_settings.load_profile("repeatable")
 
-# A run with `--no-loadscope-reorder` hands out a file per worker at a time in the order collected. The
-# reliability scenarios kill, restart and overload whole systems with timings set for a machine they do not share
-# with another heavy test: they are one unit of work (`TOGETHER`), first, their files one after another on one
-# worker while the other runs the many short files; the folders of other whole systems as processes, a browser and
-# benchmarks (`HEAVY`, longest first) come last, when both workers are free for them.
-TOGETHER = "tests/reliability/"
-HEAVY = ("tests/e2e/", "tests/bench/", "tests/browser/")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not hasattr(config, "workerinput"):
-        return  # a run without workers keeps the collected order
-
-    def rank(item: pytest.Item) -> int:
-        if item.nodeid.startswith(TOGETHER):
-            return 0
-        heavy = next((i for i, folder in enumerate(HEAVY) if item.nodeid.startswith(folder)), None)
-        return 1 if heavy is None else 2 + heavy
-
-    items.sort(key=rank)  # stable: within a folder, the collected order
+# Folders whose files are one unit of work under `--dist loadfile`, run one after another on one worker:
+# - the reliability scenarios kill, restart and overload whole systems with timings set for a machine they do not
+#   share with another heavy test (`make test` runs them on their own; in one `-n 2` run they stay on one worker);
+# - the console's browser tests share one running system (`stack`, package-scoped), started once for all of them
+#   instead of once per file on whichever worker took it.
+TOGETHER = ("tests/reliability/", "tests/browser/")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadfile`, with the files under `TOGETHER` as one unit of work."""
+    """`--dist loadfile`, with the files of each folder in `TOGETHER` as one unit of work."""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
     class LoadFileKeepingTogether(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return TOGETHER if nodeid.startswith(TOGETHER) else super()._split_scope(nodeid)
+            folder = next((f for f in TOGETHER if nodeid.startswith(f)), None)
+            return folder or super()._split_scope(nodeid)
 
     return LoadFileKeepingTogether(config, log)
 
