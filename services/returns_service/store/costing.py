@@ -8,7 +8,21 @@ from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, Date, DateTime, Float, Row, String, bindparam, func, or_, select, text
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    Row,
+    String,
+    TextClause,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -191,27 +205,28 @@ CLAIM_RECOUNTS = text(
     """
 ).bindparams(bindparam("lease_s", type_=Float))
 
-# The account's cost lock and its mark's `due_seq` (null: no mark), in one round trip.
-BEGIN_RECOUNT = text(
-    f"""
-    SELECT pg_advisory_xact_lock(:lock_key) AS locked,
+
+def _begin_recount(*, wait: bool) -> TextClause:
+    """The account's cost lock and its mark's `due_seq` (null: no mark), in one round trip. With `wait`, the lock
+    is waited for; without, it is taken only if it is free now (`locked` false: another transaction holds it,
+    nothing waited for)."""
+    lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    return text(
+        f"""
+    SELECT {lock}(:lock_key) AS locked,
            (SELECT due_seq FROM {cost_recounts.fullname} WHERE account_id = :account_id) AS due_seq
     """
-).bindparams(bindparam("lock_key", type_=BigInteger))
+    ).bindparams(bindparam("lock_key", type_=BigInteger))
+
+
+BEGIN_RECOUNT = _begin_recount(wait=True)
+# For an account recounted after others in one transaction: the cost lock only if it is free now.
+TRY_BEGIN_RECOUNT = _begin_recount(wait=False)
 
 # The mark goes only if no new one came in since it was read (a new mark has a new `due_seq`).
 FINISH_RECOUNT = text(
     f"DELETE FROM {cost_recounts.fullname} WHERE account_id = :account_id AND due_seq = :due_seq"
 ).bindparams(bindparam("due_seq", type_=BigInteger))
-
-# As BEGIN_RECOUNT, for an account recounted after others in one transaction: the cost lock only if it is free now
-# (`locked` false: another transaction holds it, nothing waited for), with the mark's `due_seq`.
-TRY_BEGIN_RECOUNT = text(
-    f"""
-    SELECT pg_try_advisory_xact_lock(:lock_key) AS locked,
-           (SELECT due_seq FROM {cost_recounts.fullname} WHERE account_id = :account_id) AS due_seq
-    """
-).bindparams(bindparam("lock_key", type_=BigInteger))
 
 # FINISH_RECOUNT for several accounts at once: each mark goes only if it is still the one its recount read.
 FINISH_RECOUNTS = text(
