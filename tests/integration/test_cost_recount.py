@@ -215,6 +215,35 @@ async def test_a_return_committed_during_its_accounts_recount_keeps_the_mark_for
     assert await ledger_is_a_full_recount(first, "ACC-1")
 
 
+async def test_removing_a_mark_answers_whether_it_went_on_the_driver_as_on_a_session(
+    returns_settings, replicas, db
+) -> None:
+    first, second = replicas
+    await store_return(first, return_body(0, "ACC-1"))
+    events = EventBuffer(source="test", traceparent=None, max_bytes=1_000_000)
+    async with driver_connection(first.engine) as connection:
+        async with recount_transaction(connection, events) as by_driver:
+            due_seq = await by_driver.begin_recount("ACC-1")
+            assert due_seq is not None
+            # A newer mark came in since it was read: it stays.
+            await asyncio.wait_for(store_return(second, return_body(1, "ACC-1")), timeout=5)
+            assert not await by_driver.finish_recount("ACC-1", due_seq)
+        assert set(await marks(db)) == {"ACC-1"}
+        async with recount_transaction(connection, events) as by_driver:
+            due_seq = await by_driver.begin_recount("ACC-1")
+            assert due_seq is not None
+            assert await by_driver.finish_recount("ACC-1", due_seq)
+    assert await marks(db) == {}
+    await store_return(first, return_body(2, "ACC-1"))
+    async with first.unit_of_work() as uow:
+        store = SqlStore(uow.session)
+        due_seq = await store.begin_recount("ACC-1")
+        assert due_seq is not None
+        assert await store.finish_recount("ACC-1", due_seq)
+        await uow.commit()
+    assert await marks(db) == {}
+
+
 async def test_a_recount_on_the_driver_reads_what_the_session_reads_and_writes_the_same_ledger(
     returns_settings, replicas, db
 ) -> None:

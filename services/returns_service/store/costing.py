@@ -223,17 +223,14 @@ BEGIN_RECOUNT = _begin_recount(wait=True)
 # For an account recounted after others in one transaction: the cost lock only if it is free now.
 TRY_BEGIN_RECOUNT = _begin_recount(wait=False)
 
-# The mark goes only if no new one came in since it was read (a new mark has a new `due_seq`).
-FINISH_RECOUNT = text(
-    f"DELETE FROM {cost_recounts.fullname} WHERE account_id = :account_id AND due_seq = :due_seq"
-).bindparams(bindparam("due_seq", type_=BigInteger))
-
-# FINISH_RECOUNT for several accounts at once: each mark goes only if it is still the one its recount read.
+# The marks of several accounts (one or more): each goes only if no new one came in since its recount read it (a new
+# mark has a new `due_seq`); the accounts whose mark went are returned.
 FINISH_RECOUNTS = text(
     f"""
     DELETE FROM {cost_recounts.fullname} c
     USING unnest(CAST(:account_ids AS text[]), CAST(:due_seqs AS bigint[])) AS f(account_id, due_seq)
     WHERE c.account_id = f.account_id AND c.due_seq = f.due_seq
+    RETURNING c.account_id
     """
 )
 
@@ -416,8 +413,8 @@ class CostingStore:
     async def finish_recount(self, account_id: str, due_seq: int) -> bool:
         """Remove the account's mark if it is still the one read by `begin_recount`; a mark that came in since
         (its record may not have been counted) stays for the next recount. True when removed."""
-        result = await self.session.execute(FINISH_RECOUNT, {"account_id": account_id, "due_seq": due_seq})
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        params = {"account_ids": [account_id], "due_seqs": [due_seq]}
+        return bool((await self.session.execute(FINISH_RECOUNTS, params)).all())
 
     async def save_order(self, order: OrderFact, *, status: str) -> bool:
         """Keep the newest version of the order; an older or the same version changes nothing. True when
