@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import DriverStatement, driver_connection
+from shared.gathering import Gathering
 from shared.kafka import Handover, Producer, refused_for_good
 from shared.metrics import Metrics, observe_many
 from shared.outbox import HEADERS, advisory_lock_key
@@ -221,21 +222,19 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        # When the last pass a commit woke began: a pass of the poll timer (or the first) does not count, so a
-        # commit after a quiet spell is published at once.
-        started = -self._gather_s
+        # Only passes a commit woke start a gather: a commit after passes of the poll timer (or the first) or a
+        # quiet spell is published at once.
+        gathering = Gathering(self._gather_s)
         try:
             while not self._stopping:
                 woken = self._wake.is_set()
-                if woken and (wait_s := started + self._gather_s - time.monotonic()) > 0:
-                    await asyncio.sleep(wait_s)  # woken soon after the last woken pass: gather a burst's commits
-                    if self._stopping:
-                        break
+                # Woken soon after the last woken pass: gather a burst's commits.
+                if await gathering.settle(woken) and self._stopping:
+                    break
                 # Cleared before the pass: a wake during it (rows committed after its last batch was claimed)
                 # starts the next pass (at once, or once `gather_s` has passed since this one began).
                 self._wake.clear()
-                if woken:
-                    started = time.monotonic()
+                gathering.began(woken)
                 async for attempt in retrying(
                     RELAY_BACKOFF, stopping=lambda: self._stopping, on_retry=self._pass_failed
                 ):

@@ -14,6 +14,7 @@ from fastapi.sse import ServerSentEvent
 from services.returns_service.domain import change_kind, change_message
 from services.returns_service.settings import ReturnsSettings
 from services.returns_service.store import AlertChange, ChangeLog
+from shared.gathering import Gathering
 from shared.service import Runtime
 
 log = structlog.get_logger("salesops.returns.stream")
@@ -98,13 +99,12 @@ def number_changes(poll_interval_s: float) -> Callable[[Runtime], Coroutine[Any,
     async def number_alert_changes(runtime: Runtime) -> None:
         pending, changes = pending_feed_of(runtime), ChangeLog(runtime.engine)
         backoff = 0.5
-        # When the last step a committed change woke began (a step of the poll timer, or the first, does not count:
-        # a change after a quiet spell is numbered at once), and whether the coming step is one.
-        started, by_change = -NUMBERING_GATHER_S, False
+        # Only steps a committed change woke start a gather (a step of the poll timer, or the first, does not: a
+        # change after a quiet spell is numbered at once); `by_change`: whether the coming step is one.
+        gathering, by_change = Gathering(NUMBERING_GATHER_S), False
         while True:
             woken = pending.next_change()
-            if by_change:
-                started = time.monotonic()
+            gathering.began(by_change)
             try:
                 while await changes.number_pending(limit=NUMBERING_BATCH) == NUMBERING_BATCH:
                     pass
@@ -117,8 +117,7 @@ def number_changes(poll_interval_s: float) -> Callable[[Runtime], Coroutine[Any,
                 backoff = min(backoff * 2, 10.0)
             await pending.wait(poll_interval_s, woken)
             by_change = woken.is_set()
-            if by_change and (wait_s := started + NUMBERING_GATHER_S - time.monotonic()) > 0:
-                await asyncio.sleep(wait_s)
+            await gathering.settle(by_change)
 
     return number_alert_changes
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -89,6 +89,14 @@ async def store_return(runtime: Runtime, body: dict[str, Any]) -> None:
     assert created
 
 
+async def mark_accounts(runtime: Runtime, accounts: Sequence[str], *, returns: int = 1) -> None:
+    """`returns` returns stored for every account (`store_return`), each marking its account: a round of one return
+    per account after another, as the requests of several accounts arrive."""
+    for n in range(returns):
+        for account_id in accounts:
+            await store_return(runtime, return_body(n, account_id))
+
+
 async def marks(db: Any) -> dict[str, int]:
     rows = await db.fetch("select account_id, due_seq from returns.cost_recounts")
     return {row["account_id"]: row["due_seq"] for row in rows}
@@ -136,9 +144,8 @@ async def test_a_return_and_a_complaint_are_counted_shortly_after_their_requests
 async def test_marks_left_by_a_replica_that_stopped_are_counted_after_a_restart(returns_settings, replicas, db) -> None:
     first, _ = replicas
     # Stored and committed as a request stores them, then the process went away before its recount ran.
-    for n in range(3):
-        await store_return(first, return_body(n, "ACC-1"))
-    await store_return(first, return_body(0, "ACC-2"))
+    await mark_accounts(first, ["ACC-1"], returns=3)
+    await mark_accounts(first, ["ACC-2"])
     assert set(await marks(db)) == {"ACC-1", "ACC-2"}
     assert await return_lines(db, "ACC-1") == 0
 
@@ -157,9 +164,7 @@ async def test_two_replicas_recounting_while_returns_arrive_leave_every_ledger_a
 ) -> None:
     first, second = replicas
     accounts = [f"ACC-{a}" for a in range(4)]
-    for n in range(3):
-        for account_id in accounts:
-            await store_return(first, return_body(n, account_id))
+    await mark_accounts(first, accounts, returns=3)
 
     # Claims are leased: a replica never claims what the other holds.
     async with first.unit_of_work() as uow:
@@ -215,12 +220,40 @@ async def test_a_return_committed_during_its_accounts_recount_keeps_the_mark_for
     assert await ledger_is_a_full_recount(first, "ACC-1")
 
 
+async def test_removing_a_mark_answers_whether_it_went_on_the_driver_as_on_a_session(
+    returns_settings, replicas, db
+) -> None:
+    first, second = replicas
+    await store_return(first, return_body(0, "ACC-1"))
+    events = EventBuffer(source="test", traceparent=None, max_bytes=1_000_000)
+    async with driver_connection(first.engine) as connection:
+        async with recount_transaction(connection, events) as by_driver:
+            due_seq = await by_driver.begin_recount("ACC-1")
+            assert due_seq is not None
+            # A newer mark came in since it was read: it stays.
+            await asyncio.wait_for(store_return(second, return_body(1, "ACC-1")), timeout=5)
+            assert not await by_driver.finish_recount("ACC-1", due_seq)
+        assert set(await marks(db)) == {"ACC-1"}
+        async with recount_transaction(connection, events) as by_driver:
+            due_seq = await by_driver.begin_recount("ACC-1")
+            assert due_seq is not None
+            assert await by_driver.finish_recount("ACC-1", due_seq)
+    assert await marks(db) == {}
+    await store_return(first, return_body(2, "ACC-1"))
+    async with first.unit_of_work() as uow:
+        store = SqlStore(uow.session)
+        due_seq = await store.begin_recount("ACC-1")
+        assert due_seq is not None
+        assert await store.finish_recount("ACC-1", due_seq)
+        await uow.commit()
+    assert await marks(db) == {}
+
+
 async def test_a_recount_on_the_driver_reads_what_the_session_reads_and_writes_the_same_ledger(
     returns_settings, replicas, db
 ) -> None:
     first, _ = replicas
-    for n in range(6):
-        await store_return(first, return_body(n, "ACC-1"))
+    await mark_accounts(first, ["ACC-1"], returns=6)
     async with first.unit_of_work() as uow:
         store = SqlStore(uow.session)
         await handlers.put_account(store, uow, PutAccount("ACC-1", "Acme", Segment.STRATEGIC))
@@ -300,9 +333,7 @@ async def test_marked_accounts_share_a_transaction_and_one_whose_lock_is_held_is
 ) -> None:
     first, second = replicas
     accounts = ["ACC-1", "ACC-2", "ACC-3"]
-    for n in range(2):
-        for account_id in accounts:
-            await store_return(first, return_body(n, account_id))
+    await mark_accounts(first, accounts, returns=2)
     async with second.unit_of_work() as uow:
         # Another transaction holds ACC-2's cost lock (the consumer recounting it after an order, say).
         await SqlStore(uow.session).lock_account_costs("ACC-2")
@@ -333,8 +364,7 @@ async def test_a_round_recounts_the_others_first_and_then_waits_for_a_busy_accou
 ) -> None:
     first, second = replicas
     accounts = ["ACC-1", "ACC-2", "ACC-3"]
-    for account_id in accounts:
-        await store_return(first, return_body(0, account_id))
+    await mark_accounts(first, accounts)
     async with second.unit_of_work() as uow:
         await SqlStore(uow.session).lock_account_costs("ACC-2")
         round_ = asyncio.create_task(cost_recount.recount_once(first, returns_settings))
@@ -356,8 +386,7 @@ async def test_a_return_committed_during_a_shared_recount_keeps_its_mark_and_doe
     returns_settings, replicas, db
 ) -> None:
     first, second = replicas
-    for account_id in ("ACC-1", "ACC-2"):
-        await store_return(first, return_body(0, account_id))
+    await mark_accounts(first, ["ACC-1", "ACC-2"])
     events = EventBuffer(source="test", traceparent=None, max_bytes=1_000_000)
     async with driver_connection(first.engine) as connection, recount_transaction(connection, events) as store:
         due_seq = await store.begin_recount("ACC-1")
@@ -383,8 +412,7 @@ async def test_when_a_shared_recount_fails_each_account_is_recounted_alone(
 ) -> None:
     first, _ = replicas
     accounts = ["ACC-1", "ACC-2"]
-    for account_id in accounts:
-        await store_return(first, return_body(0, account_id))
+    await mark_accounts(first, accounts)
 
     async def failing(*_: Any) -> list[str]:
         raise RuntimeError("the shared transaction failed")

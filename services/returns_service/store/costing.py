@@ -8,7 +8,21 @@ from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, Date, DateTime, Float, Row, String, bindparam, func, or_, select, text
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    Row,
+    String,
+    TextClause,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -191,34 +205,32 @@ CLAIM_RECOUNTS = text(
     """
 ).bindparams(bindparam("lease_s", type_=Float))
 
-# The account's cost lock and its mark's `due_seq` (null: no mark), in one round trip.
-BEGIN_RECOUNT = text(
-    f"""
-    SELECT pg_advisory_xact_lock(:lock_key) AS locked,
+
+def _begin_recount(*, wait: bool) -> TextClause:
+    """The account's cost lock and its mark's `due_seq` (null: no mark), in one round trip. With `wait`, the lock
+    is waited for; without, it is taken only if it is free now (`locked` false: another transaction holds it,
+    nothing waited for)."""
+    lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    return text(
+        f"""
+    SELECT {lock}(:lock_key) AS locked,
            (SELECT due_seq FROM {cost_recounts.fullname} WHERE account_id = :account_id) AS due_seq
     """
-).bindparams(bindparam("lock_key", type_=BigInteger))
+    ).bindparams(bindparam("lock_key", type_=BigInteger))
 
-# The mark goes only if no new one came in since it was read (a new mark has a new `due_seq`).
-FINISH_RECOUNT = text(
-    f"DELETE FROM {cost_recounts.fullname} WHERE account_id = :account_id AND due_seq = :due_seq"
-).bindparams(bindparam("due_seq", type_=BigInteger))
 
-# As BEGIN_RECOUNT, for an account recounted after others in one transaction: the cost lock only if it is free now
-# (`locked` false: another transaction holds it, nothing waited for), with the mark's `due_seq`.
-TRY_BEGIN_RECOUNT = text(
-    f"""
-    SELECT pg_try_advisory_xact_lock(:lock_key) AS locked,
-           (SELECT due_seq FROM {cost_recounts.fullname} WHERE account_id = :account_id) AS due_seq
-    """
-).bindparams(bindparam("lock_key", type_=BigInteger))
+BEGIN_RECOUNT = _begin_recount(wait=True)
+# For an account recounted after others in one transaction: the cost lock only if it is free now.
+TRY_BEGIN_RECOUNT = _begin_recount(wait=False)
 
-# FINISH_RECOUNT for several accounts at once: each mark goes only if it is still the one its recount read.
+# The marks of several accounts (one or more): each goes only if no new one came in since its recount read it (a new
+# mark has a new `due_seq`); the accounts whose mark went are returned.
 FINISH_RECOUNTS = text(
     f"""
     DELETE FROM {cost_recounts.fullname} c
     USING unnest(CAST(:account_ids AS text[]), CAST(:due_seqs AS bigint[])) AS f(account_id, due_seq)
     WHERE c.account_id = f.account_id AND c.due_seq = f.due_seq
+    RETURNING c.account_id
     """
 )
 
@@ -401,8 +413,8 @@ class CostingStore:
     async def finish_recount(self, account_id: str, due_seq: int) -> bool:
         """Remove the account's mark if it is still the one read by `begin_recount`; a mark that came in since
         (its record may not have been counted) stays for the next recount. True when removed."""
-        result = await self.session.execute(FINISH_RECOUNT, {"account_id": account_id, "due_seq": due_seq})
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        params = {"account_ids": [account_id], "due_seqs": [due_seq]}
+        return bool((await self.session.execute(FINISH_RECOUNTS, params)).all())
 
     async def save_order(self, order: OrderFact, *, status: str) -> bool:
         """Keep the newest version of the order; an older or the same version changes nothing. True when

@@ -25,7 +25,6 @@ from shared.db import DriverStatement
 
 _CLAIM_RECOUNTS = DriverStatement.of(costing.CLAIM_RECOUNTS)
 _BEGIN_RECOUNT = DriverStatement.of(costing.BEGIN_RECOUNT)
-_FINISH_RECOUNT = DriverStatement.of(costing.FINISH_RECOUNT)
 _TRY_BEGIN_RECOUNT = DriverStatement.of(costing.TRY_BEGIN_RECOUNT)
 _FINISH_RECOUNTS = DriverStatement.of(costing.FINISH_RECOUNTS)
 _COST_LOCK = DriverStatement.of(select(func.pg_advisory_xact_lock(bindparam("lock_key", type_=BigInteger))))
@@ -90,10 +89,7 @@ class RecountsByDriver(AlertsByDriver):
 
     async def finish_recount(self, account_id: str, due_seq: int) -> bool:
         """As `CostingStore.finish_recount`: the mark removed if it is still the one `begin_recount` read."""
-        status = await self.connection.execute(
-            _FINISH_RECOUNT.sql, *_FINISH_RECOUNT.arguments({"account_id": account_id, "due_seq": due_seq})
-        )
-        return str(status) != "DELETE 0"
+        return bool(await self._fetch(_FINISH_RECOUNTS, {"account_ids": [account_id], "due_seqs": [due_seq]}))
 
     async def account_facts(self, account_id: str) -> LedgerFacts:
         [row] = await self._fetch(_ACCOUNT_FACTS, {"account_id": account_id})

@@ -28,6 +28,7 @@ from services.returns_service.store.webhooks import Claim
 from services.returns_service.stream import pending_feed_of
 from services.returns_service.webhooks.pinning import connecting_to, webhook_client
 from services.returns_service.webhooks.ssrf import Guard, TargetRefused
+from shared.gathering import Gathering
 from shared.service import Runtime
 
 log = structlog.get_logger("salesops.returns.webhooks")
@@ -165,13 +166,11 @@ class Dispatcher:
 
     async def _claim_loop(self, client: httpx.AsyncClient) -> None:
         backoff = 0.5
-        gather_s = self._settings.webhook_claim_gather_s
-        # When the last claim a committed change woke began (others do not count: a change after a quiet spell is
-        # claimed at once), and whether the coming claim is one.
-        claimed_at, by_change = -gather_s, False
+        # Only claims a committed change woke start a gather (others do not: a change after a quiet spell is claimed
+        # at once); `by_change`: whether the coming claim is one.
+        gathering, by_change = Gathering(self._settings.webhook_claim_gather_s), False
         while True:
-            if by_change:
-                claimed_at = time.monotonic()
+            gathering.began(by_change)
             free = min(self._settings.webhook_concurrency - len(self._attempts), self._settings.webhook_batch_size)
             claimed: list[Claim] = []
             if free > 0:
@@ -197,9 +196,8 @@ class Dispatcher:
                 continue  # more may be due; a full dispatcher waits below for a slot
             await self._wake.wait()
             by_change = self._change_woke
-            if by_change and (wait_s := claimed_at + gather_s - time.monotonic()) > 0:
-                # Woken by a change soon after the last such claim: what commits meanwhile is leased with this one.
-                await asyncio.sleep(wait_s)
+            # Woken by a change soon after the last such claim: what commits meanwhile is leased with this one.
+            await gathering.settle(by_change)
             self._wake.clear()
             self._change_woke = False
 
