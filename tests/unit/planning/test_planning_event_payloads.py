@@ -304,7 +304,7 @@ def plan_weeks(draw: st.DrawFn) -> tuple[PlanWeek, ...]:
     return tuple(weeks)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(weeks=plan_weeks(), floats_only=st.booleans())
 def test_a_first_plan_encoded_from_its_week_values_is_byte_for_byte_as_encoded_alone(
     weeks: tuple[PlanWeek, ...], floats_only: bool
@@ -337,7 +337,7 @@ def test_a_first_plan_of_the_core_takes_its_changes_from_its_week_values() -> No
         assert encode_expanded_plan_weeks(plan.weeks, values) == orjson.dumps([w._asdict() for w in plan.weeks])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(weeks=plan_weeks())
 def test_a_plans_totals_are_its_weeks_summed_in_order(weeks: tuple[PlanWeek, ...]) -> None:
     expected = (
@@ -379,7 +379,7 @@ def revised_weeks(draw: st.DrawFn) -> tuple[tuple[PlanWeek, ...], tuple[PlanWeek
     return old, tuple(new)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(weeks=revised_weeks())
 def test_a_revisions_changes_are_spelled_out_byte_for_byte_as_a_dict_per_change(
     weeks: tuple[tuple[PlanWeek, ...], tuple[PlanWeek, ...]],
