@@ -32,7 +32,8 @@ the driver takes them (so the same bytes), written to the same tables in one tra
 connection (`copy_records_to_table`; the revised plans as one `unnest` upsert), with the same weekly history
 read (and, for the revision, the stored plans), no planning and no framework, once the service stopped. Its
 seconds and database CPU stand beside the service's. The service's database is dropped once its rows are read
-back, and the sibling once its raw runs are done.
+back, and the sibling once its raw runs are done (a quick run keeps both: the bench's PostgreSQL takes them with
+it when it stops, and each drop would cost a checkpoint, seconds at any size).
 
 The service stores plans as it does by default (`expanded`); at the goal size the two replans run again with
 `SALESOPS_PLANNING_PLAN_STORAGE=compact`. `BENCH_FULL_REPLAN_SIZES` (SKU counts, comma-separated, e.g. `10000`
@@ -498,9 +499,11 @@ async def one_size(
     fitted: dict[tuple[int, date], list[tuple[Any, ...]]] | None = None,
     *,
     chunk_skus: int | None = None,
+    keep_databases: bool = False,
 ) -> dict[str, Any]:
     """Both replans of `count` SKUs with `storage`, each beside its raw baseline; `chunk_skus`, when given, is the
-    service's replan chunk (`SALESOPS_PLANNING_REPLAN_CHUNK_SKUS`; its default otherwise)."""
+    service's replan chunk (`SALESOPS_PLANNING_REPLAN_CHUNK_SKUS`; its default otherwise). The two databases are
+    dropped when done with, unless `keep_databases`."""
     env = await harness.environment()
     seeded_s = await seed(env, count)
     fit_s, models = await fit_models(env, {} if fitted is None else fitted, count)
@@ -548,7 +551,8 @@ async def one_size(
                 runs["every_plan_revised"]["fitter_replans"] = await _fitter_replans(env, mark[1])
                 driver = runs["every_plan_revised"]["answer"]["driver_event_id"]
                 written["every_plan_revised"] = await read_back(env, mark, await _outbox_mark(env), driver)
-    await harness.drop(env)
+    if not keep_databases:
+        await harness.drop(env)
     # The raw baselines run once the service stopped: they have the machine to themselves, as the service's
     # replans had it.
     try:
@@ -557,7 +561,8 @@ async def one_size(
                 await vacuum_written(raw_env)
             runs[key]["raw"] = await raw_storage(harness, raw_env, rows, revised=key == "every_plan_revised")
     finally:
-        await harness.drop(raw_env)
+        if not keep_databases:
+            await harness.drop(raw_env)
     return runs
 
 
@@ -672,7 +677,8 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
     fitted: dict[tuple[int, date], list[tuple[Any, ...]]] = {}
     chunk_skus = QUICK_CHUNK_SKUS if quick else None
     results = [
-        await one_size(harness, count, storage, fitted, chunk_skus=chunk_skus) for count, storage in _runs(quick)
+        await one_size(harness, count, storage, fitted, chunk_skus=chunk_skus, keep_databases=quick)
+        for count, storage in _runs(quick)
     ]
     return MeasureResult(
         figures=[f for size in results for f in _figures(size)],
