@@ -17,8 +17,9 @@ triggers are the fitter's work (`forecast_fit` times the fit), not the replan's.
 during the replans (as after a first deployment), the fitter re-planned a varying share of them (up to 1,500
 of 10,000 more or less from run to run) inside the timed stretch, on the same two cores, so neither the
 seconds nor the planning CPU per SKU were comparable between runs. Each run's details count the fitter's
-re-plans during each replan (`fitter_replans`, 0 when it stayed idle) and the seconds the fit took. Models
-of the same SKU count are fitted once per bench run and copied into the next database seeded alike.
+re-plans during each replan (`fitter_replans`, 0 when it stayed idle), the seconds the fit took and the model
+rows it stored (`models`). Models of the same SKU count are fitted once per bench run and copied into the next
+database seeded alike.
 
 Peak RSS is the service process's own (the replan's memory); the figure with its child processes is given
 beside it (with the fitter idle, no worker process is started). Before the revision every table the first
@@ -31,13 +32,16 @@ the driver takes them (so the same bytes), written to the same tables in one tra
 connection (`copy_records_to_table`; the revised plans as one `unnest` upsert), with the same weekly history
 read (and, for the revision, the stored plans), no planning and no framework, once the service stopped. Its
 seconds and database CPU stand beside the service's. The service's database is dropped once its rows are read
-back, and the sibling once its raw runs are done.
+back, and the sibling once its raw runs are done (a quick run keeps both: the bench's PostgreSQL takes them with
+it when it stops, and each drop would cost a checkpoint, seconds at any size).
 
 The service stores plans as it does by default (`expanded`); at the goal size the two replans run again with
 `SALESOPS_PLANNING_PLAN_STORAGE=compact`. `BENCH_FULL_REPLAN_SIZES` (SKU counts, comma-separated, e.g. `10000`
 or `10_000,50_000`; a number written with thousands commas, `10,000`, is refused as ambiguous) and
 `BENCH_FULL_REPLAN_STORAGE` (`expanded`, `compact` or both, comma-separated; when unset, compact at the smallest
-size only, the goal size) choose what runs."""
+size only, the goal size) choose what runs. `--quick` runs `QUICK_SKUS` SKUs, both storages, and has the service
+re-plan them `QUICK_CHUNK_SKUS` at a time, so that its replans still go through several chunks as at the goal
+size."""
 
 from __future__ import annotations
 
@@ -74,6 +78,9 @@ RSS_LIMIT = 4 * 1024 * MIB
 GOAL_SECONDS = 3.0
 GOAL_SECONDS_SIZE = 10_000
 GOAL_MB = 300.0
+# `--quick`: SKUs of the one size, and the chunk the service re-plans them in (several chunks, as at full size).
+QUICK_SKUS = 250
+QUICK_CHUNK_SKUS = 100
 # Worker processes of the bench's own fit of the seeded SKUs' models (before anything is timed).
 FIT_WORKERS = 2
 # The tables a replan writes (and the items the revision's stock change updates): vacuumed and analysed before a
@@ -184,10 +191,12 @@ _MODEL_COLUMNS = (
 )
 
 
-async def fit_models(env: Environment, fitted: dict[tuple[int, date], list[tuple[Any, ...]]], count: int) -> float:
+async def fit_models(
+    env: Environment, fitted: dict[tuple[int, date], list[tuple[Any, ...]]], count: int
+) -> tuple[float, int]:
     """Fit and store every seeded SKU's baseline model for the current week, as the service's fitter would, so
-    that it has none left to fit; returns the seconds it took. Models of `count` SKUs already fitted for this
-    week in another database seeded alike (kept in `fitted`) are copied instead."""
+    that it has none left to fit; returns the seconds it took and the model rows stored. Models of `count` SKUs
+    already fitted for this week in another database seeded alike (kept in `fitted`) are copied instead."""
     started = time.perf_counter()
     today = datetime.now(UTC).date()
     horizon = today - timedelta(days=today.weekday())
@@ -210,9 +219,8 @@ async def fit_models(env: Environment, fitted: dict[tuple[int, date], list[tuple
                 executor.shutdown(cancel_futures=True)
                 await engine.dispose()
             columns = ", ".join(_MODEL_COLUMNS)
-            fitted[(count, horizon)] = [
-                tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM planning.baseline_models")
-            ]
+            rows = [tuple(r) for r in await conn.fetch(f"SELECT {columns} FROM planning.baseline_models")]
+            fitted[(count, horizon)] = rows
         else:
             await conn.copy_records_to_table(
                 "baseline_models", schema_name="planning", columns=_MODEL_COLUMNS, records=rows
@@ -220,7 +228,7 @@ async def fit_models(env: Environment, fitted: dict[tuple[int, date], list[tuple
         await conn.execute("VACUUM (ANALYZE) planning.baseline_models, planning.fit_leases")
     finally:
         await conn.close()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, len(rows)
 
 
 async def vacuum_written(env: Environment) -> None:
@@ -489,15 +497,32 @@ async def one_size(
     count: int,
     storage: str = "expanded",
     fitted: dict[tuple[int, date], list[tuple[Any, ...]]] | None = None,
+    *,
+    chunk_skus: int | None = None,
+    keep_databases: bool = False,
 ) -> dict[str, Any]:
+    """Both replans of `count` SKUs with `storage`, each beside its raw baseline; `chunk_skus`, when given, is the
+    service's replan chunk (`SALESOPS_PLANNING_REPLAN_CHUNK_SKUS`; its default otherwise). The two databases are
+    dropped when done with, unless `keep_databases`."""
     env = await harness.environment()
     seeded_s = await seed(env, count)
-    fit_s = await fit_models(env, {} if fitted is None else fitted, count)
+    fit_s, models = await fit_models(env, {} if fitted is None else fitted, count)
     # The raw baseline's database, seeded alike: the same history to read, the same tables to write.
     raw_env = await harness.sibling(env)
     await seed(raw_env, count)
-    planning = await harness.service("planning", env, SALESOPS_PLANNING_PLAN_STORAGE=storage)
-    runs: dict[str, Any] = {"skus": count, "storage": storage, "seed_s": round(seeded_s, 1), "fit_s": round(fit_s, 1)}
+    settings = {"SALESOPS_PLANNING_PLAN_STORAGE": storage}
+    if chunk_skus is not None:
+        settings["SALESOPS_PLANNING_REPLAN_CHUNK_SKUS"] = str(chunk_skus)
+    planning = await harness.service("planning", env, **settings)
+    runs: dict[str, Any] = {
+        "skus": count,
+        "storage": storage,
+        "seed_s": round(seeded_s, 1),
+        "fit_s": round(fit_s, 1),
+        "models": models,
+    }
+    if chunk_skus is not None:
+        runs["replan_chunk_skus"] = chunk_skus
     profiler = harness.profiler("full_replan") if count <= GOAL_SECONDS_SIZE and storage == "expanded" else None
     written: dict[str, Written] = {}
     with harness.running(planning):
@@ -526,7 +551,8 @@ async def one_size(
                 runs["every_plan_revised"]["fitter_replans"] = await _fitter_replans(env, mark[1])
                 driver = runs["every_plan_revised"]["answer"]["driver_event_id"]
                 written["every_plan_revised"] = await read_back(env, mark, await _outbox_mark(env), driver)
-    await harness.drop(env)
+    if not keep_databases:
+        await harness.drop(env)
     # The raw baselines run once the service stopped: they have the machine to themselves, as the service's
     # replans had it.
     try:
@@ -535,7 +561,8 @@ async def one_size(
                 await vacuum_written(raw_env)
             runs[key]["raw"] = await raw_storage(harness, raw_env, rows, revised=key == "every_plan_revised")
     finally:
-        await harness.drop(raw_env)
+        if not keep_databases:
+            await harness.drop(raw_env)
     return runs
 
 
@@ -635,7 +662,7 @@ def _runs(quick: bool) -> list[tuple[int, str]]:
     storage_env = os.environ.get("BENCH_FULL_REPLAN_STORAGE", "").strip()
     sizes = parse_sizes(sizes_env) if sizes_env else None
     if sizes is None:
-        sizes = [1_000] if quick else [GOAL_SECONDS_SIZE, 50_000]
+        sizes = [QUICK_SKUS] if quick else [GOAL_SECONDS_SIZE, 50_000]
     if storage_env:
         forms = [f.strip() for f in storage_env.split(",") if f.strip()]
         unknown = set(forms) - {"expanded", "compact"}
@@ -648,7 +675,11 @@ def _runs(quick: bool) -> list[tuple[int, str]]:
 
 async def run(harness: Harness, quick: bool) -> MeasureResult:
     fitted: dict[tuple[int, date], list[tuple[Any, ...]]] = {}
-    results = [await one_size(harness, count, storage, fitted) for count, storage in _runs(quick)]
+    chunk_skus = QUICK_CHUNK_SKUS if quick else None
+    results = [
+        await one_size(harness, count, storage, fitted, chunk_skus=chunk_skus, keep_databases=quick)
+        for count, storage in _runs(quick)
+    ]
     return MeasureResult(
         figures=[f for size in results for f in _figures(size)],
         details={"history_days": HISTORY_DAYS, "promotion_every": PROMOTION_EVERY, "sizes": results},
