@@ -39,9 +39,9 @@ The service stores plans as it does by default (`expanded`); at the goal size th
 `SALESOPS_PLANNING_PLAN_STORAGE=compact`. `BENCH_FULL_REPLAN_SIZES` (SKU counts, comma-separated, e.g. `10000`
 or `10_000,50_000`; a number written with thousands commas, `10,000`, is refused as ambiguous) and
 `BENCH_FULL_REPLAN_STORAGE` (`expanded`, `compact` or both, comma-separated; when unset, compact at the smallest
-size only, the goal size) choose what runs. `--quick` runs `QUICK_SKUS` SKUs, both storages, and has the service
-re-plan them `QUICK_CHUNK_SKUS` at a time, so that its replans still go through several chunks as at the goal
-size."""
+size only, the goal size) choose what runs. `--quick` runs `QUICK_SKUS` SKUs (or the sizes chosen), both
+storages, and has the service re-plan them `QUICK_CHUNK_SKUS` at a time, so that its replans still go through
+several chunks as at the goal size; at whatever size, a quick run keeps its databases."""
 
 from __future__ import annotations
 

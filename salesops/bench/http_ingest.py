@@ -110,13 +110,16 @@ async def run(harness: Harness, quick: bool) -> MeasureResult:
         await conn.execute(RAW_TABLE_DDL)
     finally:
         await conn.close()
-    # Both servers start side by side: neither is measured before both are ready.
-    returns, raw = await asyncio.gather(
-        harness.service("returns", env),
-        harness.uvicorn_app(
-            "raw-http", "salesops.bench.raw_app:app", {**raw_env.service_env(), "BENCH_RAW_DSN": raw_env.dsn}
-        ),
-    )
+    # Both servers start side by side: neither is measured before both are ready, and a start that fails cancels
+    # the other's wait.
+    async with asyncio.TaskGroup() as starting:
+        returns_start = starting.create_task(harness.service("returns", env))
+        raw_start = starting.create_task(
+            harness.uvicorn_app(
+                "raw-http", "salesops.bench.raw_app:app", {**raw_env.service_env(), "BENCH_RAW_DSN": raw_env.dsn}
+            )
+        )
+    returns, raw = returns_start.result(), raw_start.result()
     auth = env.headers("returns-desk")
     system_runs: list[tuple[wrk.WrkResult, Usage, int]] = []
     raw_runs: list[tuple[wrk.WrkResult, Usage, int]] = []

@@ -12,7 +12,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .model import CapacityConflict
-from .mps import SHORTFALL_DECIMALS  # compared to this many decimals: a re-plan's float noise is no new conflict
+
+# Shortfalls are compared to this many decimals, so float noise from a re-plan is not a new conflict.
+SHORTFALL_DECIMALS = 6
 
 
 def capacity_conflicts(

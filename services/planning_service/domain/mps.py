@@ -13,9 +13,8 @@ import numpy.typing as npt
 from .weeks import FloatArray
 
 BoolArray = npt.NDArray[np.bool_]
-SHORTFALL_DECIMALS = 6  # shortfalls are counted in millionths of a unit
-_HALF_STEP = 0.5 * 10.0**-SHORTFALL_DECIMALS
 TOLERANCE = 1e-9  # float noise below this is not a real requirement, shortfall or change
+NOISE = 1e-6  # a deficit or a rise of it below this is rounding noise, not a shortage
 
 
 @dataclass(frozen=True)
@@ -71,13 +70,25 @@ def net_requirements(
                 before[short_rows] += _prebuild(mps, short_rows, short[short_rows], ceiling, frozen, week)
         available = before + quantity
     projected = _projected_available(on_hand, mps, returns_receipts, gross_requirements)
-    # the deficit on a grid of a millionth of a unit: what is below it is rounding noise, not a shortage, and a
-    # deficit that grows by a step a week is reported step by step instead of vanishing as noise every week
-    deficit = np.round(np.maximum(safety_stock[:, None] - projected, 0.0), SHORTFALL_DECIMALS)
-    # shortfall = how much further below safety stock the week ends than the week before
-    shortfall = np.maximum(np.diff(deficit, axis=1, prepend=0.0), 0.0)
-    shortfall[shortfall < _HALF_STEP] = 0.0
-    return Netting(mps, projected, shortfall, wanted)
+    deficit = np.maximum(safety_stock[:, None] - projected, 0.0)
+    deficit[deficit < NOISE] = 0.0  # rounding noise, not a shortage
+    return Netting(mps, projected, _shortfall(deficit), wanted)
+
+
+def _shortfall(deficit: FloatArray) -> FloatArray:
+    """How much further below safety stock each week ends than the deficit last reported (a rise below `NOISE` is
+    not reported, but is not forgotten either: a deficit that creeps up is reported once it has risen by `NOISE`).
+    Every unit below safety stock is then reported in its week or before, to within `NOISE`."""
+    shortfall = np.zeros_like(deficit)
+    reported = np.zeros(deficit.shape[0])
+    for week in range(deficit.shape[1]):
+        level = deficit[:, week]
+        reported = np.minimum(reported, level)  # a deficit that shrank is reported from its new level
+        rise = level - reported
+        rows = rise >= NOISE
+        shortfall[rows, week] = rise[rows]
+        reported[rows] = level[rows]
+    return shortfall
 
 
 def _prebuild(

@@ -4,7 +4,8 @@ import math
 import random
 from datetime import date, timedelta
 
-from hypothesis import HealthCheck, example, given, settings
+import numpy as np
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from services.planning_service.domain import (
@@ -17,9 +18,11 @@ from services.planning_service.domain import (
     SkuPlan,
     Spike,
     baseline_level,
+    mps,
     plan_many,
     plan_sku,
 )
+from services.planning_service.domain.mps import NOISE
 
 H = date(2026, 11, 23)
 WEEKS = 26
@@ -240,3 +243,15 @@ def test_plan_many_equals_plan_sku_for_each_sku() -> None:
         check_invariants(batch[row], single)
         assert single == plans[row]
     assert any(p.conflicts for p in plans) and any(p.exceptions for p in plans)  # the batch exercises both
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.floats(0, 500) | st.just(0.0), min_size=WEEKS, max_size=WEEKS), min_size=1, max_size=4))
+def test_a_shortfall_is_the_rise_of_the_deficit_whenever_no_rise_is_noise(rows: list[list[float]]) -> None:
+    """Only a rise below the noise threshold is carried to a later week; every other week reports the deficit's
+    rise since the week before, as a plain difference would."""
+    deficit = np.array(rows)
+    deficit[deficit < NOISE] = 0.0
+    rises = np.diff(deficit, axis=1, prepend=0.0)
+    assume(not ((rises > 0) & (rises < NOISE)).any())
+    assert np.array_equal(mps._shortfall(deficit), np.maximum(rises, 0.0))
