@@ -53,18 +53,25 @@ async def eventually(
     raise AssertionError(message or f"condition not met within {timeout}s (last value: {last!r})")
 
 
+async def _assigned_from_beginning(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Assign every partition of `topic` to `consumer` (no consumer group) and seek to their beginnings."""
+    partitions = consumer.partitions_for_topic(topic) or set()
+    if not partitions:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic) or set()
+    assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(assigned)
+    await consumer.seek_to_beginning()
+    return assigned
+
+
 async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 15.0) -> list[Any]:
     """Read a topic from the beginning (no consumer group) until `expect` messages arrived or `timeout`."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     messages: list[Any] = []
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
-        await consumer.seek_to_beginning()
+        await _assigned_from_beginning(consumer, topic)
         deadline = time.monotonic() + timeout
         while len(messages) < expect and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=100)
@@ -73,6 +80,35 @@ async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float 
     finally:
         await consumer.stop()
     return messages
+
+
+async def read_topic_to_end(bootstrap: str, topic: str, *, timeout: float = 15.0) -> list[Any]:
+    """Everything on a topic: read from the beginning (no consumer group) until every partition's position reached
+    the end offset (high watermark) it had when the read began, in partition order, then offset order.
+
+    Exact only once nothing can publish to the topic any more (e.g. after the publishing app's lifespan ended: its
+    shutdown drains the outbox relay); then it needs no wait for messages that do not come, and an extra or
+    duplicate message is in the result. Fails if the end is not reached within `timeout` seconds."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    by_partition: dict[TopicPartition, list[Any]] = {}
+    try:
+        async with asyncio.timeout(timeout):
+            assigned = await _assigned_from_beginning(consumer, topic)
+            if not assigned:
+                raise AssertionError(f"topic {topic!r} has no partitions")
+            ends = await consumer.end_offsets(assigned)
+            pending = {tp for tp in assigned if await consumer.position(tp) < ends[tp]}
+            while pending:
+                batch = await consumer.getmany(*pending, timeout_ms=100)
+                for tp, records in batch.items():
+                    by_partition.setdefault(tp, []).extend(records)
+                pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+    except TimeoutError:
+        raise AssertionError(f"topic {topic!r} not read to its end within {timeout}s") from None
+    finally:
+        await consumer.stop()
+    return [record for tp in sorted(by_partition) for record in by_partition[tp]]
 
 
 async def produce(

@@ -14,7 +14,7 @@ from shared.events import CloudEvent, EventType, InvalidEvent, Topic
 from shared.kafka import Subscription
 from shared.service import ServiceSpec, build_runtime
 from tests.consumer_events import planned_promotion
-from tests.support import eventually, produce, read_topic
+from tests.support import eventually, produce, read_topic_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ async def test_transient_failures_are_retried_until_the_handler_succeeds(setting
         await stop(runtime, consumer, task)
     assert calls["FLAKY"] == 4, "three transient failures, then success"
     assert await db.fetchval("select count(*) from planning.inbox where consumer = 'loop-test'") == 2
-    assert await read_topic(broker.bootstrap_servers, "salesops.promotions.dlq", expect=1, timeout=1) == []
+    assert await read_topic_to_end(broker.bootstrap_servers, "salesops.promotions.dlq") == []
 
 
 async def test_a_handler_that_always_fails_is_dead_lettered_after_bounded_attempts(settings, broker, db):
@@ -80,7 +80,7 @@ async def test_a_handler_that_always_fails_is_dead_lettered_after_bounded_attemp
     finally:
         await stop(runtime, consumer, task)
     assert calls["BUG"] == 3
-    [dead] = await read_topic(broker.bootstrap_servers, "salesops.promotions.dlq", expect=1)
+    [dead] = await read_topic_to_end(broker.bootstrap_servers, "salesops.promotions.dlq")
     headers = dict(dead.headers)
     assert headers["dlq-reason"] == b"handler-error"
     assert b"ZeroDivisionError" in headers["dlq-detail"]
@@ -123,9 +123,9 @@ async def test_a_batch_with_a_poison_event_falls_back_to_one_at_a_time_and_appli
     task = asyncio.create_task(consumer.run())
     try:
         await eventually(lambda: _async("OTHER" in finished), message="the events after the poison were never handled")
-        dead = await read_topic(broker.bootstrap_servers, "salesops.promotions.dlq", expect=1)
     finally:
         await stop(runtime, consumer, task)
+    dead = await read_topic_to_end(broker.bootstrap_servers, "salesops.promotions.dlq")
     assert handed_over[0] == ["GOOD", "POISON", "OTHER"], "one fetch, handed over together; the copy of GOOD left out"
     assert sorted(finished) == ["GOOD", "OTHER"], "each applied once, after the batch fell back to one at a time"
     assert [dict(m.headers)["dlq-reason"] for m in dead] == [b"invalid-data"]

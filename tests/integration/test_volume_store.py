@@ -128,7 +128,7 @@ async def test_storing_a_report_s_lines_holds_its_skus_locks_until_the_transacti
 
 
 async def test_a_promotion_s_re_explanation_reads_spikes_once_a_report_of_its_skus_committed(
-    engine: AsyncEngine,
+    engine: AsyncEngine, db: asyncpg.Connection
 ) -> None:
     run = uuid.uuid4().hex[:6]
     sku, other = f"SKU-REEXPLAIN-{run}", f"SKU-REEXPLAIN-{run}-OTHER"
@@ -149,11 +149,23 @@ async def test_a_promotion_s_re_explanation_reads_spikes_once_a_report_of_its_sk
                 return await store.detected_between(window.skus, window.starts_on, window.ends_on)
 
         reading = asyncio.create_task(re_explain())
-        await asyncio.sleep(0.5)
+        await waiting_for_an_advisory_lock(db)
         assert not reading.done(), "the promotion's transaction waits for the report's SKU lock"
     # Committed: the promotion's transaction now reads the report's spike, and can explain it.
     found = await asyncio.wait_for(reading, 10)
     assert [(s.sku, s.day, s.explained_by_promotion_id) for s in found] == [(sku, day, None)]
+
+
+async def waiting_for_an_advisory_lock(db: asyncpg.Connection) -> None:
+    """Until a statement on the test's database waits for an advisory lock another transaction holds (bounded)."""
+    for _ in range(400):
+        if await db.fetchval(
+            "select count(*) from pg_stat_activity where datname = current_database()"
+            " and wait_event_type = 'Lock' and wait_event = 'advisory'"
+        ):
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("no statement waited for an advisory lock")
 
 
 async def test_a_null_figure_is_refused_rather_than_summed_onto_other_days(

@@ -9,7 +9,7 @@ import pytest
 from services.fulfillment_service.app import build_app
 from shared.events import EventType, OrderVolumeReportData, Topic, new_event
 from tests.integration.test_order_volumes import DAY, line, report
-from tests.support import eventually, produce, read_topic, running
+from tests.support import eventually, produce, read_topic, read_topic_to_end, running
 
 pytestmark = pytest.mark.asyncio
 TOPIC = Topic.WAREHOUSE_REPORTS.value
@@ -27,16 +27,20 @@ async def test_valid_reports_are_stored_and_announced_once(settings, broker, db)
         raw = report_event(report(line("SKU-1", DAY, 120), line("SKU-2", DAY, 7)))
         await produce(bootstrap, TOPIC, raw, key=b"DC-EAST")
         await produce(bootstrap, TOPIC, raw, key=b"DC-EAST")  # redelivery: the inbox skips it
+        # A later report on the same partition: once it is stored, the redelivery before it was handled.
+        await produce(bootstrap, TOPIC, report_event(report(line("SKU-LAST", DAY, 1))), key=b"DC-EAST")
 
         async def stored() -> int:
             return int(await db.fetchval("select count(*) from fulfillment.volumes") or 0)
 
-        await eventually(lambda: _equals(stored(), 2))
-        messages = await read_topic(bootstrap, Topic.ORDER_VOLUMES.value, expect=3, timeout=5)
+        await eventually(lambda: _equals(stored(), 3))
+    # Read after the shutdown drained the outbox: every event announced, a duplicate included.
+    messages = await read_topic_to_end(bootstrap, Topic.ORDER_VOLUMES.value)
     events = sorted((m.key, json.loads(m.value)["type"]) for m in messages)
     assert events == [
         (b"SKU-1", EventType.ORDER_VOLUME_REPORTED.value),
         (b"SKU-2", EventType.ORDER_VOLUME_REPORTED.value),
+        (b"SKU-LAST", EventType.ORDER_VOLUME_REPORTED.value),
     ]
 
 
@@ -79,12 +83,12 @@ async def test_invalid_reports_go_to_the_dead_letter_topic(settings, broker, db)
             await produce(bootstrap, TOPIC, raw, key=b"DC-EAST")
         # A valid report after the poison ones is still processed: the consumer carries on.
         await produce(bootstrap, TOPIC, report_event(report(line("SKU-OK", DAY, 3))), key=b"DC-EAST")
-        dead = await read_topic(bootstrap, DLQ, expect=len(cases))
 
         async def ok_stored() -> int:
             return int(await db.fetchval("select count(*) from fulfillment.volumes where sku='SKU-OK'") or 0)
 
         await eventually(ok_stored)
+    dead = await read_topic_to_end(bootstrap, DLQ)
     assert [dict(m.headers)["dlq-reason"] for m in dead] == [reason for _, reason in cases]
     assert [m.value for m in dead] == [raw for raw, _ in cases]
     assert b"lines.0.sku" in dict(dead[-1].headers)["dlq-detail"]
