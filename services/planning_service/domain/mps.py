@@ -76,9 +76,22 @@ def net_requirements(
 
 
 def _shortfall(deficit: FloatArray) -> FloatArray:
-    """How much further below safety stock each week ends than the deficit last reported (a rise below `NOISE` is
-    not reported, but is not forgotten either: a deficit that creeps up is reported once it has risen by `NOISE`).
-    Every unit below safety stock is then reported in its week or before, to within `NOISE`."""
+    """How much further below safety stock each week ends than the week before. A rise below `NOISE` is not
+    reported; where one occurs (rarely), the rows are reported as `_carried` does, so that a deficit creeping up in
+    rises below `NOISE` is still reported once it has risen by `NOISE`."""
+    rises = np.diff(deficit, axis=1, prepend=0.0)
+    shortfall = np.maximum(rises, 0.0)
+    shortfall[shortfall < NOISE] = 0.0
+    creeping = ((rises > 0.0) & (rises < NOISE)).any(axis=1)
+    if creeping.any():
+        shortfall[creeping] = _carried(deficit[creeping])
+    return shortfall
+
+
+def _carried(deficit: FloatArray) -> FloatArray:
+    """How much further below safety stock each week ends than the deficit last reported: a rise below `NOISE` is
+    not reported, but is not forgotten either. Every unit below safety stock is then reported in its week or
+    before, to within `NOISE`; without rises below `NOISE` this is the plain week-on-week rise."""
     shortfall = np.zeros_like(deficit)
     reported = np.zeros(deficit.shape[0])
     for week in range(deficit.shape[1]):

@@ -245,13 +245,26 @@ def test_plan_many_equals_plan_sku_for_each_sku() -> None:
     assert any(p.conflicts for p in plans) and any(p.exceptions for p in plans)  # the batch exercises both
 
 
+deficits = st.lists(
+    st.lists(st.floats(0, 500) | st.floats(0, 3e-6) | st.just(0.0), min_size=WEEKS, max_size=WEEKS),
+    min_size=1,
+    max_size=4,
+).map(np.array)
+
+
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.lists(st.floats(0, 500) | st.just(0.0), min_size=WEEKS, max_size=WEEKS), min_size=1, max_size=4))
-def test_a_shortfall_is_the_rise_of_the_deficit_whenever_no_rise_is_noise(rows: list[list[float]]) -> None:
+@given(deficits)
+def test_a_shortfall_is_the_rise_of_the_deficit_whenever_no_rise_is_noise(deficit: np.ndarray) -> None:
     """Only a rise below the noise threshold is carried to a later week; every other week reports the deficit's
     rise since the week before, as a plain difference would."""
-    deficit = np.array(rows)
     deficit[deficit < NOISE] = 0.0
     rises = np.diff(deficit, axis=1, prepend=0.0)
     assume(not ((rises > 0) & (rises < NOISE)).any())
-    assert np.array_equal(mps._shortfall(deficit), np.maximum(rises, 0.0))
+    assert np.array_equal(mps._carried(deficit), np.maximum(rises, 0.0))
+
+
+@settings(max_examples=150, deadline=None)
+@given(deficits)
+def test_the_fast_shortfall_is_the_carried_one_whatever_the_rises(deficit: np.ndarray) -> None:
+    deficit[deficit < NOISE] = 0.0
+    assert np.array_equal(mps._shortfall(deficit), mps._carried(deficit))
