@@ -281,6 +281,9 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
+            # A session of its own, as PostgreSQL's: Ctrl-C at the terminal reaches the launcher and the services,
+            # not the broker, which the launcher stops once the services have drained their outboxes into it.
+            start_new_session=True,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         )
         wait_for_port(self.host, self.port, timeout_s)
