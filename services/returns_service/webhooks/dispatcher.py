@@ -9,7 +9,6 @@ batches. Every attempt is bounded as a whole by `WEBHOOK_TIMEOUT_S`, whatever th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from collections import Counter
@@ -267,9 +266,11 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*(task for task, _ in running), return_exceptions=True)
         abandoned = [row for task, row in running if task.cancelled()]
-        with contextlib.suppress(Exception):
+        try:
             async with asyncio.timeout(5):
                 await store.release(self._runtime.engine, abandoned)
+        except Exception as exc:  # their leases lapse instead: the attempts are made again then
+            log.warning("abandoned webhook attempts not released", deliveries=len(abandoned), error=repr(exc))
 
     async def _flush(self) -> None:
         """Record what finished before the shutdown (best effort: unrecorded attempts are made again)."""
@@ -277,9 +278,11 @@ class Dispatcher:
         while not self._results.empty():
             pending.append(self._results.get_nowait())
         if pending:
-            with contextlib.suppress(Exception):
+            try:
                 async with asyncio.timeout(5):
                     await store.record_attempts(self._runtime.engine, self._policy, pending)
+            except Exception as exc:  # their leases lapse instead: the attempts are made again then
+                log.warning("webhook attempts not recorded at shutdown", attempts=len(pending), error=repr(exc))
 
 
 def dispatcher_task(guard: Guard) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
